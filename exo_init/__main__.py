@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from exo_init.main import main
+
+main()

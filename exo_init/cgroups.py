@@ -1,0 +1,224 @@
+"""cgroup v2: PID 1's own leaf, one leaf per capsule, quotas, kill, freeze and accounting."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from exo_init.manifest import Quotas
+
+KNOWN_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc")
+
+
+class QuotaError(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"quotas.{field}: {message}")
+        self.field = field
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _flat_keyed(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def _psi_avg10(text: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith("some "):
+            for item in line.split()[1:]:
+                key, _, value = item.partition("=")
+                if key == "avg10":
+                    return float(value)
+    return None
+
+
+@dataclass(frozen=True)
+class CgroupStats:
+    cpu_usage_usec: int = 0
+    cpu_throttled_usec: int = 0
+    cpu_nr_throttled: int = 0
+    memory_current: int = 0
+    memory_max: str = "max"
+    memory_oom_kill: int = 0
+    memory_events_max: int = 0
+    pids_current: int = 0
+    pids_max: str = "max"
+    pids_events_max: int = 0
+    cpu_max: str = "max"
+    frozen: bool = False
+    psi_cpu_avg10: float | None = None
+    psi_memory_avg10: float | None = None
+    psi_io_avg10: float | None = None
+    populated: bool = False
+
+
+class CgroupTree:
+    """A subtree of cgroup2 owned by exo_init: `<root>/exo.init` and `<root>/capsules/<name>`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.capsules = root / "capsules"
+        self.controllers: frozenset[str] = frozenset()
+
+    def setup(self) -> list[str]:
+        """Move this process into a leaf and enable every available controller top-down.
+
+        Returns warnings (a controller that could not be enabled); raises OSError only if the
+        tree itself cannot be made.
+        """
+        warnings: list[str] = []
+        self.root.mkdir(exist_ok=True)
+        init_leaf = self.root / "exo.init"
+        init_leaf.mkdir(exist_ok=True)
+        (init_leaf / "cgroup.procs").write_text(f"{os.getpid()}\n")
+        self.capsules.mkdir(exist_ok=True)
+        available = set(_read(self.root / "cgroup.controllers").split())
+        enabled: set[str] = set()
+        for ctrl in KNOWN_CONTROLLERS:
+            if ctrl not in available:
+                continue
+            try:
+                (self.root / "cgroup.subtree_control").write_text(f"+{ctrl}\n")
+                (self.capsules / "cgroup.subtree_control").write_text(f"+{ctrl}\n")
+                enabled.add(ctrl)
+            except OSError as e:
+                warnings.append(f"cgroup controller {ctrl} not enabled: {e.strerror}")
+        self.controllers = frozenset(enabled)
+        return warnings
+
+    def path(self, name: str) -> Path:
+        return self.capsules / name
+
+    def prepare(self, name: str, quotas: Quotas) -> Path:
+        """Create (or reuse) the capsule's leaf and write its quotas; QuotaError names the field."""
+        leaf = self.path(name)
+        leaf.mkdir(exist_ok=True)
+        for field, filename, value in quotas.cgroup_files():
+            ctrl = filename.split(".", 1)[0]
+            if ctrl not in self.controllers:
+                raise QuotaError(field, f"the {ctrl} controller is not available on this system")
+            try:
+                (leaf / filename).write_text(value + "\n")
+            except OSError as e:
+                raise QuotaError(field, f"the kernel rejected {filename}={value!r}: {e.strerror}") from None
+        return leaf
+
+    def teardown(self) -> None:
+        """Move this process back to the parent cgroup and remove the (emptied) tree."""
+        try:
+            (self.root.parent / "cgroup.procs").write_text(f"{os.getpid()}\n")
+        except OSError:
+            return
+        for leaf in [*self.capsules.iterdir(), self.capsules, self.root / "exo.init", self.root] \
+                if self.capsules.is_dir() else []:
+            if leaf.is_dir():
+                for _ in range(100):  # killed processes leave their cgroup asynchronously
+                    try:
+                        leaf.rmdir()
+                        break
+                    except OSError as e:
+                        if e.errno != errno.EBUSY:
+                            break
+                        time.sleep(0.01)
+
+    def populated(self, name: str) -> bool:
+        events = _read(self.path(name) / "cgroup.events")
+        return _flat_keyed(events).get("populated", 0) == 1
+
+    def pids(self, name: str) -> list[int]:
+        return [int(p) for p in _read(self.path(name) / "cgroup.procs").split()]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL every process in the capsule's cgroup (cgroup.kill: nothing escapes)."""
+        leaf = self.path(name)
+        try:
+            (leaf / "cgroup.kill").write_text("1\n")
+        except FileNotFoundError:
+            return
+        except OSError:
+            # Kernels before 5.14 have no cgroup.kill: kill what is listed, repeatedly.
+            for _ in range(10):
+                pids = self.pids(name)
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, 9)
+                    except ProcessLookupError:
+                        pass
+
+    def freeze(self, name: str, frozen: bool) -> None:
+        (self.path(name) / "cgroup.freeze").write_text("1\n" if frozen else "0\n")
+
+    def remove(self, name: str) -> None:
+        try:
+            self.path(name).rmdir()
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.EBUSY):
+                raise
+
+    def stats(self, name: str) -> CgroupStats:
+        leaf = self.path(name)
+        cpu = _flat_keyed(_read(leaf / "cpu.stat"))
+        mem_events = _flat_keyed(_read(leaf / "memory.events"))
+        pids_events = _flat_keyed(_read(leaf / "pids.events"))
+        events = _flat_keyed(_read(leaf / "cgroup.events"))
+        return CgroupStats(
+            cpu_usage_usec=cpu.get("usage_usec", 0),
+            cpu_throttled_usec=cpu.get("throttled_usec", 0),
+            cpu_nr_throttled=cpu.get("nr_throttled", 0),
+            memory_current=int(_read(leaf / "memory.current").strip() or 0),
+            memory_max=_read(leaf / "memory.max").strip() or "max",
+            memory_oom_kill=mem_events.get("oom_kill", 0),
+            memory_events_max=mem_events.get("max", 0),
+            pids_current=int(_read(leaf / "pids.current").strip() or 0),
+            pids_max=_read(leaf / "pids.max").strip() or "max",
+            pids_events_max=pids_events.get("max", 0),
+            cpu_max=_read(leaf / "cpu.max").strip() or "max",
+            frozen=events.get("frozen", 0) == 1,
+            psi_cpu_avg10=_psi_avg10(_read(leaf / "cpu.pressure")),
+            psi_memory_avg10=_psi_avg10(_read(leaf / "memory.pressure")),
+            psi_io_avg10=_psi_avg10(_read(leaf / "io.pressure")),
+            populated=events.get("populated", 0) == 1,
+        )
+
+    def owner_of(self, pid: int) -> str | None:
+        """The capsule whose cgroup holds `pid`, from /proc/PID/cgroup."""
+        text = _read(Path(f"/proc/{pid}/cgroup"))
+        for line in text.splitlines():
+            if line.startswith("0::"):
+                rel = line[3:].strip()
+                prefix = "/" + str(self.capsules.relative_to(self.mount_point())) + "/"
+                if rel.startswith(prefix):
+                    return rel[len(prefix):].split("/", 1)[0]
+        return None
+
+    def mount_point(self) -> Path:
+        """The cgroup2 mount this tree lives in (walk up to the dir holding cgroup.controllers'
+        root marker: the mount root has no cgroup.events)."""
+        path = self.root
+        while path.parent != path and (path.parent / "cgroup.procs").exists():
+            path = path.parent
+        return path
+
+
+def find_cgroup2_mount() -> Path | None:
+    """Where cgroup2 is mounted on this machine, if anywhere."""
+    for line in _read(Path("/proc/self/mounts")).splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[2] == "cgroup2":
+            return Path(parts[1])
+    return None

@@ -1,0 +1,88 @@
+"""The first stage of PID 1: API filesystems, console, hostname. Nothing here can fail fatally:
+every step is tried, and a failure is returned as a warning for the log."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from exo_init import syscalls
+from exo_init.syscalls import MS_NODEV, MS_NOEXEC, MS_NOSUID
+
+# (source, target, fstype, flags, data): the order matters (devpts needs /dev).
+API_MOUNTS = (
+    ("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, ""),
+    ("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, ""),
+    ("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755"),
+    ("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666"),
+    ("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"),
+    ("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"),
+    ("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, "nsdelegate"),
+)
+
+
+def mounted_targets() -> set[str]:
+    try:
+        text = Path("/proc/self/mounts").read_text()
+    except OSError:
+        return set()
+    return {line.split()[1] for line in text.splitlines() if len(line.split()) > 1}
+
+
+def mount_api_filesystems() -> list[str]:
+    warnings: list[str] = []
+    for source, target, fstype, flags, data in API_MOUNTS:
+        if target in mounted_targets():
+            continue  # NixOS stage 2 (or an initramfs) mounted it already
+        try:
+            os.makedirs(target, exist_ok=True)
+            syscalls.mount(source, target, fstype, flags, data)
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                warnings.append(str(e))
+    for link, dest in (("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"),
+                       ("/dev/stdout", "/proc/self/fd/1"), ("/dev/stderr", "/proc/self/fd/2")):
+        try:
+            os.symlink(dest, link)
+        except OSError:
+            pass
+    return warnings
+
+
+def setup_console() -> list[str]:
+    """stdin from /dev/null, stdout/stderr on /dev/console."""
+    warnings: list[str] = []
+    try:
+        null = os.open("/dev/null", os.O_RDWR)
+        os.dup2(null, 0)
+        if null > 2:
+            os.close(null)
+    except OSError as e:
+        warnings.append(f"open /dev/null: {e.strerror}")
+    try:
+        fd = os.open("/dev/console", os.O_WRONLY | os.O_NOCTTY)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        if fd > 2:
+            os.close(fd)
+    except OSError as e:
+        warnings.append(f"open /dev/console: {e.strerror}")
+    return warnings
+
+
+def set_hostname(name: str) -> list[str]:
+    try:
+        syscalls.sethostname(name)
+    except OSError as e:
+        return [str(e)]
+    return []
+
+
+def disable_ctrl_alt_del() -> list[str]:
+    """Ctrl-Alt-Del then sends SIGINT to PID 1 instead of rebooting at once."""
+    try:
+        syscalls.reboot(syscalls.RB_DISABLE_CAD)
+    except OSError as e:
+        return [str(e)]
+    return []

@@ -1,0 +1,73 @@
+"""Logging for exo_init: short lines on the console, everything (with tracebacks) in a file.
+
+The console never shows a Python traceback: exceptions are summarised in one line there and
+written in full to the log file.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+log = logging.getLogger("exo_init")
+
+
+class ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            msg = f"{msg}: {type(exc).__name__}: {exc}"
+        prefix = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"exo_init: {prefix}{msg}"
+
+
+def setup_logging(console: TextIO, logfile: Path | None, debug: bool = False) -> None:
+    log.handlers.clear()
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    handler = logging.StreamHandler(console)
+    handler.setFormatter(ConsoleFormatter())
+    handler.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.addHandler(handler)
+    if logfile is not None:
+        add_logfile(logfile)
+
+
+def add_logfile(logfile: Path) -> None:
+    try:
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(logfile, encoding="utf-8")
+    except OSError as e:
+        log.warning("cannot open log file %s: %s", logfile, e.strerror)
+        return
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    fh.setLevel(logging.DEBUG)
+    log.addHandler(fh)
+
+
+def status_line(console: TextIO, ok: bool | None, word: str, name: str, detail: str = "") -> None:
+    """Boot-console status, e.g. `[  OK  ] ready    sentry`."""
+    tag = {True: "[  OK  ]", False: "[FAILED]", None: "[ INFO ]"}[ok]
+    text = f"{tag} {word:<8} {name}" + (f": {detail}" if detail else "")
+    try:
+        console.write(text + "\n")
+        console.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def die(message: str, hint: str = "") -> NoReturn:
+    """For command-line tools (not PID 1): one clear error, an optional hint, exit 1."""
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+    sys.exit(1)
+
+
+def timestamp() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"

@@ -1,0 +1,239 @@
+"""exo_init entry point. `main()` reads as a checklist; see README "PID 1" for the signal map.
+
+Signals (PID 1):   SIGINT (Ctrl-Alt-Del) = reboot, SIGTERM / SIGPWR / SIGUSR2 = poweroff,
+                   SIGHUP = reload the manifest, SIGCHLD = reap.
+Signals (not PID 1, a child subreaper for tests): SIGINT / SIGTERM = stop capsules and exit.
+Signal handlers do nothing: the C-level handler writes the signal number to a wakeup fd that
+the main loop reads.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import TextIO
+
+from exo_init import early, syscalls
+from exo_init.config import SYSTEM_PATH, Config, parse_args
+from exo_init.control import ControlServer, make_handler
+from exo_init.log import add_logfile, log, setup_logging
+from exo_init.manifest import Capsule, Manifest, ManifestError, Restart, RestartPolicy, empty_manifest
+from exo_init.spawn import SpawnPlan, spawn
+from exo_init.supervisor import ShutdownAction, Supervisor
+
+HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPWR, signal.SIGUSR2)
+EMERGENCY_SHELLS = ("/bin/sh", "/run/current-system/sw/bin/sh")
+LOOP_FAILURES_BEFORE_EMERGENCY = 10
+
+
+def install_signal_wakeup(sup: Supervisor) -> tuple[socket.socket, socket.socket]:
+    """Route signals to the loop: handlers are no-ops, the wakeup fd carries the numbers."""
+    rsock, wsock = socket.socketpair()
+    for s in (rsock, wsock):
+        s.setblocking(False)
+        os.set_inheritable(s.fileno(), False)
+    signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
+    for sig in HANDLED_SIGNALS:
+        signal.signal(sig, lambda _signum, _frame: None)
+
+    def on_signals() -> None:
+        try:
+            data = rsock.recv(4096)
+        except BlockingIOError:
+            data = b""
+        for signum in data:
+            dispatch_signal(sup, signum)
+        sup.reap()  # also covers SIGCHLDs whose bytes were dropped by a full buffer
+
+    sup.loop.add_reader(rsock.fileno(), on_signals)
+    return rsock, wsock  # the caller keeps both alive for the life of the loop
+
+
+def dispatch_signal(sup: Supervisor, signum: int) -> None:
+    if signum == signal.SIGCHLD:
+        return  # reaped after the batch
+    if signum == signal.SIGHUP:
+        try:
+            sup.reload()
+        except ManifestError as e:
+            log.error("reload refused: %s", e)
+        return
+    if sup.config.pid1:
+        action = ShutdownAction.REBOOT if signum == signal.SIGINT else ShutdownAction.POWEROFF
+    else:
+        action = ShutdownAction.EXIT
+    log.info("signal %s: %s", signal.Signals(signum).name, action)
+    sup.request_shutdown(action)
+
+
+def emergency_capsule() -> Capsule:
+    shell = next((s for s in EMERGENCY_SHELLS if os.access(s, os.X_OK)), EMERGENCY_SHELLS[0])
+    return Capsule(name="emergency", argv=(shell,), console=True, description="emergency shell",
+                   restart=Restart(policy=RestartPolicy.ALWAYS, limit_burst=1000))
+
+
+def load_boot_manifest(sup: Supervisor) -> Manifest:
+    try:
+        return sup.load()
+    except ManifestError as e:
+        log.error("%s", e)
+        log.error("no usable manifest: starting the emergency shell on the console")
+        cap = emergency_capsule()
+        return Manifest(hostname="exosphere", capsules={cap.name: cap}, errors={}, source="(emergency)")
+
+
+def run_guarded(sup: Supervisor) -> None:
+    """Run the loop until shutdown is complete. An exception is logged (one line on the console,
+    the traceback in the log file) and the loop re-entered; PID 1 never unwinds out of here."""
+    failures: deque[float] = deque()
+    emergency_started = False
+    while not sup.done:
+        try:
+            while not sup.done:
+                sup.loop.run_once(5.0)
+                sup.reap()
+        except BaseException as e:  # noqa: BLE001 - including SystemExit/KeyboardInterrupt
+            log.error("supervisor error (continuing)", exc_info=e)
+            now = time.monotonic()
+            failures.append(now)
+            while failures and now - failures[0] > 60:
+                failures.popleft()
+            if len(failures) >= LOOP_FAILURES_BEFORE_EMERGENCY and not emergency_started:
+                emergency_started = True
+                if not sup.config.pid1:
+                    log.error("too many supervisor errors; exiting")
+                    sup.kill_all_capsules()
+                    sys.exit(1)
+                start_emergency_shell()
+                last_resort_reaper()
+
+
+def start_emergency_shell() -> None:
+    cap = emergency_capsule()
+    log.error("too many supervisor errors: emergency shell %s on the console", cap.argv[0])
+    try:
+        null_r, null_w = os.pipe()
+        spawn(SpawnPlan(argv=cap.argv, env={"PATH": SYSTEM_PATH, "TERM": "linux"}, uid=0, gid=0, groups=(),
+                        workdir="/", cgroup_procs=None, stdout_fd=null_w, extra_fds={}, console=True))
+    except OSError as e:
+        log.error("emergency shell failed: %s", e)
+
+
+def last_resort_reaper() -> None:
+    """Nothing left to supervise with: just reap forever, so the kernel never panics."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            time.sleep(1)
+        except BaseException:  # noqa: BLE001, S110
+            pass
+
+
+def final_shutdown_pid1(action: str) -> None:
+    """Everything left gets SIGTERM, a grace period, SIGKILL; then sync, unmount, reboot(2)."""
+    log.info("sending SIGTERM to remaining processes")
+    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 2.0)):
+        try:
+            os.kill(-1, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.05)
+    os.sync()
+    unmount_all()
+    os.sync()
+    log.info("%s", "powering off" if action == ShutdownAction.POWEROFF else "rebooting")
+    try:
+        syscalls.reboot(syscalls.RB_POWER_OFF if action == ShutdownAction.POWEROFF else syscalls.RB_AUTOBOOT)
+    except OSError as e:
+        log.error("%s", e)
+    last_resort_reaper()
+
+
+def unmount_all() -> None:
+    keep = {"/", "/proc", "/sys", "/dev"}
+    try:
+        targets = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    except OSError:
+        return
+    for target in reversed(targets):
+        if target in keep:
+            continue
+        try:
+            syscalls.umount(target)
+        except OSError:
+            try:
+                syscalls.mount("none", target, "", syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
+            except OSError:
+                pass
+    try:
+        syscalls.mount("none", "/", "", syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
+    except OSError:
+        pass
+
+
+def console_stream(pid1: bool) -> TextIO:
+    return sys.stdout if pid1 else sys.stderr
+
+
+def main(argv: list[str] | None = None) -> None:
+    pid1 = os.getpid() == 1
+    warnings: list[str] = []
+    if pid1:
+        warnings += early.mount_api_filesystems()
+        warnings += early.setup_console()
+        warnings += early.disable_ctrl_alt_del()
+    os.environ["PATH"] = SYSTEM_PATH
+    os.environ.setdefault("LANG", "C.UTF-8")
+    config: Config = parse_args(sys.argv[1:] if argv is None else argv, pid1)
+    console = console_stream(pid1)
+    setup_logging(console, None, config.debug)
+    log.info("exo_init starting as %s (pid %d)", "PID 1" if pid1 else "child subreaper", os.getpid())
+    config.runtime_dir.mkdir(parents=True, exist_ok=True)
+    add_logfile(config.runtime_dir / "exo_init.log")
+    for warning in warnings:
+        log.warning("%s", warning)
+    if not pid1:
+        syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
+    sup = Supervisor(config, console)
+    sup.setup()
+    wakeup = install_signal_wakeup(sup)
+    control = ControlServer(sup.loop, config.control_socket, make_handler(sup))
+    sup.listeners.append(control.publish)
+    manifest = load_boot_manifest(sup)
+    if pid1:
+        for warning in early.set_hostname(manifest.hostname):
+            log.warning("%s", warning)
+    log.info("manifest %s: %d capsules, %d with errors", manifest.source, len(manifest.capsules),
+             len(manifest.errors))
+    sup.apply(manifest if manifest.capsules or manifest.errors else empty_manifest(manifest.source))
+    sup.check_boot_complete()
+    run_guarded(sup)
+    action = sup.shutdown_action or ShutdownAction.EXIT
+    control.close()
+    sup.close()
+    signal.set_wakeup_fd(-1)
+    for sock in wakeup:
+        sock.close()
+    if pid1:
+        final_shutdown_pid1(action)
+    sup.teardown_cgroups()
+    sup.reap()
+    log.info("exo_init exiting")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

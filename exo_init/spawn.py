@@ -1,0 +1,110 @@
+"""fork + exec of one capsule process, entering its cgroup before exec.
+
+The child reports any failure before exec through a close-on-exec pipe: EOF with no data means
+the exec succeeded. The parent never blocks on it; the supervisor reads it from its loop.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import termios
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SpawnPlan:
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    workdir: str
+    cgroup_procs: Path | None      # write our PID here before exec
+    stdout_fd: int                 # the log pipe's write end (stdout and stderr)
+    extra_fds: dict[int, int]      # target fd number -> fd in the parent (e.g. notification fd)
+    console: bool = False          # stdin/stdout/stderr on /dev/console as controlling tty
+
+
+def spawn(plan: SpawnPlan) -> tuple[int, int]:
+    """Fork a child that execs `plan`; returns (pid, read end of the error pipe)."""
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # child: nothing here may return or raise
+        try:
+            _child(plan, err_w)
+        except BaseException as e:  # noqa: BLE001 - report, never unwind into the parent's code
+            stage = getattr(e, "stage", "setup")
+            msg = f"{stage}: {e.strerror if isinstance(e, OSError) and e.strerror else e}"
+            try:
+                os.write(err_w, msg.encode(errors="replace")[:4000])
+            finally:
+                os._exit(127)
+        os._exit(127)
+    os.close(err_w)
+    return pid, err_r
+
+
+def _step(stage: str, fn: object, *args: object) -> object:
+    try:
+        return fn(*args)  # type: ignore[operator]
+    except OSError as e:
+        e.stage = stage  # type: ignore[attr-defined]
+        raise
+
+
+def _child(plan: SpawnPlan, err_w: int) -> None:
+    # Signals: undo what Python set up (SIGPIPE/SIGXFSZ ignored, handlers installed).
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+                signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGPWR, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    if plan.cgroup_procs is not None:
+        _step(f"cgroup {plan.cgroup_procs.parent}", plan.cgroup_procs.write_text, "0\n")
+    os.setsid()
+    if plan.console:
+        fd = _step("open /dev/console", os.open, "/dev/console", os.O_RDWR)
+        assert isinstance(fd, int)
+        try:
+            fcntl.ioctl(fd, termios.TIOCSCTTY, 1)
+        except OSError:
+            pass  # no controlling tty is acceptable (no job control)
+        for target in (0, 1, 2):
+            os.dup2(fd, target)
+    else:
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(plan.stdout_fd, 1)
+        os.dup2(plan.stdout_fd, 2)
+    # Put extra fds in place: first move sources out of the way of the targets.
+    moved = {target: os.dup(src) for target, src in plan.extra_fds.items()}
+    for target, src in moved.items():
+        os.dup2(src, target)
+    keep = {0, 1, 2, err_w, *plan.extra_fds}
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    for target in plan.extra_fds:
+        os.set_inheritable(target, True)
+    if os.getuid() == 0:
+        _step("setgroups", os.setgroups, list(plan.groups))
+        _step(f"setgid {plan.gid}", os.setgid, plan.gid)
+        _step(f"setuid {plan.uid}", os.setuid, plan.uid)
+    _step(f"chdir {plan.workdir}", os.chdir, plan.workdir)
+    _step(f"exec {plan.argv[0]}", os.execve, plan.argv[0], list(plan.argv), plan.env)
+
+
+def read_spawn_error(fd: int) -> str | None:
+    """Read the error pipe once it is readable: None = exec succeeded (EOF), else the message."""
+    chunks = []
+    while data := os.read(fd, 4096):  # the child writes once, then exits: EOF follows at once
+        chunks.append(data)
+    os.close(fd)
+    return b"".join(chunks).decode(errors="replace") or None

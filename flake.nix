@@ -1,0 +1,227 @@
+# Exosphere OS as a NixOS flake: exo_init (a Python PID 1) supervising capsules under cgroup v2.
+#
+#   nix build .#iso          ISO image (BIOS + EFI, USB-bootable)      result/iso/*.iso
+#   nix build .#ova          VirtualBox appliance                      result/*.ova
+#   nix run .#vm             QEMU VM on this terminal (serial console)
+#   nix flake check          includes checks.x86_64-linux.boot (a NixOS VM test)
+#   nix develop              Python, pytest, ruff, mypy, QEMU, Nix
+#
+# The NixOS module is nixos-modules/exosphere.nix; the capsule manifest is rendered by the pure
+# nixos-modules/manifest.nix, which the Debian dev image also uses (nixos-modules/render.nix).
+#
+# What was and was not verified (this flake was written on a machine with Nix 2.8, no network and
+# no nixpkgs):
+#   * Verified (tests/test_nix.py): every .nix file parses (nix-instantiate --parse); manifest.nix,
+#     capsules.nix and render.nix evaluate (also in restricted mode; once by hand, also as a pure
+#     flake output with `nix eval`), and the JSON they produce is accepted by
+#     exo_init.manifest.parse_manifest, which agrees with manifest.nix on 73 valid and invalid
+#     capsules; invalid capsules
+#     fail evaluation with a message naming the capsule and field; flake.lock carries the pin from
+#     /work/shared/nixpkgs-pin.json (lock version 7); the outputs below have the expected names,
+#     and nixos-modules/exosphere.nix and package.nix evaluate, both against a stub nixpkgs (a
+#     stand-in lib/pkgs: capsule options mirror the manifest fields and loader defaults, the
+#     rendered /etc/exosphere/manifest.json loads, PID 1 wiring, the backdoor and switch scripts
+#     pass `bash -n`); every relative path literal exists.
+#   * Checked by reading nixpkgs sources (nixos-25.11 era), not by evaluation: the option names
+#     used (boot.systemdExecutable, boot.initrd.systemd.enable, image.baseName,
+#     isoImage.makeEfiBootable / makeUsbBootable, virtualbox.vmName / memorySize,
+#     virtualisation.graphics / memorySize, testing.backdoor, system.build.isoImage /
+#     virtualBoxOVA / vm), testers.runNixOSTest, buildPythonApplication's pyproject /
+#     build-system / dependencies, lib.fileset.maybeMissing, the test driver's Machine API.
+#   * Not verified: evaluating the NixOS configurations, building anything, running the VM test,
+#     and the nixpkgs narHash (it cannot be re-checked offline; `nix flake metadata` will).
+#     The VM test assumes `exoctl status NAME` prints the capsule state words (ready / exited) and
+#     that `exoctl poweroff` exists.
+#
+# Flakes only see files tracked by git: `git add` new files before `nix build` / `nix flake check`.
+{
+  description = "Exosphere OS: a Python PID 1 (exo_init) that supervises capsules under cgroup v2";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      system = "x86_64-linux";
+      inherit (nixpkgs) lib;
+      pkgs = nixpkgs.legacyPackages.${system};
+
+      # Shared by every image.
+      base =
+        { lib, ... }:
+        {
+          imports = [ self.nixosModules.exosphere ];
+          nixpkgs.hostPlatform = system;
+          networking.hostName = "exosphere";
+          services.exosphere.enable = true;
+          system.stateVersion = "25.11";
+          # No man/info pages: nothing in the image reads them.
+          documentation.enable = lib.mkDefault false;
+        };
+
+      mkSystem = modules: lib.nixosSystem { modules = [ base ] ++ modules; };
+    in
+    {
+      nixosModules.exosphere = ./nixos-modules/exosphere.nix;
+      nixosModules.default = self.nixosModules.exosphere;
+
+      nixosConfigurations = {
+        exosphere-iso = mkSystem [
+          (
+            {
+              config,
+              lib,
+              modulesPath,
+              ...
+            }:
+            {
+              imports = [ (modulesPath + "/installer/cd-dvd/iso-image.nix") ];
+              # iso-image.nix sets image.baseName itself (at normal priority).
+              image.baseName = lib.mkForce "exosphere-${config.system.nixos.label}-${system}";
+              isoImage.makeEfiBootable = true;
+              isoImage.makeUsbBootable = true;
+              # Kernel messages on both; the last console= (the screen) is /dev/console.
+              boot.kernelParams = [
+                "console=ttyS0,115200"
+                "console=tty0"
+              ];
+            }
+          )
+        ];
+
+        exosphere-ova = mkSystem [
+          (
+            { config, modulesPath, ... }:
+            {
+              imports = [ (modulesPath + "/virtualisation/virtualbox-image.nix") ];
+              image.baseName = "exosphere-${config.system.nixos.label}-${system}";
+              virtualbox.vmName = "Exosphere OS";
+              virtualbox.memorySize = 1024;
+              boot.kernelParams = [
+                "console=ttyS0,115200"
+                "console=tty0"
+              ];
+            }
+          )
+        ];
+
+        exosphere-vm = mkSystem [
+          (
+            { modulesPath, ... }:
+            {
+              imports = [ (modulesPath + "/virtualisation/qemu-vm.nix") ];
+              # Serial console on the terminal that runs the VM (qemu-vm.nix then makes ttyS0
+              # the last console=, i.e. /dev/console).
+              virtualisation.graphics = false;
+              virtualisation.memorySize = 1024;
+            }
+          )
+        ];
+      };
+
+      packages.${system} = {
+        exo-init = pkgs.callPackage ./nixos-modules/package.nix { };
+        iso = self.nixosConfigurations.exosphere-iso.config.system.build.isoImage;
+        ova = self.nixosConfigurations.exosphere-ova.config.system.build.virtualBoxOVA;
+        vm = self.nixosConfigurations.exosphere-vm.config.system.build.vm;
+        default = self.packages.${system}.iso;
+      };
+
+      apps.${system} = {
+        vm = {
+          type = "app";
+          # qemu-vm.nix names the script run-${config.system.name}-vm; system.name is the host name.
+          program = "${self.packages.${system}.vm}/bin/run-exosphere-vm";
+          meta.description = "Boot Exosphere OS in QEMU on this terminal";
+        };
+        default = self.apps.${system}.vm;
+      };
+
+      checks.${system} = {
+        exo-init = self.packages.${system}.exo-init;
+
+        # Boot the module in a VM: exo_init is PID 1, the capsules come up, a quota is enforced
+        # by the kernel, and `exoctl poweroff` shuts the machine down cleanly.
+        boot = pkgs.testers.runNixOSTest {
+          name = "exosphere-boot";
+          globalTimeout = 900;
+
+          nodes.machine =
+            { pkgs, ... }:
+            {
+              imports = [ self.nixosModules.exosphere ];
+              services.exosphere.enable = true;
+              # A capsule that only sleeps, under limits the test can read back and trip.
+              services.exosphere.capsules.quota-probe = {
+                description = "Sleeps under quotas (boot test)";
+                argv = [
+                  "${pkgs.coreutils}/bin/sleep"
+                  "infinity"
+                ];
+                after = [ "kmod" ];
+                quotas = {
+                  cpu_max = "20%";
+                  memory_max = "64M";
+                  pids_max = 16;
+                };
+              };
+              virtualisation.memorySize = 1024;
+            };
+
+          # The driver's root shell is the `backdoor` capsule the module adds under the test
+          # instrumentation (no systemd: wait_for_unit and friends do not apply here).
+          testScript = ''
+            machine.start()
+
+            with subtest("exo_init is PID 1 and the capsules are ready"):
+                machine.succeed("tr '\\0' ' ' < /proc/1/cmdline | grep -q exo_init")
+                machine.wait_until_succeeds("exoctl status kmod | grep -qw exited", timeout=300)
+                for name in ["console", "backdoor", "quota-probe"]:
+                    machine.wait_until_succeeds(f"exoctl status {name} | grep -qw ready", timeout=300)
+
+            with subtest("quotas are written and enforced"):
+                pid = machine.succeed("pgrep -xf '.*/sleep infinity' | head -n1").strip()
+                cg = "/sys/fs/cgroup" + machine.succeed(f"cut -d: -f3 /proc/{pid}/cgroup").strip()
+                machine.succeed(
+                    f"test \"$(cat {cg}/memory.max)\" = 67108864",
+                    f"test \"$(cat {cg}/pids.max)\" = 16",
+                    f"test \"$(cat {cg}/cpu.max)\" = '20000 100000'",
+                )
+                # A shell moved into the capsule's cgroup cannot fork past pids.max (16): the
+                # kernel refuses the fork and counts it in pids.events. (The sleeps outlive
+                # bash's fork retries, so no slot frees up meanwhile.)
+                machine.execute(
+                    f"bash -c 'echo $$ > {cg}/cgroup.procs; "
+                    "for i in $(seq 32); do sleep 120 >/dev/null 2>&1 & done' || true"
+                )
+                machine.succeed(f"grep -Eq '^max [1-9]' {cg}/pids.events")
+
+            with subtest("clean poweroff"):
+                # The shell goes away with the machine, so do not wait for an answer.
+                machine.execute("exoctl poweroff", check_return=False, check_output=False)
+                machine.wait_for_shutdown()
+          '';
+        };
+      };
+
+      devShells.${system}.default = pkgs.mkShell {
+        packages = [
+          (pkgs.python3.withPackages (
+            ps: with ps; [
+              psutil
+              pytest
+              pexpect
+              mypy
+              types-psutil
+            ]
+          ))
+          pkgs.ruff
+          pkgs.nix
+          pkgs.qemu
+          pkgs.nixfmt
+        ];
+      };
+
+      formatter.${system} = pkgs.nixfmt;
+    };
+}

@@ -1,0 +1,70 @@
+"""`qemu/run`: build the dev image if needed and boot it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from qemu.build import KERNEL_CMDLINE, StepFailed, build
+from qemu.util import cache_dir, die, log
+from qemu.vm import VMConfig, accel, qemu_argv
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="qemu/run", description="Build (if needed) and boot Exosphere OS in QEMU")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--graphical", action="store_true", help="open a window (the graphical console)")
+    mode.add_argument("--headless", action="store_true",
+                      help="no window, no terminal interaction: serial console to stdout (CI)")
+    p.add_argument("--memory", type=int, default=1024, metavar="MB")
+    p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--state-disk", type=Path, metavar="IMG",
+                   help="persistent state disk image (created, 1 GiB sparse, if missing)")
+    boot = p.add_mutually_exclusive_group()
+    boot.add_argument("--iso", action="store_true", help="boot the hybrid ISO as a CD instead of direct boot")
+    boot.add_argument("--iso-disk", action="store_true", help="boot the hybrid ISO as a hard disk")
+    p.add_argument("--uefi", action="store_true", help="UEFI firmware (OVMF) instead of SeaBIOS (ISO boots)")
+    p.add_argument("--forward", action="append", default=[], metavar="HOST:GUEST",
+                   help="forward a host TCP port (on 127.0.0.1) to a guest port")
+    p.add_argument("--append", default="", help="extra kernel command line (direct boot)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    if os.geteuid() != 0:
+        die("qemu/run builds the image, which needs root", hint="run it with sudo")
+    try:
+        image = build(iso=args.iso or args.iso_disk)
+    except StepFailed as e:
+        die(str(e))
+    state = args.state_disk
+    if state is not None and not state.exists():
+        with open(state, "wb") as fh:
+            fh.truncate(1 << 30)
+    try:
+        fwd = tuple((int(h), int(g)) for h, g in (f.split(":") for f in args.forward))
+    except ValueError:
+        die("--forward takes HOST:GUEST port numbers, e.g. --forward 8080:80")
+    cfg = VMConfig(
+        kernel=None if (args.iso or args.iso_disk) else image.kernel,
+        initrd=None if (args.iso or args.iso_disk) else image.initrd,
+        cmdline=f"{KERNEL_CMDLINE} {args.append}".strip(),
+        cdrom=image.iso if args.iso else None,
+        disk=image.iso if args.iso_disk else None,
+        uefi=args.uefi, state_disk=state, memory_mb=args.memory, cpus=args.cpus,
+        graphical=args.graphical, serial="stdio" if args.headless else "mon:stdio",
+        qmp_socket=cache_dir() / "run-qmp.sock", hostfwd=fwd, no_reboot=args.headless,
+        probe_kernel=image.kernel,
+    )
+    argv_ = qemu_argv(cfg)
+    log(f"booting with {accel(image.kernel).upper()} ({'Ctrl-A X quits' if not args.headless else 'headless'})")
+    log("$ " + " ".join(argv_))
+    sys.stdout.flush()
+    os.execvp(argv_[0], argv_)
+
+
+if __name__ == "__main__":
+    main()

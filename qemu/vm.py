@@ -1,0 +1,113 @@
+"""QEMU command lines for the dev image, and the KVM probe.
+
+KVM is used only if a probe VM actually runs under it: on nested hosts /dev/kvm can exist while
+starting a guest aborts (an MSR assertion), so its presence proves nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+QEMU = "qemu-system-x86_64"
+AGENT_PORT = "org.exosphere.agent"
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE.fd")
+
+
+@functools.cache
+def kvm_works(kernel: Path | None = None) -> bool:
+    """Boot `kernel` under KVM with the CPU model we would use and wait for it to print its banner.
+
+    Seen on nested hosts: `-cpu host` aborts on an MSR assertion, and other CPU models start but
+    the guest never prints anything. Only a kernel that actually talks proves KVM works.
+    """
+    if os.environ.get("EXO_ACCEL") in ("tcg", "kvm"):
+        return os.environ["EXO_ACCEL"] == "kvm"
+    if kernel is None or not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    try:
+        proc = subprocess.Popen([QEMU, "-accel", "kvm", "-machine", "q35", "-cpu", "host", "-m", "128",
+                                 "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
+                                 "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1 rdinit=/none"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return False
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    seen = b""
+    deadline = time.monotonic() + 8.0
+    while time.monotonic() < deadline and proc.poll() is None and b"Linux version" not in seen:
+        seen += proc.stdout.read() or b""
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    return b"Linux version" in seen
+
+
+def accel(kernel: Path | None = None) -> str:
+    return "kvm" if kvm_works(kernel) else "tcg"
+
+
+@dataclass(frozen=True)
+class VMConfig:
+    kernel: Path | None = None          # direct boot (with initrd + cmdline)
+    initrd: Path | None = None
+    cmdline: str = ""
+    cdrom: Path | None = None           # boot the ISO as a CD ...
+    disk: Path | None = None            # ... or an image as the boot disk
+    state_disk: Path | None = None      # a persistent data disk (virtio-blk, /dev/vdb or vda)
+    uefi: bool = False
+    memory_mb: int = 1024
+    cpus: int = 2
+    graphical: bool = False             # a window (else no display device output shown)
+    vga: str = "std"
+    serial: str = "stdio"               # -serial argument
+    qmp_socket: Path | None = None
+    agent_socket: Path | None = None
+    hostfwd: tuple[tuple[int, int], ...] = ()   # (host port, guest port)
+    no_reboot: bool = True
+    extra: tuple[str, ...] = field(default_factory=tuple)
+    probe_kernel: Path | None = None    # for ISO/disk boots: a kernel to probe KVM with
+
+
+def qemu_argv(cfg: VMConfig) -> list[str]:
+    a = accel(cfg.kernel or cfg.probe_kernel)
+    argv = [QEMU, "-machine", "q35", "-accel", a, "-m", str(cfg.memory_mb), "-smp", str(cfg.cpus),
+            "-cpu", "host" if a == "kvm" else "max", "-nodefaults", "-no-user-config"]
+    if cfg.uefi:
+        argv += ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}"]
+    if cfg.kernel is not None:
+        argv += ["-kernel", str(cfg.kernel)]
+        if cfg.initrd is not None:
+            argv += ["-initrd", str(cfg.initrd)]
+        argv += ["-append", cfg.cmdline]
+    if cfg.cdrom is not None:
+        argv += ["-drive", f"file={cfg.cdrom},media=cdrom,readonly=on,if=none,id=cd0",
+                 "-device", "ide-cd,drive=cd0,bootindex=0"]
+    if cfg.disk is not None:
+        argv += ["-drive", f"file={cfg.disk},format=raw,if=none,id=boot0",
+                 "-device", "ide-hd,drive=boot0,bootindex=0"]
+    if cfg.state_disk is not None:
+        argv += ["-drive", f"file={cfg.state_disk},format=raw,if=virtio,cache=unsafe"]
+    argv += ["-serial", cfg.serial]
+    if cfg.graphical:
+        argv += ["-vga", cfg.vga]
+    else:
+        argv += ["-vga", cfg.vga, "-display", "none"]
+    argv += ["-device", "virtio-rng-pci"]
+    fwd = "".join(f",hostfwd=tcp:127.0.0.1:{h}-:{g}" for h, g in cfg.hostfwd)
+    argv += ["-netdev", f"user,id=net0{fwd}", "-device", "virtio-net-pci,netdev=net0"]
+    if cfg.agent_socket is not None:
+        argv += ["-device", "virtio-serial-pci,id=vser0",
+                 "-chardev", f"socket,id=agent,path={cfg.agent_socket},server=on,wait=off",
+                 "-device", f"virtserialport,bus=vser0.0,chardev=agent,name={AGENT_PORT}"]
+    if cfg.qmp_socket is not None:
+        argv += ["-qmp", f"unix:{cfg.qmp_socket},server=on,wait=off"]
+    if cfg.no_reboot:
+        argv += ["-no-reboot"]
+    argv += list(cfg.extra)
+    return argv

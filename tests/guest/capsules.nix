@@ -1,0 +1,47 @@
+# Capsules of the test image only (a layer the harness adds on top of the system's own).
+# Same shape as an `extra` file for nixos-modules/render.nix: paths -> { NAME = capsule; }.
+paths:
+let
+  hog = mode: [ paths.python3 "/usr/lib/exosphere/test/hogs.py" mode ];
+in
+{
+  agent = {
+    description = "Test harness agent on virtio-serial";
+    argv = [ paths.python3 "/usr/lib/exosphere/test/agent.py" ];
+    requires = [ "kmod" ];
+    readiness.kind = "notify";
+    restart.policy = "always";
+  };
+  memhog = {
+    description = "Allocates until OOM-killed (64M quota)";
+    argv = hog "mem";
+    autostart = false;
+    quotas = { memory_max = "64M"; memory_swap_max = "0"; };
+    restart.policy = "never";
+  };
+  neighbour = {
+    description = "An innocent bystander";
+    argv = hog "idle";
+    autostart = false;
+    quotas.memory_max = "64M";
+  };
+  forkbomb = {
+    description = "Forks until pids.max";
+    argv = hog "fork";
+    autostart = false;
+    quotas = { pids_max = 16; memory_max = "256M"; };
+    restart.policy = "never";
+  };
+  cpuhog = {
+    description = "Spins; capped at 20% of one CPU";
+    argv = hog "cpu";
+    autostart = false;
+    quotas.cpu_max = "20%";
+  };
+  crasher = {
+    description = "Exits 3 after 0.2 s; restarted with backoff, then failed";
+    argv = hog "crash";
+    autostart = false;
+    restart = { policy = "on-failure"; delay = 0.5; max_delay = 4; limit_burst = 4; limit_interval = 120; };
+  };
+}

@@ -1,0 +1,320 @@
+"""exo_init on the host, as a child subreaper: real processes, real signals, real sockets, and
+real cgroup2 grouping (cgroup.kill, cgroup.events) where the host's hierarchy allows it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from exo_init.control import ControlError, call
+from tests.exo import ExoInit, host_cgroup_parent
+
+PY = sys.executable
+NOTIFY_CLIENT = (
+    "import os, socket, time, pathlib\n"
+    "gate = pathlib.Path(os.environ['GATE'])\n"
+    "while not gate.exists(): time.sleep(0.02)\n"
+    "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+    "s.sendto(b'STATUS=serving requests\\nREADY=1', os.environ['NOTIFY_SOCKET'])\n"
+    "time.sleep(100)\n"
+)
+
+
+def sh(script: str) -> list[str]:
+    return ["/bin/sh", "-c", script]
+
+
+@pytest.fixture(params=["cgroups", "no-cgroups"] if host_cgroup_parent() else ["no-cgroups"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def exo(tmp_path: Path) -> Iterator[Any]:
+    started: list[ExoInit] = []
+
+    def start(capsules: dict[str, Any], cgroups: bool = True) -> ExoInit:
+        e = ExoInit(tmp_path / f"exo{len(started)}", {"capsules": capsules}, cgroups=cgroups)
+        started.append(e)
+        return e
+
+    yield start
+    for e in started:
+        e.close()
+
+
+def test_dependencies_wait_for_readiness(exo: Any, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    e = exo({
+        "db": {"argv": [PY, "-c", NOTIFY_CLIENT], "env": {"GATE": str(gate)}, "readiness": {"kind": "notify"}},
+        "app": {"argv": sh("echo >&3; exec sleep 100"), "readiness": {"kind": "fd", "fd": 3},
+                "requires": ["db"]},
+        "web": {"argv": sh("exec sleep 100"), "after": ["app"]},
+    })
+    st = e.wait_state("db", "starting")
+    assert e.status("app")["state"] == "stopped", "app must wait for db to be ready"
+    assert st["pid"] is not None
+    time.sleep(0.3)
+    assert e.status("db")["state"] == "starting", "READY=1 not sent yet"
+    gate.touch()
+    e.wait_state("web", "ready")
+    db = e.status("db")
+    assert db["status_text"] == "serving requests"
+    ready_at = {name: next(t for s, t in e.transitions(name) if s == "ready") for name in ("db", "app", "web")}
+    app_started = next(t for s, t in e.transitions("app") if s == "starting")
+    assert ready_at["db"] <= app_started <= ready_at["app"] <= ready_at["web"]
+
+
+def test_notification_fd_readiness(exo: Any, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    e = exo({"svc": {"argv": sh(f"while [ ! -e {gate} ]; do sleep 0.02; done; echo ready >&3; exec sleep 100"),
+                     "readiness": {"kind": "fd", "fd": 3}}})
+    e.wait_state("svc", "starting")
+    time.sleep(0.3)
+    assert e.status("svc")["state"] == "starting"
+    gate.touch()
+    e.wait_state("svc", "ready")
+
+
+def test_file_and_tcp_probes(exo: Any, tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    port = 20000 + os.getpid() % 20000
+    server = f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); time.sleep(0.5); s.listen(); time.sleep(100)"
+    e = exo({
+        "file": {"argv": sh(f"sleep 0.3; touch {flag}; exec sleep 100"),
+                 "readiness": {"kind": "file", "path": str(flag)}},
+        "tcp": {"argv": [PY, "-c", server], "readiness": {"kind": "tcp", "port": port}},
+    })
+    e.wait_state("file", "ready")
+    assert flag.exists()
+    e.wait_state("tcp", "ready")
+
+
+def test_readiness_timeout_is_a_failure(exo: Any) -> None:
+    e = exo({"slow": {"argv": sh("exec sleep 100"), "readiness": {"kind": "notify", "timeout": 0.3},
+                      "restart": {"policy": "never"}}})
+    st = e.wait_state("slow", "failed")
+    assert "not ready within 0.3 s" in st["reason"]
+
+
+def test_crash_loop_backs_off_then_fails(exo: Any, mode: str) -> None:
+    e = exo({"crasher": {"argv": sh("echo boom; exit 3"), "autostart": False,
+                         "restart": {"policy": "on-failure", "delay": 0.1, "max_delay": 1.0,
+                                     "limit_burst": 5, "limit_interval": 60}}}, cgroups=mode == "cgroups")
+    e.call("start", name="crasher")
+    st = e.wait_state("crasher", "failed", timeout=15)
+    assert "start limit hit" in st["reason"] and "exited 3" in st["reason"]
+    assert "boom" in st["reason"], "the failure reason quotes the capsule's last output"
+    assert st["restarts"] == 4
+    starts = [t for s, t in e.transitions("crasher") if s == "starting"]
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert len(gaps) == 4
+    # backoff 0.1, 0.2, 0.4, 0.8 s: each gap grows (process run time adds a little to each)
+    assert all(later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False)), gaps
+    assert gaps[-1] >= 0.8
+
+
+def test_restart_always_restarts_clean_exit(exo: Any) -> None:
+    e = exo({"tick": {"argv": sh("sleep 0.1"), "restart": {"policy": "always", "delay": 0.05}}})
+    e.wait_for(lambda: e.status("tick")["restarts"] >= 2, 10, "two restarts")
+
+
+def test_on_failure_leaves_clean_exit_alone(exo: Any) -> None:
+    e = exo({"job": {"argv": sh("exit 0"), "restart": {"policy": "on-failure"}}})
+    st = e.wait_state("job", "exited")
+    assert st["last_exit"] == "exited 0" and st["restarts"] == 0
+
+
+def test_orphans_and_double_forked_daemons_are_reaped(exo: Any, mode: str) -> None:
+    e = exo({"forker": {"type": "oneshot", "argv": sh("(sleep 0.3 &) ; (sleep 0.3 &) ; exit 0")}},
+            cgroups=mode == "cgroups")
+    e.wait_state("forker", "exited")
+    e.wait_for(lambda: e.call("info")["orphans_reaped"] >= 2, 10, "orphans reaped")
+    zombies = [c for c in psutil.Process(e.proc.pid).children() if c.status() == psutil.STATUS_ZOMBIE]
+    assert zombies == []
+
+
+def test_stop_kills_every_process_of_the_capsule(exo: Any, mode: str) -> None:
+    e = exo({"daemon": {"argv": sh("sleep 1000 & sleep 1000 & exec sleep 1000")}}, cgroups=mode == "cgroups")
+    st = e.wait_state("daemon", "ready")
+    main = psutil.Process(st["pid"])
+    family = [main, *main.parent().children(recursive=True)] if main.parent() else [main]
+    family = [p for p in psutil.Process(e.proc.pid).children(recursive=True) if p.name() == "sleep"]
+    assert len(family) == 3
+    e.call("stop", name="daemon")
+    e.wait_state("daemon", "stopped")
+    gone, alive = psutil.wait_procs(family, timeout=5)
+    assert alive == []
+
+
+def test_stop_timeout_escalates_to_kill(exo: Any) -> None:
+    e = exo({"stubborn": {"argv": sh("trap '' TERM; while :; do sleep 0.05; done"),
+                          "stop": {"signal": "SIGTERM", "timeout": 0.5}}})
+    e.wait_state("stubborn", "ready")
+    t0 = time.monotonic()
+    e.call("stop", name="stubborn")
+    e.wait_state("stubborn", "stopped")
+    assert 0.4 < time.monotonic() - t0 < 5
+
+
+def test_watchdog_missed_restarts(exo: Any) -> None:
+    e = exo({"wd": {"argv": sh("exec sleep 100"), "watchdog_sec": 0.3, "autostart": False,
+                    "restart": {"policy": "on-failure", "delay": 0.05}}})
+    e.call("start", name="wd")
+    e.wait_for(lambda: e.status("wd")["restarts"] >= 1, 10, "a watchdog restart")
+    assert any("watchdog timeout" in ev["reason"] for ev in e.events if ev["capsule"] == "wd")
+
+
+def test_shutdown_stops_in_reverse_dependency_order(exo: Any, mode: str) -> None:
+    e = exo({
+        "a": {"argv": sh("exec sleep 100")},
+        "b": {"argv": sh("exec sleep 100"), "requires": ["a"]},
+        "c": {"argv": sh("exec sleep 100"), "after": ["b"]},
+    }, cgroups=mode == "cgroups")
+    e.wait_state("c", "ready")
+    assert e.stop(signal.SIGTERM) == 0
+    out = e.log()
+    order = [line.split()[-1] for line in out.splitlines() if "stopped " in line and "[  OK  ]" in line]
+    assert order == ["c", "b", "a"], out
+
+
+def test_stopping_a_dependency_stops_its_dependents_first(exo: Any) -> None:
+    e = exo({"a": {"argv": sh("exec sleep 100")}, "b": {"argv": sh("exec sleep 100"), "requires": ["a"]}})
+    e.wait_state("b", "ready")
+    e.call("stop", name="a")
+    e.wait_state("a", "stopped")
+    assert e.status("b")["state"] == "stopped"
+    b_stop = next(t for s, t in e.transitions("b") if s == "stopped")
+    a_stop = next(t for s, t in e.transitions("a") if s == "stopped")
+    assert b_stop <= a_stop
+
+
+def test_bad_capsules_fail_alone(exo: Any) -> None:
+    e = exo({
+        "good": {"argv": sh("exec sleep 100")},
+        "noexe": {"argv": ["/nonexistent/program"]},
+        "nouser": {"argv": sh("exec sleep 100"), "user": "no-such-user-xyz"},
+        "badfield": {"argv": sh("true"), "restart": {"policy": "sometimes"}},
+        "unknownkey": {"argv": sh("true"), "colour": "blue"},
+        "x": {"argv": sh("exec sleep 100"), "requires": ["y"]},
+        "y": {"argv": sh("exec sleep 100"), "requires": ["x"]},
+        "orphan": {"argv": sh("exec sleep 100"), "requires": ["missing"]},
+        "nodir": {"argv": sh("exec sleep 100"), "workdir": "/nonexistent/dir"},
+    })
+    e.wait_state("good", "ready")
+    expect = {
+        "noexe": "exec /nonexistent/program: No such file or directory",
+        "nouser": "user: unknown user 'no-such-user-xyz'",
+        "badfield": "restart.policy: unknown policy 'sometimes'",
+        "unknownkey": "colour: unknown key",
+        "x": "dependency cycle",
+        "y": "dependency cycle",
+        "orphan": "required capsule 'missing' is not declared",
+        "nodir": "chdir /nonexistent/dir: No such file or directory",
+    }
+    for name, text in expect.items():
+        st = e.wait_state(name, "failed")
+        assert text in (st["reason"] or "") or text in (st["error"] or ""), (name, st)
+    out = e.log()
+    assert "Traceback" not in out
+    assert e.proc.poll() is None
+
+
+def test_unusable_manifest_keeps_exo_init_alive(tmp_path: Path) -> None:
+    e = ExoInit(tmp_path, {"capsules": {}})
+    try:
+        e.manifest_path.write_text("{ not json")
+        with pytest.raises(ControlError) as err:
+            e.call("reload")
+        assert err.value.name == "InvalidManifest"
+        assert "not valid JSON" in err.value.message and str(e.manifest_path) in err.value.message
+        e.proc.send_signal(signal.SIGHUP)
+        e.wait_for(lambda: "reload refused" in e.log(), 5, "SIGHUP reload refusal logged")
+        assert e.call("ping")["pid"] == e.proc.pid
+    finally:
+        e.close()
+    assert "Traceback" not in e.log()
+
+
+def test_reload_applies_only_the_difference(exo: Any) -> None:
+    e = exo({"same": {"argv": sh("exec sleep 100")}, "changed": {"argv": sh("exec sleep 100")},
+             "removed": {"argv": sh("exec sleep 100")}})
+    for name in ("same", "changed", "removed"):
+        e.wait_state(name, "ready")
+    pids = {n: e.status(n)["pid"] for n in ("same", "changed")}
+    e.write_manifest({"capsules": {"same": {"argv": sh("exec sleep 100")},
+                                   "changed": {"argv": sh("exec sleep 200")},
+                                   "added": {"argv": sh("exec sleep 100")}}})
+    e.proc.send_signal(signal.SIGHUP)
+    e.wait_state("added", "ready")
+    e.wait_for(lambda: e.status("changed")["state"] == "ready" and e.status("changed")["pid"] != pids["changed"],
+               10, "changed capsule restarted")
+    assert e.status("same")["pid"] == pids["same"]
+    with pytest.raises(ControlError) as err:
+        e.status("removed")
+    assert err.value.name == "NoSuchCapsule"
+
+
+def test_control_api_errors_and_access(exo: Any) -> None:
+    e = exo({"svc": {"argv": sh("exec sleep 100")}})
+    e.wait_state("svc", "ready")
+    with pytest.raises(ControlError) as err:
+        e.call("stop", name="nope")
+    assert err.value.name == "NoSuchCapsule"
+    with pytest.raises(ControlError) as err:
+        e.call("frobnicate")
+    assert err.value.name == "UnknownOperation"
+    # a non-root caller may read but not change anything
+    probe = ("import json,sys; from pathlib import Path; from exo_init.control import call, ControlError\n"
+             "p = Path(sys.argv[1])\n"
+             "print(json.dumps(call(p, {'op': 'status', 'name': 'svc'})['state']))\n"
+             "try:\n    call(p, {'op': 'stop', 'name': 'svc'})\nexcept ControlError as e:\n    print(e.name)\n")
+    # the system Python: the test runner's may live under /root, out of nobody's reach
+    out = subprocess.run(["/usr/bin/python3", "-c", probe, str(e.runtime / "control.sock")], user="nobody",
+                         capture_output=True, text=True, env={"PYTHONPATH": str(Path(__file__).parent.parent)},
+                         cwd="/", check=True).stdout.split()
+    assert out == ['"ready"', "AccessDenied"]
+    assert e.status("svc")["state"] == "ready"
+
+
+def test_exoctl_cli(exo: Any) -> None:
+    e = exo({"svc": {"argv": sh("echo hello from svc; exec sleep 100")}})
+    e.wait_state("svc", "ready")
+    sock = str(e.runtime / "control.sock")
+
+    def exoctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "exo_init.exoctl", "--socket", sock, *args],
+                              capture_output=True, text=True, cwd=Path(__file__).parent.parent, check=False)
+
+    r = exoctl("status")
+    assert r.returncode == 0 and "svc" in r.stdout and "ready" in r.stdout and "CAPSULE" in r.stdout
+    e.wait_for(lambda: "hello from svc" in exoctl("logs", "svc").stdout, 5, "log line")
+    r = exoctl("status", "nope")
+    assert r.returncode == 4 and "no capsule named 'nope'" in r.stderr
+    r = exoctl("stop", "svc")
+    assert r.returncode == 0
+    assert exoctl("status", "svc").returncode == 3
+    r = subprocess.run([sys.executable, "-m", "exo_init.exoctl", "--socket", "/nonexistent.sock", "status"],
+                       capture_output=True, text=True, cwd=Path(__file__).parent.parent, check=False)
+    assert r.returncode == 6 and "cannot reach exo_init" in r.stderr
+
+
+def test_freeze_and_thaw(exo: Any) -> None:
+    if host_cgroup_parent() is None:
+        pytest.skip("this host has no writable cgroup2 hierarchy")
+    e = exo({"svc": {"argv": sh("while :; do sleep 0.05; done")}})
+    st = e.wait_state("svc", "ready")
+    e.call("freeze", name="svc")
+    e.wait_for(lambda: e.status("svc")["cgroup"]["frozen"], 5, "frozen")
+    e.call("thaw", name="svc")
+    e.wait_for(lambda: not e.status("svc")["cgroup"]["frozen"], 5, "thawed")
+    assert psutil.Process(st["pid"]).is_running()
