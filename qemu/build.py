@@ -188,9 +188,10 @@ def build_base(cache: Path) -> Path:
             build_rootfs(staging)
     with step("prune"):
         kernels = sorted((staging / "boot").glob("vmlinuz-*"))
-        if not kernels:
+        if kernels:
+            shutil.copy2(kernels[-1], out / "vmlinuz")
+        elif not (out / "vmlinuz").exists():  # (a redone prune finds /boot gone, the kernel saved)
             raise StepFailed("no /boot/vmlinuz-* in the rootfs: is linux-image-amd64 in PACKAGES?")
-        shutil.copy2(kernels[-1], out / "vmlinuz")
         kver = prune(staging, modules)
         (out / "kver").write_text(kver + "\n")
     # Uncompressed on purpose: under TCG the kernel unpacks 170 MB of plain cpio in ~4 s, while

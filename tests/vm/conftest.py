@@ -61,7 +61,7 @@ def make_machine(test_image: Image, tmp_path_factory: pytest.TempPathFactory) ->
         m = Machine(name, cfg, tmp_path_factory.mktemp(name))
         machines.append(m)
         m.start()
-        m.wait_for_console_text(r"boot complete: ", BOOT_TIMEOUT)
+        m.wait_for_console_text(r"boot complete: .*\n", BOOT_TIMEOUT)
         return m
 
     yield factory

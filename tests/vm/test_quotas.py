@@ -1,0 +1,74 @@
+"""cgroup v2 quotas, enforced by the guest kernel on misbehaving capsules."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+
+from tests.machine import Machine
+
+
+def test_memory_hog_is_oom_killed_inside_its_cgroup(machine: Machine) -> None:
+    machine.succeed("exoctl start neighbour")
+    neighbour = machine.wait_for_capsule("neighbour", "ready", 30)
+    machine.succeed("exoctl start memhog")
+    st = machine.wait_for_capsule("memhog", "failed", 60)
+    assert "killed by SIGKILL" in st["reason"], st
+    assert st["cgroup"]["memory_oom_kill"] >= 1, st["cgroup"]
+    assert st["cgroup"]["memory_max"] == str(64 << 20)
+    log = machine.succeed("exoctl logs memhog -n 200")
+    allocated = [int(n) for n in re.findall(r"allocated (\d+) MiB", log)]
+    assert allocated and max(allocated) <= 64, allocated
+    after = machine.capsule_status("neighbour")
+    assert after["state"] == "ready" and after["pid"] == neighbour["pid"], after
+    assert after["cgroup"]["memory_oom_kill"] == 0
+    machine.succeed("exoctl stop neighbour")
+
+
+def test_fork_bomb_stops_at_pids_max(machine: Machine) -> None:
+    machine.succeed("exoctl start forkbomb")
+    out = machine.wait_until_succeeds("exoctl logs forkbomb -n 20 | grep 'fork failed after'", 60)
+    children = int(re.search(r"fork failed after (\d+) children", out).group(1))  # type: ignore[union-attr]
+    st = machine.capsule_status("forkbomb")
+    assert st["cgroup"]["pids_max"] == "16"
+    assert st["cgroup"]["pids_current"] <= 16
+    assert children == 15, out  # 16 tasks: the parent and 15 children
+    assert st["cgroup"]["pids_events_max"] >= 1
+    assert st["state"] == "ready", "the capsule itself keeps running at its limit"
+    machine.succeed("exoctl stop forkbomb")
+    st = machine.wait_for_capsule("forkbomb", "stopped", 30)
+    assert st["cgroup"]["pids_current"] == 0
+
+
+def test_cpu_hog_stays_under_its_cap(machine: Machine) -> None:
+    machine.succeed("exoctl start cpuhog")
+    machine.wait_for_capsule("cpuhog", "ready", 30)
+    time.sleep(1.0)
+    out = machine.succeed(
+        "a=$(awk '/usage_usec/{print $2}' /sys/fs/cgroup/capsules/cpuhog/cpu.stat); t0=$(date +%s%N); "
+        "sleep 5; b=$(awk '/usage_usec/{print $2}' /sys/fs/cgroup/capsules/cpuhog/cpu.stat); t1=$(date +%s%N); "
+        "echo $((b-a)) $(((t1-t0)/1000))")
+    used_us, wall_us = map(int, out.split())
+    share = used_us / wall_us
+    print(f"\nCPU hog capped at 20%: used {share * 100:.1f}% of one CPU over {wall_us / 1e6:.1f} s")
+    assert 0.05 < share <= 0.25, share
+    assert machine.succeed("cat /sys/fs/cgroup/capsules/cpuhog/cpu.max").strip() == "20000 100000"
+    throttled = machine.succeed("awk '/nr_throttled/{print $2}' /sys/fs/cgroup/capsules/cpuhog/cpu.stat")
+    assert int(throttled) > 0
+    machine.succeed("exoctl stop cpuhog")
+
+
+def test_crashing_capsule_backs_off_then_fails(machine: Machine) -> None:
+    machine.succeed("exoctl start crasher")
+    st = machine.wait_for_capsule("crasher", "failed", 90)
+    assert "start limit hit (4 failures" in st["reason"], st
+    assert st["restarts"] == 3
+    log = machine.succeed("exoctl logs crasher -n 100")
+    exits = [datetime.fromisoformat(line.split()[0]) for line in log.splitlines()
+             if "main process exited 3" in line]
+    assert len(exits) == 4, log
+    gaps = [(b - a).total_seconds() for a, b in zip(exits, exits[1:], strict=False)]
+    print(f"\ncrasher: gaps between exits {', '.join(f'{g:.2f}' for g in gaps)} s (backoff 0.5, 1, 2 s)")
+    assert all(later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False)), gaps
+    assert gaps[0] >= 0.5 and gaps[-1] >= 2.0
