@@ -59,6 +59,7 @@ class Supervisor:
         self.boot_started = time.monotonic()
         self.boot_reported = False
         self.orphans_reaped = 0
+        self.abandoned: dict[int, str] = {}  # pids whose capsule has moved on: reaped, only logged
         self.applying = False
 
     # --- set-up ---------------------------------------------------------------------------------
@@ -227,11 +228,11 @@ class Supervisor:
                         rt.wanted = False
                         self.change_state(rt, State.FAILED, verdict[5:])
                         progress = True
-                elif not rt.wanted and rt.state in (State.STARTING, State.READY, State.BACKOFF):
-                    if not any(self._depends_on(d, rt.name) and d.state in RUNNING
-                               for d in self.capsules.values()):
-                        self._begin_stop(rt, "stop requested")
-                        progress = True
+                elif not rt.wanted and rt.state in (State.STARTING, State.READY, State.BACKOFF) and not any(
+                    self._depends_on(d, rt.name) and d.state in RUNNING for d in self.capsules.values()
+                ):
+                    self._begin_stop(rt, "stop requested")
+                    progress = True
         if self.shutdown_action is not None and not any(
             rt.state in RUNNING or rt.state is State.BACKOFF for rt in self.capsules.values()
         ):
@@ -283,9 +284,8 @@ class Supervisor:
         rt.wanted = False
         # Stopping a capsule stops what requires it (first: the scheduler stops dependents first).
         for other in self.capsules.values():
-            if rt.spec is not None and other.spec is not None and name in other.spec.requires:
-                if other.wanted:
-                    self.stop(other.name)
+            if other.wanted and other.spec is not None and name in other.spec.requires:
+                self.stop(other.name)
         if rt.state is State.BACKOFF:
             rt.cancel_timer("backoff")
             self.change_state(rt, State.STOPPED, "stop requested")
@@ -424,12 +424,16 @@ class Supervisor:
     def _spawn_failed(self, rt: CapsuleRuntime, error: str) -> None:
         # The child exits 127 after reporting; its exit is reaped normally, but the capsule has
         # already failed: a missing program or bad working directory will not fix itself.
-        if rt.pid is not None:
-            self.by_pid.pop(rt.pid, None)
-            self.by_pid[rt.pid] = CapsuleRuntime(name=f"{rt.name} (failed spawn)", spec=None)
-        rt.pid = None
+        self._abandon(rt, "failed spawn")
         self._cleanup_run(rt)
         self._fail(rt, error)
+
+    def _abandon(self, rt: CapsuleRuntime, why: str) -> None:
+        """Detach the current main process from the capsule: its exit is reaped but changes nothing."""
+        if rt.pid is not None:
+            self.by_pid.pop(rt.pid, None)
+            self.abandoned[rt.pid] = f"{rt.name}: {why}"
+        rt.pid = None
 
     def _fail(self, rt: CapsuleRuntime, reason: str) -> None:
         rt.wanted = False
@@ -548,13 +552,13 @@ class Supervisor:
             if pid == 0:
                 return
             rt = self.by_pid.pop(pid, None)
-            if rt is None:
+            if rt is not None:
+                self._main_exited(rt, status)
+            elif pid in self.abandoned:
+                log.debug("reaped %d (%s): %s", pid, self.abandoned.pop(pid), describe_status(status))
+            else:
                 self.orphans_reaped += 1
                 log.debug("reaped orphan %d: %s", pid, describe_status(status))
-            elif rt.name not in self.capsules or self.capsules[rt.name] is not rt:
-                log.debug("reaped %d of %s: %s", pid, rt.name, describe_status(status))
-            else:
-                self._main_exited(rt, status)
 
     def _main_exited(self, rt: CapsuleRuntime, status: int) -> None:
         if rt.err_fd is not None:  # the exit beat the error pipe: read it now
@@ -605,9 +609,7 @@ class Supervisor:
                 pass
             self._kill_group(rt)
             # The reaper will see the exit; the capsule's state changes now.
-            self.by_pid.pop(rt.pid, None)
-            self.by_pid[rt.pid] = CapsuleRuntime(name=f"{rt.name} (abandoned run)", spec=None)
-            rt.pid = None
+            self._abandon(rt, "abandoned run")
         self._cleanup_run(rt)
         now = time.monotonic()
         ran_for = now - (rt.started_at or now)
