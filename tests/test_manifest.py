@@ -1,0 +1,152 @@
+"""Pure logic: manifest parsing and validation, dependency graphs, backoff arithmetic."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exo_init.capsule import TRANSITIONS, State, backoff_delay, start_limit_hit
+from exo_init.config import kernel_cmdline
+from exo_init.manifest import (
+    ManifestError,
+    Restart,
+    find_cycles,
+    load_manifest,
+    parse_cpu_max,
+    parse_manifest,
+    parse_size,
+    topological_order,
+)
+
+
+def manifest(**capsules: Any) -> dict[str, Any]:
+    return {"version": 1, "capsules": capsules}
+
+
+def test_full_capsule_parses() -> None:
+    m = parse_manifest(manifest(web={
+        "argv": ["/usr/bin/web", "--port", "80"], "env": {"A": "1"}, "user": "nobody", "group": "nogroup",
+        "workdir": "/srv", "type": "simple", "autostart": False, "after": ["db"], "requires": [],
+        "readiness": {"kind": "tcp", "port": 80, "timeout": 5},
+        "restart": {"policy": "always", "delay": 1, "max_delay": 10, "reset_after": 20, "limit_burst": 3,
+                    "limit_interval": 30},
+        "stop": {"signal": "INT", "timeout": 3},
+        "quotas": {"cpu_max": "50%", "memory_max": "128M", "memory_high": "100M", "pids_max": 64,
+                   "cpu_weight": 200, "io_weight": 50, "io_max": ["8:0 rbps=1048576"],
+                   "memory_oom_group": True, "memory_swap_max": 0},
+        "watchdog_sec": 5, "description": "a web server",
+    }))
+    assert not m.errors
+    web = m.capsules["web"]
+    assert web.stop.signal == signal.SIGINT and web.readiness.port == 80 and not web.autostart
+    assert dict(web.env) == {"A": "1"}
+    files = {path: value for _, path, value in web.quotas.cgroup_files()}
+    assert files == {"cpu.max": "50000 100000", "memory.max": str(128 << 20), "memory.high": str(100 << 20),
+                     "pids.max": "64", "cpu.weight": "200", "io.weight": "50", "io.max": "8:0 rbps=1048576",
+                     "memory.oom.group": "1", "memory.swap.max": "0"}
+
+
+@pytest.mark.parametrize(("capsule", "field", "text"), [
+    ({}, "argv", "missing"),
+    ({"argv": []}, "argv", "must not be empty"),
+    ({"argv": ["rel/path"]}, "argv[0]", "absolute"),
+    ({"argv": ["/bin/x", 3]}, "argv[1]", "expected a string"),
+    ({"argv": ["/bin/x"], "colour": 1}, "colour", "unknown key"),
+    ({"argv": ["/bin/x"], "restart": {"policy": "sometimes"}}, "restart.policy", "unknown policy"),
+    ({"argv": ["/bin/x"], "restart": {"delay": 5, "max_delay": 1}}, "restart.max_delay", ">= restart.delay"),
+    ({"argv": ["/bin/x"], "stop": {"signal": "SIGNOPE"}}, "stop.signal", "unknown signal"),
+    ({"argv": ["/bin/x"], "quotas": {"memory_max": "lots"}}, "quotas.memory_max", "expected a size"),
+    ({"argv": ["/bin/x"], "quotas": {"cpu_max": "0%"}}, "quotas.cpu_max", "percentage"),
+    ({"argv": ["/bin/x"], "quotas": {"pids_max": 0}}, "quotas.pids_max", "between 1"),
+    ({"argv": ["/bin/x"], "quotas": {"io_max": ["sda rbps=1"]}}, "quotas.io_max[0]", "MAJ:MIN"),
+    ({"argv": ["/bin/x"], "readiness": {"kind": "tcp"}}, "readiness.port", "needs a port"),
+    ({"argv": ["/bin/x"], "readiness": {"kind": "file", "path": "x"}}, "readiness.path", "absolute"),
+    ({"argv": ["/bin/x"], "type": "oneshot", "readiness": {"kind": "notify"}}, "readiness.kind", "oneshot"),
+    ({"argv": ["/bin/x"], "autostart": "yes"}, "autostart", "true or false"),
+    ({"argv": ["/bin/x"], "watchdog_sec": True}, "watchdog_sec", "a number"),
+    ({"argv": ["/bin/x"], "capabilities": {"network": "host"}}, "capabilities.network", "not supported"),
+    ({"argv": ["/bin/x"], "requires": ["self"]}, "requires", "itself"),
+])
+def test_bad_fields_are_named(capsule: dict[str, Any], field: str, text: str) -> None:
+    m = parse_manifest(manifest(self=capsule, other={"argv": ["/bin/true"]}))
+    assert "other" in m.capsules, "one bad capsule does not take others down"
+    err = m.errors["self"]
+    assert err.field == field and text in err.message, err
+    assert str(err).startswith("capsule 'self': ")
+
+
+def test_cycles_and_missing_requirements_fail_transitively() -> None:
+    m = parse_manifest(manifest(
+        a={"argv": ["/x"], "requires": ["b"]}, b={"argv": ["/x"], "after": ["a"]},
+        c={"argv": ["/x"], "requires": ["ghost"]}, d={"argv": ["/x"], "requires": ["c"]},
+        e={"argv": ["/x"], "after": ["ghost"]},
+    ))
+    assert set(m.errors) == {"a", "b", "c", "d"}
+    assert "dependency cycle a -> b -> a" in m.errors["a"].message
+    assert "'ghost' is not declared" in m.errors["c"].message
+    assert "'c' failed to load" in m.errors["d"].message
+    assert "e" in m.capsules, "`after` an absent capsule only orders, it does not require"
+
+
+def test_graph_helpers() -> None:
+    deps = {"a": ["b"], "b": ["c"], "c": [], "d": ["a", "c"]}
+    order = topological_order(deps)
+    assert all(order.index(dep) < order.index(n) for n, ds in deps.items() for dep in ds)
+    assert find_cycles(deps) == []
+    assert find_cycles({"x": ["y"], "y": ["x"]}) == [["x", "y", "x"]]
+
+
+@pytest.mark.parametrize(("value", "expect"), [("64M", str(64 << 20)), ("1g", str(1 << 30)), (4096, "4096"),
+                                               ("max", "max"), ("10KB", "10240")])
+def test_sizes(value: Any, expect: str) -> None:
+    assert parse_size(value, "f") == expect
+
+
+def test_cpu_max_forms() -> None:
+    assert parse_cpu_max("20%", "f") == "20000 100000"
+    assert parse_cpu_max("150%", "f") == "150000 100000"
+    assert parse_cpu_max("max", "f") == "max 100000"
+    assert parse_cpu_max("5000 10000", "f") == "5000 10000"
+
+
+def test_document_errors(tmp_path: Path) -> None:
+    for doc, text in (([], "top level"), ({"version": 2}, "version must be 1"),
+                      ({"version": 1, "extra": 1}, "unknown top-level key"),
+                      ({"version": 1, "hostname": "bad name"}, "not a valid host name")):
+        with pytest.raises(ManifestError, match=text):
+            parse_manifest(doc)
+    bad = tmp_path / "m.json"
+    bad.write_text('{"version": 1,')
+    with pytest.raises(ManifestError, match=r"m.json: not valid JSON: .* line 1"):
+        load_manifest(bad)
+    with pytest.raises(ManifestError, match="cannot read"):
+        load_manifest(tmp_path / "missing.json")
+    bad.write_text(json.dumps(manifest()))
+    assert load_manifest(bad).capsules == {}
+
+
+def test_backoff_and_start_limit() -> None:
+    policy = Restart(delay=0.5, max_delay=4.0, limit_burst=3, limit_interval=10.0)
+    assert [backoff_delay(policy, n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    times: deque[float] = deque([0.0, 1.0])
+    assert not start_limit_hit(policy, times, 2.0)
+    times.append(2.0)
+    assert start_limit_hit(policy, times, 2.0)
+    assert not start_limit_hit(policy, deque([0.0, 1.0, 2.0]), 11.5), "old failures age out"
+
+
+def test_state_machine_is_closed() -> None:
+    assert set(TRANSITIONS) == set(State)
+    for targets in TRANSITIONS.values():
+        assert targets <= set(State)
+    assert State.READY not in TRANSITIONS[State.STOPPED], "readiness only after starting"
+
+
+def test_kernel_cmdline() -> None:
+    assert kernel_cmdline("quiet exo.manifest=/m.json exo.debug root=/dev/sda") == {
+        "exo.manifest": "/m.json", "exo.debug": ""}
