@@ -4,8 +4,11 @@ every step is tried, and a failure is returned as a warning for the log."""
 from __future__ import annotations
 
 import errno
+import io
 import os
+import sys
 from pathlib import Path
+from typing import TextIO, cast
 
 from exo_init import syscalls
 from exo_init.syscalls import MS_NODEV, MS_NOEXEC, MS_NOSUID
@@ -69,6 +72,44 @@ def setup_console() -> list[str]:
     except OSError as e:
         warnings.append(f"open /dev/console: {e.strerror}")
     return warnings
+
+
+class AllConsoles(io.TextIOBase):
+    """exo_init's own console output, written to every active console (e.g. tty0 and ttyS0), so
+    a screen and a serial line both show boot status; /dev/console is only the last of them."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.fds: list[int] = []
+        for name in names:
+            try:
+                self.fds.append(os.open(f"/dev/{name}", os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC))
+            except OSError:
+                continue
+
+    def write(self, text: str) -> int:
+        data = text.encode(errors="replace")  # the tty adds the carriage returns (onlcr)
+        for fd in self.fds:
+            try:
+                os.write(fd, data)
+            except OSError:
+                pass
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def console_for_status() -> TextIO:
+    """All active consoles if the kernel lists more than one, else stdout (/dev/console)."""
+    try:
+        names = Path("/sys/class/tty/console/active").read_text().split()
+    except OSError:
+        names = []
+    if len(names) > 1:
+        tee = AllConsoles(names)
+        if tee.fds:
+            return cast(TextIO, tee)
+    return sys.stdout
 
 
 def set_hostname(name: str) -> list[str]:

@@ -1,0 +1,137 @@
+"""The VirtualBox appliance: archive layout, descriptor, digests, the VMDK, and its disk booting.
+
+VirtualBox cannot run on these machines: the disk inside the OVA is booted with QEMU instead, as a
+SATA (AHCI) disk like VirtualBox's default controller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from qemu.vm import VMConfig
+from tests.machine import Machine
+from tests.vm.conftest import BOOT_TIMEOUT, TEST_LAYER
+from virtualbox.build import Appliance, build_ova
+from virtualbox.ovfcheck import check
+
+
+@pytest.fixture(scope="module")
+def appliance() -> Appliance:
+    return build_ova(layers=[TEST_LAYER])
+
+
+def test_ova_is_ustar_with_descriptor_first(appliance: Appliance) -> None:
+    with tarfile.open(appliance.ova) as tar:
+        members = tar.getmembers()
+        names = [m.name for m in members]
+        assert names == ["exosphere.ovf", "exosphere.mf", "exosphere-disk1.vmdk"]
+        assert all(m.isfile() for m in members)
+    with open(appliance.ova, "rb") as fh:
+        assert fh.read(512)[257:263] == b"ustar\x00", "OVF requires the POSIX ustar format"
+
+
+def test_descriptor_is_valid_ovf(appliance: Appliance) -> None:
+    with tarfile.open(appliance.ova) as tar:
+        ovf = tar.extractfile("exosphere.ovf").read()  # type: ignore[union-attr]
+    assert check(ovf) == []
+    text = ovf.decode()
+    for needle in ("<vbox:OSType ovf:required=\"false\">Linux_64</vbox:OSType>", ">AHCI<", ">E1000<", ">NAT<",
+                   "controller=\"VMSVGA\"", "<rasd:VirtualQuantity>1024</rasd:VirtualQuantity>"):
+        assert needle in text, needle
+
+
+@pytest.mark.parametrize(("breakage", "expect"), [
+    (("<ovf:Info>Virtual disks</ovf:Info>", ""), "DiskSection: the first child must be ovf:Info"),
+    (('ovf:fileRef="file1"', 'ovf:fileRef="file9"'), "names no File in References"),
+    (("<rasd:Caption>disk1</rasd:Caption>", ""), None),  # optional: still valid
+    (("ovf:/disk/vmdisk1", "ovf:/disk/nope"), "names no Disk/File"),
+    (("<rasd:ResourceType>17</rasd:ResourceType>", "<rasd:ResourceType>99</rasd:ResourceType>"),
+     "is not a CIM resource type"),
+    (('<vbox:OSType ovf:required="false">', "<vbox:OSType>"), "without ovf:required"),
+])
+def test_checker_catches_broken_descriptors(appliance: Appliance, breakage: tuple[str, str],
+                                            expect: str | None) -> None:
+    text = appliance.ovf.read_text()
+    assert breakage[0] in text
+    errors = check(text.replace(breakage[0], breakage[1], 1).encode())
+    if expect is None:
+        assert errors == []
+    else:
+        assert any(expect in e for e in errors), errors
+
+
+def test_checker_sees_rasd_order(appliance: Appliance) -> None:
+    text = appliance.ovf.read_text()
+    swapped = text.replace("<rasd:Address>0</rasd:Address>\n", "", 1).replace(
+        "<rasd:ResourceSubType>AHCI</rasd:ResourceSubType>",
+        "<rasd:ResourceSubType>AHCI</rasd:ResourceSubType><rasd:Address>0</rasd:Address>", 1)
+    assert any("out of schema order" in e for e in check(swapped.encode()))
+
+
+def test_manifest_digests_match(appliance: Appliance, tmp_path: Path) -> None:
+    with tarfile.open(appliance.ova) as tar:
+        tar.extractall(tmp_path, filter="data")
+    lines = (tmp_path / "exosphere.mf").read_text().splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        name, digest = line.removeprefix("SHA256(").split(")= ")
+        assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_vmdk_converts_back_to_the_same_disk(appliance: Appliance, tmp_path: Path) -> None:
+    back = tmp_path / "back.raw"
+    subprocess.run(["qemu-img", "convert", "-f", "vmdk", "-O", "raw", str(appliance.vmdk), str(back)], check=True)
+    assert back.stat().st_size == appliance.raw_disk.stat().st_size
+
+    def digest(p: Path) -> str:
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        return h.hexdigest()
+
+    assert digest(back) == digest(appliance.raw_disk)
+
+
+@pytest.mark.parametrize("uefi", [False, True], ids=["bios", "uefi"])
+def test_disk_boots_as_sata_disk_with_state_partition(appliance: Appliance, tmp_path: Path, uefi: bool) -> None:
+    disk = tmp_path / "disk.raw"
+    subprocess.run(["cp", "--sparse=always", str(appliance.raw_disk), str(disk)], check=True)
+    m = Machine("ova-" + ("uefi" if uefi else "bios"), VMConfig(disk=disk, uefi=uefi), tmp_path / "vm")
+    with m.running():
+        line = m.wait_for_console_text(r"boot complete: (.*)\n", BOOT_TIMEOUT).group(1)
+        assert line.startswith("all capsules ready"), line
+        mounts = m.succeed("cat /proc/mounts")
+        assert " /var/lib/exosphere ext4 " in mounts, mounts
+        m.send_powerdown()
+        assert m.wait_for_exit(90) == 0
+
+
+def test_switched_generation_survives_reboot_of_the_disk(appliance: Appliance, tmp_path: Path) -> None:
+    disk = tmp_path / "disk.raw"
+    subprocess.run(["cp", "--sparse=always", str(appliance.raw_disk), str(disk)], check=True)
+    add_marker = ("import json; m = json.load(open('/etc/exosphere/manifest.json')); "
+                  "m['capsules']['marker'] = {'argv': ['/bin/sleep', '1000']}; "
+                  "json.dump(m, open('/tmp/next.json', 'w'))")
+    first = Machine("ova-boot1", VMConfig(disk=disk), tmp_path / "vm1")
+    with first.running():
+        first.wait_for_console_text(r"boot complete: .*\n", BOOT_TIMEOUT)
+        first.succeed(f'python3 -c "{add_marker}"')
+        first.succeed("exoctl switch /tmp/next.json --no-try")
+        first.wait_for_capsule("marker", "ready", 60)
+        before = json.loads(first.succeed("exoctl --json generations"))
+        first.send_powerdown()
+        assert first.wait_for_exit(90) == 0
+    second = Machine("ova-boot2", VMConfig(disk=disk), tmp_path / "vm2")
+    with second.running():
+        second.wait_for_console_text(r"boot complete: .*\n", BOOT_TIMEOUT)
+        after = json.loads(second.succeed("exoctl --json generations"))
+        assert after["current"] == before["current"] == after["booted"], (before, after)
+        assert len(after["generations"]) == len(before["generations"]) >= 2
+        second.wait_for_capsule("marker", "ready", 60)
