@@ -1,0 +1,113 @@
+"""The Sentry agent: policy parsing, and crash-loop detection + action through a real exo_init."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exo_init import eventlog
+from exo_init.sentry import PolicyError, Sentry, parse_policy
+from tests.exo import REPO, ExoInit
+
+PY = sys.executable
+
+
+def test_policy_parsing() -> None:
+    policy = parse_policy('{"default": "log", "capsules": {"web": {"oom": "restart"}, "batch": "freeze"},'
+                          ' "thresholds": {"sustain": 2}}')
+    assert policy.action("web", "oom") == "restart"
+    assert policy.action("web", "crash-loop") == "log"
+    assert policy.action("batch", "pids-max") == "freeze"
+    assert policy.action("other", "oom") == "log"
+    assert policy.thresholds["sustain"] == 2 and policy.thresholds["cooldown"] == 30.0
+    assert parse_policy("").default == "log"
+    for bad, message in (('{"default": "explode"}', "action must be one of"),
+                         ('{"capsules": {"web": {"bogus": "log"}}}', "unknown anomaly 'bogus'"),
+                         ('{"thresholds": {"sustain": -1}}', "non-negative"),
+                         ("{", "not valid JSON"), ('{"extra": 1}', "unknown key 'extra'")):
+        with pytest.raises(PolicyError, match=message):
+            parse_policy(bad)
+
+
+def test_sentry_stops_a_crash_loop_and_logs_it(tmp_path: Path) -> None:
+    policy = {"capsules": {"crasher": {"crash-loop": "kill"}}, "thresholds": {"crash_loop": 3}}
+    e = ExoInit(tmp_path / "exo", {"capsules": {
+        "crasher": {"argv": ["/bin/sh", "-c", "exit 3"],
+                    "restart": {"policy": "always", "delay": 0.2, "limit_burst": 50}},
+    }}, cgroups=False)
+    try:
+        sentry = {"argv": [PY, "-m", "exo_init.sentry", "--socket", str(e.runtime / "control.sock")],
+                  "env": {"PYTHONPATH": str(REPO), "EXO_SENTRY_POLICY": json.dumps(policy)},
+                  "readiness": {"kind": "notify"}, "restart": {"policy": "always"}}
+        manifest = tmp_path / "with-sentry.json"
+        manifest.write_text(json.dumps({"version": 1, "hostname": "test", "capsules": {
+            "sentry": sentry, "crasher": {"argv": ["/bin/sh", "-c", "exit 3"], "autostart": False,
+                                          "restart": {"policy": "always", "delay": 0.2, "limit_burst": 50}}}}))
+        e.call("switch", target=str(manifest), **{"try": False})
+        e.wait_state("sentry", "ready")
+        e.call("start", name="crasher")
+
+        def acted() -> bool:
+            return any(r["kind"] == "action" and r.get("capsule") == "crasher" for r in e.call("events"))
+
+        e.wait_for(acted, 20, "the sentry's action on crasher")
+        records = [r for r in e.call("events") if r.get("capsule") == "crasher"]
+        anomaly = next(r for r in records if r["kind"] == "anomaly")
+        assert anomaly["anomaly"] == "crash-loop" and anomaly["action"] == "kill" and anomaly["source"] == "sentry"
+        action = next(r for r in records if r["kind"] == "action")
+        assert action["ok"] is True and action["action"] == "kill"
+        e.wait_for(lambda: e.status("crasher")["wanted"] is False, 10, "crasher stopped")
+        assert e.status("crasher")["state"] in ("stopped", "backoff", "failed")
+    finally:
+        e.close()
+
+
+def test_sentry_detection_from_samples(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    sentry = Sentry(tmp_path / "no.sock", parse_policy('{"thresholds": {"sustain": 3}}'), log, "sentry")
+
+    def st(name: str, **cg: Any) -> dict[str, Any]:
+        return {"name": name, "state": "ready", "since": 1.0, "cgroup": cg}
+
+    sentry.sample([st("old", memory_oom_kill=4)])  # the past (before our first sample) is not reported
+    sentry.sample([st("old", memory_oom_kill=4), st("hog", memory_oom_kill=1, pids_events_max=0)])
+    sentry.sample([st("old", memory_oom_kill=4), st("hog", memory_oom_kill=1, pids_events_max=2)])
+    for n in range(1, 5):
+        sentry.sample([st("spin", cpu_nr_throttled=10 * n, psi_memory_avg10=50.0)])
+    sentry.sample([{"name": "slow", "state": "starting", "since": 61.0}])
+    sentry.sample([st("sentry", memory_oom_kill=9)])  # never itself
+    records = eventlog.tail(log, 100)
+    seen = [(r["capsule"], r["anomaly"]) for r in records]
+    assert seen == [("hog", "oom"), ("hog", "pids-max"), ("spin", "throttled"), ("spin", "memory-pressure"),
+                    ("slow", "not-ready")], records
+    assert all(r["action"] == "log" and r["source"] == "sentry" for r in records)
+
+
+def test_sentry_rolls_back_a_committed_generation(tmp_path: Path) -> None:
+    e = ExoInit(tmp_path / "exo", {"capsules": {"base": {"argv": ["/bin/sleep", "100"]}}}, cgroups=False)
+    try:
+        sentry = {"argv": [PY, "-m", "exo_init.sentry", "--socket", str(e.runtime / "control.sock")],
+                  "env": {"PYTHONPATH": str(REPO),
+                          "EXO_SENTRY_POLICY": json.dumps({"capsules": {"flaky": {"crash-loop": "rollback"}}})},
+                  "readiness": {"kind": "notify"}, "restart": {"policy": "always"}}
+        two = tmp_path / "two.json"
+        two.write_text(json.dumps({"version": 1, "hostname": "test", "capsules": {
+            "base": {"argv": ["/bin/sleep", "100"]}, "sentry": sentry}}))
+        e.call("switch", target=str(two), **{"try": False})
+        e.wait_state("sentry", "ready")
+        three = tmp_path / "three.json"
+        three.write_text(json.dumps({"version": 1, "hostname": "test", "capsules": {
+            "base": {"argv": ["/bin/sleep", "100"]}, "sentry": sentry,
+            "flaky": {"argv": ["/bin/sh", "-c", "exit 1"], "restart": {"policy": "always", "delay": 0.2}}}}))
+        assert e.call("switch", target=str(three), **{"try": False})["generation"] == 3
+        e.wait_for(lambda: e.call("generations")["current"] == 2, 20, "the sentry's rollback to generation 2")
+        e.wait_for(lambda: "flaky" not in [s["name"] for s in e.call("status")], 10, "flaky removed")
+        action = [r for r in e.call("events") if r["kind"] == "action"][-1]
+        assert action["action"] == "rollback" and action["capsule"] == "flaky" and action["ok"] is True, action
+        assert e.status("sentry")["state"] == "ready" and e.status("base")["state"] == "ready"
+    finally:
+        e.close()
