@@ -11,8 +11,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from exo_init.loop import Timer
 from exo_init.logsink import LogSink
+from exo_init.loop import Timer
 from exo_init.manifest import Capsule, CapsuleType, Restart
 
 

@@ -11,7 +11,8 @@ DEFAULT_MANIFEST = Path("/etc/exosphere/manifest.json")
 DEFAULT_RUNTIME = Path("/run/exosphere")
 PERSISTENT_LOGS = Path("/var/log/exosphere")
 # Debian's directories, and NixOS's system profile (PID 1 starts with almost no environment there).
-SYSTEM_PATH = "/run/current-system/sw/bin:/run/current-system/sw/sbin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SYSTEM_PATH = ":".join(("/run/current-system/sw/bin", "/run/current-system/sw/sbin", "/usr/local/sbin",
+                        "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"))
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class Config:
     pid1: bool                 # the real init: mounts, kill(-1), reboot(2)
     debug: bool = False
     hostname: str | None = None
+    state_dir: Path | None = None      # generations and the event log (None: decided at boot, statedisk.py)
+    state_device: str | None = None    # exo.state=/dev/vda: the persistent state disk (PID 1)
+    generation: int | None = None      # exo.generation=N: boot that generation
 
     @property
     def control_socket(self) -> Path:
@@ -51,6 +55,8 @@ def parse_args(argv: list[str], pid1: bool) -> Config:
     p.add_argument("--cgroup-root", type=Path, default=None,
                    help="cgroup2 directory to own (PID 1 default: the cgroup2 mount itself)")
     p.add_argument("--no-cgroups", action="store_true", help="run without cgroups (host tests only)")
+    p.add_argument("--state-dir", type=Path, default=None, help="generations and event log (default RUNTIME/state)")
+    p.add_argument("--generation", type=int, default=None, help="boot this generation (exo.generation=N)")
     p.add_argument("--debug", action="store_true")
     # The kernel passes unknown command-line words to init as arguments: ignore them.
     args, _unknown = p.parse_known_args(argv) if pid1 else (p.parse_args(argv), [])
@@ -79,4 +85,11 @@ def parse_args(argv: list[str], pid1: bool) -> Config:
         cgroup_root=cgroup_root,
         pid1=pid1,
         debug=args.debug or "exo.debug" in cmdline,
+        state_dir=args.state_dir,
+        state_device=cmdline.get("exo.state") or None,
+        generation=args.generation if args.generation is not None else _generation(cmdline.get("exo.generation")),
     )
+
+
+def _generation(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None

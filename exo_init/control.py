@@ -23,11 +23,13 @@ from exo_init.log import log
 from exo_init.logsink import tail
 from exo_init.loop import Loop
 from exo_init.manifest import ManifestError
+from exo_init.switch import SwitchError
 
 MAX_REQUEST = 64 * 1024
 MAX_OUTBUF = 4 * 1024 * 1024
-READ_ONLY_OPS = frozenset({"ping", "info", "status", "logs", "subscribe"})
-MUTATING_OPS = frozenset({"start", "stop", "restart", "reload", "poweroff", "reboot", "freeze", "thaw"})
+READ_ONLY_OPS = frozenset({"ping", "info", "status", "logs", "subscribe", "generations", "events"})
+MUTATING_OPS = frozenset({"start", "stop", "restart", "reload", "poweroff", "reboot", "freeze", "thaw",
+                          "switch", "rollback"})
 
 
 class ApiError(Exception):
@@ -177,8 +179,9 @@ class ControlServer:
         self.sock.close()
 
 
-def make_handler(sup: Any) -> Handler:
-    """The operations, on a Supervisor (typed Any to keep this module free of an import cycle)."""
+def make_handler(sup: Any, generations: Any = None) -> Handler:
+    """The operations, on a Supervisor (typed Any to keep this module free of an import cycle),
+    and the generation switcher (exo_init.switch.Switcher; None: no generation store)."""
 
     def capsule(request: dict[str, Any]) -> str:
         name = request.get("name")
@@ -196,7 +199,8 @@ def make_handler(sup: Any) -> Handler:
             return {"pid": os.getpid(), "pid1": sup.config.pid1, "hostname": sup.hostname,
                     "manifest": sup.manifest_source, "boot_complete": sup.boot_reported,
                     "orphans_reaped": sup.orphans_reaped, "shutting_down": sup.shutdown_action,
-                    "cgroups": str(sup.cgroups.root) if sup.cgroups else None}
+                    "cgroups": str(sup.cgroups.root) if sup.cgroups else None,
+                    "generation": generations.running if generations is not None else None}
         if op == "status":
             return sup.status(capsule(request)) if "name" in request else sup.status_all()
         if op == "logs":
@@ -205,6 +209,8 @@ def make_handler(sup: Any) -> Handler:
             if not isinstance(count, int) or count < 0:
                 raise ApiError("BadRequest", '"lines" must be a non-negative integer')
             return {"path": str(sup.capsules[name].log.path), "lines": tail(sup.capsules[name].log.path, count)}
+        if op in ("switch", "rollback", "generations", "events"):
+            return generation_op(generations, request)
         try:
             if op in ("start", "stop", "restart"):
                 getattr(sup, op)(capsule(request))
@@ -224,6 +230,39 @@ def make_handler(sup: Any) -> Handler:
         raise ApiError("UnknownOperation", f"unknown operation {op!r}")
 
     return handle
+
+
+def generation_op(switcher: Any, request: dict[str, Any]) -> Any:
+    """switch / rollback / generations / events (see exo_init/switch.py)."""
+    op = request["op"]
+    if switcher is None:
+        raise ApiError("Failed", f"{op}: no generation store (see exo_init's log)")
+    try:
+        if op == "generations":
+            return switcher.listing()
+        if op == "events":
+            count = request.get("lines", 50)
+            if not isinstance(count, int) or count < 0:
+                raise ApiError("BadRequest", '"lines" must be a non-negative integer')
+            return switcher.events(count)
+        if op == "rollback":
+            return switcher.rollback()
+        target, try_mode, probation = request.get("target"), request.get("try", True), request.get("probation")
+        if isinstance(target, int) and not isinstance(target, bool):
+            target = str(target)
+        if not isinstance(target, str) or not target:
+            raise ApiError("BadRequest", 'switch needs "target": a manifest path or a generation number')
+        if not isinstance(try_mode, bool) or not (probation is None or isinstance(probation, (int, float))):
+            raise ApiError("BadRequest", '"try" must be a boolean and "probation" a number of seconds')
+        if probation is None:
+            return switcher.switch(target, try_mode)
+        return switcher.switch(target, try_mode, float(probation))
+    except SwitchError as e:
+        raise ApiError(e.name, e.message) from None
+    except ManifestError as e:
+        raise ApiError("InvalidManifest", str(e)) from None
+    except OSError as e:
+        raise ApiError("Failed", f"{op}: {e.strerror or e}") from None
 
 
 # --- client side ----------------------------------------------------------------------------------

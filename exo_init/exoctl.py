@@ -1,5 +1,10 @@
 """exoctl: operate a running Exosphere system (like systemctl/journalctl).
 
+Transport: the org.exosphere.Core1 D-Bus API on the system bus (the dbus-bridge capsule) by default;
+when the bus or the bridge is not there, exo_init's private control socket, with the same output
+and exit codes (`--via` forces one; `--socket PATH` means that socket). Both carry the same JSON
+documents, so `--json` prints the same either way.
+
 Exit codes: 0 success; 1 the operation failed; 2 usage error; 3 the capsule is not running
 (status); 4 no such capsule; 5 access denied; 6 exo_init cannot be reached.
 """
@@ -7,6 +12,7 @@ Exit codes: 0 success; 1 the operation failed; 2 usage error; 3 the capsule is n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -14,11 +20,78 @@ import time
 from pathlib import Path
 from typing import Any
 
+from exo_init import dbus_api
 from exo_init.config import DEFAULT_RUNTIME
 from exo_init.control import ControlError, call
+from exo_init.logsink import LogTail
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_NO_SUCH, EXIT_DENIED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5, 6
 ERROR_EXIT = {"NoSuchCapsule": EXIT_NO_SUCH, "AccessDenied": EXIT_DENIED, "BadRequest": EXIT_USAGE}
+DBUS_TIMEOUT = 25.0  # the bridge's own call to exo_init is bounded at 20 s
+
+
+class Unreachable(Exception):
+    """The D-Bus path is not there (no bus, no bridge, no bindings): use the private socket."""
+
+
+def system_bus_present() -> bool:
+    """Cheap check before importing gi: is there a system bus to talk to at all?"""
+    address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+    return bool(address) or os.path.exists(dbus_api.DEFAULT_SYSTEM_BUS)
+
+
+def call_dbus(request: dict[str, Any], read_only: bool) -> Any:
+    """`request` as an org.exosphere.Core1 method call: the result, ControlError for the API's
+    errors, Unreachable when D-Bus cannot carry it (and trying the socket instead is safe)."""
+    if not system_bus_present():
+        raise Unreachable(f"no system bus ({dbus_api.DEFAULT_SYSTEM_BUS} does not exist)")
+    try:
+        # PyGObject's import is most of the D-Bus path's cost, so it is paid only here.
+        from gi.repository import Gio, GLib  # noqa: PLC0415
+    except ImportError as e:
+        raise Unreachable(f"no D-Bus bindings: {e}") from None
+    method, signature, args = dbus_api.dbus_call(request)
+    try:
+        # A private connection: the shared one would SIGTERM this process if the bus went away.
+        address = Gio.dbus_address_get_for_bus_sync(Gio.BusType.SYSTEM, None)
+        flags = Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
+        con = Gio.DBusConnection.new_for_address_sync(address, flags, None, None)
+    except GLib.Error as e:
+        raise Unreachable(f"system bus: {e.message}") from None
+    try:
+        reply = con.call_sync(dbus_api.BUS_NAME, dbus_api.OBJECT_PATH, dbus_api.INTERFACE, method,
+                              GLib.Variant(f"({signature})", args) if signature else None,
+                              GLib.VariantType("(s)"), Gio.DBusCallFlags.NO_AUTO_START,
+                              int(DBUS_TIMEOUT * 1000), None)
+    except GLib.Error as e:
+        remote = Gio.DBusError.get_remote_error(e)
+        if remote:  # "GDBus.Error:NAME: text" -> "text" (strip_remote_error edits a C copy, not e)
+            e.message = e.message.removeprefix(f"GDBus.Error:{remote}: ")
+        if remote in dbus_api.UNREACHABLE_ERRORS or (remote is None and read_only):
+            raise Unreachable(f"{dbus_api.BUS_NAME}: {e.message}") from None
+        message = e.message
+        if remote == "org.freedesktop.DBus.Error.AccessDenied":  # the bus policy (its text is a rule dump)
+            message = f"{request['op']} needs root (caller uid {os.getuid()}; refused by the system bus policy)"
+        raise ControlError(dbus_api.control_error_name(remote or ""), message) from None
+    finally:
+        con.close_sync(None)
+    return json.loads(reply.unpack()[0])
+
+
+def transport_call(args: argparse.Namespace, request: dict[str, Any]) -> Any:
+    """One request over the chosen transport (see the module docstring)."""
+    via = args.via or ("socket" if args.socket is not None else "auto")
+    socket_path = args.socket or DEFAULT_RUNTIME / "control.sock"
+    if via != "socket" and dbus_api.supports(request["op"]):
+        try:
+            return call_dbus(request, read_only=request["op"] in ("status", "logs", "info"))
+        except Unreachable as e:
+            if via == "dbus":
+                raise OSError(f"cannot reach {dbus_api.BUS_NAME} on the system bus: {e}") from None
+    try:
+        return call(socket_path, request)
+    except OSError as e:
+        raise OSError(f"cannot reach exo_init at {socket_path}: {e.strerror or e}") from None
 
 
 def fmt_bytes(n: int) -> str:
@@ -48,7 +121,8 @@ def status_table(rows: list[dict[str, Any]]) -> str:
         mem = "-"
         if cg:
             quota = cg.get("memory_max", "max")
-            mem = f"{fmt_bytes(cg.get('memory_current', 0))}/{'max' if quota == 'max' else fmt_bytes(int(quota))}"
+            limit = "max" if quota == "max" else fmt_bytes(int(quota))
+            mem = f"{fmt_bytes(cg.get('memory_current', 0))}/{limit}"
         pids = f"{cg.get('pids_current', 0)}/{cg.get('pids_max', 'max')}" if cg else "-"
         detail = r.get("error") or r.get("status_text") or r.get("reason") or ""
         lines.append((r["name"], r["state"], fmt_duration(r.get("uptime")), str(r.get("restarts", 0)),
@@ -63,28 +137,21 @@ def status_table(rows: list[dict[str, Any]]) -> str:
 def follow(path: Path, start_lines: list[str]) -> None:
     for line in start_lines:
         print(line, flush=True)
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        while True:
-            chunk = fh.readline()
-            if chunk:
-                sys.stdout.write(chunk.decode(errors="replace"))
-                sys.stdout.flush()
-                continue
-            time.sleep(0.2)
-            try:
-                if path.stat().st_size < fh.tell():  # rotated
-                    fh.close()
-                    fh = open(path, "rb")  # noqa: SIM115
-            except FileNotFoundError:
-                pass
+    tail = LogTail(path)
+    while True:
+        for line in tail.read_lines():
+            print(line, flush=True)
+        time.sleep(0.2)  # a file has no "new data" event without inotify: poll it
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="exoctl", description="Operate a running Exosphere system")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--socket", type=Path, default=DEFAULT_RUNTIME / "control.sock",
-                   help="exo_init's control socket")
+    p.add_argument("--socket", type=Path, default=None,
+                   help=f"exo_init's control socket (default {DEFAULT_RUNTIME / 'control.sock'}; "
+                   "implies --via socket)")
+    p.add_argument("--via", choices=("auto", "dbus", "socket"), default=None,
+                   help="the D-Bus API, the private socket, or D-Bus falling back to the socket (default)")
     sub = p.add_subparsers(dest="command", required=True)
     st = sub.add_parser("status", help="capsules with state and live figures")
     st.add_argument("name", nargs="?")
@@ -98,7 +165,56 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("poweroff", help="stop every capsule and power off")
     sub.add_parser("reboot", help="stop every capsule and reboot")
     sub.add_parser("info", help="exo_init itself")
+    sw = sub.add_parser("switch", help="switch to a manifest (a new generation) or a generation number")
+    sw.add_argument("target", help="MANIFEST path or GENERATION number")
+    sw.add_argument("--no-try", action="store_true", help="commit at once (no probation)")
+    sw.add_argument("--probation", type=float, default=None, metavar="SECONDS",
+                    help="the probation window (default 20 s)")
+    sub.add_parser("rollback", help="go back one generation")
+    sub.add_parser("generations", help="the generations, with the current and the booted one")
+    ev = sub.add_parser("events", help="the anomaly and action log (sentry, switches, rollbacks)")
+    ev.add_argument("-n", "--lines", type=int, default=50)
     return p
+
+
+# Operations only the private socket carries (the D-Bus API does not have them yet).
+SOCKET_ONLY_OPS = frozenset({"switch", "rollback", "generations", "events"})
+
+
+def generation_request(args: argparse.Namespace, request: dict[str, Any]) -> None:
+    if args.command == "switch":
+        target = args.target
+        request["target"] = target if target.isdigit() else str(Path(target).resolve())
+        request["try"] = not args.no_try
+        if args.probation is not None:
+            request["probation"] = args.probation
+    elif args.command == "events":
+        request["lines"] = max(0, args.lines)
+
+
+def print_generation_result(command: str, result: Any) -> None:
+    if command == "generations":
+        for g in result["generations"]:
+            marks = ",".join(m for m in ("current", "booted", "running") if g[m])
+            created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g["created"]))
+            print(f"{g['number']:>4}  {created}  {marks or '-':<22}  {g['source']}")
+        if result.get("probation"):
+            p = result["probation"]
+            print(f"generation {p['generation']} on probation ({p['seconds']:g} s), previous {p['previous']}")
+        if result.get("last_rollback"):
+            r = result["last_rollback"]
+            print(f"last rollback: generation {r['generation']} -> {r['to']}: {r['reason']}")
+    elif command == "events":
+        for e in result:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.get("time", 0)))
+            rest = {k: v for k, v in e.items() if k not in ("time", "kind", "capsule")}
+            print(f"{when}  {e.get('kind', '?')}  {e.get('capsule', '-')}  {json.dumps(rest, sort_keys=True)}")
+    else:
+        extra = f" (probation {result['probation']:g} s)" if result.get("probation") else ""
+        print(f"generation {result['generation']}{extra}")
+        for kind in ("added", "removed", "changed", "errors"):
+            for item in result.get(kind, []):
+                print(f"{kind}: {item}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,13 +224,16 @@ def main(argv: list[str] | None = None) -> None:
         request["name"] = args.name
     if args.command == "logs":
         request["lines"] = max(0, args.lines)
+    generation_request(args, request)
+    if args.command in SOCKET_ONLY_OPS and args.via is None:
+        args.via = "socket"
     try:
-        result = call(args.socket, request)
+        result = transport_call(args, request)
     except ControlError as e:
         sys.stderr.write(f"exoctl: {e.message}\n")
         sys.exit(ERROR_EXIT.get(e.name, EXIT_FAILED))
     except OSError as e:
-        sys.stderr.write(f"exoctl: cannot reach exo_init at {args.socket}: {e.strerror or e}\n")
+        sys.stderr.write(f"exoctl: {e}\n")
         sys.exit(EXIT_UNREACHABLE)
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
@@ -122,16 +241,16 @@ def main(argv: list[str] | None = None) -> None:
         print(status_table(result if isinstance(result, list) else [result]))
     elif args.command == "logs":
         if args.follow:
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 follow(Path(result["path"]), result["lines"])
-            except KeyboardInterrupt:
-                pass
             return
         print("\n".join(result["lines"]))
     elif args.command == "reload":
         for kind in ("added", "removed", "changed", "errors"):
             for item in result.get(kind, []):
                 print(f"{kind}: {item}")
+    elif args.command in SOCKET_ONLY_OPS:
+        print_generation_result(args.command, result)
     elif isinstance(result, dict) and "state" in result:
         print(f"{result['name']}: {result['state']}")
     else:

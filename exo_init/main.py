@@ -21,10 +21,13 @@ from typing import TextIO
 from exo_init import early, syscalls
 from exo_init.config import SYSTEM_PATH, Config, parse_args
 from exo_init.control import ControlServer, make_handler
+from exo_init.generations import GenerationStore
 from exo_init.log import add_logfile, log, setup_logging
 from exo_init.manifest import Capsule, Manifest, ManifestError, Restart, RestartPolicy, empty_manifest
 from exo_init.spawn import SpawnPlan, spawn
+from exo_init.statedisk import prepare_state_dir
 from exo_init.supervisor import ShutdownAction, Supervisor
+from exo_init.switch import Switcher, boot_manifest
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPWR, signal.SIGUSR2)
 EMERGENCY_SHELLS = ("/bin/sh", "/run/current-system/sw/bin/sh")
@@ -77,8 +80,33 @@ def emergency_capsule() -> Capsule:
                    restart=Restart(policy=RestartPolicy.ALWAYS, limit_burst=1000))
 
 
-def load_boot_manifest(sup: Supervisor) -> Manifest:
+def open_generations(sup: Supervisor) -> Switcher | None:
+    """The generation store (on the state disk when there is one) and the switcher; None if even
+    the volatile fallback cannot be written (then the image's manifest boots, without generations)."""
+    state_dir, warnings = prepare_state_dir(sup.config)
+    for warning in warnings:
+        log.warning("%s", warning)
+    for candidate in dict.fromkeys((state_dir, sup.config.runtime_dir / "state")):
+        try:
+            store = GenerationStore(candidate / "generations")
+        except OSError as e:
+            log.error("generation store in %s unusable: %s", candidate, e)
+            continue
+        log.info("state directory %s", candidate)
+        return Switcher(sup, store, None, candidate / "events.jsonl")
+    return None
+
+
+def load_boot_manifest(sup: Supervisor, switcher: Switcher | None = None) -> Manifest:
     try:
+        if switcher is not None:
+            try:
+                manifest, booted = boot_manifest(switcher.store, sup.config.manifest, sup.config.generation)
+            except OSError as e:
+                log.error("generation store: %s; booting the image manifest", e)
+                return sup.load()
+            switcher.booted = switcher.running = booted
+            return manifest
         return sup.load()
     except ManifestError as e:
         log.error("%s", e)
@@ -97,7 +125,7 @@ def run_guarded(sup: Supervisor) -> None:
             while not sup.done:
                 sup.loop.run_once(5.0)
                 sup.reap()
-        except BaseException as e:  # noqa: BLE001 - including SystemExit/KeyboardInterrupt
+        except BaseException as e:
             log.error("supervisor error (continuing)", exc_info=e)
             now = time.monotonic()
             failures.append(now)
@@ -117,7 +145,7 @@ def start_emergency_shell() -> None:
     cap = emergency_capsule()
     log.error("too many supervisor errors: emergency shell %s on the console", cap.argv[0])
     try:
-        null_r, null_w = os.pipe()
+        _null_r, null_w = os.pipe()
         spawn(SpawnPlan(argv=cap.argv, env={"PATH": SYSTEM_PATH, "TERM": "linux"}, uid=0, gid=0, groups=(),
                         workdir="/", cgroup_procs=None, stdout_fd=null_w, extra_fds={}, console=True))
     except OSError as e:
@@ -131,7 +159,7 @@ def last_resort_reaper() -> None:
             os.waitpid(-1, 0)
         except ChildProcessError:
             time.sleep(1)
-        except BaseException:  # noqa: BLE001, S110
+        except BaseException:  # noqa: S110
             pass
 
 
@@ -185,7 +213,7 @@ def unmount_all() -> None:
 
 
 def console_stream(pid1: bool) -> TextIO:
-    return sys.stdout if pid1 else sys.stderr
+    return early.console_for_status() if pid1 else sys.stderr
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -210,9 +238,10 @@ def main(argv: list[str] | None = None) -> None:
     sup = Supervisor(config, console)
     sup.setup()
     wakeup = install_signal_wakeup(sup)
-    control = ControlServer(sup.loop, config.control_socket, make_handler(sup))
+    switcher = open_generations(sup)
+    control = ControlServer(sup.loop, config.control_socket, make_handler(sup, switcher))
     sup.listeners.append(control.publish)
-    manifest = load_boot_manifest(sup)
+    manifest = load_boot_manifest(sup, switcher)
     if pid1:
         for warning in early.set_hostname(manifest.hostname):
             log.warning("%s", warning)

@@ -7,12 +7,14 @@ listener the kernel would ignore it.
 from __future__ import annotations
 
 import os
+import selectors
 import struct
 import sys
 from pathlib import Path
 
 from exo_init.config import DEFAULT_RUNTIME
 from exo_init.control import ControlError, call
+from exo_init.notify import sd_notify
 
 EV_KEY = 1
 KEY_POWER = 116
@@ -35,11 +37,11 @@ def main() -> None:
     buttons = find_power_buttons()
     if not buttons:
         print("no ACPI power button found; nothing to watch")
+        sd_notify("READY=1\nSTATUS=no power button")
         return
     fds = [os.open(b, os.O_RDONLY) for b in buttons]
     print(f"watching {', '.join(map(str, buttons))}", flush=True)
-    import selectors
-
+    sd_notify(f"READY=1\nSTATUS=watching {', '.join(map(str, buttons))}")
     sel = selectors.DefaultSelector()
     for fd in fds:
         sel.register(fd, selectors.EVENT_READ)

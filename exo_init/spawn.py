@@ -35,7 +35,7 @@ def spawn(plan: SpawnPlan) -> tuple[int, int]:
     if pid == 0:  # child: nothing here may return or raise
         try:
             _child(plan, err_w)
-        except BaseException as e:  # noqa: BLE001 - report, never unwind into the parent's code
+        except BaseException as e:
             stage = getattr(e, "stage", "setup")
             msg = f"{stage}: {e.strerror if isinstance(e, OSError) and e.strerror else e}"
             try:

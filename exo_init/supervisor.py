@@ -61,6 +61,7 @@ class Supervisor:
         self.orphans_reaped = 0
         self.abandoned: dict[int, str] = {}  # pids whose capsule has moved on: reaped, only logged
         self.applying = False
+        self.reload_hook: Callable[[], dict[str, list[str]]] | None = None
 
     # --- set-up ---------------------------------------------------------------------------------
 
@@ -173,6 +174,7 @@ class Supervisor:
                     self._begin_stop(rt, "configuration changed")
                 else:
                     rt.spec = spec
+                    rt.restart_requested = rt.state is State.FAILED  # a failed one gets another go
                 rt.wanted = spec.autostart
             else:
                 done["unchanged"].append(name)
@@ -188,6 +190,8 @@ class Supervisor:
         return done
 
     def reload(self) -> dict[str, list[str]]:
+        if self.reload_hook is not None:  # the generation switcher: the reload becomes a generation
+            return self.reload_hook()
         manifest = self.load()
         log.info("reloading %s", manifest.source)
         return self.apply(manifest)
@@ -224,6 +228,8 @@ class Supervisor:
                         rt.restart_requested = False
                         self._start(rt)
                         progress = True
+                    elif verdict == "pulled":
+                        progress = True  # a dependency became wanted: another pass starts it
                     elif verdict.startswith("fail:") and rt.state is State.STOPPED:
                         rt.wanted = False
                         self.change_state(rt, State.FAILED, verdict[5:])
@@ -243,7 +249,8 @@ class Supervisor:
         return rt.spec is not None and name in rt.spec.ordering
 
     def _deps_verdict(self, rt: CapsuleRuntime) -> str:
-        """'ready', 'wait', or 'fail:<reason>' for a wanted capsule's dependencies."""
+        """'ready', 'wait', 'pulled' (a required capsule was made wanted), or 'fail:<reason>' for a
+        wanted capsule's dependencies."""
         assert rt.spec is not None
         for dep_name in rt.spec.ordering:
             dep = self.capsules.get(dep_name)
@@ -261,7 +268,7 @@ class Supervisor:
             if not dep.wanted and dep.state is State.STOPPED:
                 if required:
                     dep.wanted = True  # requiring a capsule pulls it in
-                    return "wait"
+                    return "pulled"
                 continue
             return "wait"
         return "ready"

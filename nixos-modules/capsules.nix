@@ -13,10 +13,14 @@
 # `kernelModules`.
 #
 # `paths` must provide absolute program paths (builtins only here, so checked by hand):
-#   python3     the Python interpreter capsules written in Python run with
+#   python3     the Python interpreter capsules written in Python run with (with psutil, pyroute2,
+#               pydbus and PyGObject: the network and dbus-bridge capsules import them)
 #   modprobe    kmod's modprobe
 #   shell       an interactive bash
 #   exoInitLib  the directory holding the exo_init package (for PYTHONPATH, when a capsule needs it)
+#   dbusDaemon  dbus-daemon (the system bus)
+#   dbusConfig  the system bus's configuration file (it includes the packages' system.d policies)
+#   udhcpc      busybox's DHCP client (the network capsule runs it)
 #
 # Capsule fields are the manifest's (see manifest.nix / exo_init/manifest.py); unset fields take
 # the loader defaults.
@@ -40,6 +44,9 @@ let
     "modprobe"
     "shell"
     "exoInitLib"
+    "dbusDaemon"
+    "dbusConfig"
+    "udhcpc"
   ];
 
   checkPaths =
@@ -58,14 +65,21 @@ let
 
   capsules = paths: {
     # Load kernel modules, once, before anything that needs the devices.
+    # There is no udev: this oneshot loads the drivers of the devices present (coldplug from
+    # sysfs modaliases: VirtualBox's AHCI, e1000, VMSVGA, ...) and the modules named here.
     kmod = {
-      description = "Load the kernel modules the base system needs";
+      description = "Load the drivers for the devices present and the modules the base system needs";
       type = "oneshot";
       argv = [
-        paths.modprobe
-        "-a"
+        paths.python3
+        "-m"
+        "exo_init.coldplug"
       ]
       ++ kernelModules;
+      env = {
+        PYTHONPATH = paths.exoInitLib;
+        MODPROBE = paths.modprobe;
+      };
       restart.policy = "never";
     };
 
@@ -79,7 +93,73 @@ let
       ];
       env.PYTHONPATH = paths.exoInitLib;
       requires = [ "kmod" ];
+      # Ready once the button's event device is open: a press after "boot complete" is seen.
+      readiness.kind = "notify";
       restart.policy = "on-failure";
+    };
+
+    # The D-Bus system bus. exo_init.sysbus makes /run/dbus and the machine id, then execs
+    # dbus-daemon, which prints its address on fd 3 once it listens (readiness).
+    dbus = {
+      description = "D-Bus system bus";
+      argv = [
+        paths.python3
+        "-m"
+        "exo_init.sysbus"
+        paths.dbusDaemon
+        "--config-file=${paths.dbusConfig}"
+        "--nofork"
+        "--nopidfile"
+        "--print-address=3"
+      ];
+      env.PYTHONPATH = paths.exoInitLib;
+      readiness = {
+        kind = "fd";
+        fd = 3;
+      };
+      restart.policy = "always";
+    };
+
+    # org.exosphere.Core1 on the system bus, forwarded to exo_init's private control socket
+    # (exoctl uses it, falling back to the socket when it is not there). Exits when the bus goes
+    # away; restarted once the bus is back.
+    dbus-bridge = {
+      description = "org.exosphere.Core1 D-Bus API";
+      argv = [
+        paths.python3
+        "-m"
+        "exo_init.dbus_bridge"
+      ];
+      env.PYTHONPATH = paths.exoInitLib;
+      requires = [ "dbus" ];
+      readiness.kind = "notify";
+      restart = {
+        policy = "always";
+        limit_burst = 10;
+      };
+    };
+
+    # lo and the first ethernet link: DHCP by default (udhcpc, as this capsule's child; pyroute2
+    # applies the lease), and /etc/resolv.conf. For a static address set, in the capsule's env:
+    #   EXO_NET_ADDRESS = "192.168.1.10/24"; EXO_NET_GATEWAY = "192.168.1.1";
+    #   EXO_NET_DNS = "192.168.1.1 9.9.9.9"; (EXO_NET_SEARCH = "example.org";)
+    # and EXO_NET_INTERFACE = "eth1" to pick the link. Its status text is the link's address.
+    network = {
+      description = "Network: lo and the first ethernet link (DHCP or static)";
+      argv = [
+        paths.python3
+        "-m"
+        "exo_init.network"
+        "--udhcpc"
+        paths.udhcpc
+      ];
+      env.PYTHONPATH = paths.exoInitLib;
+      after = [ "kmod" ];
+      readiness = {
+        kind = "notify";
+        timeout = 60;
+      };
+      restart.policy = "always";
     };
 
     # A root login shell on the system console. (To be replaced by a CoreCap shell.)
@@ -92,10 +172,32 @@ let
       console = true;
       after = [ "kmod" ];
       restart.policy = "always";
+      # An interactive shell ignores SIGTERM; a hangup is what ends a terminal session.
+      stop.signal = "SIGHUP";
+    };
+  };
+  # The Sentry agent (exo_init/sentry.py), not in the default set: render.nix adds it to the dev
+  # image, exosphere.nix when services.exosphere.sentry.enable is set. `policy` is the sentry's
+  # own configuration (see the module docstring): which action for which anomaly of which capsule.
+  sentry = paths: policy: {
+    description = "Sentry: watches capsules (OOM, pids.max, throttling, pressure, crash loops) and acts";
+    argv = [
+      paths.python3
+      "-m"
+      "exo_init.sentry"
+    ];
+    env = {
+      PYTHONPATH = paths.exoInitLib;
+      EXO_SENTRY_POLICY = builtins.toJSON policy;
+    };
+    readiness.kind = "notify";
+    restart = {
+      policy = "always";
+      limit_burst = 1000;
     };
   };
 in
 {
-  inherit kernelModules requiredPaths;
+  inherit kernelModules requiredPaths sentry;
   __functor = _self: paths: capsules (checkPaths paths);
 }

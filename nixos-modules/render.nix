@@ -34,6 +34,8 @@ let
     {
       extra ? [ ],
       hostname ? "exosphere",
+      sentry ? true, # include the Sentry agent capsule
+      sentryPolicy ? { }, # its policy (exo_init/sentry.py)
     }:
     let
       # Where things live on the Debian dev image.
@@ -42,9 +44,14 @@ let
         modprobe = "/usr/sbin/modprobe";
         shell = "/bin/bash";
         exoInitLib = "/usr/lib/exosphere";
+        dbusDaemon = "/usr/bin/dbus-daemon";
+        dbusConfig = "/usr/share/dbus-1/system.conf";
+        udhcpc = "/sbin/udhcpc";
       };
 
-      defaults = (import ./capsules.nix) paths;
+      capsulesNix = import ./capsules.nix;
+      defaults =
+        capsulesNix paths // (if sentry then { sentry = capsulesNix.sentry paths sentryPolicy; } else { });
 
       # One extra file -> its capsules, with a clear error if it is not the expected shape.
       load =

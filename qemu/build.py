@@ -15,6 +15,7 @@ Outputs: vmlinuz + initrd.img for direct boot, and a hybrid ISO (BIOS + UEFI, CD
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exo_init.manifest import parse_manifest
 from qemu.util import StepFailed, cache_dir, die, log, repo_root, run, sha256_of, step
 
 BUILDER_VERSION = "3"
@@ -33,6 +35,7 @@ PACKAGES = (
     "python3", "python3-psutil", "python3-pyroute2", "python3-pydbus", "python3-gi", "python3-pexpect",
     "python3-cairo", "python3-cffi-backend", "libwayland-server0", "libwayland-client0",
     "dbus", "kmod", "linux-image-amd64", "iproute2", "procps", "e2fsprogs",
+    "libglib2.0-bin", "udhcpc",  # gdbus (D-Bus calls from the shell); busybox's DHCP client
 )
 # Kernel modules the image ships besides the ones the manifest loads at boot (`kernelModules` in
 # nixos-modules/capsules.nix): drivers for the displays, disks and NICs of QEMU and VirtualBox.
@@ -40,6 +43,9 @@ PACKAGES = (
 IMAGE_MODULES = (
     "virtio_pci", "virtio_scsi", "virtio_input",
     "virtio_gpu", "virtio_balloon", "bochs", "vmwgfx", "cirrus", "drm_vram_helper",
+    # ext4 asks for crc32c when it mounts a filesystem with metadata checksums (mkfs.ext4's
+    # default): a soft dependency that modules.dep does not list.
+    "crc32c_generic", "crc32c_intel",
     "ext4", "vfat", "isofs", "squashfs", "overlay", "loop", "sr_mod", "sd_mod", "ahci", "ata_piix",
     "e1000", "e1000e", "veth", "af_packet", "evdev", "psmouse", "ptp", "9pnet_virtio", "9p",
 )
@@ -49,6 +55,7 @@ PRUNE = (
     "usr/lib/x86_64-linux-gnu/perl-base", "usr/lib/x86_64-linux-gnu/perl5", "var/cache/apt",
     "var/lib/apt/lists", "var/log", "usr/share/initramfs-tools", "etc/initramfs-tools", "usr/lib/firmware",
 )
+DBUS_POLICY = Path("dbus/org.exosphere.Core1.conf")  # (relative to the repository)
 KERNEL_CMDLINE = "rdinit=/sbin/exo_init console=tty0 console=ttyS0,115200 panic=10"
 
 EXO_INIT_SCRIPT = """#!/usr/bin/python3 -I
@@ -155,7 +162,7 @@ def prune(root: Path, modules: Sequence[str]) -> str:
 def write_cpio(root: Path, dest: Path) -> None:
     """A newc cpio of `root`: sorted names, ownership and modes as on disk, fixed inode numbers."""
     names = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-    listing = "\n".join(["."] + names) + "\n"
+    listing = "\n".join([".", *names]) + "\n"
     tmp = dest.with_name(dest.name + ".tmp")
     log(f"$ cpio -o -H newc --reproducible ({len(names)} entries) > {dest.name}")
     with open(tmp, "wb") as out:
@@ -212,9 +219,6 @@ def render_manifest(nix_extra: Sequence[Path]) -> str:
     if nix_extra:
         argv += ["--arg", "extra", "[ " + " ".join(str(p.resolve()) for p in nix_extra) + " ]"]
     text = run(argv, capture=True).stdout
-    sys.path.insert(0, str(repo_root()))
-    from exo_init.manifest import parse_manifest
-
     manifest = parse_manifest(json.loads(text), "rendered manifest")
     if manifest.errors:
         raise StepFailed("the rendered manifest has errors:\n" + "\n".join(map(str, manifest.errors.values())))
@@ -236,6 +240,9 @@ def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer]) -> None
     etc = dest / "etc/exosphere"
     etc.mkdir(parents=True)
     (etc / "manifest.json").write_text(manifest_json)
+    policy = dest / "usr/share/dbus-1/system.d" / DBUS_POLICY.name  # the bus policy for Core1
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(root / DBUS_POLICY, policy)
     for layer in layers:
         for src, target_path in layer.files:
             target = dest / target_path.lstrip("/")
@@ -264,20 +271,37 @@ menuentry "Exosphere OS (debug)" {{
 """
 
 
-def build_iso(kernel: Path, initrd: Path, dest: Path, work: Path) -> None:
+def build_iso(kernel: Path, initrd: Path, dest: Path, work: Path, *, cmdline: str = KERNEL_CMDLINE,
+              xorriso_extra: Sequence[str] = ()) -> None:
+    """grub-mkrescue: a hybrid image that boots under BIOS and UEFI, as a CD or as a disk.
+    `xorriso_extra` goes to xorriso (the appliance appends its state partition that way)."""
     isoroot = work / "isoroot"
+    if isoroot.exists():
+        shutil.rmtree(isoroot)
     (isoroot / "boot/grub").mkdir(parents=True)
     shutil.copy2(kernel, isoroot / "boot/vmlinuz")
     shutil.copy2(initrd, isoroot / "boot/initrd.img")
-    (isoroot / "boot/grub/grub.cfg").write_text(GRUB_CFG.format(cmdline=KERNEL_CMDLINE))
-    tmp = dest.with_suffix(".tmp.iso")
-    run(["grub-mkrescue", "-o", tmp, isoroot, "--", "-volid", "EXOSPHERE"], capture=True)
+    (isoroot / "boot/grub/grub.cfg").write_text(GRUB_CFG.format(cmdline=cmdline))
+    tmp = dest.with_name(dest.name + ".tmp")
+    run(["grub-mkrescue", "-o", tmp, isoroot, "--", "-volid", "EXOSPHERE", *xorriso_extra], capture=True)
     tmp.rename(dest)
     shutil.rmtree(isoroot)
 
 
 def build(layers: Sequence[Layer] = (), iso: bool = True) -> Image:
+    """Build (or find in the cache) the image. Concurrent builds wait for each other: two
+    mmdebstraps into one cache entry would destroy each other's tree."""
     cache = cache_dir()
+    with open(cache / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another build to finish (lock {cache / '.lock'})")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(cache, layers, iso)
+
+
+def _build(cache: Path, layers: Sequence[Layer], iso: bool) -> Image:
     started = time.monotonic()
     with step("build Exosphere dev image"):
         base = build_base(cache)
@@ -285,6 +309,7 @@ def build(layers: Sequence[Layer] = (), iso: bool = True) -> Image:
             manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra])
         root = repo_root()
         key = _key(base.name, manifest_json, root / "exo_init", root / "corecaps", Path(__file__),
+                   root / DBUS_POLICY,
                    *(f"{layer.name}:{src}:{dst}" for layer in layers for src, dst in layer.files),
                    *(src for layer in layers for src, _ in layer.files))
         name = "+".join(["exosphere", *(layer.name for layer in layers)])

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from qemu.build import KERNEL_CMDLINE, StepFailed, build
-from qemu.util import cache_dir, die, log
+from qemu.build import KERNEL_CMDLINE, build
+from qemu.util import StepFailed, cache_dir, die, log
 from qemu.vm import VMConfig, accel, qemu_argv
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import shutil
 import tempfile
 import threading
 import time
@@ -49,7 +49,7 @@ class ExoInit:
         self._out = open(self.output, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, cwd=REPO, stdout=self._out, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONPATH": str(REPO)})
-        self.wait_for(lambda: (self.runtime / "control.sock").exists(), 10, "control socket")
+        self.wait_for((self.runtime / "control.sock").exists, 10, "control socket")
         self.subscribed = threading.Event()
         self._watcher = threading.Thread(target=self._watch, daemon=True)
         self._watcher.start()
@@ -91,7 +91,7 @@ class ExoInit:
         def check() -> bool:
             nonlocal last
             last = self.status(name)
-            return last["state"] == state
+            return bool(last["state"] == state)
 
         try:
             self.wait_for(check, timeout, f"{name} {state}")

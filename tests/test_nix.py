@@ -63,6 +63,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 MINIMAL: dict[str, Any] = {"argv": ["/bin/true"]}
+# The capsules the NixOS module declares by default (capsules.nix).
+MODULE_DEFAULTS = {"kmod", "console", "powerbutton", "dbus", "dbus-bridge", "network"}
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -172,7 +174,8 @@ def test_render_default_manifest_loads() -> None:
     assert {"kmod", "console"} <= set(manifest.capsules)
 
     kmod = manifest.capsules["kmod"]
-    assert kmod.argv[:2] == ("/usr/sbin/modprobe", "-a")
+    assert kmod.argv[:3] == ("/usr/bin/python3", "-m", "exo_init.coldplug")
+    assert dict(kmod.env)["MODPROBE"] == "/usr/sbin/modprobe"
     assert kmod.type.value == "oneshot"
     assert kmod.restart.policy.value == "never"
     console = manifest.capsules["console"]
@@ -180,6 +183,11 @@ def test_render_default_manifest_loads() -> None:
     assert console.console is True
     assert console.restart.policy.value == "always"
     assert "kmod" in console.after
+
+
+def default_capsule_names() -> set[str]:
+    """The capsules of the dev image's default manifest (render.nix with no extra file)."""
+    return set(nix_json(str(RENDER))["capsules"])
 
 
 def test_render_has_no_nulls() -> None:
@@ -191,7 +199,7 @@ def test_kernel_modules_are_exported_and_loaded() -> None:
     modules = nix_json("--expr", f"(import {CAPSULES_NIX}).kernelModules")
     assert {"virtio_console", "virtio_net", "virtio_blk", "virtio_rng", "ext4"} <= set(modules)
     doc = nix_json(str(RENDER))
-    assert doc["capsules"]["kmod"]["argv"][2:] == modules
+    assert doc["capsules"]["kmod"]["argv"][3:] == modules
 
 
 def test_render_with_extra_file(tmp_path: Path) -> None:
@@ -216,7 +224,7 @@ def test_render_with_extra_file(tmp_path: Path) -> None:
     loads_cleanly(doc)
     manifest = parse_manifest(doc)
     assert manifest.hostname == "devbox"
-    assert set(manifest.capsules) == {"kmod", "console", "web", "setup"}
+    assert set(manifest.capsules) == default_capsule_names() | {"web", "setup"}
     web = manifest.capsules["web"]
     assert web.argv[0] == "/usr/bin/python3"
     assert dict(web.env) == {"PYTHONPATH": "/usr/lib/exosphere"}
@@ -232,7 +240,7 @@ def test_extra_file_replaces_and_removes_defaults(tmp_path: Path) -> None:
     )
     doc = nix_json(str(RENDER), "--arg", "extra", f"[ {nix_path_literal(extra)} ]")
     loads_cleanly(doc)
-    assert set(doc["capsules"]) == {"kmod"}
+    assert set(doc["capsules"]) == default_capsule_names() - {"console"}
     assert doc["capsules"]["kmod"]["argv"] == ["/usr/sbin/modprobe", "-a", "loop"]
 
 
@@ -659,6 +667,8 @@ let
     kmod = "/nix/store/kmod"; bash = "/nix/store/bash"; bashInteractive = "/nix/store/bash-interactive";
     coreutils = "/nix/store/coreutils";
     python3 = { sitePackages = "lib/python3/site-packages"; withPackages = _: "/nix/store/python-env"; };
+    dbus = "/nix/store/dbus"; busybox = "/nix/store/busybox";
+    writeTextDir = path: text: { outPath = "/nix/store/textdir/${path}\n${text}"; };
     writeShellScript = script;
     writeShellScriptBin = script;
     callPackage = _: _: "/nix/store/exo-init";
@@ -706,6 +716,8 @@ in
   stopFields = fields "stop";
   quotaFields = fields "quotas";
   systemPackages = map toString mod.config.environment.systemPackages;
+  dbusEnable = mod.config.services.dbus.enable;
+  dbusPackages = map toString mod.config.services.dbus.packages;
 }
 """
 
@@ -756,9 +768,10 @@ def test_module_renders_a_manifest_the_loader_accepts(tmp_path: Path) -> None:
     doc = json.loads(out["manifestJson"])
     loads_cleanly(doc)
     assert doc["hostname"] == "exo-test"
-    assert set(doc["capsules"]) == {"kmod", "console", "backdoor", "probe"}
+    assert set(doc["capsules"]) == MODULE_DEFAULTS | {"backdoor", "probe"}
     assert None not in walk(doc)
-    assert doc["capsules"]["kmod"]["argv"][:2] == ["/nix/store/kmod/bin/modprobe", "-a"]
+    assert doc["capsules"]["kmod"]["argv"][1:3] == ["-m", "exo_init.coldplug"]
+    assert doc["capsules"]["kmod"]["env"]["MODPROBE"] == "/nix/store/kmod/bin/modprobe"
     assert doc["capsules"]["console"]["argv"] == ["/nix/store/bash-interactive/bin/bash", "-l"]
     # The option defaults are the loader's defaults.
     assert parse_capsule("probe", doc["capsules"]["probe"]) == parse_capsule("probe", probe)
@@ -767,7 +780,7 @@ def test_module_renders_a_manifest_the_loader_accepts(tmp_path: Path) -> None:
 @pytest.mark.parametrize("testing", ["absent", "off"])
 def test_module_without_the_test_driver_has_no_backdoor(tmp_path: Path, testing: str) -> None:
     out = eval_module(tmp_path, {}, testing=testing)
-    assert set(json.loads(out["manifestJson"])["capsules"]) == {"kmod", "console"}
+    assert set(json.loads(out["manifestJson"])["capsules"]) == MODULE_DEFAULTS
 
 
 def test_module_backdoor_capsule(tmp_path: Path) -> None:
@@ -790,6 +803,21 @@ def test_module_pid1_wiring(tmp_path: Path) -> None:
     assert out["initrdSystemd"] is False
     assert out["hostname"] == "exo-test"  # defaults to networking.hostName
     assert out["systemPackages"][0] == "/nix/store/exo-init"  # exo_init and exoctl
+
+
+def test_module_runs_the_system_bus_and_network_as_capsules(tmp_path: Path) -> None:
+    out = eval_module(tmp_path, {})
+    capsules = json.loads(out["manifestJson"])["capsules"]
+    assert capsules["dbus"]["argv"][3:5] == ["/nix/store/dbus/bin/dbus-daemon", "--config-file=/etc/dbus-1/system.conf"]
+    assert capsules["dbus"]["readiness"]["kind"] == "fd"
+    assert capsules["dbus-bridge"]["requires"] == ["dbus"]
+    assert capsules["network"]["argv"][-2:] == ["--udhcpc", "/nix/store/busybox/bin/udhcpc"]
+    # NixOS's dbus module provides /etc/dbus-1 with the Core1 policy, and the messagebus user.
+    assert out["dbusEnable"] is True
+    [policy] = out["dbusPackages"]
+    path, text = policy.split("\n", 1)
+    assert path == "/nix/store/textdir/share/dbus-1/system.d/org.exosphere.Core1.conf"
+    assert text == (REPO / "dbus" / "org.exosphere.Core1.conf").read_text()
 
 
 def test_module_switch_script(tmp_path: Path) -> None:

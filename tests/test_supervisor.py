@@ -3,6 +3,7 @@ real cgroup2 grouping (cgroup.kill, cgroup.events) where the host's hierarchy al
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from typing import Any
 import psutil
 import pytest
 
-from exo_init.control import ControlError, call
+from exo_init.control import ControlError
 from tests.exo import ExoInit, host_cgroup_parent
 
 PY = sys.executable
@@ -74,6 +75,15 @@ def test_dependencies_wait_for_readiness(exo: Any, tmp_path: Path) -> None:
     assert ready_at["db"] <= app_started <= ready_at["app"] <= ready_at["web"]
 
 
+def test_starting_a_capsule_pulls_in_a_stopped_requirement(exo: Any) -> None:
+    # "a" sorts before "b": the scheduler's pass over "a" is over when starting "b" pulls it in.
+    e = exo({"a": {"argv": sh("exec sleep 100"), "autostart": False},
+             "b": {"argv": sh("exec sleep 100"), "requires": ["a"], "autostart": False}})
+    e.call("start", name="b")
+    e.wait_state("a", "ready")
+    e.wait_state("b", "ready")
+
+
 def test_notification_fd_readiness(exo: Any, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     e = exo({"svc": {"argv": sh(f"while [ ! -e {gate} ]; do sleep 0.02; done; echo ready >&3; exec sleep 100"),
@@ -88,7 +98,8 @@ def test_notification_fd_readiness(exo: Any, tmp_path: Path) -> None:
 def test_file_and_tcp_probes(exo: Any, tmp_path: Path) -> None:
     flag = tmp_path / "flag"
     port = 20000 + os.getpid() % 20000
-    server = f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); time.sleep(0.5); s.listen(); time.sleep(100)"
+    server = (f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); time.sleep(0.5); "
+              "s.listen(); time.sleep(100)")
     e = exo({
         "file": {"argv": sh(f"sleep 0.3; touch {flag}; exec sleep 100"),
                  "readiness": {"kind": "file", "path": str(flag)}},
@@ -116,10 +127,10 @@ def test_crash_loop_backs_off_then_fails(exo: Any, mode: str) -> None:
     assert "boom" in st["reason"], "the failure reason quotes the capsule's last output"
     assert st["restarts"] == 4
     starts = [t for s, t in e.transitions("crasher") if s == "starting"]
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(gaps) == 4
     # backoff 0.1, 0.2, 0.4, 0.8 s: each gap grows (process run time adds a little to each)
-    assert all(later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False)), gaps
+    assert all(later > earlier for earlier, later in itertools.pairwise(gaps)), gaps
     assert gaps[-1] >= 0.8
 
 
@@ -145,14 +156,16 @@ def test_orphans_and_double_forked_daemons_are_reaped(exo: Any, mode: str) -> No
 
 def test_stop_kills_every_process_of_the_capsule(exo: Any, mode: str) -> None:
     e = exo({"daemon": {"argv": sh("sleep 1000 & sleep 1000 & exec sleep 1000")}}, cgroups=mode == "cgroups")
-    st = e.wait_state("daemon", "ready")
-    main = psutil.Process(st["pid"])
-    family = [main, *main.parent().children(recursive=True)] if main.parent() else [main]
-    family = [p for p in psutil.Process(e.proc.pid).children(recursive=True) if p.name() == "sleep"]
-    assert len(family) == 3
+    e.wait_state("daemon", "ready")  # ready = the shell exec'd; it forks its sleeps after that
+
+    def sleeps() -> list[psutil.Process]:
+        return [p for p in psutil.Process(e.proc.pid).children(recursive=True) if p.name() == "sleep"]
+
+    e.wait_for(lambda: len(sleeps()) == 3, 10, "three sleeps running")
+    family = sleeps()
     e.call("stop", name="daemon")
     e.wait_state("daemon", "stopped")
-    gone, alive = psutil.wait_procs(family, timeout=5)
+    _gone, alive = psutil.wait_procs(family, timeout=5)
     assert alive == []
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 PORT_NAME = "org.exosphere.agent"
@@ -75,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

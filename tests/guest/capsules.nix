@@ -38,6 +38,41 @@ in
     autostart = false;
     quotas.cpu_max = "20%";
   };
+  benchcap = {
+    description = "Started and stopped by the spawn benchmark";
+    argv = [ "/bin/sleep" "1000" ];
+    autostart = false;
+    restart.policy = "never";
+  };
+  echo = {
+    description = "TCP echo server on port 7777 (reached from the host by a port forward)";
+    argv = [ paths.python3 "/usr/lib/exosphere/test/echo.py" "7777" ];
+    autostart = false;
+    readiness = { kind = "tcp"; port = 7777; };
+    after = [ "network" ];
+  };
+  # The Sentry with the test policy: quarantine a capsule that hits pids.max (freeze it), only
+  # log the rest (memhog's OOM kill).
+  sentry = {
+    description = "Sentry (test policy)";
+    argv = [ paths.python3 "-m" "exo_init.sentry" ];
+    env = {
+      PYTHONPATH = paths.exoInitLib;
+      EXO_SENTRY_POLICY = builtins.toJSON {
+        default = "log";
+        capsules.quarantine = { pids-max = "freeze"; };
+      };
+    };
+    readiness.kind = "notify";
+    restart = { policy = "always"; limit_burst = 1000; };
+  };
+  quarantine = {
+    description = "Forks until pids.max; the sentry's policy freezes it";
+    argv = hog "fork";
+    autostart = false;
+    quotas = { pids_max = 8; memory_max = "128M"; };
+    restart.policy = "never";
+  };
   crasher = {
     description = "Exits 3 after 0.2 s; restarted with backoff, then failed";
     argv = hog "crash";

@@ -17,7 +17,9 @@ TEST_LAYER = Layer(
     "test",
     nix_extra=(GUEST / "capsules.nix",),
     files=((GUEST / "agent.py", "/usr/lib/exosphere/test/agent.py"),
-           (GUEST / "hogs.py", "/usr/lib/exosphere/test/hogs.py")),
+           (GUEST / "hogs.py", "/usr/lib/exosphere/test/hogs.py"),
+           (GUEST / "bench_spawn.py", "/usr/lib/exosphere/test/bench_spawn.py"),
+           (GUEST / "echo.py", "/usr/lib/exosphere/test/echo.py")),
 )
 BOOT_TIMEOUT = 300.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from datetime import datetime
@@ -68,7 +69,7 @@ def test_crashing_capsule_backs_off_then_fails(machine: Machine) -> None:
     exits = [datetime.fromisoformat(line.split()[0]) for line in log.splitlines()
              if "main process exited 3" in line]
     assert len(exits) == 4, log
-    gaps = [(b - a).total_seconds() for a, b in zip(exits, exits[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(exits)]
     print(f"\ncrasher: gaps between exits {', '.join(f'{g:.2f}' for g in gaps)} s (backoff 0.5, 1, 2 s)")
-    assert all(later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False)), gaps
+    assert all(later > earlier for earlier, later in itertools.pairwise(gaps)), gaps
     assert gaps[0] >= 0.5 and gaps[-1] >= 2.0
