@@ -79,20 +79,37 @@ class AllConsoles(io.TextIOBase):
     a screen and a serial line both show boot status; /dev/console is only the last of them."""
 
     def __init__(self, names: list[str]) -> None:
-        self.fds: list[int] = []
+        self.fds: dict[str, int] = {}
         for name in names:
-            try:
-                self.fds.append(os.open(f"/dev/{name}", os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC))
-            except OSError:
-                continue
+            fd = self._open(name)
+            if fd is not None:
+                self.fds[name] = fd
+
+    @staticmethod
+    def _open(name: str) -> int | None:
+        try:
+            return os.open(f"/dev/{name}", os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            return None
 
     def write(self, text: str) -> int:
         data = text.encode(errors="replace")  # the tty adds the carriage returns (onlcr)
-        for fd in self.fds:
+        for name, fd in list(self.fds.items()):
             try:
                 os.write(fd, data)
             except OSError:
-                pass
+                # A hangup (the console shell's session ended) invalidates every open file of
+                # the tty: open it again and retry once.
+                os.close(fd)
+                new = self._open(name)
+                if new is None:
+                    del self.fds[name]
+                    continue
+                self.fds[name] = new
+                try:
+                    os.write(new, data)
+                except OSError:
+                    pass
         return len(text)
 
     def flush(self) -> None:

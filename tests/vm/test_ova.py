@@ -17,7 +17,7 @@ import pytest
 from qemu.vm import VMConfig
 from tests.machine import Machine
 from tests.vm.conftest import BOOT_TIMEOUT, TEST_LAYER
-from virtualbox.build import Appliance, build_ova
+from virtualbox.build import Appliance, build_ova, sha256_file
 from virtualbox.ovfcheck import check
 
 
@@ -88,15 +88,7 @@ def test_vmdk_converts_back_to_the_same_disk(appliance: Appliance, tmp_path: Pat
     back = tmp_path / "back.raw"
     subprocess.run(["qemu-img", "convert", "-f", "vmdk", "-O", "raw", str(appliance.vmdk), str(back)], check=True)
     assert back.stat().st_size == appliance.raw_disk.stat().st_size
-
-    def digest(p: Path) -> str:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-        return h.hexdigest()
-
-    assert digest(back) == digest(appliance.raw_disk)
+    assert sha256_file(back) == sha256_file(appliance.raw_disk)
 
 
 @pytest.mark.parametrize("uefi", [False, True], ids=["bios", "uefi"])
