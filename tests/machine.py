@@ -99,6 +99,7 @@ class Machine:
         self.vm = VMConfig(**{**vm.__dict__, "qmp_socket": self.qmp_path, "agent_socket": self.agent_path,
                               "serial": "stdio"})
         self.serial_log = workdir / "serial.log"
+        self.global_timeout = global_timeout
         self.deadline = time.monotonic() + global_timeout
         self.echo = echo
         self.console = ""
@@ -158,11 +159,16 @@ class Machine:
     def log(self, message: str) -> None:
         sys.stderr.write(f"[{self.name}] {message}\n")
 
+    def renew_deadline(self) -> None:
+        """Start a new global-timeout budget (a machine shared by several tests gets one per test)."""
+        self.deadline = time.monotonic() + self.global_timeout
+
     def _remaining(self, timeout: float) -> float:
         left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise HarnessError(f"{self.name}: global timeout exceeded")
-        return min(timeout, left)
+        if left < timeout:
+            raise HarnessError(f"{self.name}: a {timeout:g} s wait does not fit in the {left:.0f} s left of the "
+                               f"machine's global timeout ({self.global_timeout:g} s)")
+        return timeout
 
     # --- console ----------------------------------------------------------------------------------
 

@@ -74,6 +74,12 @@ def make_machine(test_image: Image, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def machine(make_machine: MachineFactory) -> Machine:
-    """One booted VM shared by the non-destructive tests."""
+def shared_machine(make_machine: MachineFactory) -> Machine:
     return make_machine("exo")
+
+
+@pytest.fixture
+def machine(shared_machine: Machine) -> Machine:
+    """One booted VM shared by the non-destructive tests; each test gets the full global-timeout budget."""
+    shared_machine.renew_deadline()
+    return shared_machine
