@@ -67,6 +67,18 @@ def start_limit_hit(policy: Restart, failure_times: deque[float], now: float) ->
     return len(failure_times) >= policy.limit_burst
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who a capsule's main process runs as."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+    dynamic: bool = False   # allocated for this capsule (no passwd entry on the host)
+
+
 @dataclass
 class CapsuleRuntime:
     name: str
@@ -92,6 +104,8 @@ class CapsuleRuntime:
     err_fd: int | None = None
     log_fd: int | None = None
     notify_fd: int | None = None
+    identity: Identity | None = None       # of the current (or last) run
+    scoped: bool = False                   # the current run is isolated: its main pid is the namespace's init
     log: LogSink | None = None
     timers: dict[str, Timer] = field(default_factory=dict)
     cpu_sample: tuple[float, int] | None = None

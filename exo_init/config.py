@@ -13,6 +13,8 @@ PERSISTENT_LOGS = Path("/var/log/exosphere")
 # Debian's directories, and NixOS's system profile (PID 1 starts with almost no environment there).
 SYSTEM_PATH = ":".join(("/run/current-system/sw/bin", "/run/current-system/sw/sbin", "/usr/local/sbin",
                         "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"))
+SYSTEM_BUS_DIR = Path("/run/dbus")       # the system bus socket's directory (capabilities.bus)
+WAYLAND_SOCKET = "wayland-0"             # in Config.wayland_dir (capabilities.display)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,11 @@ class Config:
     @property
     def notify_socket(self) -> Path:
         return self.runtime_dir / "notify.sock"
+
+    @property
+    def wayland_dir(self) -> Path:
+        """The compositor's XDG_RUNTIME_DIR: its socket is WAYLAND_SOCKET in here."""
+        return self.runtime_dir / "wayland"
 
 
 def kernel_cmdline(text: str) -> dict[str, str]:

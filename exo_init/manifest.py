@@ -8,6 +8,7 @@ JSON, wrong top-level shape, unsupported version) raises `ManifestError`.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import json
 import re
 import signal
@@ -15,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from exo_init import scope
 
 MANIFEST_VERSION = 1
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -118,12 +121,51 @@ class Quotas:
         return {path.split(".", 1)[0] for _, path, _ in self.cgroup_files()}
 
 
+class NetworkKind(enum.StrEnum):
+    NONE = "none"    # an empty network namespace: only lo
+    HOST = "host"    # the host's network namespace
+    VETH = "veth"    # an own namespace with lo and one end of a veth pair (the other end on the host)
+
+
+@dataclass(frozen=True)
+class Veth:
+    address: str     # the capsule's end, CIDR ("10.250.0.2/30")
+    peer: str        # the host's end, CIDR, same subnet
+
+
+class Access(enum.StrEnum):
+    RO = "ro"
+    RW = "rw"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a capsule may touch. The default is nothing: an isolated capsule (own mount, PID, UTS,
+    IPC and network namespaces; a read-only root holding only the system's programs; an
+    unprivileged dynamic uid; no Linux capabilities; no_new_privs). `host` opts out entirely."""
+
+    host: bool = False                                # unconfined: the host's namespaces, root, all caps
+    filesystem: tuple[tuple[str, Access], ...] = ()   # host paths bound into its root
+    network: NetworkKind = NetworkKind.NONE
+    veth: Veth | None = None
+    devices: tuple[str, ...] = ()                     # device nodes bound into its /dev
+    display: bool = False                             # the Wayland socket (WAYLAND_DISPLAY)
+    bus: bool = False                                 # the D-Bus system bus socket
+    control: bool = False                             # exo_init's control socket (mutations need uid 0)
+    caps: tuple[str, ...] = ()                        # Linux capabilities kept ("CAP_NET_BIND_SERVICE")
+    seccomp_deny: tuple[str, ...] = ()                # syscalls that fail with EPERM
+
+    @property
+    def isolated(self) -> bool:
+        return not self.host
+
+
 @dataclass(frozen=True)
 class Capsule:
     name: str
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
-    user: str = "root"
+    user: str | None = None          # None: root if capabilities.host, else a dynamic unprivileged uid
     group: str | None = None
     workdir: str = "/"
     type: CapsuleType = CapsuleType.SIMPLE
@@ -134,6 +176,7 @@ class Capsule:
     restart: Restart = field(default_factory=Restart)
     stop: Stop = field(default_factory=Stop)
     quotas: Quotas = field(default_factory=Quotas)
+    capabilities: Capabilities = field(default_factory=Capabilities)
     watchdog_sec: float = 0.0
     console: bool = False
     description: str = ""
@@ -345,6 +388,97 @@ def _quotas(obj: Any) -> Quotas:
     )
 
 
+CAPABILITY_KEYS = ("host", "filesystem", "network", "devices", "display", "bus", "control", "caps", "seccomp_deny")
+# Capabilities that would let a capsule leave or rewrite its namespaces: granting one to an
+# isolated capsule would make the isolation a suggestion, so it is refused (use host = true).
+ESCAPE_CAPS = frozenset({
+    "CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SYS_MODULE", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_MKNOD",
+    "CAP_SYS_BOOT", "CAP_BPF", "CAP_PERFMON", "CAP_MAC_ADMIN", "CAP_MAC_OVERRIDE", "CAP_LINUX_IMMUTABLE",
+    "CAP_DAC_READ_SEARCH",  # open_by_handle_at(2) reaches files outside the mount namespace
+})
+
+
+def _bool(obj: Mapping[str, Any], key: str, path: str) -> bool:
+    return bool(_expect(obj.get(key, False), bool, f"{path}.{key}", "true or false"))
+
+
+def _host_path(value: Any, path: str, prefix: str = "/") -> str:
+    _expect(value, str, path, "an absolute path")
+    parts = value.split("/")
+    if not value.startswith(prefix) or value == prefix.rstrip("/") or ".." in parts or "." in parts[1:]:
+        raise FieldError(path, f"expected a normalised absolute path under {prefix}, got {value!r}")
+    if value == "/":
+        raise FieldError(path, "granting / would give the whole host file system; grant the paths needed")
+    return str(value).rstrip("/")
+
+
+def _veth(obj: Any, path: str) -> Veth:
+    _expect(obj, dict, path, "an object {address, peer}")
+    _keys(obj, ("address", "peer"), path)
+    try:
+        address = ipaddress.ip_interface(_expect(obj.get("address"), str, f"{path}.address", "a CIDR address"))
+        peer = ipaddress.ip_interface(_expect(obj.get("peer"), str, f"{path}.peer", "a CIDR address"))
+    except ValueError as e:
+        raise FieldError(path, str(e)) from None
+    if address.network != peer.network or address.ip == peer.ip:
+        raise FieldError(path, f"address {address} and peer {peer} must be different addresses of one subnet")
+    return Veth(address=str(address), peer=str(peer))
+
+
+def parse_capabilities(obj: Any) -> Capabilities:
+    _expect(obj, dict, "capabilities", "an object")
+    _keys(obj, CAPABILITY_KEYS, "capabilities")
+    host = _bool(obj, "host", "capabilities")
+    if host:
+        others = sorted(k for k in obj if k != "host")
+        if others:
+            raise FieldError(f"capabilities.{others[0]}", "meaningless with host = true (it grants everything)")
+        return Capabilities(host=True)
+    fs = _expect(obj.get("filesystem", {}), dict, "capabilities.filesystem", "an object of path = \"ro\" | \"rw\"")
+    grants: list[tuple[str, Access]] = []
+    for key, mode in sorted(fs.items()):
+        where = f"capabilities.filesystem.{key}"
+        target = _host_path(key, where)
+        try:
+            grants.append((target, Access(_expect(mode, str, where, "\"ro\" or \"rw\""))))
+        except ValueError:
+            raise FieldError(where, f"expected \"ro\" or \"rw\", got {mode!r}") from None
+    network = obj.get("network", "none")
+    veth = None
+    if isinstance(network, dict):
+        _keys(network, ("veth",), "capabilities.network")
+        veth = _veth(network.get("veth"), "capabilities.network.veth")
+        kind = NetworkKind.VETH
+    elif network in ("none", "host"):
+        kind = NetworkKind(network)
+    else:
+        raise FieldError("capabilities.network", f"expected \"none\", \"host\" or {{veth = {{...}}}}, got {network!r}")
+    devices = _expect(obj.get("devices", []), list, "capabilities.devices", "a list of device paths")
+    devs = tuple(_host_path(d, f"capabilities.devices[{i}]", "/dev/") for i, d in enumerate(devices))
+    caps = _expect(obj.get("caps", []), list, "capabilities.caps", "a list of capability names")
+    for i, cap in enumerate(caps):
+        where = f"capabilities.caps[{i}]"
+        _expect(cap, str, where, "a capability name such as \"CAP_NET_BIND_SERVICE\"")
+        if cap not in scope.CAP_NUMBERS:
+            raise FieldError(where, f"unknown Linux capability {cap!r}")
+        if cap in ESCAPE_CAPS:
+            raise FieldError(where, f"{cap} would let the capsule leave its namespaces; refused (use host = true)")
+    deny = _expect(obj.get("seccomp_deny", []), list, "capabilities.seccomp_deny", "a list of syscall names")
+    for i, name in enumerate(deny):
+        where = f"capabilities.seccomp_deny[{i}]"
+        _expect(name, str, where, "a syscall name")
+        try:
+            scope.syscall_number(name)
+        except (LookupError, OSError) as e:
+            raise FieldError(where, str(e)) from None
+    return Capabilities(
+        filesystem=tuple(grants), network=kind, veth=veth, devices=devs,
+        display=_bool(obj, "display", "capabilities"), bus=_bool(obj, "bus", "capabilities"),
+        control=_bool(obj, "control", "capabilities"), caps=tuple(dict.fromkeys(caps)),
+        seccomp_deny=tuple(dict.fromkeys(deny)),
+    )
+
+
 CAPSULE_KEYS = (
     "argv", "env", "user", "group", "workdir", "type", "autostart", "after", "requires", "readiness",
     "restart", "stop", "quotas", "capabilities", "watchdog_sec", "console", "description",
@@ -373,9 +507,11 @@ def parse_capsule(name: str, obj: Any) -> Capsule:
         ctype = CapsuleType(_expect(obj.get("type", "simple"), str, "type", "a string"))
     except ValueError:
         raise FieldError("type", f"unknown type {obj.get('type')!r} (one of: simple, oneshot)") from None
-    caps = _expect(obj.get("capabilities", {}), dict, "capabilities", "an object")
-    if caps:
-        raise FieldError(f"capabilities.{sorted(caps)[0]}", "capabilities are not supported yet")
+    user = obj.get("user")
+    if user is not None:
+        _expect(user, str, "user", "a user name")
+        if not user:
+            raise FieldError("user", "must not be empty (leave it out for a dynamic unprivileged uid)")
     group = obj.get("group")
     if group is not None:
         _expect(group, str, "group", "a group name")
@@ -390,7 +526,7 @@ def parse_capsule(name: str, obj: Any) -> Capsule:
         name=name,
         argv=tuple(argv),
         env=tuple(sorted(env.items())),
-        user=_expect(obj.get("user", "root"), str, "user", "a user name"),
+        user=user,
         group=group,
         workdir=workdir,
         type=ctype,
@@ -401,6 +537,7 @@ def parse_capsule(name: str, obj: Any) -> Capsule:
         restart=_restart(obj.get("restart", {})),
         stop=_stop(obj.get("stop", {})),
         quotas=_quotas(obj.get("quotas", {})),
+        capabilities=parse_capabilities(obj.get("capabilities", {})),
         watchdog_sec=_number(obj.get("watchdog_sec", 0), "watchdog_sec"),
         console=_expect(obj.get("console", False), bool, "console", "true or false"),
         description=_expect(obj.get("description", ""), str, "description", "a string"),

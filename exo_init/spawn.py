@@ -13,6 +13,8 @@ import termios
 from dataclasses import dataclass
 from pathlib import Path
 
+from exo_init import scope
+
 
 @dataclass(frozen=True)
 class SpawnPlan:
@@ -26,12 +28,24 @@ class SpawnPlan:
     stdout_fd: int                 # the log pipe's write end (stdout and stderr)
     extra_fds: dict[int, int]      # target fd number -> fd in the parent (e.g. notification fd)
     console: bool = False          # stdin/stdout/stderr on /dev/console as controlling tty
+    scope: scope.ScopePlan | None = None  # isolated: own namespaces and root (see scope.py)
 
 
 def spawn(plan: SpawnPlan) -> tuple[int, int]:
     """Fork a child that execs `plan`; returns (pid, read end of the error pipe)."""
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
+    pid = -1
+    try:
+        if plan.scope is not None:
+            scope.new_pid_namespace_for_next_child()
+        pid = os.fork()
+    except OSError:
+        os.close(err_r)
+        os.close(err_w)
+        raise
+    finally:
+        if pid != 0 and plan.scope is not None:
+            scope.restore_pid_namespace()
     if pid == 0:  # child: nothing here may return or raise
         try:
             _child(plan, err_w)
@@ -93,12 +107,33 @@ def _child(plan: SpawnPlan, err_w: int) -> None:
                 pass
     for target in plan.extra_fds:
         os.set_inheritable(target, True)
-    if os.getuid() == 0:
+    if plan.scope is not None:
+        _scoped(plan, plan.scope, err_w)
+    elif os.getuid() == 0:
         _step("setgroups", os.setgroups, list(plan.groups))
         _step(f"setgid {plan.gid}", os.setgid, plan.gid)
         _step(f"setuid {plan.uid}", os.setuid, plan.uid)
     _step(f"chdir {plan.workdir}", os.chdir, plan.workdir)
     _step(f"exec {plan.argv[0]}", os.execve, plan.argv[0], list(plan.argv), plan.env)
+
+
+def _scoped(plan: SpawnPlan, sp: scope.ScopePlan, err_w: int) -> None:
+    """We are PID 1 of the capsule's new PID namespace: build its world, fork the main process,
+    and stay behind as its init. Returns only in the main process, privileges dropped."""
+    _step("scope", scope.enter, sp)
+    watched = set(scope.FORWARDED_SIGNALS) | {signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+    main = os.fork()
+    if main != 0:
+        os.close(err_w)  # the main process holds the error pipe now: EOF = its exec succeeded
+        for target in plan.extra_fds:
+            os.close(target)
+        scope.nsinit(main)
+    if plan.console:  # the main process gets the terminal: ^C reaches it, not its init
+        os.setpgid(0, 0)
+        os.tcsetpgrp(0, os.getpid())
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    _step("privileges", scope.drop_privileges, sp, plan.uid, plan.gid, plan.groups)
 
 
 def read_spawn_error(fd: int) -> str | None:

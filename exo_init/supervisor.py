@@ -13,13 +13,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from exo_init.capsule import RUNNING, SETTLED, CapsuleRuntime, Event, State, backoff_delay, start_limit_hit
+from exo_init import scope
+from exo_init.capsule import RUNNING, SETTLED, CapsuleRuntime, Event, Identity, State, backoff_delay, start_limit_hit
 from exo_init.cgroups import CgroupTree, QuotaError
-from exo_init.config import SYSTEM_PATH, Config
+from exo_init.config import SYSTEM_BUS_DIR, SYSTEM_PATH, WAYLAND_SOCKET, Config
 from exo_init.log import log, status_line
 from exo_init.logsink import LogSink
 from exo_init.loop import Loop
-from exo_init.manifest import Capsule, Manifest, ManifestError, ReadinessKind, RestartPolicy, load_manifest
+from exo_init.manifest import (
+    Access,
+    Capsule,
+    Manifest,
+    ManifestError,
+    NetworkKind,
+    ReadinessKind,
+    RestartPolicy,
+    load_manifest,
+)
 from exo_init.readiness import NotifySocket, probe_file, probe_tcp
 from exo_init.spawn import SpawnPlan, read_spawn_error, spawn
 
@@ -35,8 +45,12 @@ class ShutdownAction:
     EXIT = "exit"  # not PID 1: stop everything and return
 
 
-def describe_status(status: int) -> str:
+def describe_status(status: int, scoped: bool = False) -> str:
+    """How a main process ended. A scoped capsule's init reports a killed main process as
+    128+signal (tini's convention): that is translated back."""
     code = os.waitstatus_to_exitcode(status)
+    if scoped and code > 128 and code - 128 in SIGNAL_NAMES:
+        return f"killed by {SIGNAL_NAMES[code - 128]}"
     if code >= 0:
         return f"exited {code}"
     return f"killed by {SIGNAL_NAMES.get(-code, str(-code))}"
@@ -67,6 +81,7 @@ class Supervisor:
 
     def setup(self) -> None:
         self.config.runtime_dir.mkdir(parents=True, exist_ok=True)
+        (self.config.runtime_dir / "scope-root").mkdir(exist_ok=True)  # isolated capsules build their root here
         if self.config.cgroup_root is not None:
             tree = CgroupTree(self.config.cgroup_root)
             try:
@@ -311,26 +326,75 @@ class Supervisor:
             self.change_state(rt, State.STOPPED, "restart requested")
         self.schedule()
 
-    def _resolve_identity(self, spec: Capsule) -> tuple[int, int, tuple[int, ...], str]:
+    def _resolve_identity(self, spec: Capsule) -> Identity:
+        if spec.user is None and spec.capabilities.isolated:
+            taken = {rt.identity.uid for rt in self.capsules.values()
+                     if rt.identity is not None and rt.name != spec.name}
+            taken |= {pw.pw_uid for pw in pwd.getpwall()}
+            uid = scope.dynamic_uid(spec.name, taken)
+            return Identity(spec.name, uid, uid, (uid,), "/tmp", dynamic=True)
+        user = spec.user or "root"
         try:
-            pw = pwd.getpwnam(spec.user)
+            pw = pwd.getpwnam(user)
         except KeyError:
-            raise ValueError(f"user: unknown user {spec.user!r}") from None
+            raise ValueError(f"user: unknown user {user!r}") from None
         gid = pw.pw_gid
         if spec.group is not None:
             try:
                 gid = grp.getgrnam(spec.group).gr_gid
             except KeyError:
                 raise ValueError(f"group: unknown group {spec.group!r}") from None
-        groups = tuple(sorted({gid, *(g.gr_gid for g in grp.getgrall() if spec.user in g.gr_mem)}))
-        return pw.pw_uid, gid, groups, pw.pw_dir
+        groups = tuple(sorted({gid, *(g.gr_gid for g in grp.getgrall() if user in g.gr_mem)}))
+        return Identity(user, pw.pw_uid, gid, groups, pw.pw_dir if spec.capabilities.host else "/tmp")
 
-    def _environment(self, rt: CapsuleRuntime, home: str) -> dict[str, str]:
+    def _scope_plan(self, spec: Capsule, ident: Identity) -> scope.ScopePlan:
+        """The isolated world of a capsule; ValueError names a grant that cannot be honoured now."""
+        caps = spec.capabilities
+        binds = [scope.Bind(p, p, readonly=True) for p in scope.SYSTEM_PATHS if os.path.lexists(p)]
+        for path, access in caps.filesystem:
+            if not os.path.exists(path):
+                raise ValueError(f"capabilities.filesystem: {path} does not exist")
+            binds.append(scope.Bind(path, path, readonly=access is Access.RO))
+        for dev in caps.devices:
+            if not os.path.exists(dev):
+                raise ValueError(f"capabilities.devices: {dev} does not exist")
+            binds.append(scope.Bind(dev, dev, readonly=False, device=True))
+        sockets: list[tuple[bool, Path, str]] = [
+            (spec.readiness.kind is ReadinessKind.NOTIFY or spec.watchdog_sec > 0, self.config.notify_socket,
+             "the sd_notify socket"),
+            (caps.control, self.config.control_socket, "exo_init's control socket"),
+            (caps.bus, SYSTEM_BUS_DIR, "the system bus (is the dbus capsule running?)"),
+            (caps.display, self.config.wayland_dir, "the Wayland socket directory (is the compositor running?)"),
+        ]
+        for wanted, sock, what in sockets:
+            if wanted:
+                if not sock.exists():
+                    raise ValueError(f"capabilities: {what} is not there ({sock})")
+                binds.append(scope.Bind(str(sock), str(sock), readonly=sock.is_dir()))
+        if caps.network is NetworkKind.HOST and os.path.exists("/etc/resolv.conf"):
+            binds.append(scope.Bind("/etc/resolv.conf", "/etc/resolv.conf", readonly=True))
+        return scope.ScopePlan(
+            root=str(self.config.runtime_dir / "scope-root"),
+            hostname=spec.name,
+            binds=tuple(binds),
+            etc_files=scope.etc_files(spec.name, ident.name, ident.uid, ident.gid),
+            network=caps.network.value,
+            veth_address=caps.veth.address if caps.veth else "",
+            veth_peer=caps.veth.peer if caps.veth else "",
+            veth_host_name=scope.veth_name(spec.name),
+            caps=tuple(scope.CAP_NUMBERS[c] for c in caps.caps),
+            seccomp_deny=caps.seccomp_deny,
+        )
+
+    def _environment(self, rt: CapsuleRuntime, ident: Identity) -> dict[str, str]:
         assert rt.spec is not None
-        env = {"PATH": SYSTEM_PATH, "HOME": home, "USER": rt.spec.user, "LOGNAME": rt.spec.user,
+        env = {"PATH": SYSTEM_PATH, "HOME": ident.home, "USER": ident.name, "LOGNAME": ident.name,
                "LANG": "C.UTF-8", "EXO_CAPSULE": rt.name, "TERM": "linux" if rt.spec.console else "dumb"}
         if rt.spec.readiness.kind is ReadinessKind.NOTIFY or rt.spec.watchdog_sec > 0:
             env["NOTIFY_SOCKET"] = str(self.config.notify_socket)
+        if rt.spec.capabilities.display:
+            env["XDG_RUNTIME_DIR"] = str(self.config.wayland_dir)
+            env["WAYLAND_DISPLAY"] = WAYLAND_SOCKET
         if rt.spec.watchdog_sec > 0:
             env["WATCHDOG_USEC"] = str(int(rt.spec.watchdog_sec * 1_000_000))
         env.update(dict(rt.spec.env))
@@ -344,8 +408,9 @@ class Supervisor:
             rt.next_spec = None
         self.change_state(rt, State.STARTING, "starting")
         try:
-            uid, gid, groups, home = self._resolve_identity(spec)
-        except ValueError as e:
+            ident = rt.identity = self._resolve_identity(spec)
+            plan_scope = self._scope_plan(spec, ident) if spec.capabilities.isolated else None
+        except (ValueError, LookupError) as e:
             self._fail(rt, str(e))
             return
         cgroup_procs = None
@@ -370,9 +435,9 @@ class Supervisor:
             os.set_blocking(notify_r, False)
             self.loop.add_reader(notify_r, lambda: self._on_notify_fd(rt, notify_r))
         plan = SpawnPlan(
-            argv=spec.argv, env=self._environment(rt, home), uid=uid, gid=gid, groups=groups,
+            argv=spec.argv, env=self._environment(rt, ident), uid=ident.uid, gid=ident.gid, groups=ident.groups,
             workdir=spec.workdir, cgroup_procs=cgroup_procs, stdout_fd=log_w, extra_fds=extra,
-            console=spec.console,
+            console=spec.console, scope=plan_scope,
         )
         try:
             pid, err_fd = spawn(plan)
@@ -388,6 +453,7 @@ class Supervisor:
             if notify_w is not None:
                 os.close(notify_w)
         rt.pid, rt.pgid, rt.started_at, rt.ready_at, rt.err_fd = pid, pid, time.monotonic(), None, err_fd
+        rt.scoped = plan_scope is not None
         rt.status_text = ""
         self.by_pid[pid] = rt
         os.set_blocking(log_r, False)
@@ -579,7 +645,7 @@ class Supervisor:
                 return
             self._exec_succeeded(rt)
         rt.pid = None
-        rt.last_exit = describe_status(status) if rt.last_exit != "watchdog timeout" else rt.last_exit
+        rt.last_exit = describe_status(status, rt.scoped) if rt.last_exit != "watchdog timeout" else rt.last_exit
         last_output = ""
         if rt.log is not None:
             self._drain_log(rt)

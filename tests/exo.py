@@ -30,6 +30,17 @@ def host_cgroup_parent() -> Path | None:
     return None
 
 
+def unconfined(capsules: dict[str, Any]) -> dict[str, Any]:
+    """Capsules that declare no capabilities get `host = true`: the supervision tests run host
+    programs (this Python, temporary files). The scope tests declare their capabilities."""
+    return {name: ({"capabilities": {"host": True}, **c} if isinstance(c, dict) else c)
+            for name, c in capsules.items()}
+
+
+def manifest_json(capsules: dict[str, Any]) -> str:
+    return json.dumps({"version": 1, "hostname": "test", "capsules": unconfined(capsules)})
+
+
 class ExoInit:
     def __init__(self, tmp: Path, manifest: dict[str, Any], cgroups: bool = True) -> None:
         self.tmp = tmp
@@ -58,6 +69,8 @@ class ExoInit:
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         doc = {"version": 1, "hostname": "test", **manifest}
+        if isinstance(doc.get("capsules"), dict):
+            doc["capsules"] = unconfined(doc["capsules"])
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc))
         tmp.replace(self.manifest_path)

@@ -18,13 +18,13 @@ from exo_init.control import ControlError
 from exo_init.generations import CURRENT, GenerationError, GenerationStore
 from exo_init.statedisk import has_ext_filesystem, root_is_persistent
 from exo_init.switch import boot_manifest
-from tests.exo import REPO, ExoInit
+from tests.exo import REPO, ExoInit, manifest_json
 
 PY = sys.executable
 
 
 def manifest_doc(capsules: dict[str, Any]) -> bytes:
-    return json.dumps({"version": 1, "hostname": "test", "capsules": capsules}).encode()
+    return manifest_json(capsules).encode()
 
 
 # --- the store ---------------------------------------------------------------------------------------

@@ -13,8 +13,11 @@ import pytest
 from exo_init.capsule import TRANSITIONS, State, backoff_delay, start_limit_hit
 from exo_init.config import kernel_cmdline
 from exo_init.manifest import (
+    Access,
     ManifestError,
+    NetworkKind,
     Restart,
+    Veth,
     find_cycles,
     load_manifest,
     parse_cpu_max,
@@ -69,7 +72,25 @@ def test_full_capsule_parses() -> None:
     ({"argv": ["/bin/x"], "type": "oneshot", "readiness": {"kind": "notify"}}, "readiness.kind", "oneshot"),
     ({"argv": ["/bin/x"], "autostart": "yes"}, "autostart", "true or false"),
     ({"argv": ["/bin/x"], "watchdog_sec": True}, "watchdog_sec", "a number"),
-    ({"argv": ["/bin/x"], "capabilities": {"network": "host"}}, "capabilities.network", "not supported"),
+    ({"argv": ["/bin/x"], "capabilities": {"network": "wide"}}, "capabilities.network", "expected \"none\""),
+    ({"argv": ["/bin/x"], "capabilities": {"filesystem": {"/": "ro"}}}, "capabilities.filesystem./", "whole host"),
+    ({"argv": ["/bin/x"], "capabilities": {"filesystem": {"/a/../etc": "ro"}}}, "capabilities.filesystem./a/../etc",
+     "normalised"),
+    ({"argv": ["/bin/x"], "capabilities": {"filesystem": {"etc": "ro"}}}, "capabilities.filesystem.etc", "absolute"),
+    ({"argv": ["/bin/x"], "capabilities": {"filesystem": {"/etc": "write"}}}, "capabilities.filesystem./etc",
+     "\"ro\" or \"rw\""),
+    ({"argv": ["/bin/x"], "capabilities": {"devices": ["/etc/passwd"]}}, "capabilities.devices[0]", "under /dev/"),
+    ({"argv": ["/bin/x"], "capabilities": {"caps": ["CAP_FLY"]}}, "capabilities.caps[0]", "unknown Linux capability"),
+    ({"argv": ["/bin/x"], "capabilities": {"caps": ["CAP_SYS_ADMIN"]}}, "capabilities.caps[0]", "leave its namespaces"),
+    ({"argv": ["/bin/x"], "capabilities": {"seccomp_deny": ["no_such_call"]}}, "capabilities.seccomp_deny[0]",
+     "unknown system call"),
+    ({"argv": ["/bin/x"], "capabilities": {"host": True, "display": True}}, "capabilities.display", "host = true"),
+    ({"argv": ["/bin/x"], "capabilities": {"bus": "yes"}}, "capabilities.bus", "true or false"),
+    ({"argv": ["/bin/x"], "capabilities": {"network": {"veth": {"address": "10.0.0.2/30", "peer": "10.9.0.1/30"}}}},
+     "capabilities.network.veth", "one subnet"),
+    ({"argv": ["/bin/x"], "capabilities": {"network": {"veth": {"address": "nope", "peer": "10.0.0.1/30"}}}},
+     "capabilities.network.veth", "does not appear to be"),
+    ({"argv": ["/bin/x"], "user": ""}, "user", "dynamic"),
     ({"argv": ["/bin/x"], "requires": ["self"]}, "requires", "itself"),
 ])
 def test_bad_fields_are_named(capsule: dict[str, Any], field: str, text: str) -> None:
@@ -150,3 +171,26 @@ def test_state_machine_is_closed() -> None:
 def test_kernel_cmdline() -> None:
     assert kernel_cmdline("quiet exo.manifest=/m.json exo.debug root=/dev/sda") == {
         "exo.manifest": "/m.json", "exo.debug": ""}
+
+
+def test_capabilities_parse_to_the_declared_world() -> None:
+    m = parse_manifest(manifest(
+        iso={"argv": ["/bin/x"]},
+        host={"argv": ["/bin/x"], "capabilities": {"host": True}},
+        grants={"argv": ["/bin/x"], "user": "root", "capabilities": {
+            "filesystem": {"/var/lib/x/": "rw", "/etc/fonts": "ro"}, "devices": ["/dev/fb0"], "display": True,
+            "bus": True, "control": True, "caps": ["CAP_NET_BIND_SERVICE", "CAP_NET_BIND_SERVICE"],
+            "seccomp_deny": ["ptrace"], "network": {"veth": {"address": "10.250.0.2/30", "peer": "10.250.0.1/30"}},
+        }},
+    ))
+    assert not m.errors
+    iso = m.capsules["iso"].capabilities
+    assert iso.isolated and iso.network is NetworkKind.NONE and not iso.filesystem and not iso.caps
+    assert m.capsules["iso"].user is None, "no user: a dynamic uid is allocated at start"
+    assert not m.capsules["host"].capabilities.isolated
+    g = m.capsules["grants"].capabilities
+    assert g.filesystem == (("/etc/fonts", Access.RO), ("/var/lib/x", Access.RW))
+    assert g.devices == ("/dev/fb0",) and g.display and g.bus and g.control
+    assert g.caps == ("CAP_NET_BIND_SERVICE",) and g.seccomp_deny == ("ptrace",)
+    assert g.network is NetworkKind.VETH and g.veth == Veth("10.250.0.2/30", "10.250.0.1/30")
+

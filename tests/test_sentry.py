@@ -11,7 +11,7 @@ import pytest
 
 from exo_init import eventlog
 from exo_init.sentry import PolicyError, Sentry, parse_policy
-from tests.exo import REPO, ExoInit
+from tests.exo import REPO, ExoInit, manifest_json
 
 PY = sys.executable
 
@@ -44,9 +44,9 @@ def test_sentry_stops_a_crash_loop_and_logs_it(tmp_path: Path) -> None:
                   "env": {"PYTHONPATH": str(REPO), "EXO_SENTRY_POLICY": json.dumps(policy)},
                   "readiness": {"kind": "notify"}, "restart": {"policy": "always"}}
         manifest = tmp_path / "with-sentry.json"
-        manifest.write_text(json.dumps({"version": 1, "hostname": "test", "capsules": {
+        manifest.write_text(manifest_json({
             "sentry": sentry, "crasher": {"argv": ["/bin/sh", "-c", "exit 3"], "autostart": False,
-                                          "restart": {"policy": "always", "delay": 0.2, "limit_burst": 50}}}}))
+                                          "restart": {"policy": "always", "delay": 0.2, "limit_burst": 50}}}))
         e.call("switch", target=str(manifest), **{"try": False})
         e.wait_state("sentry", "ready")
         e.call("start", name="crasher")
@@ -95,14 +95,14 @@ def test_sentry_rolls_back_a_committed_generation(tmp_path: Path) -> None:
                           "EXO_SENTRY_POLICY": json.dumps({"capsules": {"flaky": {"crash-loop": "rollback"}}})},
                   "readiness": {"kind": "notify"}, "restart": {"policy": "always"}}
         two = tmp_path / "two.json"
-        two.write_text(json.dumps({"version": 1, "hostname": "test", "capsules": {
-            "base": {"argv": ["/bin/sleep", "100"]}, "sentry": sentry}}))
+        two.write_text(manifest_json({
+            "base": {"argv": ["/bin/sleep", "100"]}, "sentry": sentry}))
         e.call("switch", target=str(two), **{"try": False})
         e.wait_state("sentry", "ready")
         three = tmp_path / "three.json"
-        three.write_text(json.dumps({"version": 1, "hostname": "test", "capsules": {
+        three.write_text(manifest_json({
             "base": {"argv": ["/bin/sleep", "100"]}, "sentry": sentry,
-            "flaky": {"argv": ["/bin/sh", "-c", "exit 1"], "restart": {"policy": "always", "delay": 0.2}}}}))
+            "flaky": {"argv": ["/bin/sh", "-c", "exit 1"], "restart": {"policy": "always", "delay": 0.2}}}))
         assert e.call("switch", target=str(three), **{"try": False})["generation"] == 3
         e.wait_for(lambda: e.call("generations")["current"] == 2, 20, "the sentry's rollback to generation 2")
         e.wait_for(lambda: "flaky" not in [s["name"] for s in e.call("status")], 10, "flaky removed")

@@ -1,0 +1,138 @@
+"""The Scoped HAL on the host: real namespaces, mounts, credentials and seccomp, made by a real
+exo_init (child-subreaper mode, as root). The capsules run tests/guest/scope_probe.py with the
+system's Python (the only one their world holds: /usr is bound, nothing else of the host)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.exo import ExoInit
+
+PROBE = (Path(__file__).parent / "guest" / "scope_probe.py").read_text()
+SYSTEM_PY = "/usr/bin/python3"
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and mounts need root"),
+    pytest.mark.skipif(not os.path.exists(SYSTEM_PY), reason="needs the system's /usr/bin/python3"),
+]
+
+
+def probe_capsule(todo: dict[str, Any], capabilities: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"argv": [SYSTEM_PY, "-c", PROBE], "env": {"PROBE": json.dumps(todo)}, "type": "oneshot",
+            "capabilities": capabilities, "restart": {"policy": "never"}, **extra}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[Path]:
+    """A directory tree outside /usr: ro/, rw/ (writable by anyone), secret/."""
+    base = Path("/var/tmp") / f"exo-scope-{os.getpid()}"
+    for sub in ("ro", "rw", "secret"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    (base / "ro" / "file").write_text("granted\n")
+    (base / "rw").chmod(0o777)
+    yield base
+    for sub in ("ro", "rw", "secret"):
+        for f in (base / sub).iterdir():
+            f.unlink()
+        (base / sub).rmdir()
+    base.rmdir()
+
+
+def run_probe(tmp_path: Path, capsules: dict[str, Any], name: str) -> dict[str, Any]:
+    e = ExoInit(tmp_path / "exo", {"capsules": capsules})
+    try:
+        st = e.wait_state(name, "exited", 30) if capsules[name].get("type") == "oneshot" else e.status(name)
+        lines = e.call("logs", name=name, lines=50)["lines"]
+        for line in lines:
+            if "SCOPE " in line:
+                return dict(json.loads(line.split("SCOPE ", 1)[1]))
+        raise AssertionError(f"{name}: no probe report; status {st}; log:\n" + "\n".join(lines) + e.log())
+    finally:
+        e.close()
+
+
+def test_an_isolated_capsule_sees_only_what_it_was_granted(tmp_path: Path, world: Path) -> None:
+    todo = {"exists": ["/root", "/home", "/var", str(world / "secret"), str(world / "ro" / "file"), "/dev/kmsg",
+                       "/dev/null", "/sys", "/usr/bin"],
+            "write": [str(world / "ro" / "new"), str(world / "rw" / "new"), "/usr/probe", "/probe",
+                      "/proc/sys/kernel/hostname"],
+            "connect": ["127.0.0.1:1", "10.0.2.2:53"],
+            "mkdir": "/tmp/allowed"}
+    r = run_probe(tmp_path, {"iso": probe_capsule(todo, {"filesystem": {str(world / "ro"): "ro",
+                                                                        str(world / "rw"): "rw"}})}, "iso")
+    assert r["exists"] == {"/root": False, "/home": False, "/var": True, str(world / "secret"): False,
+                           str(world / "ro" / "file"): True, "/dev/kmsg": False, "/dev/null": True, "/sys": False,
+                           "/usr/bin": True}, r["exists"]
+    assert r["write"] == {str(world / "ro" / "new"): "EROFS", str(world / "rw" / "new"): "ok", "/usr/probe": "EROFS",
+                          "/probe": "EROFS", "/proc/sys/kernel/hostname": "EROFS"}, r["write"]
+    assert (world / "rw" / "new").read_text() == "probe\n", "the rw grant is the host's directory"
+    assert r["links"] == ["lo"], "network none: only lo"
+    assert r["connect"]["127.0.0.1:1"] == "ECONNREFUSED", "lo is up"
+    assert r["connect"]["10.0.2.2:53"] == "ENETUNREACH"
+    assert r["mkdir"] == "ok", "its private /tmp is writable"
+    assert 61184 <= r["uid"] < 65520 and r["gid"] == r["uid"], "a dynamic unprivileged uid"
+    assert r["no_new_privs"] == "1" and int(r["cap_eff"], 16) == 0 and int(r["cap_bnd"], 16) == 0
+    assert r["pid"] == 2 and r["procs"] == [1, 2], "own PID namespace: its init and itself"
+    assert r["hostname"] == "iso"
+    system = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "nix", "usr"}  # those the host has
+    assert {"dev", "etc", "proc", "run", "tmp", "usr", "var"} <= set(r["root"]) <= system | {
+        "dev", "etc", "proc", "run", "tmp", "var"}, r["root"]  # var: the parent of the granted paths
+    assert not (world / "secret" / "new").exists()
+
+
+def test_declared_caps_user_and_seccomp(tmp_path: Path) -> None:
+    caps = {"caps": ["CAP_NET_BIND_SERVICE"], "seccomp_deny": ["mkdir", "mkdirat"]}
+    r = run_probe(tmp_path, {"c": probe_capsule({"mkdir": "/tmp/denied"}, caps)}, "c")
+    assert int(r["cap_eff"], 16) == 1 << 10, "CapEff is exactly CAP_NET_BIND_SERVICE, for a non-root uid too"
+    assert int(r["cap_bnd"], 16) == 1 << 10
+    assert r["uid"] >= 61184 and r["seccomp"] == "2" and r["mkdir"] == "EPERM"
+    r = run_probe(tmp_path, {"r": probe_capsule({}, {}, user="root")}, "r")
+    assert r["uid"] == 0 and int(r["cap_eff"], 16) == 0, "root in a capsule holds no capabilities"
+
+
+def test_network_host_and_grants_that_cannot_be_honoured(tmp_path: Path, world: Path) -> None:
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+        r = run_probe(tmp_path, {"h": probe_capsule({"connect": [f"127.0.0.1:{port}"]}, {"network": "host"})}, "h")
+    assert r["connect"] == {f"127.0.0.1:{port}": "ok"} and "lo" in r["links"]
+    e = ExoInit(tmp_path / "exo2", {"capsules": {
+        "gone": probe_capsule({}, {"filesystem": {str(world / "missing"): "ro"}}),
+        "nodev": probe_capsule({}, {"devices": ["/dev/no-such-device"]}),
+    }})
+    try:
+        st = e.wait_state("gone", "failed", 10)
+        assert f"capabilities.filesystem: {world}/missing does not exist" in st["reason"], st
+        st = e.wait_state("nodev", "failed", 10)
+        assert "capabilities.devices: /dev/no-such-device does not exist" in st["reason"], st
+    finally:
+        e.close()
+
+
+def test_a_scoped_capsule_is_stopped_by_its_signal_and_reports_how_it_died(tmp_path: Path) -> None:
+    """The namespace's init forwards the stop signal; a killed main process reads "killed by"."""
+    e = ExoInit(tmp_path / "exo", {"capsules": {
+        "sleeper": {"argv": ["/bin/sleep", "1000"], "capabilities": {}},
+        "victim": {"argv": ["/bin/sleep", "1000"], "capabilities": {}, "restart": {"policy": "never"}},
+    }})
+    try:
+        e.wait_state("sleeper", "ready")
+        e.call("stop", name="sleeper")
+        st = e.wait_state("sleeper", "stopped", 10)
+        assert "killed by SIGTERM" in e.call("logs", name="sleeper", lines=5)["lines"][-1], st
+        victim = e.wait_state("victim", "ready")
+        inner = [int(p) for p in Path(f"/proc/{victim['pid']}/task/{victim['pid']}/children").read_text().split()]
+        assert len(inner) == 1
+        os.kill(inner[0], 9)
+        st = e.wait_state("victim", "failed", 10)
+        assert st["reason"].startswith("killed by SIGKILL"), st
+    finally:
+        e.close()
