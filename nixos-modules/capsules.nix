@@ -22,6 +22,10 @@
 #   dbusConfig  the system bus's configuration file (it includes the packages' system.d policies)
 #   udhcpc      busybox's DHCP client (the network capsule runs it)
 #
+# Capsules are isolated unless they say otherwise (see `capabilities` in exo_init/manifest.py): the
+# ones below that touch the machine itself (modules, devices, the network, the bus daemon) declare
+# `capabilities.host = true`, and say why.
+#
 # Capsule fields are the manifest's (see manifest.nix / exo_init/manifest.py); unset fields take
 # the loader defaults.
 let
@@ -68,6 +72,7 @@ let
     # There is no udev: this oneshot loads the drivers of the devices present (coldplug from
     # sysfs modaliases: VirtualBox's AHCI, e1000, VMSVGA, ...) and the modules named here.
     kmod = {
+      capabilities.host = true;
       description = "Load the drivers for the devices present and the modules the base system needs";
       type = "oneshot";
       argv = [
@@ -85,6 +90,7 @@ let
 
     # The ACPI power button (QEMU system_powerdown, VirtualBox "ACPI Shutdown") -> poweroff.
     powerbutton = {
+      capabilities.host = true;
       description = "Power off when the ACPI power button is pressed";
       argv = [
         paths.python3
@@ -101,6 +107,7 @@ let
     # The D-Bus system bus. exo_init.sysbus makes /run/dbus and the machine id, then execs
     # dbus-daemon, which prints its address on fd 3 once it listens (readiness).
     dbus = {
+      capabilities.host = true;
       description = "D-Bus system bus";
       argv = [
         paths.python3
@@ -123,8 +130,16 @@ let
     # org.exosphere.Core1 on the system bus, forwarded to exo_init's private control socket
     # (exoctl uses it, falling back to the socket when it is not there). Exits when the bus goes
     # away; restarted once the bus is back.
+    # Scoped: it sees the system bus and exo_init's control socket and nothing else of the
+    # machine. It runs as root (without any Linux capability) because exo_init allows the
+    # mutating calls it forwards only from uid 0; it checks each D-Bus caller itself.
     dbus-bridge = {
       description = "org.exosphere.Core1 D-Bus API";
+      user = "root";
+      capabilities = {
+        bus = true;
+        control = true;
+      };
       argv = [
         paths.python3
         "-m"
@@ -145,6 +160,7 @@ let
     #   EXO_NET_DNS = "192.168.1.1 9.9.9.9"; (EXO_NET_SEARCH = "example.org";)
     # and EXO_NET_INTERFACE = "eth1" to pick the link. Its status text is the link's address.
     network = {
+      capabilities.host = true;
       description = "Network: lo and the first ethernet link (DHCP or static)";
       argv = [
         paths.python3
@@ -164,6 +180,7 @@ let
 
     # A root login shell on the system console. (To be replaced by a CoreCap shell.)
     console = {
+      capabilities.host = true;
       description = "Root login shell on the console";
       argv = [
         paths.shell
@@ -180,6 +197,8 @@ let
   # image, exosphere.nix when services.exosphere.sentry.enable is set. `policy` is the sentry's
   # own configuration (see the module docstring): which action for which anomaly of which capsule.
   sentry = paths: policy: {
+    # It samples every capsule's cgroup and processes (psutil) and may roll back generations.
+    capabilities.host = true;
     description = "Sentry: watches capsules (OOM, pids.max, throttling, pressure, crash loops) and acts";
     argv = [
       paths.python3

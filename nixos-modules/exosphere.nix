@@ -250,9 +250,9 @@ let
           description = "Extra environment variables (exo_init sets PATH, HOME, USER, LANG, TERM and EXO_CAPSULE).";
         };
         user = mkOption {
-          type = types.nonEmptyStr;
-          default = "root";
-          description = "The user the capsule runs as.";
+          type = types.nullOr types.nonEmptyStr;
+          default = null;
+          description = "The user the capsule runs as; `null`: root with `capabilities.host`, else a dynamic unprivileged uid.";
         };
         group = mkOption {
           type = types.nullOr types.str;
@@ -310,7 +310,14 @@ let
         capabilities = mkOption {
           type = types.attrsOf types.anything;
           default = { };
-          description = "Reserved for capability grants; must be empty for now.";
+          description = ''
+            What the capsule may touch (the Scoped HAL); nothing by default: own PID, mount, UTS, IPC and
+            network namespaces, a read-only root holding only the system's programs, no Linux capabilities,
+            no_new_privs. Keys: `host` (true: unconfined), `filesystem` ({ "/path" = "ro" | "rw"; }),
+            `network` ("none" | "host" | { veth = { address; peer; }; }), `devices` ([ "/dev/fb0" ]),
+            `display`, `bus`, `control` (booleans), `caps` ([ "CAP_NET_BIND_SERVICE" ]), `seccomp_deny`
+            ([ "ptrace" ]). See exo_init/manifest.py.
+          '';
         };
         watchdog_sec = mkOption {
           type = nonNegative;

@@ -81,9 +81,9 @@ let
     "description"
   ];
 
+  # No `user`: the loader picks root for `capabilities.host = true`, else a dynamic uid.
   capsuleDefaults = {
     env = { };
-    user = "root";
     workdir = "/";
     type = "simple";
     autostart = true;
@@ -128,6 +128,35 @@ let
     "io_weight"
     "io_max"
     "memory_oom_group"
+  ];
+
+  capabilityKeys = [
+    "host"
+    "filesystem"
+    "network"
+    "devices"
+    "display"
+    "bus"
+    "control"
+    "caps"
+    "seccomp_deny"
+  ];
+  # Capabilities that would let an isolated capsule leave its namespaces (exo_init/manifest.py
+  # ESCAPE_CAPS); whether a name exists at all, and syscall names, are checked by the loader.
+  escapeCaps = [
+    "CAP_SYS_ADMIN"
+    "CAP_SYS_CHROOT"
+    "CAP_SYS_MODULE"
+    "CAP_SYS_PTRACE"
+    "CAP_SYS_RAWIO"
+    "CAP_MKNOD"
+    "CAP_SYS_BOOT"
+    "CAP_BPF"
+    "CAP_PERFMON"
+    "CAP_MAC_ADMIN"
+    "CAP_MAC_OVERRIDE"
+    "CAP_LINUX_IMMUTABLE"
+    "CAP_DAC_READ_SEARCH"
   ];
 
   capsuleTypes = [
@@ -197,6 +226,10 @@ let
   sizeRe = "[0-9]+[KMGTkmgt]?[Bb]?";
   percentRe = "(0|[1-9][0-9]*)(\\.[0-9]+)?%";
   cpuMaxRawRe = "(max|[0-9]+)( [0-9]+)?";
+  # A normalised absolute path other than / (no "." or ".." components, no trailing slash).
+  grantPathRe = "(/[^/]+)+";
+  capRe = "CAP_[A-Z_]+";
+  cidrRe = "[0-9a-fA-F.:]+/[0-9]+";
   ioMaxRe = "[0-9]+:[0-9]+( (rbps|wbps|riops|wiops)=([0-9]+|max))+";
 
   # --- small helpers (builtins only) -----------------------------------------------------------
@@ -296,6 +329,79 @@ let
     field: v: then':
     if isAttrs v && !(v ? outPath) then then' else [ "${field} must be an attribute set, got ${show v}" ];
   indexed = list: genList (i: { inherit i; v = builtins.elemAt list i; }) (length list);
+
+  # --- capabilities (the Scoped HAL) ---------------------------------------------------------------
+  grantPath =
+    field: v:
+    if !isString v then
+      checkString field v
+    else
+      check (
+        matches grantPathRe v && !elem "." (splitPath v) && !elem ".." (splitPath v)
+      ) "${field} must be a normalised absolute path other than /, got ${show v}";
+  splitPath = v: filter isString (builtins.split "/" v);
+
+  capabilityProblems =
+    caps:
+    let
+      opt = key: f: if caps ? ${key} then f "capabilities.${key}" caps.${key} else [ ];
+      list =
+        field: v: each:
+        if !isList v then [ "${field} must be a list, got ${show v}" ] else concatMap (x: each "${field}[${toString x.i}]" x.v) (indexed v);
+      network =
+        field: v:
+        if isAttrs v then
+          unknownKeys "${field}." [ "veth" ] v
+          ++ (
+            if !(v ? veth) || !isAttrs v.veth then
+              [ "${field}.veth must be an attribute set { address; peer; }, got ${show (v.veth or null)}" ]
+            else
+              unknownKeys "${field}.veth." [ "address" "peer" ] v.veth
+              ++ concatMap (
+                k: check (v.veth ? ${k} && isString v.veth.${k} && matches cidrRe v.veth.${k}) "${field}.veth.${k} must be an address with a prefix length such as \"10.250.0.2/30\", got ${show (v.veth.${k} or null)}"
+              ) [ "address" "peer" ]
+          )
+        else
+          checkEnum field [ "none" "host" ] v;
+    in
+    checkAttrs "capabilities" caps (
+      unknownKeys "capabilities." capabilityKeys caps
+      ++ opt "host" checkBool
+      ++ (
+        if (caps.host or false) == true then
+          map (k: "capabilities.${k} is meaningless with host = true (it grants everything)") (
+            filter (k: k != "host") (attrNames caps)
+          )
+        else
+          opt "filesystem" (
+            field: v:
+            checkAttrs field v (
+              concatMap (
+                path: grantPath "${field}.\"${path}\"" path ++ checkEnum "${field}.\"${path}\"" [ "ro" "rw" ] v.${path}
+              ) (attrNames v)
+            )
+          )
+          ++ opt "network" network
+          ++ opt "devices" (
+            field: v:
+            list field v (f: d: grantPath f d ++ check (isString d && hasPrefix "/dev/" d) "${f} must be under /dev/, got ${show d}")
+          )
+          ++ opt "display" checkBool
+          ++ opt "bus" checkBool
+          ++ opt "control" checkBool
+          ++ opt "caps" (
+            field: v:
+            list field v (
+              f: x:
+              check (isString x && matches capRe x) "${f} must be a capability name such as \"CAP_NET_BIND_SERVICE\", got ${show x}"
+              ++ check (!elem x escapeCaps) "${f}: ${show x} would let the capsule leave its namespaces; refused (use host = true)"
+            )
+          )
+          ++ opt "seccomp_deny" (
+            field: v: list field v (f: x: check (isString x && matches "[a-z0-9_]+" x) "${f} must be a system call name, got ${show x}")
+          )
+      )
+    );
 
   # --- one capsule -------------------------------------------------------------------------------
 
@@ -467,8 +573,12 @@ let
     unknownKeys "" capsuleKeys c
     ++ argvProblems
     ++ envProblems
-    ++ checkString "user" (get "user")
-    ++ check (get "user" != "") "user must not be empty"
+    ++ (
+      if c ? user then
+        checkString "user" c.user ++ check (c.user != "") "user must not be empty (leave it out for a dynamic uid)"
+      else
+        [ ]
+    )
     ++ (if c ? group then checkString "group" c.group else [ ])
     ++ checkAbsolute "workdir" (get "workdir")
     ++ checkEnum "type" capsuleTypes ctype
@@ -479,11 +589,7 @@ let
     ++ restartProblems
     ++ stopProblems
     ++ quotaProblems
-    ++ checkAttrs "capabilities" (get "capabilities") (
-      check (
-        get "capabilities" == { }
-      ) "capabilities are not supported yet (must be {}), got ${oneOf (attrNames (get "capabilities"))}"
-    )
+    ++ capabilityProblems (get "capabilities")
     ++ checkNumber "watchdog_sec" (get "watchdog_sec")
     ++ checkBool "console" (get "console")
     ++ checkString "description" (get "description");

@@ -35,6 +35,7 @@ PACKAGES = (
     "python3", "python3-psutil", "python3-pyroute2", "python3-pydbus", "python3-gi", "python3-pexpect",
     "python3-cairo", "python3-cffi-backend", "libwayland-server0", "libwayland-client0",
     "dbus", "kmod", "linux-image-amd64", "iproute2", "procps", "e2fsprogs",
+    "libseccomp2",  # capabilities.seccomp_deny (exo_init/scope.py loads it through ctypes)
     "libglib2.0-bin", "udhcpc",  # gdbus (D-Bus calls from the shell); busybox's DHCP client
 )
 # Kernel modules the image ships besides the ones the manifest loads at boot (`kernelModules` in

@@ -3,10 +3,28 @@
 paths:
 let
   hog = mode: [ paths.python3 "/usr/lib/exosphere/test/hogs.py" mode ];
+  # Scope probes (tests/vm/test_scope.py): report what their world allows, then exit.
+  probe = todo: capabilities: {
+    description = "Scope probe";
+    argv = [ paths.python3 "/usr/lib/exosphere/test/scope_probe.py" ];
+    env.PROBE = builtins.toJSON todo;
+    type = "oneshot";
+    autostart = false;
+    restart.policy = "never";
+    inherit capabilities;
+  };
+  attempts = {
+    exists = [ "/root" "/var/lib/exosphere" "/etc/exosphere" "/srv/ro/file" "/dev/vda" "/dev/mem" "/dev/kmsg"
+               "/dev/null" "/sys" "/run/exosphere/control.sock" "/run/dbus" ];
+    write = [ "/srv/ro/new" "/srv/rw/new" "/usr/bin/planted" "/planted" "/proc/sys/kernel/hostname" ];
+    connect = [ "10.0.2.2:53" "127.0.0.1:1" "10.250.7.1:7" "10.0.2.15:7" ];
+    mkdir = "/tmp/ok";
+  };
 in
 {
   agent = {
     description = "Test harness agent on virtio-serial";
+    capabilities.host = true;  # runs the harness's commands as root on the machine
     argv = [ paths.python3 "/usr/lib/exosphere/test/agent.py" ];
     requires = [ "kmod" ];
     readiness.kind = "notify";
@@ -50,11 +68,13 @@ in
     autostart = false;
     readiness = { kind = "tcp"; port = 7777; };
     after = [ "network" ];
+    capabilities.network = "host";
   };
   # The Sentry with the test policy: quarantine a capsule that hits pids.max (freeze it), only
   # log the rest (memhog's OOM kill).
   sentry = {
     description = "Sentry (test policy)";
+    capabilities.host = true;
     argv = [ paths.python3 "-m" "exo_init.sentry" ];
     env = {
       PYTHONPATH = paths.exoInitLib;
@@ -78,5 +98,23 @@ in
     argv = hog "crash";
     autostart = false;
     restart = { policy = "on-failure"; delay = 0.5; max_delay = 4; limit_burst = 4; limit_interval = 120; };
+  };
+  probe-none = probe attempts {
+    filesystem = { "/srv/ro" = "ro"; "/srv/rw" = "rw"; };
+    devices = [ "/dev/kmsg" ];
+  };
+  probe-veth = probe attempts {
+    network.veth = { address = "10.250.7.2/30"; peer = "10.250.7.1/30"; };
+  };
+  probe-caps = probe { mkdir = "/tmp/denied"; } {
+    caps = [ "CAP_NET_BIND_SERVICE" ];
+    seccomp_deny = [ "mkdir" "mkdirat" ];
+  };
+  # A TCP service on the host's end of probe-veth's pair is what "reaches the other end" means.
+  veth-peer = {
+    description = "Listens on port 7 of every address, the host end of probe-veth's pair (10.250.7.1) included";
+    argv = [ paths.python3 "/usr/lib/exosphere/test/echo.py" "7" ];
+    autostart = false;
+    capabilities.host = true;
   };
 }

@@ -19,7 +19,8 @@ TEST_LAYER = Layer(
     files=((GUEST / "agent.py", "/usr/lib/exosphere/test/agent.py"),
            (GUEST / "hogs.py", "/usr/lib/exosphere/test/hogs.py"),
            (GUEST / "bench_spawn.py", "/usr/lib/exosphere/test/bench_spawn.py"),
-           (GUEST / "echo.py", "/usr/lib/exosphere/test/echo.py")),
+           (GUEST / "echo.py", "/usr/lib/exosphere/test/echo.py"),
+           (GUEST / "scope_probe.py", "/usr/lib/exosphere/test/scope_probe.py")),
 )
 BOOT_TIMEOUT = 300.0
 
