@@ -215,8 +215,61 @@ let
       limit_burst = 1000;
     };
   };
+  # The display (exo_init/nexquelium, exo_init/dashboard), not in the default set: render.nix adds
+  # it to the dev image, whose builder installs the pinned pywayland wheel the compositor's fixes
+  # are written against (exo_init/nexquelium/wlfix.py). Both need pywayland and pycairo in
+  # `paths.python3`.
+  #
+  # Grants, once the manifest has capabilities (until then the paths are passed explicitly):
+  #   nexquelium  capabilities.devices = [ "/dev/fb0" "/dev/tty1" ] (framebuffer; the VT it puts in
+  #               KD_GRAPHICS mode) and it provides the display socket /run/exosphere/wayland/wayland-0
+  #   dashboard   capabilities.display = true (the Wayland socket + WAYLAND_DISPLAY) and read access to
+  #               /run/exosphere/control.sock (it is 0666 today; read-only operations only)
+  display = paths: {
+    nexquelium = {
+      description = "Nexquelium: the Wayland compositor (pywayland), on /dev/fb0";
+      argv = [
+        paths.python3
+        "-m"
+        "exo_init.nexquelium"
+        "--socket"
+        "/run/exosphere/wayland/wayland-0"
+      ];
+      env.PYTHONPATH = paths.exoInitLib;
+      # The framebuffer exists once kmod has loaded the DRM driver. Without one it renders
+      # offscreen (to /run/exosphere/nexquelium/frame.png) instead of failing.
+      requires = [ "kmod" ];
+      # Ready once the socket listens and the first frame is on the output.
+      readiness.kind = "notify";
+      restart.policy = "always";
+      # A lower CPU weight than the default 100: at boot, the other capsules go first.
+      quotas = {
+        cpu_weight = 50;
+        memory_max = "192M";
+      };
+    };
+    dashboard = {
+      description = "Sentry dashboard: capsules, CPU and memory, events (a Wayland client)";
+      argv = [
+        paths.python3
+        "-m"
+        "exo_init.dashboard"
+      ];
+      env = {
+        PYTHONPATH = paths.exoInitLib;
+        WAYLAND_DISPLAY = "/run/exosphere/wayland/wayland-0";
+      };
+      requires = [ "nexquelium" ];
+      readiness.kind = "notify"; # ready once its first frame is committed
+      restart.policy = "always";
+      quotas = {
+        cpu_weight = 50;
+        memory_max = "128M";
+      };
+    };
+  };
 in
 {
-  inherit kernelModules requiredPaths sentry;
+  inherit kernelModules requiredPaths sentry display;
   __functor = _self: paths: capsules (checkPaths paths);
 }

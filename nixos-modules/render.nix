@@ -36,6 +36,7 @@ let
       hostname ? "exosphere",
       sentry ? true, # include the Sentry agent capsule
       sentryPolicy ? { }, # its policy (exo_init/sentry.py)
+      display ? true, # the Nexquelium compositor and the Sentry dashboard (capsules.nix `display`)
     }:
     let
       # Where things live on the Debian dev image.
@@ -51,7 +52,9 @@ let
 
       capsulesNix = import ./capsules.nix;
       defaults =
-        capsulesNix paths // (if sentry then { sentry = capsulesNix.sentry paths sentryPolicy; } else { });
+        capsulesNix paths
+        // (if sentry then { sentry = capsulesNix.sentry paths sentryPolicy; } else { })
+        // (if display then capsulesNix.display paths else { });
 
       # One extra file -> its capsules, with a clear error if it is not the expected shape.
       load =

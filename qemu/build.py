@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,41 @@ def build_base(cache: Path) -> Path:
     return out
 
 
+# --- pywayland (from PyPI, pinned: see exo_init/nexquelium/wlfix.py) -----------------------------
+
+PYWAYLAND = "pywayland==0.4.19"  # the version exo_init.nexquelium.wlfix fixes (PYWAYLAND_VERSION)
+
+
+def pywayland_dir(cache: Path) -> Path:
+    """The pinned pywayland wheel (manylinux, CPython 3.11 as in the image; it vendors
+    libwayland-client/-server and libffi), unpacked once per version into cache/pywayland-<version>/
+    (a directory to put on sys.path, or to copy into dist-packages)."""
+    version = PYWAYLAND.split("==", 1)[1]
+    out = cache / f"pywayland-{version}"
+    if (out / "pywayland" / "__init__.py").exists():
+        return out
+    wheels = cache / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    found = sorted(wheels.glob(f"pywayland-{version}-*.whl"))
+    if not found:
+        run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.11",
+             "--implementation", "cp", "--platform", "manylinux_2_34_x86_64", "-d", wheels, PYWAYLAND])
+        found = sorted(wheels.glob(f"pywayland-{version}-*.whl"))
+    if not found:
+        raise StepFailed(f"pip download {PYWAYLAND} left no wheel in {wheels}")
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    with zipfile.ZipFile(found[-1]) as wheel:
+        wheel.extractall(tmp)
+    for so in tmp.rglob("*.so*"):
+        so.chmod(0o755)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
 # --- layer: Exosphere itself ------------------------------------------------------------------------
 
 def render_manifest(nix_extra: Sequence[Path]) -> str:
@@ -253,8 +289,11 @@ def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer]) -> None
                                 dirs_exist_ok=True)
             else:
                 shutil.copy2(src, target)
+    dist = dest / "usr/lib/python3/dist-packages"  # pywayland for the compositor and the dashboard
+    shutil.copytree(pywayland_dir(cache_dir()), dist, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
     # Byte-compile with the host's Python 3.11 (same bytecode as the image's): no compile at boot.
-    run([sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", lib])
+    run([sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", lib, dist])
 
 
 GRUB_CFG = """set timeout=1
@@ -309,7 +348,7 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool) -> Image:
         with step("render manifest (nix-instantiate)"):
             manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra])
         root = repo_root()
-        key = _key(base.name, manifest_json, root / "exo_init", root / "corecaps", Path(__file__),
+        key = _key(base.name, manifest_json, PYWAYLAND, root / "exo_init", root / "corecaps", Path(__file__),
                    root / DBUS_POLICY,
                    *(f"{layer.name}:{src}:{dst}" for layer in layers for src, dst in layer.files),
                    *(src for layer in layers for src, _ in layer.files))

@@ -1,0 +1,122 @@
+"""nexquelium: the compositor as a program (the `nexquelium` capsule).
+
+    python3 -m exo_init.nexquelium [--backend auto|fbdev|offscreen] [--socket PATH]
+                                   [--output PNG] [--size WxH] [--fb DEVICE]
+
+Ready (sd_notify) once the socket listens and the first frame is on the output. The first frame
+that shows a client is logged with the seconds since the kernel started (/proc/uptime).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from exo_init.nexquelium.backends import Backend, BackendError, Fbdev, Offscreen
+from exo_init.nexquelium.compositor import Compositor, log
+from exo_init.notify import sd_notify
+
+DEFAULT_SOCKET = Path("/run/exosphere/wayland/wayland-0")
+DEFAULT_OUTPUT = Path("/run/exosphere/nexquelium/frame.png")
+KDSETMODE = 0x4B3A
+KD_TEXT, KD_GRAPHICS = 0, 1
+GRAPHICS_TTY = Path("/dev/tty1")   # the VT the framebuffer console shows (console=tty0)
+
+
+def uptime() -> float:
+    try:
+        return float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1.0
+
+
+def text_console_off() -> int | None:
+    """Keep the kernel's text console (and its cursor) off the framebuffer: KD_GRAPHICS on the
+    VT, the escape that hides the cursor as well, and no cursor blink. Returns the tty fd (for
+    KD_TEXT on exit) or None."""
+    try:
+        Path("/sys/class/graphics/fbcon/cursor_blink").write_text("0")
+    except OSError:
+        pass
+    try:
+        fd = os.open(GRAPHICS_TTY, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        log(f"{GRAPHICS_TTY}: {e.strerror}; the text console may draw over the output")
+        return None
+    try:
+        os.write(fd, b"\033[?25l")
+        fcntl.ioctl(fd, KDSETMODE, KD_GRAPHICS)
+    except OSError as e:
+        log(f"{GRAPHICS_TTY}: KDSETMODE: {e.strerror}")
+    return fd
+
+
+def open_backend(args: argparse.Namespace) -> Backend:
+    width, height = (int(v) for v in args.size.split("x", 1))
+    if args.backend in ("auto", "fbdev"):
+        try:
+            return Fbdev(Path(args.fb))
+        except BackendError as e:
+            if args.backend == "fbdev":
+                raise
+            log(f"no framebuffer ({e}): rendering offscreen to {args.output}")
+    return Offscreen(Path(args.output), width, height)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="nexquelium", description="A pywayland compositor")
+    p.add_argument("--backend", choices=("auto", "fbdev", "offscreen"), default="auto")
+    p.add_argument("--socket", default=str(DEFAULT_SOCKET))
+    p.add_argument("--output", default=str(DEFAULT_OUTPUT), help="PNG file of the offscreen backend")
+    p.add_argument("--size", default="1024x768", help="offscreen output size")
+    p.add_argument("--fb", default="/dev/fb0")
+    args = p.parse_args(argv)
+    try:
+        backend = open_backend(args)
+    except BackendError as e:
+        log(str(e))
+        sys.exit(1)
+    tty = text_console_off() if backend.name == "fbdev" else None
+    started = time.monotonic()
+    first_client: list[float] = []
+
+    def on_present(comp: Compositor, shown: bool) -> None:
+        if comp.frames_presented == 1:
+            sd_notify(f"READY=1\nSTATUS={backend.name} {backend.width}x{backend.height}")
+            log(f"ready: {backend.name} {backend.width}x{backend.height}, socket {args.socket}, "
+                f"{time.monotonic() - started:.2f} s after start, {uptime():.2f} s after kernel start")
+        if shown and not first_client:
+            first_client.append(uptime())
+            titles = ", ".join(repr(s.title) for s in comp.surfaces.values() if s.image is not None)
+            log(f"first client frame ({titles}): {first_client[0]:.2f} s after kernel start")
+            sd_notify(f"STATUS={backend.name} {backend.width}x{backend.height}; first client frame "
+                      f"{first_client[0]:.2f} s after kernel start")
+
+    comp = Compositor(backend, on_present)
+    comp.listen(Path(args.socket))
+
+    def stop(_sig: int, _frame: object) -> None:
+        comp.running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        comp.run()
+    finally:
+        comp.close()
+        if tty is not None:
+            try:
+                fcntl.ioctl(tty, KDSETMODE, KD_TEXT)
+            except OSError:
+                pass
+            os.close(tty)
+    log(f"stopped after {comp.frames_presented} frames")
+
+
+if __name__ == "__main__":
+    main()
