@@ -239,7 +239,7 @@ def _bind(bind: Bind, root: str) -> None:
         return
     if os.path.isdir(bind.source):
         _mkdirs(target)
-    else:
+    elif not os.path.lexists(target):  # (under an earlier read-only bind it must already exist)
         _mkdirs(os.path.dirname(target))
         with open(target, "a"):
             pass
@@ -277,10 +277,10 @@ def _build_root(plan: ScopePlan) -> None:
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
                          ("stderr", "/proc/self/fd/2")):
         os.symlink(target, f"{root}/dev/{name}")
+    for name, content in plan.etc_files:  # first: a granted /etc is bound over them
+        _write(f"{root}/etc/{name}", content)
     for bind in plan.binds:
         _bind(bind, root)
-    for name, content in plan.etc_files:
-        _write(f"{root}/etc/{name}", content)
     # /proc of the capsule's own PID namespace (this process is its PID 1), /proc/sys read-only.
     mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     for ro in ("sys", "sysrq-trigger"):

@@ -82,6 +82,7 @@ class Supervisor:
     def setup(self) -> None:
         self.config.runtime_dir.mkdir(parents=True, exist_ok=True)
         (self.config.runtime_dir / "scope-root").mkdir(exist_ok=True)  # isolated capsules build their root here
+        self.config.wayland_dir.mkdir(exist_ok=True)  # the compositor's socket (capabilities.display)
         if self.config.cgroup_root is not None:
             tree = CgroupTree(self.config.cgroup_root)
             try:
@@ -392,6 +393,8 @@ class Supervisor:
                "LANG": "C.UTF-8", "EXO_CAPSULE": rt.name, "TERM": "linux" if rt.spec.console else "dumb"}
         if rt.spec.readiness.kind is ReadinessKind.NOTIFY or rt.spec.watchdog_sec > 0:
             env["NOTIFY_SOCKET"] = str(self.config.notify_socket)
+        if rt.spec.capabilities.bus:  # (libdbus's default is /var/run/..., not in a scoped world)
+            env["DBUS_SYSTEM_BUS_ADDRESS"] = f"unix:path={SYSTEM_BUS_DIR}/system_bus_socket"
         if rt.spec.capabilities.display:
             env["XDG_RUNTIME_DIR"] = str(self.config.wayland_dir)
             env["WAYLAND_DISPLAY"] = WAYLAND_SOCKET

@@ -178,18 +178,30 @@ let
       restart.policy = "always";
     };
 
-    # A root login shell on the system console. (To be replaced by a CoreCap shell.)
+    # The login shell on the system console: the CoreCaps shell (corecaps/sh.py), scoped. It is
+    # the administrator's (uid 0, so exoctl may start, stop and power off through the control
+    # socket) but holds no Linux capability and sees the machine only through its grants: the
+    # system's programs, /etc and /var/log read-only, a private /tmp, its own processes.
     console = {
-      capabilities.host = true;
-      description = "Root login shell on the console";
+      description = "Exosphere shell (CoreCaps) on the console";
       argv = [
-        paths.shell
-        "-l"
+        paths.python3
+        "-m"
+        "corecaps.sh"
       ];
+      env.PYTHONPATH = paths.exoInitLib;
+      user = "root";
+      capabilities = {
+        control = true;
+        filesystem = {
+          "/etc" = "ro";
+          "/var/log" = "ro";
+        };
+      };
       console = true;
       after = [ "kmod" ];
       restart.policy = "always";
-      # An interactive shell ignores SIGTERM; a hangup is what ends a terminal session.
+      # A hangup is what ends a terminal session.
       stop.signal = "SIGHUP";
     };
   };
@@ -218,13 +230,7 @@ let
   # The display (exo_init/nexquelium, exo_init/dashboard), not in the default set: render.nix adds
   # it to the dev image, whose builder installs the pinned pywayland wheel the compositor's fixes
   # are written against (exo_init/nexquelium/wlfix.py). Both need pywayland and pycairo in
-  # `paths.python3`.
-  #
-  # Grants, once the manifest has capabilities (until then the paths are passed explicitly):
-  #   nexquelium  capabilities.devices = [ "/dev/fb0" "/dev/tty1" ] (framebuffer; the VT it puts in
-  #               KD_GRAPHICS mode) and it provides the display socket /run/exosphere/wayland/wayland-0
-  #   dashboard   capabilities.display = true (the Wayland socket + WAYLAND_DISPLAY) and read access to
-  #               /run/exosphere/control.sock (it is 0666 today; read-only operations only)
+  # `paths.python3`. Both are scoped (their grants are below).
   display = paths: {
     nexquelium = {
       description = "Nexquelium: the Wayland compositor (pywayland), on /dev/fb0";
@@ -236,9 +242,20 @@ let
         "/run/exosphere/wayland/wayland-0"
       ];
       env.PYTHONPATH = paths.exoInitLib;
-      # The framebuffer exists once kmod has loaded the DRM driver. Without one it renders
-      # offscreen (to /run/exosphere/nexquelium/frame.png) instead of failing.
+      # The framebuffer exists once kmod has loaded the DRM driver (coldplug).
       requires = [ "kmod" ];
+      # Its world: the framebuffer, the VT it switches to graphics mode (root owns both device
+      # nodes; KDSETMODE on a VT that is not its terminal needs CAP_SYS_TTY_CONFIG), and the
+      # directory it puts the Wayland socket in. Nothing else of the machine.
+      user = "root";
+      capabilities = {
+        devices = [
+          "/dev/fb0"
+          "/dev/tty1"
+        ];
+        filesystem."/run/exosphere/wayland" = "rw";
+        caps = [ "CAP_SYS_TTY_CONFIG" ];
+      };
       # Ready once the socket listens and the first frame is on the output.
       readiness.kind = "notify";
       restart.policy = "always";
@@ -255,11 +272,16 @@ let
         "-m"
         "exo_init.dashboard"
       ];
-      env = {
-        PYTHONPATH = paths.exoInitLib;
-        WAYLAND_DISPLAY = "/run/exosphere/wayland/wayland-0";
-      };
+      env.PYTHONPATH = paths.exoInitLib;
       requires = [ "nexquelium" ];
+      # The Wayland socket (WAYLAND_DISPLAY is set by exo_init), exo_init's control socket (it
+      # reads status and events; as a dynamic uid it cannot change anything) and the font
+      # configuration. An unprivileged dynamic uid, no network.
+      capabilities = {
+        display = true;
+        control = true;
+        filesystem."/etc/fonts" = "ro";
+      };
       readiness.kind = "notify"; # ready once its first frame is committed
       restart.policy = "always";
       quotas = {

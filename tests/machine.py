@@ -190,6 +190,14 @@ class Machine:
                                       f"last lines:\n{self.console_tail()}")
                 self._cond.wait(min(left, 0.5))
 
+    def send_console(self, text: str) -> int:
+        """Type `text` on the serial console; returns the console offset before it (for waits)."""
+        assert self._proc is not None
+        with self._cond:
+            start = len(self.console)
+        self._proc.send(text)
+        return start
+
     def console_tail(self, lines: int = 25) -> str:
         return "\n".join(self.console.splitlines()[-lines:])
 

@@ -179,7 +179,7 @@ def test_render_default_manifest_loads() -> None:
     assert kmod.type.value == "oneshot"
     assert kmod.restart.policy.value == "never"
     console = manifest.capsules["console"]
-    assert console.argv == ("/bin/bash", "-l")
+    assert console.argv == ("/usr/bin/python3", "-m", "corecaps.sh") and console.capabilities.control
     assert console.console is True
     assert console.restart.policy.value == "always"
     assert "kmod" in console.after
@@ -795,7 +795,7 @@ def test_module_renders_a_manifest_the_loader_accepts(tmp_path: Path) -> None:
     assert None not in walk(doc)
     assert doc["capsules"]["kmod"]["argv"][1:3] == ["-m", "exo_init.coldplug"]
     assert doc["capsules"]["kmod"]["env"]["MODPROBE"] == "/nix/store/kmod/bin/modprobe"
-    assert doc["capsules"]["console"]["argv"] == ["/nix/store/bash-interactive/bin/bash", "-l"]
+    assert doc["capsules"]["console"]["argv"][1:] == ["-m", "corecaps.sh"]
     # The option defaults are the loader's defaults.
     assert parse_capsule("probe", doc["capsules"]["probe"]) == parse_capsule("probe", probe)
 

@@ -136,3 +136,10 @@ def test_a_scoped_capsule_is_stopped_by_its_signal_and_reports_how_it_died(tmp_p
         assert st["reason"].startswith("killed by SIGKILL"), st
     finally:
         e.close()
+
+
+def test_a_granted_etc_replaces_the_generated_one(tmp_path: Path) -> None:
+    todo = {"exists": ["/etc/os-release", "/etc/ld.so.cache"], "write": ["/etc/planted"]}
+    r = run_probe(tmp_path, {"e": probe_capsule(todo, {"filesystem": {"/etc": "ro"}}, user="root")}, "e")
+    assert r["exists"] == {"/etc/os-release": True, "/etc/ld.so.cache": True}
+    assert r["write"] == {"/etc/planted": "EROFS"}
