@@ -241,6 +241,7 @@ class Shell:
             readline = None  # type: ignore[assignment]
         if readline is not None:
             readline.parse_and_bind("tab: complete")
+            readline.parse_and_bind("set enable-bracketed-paste off")  # no escape noise on a serial line
         print("Exosphere sh: type help for the commands, exit to leave.", flush=True)
         while True:
             try:

@@ -152,6 +152,7 @@ class Capabilities:
     display: bool = False                             # the Wayland socket (WAYLAND_DISPLAY)
     bus: bool = False                                 # the D-Bus system bus socket
     control: bool = False                             # exo_init's control socket (mutations need uid 0)
+    logs: bool = False                                # the capsule logs, read-only (exo_init's log directory)
     caps: tuple[str, ...] = ()                        # Linux capabilities kept ("CAP_NET_BIND_SERVICE")
     seccomp_deny: tuple[str, ...] = ()                # syscalls that fail with EPERM
 
@@ -388,7 +389,8 @@ def _quotas(obj: Any) -> Quotas:
     )
 
 
-CAPABILITY_KEYS = ("host", "filesystem", "network", "devices", "display", "bus", "control", "caps", "seccomp_deny")
+CAPABILITY_KEYS = ("host", "filesystem", "network", "devices", "display", "bus", "control", "logs", "caps",
+                   "seccomp_deny")
 # Capabilities that would let a capsule leave or rewrite its namespaces: granting one to an
 # isolated capsule would make the isolation a suggestion, so it is refused (use host = true).
 ESCAPE_CAPS = frozenset({
@@ -474,7 +476,8 @@ def parse_capabilities(obj: Any) -> Capabilities:
     return Capabilities(
         filesystem=tuple(grants), network=kind, veth=veth, devices=devs,
         display=_bool(obj, "display", "capabilities"), bus=_bool(obj, "bus", "capabilities"),
-        control=_bool(obj, "control", "capabilities"), caps=tuple(dict.fromkeys(caps)),
+        control=_bool(obj, "control", "capabilities"), logs=_bool(obj, "logs", "capabilities"),
+        caps=tuple(dict.fromkeys(caps)),
         seccomp_deny=tuple(dict.fromkeys(deny)),
     )
 

@@ -131,7 +131,12 @@ def _scoped(plan: SpawnPlan, sp: scope.ScopePlan, err_w: int) -> None:
         scope.nsinit(main)
     if plan.console:  # the main process gets the terminal: ^C reaches it, not its init
         os.setpgid(0, 0)
-        os.tcsetpgrp(0, os.getpid())
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # else a background group taking the tty stops
+        try:
+            os.tcsetpgrp(0, os.getpid())
+        except OSError:
+            pass  # no controlling terminal: no job control, as in the unscoped case
+        signal.signal(signal.SIGTTOU, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     _step("privileges", scope.drop_privileges, sp, plan.uid, plan.gid, plan.groups)
 

@@ -364,6 +364,7 @@ class Supervisor:
             (spec.readiness.kind is ReadinessKind.NOTIFY or spec.watchdog_sec > 0, self.config.notify_socket,
              "the sd_notify socket"),
             (caps.control, self.config.control_socket, "exo_init's control socket"),
+            (caps.logs, self.config.log_dir, "the capsule log directory"),
             (caps.bus, SYSTEM_BUS_DIR, "the system bus (is the dbus capsule running?)"),
             (caps.display, self.config.wayland_dir, "the Wayland socket directory (is the compositor running?)"),
         ]

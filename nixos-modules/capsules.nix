@@ -130,15 +130,17 @@ let
     # org.exosphere.Core1 on the system bus, forwarded to exo_init's private control socket
     # (exoctl uses it, falling back to the socket when it is not there). Exits when the bus goes
     # away; restarted once the bus is back.
-    # Scoped: it sees the system bus and exo_init's control socket and nothing else of the
-    # machine. It runs as root (without any Linux capability) because exo_init allows the
-    # mutating calls it forwards only from uid 0; it checks each D-Bus caller itself.
+    # Scoped: it sees the system bus, exo_init's control socket and the capsule logs (read-only),
+    # and nothing else of the machine. It runs as root (without any Linux capability) because
+    # exo_init allows the mutating calls it forwards only from uid 0; it checks each D-Bus caller
+    # itself.
     dbus-bridge = {
       description = "org.exosphere.Core1 D-Bus API";
       user = "root";
       capabilities = {
         bus = true;
         control = true;
+        logs = true; # FollowLogs tails the capsule log files
       };
       argv = [
         paths.python3

@@ -315,7 +315,7 @@ let
             network namespaces, a read-only root holding only the system's programs, no Linux capabilities,
             no_new_privs. Keys: `host` (true: unconfined), `filesystem` ({ "/path" = "ro" | "rw"; }),
             `network` ("none" | "host" | { veth = { address; peer; }; }), `devices` ([ "/dev/fb0" ]),
-            `display`, `bus`, `control` (booleans), `caps` ([ "CAP_NET_BIND_SERVICE" ]), `seccomp_deny`
+            `display`, `bus`, `control`, `logs` (booleans), `caps` ([ "CAP_NET_BIND_SERVICE" ]), `seccomp_deny`
             ([ "ptrace" ]). See exo_init/manifest.py.
           '';
         };

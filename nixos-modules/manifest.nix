@@ -138,6 +138,7 @@ let
     "display"
     "bus"
     "control"
+    "logs"
     "caps"
     "seccomp_deny"
   ];
@@ -389,6 +390,7 @@ let
           ++ opt "display" checkBool
           ++ opt "bus" checkBool
           ++ opt "control" checkBool
+          ++ opt "logs" checkBool
           ++ opt "caps" (
             field: v:
             list field v (

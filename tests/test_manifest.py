@@ -179,7 +179,7 @@ def test_capabilities_parse_to_the_declared_world() -> None:
         host={"argv": ["/bin/x"], "capabilities": {"host": True}},
         grants={"argv": ["/bin/x"], "user": "root", "capabilities": {
             "filesystem": {"/var/lib/x/": "rw", "/etc/fonts": "ro"}, "devices": ["/dev/fb0"], "display": True,
-            "bus": True, "control": True, "caps": ["CAP_NET_BIND_SERVICE", "CAP_NET_BIND_SERVICE"],
+            "bus": True, "control": True, "logs": True, "caps": ["CAP_NET_BIND_SERVICE", "CAP_NET_BIND_SERVICE"],
             "seccomp_deny": ["ptrace"], "network": {"veth": {"address": "10.250.0.2/30", "peer": "10.250.0.1/30"}},
         }},
     ))
@@ -190,7 +190,7 @@ def test_capabilities_parse_to_the_declared_world() -> None:
     assert not m.capsules["host"].capabilities.isolated
     g = m.capsules["grants"].capabilities
     assert g.filesystem == (("/etc/fonts", Access.RO), ("/var/lib/x", Access.RW))
-    assert g.devices == ("/dev/fb0",) and g.display and g.bus and g.control
+    assert g.devices == ("/dev/fb0",) and g.display and g.bus and g.control and g.logs
     assert g.caps == ("CAP_NET_BIND_SERVICE",) and g.seccomp_deny == ("ptrace",)
     assert g.network is NetworkKind.VETH and g.veth == Veth("10.250.0.2/30", "10.250.0.1/30")
 

@@ -450,7 +450,7 @@ PARITY: list[dict[str, Any]] = [
     {"watchdog_sec": 1.5, "console": True, "autostart": False, "description": "x"},
     {"capabilities": {"host": True}},
     {"capabilities": {"filesystem": {"/etc/fonts": "ro", "/var/lib/x": "rw"}, "devices": ["/dev/fb0"],
-                      "display": True, "bus": True, "control": True, "caps": ["CAP_NET_BIND_SERVICE"],
+                      "display": True, "bus": True, "control": True, "logs": True, "caps": ["CAP_NET_BIND_SERVICE"],
                       "seccomp_deny": ["ptrace"], "network": "host"}},
     {"capabilities": {"network": {"veth": {"address": "10.250.0.2/30", "peer": "10.250.0.1/30"}}}},
     {"user": "root", "capabilities": {}},

@@ -1,7 +1,8 @@
 """Runs in the guest: capsule spawn-into-cgroup latency against a bare fork/exec, and PID 1's RSS.
 
 Capsule latency = from the `start` request on the control socket to PID 1's `ready` event
-(readiness "started": the exec succeeded inside the capsule's cgroup). Baseline = the same
+(readiness "started": the exec succeeded inside the capsule's cgroup), for a scoped capsule
+(`benchcap`: its own namespaces and root) and an unconfined one (`benchcap-host`). Baseline = the same
 program started with subprocess.Popen (which also returns once the exec succeeded), in this
 same process and run.
 """
@@ -43,24 +44,29 @@ def main() -> None:
     threading.Thread(target=watch, daemon=True).start()
     subscribed.wait(10)
 
-    def wait_event(state: str, after: int) -> dict[str, object]:
+    def wait_event(name: str, state: str, after: int) -> dict[str, object]:
         with cond:
-            ok = cond.wait_for(lambda: any(e["capsule"] == "benchcap" and e["new"] == state
+            ok = cond.wait_for(lambda: any(e["capsule"] == name and e["new"] == state
                                            for e in events[after:]), timeout=30)
             if not ok:
-                raise SystemExit(f"benchcap never reached {state}")
-            return next(e for e in events[after:] if e["capsule"] == "benchcap" and e["new"] == state)
+                raise SystemExit(f"{name} never reached {state}")
+            return next(e for e in events[after:] if e["capsule"] == name and e["new"] == state)
 
-    capsule: list[float] = []
-    for _ in range(runs):
-        mark = len(events)
-        t0 = time.time()
-        call(SOCK, {"op": "start", "name": "benchcap"})
-        ready = wait_event("ready", mark)
-        capsule.append((float(ready["time"]) - t0) * 1000)  # type: ignore[arg-type]
-        mark = len(events)
-        call(SOCK, {"op": "stop", "name": "benchcap"})
-        wait_event("stopped", mark)
+    def starts(name: str) -> list[float]:
+        out: list[float] = []
+        for _ in range(runs):
+            mark = len(events)
+            t0 = time.time()
+            call(SOCK, {"op": "start", "name": name})
+            ready = wait_event(name, "ready", mark)
+            out.append((float(ready["time"]) - t0) * 1000)  # type: ignore[arg-type]
+            mark = len(events)
+            call(SOCK, {"op": "stop", "name": name})
+            wait_event(name, "stopped", mark)
+        return out
+
+    capsule = starts("benchcap")
+    host = starts("benchcap-host")
 
     bare: list[float] = []
     for _ in range(runs):
@@ -75,6 +81,7 @@ def main() -> None:
     result = {
         "runs": runs,
         "capsule_ms": {"p50": pct(capsule, 50), "p99": pct(capsule, 99), "mean": statistics.mean(capsule)},
+        "host_capsule_ms": {"p50": pct(host, 50), "p99": pct(host, 99), "mean": statistics.mean(host)},
         "bare_fork_exec_ms": {"p50": pct(bare, 50), "p99": pct(bare, 99), "mean": statistics.mean(bare)},
         "ratio_p50": pct(capsule, 50) / pct(bare, 50),
         "pid1_rss_kib": rss_kb,

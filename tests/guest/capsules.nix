@@ -57,10 +57,17 @@ in
     quotas.cpu_max = "20%";
   };
   benchcap = {
-    description = "Started and stopped by the spawn benchmark";
+    description = "Started and stopped by the spawn benchmark (scoped)";
     argv = [ "/bin/sleep" "1000" ];
     autostart = false;
     restart.policy = "never";
+  };
+  benchcap-host = {
+    description = "Started and stopped by the spawn benchmark (unconfined)";
+    argv = [ "/bin/sleep" "1000" ];
+    autostart = false;
+    restart.policy = "never";
+    capabilities.host = true;
   };
   echo = {
     description = "TCP echo server on port 7777 (reached from the host by a port forward)";

@@ -26,8 +26,10 @@ BOOT_TIMEOUT = 300.0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.vm)
+    here = Path(__file__).resolve().parent
+    for item in items:  # (this hook sees every collected item, not only this directory's)
+        if here in Path(item.fspath).resolve().parents:
+            item.add_marker(pytest.mark.vm)
 
 
 @pytest.fixture(scope="session")

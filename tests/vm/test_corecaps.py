@@ -14,8 +14,8 @@ PROMPT = r"console:(/[^\n#]*)# "
 def session(machine: Machine, command: str, timeout: float = 60.0) -> str:
     """Type a command at the shell; returns what it printed before the next prompt."""
     start = machine.send_console(command + "\r")
-    m = machine.wait_for_console_text(re.escape(command) + r"[^\n]*\n(.*?)" + PROMPT, timeout, start)
-    return m.group(1)
+    m = machine.wait_for_console_text(r"(?s)" + re.escape(command) + r"[^\n]*\n(.*?)" + PROMPT, timeout, start)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", m.group(1))
 
 
 def test_console_shell_session_and_escape_attempts(machine: Machine) -> None:
@@ -28,7 +28,7 @@ def test_console_shell_session_and_escape_attempts(machine: Machine) -> None:
     assert "root/" not in root.split() and "sys/" not in root.split(), root
     assert "Debian" in session(machine, "cat /etc/os-release")
     ps = session(machine, "ps")
-    assert "PID" in ps and "python3" in ps and len(ps.strip().splitlines()) <= 6, ps
+    assert "PID" in ps and 2 <= sum("python3" in line for line in ps.splitlines()) <= 4, ps  # its own world
     status = session(machine, "exoctl status")
     assert re.search(r"^agent\s+ready", status, re.M) and re.search(r"^console\s+ready", status, re.M), status
     assert "bin/" in session(machine, "ls /usr | cat").split()
