@@ -10,7 +10,8 @@ import sys
 
 import psutil
 
-from corecaps.tool import OK, Refused, human, run
+from corecaps.tool import OK, Refused, run
+from exo_init.units import fmt_bytes
 
 
 def main(argv: list[str]) -> int:
@@ -30,7 +31,7 @@ def main(argv: list[str]) -> int:
         cmd = " ".join(info["cmdline"] or []) if args.f else info["name"]
         uid = info["uids"].real if info["uids"] else "?"
         print(f"{info['pid']:>6} {info['ppid']:>6} {uid:>6} {(info['status'] or '?')[:4]:<4} "
-              f"{human(info['memory_info'].rss):>7} {cpu:>7.2f}  {cmd or info['name']}")
+              f"{fmt_bytes(info['memory_info'].rss):>7} {cpu:>7.2f}  {cmd or info['name']}")
     return OK
 
 

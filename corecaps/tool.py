@@ -30,11 +30,3 @@ def run(tool: str, main: Callable[[list[str]], int], argv: list[str] | None = No
         return FAILED
     except KeyboardInterrupt:
         return 130
-
-
-def human(n: float) -> str:
-    for unit in ("B", "K", "M", "G", "T"):
-        if abs(n) < 1024 or unit == "T":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return f"{n:.1f}T"

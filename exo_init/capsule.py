@@ -76,7 +76,6 @@ class Identity:
     gid: int
     groups: tuple[int, ...]
     home: str
-    dynamic: bool = False   # allocated for this capsule (no passwd entry on the host)
 
 
 @dataclass

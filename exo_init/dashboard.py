@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from exo_init.control import ControlError, call
+from exo_init.units import fmt_bytes
 
 CONTROL = Path("/run/exosphere/control.sock")
 TITLE = "Exosphere Sentry"
@@ -142,14 +143,6 @@ class History:
         for row in snap.capsules:
             self.cpu.setdefault(row.name, deque(maxlen=HISTORY)).append(row.cpu_percent)
             self.memory.setdefault(row.name, deque(maxlen=HISTORY)).append(row.memory)
-
-
-def fmt_bytes(n: int) -> str:
-    for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
 
 
 # Drawing (cairo) -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from exo_init import dbus_api
 from exo_init.config import DEFAULT_RUNTIME
 from exo_init.control import ControlError, call
 from exo_init.logsink import LogTail
+from exo_init.units import fmt_bytes, fmt_duration
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_NO_SUCH, EXIT_DENIED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5, 6
 ERROR_EXIT = {"NoSuchCapsule": EXIT_NO_SUCH, "AccessDenied": EXIT_DENIED, "BadRequest": EXIT_USAGE}
@@ -92,25 +93,6 @@ def transport_call(args: argparse.Namespace, request: dict[str, Any]) -> Any:
         return call(socket_path, request)
     except OSError as e:
         raise OSError(f"cannot reach exo_init at {socket_path}: {e.strerror or e}") from None
-
-
-def fmt_bytes(n: int) -> str:
-    for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def status_table(rows: list[dict[str, Any]]) -> str:

@@ -35,22 +35,29 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from exo_init.syscalls import (
+    MS_BIND,
+    MS_MOVE,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    capset,
+    mount,
+    prctl,
+    setns,
+    unshare,
+)
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
-MS_MOVE = 0x2000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
 
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
@@ -82,40 +89,8 @@ FORWARDED_SIGNALS = frozenset({
     signal.SIGPWR, signal.SIGCONT, signal.SIGWINCH, signal.SIGALRM, signal.SIGABRT,
 })
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-_libc.capset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-
-
 class Stage(OSError):
-    """A failed setup step in the child; str() names the step and the path."""
-
-
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise Stage(err, f"{what}: {os.strerror(err)}")
-
-
-def unshare(flags: int) -> None:
-    _check(_libc.unshare(flags), f"unshare({flags:#x})")
-
-
-def setns(fd: int, nstype: int) -> None:
-    _check(_libc.setns(fd, nstype), f"setns({nstype:#x})")
-
-
-def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
-    ret = _libc.mount(source.encode() if source else None, target.encode(), fstype.encode() if fstype else None,
-                      flags, data.encode() or None)
-    _check(ret, f"mount {source or fstype or ''} on {target}")
-
-
-def prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
-    _check(_libc.prctl(option, arg2, arg3, 0, 0), f"prctl({option}, {arg2})")
+    """A failed libseccomp step in the child; str() names the step."""
 
 
 # --- libseccomp, through ctypes (works in any Python; the library is part of every Debian/NixOS) ---
@@ -349,11 +324,9 @@ def _capset(caps: tuple[int, ...]) -> None:
     mask = 0
     for cap in caps:
         mask |= 1 << cap
-    header = struct.pack("Ii", _LINUX_CAPABILITY_VERSION_3, 0)
     lo, hi = mask & 0xFFFFFFFF, mask >> 32
-    data = struct.pack("IIIIII", lo, lo, lo, hi, hi, hi)  # effective, permitted, inheritable (x2 words)
-    hbuf, dbuf = ctypes.create_string_buffer(header), ctypes.create_string_buffer(data)
-    _check(_libc.capset(hbuf, dbuf), "capset")
+    # effective, permitted, inheritable; two 32-bit words
+    capset(struct.pack("Ii", _LINUX_CAPABILITY_VERSION_3, 0), struct.pack("IIIIII", lo, lo, lo, hi, hi, hi))
 
 
 def drop_privileges(plan: ScopePlan, uid: int, gid: int, groups: tuple[int, ...]) -> None:
@@ -407,13 +380,6 @@ def nsinit(main_pid: int) -> None:
             if pid == main_pid:
                 code = os.waitstatus_to_exitcode(status)
                 os._exit(code if code >= 0 else 128 - code)
-
-
-def describe_scoped_exit(code: int, names: dict[int, str]) -> str:
-    """The status the supervisor saw from a capsule's nsinit, in the main process's terms."""
-    if code > 128 and code - 128 in names:
-        return f"killed by {names[code - 128]}"
-    return f"exited {code}"
 
 
 def etc_files(hostname: str, user: str, uid: int, gid: int) -> tuple[tuple[str, str], ...]:

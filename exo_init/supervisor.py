@@ -333,7 +333,7 @@ class Supervisor:
                      if rt.identity is not None and rt.name != spec.name}
             taken |= {pw.pw_uid for pw in pwd.getpwall()}
             uid = scope.dynamic_uid(spec.name, taken)
-            return Identity(spec.name, uid, uid, (uid,), "/tmp", dynamic=True)
+            return Identity(spec.name, uid, uid, (uid,), "/tmp")  # dynamic: no passwd entry on the host
         user = spec.user or "root"
         try:
             pw = pwd.getpwnam(user)

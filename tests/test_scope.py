@@ -30,7 +30,7 @@ def probe_capsule(todo: dict[str, Any], capabilities: dict[str, Any], **extra: A
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[Path]:
+def world() -> Iterator[Path]:
     """A directory tree outside /usr: ro/, rw/ (writable by anyone), secret/."""
     base = Path("/var/tmp") / f"exo-scope-{os.getpid()}"
     for sub in ("ro", "rw", "secret"):
