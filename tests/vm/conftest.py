@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,30 +56,48 @@ def artifacts() -> Path:
 MachineFactory = Callable[..., Machine]
 
 
-@pytest.fixture(scope="session")
-def make_machine(test_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MachineFactory]:
-    """Boot a fresh test VM (to "boot complete"); every machine is stopped at the end."""
-    machines: list[Machine] = []
+@contextlib.contextmanager
+def machines(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MachineFactory]:
+    """A factory that boots fresh test VMs (to "boot complete"); they are stopped when the block ends.
+    Idle VMs are not free under TCG (the dashboard redraws every second), so each fixture scope
+    stops its own machines rather than keeping them all to the end of the session."""
+    booted: list[Machine] = []
 
     def factory(name: str = "exo", **vm: object) -> Machine:
-        cfg = VMConfig(**{"kernel": test_image.kernel, "initrd": test_image.initrd,
+        cfg = VMConfig(**{"kernel": image.kernel, "initrd": image.initrd,
                           "cmdline": KERNEL_CMDLINE, **vm})  # type: ignore[arg-type]
         m = Machine(name, cfg, tmp_path_factory.mktemp(name))
-        machines.append(m)
+        booted.append(m)
         m.start()
         m.wait_for_console_text(r"boot complete: .*\n", BOOT_TIMEOUT)
         return m
 
-    yield factory
-    for m in machines:
-        m.stop()
-        sys_log = m.serial_log
-        print(f"\n[{m.name}] serial log: {sys_log}")
+    try:
+        yield factory
+    finally:
+        for m in booted:
+            m.stop()
+            print(f"\n[{m.name}] serial log: {m.serial_log}")
+
+
+@pytest.fixture
+def make_machine(test_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MachineFactory]:
+    """Boot VMs for one test; they are stopped when the test ends."""
+    with machines(test_image, tmp_path_factory) as factory:
+        yield factory
+
+
+@pytest.fixture(scope="module")
+def make_module_machine(test_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MachineFactory]:
+    """Boot VMs shared by one test module; they are stopped when the module ends."""
+    with machines(test_image, tmp_path_factory) as factory:
+        yield factory
 
 
 @pytest.fixture(scope="session")
-def shared_machine(make_machine: MachineFactory) -> Machine:
-    return make_machine("exo")
+def shared_machine(test_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+    with machines(test_image, tmp_path_factory) as factory:
+        yield factory("exo")
 
 
 @pytest.fixture

@@ -41,9 +41,9 @@ def events(m: Machine) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def gm(make_machine: MachineFactory, tmp_path_factory: pytest.TempPathFactory) -> Machine:
+def gm(make_module_machine: MachineFactory, tmp_path_factory: pytest.TempPathFactory) -> Machine:
     disk = state_disk(tmp_path_factory.mktemp("gen-state") / "state.img")
-    return make_machine("gen", state_disk=disk, cmdline=STATE_CMDLINE)
+    return make_module_machine("gen", state_disk=disk, cmdline=STATE_CMDLINE)
 
 
 def test_state_disk_holds_generation_one(gm: Machine) -> None:
