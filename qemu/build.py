@@ -1,15 +1,16 @@
 """Build the dev image from Debian packages.
 
 The image is an initramfs that *is* the root filesystem: the kernel unpacks it into RAM and
-execs /sbin/exo_init (Python) as PID 1 directly, with no stage 1 (see README for the
-measurement behind that choice). It is made of concatenated cpio segments, each cached by content:
+execs /sbin/exo_init (Python) as PID 1 directly, with no stage 1 (tests/bench/boot.py measures
+that against a stage 1 that mounts a root disk; the figures are in the README). It is made of concatenated cpio segments, each cached by content:
 
   base   Debian bookworm from mmdebstrap (this machine's apt sources), pruned; keyed by the
          package list and the builder version.            ~/.cache/exosphere/base-<key>/
   layer  exo_init, corecaps, the Nix-rendered manifest;    ~/.cache/exosphere/image-<key>/
          extra layers (the test suite's guest agent) come after it and win.
 
-Outputs: vmlinuz + initrd.img for direct boot, and a hybrid ISO (BIOS + UEFI, CD or disk).
+Outputs: vmlinuz + initrd.img for direct boot, and a hybrid ISO (BIOS + UEFI, CD or disk);
+with `disk_root`, also the stage-1 variant the choice was measured against (qemu/stage1.py).
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ import fcntl
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from exo_init.manifest import parse_manifest
-from qemu.util import StepFailed, cache_dir, die, log, repo_root, run, sha256_of, step
+from qemu.kmods import load_order, missing_modules
+from qemu.stage1 import ROOT_LABEL, build_root_disk, build_stage1_initrd, unpack
+from qemu.util import StepFailed, cache_dir, die, log, repo_root, run, sha256_of, step, write_cpio
 
 BUILDER_VERSION = "3"
 SUITE = "bookworm"
@@ -58,7 +60,9 @@ PRUNE = (
     "var/lib/apt/lists", "var/log", "usr/share/initramfs-tools", "etc/initramfs-tools", "usr/lib/firmware",
 )
 DBUS_POLICY = Path("dbus/org.exosphere.Core1.conf")  # (relative to the repository)
-KERNEL_CMDLINE = "rdinit=/sbin/exo_init console=tty0 console=ttyS0,115200 panic=10"
+CONSOLES = "console=tty0 console=ttyS0,115200 panic=10"
+KERNEL_CMDLINE = f"rdinit=/sbin/exo_init {CONSOLES}"
+DISK_ROOT_CMDLINE = f"{CONSOLES} exo.root=LABEL={ROOT_LABEL}"  # stage 1 (/init) finds the root disk
 
 EXO_INIT_SCRIPT = """#!/usr/bin/python3 -I
 import sys
@@ -85,6 +89,8 @@ class Image:
     manifest: Path
     cmdline: str = KERNEL_CMDLINE
     sizes: dict[str, int] = field(default_factory=dict)
+    stage1: Path | None = None          # the disk-root variant (qemu/stage1.py): its initramfs ...
+    root_disk: Path | None = None       # ... and the root filesystem it mounts
 
 
 def _key(*parts: str | Path) -> str:
@@ -108,30 +114,6 @@ def build_rootfs(dest: Path) -> None:
     tmp.rename(dest)
 
 
-def needed_modules(moddir: Path, wanted: Sequence[str]) -> set[str]:
-    """Relative paths (kernel/...ko) of the wanted modules and everything they depend on."""
-    deps: dict[str, list[str]] = {}
-    by_name: dict[str, str] = {}
-    for line in (moddir / "modules.dep").read_text().splitlines():
-        mod, _, rest = line.partition(":")
-        deps[mod] = rest.split()
-        by_name[Path(mod).name.split(".ko")[0].replace("-", "_")] = mod
-    out: set[str] = set()
-    todo = [by_name[n.replace("-", "_")] for n in wanted if n.replace("-", "_") in by_name]
-    while todo:
-        mod = todo.pop()
-        if mod not in out:
-            out.add(mod)
-            todo.extend(deps.get(mod, []))
-    return out
-
-
-def _builtin(moddir: Path, name: str) -> bool:
-    wanted = name.replace("-", "_")
-    return any(Path(line).name.split(".ko")[0].replace("-", "_") == wanted
-               for line in (moddir / "modules.builtin").read_text().splitlines())
-
-
 def prune(root: Path, modules: Sequence[str]) -> str:
     """Remove what a booted Exosphere system never uses; returns the kernel version."""
     for rel in PRUNE:
@@ -146,9 +128,8 @@ def prune(root: Path, modules: Sequence[str]) -> str:
         raise StepFailed(f"expected one kernel in the rootfs, found {versions}")
     kver = versions[0]
     moddir = root / "usr/lib/modules" / kver
-    keep = needed_modules(moddir, modules)
-    missing = [m for m in modules if m.replace("-", "_") not in
-               {Path(k).name.split(".ko")[0].replace("-", "_") for k in keep} and not _builtin(moddir, m)]
+    keep = set(load_order(moddir, modules))
+    missing = missing_modules(moddir, modules)
     if missing:
         raise StepFailed(f"kernel {root.name}: no module named {', '.join(missing)} (neither built in nor a .ko)")
     removed = 0
@@ -159,20 +140,6 @@ def prune(root: Path, modules: Sequence[str]) -> str:
     log(f"kernel {kver}: kept {len(keep)} modules, removed {removed}")
     run(["chroot", root, "/usr/sbin/depmod", "-a", kver])  # the image's own kmod
     return kver
-
-
-def write_cpio(root: Path, dest: Path) -> None:
-    """A newc cpio of `root`: sorted names, ownership and modes as on disk, fixed inode numbers."""
-    names = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-    listing = "\n".join([".", *names]) + "\n"
-    tmp = dest.with_name(dest.name + ".tmp")
-    log(f"$ cpio -o -H newc --reproducible ({len(names)} entries) > {dest.name}")
-    with open(tmp, "wb") as out:
-        proc = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "--reproducible"], cwd=root,
-                              input=listing.encode(), stdout=out, check=False)
-    if proc.returncode != 0:
-        raise StepFailed(f"cpio failed with exit code {proc.returncode}")
-    tmp.rename(dest)
 
 
 def boot_modules() -> list[str]:
@@ -328,7 +295,7 @@ def build_iso(kernel: Path, initrd: Path, dest: Path, work: Path, *, cmdline: st
     shutil.rmtree(isoroot)
 
 
-def build(layers: Sequence[Layer] = (), iso: bool = True) -> Image:
+def build(layers: Sequence[Layer] = (), iso: bool = True, disk_root: bool = False) -> Image:
     """Build (or find in the cache) the image. Concurrent builds wait for each other: two
     mmdebstraps into one cache entry would destroy each other's tree."""
     cache = cache_dir()
@@ -338,10 +305,10 @@ def build(layers: Sequence[Layer] = (), iso: bool = True) -> Image:
         except BlockingIOError:
             log(f"waiting for another build to finish (lock {cache / '.lock'})")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build(cache, layers, iso)
+        return _build(cache, layers, iso, disk_root)
 
 
-def _build(cache: Path, layers: Sequence[Layer], iso: bool) -> Image:
+def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool) -> Image:
     started = time.monotonic()
     with step("build Exosphere dev image"):
         base = build_base(cache)
@@ -349,14 +316,14 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool) -> Image:
             manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra])
         root = repo_root()
         key = _key(base.name, manifest_json, PYWAYLAND, root / "exo_init", root / "corecaps", Path(__file__),
-                   root / DBUS_POLICY,
+                   root / DBUS_POLICY, root / "qemu" / "stage1.py", root / "qemu" / "stage1-init",
                    *(f"{layer.name}:{src}:{dst}" for layer in layers for src, dst in layer.files),
                    *(src for layer in layers for src, _ in layer.files))
         name = "+".join(["exosphere", *(layer.name for layer in layers)])
         out = cache / f"image-{key}"
         initrd = out / "initrd.img"
         iso_path = out / f"{name}.iso"
-        if not initrd.exists():
+        if not (initrd.exists() and (out / "layer.cpio").exists()):
             work = out / "work"
             if work.exists():
                 shutil.rmtree(work)
@@ -367,6 +334,7 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool) -> Image:
                 for part in (base / "base.cpio", work / "layer.cpio"):
                     with open(part, "rb") as src:
                         shutil.copyfileobj(src, dst, 1 << 20)
+            (work / "layer.cpio").rename(out / "layer.cpio")  # (kept for the disk-root variant)
             (out / "manifest.json").write_text(manifest_json)
             (out / "initrd.tmp").rename(initrd)
             shutil.rmtree(work)
@@ -375,25 +343,41 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool) -> Image:
         if iso and not iso_path.exists():
             with step("hybrid ISO (grub-mkrescue, BIOS + UEFI)"):
                 build_iso(base / "vmlinuz", initrd, iso_path, out)
+        stage1, root_disk = out / "stage1.img", out / "root.ext4"
+        if disk_root and not (stage1.exists() and root_disk.exists()):
+            with step("disk-root variant (stage 1 + ext4 root)"):
+                work = out / "work"
+                if work.exists():
+                    shutil.rmtree(work)
+                unpack((base / "base.cpio", out / "layer.cpio"), work / "tree")
+                build_root_disk(work / "tree", root_disk)
+                build_stage1_initrd(work / "tree", (base / "kver").read_text().strip(), stage1, work)
+                shutil.rmtree(work)
     image = Image(kernel=base / "vmlinuz", initrd=initrd, iso=iso_path if iso else None,
-                  manifest=out / "manifest.json")
+                  manifest=out / "manifest.json", stage1=stage1 if disk_root else None,
+                  root_disk=root_disk if disk_root else None)
     sizes = {"kernel": image.kernel.stat().st_size, "initrd": initrd.stat().st_size}
     if image.iso is not None:
         sizes["iso"] = image.iso.stat().st_size
+    if image.stage1 is not None and image.root_disk is not None:
+        sizes["stage1"] = image.stage1.stat().st_size
+        sizes["root.ext4 (allocated)"] = image.root_disk.stat().st_blocks * 512
     log("image: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items())
         + f"; built in {time.monotonic() - started:.1f} s")
-    log(f"  kernel {image.kernel}\n  initrd {image.initrd}" + (f"\n  iso    {image.iso}" if image.iso else ""))
-    return Image(image.kernel, image.initrd, image.iso, image.manifest, sizes=sizes)
+    log(f"  kernel {image.kernel}\n  initrd {image.initrd}" + (f"\n  iso    {image.iso}" if image.iso else "")
+        + (f"\n  stage1 {image.stage1}\n  root   {image.root_disk}" if image.root_disk else ""))
+    return replace(image, sizes=sizes)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="qemu/build", description="Build the Exosphere dev image")
     p.add_argument("--no-iso", action="store_true", help="only kernel + initrd")
+    p.add_argument("--disk-root", action="store_true", help="also the stage-1 initramfs and the ext4 root disk")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         die("building the image needs root (mmdebstrap, device nodes, file ownership)", hint="run it with sudo")
     try:
-        build(iso=not args.no_iso)
+        build(iso=not args.no_iso, disk_root=args.disk_root)
     except StepFailed as e:
         die(str(e))
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from qemu.build import KERNEL_CMDLINE, build
+from qemu.build import DISK_ROOT_CMDLINE, KERNEL_CMDLINE, build
 from qemu.util import StepFailed, cache_dir, die, log
-from qemu.vm import VMConfig, accel, qemu_argv
+from qemu.vm import VMConfig, accel, qemu_argv, state_device
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -21,10 +22,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--memory", type=int, default=1024, metavar="MB")
     p.add_argument("--cpus", type=int, default=2)
     p.add_argument("--state-disk", type=Path, metavar="IMG",
-                   help="persistent state disk image (created, 1 GiB sparse, if missing)")
+                   help="persistent state disk image (created, 1 GiB sparse, if missing), mounted on "
+                        "/var/lib/exosphere (direct boots)")
     boot = p.add_mutually_exclusive_group()
     boot.add_argument("--iso", action="store_true", help="boot the hybrid ISO as a CD instead of direct boot")
     boot.add_argument("--iso-disk", action="store_true", help="boot the hybrid ISO as a hard disk")
+    boot.add_argument("--disk-root", action="store_true",
+                      help="direct boot through the busybox stage 1 and an ext4 root disk (writes discarded)")
     p.add_argument("--uefi", action="store_true", help="UEFI firmware (OVMF) instead of SeaBIOS (ISO boots)")
     p.add_argument("--forward", action="append", default=[], metavar="HOST:GUEST",
                    help="forward a host TCP port (on 127.0.0.1) to a guest port")
@@ -37,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     if os.geteuid() != 0:
         die("qemu/run builds the image, which needs root", hint="run it with sudo")
     try:
-        image = build(iso=args.iso or args.iso_disk)
+        image = build(iso=args.iso or args.iso_disk, disk_root=args.disk_root)
     except StepFailed as e:
         die(str(e))
     state = args.state_disk
@@ -50,8 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         die("--forward takes HOST:GUEST port numbers, e.g. --forward 8080:80")
     cfg = VMConfig(
         kernel=None if (args.iso or args.iso_disk) else image.kernel,
-        initrd=None if (args.iso or args.iso_disk) else image.initrd,
-        cmdline=f"{KERNEL_CMDLINE} {args.append}".strip(),
+        initrd=None if (args.iso or args.iso_disk) else image.stage1 if args.disk_root else image.initrd,
+        cmdline=f"{DISK_ROOT_CMDLINE if args.disk_root else KERNEL_CMDLINE} {args.append}".strip(),
+        root_disk=image.root_disk,
         cdrom=image.iso if args.iso else None,
         disk=image.iso if args.iso_disk else None,
         uefi=args.uefi, state_disk=state, memory_mb=args.memory, cpus=args.cpus,
@@ -59,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
         qmp_socket=cache_dir() / "run-qmp.sock", hostfwd=fwd, no_reboot=args.headless,
         probe_kernel=image.kernel,
     )
+    if state is not None and cfg.kernel is not None:  # (the ISO's command line is its grub.cfg)
+        cfg = replace(cfg, cmdline=f"{cfg.cmdline} exo.state={state_device(cfg)}")
     argv_ = qemu_argv(cfg)
     log(f"booting with {accel(image.kernel).upper()} ({'Ctrl-A X quits' if not args.headless else 'headless'})")
     log("$ " + " ".join(argv_))

@@ -95,3 +95,17 @@ def cache_dir() -> Path:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def write_cpio(root: Path, dest: Path) -> None:
+    """A newc cpio of `root`: sorted names, ownership and modes as on disk, fixed inode numbers."""
+    names = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    listing = "\n".join([".", *names]) + "\n"
+    tmp = dest.with_name(dest.name + ".tmp")
+    log(f"$ cpio -o -H newc --reproducible ({len(names)} entries) > {dest.name}")
+    with open(tmp, "wb") as out:
+        proc = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "--reproducible"], cwd=root,
+                              input=listing.encode(), stdout=out, check=False)
+    if proc.returncode != 0:
+        raise StepFailed(f"cpio failed with exit code {proc.returncode}")
+    tmp.rename(dest)

@@ -59,6 +59,7 @@ class VMConfig:
     cmdline: str = ""
     cdrom: Path | None = None           # boot the ISO as a CD ...
     disk: Path | None = None            # ... or an image as the boot disk
+    root_disk: Path | None = None       # the stage-1 variant's root filesystem (virtio-blk, writes discarded)
     state_disk: Path | None = None      # a persistent data disk (virtio-blk, /dev/vdb or vda)
     uefi: bool = False
     memory_mb: int = 1024
@@ -72,6 +73,11 @@ class VMConfig:
     no_reboot: bool = True
     extra: tuple[str, ...] = field(default_factory=tuple)
     probe_kernel: Path | None = None    # for ISO/disk boots: a kernel to probe KVM with
+
+
+def state_device(cfg: VMConfig) -> str:
+    """The guest's name for the state disk: the virtio disks are numbered in qemu_argv's order."""
+    return "/dev/vdb" if cfg.root_disk is not None else "/dev/vda"
 
 
 def qemu_argv(cfg: VMConfig) -> list[str]:
@@ -91,6 +97,8 @@ def qemu_argv(cfg: VMConfig) -> list[str]:
     if cfg.disk is not None:
         argv += ["-drive", f"file={cfg.disk},format=raw,if=none,id=boot0",
                  "-device", "ide-hd,drive=boot0,bootindex=0"]
+    if cfg.root_disk is not None:
+        argv += ["-drive", f"file={cfg.root_disk},format=raw,if=virtio,snapshot=on"]
     if cfg.state_disk is not None:
         argv += ["-drive", f"file={cfg.state_disk},format=raw,if=virtio,cache=unsafe"]
     argv += ["-serial", cfg.serial]

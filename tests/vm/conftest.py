@@ -41,6 +41,12 @@ def test_image() -> Image:
 
 
 @pytest.fixture(scope="session")
+def disk_root_image(test_image: Image) -> Image:
+    """The test image with its disk-root variant (stage-1 initramfs + ext4 root disk)."""
+    return build([TEST_LAYER], iso=False, disk_root=True)
+
+
+@pytest.fixture(scope="session")
 def product_image() -> Image:
     """The image a user boots (no test layer), with its ISO."""
     return build([], iso=True)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
+from qemu.build import DISK_ROOT_CMDLINE, Image
+from qemu.vm import VMConfig
 from tests.machine import Machine, boot_times
+from tests.vm.conftest import MachineFactory
 
 
 def test_boot_reaches_all_capsules_ready(machine: Machine) -> None:
@@ -55,3 +59,31 @@ def test_capsule_logs_are_captured(machine: Machine) -> None:
 def test_no_traceback_or_panic_on_console(machine: Machine) -> None:
     assert "Traceback" not in machine.console
     assert "Kernel panic" not in machine.console
+
+
+def test_stage1_switch_root_to_exo_init_on_disk_root(disk_root_image: Image, make_machine: MachineFactory) -> None:
+    """The disk-root variant: busybox stage 1 mounts the ext4 root by label and switch_roots; exo_init
+    is still PID 1 (the same process), on the disk's root, and the boot completes as from the initramfs."""
+    m = make_machine("stage1", initrd=disk_root_image.stage1, cmdline=DISK_ROOT_CMDLINE,
+                     root_disk=disk_root_image.root_disk)
+    assert m.wait_for_console_text(r"boot complete: (.*)\n", 10).group(1).startswith("all capsules ready")
+    assert re.search(r"stage1: mounted /dev/vda \(LABEL=exo-root\) on /newroot; switch_root to /usr/sbin/exo_init",
+                     m.console), m.console_tail()
+    assert not re.search(r"stage1: .*(failed|starting a shell)", m.console), m.console_tail()
+    cmdline = m.succeed("tr '\\0' ' ' < /proc/1/cmdline").strip()
+    assert re.match(r"^/usr/bin/python3(\.\d+)? -I /usr/sbin/exo_init", cmdline), cmdline
+    root = [line.split() for line in m.succeed("cat /proc/self/mounts").splitlines() if line.split()[1] == "/"]
+    assert root[-1][:3] == ["/dev/vda", "/", "ext4"], root
+
+
+def test_stage1_names_a_missing_root(disk_root_image: Image, tmp_path: Path) -> None:
+    """A root that never appears: stage 1 says which, and gives the console a shell (no panic)."""
+    m = Machine("stage1-noroot", VMConfig(kernel=disk_root_image.kernel, initrd=disk_root_image.stage1,
+                                          cmdline=f"{DISK_ROOT_CMDLINE} exo.root=LABEL=no-such-root",
+                                          root_disk=disk_root_image.root_disk), tmp_path)
+    with m.running():
+        m.wait_for_console_text(r"stage1: root filesystem LABEL=no-such-root did not appear within 10 s; "
+                                r"starting a shell", 120)
+        m.send_console("echo still-$((40 + 2))\n")
+        m.wait_for_console_text(r"still-42", 30)
+    assert "Kernel panic" not in m.console
