@@ -46,6 +46,46 @@ def gm(make_module_machine: MachineFactory, tmp_path_factory: pytest.TempPathFac
     return make_module_machine("gen", state_disk=disk, cmdline=STATE_CMDLINE)
 
 
+# First in the module: the module's shared machine (`gm`) is booted by its first user, so this test's
+# three boots run beside no other guest.
+def test_generations_survive_reboot_and_power_cut(make_machine: MachineFactory, tmp_path: Path) -> None:
+    disk = state_disk(tmp_path / "state.img")
+    m = make_machine("gen-reboot1", state_disk=disk, cmdline=STATE_CMDLINE)
+    write_manifest(m, "/tmp/two.json", {"extra": {"argv": ["/bin/sleep", "infinity"]}})
+    m.succeed("exoctl switch /tmp/two.json --no-try")
+    m.wait_for_capsule("extra", "ready", 30)
+    assert generations(m)["current"] == 2
+    m.succeed("(sleep 0.5; exoctl poweroff) >/dev/null 2>&1 &")
+    assert m.wait_for_exit(90) == 0
+    m.stop()
+
+    m2 = make_machine("gen-reboot2", state_disk=disk, cmdline=STATE_CMDLINE)
+    gens = generations(m2)
+    assert gens["current"] == 2 and gens["booted"] == 2, gens
+    assert [g["number"] for g in gens["generations"]] == [1, 2]
+    m2.wait_for_capsule("extra", "ready", 30)
+    # A power cut in the middle of a switch (generation 3 written and applied, on probation, not
+    # yet committed): the next boot finds generation 2 current and generation 3 whole.
+    write_manifest(m2, "/tmp/three.json", {"extra": {"argv": ["/bin/sleep", "infinity"]},
+                                           "third": {"argv": ["/bin/sleep", "infinity"]}})
+    mark = len(m2.console)
+    m2.succeed("(exoctl switch /tmp/three.json --probation 120 >/dev/null 2>&1 &)")
+    m2.wait_for_console_text(r"switching to generation 3 .*\n", 60, start=mark)
+    m2.crash()
+    m2.stop()
+
+    m3 = make_machine("gen-reboot3", state_disk=disk, cmdline=STATE_CMDLINE)
+    gens = generations(m3)
+    numbers = [g["number"] for g in gens["generations"]]
+    assert gens["current"] == 2 and gens["booted"] == 2, gens
+    assert numbers == [1, 2, 3], gens
+    for g in gens["generations"]:
+        check = f"import json; json.load(open({g['manifest']!r}))"
+        m3.succeed(f"python3 -c {shlex.quote(check)}")
+    assert "third" not in m3.succeed("exoctl status")
+    m3.wait_for_capsule("extra", "ready", 30)
+
+
 def test_state_disk_holds_generation_one(gm: Machine) -> None:
     mounts = gm.succeed("cat /proc/mounts")
     assert "/dev/vda /var/lib/exosphere ext4" in mounts, mounts
@@ -114,41 +154,3 @@ def test_quarantined_capsule_is_frozen_and_thawed(gm: Machine) -> None:
     st = gm.capsule_status("quarantine")
     assert st["cgroup"]["frozen"] is False and st["state"] == "ready", st
     gm.succeed("exoctl stop quarantine")
-
-
-def test_generations_survive_reboot_and_power_cut(make_machine: MachineFactory, tmp_path: Path) -> None:
-    disk = state_disk(tmp_path / "state.img")
-    m = make_machine("gen-reboot1", state_disk=disk, cmdline=STATE_CMDLINE)
-    write_manifest(m, "/tmp/two.json", {"extra": {"argv": ["/bin/sleep", "infinity"]}})
-    m.succeed("exoctl switch /tmp/two.json --no-try")
-    m.wait_for_capsule("extra", "ready", 30)
-    assert generations(m)["current"] == 2
-    m.succeed("(sleep 0.5; exoctl poweroff) >/dev/null 2>&1 &")
-    assert m.wait_for_exit(90) == 0
-    m.stop()
-
-    m2 = make_machine("gen-reboot2", state_disk=disk, cmdline=STATE_CMDLINE)
-    gens = generations(m2)
-    assert gens["current"] == 2 and gens["booted"] == 2, gens
-    assert [g["number"] for g in gens["generations"]] == [1, 2]
-    m2.wait_for_capsule("extra", "ready", 30)
-    # A power cut in the middle of a switch (generation 3 written and applied, on probation, not
-    # yet committed): the next boot finds generation 2 current and generation 3 whole.
-    write_manifest(m2, "/tmp/three.json", {"extra": {"argv": ["/bin/sleep", "infinity"]},
-                                           "third": {"argv": ["/bin/sleep", "infinity"]}})
-    mark = len(m2.console)
-    m2.succeed("(exoctl switch /tmp/three.json --probation 120 >/dev/null 2>&1 &)")
-    m2.wait_for_console_text(r"switching to generation 3 .*\n", 60, start=mark)
-    m2.crash()
-    m2.stop()
-
-    m3 = make_machine("gen-reboot3", state_disk=disk, cmdline=STATE_CMDLINE)
-    gens = generations(m3)
-    numbers = [g["number"] for g in gens["generations"]]
-    assert gens["current"] == 2 and gens["booted"] == 2, gens
-    assert numbers == [1, 2, 3], gens
-    for g in gens["generations"]:
-        check = f"import json; json.load(open({g['manifest']!r}))"
-        m3.succeed(f"python3 -c {shlex.quote(check)}")
-    assert "third" not in m3.succeed("exoctl status")
-    m3.wait_for_capsule("extra", "ready", 30)
