@@ -10,6 +10,7 @@ Usage: python3 -m tests.bench.boot [RUNS]   (needs root: it builds the image)
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 import sys
@@ -30,6 +31,7 @@ class Boot:
     init: float          # host: QEMU start -> exo_init's first line
     complete: float      # host: QEMU start -> "boot complete"
     guest_user: float    # guest: kernel start -> the first userspace process (the printk time of "Run ... as init")
+    guest_switch: float  # guest: kernel start -> stage 1 mounted the root, about to switch_root (stage 1 only)
     guest_init: float    # guest: kernel start -> exo_init's start
     guest_kernel: float  # guest: kernel start -> "boot complete" (/proc/uptime)
 
@@ -51,14 +53,22 @@ def boot_once(image: Image, variant: str, workdir: Path) -> Boot:
         m.wait_for_console_text(r"boot complete: .*\n", BOOT_TIMEOUT)
         complete = time.monotonic() - started
         times = boot_times(m.console)
-        run_init = re.search(r"\[ *(\d+\.\d+)\] Run \S+ as init process", m.console)
-    user = float(run_init.group(1)) if run_init else float("nan")
-    return Boot(kernel, init, complete, user, times["since_kernel"] - times["since_init"], times["since_kernel"])
+        user = printk_time(m.console, r"Run \S+ as init process")
+        switch = printk_time(m.console, r"stage1: mounted")
+    return Boot(kernel, init, complete, user, switch, times["since_kernel"] - times["since_init"],
+                times["since_kernel"])
+
+
+def printk_time(console: str, regex: str) -> float:
+    found = re.search(r"\[ *(\d+\.\d+)\] " + regex, console)
+    return float(found.group(1)) if found else math.nan
 
 
 def figures(b: Boot) -> str:
     return (f"host: kernel {b.kernel:5.2f} s, exo_init {b.init:5.2f} s, boot complete {b.complete:5.2f} s | "
-            f"guest: first userspace {b.guest_user:5.2f} s, exo_init {b.guest_init:5.2f} s, "
+            f"guest: first userspace {b.guest_user:5.2f} s, "
+            + ("" if math.isnan(b.guest_switch) else f"switch_root {b.guest_switch:5.2f} s, ")
+            + f"exo_init {b.guest_init:5.2f} s, "
             f"boot complete {b.guest_kernel:5.2f} s")
 
 
