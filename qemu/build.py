@@ -2,7 +2,8 @@
 
 The image is an initramfs that *is* the root filesystem: the kernel unpacks it into RAM and
 execs /sbin/exo_init (Python) as PID 1 directly, with no stage 1 (tests/bench/boot.py measures
-that against a stage 1 that mounts a root disk; the figures are in the README). It is made of concatenated cpio segments, each cached by content:
+that against a stage 1 that mounts a root disk; the figures are in the README). It is made of
+concatenated cpio segments, each cached by content:
 
   base   Debian bookworm from mmdebstrap (this machine's apt sources), pruned; keyed by the
          package list and the builder version.            ~/.cache/exosphere/base-<key>/
