@@ -573,8 +573,9 @@ def find_cycles(deps: Mapping[str, Iterable[str]]) -> list[list[str]]:
     return cycles
 
 
-def topological_order(deps: Mapping[str, Iterable[str]]) -> list[str]:
-    """Names ordered so that each comes after everything it depends on (acyclic input)."""
+def topological_order(deps: Mapping[str, Iterable[str]], roots: Iterable[str] | None = None) -> list[str]:
+    """Names ordered so that each comes after everything it depends on (acyclic input): every name
+    in `deps`, or only `roots` and what they depend on."""
     order: list[str] = []
     done: set[str] = set()
 
@@ -587,7 +588,7 @@ def topological_order(deps: Mapping[str, Iterable[str]]) -> list[str]:
                 visit(nxt)
         order.append(node)
 
-    for node in sorted(deps):
+    for node in sorted(deps) if roots is None else roots:
         visit(node)
     return order
 

@@ -317,7 +317,7 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool) -> 
             manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra])
         root = repo_root()
         key = _key(base.name, manifest_json, PYWAYLAND, root / "exo_init", root / "corecaps", Path(__file__),
-                   root / DBUS_POLICY, root / "qemu" / "stage1.py", root / "qemu" / "stage1-init",
+                   root / DBUS_POLICY, *(root / "qemu" / f for f in ("stage1.py", "stage1-init", "kmods.py")),
                    *(f"{layer.name}:{src}:{dst}" for layer in layers for src, dst in layer.files),
                    *(src for layer in layers for src, _ in layer.files))
         name = "+".join(["exosphere", *(layer.name for layer in layers)])

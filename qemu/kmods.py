@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from exo_init.manifest import topological_order
+
 
 def _name(path: str) -> str:
     return Path(path).name.split(".ko")[0].replace("-", "_")
@@ -26,21 +28,8 @@ def load_order(moddir: Path, wanted: Sequence[str]) -> list[str]:
     its dependencies (the order insmod needs). Names that are not modules are skipped: they are
     built in, or missing (`missing_modules` tells which)."""
     deps, by_name = _graph(moddir)
-    order: list[str] = []
-    seen: set[str] = set()
-
-    def visit(mod: str) -> None:
-        if mod in seen:
-            return
-        seen.add(mod)
-        for dep in deps.get(mod, []):
-            visit(dep)
-        order.append(mod)
-
-    for name in wanted:
-        if name.replace("-", "_") in by_name:
-            visit(by_name[name.replace("-", "_")])
-    return order
+    names = (name.replace("-", "_") for name in wanted)
+    return topological_order(deps, [by_name[n] for n in names if n in by_name])
 
 
 def builtin(moddir: Path, name: str) -> bool:
