@@ -11,7 +11,7 @@ import sys
 import psutil
 
 from corecaps.tool import OK, Refused, run
-from exo_init.units import fmt_bytes
+from exo_init.lib.units import fmt_bytes
 
 
 def main(argv: list[str]) -> int:

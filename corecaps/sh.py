@@ -119,7 +119,7 @@ class Shell:
             main: Callable[[list[str]], int] = module.main
             return lambda args: run(name, main, args)
         if name == "exoctl":
-            from exo_init import exoctl  # noqa: PLC0415 -- imported in the child that runs it
+            from exo_init.client import exoctl  # noqa: PLC0415 -- imported in the child that runs it
 
             def call_exoctl(args: list[str]) -> int:
                 try:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from corecaps.tool import FAILED, OK, Refused, run
-from exo_init.config import DEFAULT_RUNTIME
-from exo_init.control import call
-from exo_init.exoctl import status_table
+from exo_init.client.control import call
+from exo_init.client.exoctl import status_table
+from exo_init.lib.paths import DEFAULT_RUNTIME
 
 
 def frame(rows: list[dict[str, Any]]) -> str:

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from exo_init.main import main
+from exo_init.pid1.main import main
 
 main()

@@ -22,11 +22,11 @@
 #   dbusConfig  the system bus's configuration file (it includes the packages' system.d policies)
 #   udhcpc      busybox's DHCP client (the network capsule runs it)
 #
-# Capsules are isolated unless they say otherwise (see `capabilities` in exo_init/manifest.py): the
+# Capsules are isolated unless they say otherwise (see `capabilities` in exo_init/pid1/manifest.py): the
 # ones below that touch the machine itself (modules, devices, the network, the bus daemon) declare
 # `capabilities.host = true`, and say why.
 #
-# Capsule fields are the manifest's (see manifest.nix / exo_init/manifest.py); unset fields take
+# Capsule fields are the manifest's (see manifest.nix / exo_init/pid1/manifest.py); unset fields take
 # the loader defaults.
 let
   # Modules the supervisor loads early, in one `modprobe -a` run: the virtio devices a VM has
@@ -78,7 +78,7 @@ let
       argv = [
         paths.python3
         "-m"
-        "exo_init.coldplug"
+        "exo_init.system.coldplug"
       ]
       ++ kernelModules;
       env = {
@@ -95,7 +95,7 @@ let
       argv = [
         paths.python3
         "-m"
-        "exo_init.powerbutton"
+        "exo_init.system.powerbutton"
       ];
       env.PYTHONPATH = paths.exoInitLib;
       requires = [ "kmod" ];
@@ -104,7 +104,7 @@ let
       restart.policy = "on-failure";
     };
 
-    # The D-Bus system bus. exo_init.sysbus makes /run/dbus and the machine id, then execs
+    # The D-Bus system bus. exo_init.system.sysbus makes /run/dbus and the machine id, then execs
     # dbus-daemon, which prints its address on fd 3 once it listens (readiness).
     dbus = {
       capabilities.host = true;
@@ -112,7 +112,7 @@ let
       argv = [
         paths.python3
         "-m"
-        "exo_init.sysbus"
+        "exo_init.system.sysbus"
         paths.dbusDaemon
         "--config-file=${paths.dbusConfig}"
         "--nofork"
@@ -145,7 +145,7 @@ let
       argv = [
         paths.python3
         "-m"
-        "exo_init.dbus_bridge"
+        "exo_init.system.dbus_bridge"
       ];
       env.PYTHONPATH = paths.exoInitLib;
       requires = [ "dbus" ];
@@ -167,7 +167,7 @@ let
       argv = [
         paths.python3
         "-m"
-        "exo_init.network"
+        "exo_init.system.network"
         "--udhcpc"
         paths.udhcpc
       ];
@@ -207,7 +207,7 @@ let
       stop.signal = "SIGHUP";
     };
   };
-  # The Sentry agent (exo_init/sentry.py), not in the default set: render.nix adds it to the dev
+  # The Sentry agent (exo_init/system/sentry.py), not in the default set: render.nix adds it to the dev
   # image, exosphere.nix when services.exosphere.sentry.enable is set. `policy` is the sentry's
   # own configuration (see the module docstring): which action for which anomaly of which capsule.
   sentry = paths: policy: {
@@ -217,7 +217,7 @@ let
     argv = [
       paths.python3
       "-m"
-      "exo_init.sentry"
+      "exo_init.system.sentry"
     ];
     env = {
       PYTHONPATH = paths.exoInitLib;
@@ -229,9 +229,9 @@ let
       limit_burst = 1000;
     };
   };
-  # The display (exo_init/nexquelium, exo_init/dashboard), not in the default set: render.nix adds
+  # The display (exo_init/system/nexquelium, exo_init/system/dashboard), not in the default set: render.nix adds
   # it to the dev image, whose builder installs the pinned pywayland wheel the compositor's fixes
-  # are written against (exo_init/nexquelium/wlfix.py). Both need pywayland and pycairo in
+  # are written against (exo_init/system/nexquelium/wlfix.py). Both need pywayland and pycairo in
   # `paths.python3`. Both are scoped (their grants are below).
   display = paths: {
     nexquelium = {
@@ -239,7 +239,7 @@ let
       argv = [
         paths.python3
         "-m"
-        "exo_init.nexquelium"
+        "exo_init.system.nexquelium"
         "--socket"
         "/run/exosphere/wayland/wayland-0"
       ];
@@ -272,7 +272,7 @@ let
       argv = [
         paths.python3
         "-m"
-        "exo_init.dashboard"
+        "exo_init.system.dashboard"
       ];
       env.PYTHONPATH = paths.exoInitLib;
       requires = [ "nexquelium" ];

@@ -16,7 +16,7 @@
 # itself and that option is not used, hence the assertion below.
 #
 # The capsule options mirror the manifest fields one to one (same snake_case names; see
-# manifest.nix and exo_init/manifest.py). The manifest is rendered by manifest.nix, which validates
+# manifest.nix and exo_init/pid1/manifest.py). The manifest is rendered by manifest.nix, which validates
 # it again, so a bad value fails the build with a message naming the capsule and the field.
 {
   config,
@@ -316,7 +316,7 @@ let
             no_new_privs. Keys: `host` (true: unconfined), `filesystem` ({ "/path" = "ro" | "rw"; }),
             `network` ("none" | "host" | { veth = { address; peer; }; }), `devices` ([ "/dev/fb0" ]),
             `display`, `bus`, `control`, `logs` (booleans), `caps` ([ "CAP_NET_BIND_SERVICE" ]), `seccomp_deny`
-            ([ "ptrace" ]). See exo_init/manifest.py.
+            ([ "ptrace" ]). See exo_init/pid1/manifest.py.
           '';
         };
         watchdog_sec = mkOption {
@@ -500,7 +500,7 @@ in
           }
         '';
         description = ''
-          The Sentry's policy (exo_init/sentry.py): `default` action, per-capsule action (one for
+          The Sentry's policy (exo_init/system/sentry.py): `default` action, per-capsule action (one for
           every anomaly, or anomaly -> action), and `thresholds`. Anomalies: `oom`, `pids-max`,
           `throttled`, `memory-pressure`, `crash-loop`, `not-ready`; actions: `log`, `restart`,
           `freeze`, `kill`, `rollback`. Checked when the sentry starts (a bad policy: it exits 2).

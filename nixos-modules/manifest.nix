@@ -3,8 +3,8 @@
 #   import ./manifest.nix { hostname = "exosphere"; capsules = { NAME = { argv = [ ... ]; ... }; }; }
 #
 # returns the manifest attribute set; `builtins.toJSON` of it is the document that exo_init reads
-# from /etc/exosphere/manifest.json. The schema is exactly the one `exo_init.manifest.parse_manifest`
-# (exo_init/manifest.py) accepts: the same snake_case field names, the same defaults, the same
+# from /etc/exosphere/manifest.json. The schema is exactly the one `exo_init.pid1.manifest.parse_manifest`
+# (exo_init/pid1/manifest.py) accepts: the same snake_case field names, the same defaults, the same
 # limits. This file checks everything that loader checks, so a mistake is a Nix evaluation error at
 # build time, naming the capsule and the field, instead of a capsule that fails on the running system:
 #
@@ -57,7 +57,7 @@ let
     typeOf
     ;
 
-  # --- the schema: defaults and allowed values, mirroring exo_init/manifest.py -------------------
+  # --- the schema: defaults and allowed values, mirroring exo_init/pid1/manifest.py -------------------
 
   manifestVersion = 1;
 
@@ -142,7 +142,7 @@ let
     "caps"
     "seccomp_deny"
   ];
-  # Capabilities that would let an isolated capsule leave its namespaces (exo_init/manifest.py
+  # Capabilities that would let an isolated capsule leave its namespaces (exo_init/pid1/manifest.py
   # ESCAPE_CAPS); whether a name exists at all, and syscall names, are checked by the loader.
   escapeCaps = [
     "CAP_SYS_ADMIN"

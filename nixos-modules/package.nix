@@ -36,7 +36,7 @@ python3Packages.buildPythonApplication {
 
   pythonImportsCheck = [
     "exo_init"
-    "exo_init.manifest"
+    "exo_init.pid1.manifest"
   ];
 
   meta = {

@@ -35,7 +35,7 @@ let
       extra ? [ ],
       hostname ? "exosphere",
       sentry ? true, # include the Sentry agent capsule
-      sentryPolicy ? { }, # its policy (exo_init/sentry.py)
+      sentryPolicy ? { }, # its policy (exo_init/system/sentry.py)
       display ? true, # the Nexquelium compositor and the Sentry dashboard (capsules.nix `display`)
     }:
     let

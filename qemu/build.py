@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from exo_init.manifest import parse_manifest
+from exo_init.pid1.manifest import parse_manifest
 from qemu.kmods import load_order, missing_modules
 from qemu.stage1 import ROOT_LABEL, build_root_disk, build_stage1_initrd, unpack
 from qemu.util import StepFailed, cache_dir, die, log, repo_root, run, sha256_of, step, write_cpio
@@ -39,7 +39,7 @@ PACKAGES = (
     "python3", "python3-psutil", "python3-pyroute2", "python3-pydbus", "python3-gi", "python3-pexpect",
     "python3-cairo", "python3-cffi-backend", "libwayland-server0", "libwayland-client0",
     "dbus", "kmod", "linux-image-amd64", "iproute2", "procps", "e2fsprogs",
-    "libseccomp2",  # capabilities.seccomp_deny (exo_init/scope.py loads it through ctypes)
+    "libseccomp2",  # capabilities.seccomp_deny (exo_init/pid1/scope.py loads it through ctypes)
     "libglib2.0-bin", "udhcpc",  # gdbus (D-Bus calls from the shell); busybox's DHCP client
 )
 # Kernel modules the image ships besides the ones the manifest loads at boot (`kernelModules` in
@@ -179,9 +179,9 @@ def build_base(cache: Path) -> Path:
     return out
 
 
-# --- pywayland (from PyPI, pinned: see exo_init/nexquelium/wlfix.py) -----------------------------
+# --- pywayland (from PyPI, pinned: see exo_init/system/nexquelium/wlfix.py) -----------------------------
 
-PYWAYLAND = "pywayland==0.4.19"  # the version exo_init.nexquelium.wlfix fixes (PYWAYLAND_VERSION)
+PYWAYLAND = "pywayland==0.4.19"  # the version exo_init.system.nexquelium.wlfix fixes (PYWAYLAND_VERSION)
 
 
 def pywayland_dir(cache: Path) -> Path:
@@ -236,7 +236,7 @@ def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer]) -> None
     for pkg in ("exo_init", "corecaps"):
         if (root / pkg).is_dir():
             shutil.copytree(root / pkg, lib / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for path, module in (("usr/sbin/exo_init", "main"), ("usr/bin/exoctl", "exoctl")):
+    for path, module in (("usr/sbin/exo_init", "pid1.main"), ("usr/bin/exoctl", "client.exoctl")):
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(EXO_INIT_SCRIPT.format(module=module))

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from exo_init.control import call, subscribe
+from exo_init.client.control import call, subscribe
 
 REPO = Path(__file__).resolve().parent.parent
 UNIFIED = Path("/sys/fs/cgroup/unified")

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from exo_init import dbus_api
+from exo_init.client import dbus_api
 from tests.exo import ExoInit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,7 +135,7 @@ class Bus:
         self.control = exo.runtime / "control.sock"
 
     def exoctl(self, *args: str, user: list[str] | None = None) -> subprocess.CompletedProcess[str]:
-        argv = [*(user or []), SYSTEM_PY, "-m", "exo_init.exoctl", *args]
+        argv = [*(user or []), SYSTEM_PY, "-m", "exo_init.client.exoctl", *args]
         return subprocess.run(argv, env=self.env, capture_output=True, text=True, check=False, timeout=60)
 
     def gdbus(self, *args: str, user: list[str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -159,7 +159,7 @@ def bus(tmp_path: Path) -> Iterator[Bus]:
             "dbus": {"argv": [shutil.which("dbus-daemon"), f"--config-file={home / 'bus.conf'}", "--nofork",
                               "--nopidfile", "--print-address=3"],
                      "readiness": {"kind": "fd", "fd": 3}, "restart": {"policy": "always"}},
-            "dbus-bridge": {"argv": [SYSTEM_PY, "-m", "exo_init.dbus_bridge", "--socket",
+            "dbus-bridge": {"argv": [SYSTEM_PY, "-m", "exo_init.system.dbus_bridge", "--socket",
                                      str(exo.runtime / "control.sock")],
                             "env": env, "requires": ["dbus"], "readiness": {"kind": "notify"},
                             "restart": {"policy": "always"}},

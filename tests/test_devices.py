@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from exo_init.coldplug import modaliases
-from exo_init.statedisk import ext_label, find_by_label
+from exo_init.pid1.statedisk import ext_label, find_by_label
+from exo_init.system.coldplug import modaliases
 
 
 def test_modaliases_walks_sysfs(tmp_path: Path) -> None:

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from exo_init import eventlog
-from exo_init.control import ControlError
-from exo_init.generations import CURRENT, GenerationError, GenerationStore
-from exo_init.statedisk import has_ext_filesystem, root_is_persistent
-from exo_init.switch import boot_manifest
+from exo_init.client.control import ControlError
+from exo_init.lib import eventlog
+from exo_init.pid1.generations import CURRENT, GenerationError, GenerationStore
+from exo_init.pid1.statedisk import has_ext_filesystem, root_is_persistent
+from exo_init.pid1.switch import boot_manifest
 from tests.exo import REPO, ExoInit, manifest_json
 
 PY = sys.executable
@@ -215,7 +215,8 @@ def test_not_ready_is_rolled_back_and_good_switch_commits(exo: ExoInit, tmp_path
 
 def test_exoctl_switch_generations_events(exo: ExoInit, tmp_path: Path) -> None:
     def exoctl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([PY, "-m", "exo_init.exoctl", "--socket", str(exo.runtime / "control.sock"), *args],
+        sock = str(exo.runtime / "control.sock")
+        return subprocess.run([PY, "-m", "exo_init.client.exoctl", "--socket", sock, *args],
                               cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
 
     exo.wait_state("base", "ready")

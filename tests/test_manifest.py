@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from exo_init.capsule import TRANSITIONS, State, backoff_delay, start_limit_hit
-from exo_init.config import kernel_cmdline
-from exo_init.manifest import (
+from exo_init.pid1.capsule import TRANSITIONS, State, backoff_delay, start_limit_hit
+from exo_init.pid1.config import kernel_cmdline
+from exo_init.pid1.manifest import (
     Access,
     ManifestError,
     NetworkKind,

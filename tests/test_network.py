@@ -1,4 +1,4 @@
-"""The network capsule's pure logic (exo_init.network) and the system bus launcher (exo_init.sysbus):
+"""The network capsule's pure logic (exo_init.system.network) and the system bus launcher (exo_init.system.sysbus):
 configuration, udhcpc events, resolv.conf, link discovery, machine id. No netlink here: the VM
 tests (tests/vm/test_control.py) configure a real link."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exo_init.network import (
+from exo_init.system.network import (
     ConfigError,
     Lease,
     find_ethernet,
@@ -21,7 +21,7 @@ from exo_init.network import (
     status_text,
     udhcpc_argv,
 )
-from exo_init.sysbus import ensure_machine_id, valid_machine_id
+from exo_init.system.sysbus import ensure_machine_id, valid_machine_id
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -23,9 +23,9 @@ from pywayland.protocol.xdg_shell import XdgToplevel, XdgWmBase
 from pywayland.server.display import Display as ServerDisplay
 from pywayland.server.eventloop import EventLoop
 
-from exo_init import dashboard as dash
-from exo_init.nexquelium import backends, wlfix
-from exo_init.nexquelium.compositor import XDG_STATE_ACTIVATED, XDG_STATE_FULLSCREEN, Compositor
+from exo_init.system import dashboard as dash
+from exo_init.system.nexquelium import backends, wlfix
+from exo_init.system.nexquelium.compositor import XDG_STATE_ACTIVATED, XDG_STATE_FULLSCREEN, Compositor
 from qemu.build import PYWAYLAND, pywayland_dir
 from qemu.util import cache_dir
 from tests.exo import ExoInit
@@ -264,10 +264,10 @@ def desktop(tmp_path: Path) -> Iterator[tuple[ExoInit, Path]]:
     run = Path(f"/tmp/nq-{os.getpid()}")  # short: AF_UNIX paths are limited to 108 bytes
     socket_path, png = run / "wl", tmp_path / "frame.png"
     manifest = {"capsules": {
-        "nexquelium": {"argv": [sys.executable, "-m", "exo_init.nexquelium", "--backend", "offscreen",
+        "nexquelium": {"argv": [sys.executable, "-m", "exo_init.system.nexquelium", "--backend", "offscreen",
                                 "--socket", str(socket_path), "--output", str(png), "--size", "1024x768"],
                        "env": {"PYTHONPATH": str(REPO)}, "readiness": {"kind": "notify"}},
-        "dashboard": {"argv": [SYSTEM_PY, "-m", "exo_init.dashboard", "--control", "CONTROL"],
+        "dashboard": {"argv": [SYSTEM_PY, "-m", "exo_init.system.dashboard", "--control", "CONTROL"],
                       "env": {**dashboard_env(), "WAYLAND_DISPLAY": str(socket_path)},
                       "requires": ["nexquelium"], "readiness": {"kind": "notify"}},
         "sleeper": {"argv": ["/bin/sleep", "1000"]},

@@ -3,7 +3,7 @@
 * every .nix file in the repository parses;
 * nixos-modules/render.nix (what the Debian dev-image builder runs) evaluates, and exo_init's own
   loader accepts its JSON with no errors (the contract between the two halves);
-* nixos-modules/manifest.nix accepts and rejects exactly what exo_init.manifest accepts and
+* nixos-modules/manifest.nix accepts and rejects exactly what exo_init.pid1.manifest accepts and
   rejects, fills in the loader's own defaults, and names the capsule and field when it rejects;
 * flake.lock is the shared nixpkgs pin, flake.nix has the promised outputs, and every relative
   path literal in the Nix files exists.
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from exo_init.manifest import (
+from exo_init.pid1.manifest import (
     CAPSULE_KEYS,
     QUOTA_KEYS,
     Readiness,
@@ -174,7 +174,7 @@ def test_render_default_manifest_loads() -> None:
     assert {"kmod", "console"} <= set(manifest.capsules)
 
     kmod = manifest.capsules["kmod"]
-    assert kmod.argv[:3] == ("/usr/bin/python3", "-m", "exo_init.coldplug")
+    assert kmod.argv[:3] == ("/usr/bin/python3", "-m", "exo_init.system.coldplug")
     assert dict(kmod.env)["MODPROBE"] == "/usr/sbin/modprobe"
     assert kmod.type.value == "oneshot"
     assert kmod.restart.policy.value == "never"
@@ -348,7 +348,7 @@ def test_capsules_nix_checks_its_paths() -> None:
     assert "exosphere: capsules.nix: paths.modprobe must be an absolute path" in err
 
 
-# --- manifest.nix agrees with exo_init.manifest ------------------------------------------------------
+# --- manifest.nix agrees with exo_init.pid1.manifest ------------------------------------------------------
 
 
 def test_defaults_match_the_loader() -> None:
@@ -793,7 +793,7 @@ def test_module_renders_a_manifest_the_loader_accepts(tmp_path: Path) -> None:
     assert doc["hostname"] == "exo-test"
     assert set(doc["capsules"]) == MODULE_DEFAULTS | {"backdoor", "probe"}
     assert None not in walk(doc)
-    assert doc["capsules"]["kmod"]["argv"][1:3] == ["-m", "exo_init.coldplug"]
+    assert doc["capsules"]["kmod"]["argv"][1:3] == ["-m", "exo_init.system.coldplug"]
     assert doc["capsules"]["kmod"]["env"]["MODPROBE"] == "/nix/store/kmod/bin/modprobe"
     assert doc["capsules"]["console"]["argv"][1:] == ["-m", "corecaps.sh"]
     # The option defaults are the loader's defaults.

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from exo_init import eventlog
-from exo_init.sentry import PolicyError, Sentry, parse_policy
+from exo_init.lib import eventlog
+from exo_init.system.sentry import PolicyError, Sentry, parse_policy
 from tests.exo import REPO, ExoInit, manifest_json
 
 PY = sys.executable
@@ -40,7 +40,7 @@ def test_sentry_stops_a_crash_loop_and_logs_it(tmp_path: Path) -> None:
                     "restart": {"policy": "always", "delay": 0.2, "limit_burst": 50}},
     }}, cgroups=False)
     try:
-        sentry = {"argv": [PY, "-m", "exo_init.sentry", "--socket", str(e.runtime / "control.sock")],
+        sentry = {"argv": [PY, "-m", "exo_init.system.sentry", "--socket", str(e.runtime / "control.sock")],
                   "env": {"PYTHONPATH": str(REPO), "EXO_SENTRY_POLICY": json.dumps(policy)},
                   "readiness": {"kind": "notify"}, "restart": {"policy": "always"}}
         manifest = tmp_path / "with-sentry.json"
@@ -90,7 +90,7 @@ def test_sentry_detection_from_samples(tmp_path: Path) -> None:
 def test_sentry_rolls_back_a_committed_generation(tmp_path: Path) -> None:
     e = ExoInit(tmp_path / "exo", {"capsules": {"base": {"argv": ["/bin/sleep", "100"]}}}, cgroups=False)
     try:
-        sentry = {"argv": [PY, "-m", "exo_init.sentry", "--socket", str(e.runtime / "control.sock")],
+        sentry = {"argv": [PY, "-m", "exo_init.system.sentry", "--socket", str(e.runtime / "control.sock")],
                   "env": {"PYTHONPATH": str(REPO),
                           "EXO_SENTRY_POLICY": json.dumps({"capsules": {"flaky": {"crash-loop": "rollback"}}})},
                   "readiness": {"kind": "notify"}, "restart": {"policy": "always"}}

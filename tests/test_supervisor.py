@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 import pytest
 
-from exo_init.control import ControlError
+from exo_init.client.control import ControlError
 from tests.exo import ExoInit, host_cgroup_parent
 
 PY = sys.executable
@@ -287,7 +287,7 @@ def test_control_api_errors_and_access(exo: Any) -> None:
         e.call("frobnicate")
     assert err.value.name == "UnknownOperation"
     # a non-root caller may read but not change anything
-    probe = ("import json,sys; from pathlib import Path; from exo_init.control import call, ControlError\n"
+    probe = ("import json,sys; from pathlib import Path; from exo_init.client.control import call, ControlError\n"
              "p = Path(sys.argv[1])\n"
              "print(json.dumps(call(p, {'op': 'status', 'name': 'svc'})['state']))\n"
              "try:\n    call(p, {'op': 'stop', 'name': 'svc'})\nexcept ControlError as e:\n    print(e.name)\n")
@@ -305,7 +305,7 @@ def test_exoctl_cli(exo: Any) -> None:
     sock = str(e.runtime / "control.sock")
 
     def exoctl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "exo_init.exoctl", "--socket", sock, *args],
+        return subprocess.run([sys.executable, "-m", "exo_init.client.exoctl", "--socket", sock, *args],
                               capture_output=True, text=True, cwd=Path(__file__).parent.parent, check=False)
 
     r = exoctl("status")
@@ -316,7 +316,7 @@ def test_exoctl_cli(exo: Any) -> None:
     r = exoctl("stop", "svc")
     assert r.returncode == 0
     assert exoctl("status", "svc").returncode == 3
-    r = subprocess.run([sys.executable, "-m", "exo_init.exoctl", "--socket", "/nonexistent.sock", "status"],
+    r = subprocess.run([sys.executable, "-m", "exo_init.client.exoctl", "--socket", "/nonexistent.sock", "status"],
                        capture_output=True, text=True, cwd=Path(__file__).parent.parent, check=False)
     assert r.returncode == 6 and "cannot reach exo_init" in r.stderr
 

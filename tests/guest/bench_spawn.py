@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, "/usr/lib/exosphere")
-from exo_init.control import call, subscribe
+from exo_init.client.control import call, subscribe
 
 SOCK = Path("/run/exosphere/control.sock")
 PROGRAM = ["/bin/sleep", "1000"]

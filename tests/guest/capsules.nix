@@ -82,7 +82,7 @@ in
   sentry = {
     description = "Sentry (test policy)";
     capabilities.host = true;
-    argv = [ paths.python3 "-m" "exo_init.sentry" ];
+    argv = [ paths.python3 "-m" "exo_init.system.sentry" ];
     env = {
       PYTHONPATH = paths.exoInitLib;
       EXO_SENTRY_POLICY = builtins.toJSON {

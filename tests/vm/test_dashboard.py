@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from exo_init import dashboard as dash
+from exo_init.system import dashboard as dash
 from tests.machine import Machine, TestFailure, boot_times
 from tests.pixels import Picture, classify, close, load_png
 

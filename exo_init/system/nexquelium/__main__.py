@@ -1,6 +1,6 @@
 """nexquelium: the compositor as a program (the `nexquelium` capsule).
 
-    python3 -m exo_init.nexquelium [--backend auto|fbdev|offscreen] [--socket PATH]
+    python3 -m exo_init.system.nexquelium [--backend auto|fbdev|offscreen] [--socket PATH]
                                    [--output PNG] [--size WxH] [--fb DEVICE]
 
 Ready (sd_notify) once the socket listens and the first frame is on the output. The first frame
@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from exo_init.nexquelium.backends import Backend, BackendError, Fbdev, Offscreen
-from exo_init.nexquelium.compositor import Compositor, log
-from exo_init.notify import sd_notify
+from exo_init.lib.notify import sd_notify
+from exo_init.system.nexquelium.backends import Backend, BackendError, Fbdev, Offscreen
+from exo_init.system.nexquelium.compositor import Compositor, log
 
 DEFAULT_SOCKET = Path("/run/exosphere/wayland/wayland-0")
 DEFAULT_OUTPUT = Path("/run/exosphere/nexquelium/frame.png")

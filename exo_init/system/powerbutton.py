@@ -12,9 +12,9 @@ import struct
 import sys
 from pathlib import Path
 
-from exo_init.config import DEFAULT_RUNTIME
-from exo_init.control import ControlError, call
-from exo_init.notify import sd_notify
+from exo_init.client.control import ControlError, call
+from exo_init.lib.notify import sd_notify
+from exo_init.lib.paths import DEFAULT_RUNTIME
 
 EV_KEY = 1
 KEY_POWER = 116

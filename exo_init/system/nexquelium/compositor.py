@@ -36,8 +36,8 @@ from pywayland.protocol.xdg_shell import XdgPositioner, XdgSurface, XdgToplevel,
 from pywayland.protocol_core.resource import Resource
 from pywayland.server.display import Display
 
-from exo_init.nexquelium import shm, wlfix
-from exo_init.nexquelium.backends import Backend, Canvas
+from exo_init.system.nexquelium import shm, wlfix
+from exo_init.system.nexquelium.backends import Backend, Canvas
 
 XDG_STATE_FULLSCREEN = 2
 XDG_STATE_ACTIVATED = 4

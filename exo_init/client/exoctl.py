@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from exo_init import dbus_api
-from exo_init.config import DEFAULT_RUNTIME
-from exo_init.control import ControlError, call
-from exo_init.logsink import LogTail
-from exo_init.units import fmt_bytes, fmt_duration
+from exo_init.client import dbus_api
+from exo_init.client.control import ControlError, call
+from exo_init.lib.logfile import LogTail
+from exo_init.lib.paths import DEFAULT_RUNTIME
+from exo_init.lib.units import fmt_bytes, fmt_duration
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_NO_SUCH, EXIT_DENIED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5, 6
 ERROR_EXIT = {"NoSuchCapsule": EXIT_NO_SUCH, "AccessDenied": EXIT_DENIED, "BadRequest": EXIT_USAGE}

@@ -13,17 +13,17 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exo_init.capsule import Event
-from exo_init.log import log
-from exo_init.logsink import tail
-from exo_init.loop import Loop
-from exo_init.manifest import ManifestError
-from exo_init.switch import SwitchError
+from exo_init.lib.logfile import tail
+from exo_init.pid1.capsule import Event
+from exo_init.pid1.log import log
+from exo_init.pid1.loop import Loop
+from exo_init.pid1.manifest import ManifestError
+from exo_init.pid1.switch import SwitchError
 
 MAX_REQUEST = 64 * 1024
 MAX_OUTBUF = 4 * 1024 * 1024
@@ -181,7 +181,7 @@ class ControlServer:
 
 def make_handler(sup: Any, generations: Any = None) -> Handler:
     """The operations, on a Supervisor (typed Any to keep this module free of an import cycle),
-    and the generation switcher (exo_init.switch.Switcher; None: no generation store)."""
+    and the generation switcher (exo_init.pid1.switch.Switcher; None: no generation store)."""
 
     def capsule(request: dict[str, Any]) -> str:
         name = request.get("name")
@@ -233,7 +233,7 @@ def make_handler(sup: Any, generations: Any = None) -> Handler:
 
 
 def generation_op(switcher: Any, request: dict[str, Any]) -> Any:
-    """switch / rollback / generations / events (see exo_init/switch.py)."""
+    """switch / rollback / generations / events (see exo_init/pid1/switch.py)."""
     op = request["op"]
     if switcher is None:
         raise ApiError("Failed", f"{op}: no generation store (see exo_init's log)")
@@ -263,59 +263,3 @@ def generation_op(switcher: Any, request: dict[str, Any]) -> Any:
         raise ApiError("InvalidManifest", str(e)) from None
     except OSError as e:
         raise ApiError("Failed", f"{op}: {e.strerror or e}") from None
-
-
-# --- client side ----------------------------------------------------------------------------------
-
-class ControlError(Exception):
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(f"{name}: {message}")
-        self.name = name
-        self.message = message
-
-
-def _connect(path: Path, timeout: float) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(str(path))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _read_line(sock: socket.socket, buf: bytearray) -> bytes:
-    while b"\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("control socket closed the connection")
-        buf += chunk
-    line, _, rest = bytes(buf).partition(b"\n")
-    buf[:] = rest
-    return line
-
-
-def call(path: Path, request: dict[str, Any], timeout: float = 10.0) -> Any:
-    """One request; returns the result or raises ControlError (the server's error) / OSError."""
-    with _connect(path, timeout) as sock:
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        reply = json.loads(_read_line(sock, bytearray()))
-    if not reply.get("ok"):
-        raise ControlError(reply.get("error", "Failed"), reply.get("message", ""))
-    return reply["result"]
-
-
-def subscribe(path: Path, timeout: float | None = None,
-              on_subscribed: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
-    """Yield state events as they happen (blocking; `timeout` bounds each wait).
-    `on_subscribed` runs once the server has confirmed the subscription."""
-    with _connect(path, 10.0) as sock:
-        sock.sendall(b'{"op": "subscribe"}\n')
-        buf = bytearray()
-        json.loads(_read_line(sock, buf))
-        if on_subscribed is not None:
-            on_subscribed()
-        sock.settimeout(timeout)
-        while True:
-            yield json.loads(_read_line(sock, buf))["event"]

@@ -35,7 +35,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from exo_init.syscalls import (
+from exo_init.pid1.syscalls import (
     MS_BIND,
     MS_MOVE,
     MS_NODEV,

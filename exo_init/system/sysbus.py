@@ -1,6 +1,6 @@
 """The system bus capsule's launcher: make what `dbus-daemon --system` expects, then exec it.
 
-    python3 -m exo_init.sysbus DBUS-DAEMON [ARGS...]
+    python3 -m exo_init.system.sysbus DBUS-DAEMON [ARGS...]
 
 dbus-daemon does not create its socket directory (/run/dbus, on a fresh tmpfs at every boot) and
 refuses to start without a machine id; on other systems tmpfiles and systemd provide both. After
@@ -48,7 +48,7 @@ def ensure_machine_id(files: Sequence[Path] = MACHINE_ID_FILES) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args or not args[0].startswith("/"):
-        sys.exit("usage: python3 -m exo_init.sysbus /path/to/dbus-daemon [ARGS...]")
+        sys.exit("usage: python3 -m exo_init.system.sysbus /path/to/dbus-daemon [ARGS...]")
     try:
         RUN_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
         machine_id = ensure_machine_id()

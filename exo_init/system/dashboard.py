@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exo_init.control import ControlError, call
-from exo_init.units import fmt_bytes
+from exo_init.client.control import ControlError, call
+from exo_init.lib.units import fmt_bytes
 
 CONTROL = Path("/run/exosphere/control.sock")
 TITLE = "Exosphere Sentry"
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--display", default=os.environ.get("WAYLAND_DISPLAY", "wayland-0"))
     p.add_argument("--interval", type=float, default=1.0, help="seconds between updates")
     args = p.parse_args(argv)
-    from exo_init.notify import sd_notify  # noqa: PLC0415
+    from exo_init.lib.notify import sd_notify  # noqa: PLC0415
 
     window = Window(args.display)
     history = History()

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exo_init import eventlog
-from exo_init.capsule import Event, State
-from exo_init.generations import Generation, GenerationError, GenerationStore
-from exo_init.log import log
-from exo_init.loop import Timer
-from exo_init.manifest import Manifest, ManifestError, load_manifest, parse_manifest
+from exo_init.lib import eventlog
+from exo_init.pid1.capsule import Event, State
+from exo_init.pid1.generations import Generation, GenerationError, GenerationStore
+from exo_init.pid1.log import log
+from exo_init.pid1.loop import Timer
+from exo_init.pid1.manifest import Manifest, ManifestError, load_manifest, parse_manifest
 
 DEFAULT_PROBATION = 20.0
 MAX_PROBATION = 3600.0

@@ -13,9 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from exo_init import syscalls
-from exo_init.config import Config
-from exo_init.log import log
+from exo_init.pid1 import syscalls
+from exo_init.pid1.config import Config
+from exo_init.pid1.log import log
 
 PERSISTENT_STATE = Path("/var/lib/exosphere")
 # Disk drivers of QEMU (virtio) and VirtualBox (AHCI SATA, PIIX IDE), and the filesystem.

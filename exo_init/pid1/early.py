@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import TextIO, cast
 
-from exo_init import syscalls
-from exo_init.syscalls import MS_NODEV, MS_NOEXEC, MS_NOSUID
+from exo_init.pid1 import syscalls
+from exo_init.pid1.syscalls import MS_NODEV, MS_NOEXEC, MS_NOSUID
 
 # (source, target, fstype, flags, data): the order matters (devpts needs /dev).
 API_MOUNTS = (

@@ -13,7 +13,7 @@ import termios
 from dataclasses import dataclass
 from pathlib import Path
 
-from exo_init import scope
+from exo_init.pid1 import scope
 
 
 @dataclass(frozen=True)

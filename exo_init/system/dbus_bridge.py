@@ -1,9 +1,9 @@
 """The D-Bus bridge capsule: serves org.exosphere.Core1 at /org/exosphere/Core1 on the system bus.
 
-    python3 -m exo_init.dbus_bridge [--socket /run/exosphere/control.sock]
+    python3 -m exo_init.system.dbus_bridge [--socket /run/exosphere/control.sock]
 
 Every method is forwarded to exo_init over its private control socket (so PID 1 itself never
-touches D-Bus); the API is described in exo_init/dbus_api.py and by introspection. Signals:
+touches D-Bus); the API is described in exo_init/client/dbus_api.py and by introspection. Signals:
 CapsuleStateChanged for every state transition (from the control socket's event stream, read by a
 GLib io watch: no threads) and LogLine for the capsules a caller follows (FollowLogs).
 
@@ -31,9 +31,8 @@ from typing import Any
 from gi.repository import Gio, GLib
 from pydbus import SystemBus
 
-from exo_init.config import DEFAULT_RUNTIME
-from exo_init.control import ControlError, call
-from exo_init.dbus_api import (
+from exo_init.client.control import ControlError, call
+from exo_init.client.dbus_api import (
     BUS_NAME,
     ERROR_NAMES,
     METHODS,
@@ -42,8 +41,9 @@ from exo_init.dbus_api import (
     error_name,
     introspection_xml,
 )
-from exo_init.logsink import LogTail
-from exo_init.notify import sd_notify
+from exo_init.lib.logfile import LogTail
+from exo_init.lib.notify import sd_notify
+from exo_init.lib.paths import DEFAULT_RUNTIME
 
 log = logging.getLogger("exo.dbus_bridge")
 CALL_TIMEOUT = 20.0            # a control socket call (PID 1 answers at once; bounded all the same)
@@ -288,7 +288,7 @@ class Core1:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="exo_init.dbus_bridge", description=f"{BUS_NAME} on the system bus")
+    p = argparse.ArgumentParser(prog="exo_init.system.dbus_bridge", description=f"{BUS_NAME} on the system bus")
     p.add_argument("--socket", type=Path, default=DEFAULT_RUNTIME / "control.sock",
                    help="exo_init's control socket")
     args = p.parse_args(argv)

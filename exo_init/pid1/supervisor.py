@@ -13,14 +13,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from exo_init import scope
-from exo_init.capsule import RUNNING, SETTLED, CapsuleRuntime, Event, Identity, State, backoff_delay, start_limit_hit
-from exo_init.cgroups import CgroupTree, QuotaError
-from exo_init.config import SYSTEM_BUS_DIR, SYSTEM_PATH, WAYLAND_SOCKET, Config
-from exo_init.log import log, status_line
-from exo_init.logsink import LogSink
-from exo_init.loop import Loop
-from exo_init.manifest import (
+from exo_init.pid1 import scope
+from exo_init.pid1.capsule import (
+    RUNNING,
+    SETTLED,
+    CapsuleRuntime,
+    Event,
+    Identity,
+    State,
+    backoff_delay,
+    start_limit_hit,
+)
+from exo_init.pid1.cgroups import CgroupTree, QuotaError
+from exo_init.pid1.config import SYSTEM_BUS_DIR, SYSTEM_PATH, WAYLAND_SOCKET, Config
+from exo_init.pid1.log import log, status_line
+from exo_init.pid1.logsink import LogSink
+from exo_init.pid1.loop import Loop
+from exo_init.pid1.manifest import (
     Access,
     Capsule,
     Manifest,
@@ -30,8 +39,8 @@ from exo_init.manifest import (
     RestartPolicy,
     load_manifest,
 )
-from exo_init.readiness import NotifySocket, probe_file, probe_tcp
-from exo_init.spawn import SpawnPlan, read_spawn_error, spawn
+from exo_init.pid1.readiness import NotifySocket, probe_file, probe_tcp
+from exo_init.pid1.spawn import SpawnPlan, read_spawn_error, spawn
 
 SIGNAL_NAMES = {int(s): s.name for s in signal.Signals}
 PROBE_INTERVAL = 0.1

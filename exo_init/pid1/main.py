@@ -18,16 +18,16 @@ from collections import deque
 from pathlib import Path
 from typing import TextIO
 
-from exo_init import early, syscalls
-from exo_init.config import SYSTEM_PATH, Config, parse_args
-from exo_init.control import ControlServer, make_handler
-from exo_init.generations import GenerationStore
-from exo_init.log import add_logfile, log, setup_logging
-from exo_init.manifest import Capsule, Manifest, ManifestError, Restart, RestartPolicy, empty_manifest
-from exo_init.spawn import SpawnPlan, spawn
-from exo_init.statedisk import prepare_state_dir
-from exo_init.supervisor import ShutdownAction, Supervisor
-from exo_init.switch import Switcher, boot_manifest
+from exo_init.pid1 import early, syscalls
+from exo_init.pid1.config import SYSTEM_PATH, Config, parse_args
+from exo_init.pid1.control import ControlServer, make_handler
+from exo_init.pid1.generations import GenerationStore
+from exo_init.pid1.log import add_logfile, log, setup_logging
+from exo_init.pid1.manifest import Capsule, Manifest, ManifestError, Restart, RestartPolicy, empty_manifest
+from exo_init.pid1.spawn import SpawnPlan, spawn
+from exo_init.pid1.statedisk import prepare_state_dir
+from exo_init.pid1.supervisor import ShutdownAction, Supervisor
+from exo_init.pid1.switch import Switcher, boot_manifest
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPWR, signal.SIGUSR2)
 EMERGENCY_SHELLS = ("/bin/sh", "/run/current-system/sw/bin/sh")
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(console, None, config.debug)
     log.info("exo_init starting as %s (pid %d)", "PID 1" if pid1 else "child subreaper", os.getpid())
     config.runtime_dir.mkdir(parents=True, exist_ok=True)
-    add_logfile(config.runtime_dir / "exo_init.log")
+    add_logfile(config.runtime_dir / "exo_init.pid1.log")
     for warning in warnings:
         log.warning("%s", warning)
     if not pid1:

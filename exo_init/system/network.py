@@ -1,7 +1,7 @@
 """The network capsule: brings up `lo` and the first ethernet link, and configures that link by DHCP
 (busybox udhcpc, run as this capsule's child) or statically; writes /etc/resolv.conf.
 
-    python3 -m exo_init.network [--udhcpc /sbin/udhcpc] [--resolv-conf /etc/resolv.conf]
+    python3 -m exo_init.system.network [--udhcpc /sbin/udhcpc] [--resolv-conf /etc/resolv.conf]
 
 Configuration, from the capsule's environment (declared in Nix, nixos-modules/capsules.nix):
 
@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exo_init.config import DEFAULT_RUNTIME
-from exo_init.notify import sd_notify
+from exo_init.lib.notify import sd_notify
+from exo_init.lib.paths import DEFAULT_RUNTIME
 
 ARPHRD_ETHER = 1
 LINK_WAIT = 15.0        # seconds to wait for an ethernet device to appear (its driver is loading)
@@ -367,7 +367,7 @@ class Capsule:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="exo_init.network", description="lo and the first ethernet link")
+    p = argparse.ArgumentParser(prog="exo_init.system.network", description="lo and the first ethernet link")
     p.add_argument("--udhcpc", default="/sbin/udhcpc", help="busybox udhcpc (DHCP)")
     p.add_argument("--resolv-conf", default="/etc/resolv.conf")
     p.add_argument("--runtime-dir", default=str(DEFAULT_RUNTIME / "network"),

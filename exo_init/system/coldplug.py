@@ -1,7 +1,7 @@
 """The `kmod` capsule's program: load the drivers for the devices present (coldplug, what udev
 does at boot, from the `modalias` files in sysfs) and the modules the configuration names.
 
-Usage: python3 -m exo_init.coldplug [MODULE ...]
+Usage: python3 -m exo_init.system.coldplug [MODULE ...]
 Devices without a module in the image are skipped quietly; a named MODULE that cannot be loaded
 is an error (exit 1, naming it).
 """

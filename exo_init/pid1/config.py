@@ -7,8 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from exo_init.lib.paths import DEFAULT_RUNTIME
+
 DEFAULT_MANIFEST = Path("/etc/exosphere/manifest.json")
-DEFAULT_RUNTIME = Path("/run/exosphere")
 PERSISTENT_LOGS = Path("/var/log/exosphere")
 # Debian's directories, and NixOS's system profile (PID 1 starts with almost no environment there).
 SYSTEM_PATH = ":".join(("/run/current-system/sw/bin", "/run/current-system/sw/sbin", "/usr/local/sbin",

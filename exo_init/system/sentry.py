@@ -1,6 +1,6 @@
 """The Sentry agent capsule: watches every capsule and acts on anomalies by policy.
 
-    python3 -m exo_init.sentry [--socket PATH] [--policy JSON] [--interval SECONDS]
+    python3 -m exo_init.system.sentry [--socket PATH] [--policy JSON] [--interval SECONDS]
 
 Inputs: capsule state events (the control socket's `subscribe`) and, every interval, each
 capsule's cgroup figures (the `status` op) plus psutil's view of its main process.
@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exo_init import eventlog
-from exo_init.config import DEFAULT_RUNTIME
-from exo_init.control import ControlError, call
+from exo_init.client.control import ControlError, call
+from exo_init.lib import eventlog
+from exo_init.lib.paths import DEFAULT_RUNTIME
 
 ANOMALIES = ("oom", "pids-max", "throttled", "memory-pressure", "crash-loop", "not-ready")
 ACTIONS = ("log", "restart", "freeze", "kill", "rollback")

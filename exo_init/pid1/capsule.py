@@ -11,9 +11,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from exo_init.logsink import LogSink
-from exo_init.loop import Timer
-from exo_init.manifest import Capsule, CapsuleType, Restart
+from exo_init.pid1.logsink import LogSink
+from exo_init.pid1.loop import Timer
+from exo_init.pid1.manifest import Capsule, CapsuleType, Restart
 
 
 class State(enum.StrEnum):

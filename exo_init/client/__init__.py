@@ -1,0 +1,1 @@
+"""Clients of the control API: the socket client, exoctl, the D-Bus interface."""

@@ -1,0 +1,1 @@
+"""Shared by every layer; imports nothing else from exo_init."""
