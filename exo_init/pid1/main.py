@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(console, None, config.debug)
     log.info("exo_init starting as %s (pid %d)", "PID 1" if pid1 else "child subreaper", os.getpid())
     config.runtime_dir.mkdir(parents=True, exist_ok=True)
-    add_logfile(config.runtime_dir / "exo_init.pid1.log")
+    add_logfile(config.runtime_dir / "exo_init.log")
     for warning in warnings:
         log.warning("%s", warning)
     if not pid1:
