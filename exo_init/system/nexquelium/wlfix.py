@@ -1,7 +1,13 @@
 """Fixes for pywayland's server side, driving libwayland-server through pywayland's cffi `ffi`/`lib`.
 
-pywayland is pinned to PYWAYLAND_VERSION (qemu/build.py and qemu/setup-host install exactly that
-wheel). Its client side works; its server side does not, as shipped, in 0.4.18 and 0.4.19:
+pywayland is pinned to PYWAYLAND_VERSION (qemu/build.py `PYWAYLAND` and qemu/setup-host install
+exactly that wheel). The image builder downloads it with pip (`--no-deps --only-binary=:all:`, the
+manylinux wheel for CPython 3.11, which vendors libwayland-client/-server and libffi), caches it
+under ~/.cache/exosphere/ and copies it into the image's /usr/lib/python3/dist-packages. The NixOS
+module does not get the display capsules (nixos-modules/capsules.nix exports them as `display`,
+added by render.nix only): nixpkgs' pywayland is another version.
+
+Its client side works; its server side does not, as shipped, in 0.4.18 and 0.4.19:
 
 1. `Resource.__init__` passes NULL as the `implementation` of `wl_resource_set_dispatcher`, and
    libwayland hands `implementation` (not `data`) to the dispatcher: every request fails with
@@ -9,8 +15,9 @@ wheel). Its client side works; its server side does not, as shipped, in 0.4.18 a
 2. Request arguments are decoded with the client-side logic: a `new_id` is turned into a client
    proxy ("Cannot find display") and an `object` is looked up among client proxies. -> `decode()`
    gives a new_id as its integer id and an object as the live server `Resource`.
-3. Array arguments of events are allocated but never stored in the `wl_argument`, so libwayland
-   marshals a NULL array (xdg_toplevel.configure crashes). -> `post_event()`.
+3. An array argument of an event cannot even be built (`ffi.new("void []")`: "array item of
+   unknown size"), and were it allocated it would never be stored in the `wl_argument`, so
+   libwayland would marshal a NULL array (xdg_toplevel.configure's `states`). -> `post_event()`.
 4. Nothing keeps a `Resource` alive while its C object exists, and nothing clears `_ptr` when
    libwayland destroys it (a client disconnect): a collected handle or a dangling pointer later.
    -> `adopt()` keeps each adopted resource in `LIVE` until libwayland's destroy callback.
@@ -18,9 +25,10 @@ wheel). Its client side works; its server side does not, as shipped, in 0.4.18 a
    be polled from another event loop (only `wl_display_run()`, which never returns).
    -> `event_loop_fd()` calls it in the very libwayland-server pywayland loaded, via ctypes.
 
-Each fix is tested in tests/test_nexquelium.py by a test that fails without it.
+Each fix is tested in tests/test_nexquelium.py by a test that fails without it; the tests show
+each upstream bug as shipped and the fix working (fix 1: the same resource without and with
+`adopt()`).
 """
-
 from __future__ import annotations
 
 import ctypes
