@@ -14,8 +14,8 @@
 #   * Verified (tests/test_nix.py): every .nix file parses (nix-instantiate --parse); manifest.nix,
 #     capsules.nix and render.nix evaluate (also in restricted mode; once by hand, also as a pure
 #     flake output with `nix eval`), and the JSON they produce is accepted by
-#     exo_init.pid1.manifest.parse_manifest, which agrees with manifest.nix on 73 valid and invalid
-#     capsules; invalid capsules
+#     exo_init.pid1.manifest.parse_manifest, which agrees with manifest.nix on about 200 valid and
+#     invalid capsules (both check by one table, exo_init/pid1/manifest_schema.json); invalid capsules
 #     fail evaluation with a message naming the capsule and field; flake.lock carries the pin from
 #     /work/shared/nixpkgs-pin.json (lock version 7); the outputs below have the expected names,
 #     and nixos-modules/exosphere.nix and package.nix evaluate, both against a stub nixpkgs (a

@@ -15,9 +15,10 @@
 # needs at run time is a capsule. With systemd in stage 1 the switch to stage 2 is done by systemd
 # itself and that option is not used, hence the assertion below.
 #
-# The capsule options mirror the manifest fields one to one (same snake_case names; see
-# manifest.nix and exo_init/pid1/manifest.py). The manifest is rendered by manifest.nix, which validates
-# it again, so a bad value fails the build with a message naming the capsule and the field.
+# The capsule options are the manifest fields one to one (same snake_case names, types, bounds,
+# defaults and docs), derived from the schema exo_init/pid1/manifest_schema.json (see schema.nix).
+# The manifest is rendered by manifest.nix, which validates it again by the same schema, so a bad
+# value fails the build with a message naming the capsule and the field.
 {
   config,
   lib,
@@ -73,296 +74,29 @@ let
 
   # --- option types ------------------------------------------------------------------------------
 
-  nonNegative = types.numbers.nonnegative;
-  size = types.either types.str types.ints.unsigned;
+  # The capsule options are the manifest's fields, derived from the schema
+  # (exo_init/pid1/manifest_schema.json, through schema.nix): one option per field, typed by the
+  # field's type and bounds (`ints.between`, `numbers.between`, `enum`, ...), with its default and
+  # its doc. `readiness`, `restart`, `stop` and `quotas` are submodules of their fields;
+  # `capabilities` is a free attribute set (`host = true` stands alone).
+  schema = import ./schema.nix;
 
-  readinessOptions = {
-    kind = mkOption {
-      type = types.enum [
-        "started"
-        "notify"
-        "fd"
-        "file"
-        "tcp"
-      ];
-      default = "started";
-      description = ''
-        When the capsule counts as ready (dependents start only then):
-        `started` once the program was executed; `notify` on `READY=1` sent to
-        `$NOTIFY_SOCKET` (sd_notify); `fd` when a newline is written to file descriptor
-        {option}`fd` (s6 style); `file` once {option}`path` exists; `tcp` once
-        {option}`host`:{option}`port` accepts connections. A oneshot capsule is ready when it
-        exits 0 and takes only `started`.
-      '';
-    };
-    fd = mkOption {
-      type = types.ints.between 3 1023;
-      default = 3;
-      description = "The notification file descriptor for `kind = \"fd\"`.";
-    };
-    path = mkOption {
-      type = types.str;
-      default = "";
-      description = "The absolute path whose existence means ready, for `kind = \"file\"`.";
-    };
-    host = mkOption {
-      type = types.str;
-      default = "127.0.0.1";
-      description = "The address to connect to, for `kind = \"tcp\"`.";
-    };
-    port = mkOption {
-      type = types.port;
-      default = 0;
-      description = "The TCP port to connect to, for `kind = \"tcp\"` (required then).";
-    };
-    timeout = mkOption {
-      type = nonNegative;
-      default = 30.0;
-      description = "Seconds to wait for readiness before the start counts as failed.";
-    };
-  };
-
-  restartOptions = {
-    policy = mkOption {
-      type = types.enum [
-        "always"
-        "on-failure"
-        "never"
-      ];
-      default = "on-failure";
-      description = "When to restart the capsule after its main process exits.";
-    };
-    delay = mkOption {
-      type = nonNegative;
-      default = 0.5;
-      description = "The first restart delay in seconds; it doubles on each consecutive failure.";
-    };
-    max_delay = mkOption {
-      type = nonNegative;
-      default = 30.0;
-      description = "The cap on the restart delay, in seconds (at least {option}`delay`).";
-    };
-    reset_after = mkOption {
-      type = nonNegative;
-      default = 30.0;
-      description = "A run at least this many seconds long resets the backoff.";
-    };
-    limit_burst = mkOption {
-      type = types.ints.between 1 1000;
-      default = 5;
-      description = "This many failed runs within {option}`limit_interval` mark the capsule failed.";
-    };
-    limit_interval = mkOption {
-      type = nonNegative;
-      default = 60.0;
-      description = "The window, in seconds, for {option}`limit_burst`.";
-    };
-  };
-
-  stopOptions = {
-    signal = mkOption {
-      type = types.either types.str types.ints.positive;
-      default = "SIGTERM";
-      example = "SIGINT";
-      description = "The signal that asks the capsule to stop: a name (`SIGTERM`, `TERM`) or a number.";
-    };
-    timeout = mkOption {
-      type = nonNegative;
-      default = 10.0;
-      description = "Seconds between the stop signal and SIGKILL to the capsule's whole cgroup.";
-    };
-  };
-
-  quotaOptions = {
-    cpu_max = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      example = "20%";
-      description = ''
-        CPU bandwidth limit (cgroup `cpu.max`): a percentage of one CPU (`"20%"`, `"150%"`),
-        `"max"`, or `"QUOTA PERIOD"` in microseconds. `null`: no limit.
-      '';
-    };
-    cpu_weight = mkOption {
-      type = types.nullOr (types.ints.between 1 10000);
-      default = null;
-      description = "Relative CPU share (cgroup `cpu.weight`, 1-10000, kernel default 100).";
-    };
-    memory_max = mkOption {
-      type = types.nullOr size;
-      default = null;
-      example = "64M";
-      description = "Hard memory limit (cgroup `memory.max`): bytes, a size such as `\"64M\"`, or `\"max\"`.";
-    };
-    memory_high = mkOption {
-      type = types.nullOr size;
-      default = null;
-      description = "Memory throttling threshold (cgroup `memory.high`), same units as {option}`memory_max`.";
-    };
-    memory_swap_max = mkOption {
-      type = types.nullOr size;
-      default = null;
-      description = "Swap limit (cgroup `memory.swap.max`), same units as {option}`memory_max`.";
-    };
-    pids_max = mkOption {
-      type = types.nullOr (types.either (types.enum [ "max" ]) (types.ints.between 1 4194304));
-      default = null;
-      description = "Maximum number of processes and threads (cgroup `pids.max`).";
-    };
-    io_weight = mkOption {
-      type = types.nullOr (types.ints.between 1 10000);
-      default = null;
-      description = "Relative I/O share (cgroup `io.weight`, 1-10000).";
-    };
-    io_max = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-      example = [ "8:0 rbps=1048576 wiops=120" ];
-      description = "I/O limits per device (cgroup `io.max` lines: `MAJ:MIN key=value ...`).";
-    };
-    memory_oom_group = mkOption {
-      type = types.nullOr types.bool;
-      default = null;
-      description = "Whether the OOM killer kills the whole capsule at once (cgroup `memory.oom.group`).";
-    };
-  };
-
-  capsuleModule =
-    { name, ... }:
-    {
-      options = {
-        enable = mkOption {
-          type = types.bool;
-          default = true;
-          description = ''
-            Whether this capsule is part of the manifest. (Not a manifest field: a disabled
-            capsule is left out, e.g. to drop one of the default capsules.)
-          '';
-        };
-        argv = mkOption {
-          type = types.nonEmptyListOf types.str;
-          example = literalExpression ''[ "''${pkgs.coreutils}/bin/sleep" "infinity" ]'';
-          description = "The command to run, with arguments; the first element is an absolute path.";
-        };
-        env = mkOption {
-          type = types.attrsOf types.str;
-          default = { };
-          description = "Extra environment variables (exo_init sets PATH, HOME, USER, LANG, TERM and EXO_CAPSULE).";
-        };
-        user = mkOption {
-          type = types.nullOr types.nonEmptyStr;
-          default = null;
-          description = "The user the capsule runs as; `null`: root with `capabilities.host`, else a dynamic unprivileged uid.";
-        };
-        group = mkOption {
-          type = types.nullOr types.str;
-          default = null;
-          description = "The group the capsule runs as; `null`: the user's primary group.";
-        };
-        workdir = mkOption {
-          type = types.str;
-          default = "/";
-          description = "The absolute working directory.";
-        };
-        type = mkOption {
-          type = types.enum [
-            "simple"
-            "oneshot"
-          ];
-          default = "simple";
-          description = "`simple`: a long-running process. `oneshot`: runs to completion; ready once it exited 0.";
-        };
-        autostart = mkOption {
-          type = types.bool;
-          default = true;
-          description = "Whether exo_init starts the capsule at boot (otherwise only on `exoctl start ${name}`).";
-        };
-        after = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-          description = "Capsules this one starts after (ordering only; a missing one is ignored).";
-        };
-        requires = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-          description = "Capsules this one needs: it starts after they are ready and fails if they fail.";
-        };
-        readiness = mkOption {
-          type = types.submodule { options = readinessOptions; };
-          default = { };
-          description = "How exo_init decides the capsule is ready.";
-        };
-        restart = mkOption {
-          type = types.submodule { options = restartOptions; };
-          default = { };
-          description = "Restart policy and backoff.";
-        };
-        stop = mkOption {
-          type = types.submodule { options = stopOptions; };
-          default = { };
-          description = "How the capsule is stopped.";
-        };
-        quotas = mkOption {
-          type = types.submodule { options = quotaOptions; };
-          default = { };
-          description = "cgroup v2 resource limits for the capsule's cgroup.";
-        };
-        capabilities = mkOption {
-          type = types.attrsOf types.anything;
-          default = { };
-          description = ''
-            What the capsule may touch (the Scoped HAL); nothing by default: own PID, mount, UTS, IPC and
-            network namespaces, a read-only root holding only the system's programs, no Linux capabilities,
-            no_new_privs. Keys: `host` (true: unconfined), `filesystem` ({ "/path" = "ro" | "rw"; }),
-            `network` ("none" | "host" | { veth = { address; peer; }; }), `devices` ([ "/dev/fb0" ]),
-            `display`, `bus`, `control`, `logs` (booleans), `caps` ([ "CAP_NET_BIND_SERVICE" ]), `seccomp_deny`
-            ([ "ptrace" ]). See exo_init/pid1/manifest.py.
-          '';
-        };
-        watchdog_sec = mkOption {
-          type = nonNegative;
-          default = 0;
-          description = "If > 0, the capsule must send `WATCHDOG=1` (sd_notify) at least this often or it is restarted.";
-        };
-        console = mkOption {
-          type = types.bool;
-          default = false;
-          description = "Whether the capsule gets the system console as its controlling terminal (stdin/stdout/stderr).";
-        };
-        description = mkOption {
-          type = types.str;
-          default = "";
-          description = "A one-line description shown by `exoctl status`.";
-        };
+  capsuleModule = {
+    options = schema.options { inherit mkOption types; } "capsule" // {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Whether this capsule is part of the manifest. (Not a manifest field: a disabled
+          capsule is left out, e.g. to drop one of the default capsules.)
+        '';
       };
     };
-
-  # A capsule option value -> the manifest fields (drops `enable` and the module system's own attrs).
-  toManifest = c: {
-    inherit (c)
-      argv
-      env
-      user
-      group
-      workdir
-      type
-      autostart
-      after
-      requires
-      capabilities
-      watchdog_sec
-      console
-      description
-      ;
-    readiness = lib.getAttrs (builtins.attrNames readinessOptions) c.readiness;
-    restart = lib.getAttrs (builtins.attrNames restartOptions) c.restart;
-    stop = lib.getAttrs (builtins.attrNames stopOptions) c.stop;
-    quotas = lib.getAttrs (builtins.attrNames quotaOptions) c.quotas;
   };
 
   manifest = import ./manifest.nix {
     inherit (cfg) hostname;
-    capsules = lib.mapAttrs (_: toManifest) (lib.filterAttrs (_: c: c.enable) cfg.capsules);
+    capsules = lib.mapAttrs (_: schema.fromOptions) (lib.filterAttrs (_: c: c.enable) cfg.capsules);
   };
 
   # --- NixOS test driver backdoor ----------------------------------------------------------------

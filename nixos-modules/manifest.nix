@@ -3,29 +3,34 @@
 #   import ./manifest.nix { hostname = "exosphere"; capsules = { NAME = { argv = [ ... ]; ... }; }; }
 #
 # returns the manifest attribute set; `builtins.toJSON` of it is the document that exo_init reads
-# from /etc/exosphere/manifest.json. The schema is exactly the one `exo_init.pid1.manifest.parse_manifest`
-# (exo_init/pid1/manifest.py) accepts: the same snake_case field names, the same defaults, the same
-# limits. This file checks everything that loader checks, so a mistake is a Nix evaluation error at
-# build time, naming the capsule and the field, instead of a capsule that fails on the running system:
+# from /etc/exosphere/manifest.json. The fields, their types, defaults and bounds are not written
+# here: they are the table in exo_init/pid1/manifest_schema.json (through schema.nix), which
+# exo_init's own loader (exo_init/pid1/manifest.py) reads too. This file checks each field by its
+# type in that table, then the rules that relate fields (the same rules as the loader), so a
+# mistake is a Nix evaluation error at build time, naming the capsule and the field, instead of a
+# capsule that fails on the running system:
 #
 #   error: exosphere: capsule "web": restart.policy must be one of always, on-failure, never, got "sometimes"
 #
-# Every problem found is reported (one line each), not just the first.
+# Every problem found is reported (one line each), not just the first. Out-of-bounds numbers are
+# worded as the loader words them ("readiness.fd must be between 3 and 1023, got 2").
 #
 # Only builtins are used (no nixpkgs, no lib), so the Debian dev-image builder can evaluate it with a
 # bare `nix-instantiate` and no channels (see render.nix), and the NixOS module can use it unchanged.
 #
 # Conventions:
-#   * A field that is absent or null takes the loader's default. Defaults are written out explicitly,
-#     so the JSON is self-describing; optional fields without a default (group, each quota) are
-#     omitted rather than emitted as null.
+#   * A field that is absent or null takes the schema's default. Defaults of the sections marked
+#     `fill` (the capsule, readiness, restart, stop) are written out, so the JSON is
+#     self-describing; optional fields without a default (user, group, each quota) are omitted
+#     rather than emitted as null.
 #   * A capsule whose value is null is dropped (lets an extra capsules file remove a default one).
 #   * `stop.signal` given by name is normalised to upper case with the SIG prefix ("term" -> "SIGTERM").
 #   * Everything else is passed through as written; exo_init normalises sizes and percentages itself.
 #   * Where the Python loader is more lenient (e.g. it accepts "5 %" or "05%" for cpu_max), this file
-#     accepts the stricter, canonical subset.
+#     accepts the stricter, canonical subset. What needs the running system's tables (which
+#     capability and system call names exist) is checked by the loader only.
 {
-  hostname ? "exosphere",
+  hostname ? (import ./schema.nix).topDefaults.hostname,
   capsules,
 }:
 let
@@ -49,7 +54,6 @@ let
     listToAttrs
     map
     match
-    removeAttrs
     replaceStrings
     stringLength
     substring
@@ -57,181 +61,29 @@ let
     typeOf
     ;
 
-  # --- the schema: defaults and allowed values, mirroring exo_init/pid1/manifest.py -------------------
+  # --- the schema: exo_init/pid1/manifest_schema.json, the table exo_init's loader also reads ----
 
-  manifestVersion = 1;
+  schema = import ./schema.nix;
+  inherit (schema) sections patterns;
+  manifestVersion = schema.version;
+  units = schema.size_units;
+  escapeCaps = schema.escape_caps;
+  signalNames = schema.signals.names;
+  signalNumbers = schema.signals.numbers;
 
-  capsuleKeys = [
-    "argv"
-    "env"
-    "user"
-    "group"
-    "workdir"
-    "type"
-    "autostart"
-    "after"
-    "requires"
-    "readiness"
-    "restart"
-    "stop"
-    "quotas"
-    "capabilities"
-    "watchdog_sec"
-    "console"
-    "description"
-  ];
-
-  # No `user`: the loader picks root for `capabilities.host = true`, else a dynamic uid.
-  capsuleDefaults = {
-    env = { };
-    workdir = "/";
-    type = "simple";
-    autostart = true;
-    after = [ ];
-    requires = [ ];
-    capabilities = { };
-    watchdog_sec = 0;
-    console = false;
-    description = "";
-  };
-
-  readinessDefaults = {
-    kind = "started";
-    fd = 3;
-    path = "";
-    host = "127.0.0.1";
-    port = 0;
-    timeout = 30.0;
-  };
-
-  restartDefaults = {
-    policy = "on-failure";
-    delay = 0.5;
-    max_delay = 30.0;
-    reset_after = 30.0;
-    limit_burst = 5;
-    limit_interval = 60.0;
-  };
-
-  stopDefaults = {
-    signal = "SIGTERM";
-    timeout = 10.0;
-  };
-
-  quotaKeys = [
-    "cpu_max"
-    "cpu_weight"
-    "memory_max"
-    "memory_high"
-    "memory_swap_max"
-    "pids_max"
-    "io_weight"
-    "io_max"
-    "memory_oom_group"
-  ];
-
-  capabilityKeys = [
-    "host"
-    "filesystem"
-    "network"
-    "devices"
-    "display"
-    "bus"
-    "control"
-    "logs"
-    "caps"
-    "seccomp_deny"
-  ];
-  # Capabilities that would let an isolated capsule leave its namespaces (exo_init/pid1/manifest.py
-  # ESCAPE_CAPS); whether a name exists at all, and syscall names, are checked by the loader.
-  escapeCaps = [
-    "CAP_SYS_ADMIN"
-    "CAP_SYS_CHROOT"
-    "CAP_SYS_MODULE"
-    "CAP_SYS_PTRACE"
-    "CAP_SYS_RAWIO"
-    "CAP_MKNOD"
-    "CAP_SYS_BOOT"
-    "CAP_BPF"
-    "CAP_PERFMON"
-    "CAP_MAC_ADMIN"
-    "CAP_MAC_OVERRIDE"
-    "CAP_LINUX_IMMUTABLE"
-    "CAP_DAC_READ_SEARCH"
-  ];
-
-  capsuleTypes = [
-    "simple"
-    "oneshot"
-  ];
-  readinessKinds = [
-    "started"
-    "notify"
-    "fd"
-    "file"
-    "tcp"
-  ];
-  restartPolicies = [
-    "always"
-    "on-failure"
-    "never"
-  ];
-
-  # Python's signal.Signals on Linux: the names (aliases included) and the numbers it accepts.
-  signalNames = [
-    "SIGABRT"
-    "SIGALRM"
-    "SIGBUS"
-    "SIGCHLD"
-    "SIGCLD"
-    "SIGCONT"
-    "SIGFPE"
-    "SIGHUP"
-    "SIGILL"
-    "SIGINT"
-    "SIGIO"
-    "SIGIOT"
-    "SIGKILL"
-    "SIGPIPE"
-    "SIGPOLL"
-    "SIGPROF"
-    "SIGPWR"
-    "SIGQUIT"
-    "SIGRTMAX"
-    "SIGRTMIN"
-    "SIGSEGV"
-    "SIGSTKFLT"
-    "SIGSTOP"
-    "SIGSYS"
-    "SIGTERM"
-    "SIGTRAP"
-    "SIGTSTP"
-    "SIGTTIN"
-    "SIGTTOU"
-    "SIGURG"
-    "SIGUSR1"
-    "SIGUSR2"
-    "SIGVTALRM"
-    "SIGWINCH"
-    "SIGXCPU"
-    "SIGXFSZ"
-  ];
-  signalNumbers = genList (i: i + 1) 31 ++ [
-    34
-    64
-  ];
-
-  # Regular expressions (POSIX ERE, whole-string match as builtins.match does), as in the loader.
-  nameRe = "[a-z0-9][a-z0-9_.-]{0,63}";
-  hostnameRe = "[A-Za-z0-9][A-Za-z0-9-]{0,62}";
-  sizeRe = "[0-9]+[KMGTkmgt]?[Bb]?";
-  percentRe = "(0|[1-9][0-9]*)(\\.[0-9]+)?%";
-  cpuMaxRawRe = "(max|[0-9]+)( [0-9]+)?";
+  # Regular expressions (POSIX ERE, whole-string match as builtins.match does); the loader matches
+  # the same patterns (re.fullmatch).
+  nameRe = patterns.name;
+  hostnameRe = patterns.hostname;
+  sizeRe = patterns.size;
+  percentRe = patterns.percent;
+  cpuMaxRawRe = patterns.cpu_max_raw;
+  ioMaxRe = patterns.io_max;
+  capRe = patterns.capability;
+  syscallRe = patterns.syscall;
+  cidrRe = patterns.cidr;
   # A normalised absolute path other than / (no "." or ".." components, no trailing slash).
   grantPathRe = "(/[^/]+)+";
-  capRe = "CAP_[A-Z_]+";
-  cidrRe = "[0-9a-fA-F.:]+/[0-9]+";
-  ioMaxRe = "[0-9]+:[0-9]+( (rbps|wbps|riops|wiops)=([0-9]+|max))+";
 
   # --- small helpers (builtins only) -----------------------------------------------------------
 
@@ -260,8 +112,9 @@ let
   oneOf = values: concatStringsSep ", " values;
   quote = toJSON;
 
-  # A value as it appears in an error message: JSON for scalars, a description otherwise
-  # (never force a derivation or copy a path into the store just to print it).
+  # A value as it appears in an error message: JSON for scalars (numbers as the loader prints
+  # them: toJSON writes a float as C's %g), a description otherwise (never force a derivation or
+  # copy a path into the store just to print it).
   show =
     v:
     let
@@ -303,35 +156,41 @@ let
       filter (k: !elem k allowed) (attrNames set)
     );
 
-  checkEnum =
-    field: values: v:
-    check (elem v values) "${field} must be one of ${oneOf values}, got ${show v}";
-  checkBool = field: v: check (isBool v) "${field} must be true or false, got ${show v}";
-  checkString = field: v: check (isString v) "${field} must be a string, got ${show v}";
-  checkAbsolute =
-    field: v:
-    if !isString v then
-      checkString field v
+  indexed = list: genList (i: { inherit i; v = builtins.elemAt list i; }) (length list);
+  eachOf =
+    field: v: each:
+    if !isList v then
+      [ "${field} must be a list, got ${show v}" ]
     else
-      check (hasPrefix "/" v) "${field} must be an absolute path, got ${show v}";
-  checkNumber =
-    field: v:
-    if !isNumber v then
-      [ "${field} must be a number, got ${show v}" ]
-    else
-      check (v >= 0) "${field} must be >= 0, got ${show v}";
-  checkInt =
-    field: lo: hi: v:
-    if !isInt v then
-      [ "${field} must be an integer, got ${show v}" ]
-    else
-      check (v >= lo && v <= hi) "${field} must be between ${toString lo} and ${toString hi}, got ${show v}";
+      concatMap (x: each "${field}[${toString x.i}]" x.v) (indexed v);
+
+  # Bounds, worded as the loader words them ("must be between 0 and 86400, got -1").
+  rangeText = lo: hi: "between ${toJSON lo} and ${toJSON hi}";
+  inRange = lo: hi: v: v >= lo && v <= hi;
+  # A decimal digit string read as a number in [lo, hi], without reading a number too long for a
+  # Nix integer (leading zeros do not count).
+  stripZeros = s: head (match "0*([0-9]+)" s);
+  digitsWithin =
+    lo: hi: s:
+    let
+      d = stripZeros s;
+    in
+    stringLength d <= stringLength (toString hi) && inRange lo hi (builtins.fromJSON d);
+
   checkAttrs =
     field: v: then':
     if isAttrs v && !(v ? outPath) then then' else [ "${field} must be an attribute set, got ${show v}" ];
-  indexed = list: genList (i: { inherit i; v = builtins.elemAt list i; }) (length list);
+  checkBool = field: v: check (isBool v) "${field} must be true or false, got ${show v}";
+  checkString = field: v: check (isString v) "${field} must be a string, got ${show v}";
+  # A number of the right kind (`isKind`, named `what`) within the field's bounds.
+  checkBounded =
+    isKind: what: field: f: v:
+    if !isKind v then
+      [ "${field} must be ${what}, got ${show v}" ]
+    else
+      check (inRange f.min f.max v) "${field} must be ${rangeText f.min f.max}, got ${show v}";
+  checkInt = checkBounded isInt "an integer";
 
-  # --- capabilities (the Scoped HAL) ---------------------------------------------------------------
   grantPath =
     field: v:
     if !isString v then
@@ -342,67 +201,286 @@ let
       ) "${field} must be a normalised absolute path other than /, got ${show v}";
   splitPath = v: filter isString (builtins.split "/" v);
 
-  capabilityProblems =
-    caps:
+  normaliseSignal =
+    s:
     let
-      opt = key: f: if caps ? ${key} then f "capabilities.${key}" caps.${key} else [ ];
-      list =
-        field: v: each:
-        if !isList v then [ "${field} must be a list, got ${show v}" ] else concatMap (x: each "${field}[${toString x.i}]" x.v) (indexed v);
-      network =
-        field: v:
-        if isAttrs v then
-          unknownKeys "${field}." [ "veth" ] v
-          ++ (
-            if !(v ? veth) || !isAttrs v.veth then
-              [ "${field}.veth must be an attribute set { address; peer; }, got ${show (v.veth or null)}" ]
-            else
-              unknownKeys "${field}.veth." [ "address" "peer" ] v.veth
-              ++ concatMap (
-                k: check (v.veth ? ${k} && isString v.veth.${k} && matches cidrRe v.veth.${k}) "${field}.veth.${k} must be an address with a prefix length such as \"10.250.0.2/30\", got ${show (v.veth.${k} or null)}"
-              ) [ "address" "peer" ]
-          )
-        else
-          checkEnum field [ "none" "host" ] v;
+      up = toUpper s;
     in
-    checkAttrs "capabilities" caps (
-      unknownKeys "capabilities." capabilityKeys caps
-      ++ opt "host" checkBool
-      ++ (
-        if (caps.host or false) == true then
-          map (k: "capabilities.${k} is meaningless with host = true (it grants everything)") (
-            filter (k: k != "host") (attrNames caps)
-          )
+    if hasPrefix "SIG" up then up else "SIG${up}";
+
+  # --- one check per schema type: field (dotted path) -> its schema entry -> value -> problems ------
+
+  typeChecks = {
+    bool = field: _: checkBool field;
+
+    string =
+      field: f: v:
+      checkString field v
+      ++ check (!isString v || (f.nonempty or "") == "" || v != "") "${field} must not be empty (${f.nonempty or ""})";
+
+    path =
+      field: _: v:
+      if !isString v then
+        checkString field v
+      else
+        check (hasPrefix "/" v) "${field} must be an absolute path, got ${show v}";
+
+    int = checkInt;
+
+    number = checkBounded isNumber "a number";
+
+    enum = field: f: v: check (elem v f.values) "${field} must be one of ${oneOf f.values}, got ${show v}";
+
+    names =
+      field: _: v:
+      if !isList v then
+        [ "${field} must be a list of capsule names, got ${show v}" ]
+      else
+        concatMap (
+          x:
+          if !isString x.v then
+            [ "${field}[${toString x.i}] must be a capsule name (a string), got ${show x.v}" ]
+          else
+            check (match nameRe x.v != null) "${field}[${toString x.i}] ${show x.v} is not a valid capsule name"
+        ) (indexed v);
+
+    argv =
+      field: _: v:
+      if !isList v then
+        [ "${field} must be a list of strings, got ${show v}" ]
+      else if v == [ ] then
+        [ "${field} must not be empty" ]
+      else
+        concatMap (x: checkString "${field}[${toString x.i}]" x.v) (indexed v)
+        ++ (
+          if isString (head v) then
+            check (hasPrefix "/" (head v)) "${field}[0] must be an absolute path, got ${show (head v)}"
+          else
+            [ ]
+        );
+
+    env =
+      field: _: v:
+      checkAttrs field v (
+        concatMap (
+          k:
+          check (k != "" && match ".*=.*" k == null) "${field}.${k} is not a valid variable name"
+          ++ checkString "${field}.${k}" v.${k}
+        ) (attrNames v)
+      );
+
+    signal =
+      field: _: v:
+      check (
+        (isString v && elem (normaliseSignal v) signalNames) || (isInt v && elem v signalNumbers)
+      ) "${field} must be a signal name such as \"SIGTERM\" or a signal number, got ${show v}";
+
+    size =
+      field: f: v:
+      let
+        m = if isString v then match sizeRe v else null;
+        perUnit = builtins.div f.max units.${toUpper (builtins.elemAt m 1)};
+        wrong = "${field} must be a size such as \"64M\", \"1G\", 1048576 or \"max\", got ${show v}";
+      in
+      if v == "max" then
+        [ ]
+      else if isInt v then
+        (if v < 0 then [ wrong ] else check (inRange 0 f.max v) "${field} must be ${rangeText 0 f.max}, got ${show v}")
+      else if m == null then
+        [ wrong ]
+      else
+        check (digitsWithin 0 perUnit (head m)) "${field} must be at most ${toJSON f.max} bytes, got ${show v}";
+
+    cpu_max =
+      field: f: v:
+      let
+        wrong = "${field} must be a percentage such as \"20%\", \"max\" or \"QUOTA PERIOD\" in microseconds, got ${show v}";
+        percent = if isString v then match percentRe v else null;
+        raw = if isString v then match cpuMaxRawRe v else null;
+        partOk = b: s: s == null || s == "max" || digitsWithin b.min b.max s;
+      in
+      if percent != null then
+        check (
+          stringLength (stripZeros (head percent)) <= 7
+          && inRange f.percent.min f.percent.max (builtins.fromJSON (head (match "(.*)%" v)))
+        ) "${field} must be a percentage ${rangeText f.percent.min f.percent.max}, got ${show v}"
+      else if raw != null then
+        check (partOk f.quota (builtins.elemAt raw 0)) "${field} must have a quota ${rangeText f.quota.min f.quota.max} microseconds, got ${show v}"
+        ++ check (partOk f.period (builtins.elemAt raw 2)) "${field} must have a period ${rangeText f.period.min f.period.max} microseconds, got ${show v}"
+      else
+        [ wrong ];
+
+    pids = field: f: v: if v == "max" then [ ] else checkInt field f v;
+
+    io_max =
+      field: _: v:
+      if !isList v then
+        [ "${field} must be a list of \"MAJ:MIN rbps=N ...\" lines, got ${show v}" ]
+      else
+        concatMap (
+          x:
+          check (matches ioMaxRe x.v) "${field}[${toString x.i}] must look like \"8:0 rbps=1048576 wiops=max\", got ${show x.v}"
+        ) (indexed v);
+
+    grants =
+      field: _: v:
+      checkAttrs field v (
+        concatMap (
+          path:
+          grantPath "${field}.\"${path}\"" path
+          ++ typeChecks.enum "${field}.\"${path}\"" {
+            values = [
+              "ro"
+              "rw"
+            ];
+          } v.${path}
+        ) (attrNames v)
+      );
+
+    network =
+      field: _: v:
+      if isAttrs v then
+        unknownKeys "${field}." [ "veth" ] v
+        ++ (
+          if !(v ? veth) || !isAttrs v.veth then
+            [ "${field}.veth must be an attribute set { address; peer; }, got ${show (v.veth or null)}" ]
+          else
+            unknownKeys "${field}.veth." [
+              "address"
+              "peer"
+            ] v.veth
+            ++ concatMap
+              (
+                k:
+                check (v.veth ? ${k} && matches cidrRe v.veth.${k}) "${field}.veth.${k} must be an address with a prefix length such as \"10.250.0.2/30\", got ${show (v.veth.${k} or null)}"
+              )
+              [
+                "address"
+                "peer"
+              ]
+        )
+      else
+        typeChecks.enum field {
+          values = [
+            "none"
+            "host"
+          ];
+        } v;
+
+    devices =
+      field: _: v:
+      eachOf field v (
+        f: d: grantPath f d ++ check (isString d && hasPrefix "/dev/" d) "${f} must be under /dev/, got ${show d}"
+      );
+
+    caps =
+      field: _: v:
+      eachOf field v (
+        f: x:
+        check (matches capRe x) "${f} must be a capability name such as \"CAP_NET_BIND_SERVICE\", got ${show x}"
+        ++ check (!elem x escapeCaps) "${f}: ${show x} would let the capsule leave its namespaces; refused (use host = true)"
+      );
+
+    syscalls =
+      field: _: v:
+      eachOf field v (f: x: check (matches syscallRe x) "${f} must be a system call name, got ${show x}");
+  };
+
+  # --- sections: the fields by the table, then the rules that relate fields ------------------------
+
+  # Problems with the fields of section `name` in `v` (an attribute set, nulls removed), each field
+  # at its dotted path under `prefix`; absent fields are checked at their default.
+  fieldProblems =
+    ctx: name: prefix: v:
+    let
+      s = sections.${name};
+      one =
+        f:
+        let
+          path = "${prefix}${f.name}";
+        in
+        if v ? ${f.name} then
+          valueProblems ctx path f v.${f.name}
+        else if f.required or false then
+          [ "${path} is missing (${f.doc})" ]
+        else if f ? default then
+          valueProblems ctx path f f.default
         else
-          opt "filesystem" (
-            field: v:
-            checkAttrs field v (
-              concatMap (
-                path: grantPath "${field}.\"${path}\"" path ++ checkEnum "${field}.\"${path}\"" [ "ro" "rw" ] v.${path}
-              ) (attrNames v)
-            )
-          )
-          ++ opt "network" network
-          ++ opt "devices" (
-            field: v:
-            list field v (f: d: grantPath f d ++ check (isString d && hasPrefix "/dev/" d) "${f} must be under /dev/, got ${show d}")
-          )
-          ++ opt "display" checkBool
-          ++ opt "bus" checkBool
-          ++ opt "control" checkBool
-          ++ opt "logs" checkBool
-          ++ opt "caps" (
-            field: v:
-            list field v (
-              f: x:
-              check (isString x && matches capRe x) "${f} must be a capability name such as \"CAP_NET_BIND_SERVICE\", got ${show x}"
-              ++ check (!elem x escapeCaps) "${f}: ${show x} would let the capsule leave its namespaces; refused (use host = true)"
-            )
-          )
-          ++ opt "seccomp_deny" (
-            field: v: list field v (f: x: check (isString x && matches "[a-z0-9_]+" x) "${f} must be a system call name, got ${show x}")
-          )
+          [ ];
+    in
+    unknownKeys prefix s.keys v ++ concatMap one s.fields;
+
+  valueProblems =
+    ctx: path: f: v:
+    if f.type == "section" then
+      checkAttrs path v (
+        if f.name == "capabilities" then
+          capabilityProblems ctx "${path}." v
+        else
+          fieldProblems ctx f.name "${path}." (dropNulls v) ++ rules.${f.name} ctx (sections.${f.name}.defaults // dropNulls v)
       )
+    else
+      typeChecks.${f.type} path f v;
+
+  # Cross-field rules, given the section with defaults filled in; each only where the fields it
+  # relates are of the right type (their own problems are reported by the type checks).
+  rules = {
+    readiness =
+      ctx: r:
+      check (
+        ctx.type != "oneshot" || r.kind == "started"
+      ) "readiness.kind must be \"started\" for a oneshot capsule (it is ready when it exits 0), got ${show r.kind}"
+      ++ check (
+        r.kind != "file" || (isString r.path && hasPrefix "/" r.path)
+      ) "readiness.path must be an absolute path when readiness.kind is \"file\", got ${show r.path}"
+      ++ check (r.kind != "tcp" || r.port != 0) "readiness.port must be set when readiness.kind is \"tcp\"";
+
+    restart =
+      _: r:
+      check (
+        !(isNumber r.delay && isNumber r.max_delay) || r.max_delay >= r.delay
+      ) "restart.max_delay must be >= restart.delay (${show r.delay}), got ${show r.max_delay}";
+
+    stop = _: _: [ ];
+
+    quotas = _: _: [ ];
+
+    # `requires` implies `after`; neither may name the capsule itself; what it requires must exist.
+    capsule =
+      ctx: c:
+      concatMap (
+        field:
+        let
+          names = if isList c.${field} then filter isString c.${field} else [ ];
+        in
+        check (!elem ctx.name names) "${field} must not name the capsule itself"
+        ++ (
+          if field == "requires" then
+            map (d: "requires names ${show d}, which is not declared") (
+              filter (d: match nameRe d != null && !(hasAttr d ctx.declared)) names
+            )
+          else
+            [ ]
+        )
+      ) [
+        "after"
+        "requires"
+      ];
+  };
+
+  # The capabilities (the Scoped HAL): `host = true` stands alone; otherwise each grant by its type.
+  capabilityProblems =
+    ctx: prefix: caps:
+    let
+      s = sections.capabilities;
+      given = filter (k: elem k s.keys) (attrNames caps);
+    in
+    unknownKeys prefix s.keys caps
+    ++ (
+      if caps ? host && caps.host == true then
+        map (k: "${prefix}${k} is meaningless with host = true (it grants everything)") (filter (k: k != "host") given)
+      else
+        concatMap (k: valueProblems ctx "${prefix}${k}" s.byName.${k} caps.${k}) given
     );
 
   # --- one capsule -------------------------------------------------------------------------------
@@ -412,217 +490,34 @@ let
   capsuleProblems =
     declared: name: c:
     let
-      get = field: c.${field} or capsuleDefaults.${field} or null;
-      ctype = get "type";
-
-      argvProblems =
-        if !(c ? argv) then
-          [ "argv is missing (the command to run, as a list of strings)" ]
-        else if !isList c.argv then
-          [ "argv must be a list of strings, got ${show c.argv}" ]
-        else if c.argv == [ ] then
-          [ "argv must not be empty" ]
-        else
-          concatMap (x: checkString "argv[${toString x.i}]" x.v) (indexed c.argv)
-          ++ (
-            if isString (head c.argv) then
-              check (hasPrefix "/" (head c.argv)) "argv[0] must be an absolute path, got ${show (head c.argv)}"
-            else
-              [ ]
-          );
-
-      envProblems = checkAttrs "env" (get "env") (
-        concatMap (
-          k:
-          check (k != "" && match ".*=.*" k == null) "env.${k} is not a valid variable name"
-          ++ checkString "env.${k}" (get "env").${k}
-        ) (attrNames (get "env"))
-      );
-
-      namesProblems =
-        field: v:
-        if !isList v then
-          [ "${field} must be a list of capsule names, got ${show v}" ]
-        else
-          concatMap (
-            x:
-            if !isString x.v then
-              [ "${field}[${toString x.i}] must be a capsule name (a string), got ${show x.v}" ]
-            else if match nameRe x.v == null then
-              [ "${field}[${toString x.i}] ${show x.v} is not a valid capsule name" ]
-            else if x.v == name then
-              [ "${field} must not name the capsule itself" ]
-            else if field == "requires" && !(hasAttr x.v declared) then
-              [ "requires names ${show x.v}, which is not declared" ]
-            else
-              [ ]
-          ) (indexed v);
-
-      readinessProblems =
-        let
-          r = c.readiness;
-          rr = readinessDefaults // dropNulls r;
-        in
-        if !(c ? readiness) then
-          [ ]
-        else
-          checkAttrs "readiness" r (
-            unknownKeys "readiness." (attrNames readinessDefaults) r
-            ++ checkEnum "readiness.kind" readinessKinds rr.kind
-            ++ checkInt "readiness.fd" 3 1023 rr.fd
-            ++ checkString "readiness.path" rr.path
-            ++ checkString "readiness.host" rr.host
-            ++ checkInt "readiness.port" 0 65535 rr.port
-            ++ checkNumber "readiness.timeout" rr.timeout
-            ++ check (
-              ctype != "oneshot" || rr.kind == "started"
-            ) "readiness.kind must be \"started\" for a oneshot capsule (it is ready when it exits 0), got ${show rr.kind}"
-            ++ check (
-              rr.kind != "file" || (isString rr.path && hasPrefix "/" rr.path)
-            ) "readiness.path must be an absolute path when readiness.kind is \"file\", got ${show rr.path}"
-            ++ check (rr.kind != "tcp" || rr.port != 0) "readiness.port must be set when readiness.kind is \"tcp\""
-          );
-
-      restartProblems =
-        let
-          r = c.restart;
-          rr = restartDefaults // dropNulls r;
-        in
-        if !(c ? restart) then
-          [ ]
-        else
-          checkAttrs "restart" r (
-            unknownKeys "restart." (attrNames restartDefaults) r
-            ++ checkEnum "restart.policy" restartPolicies rr.policy
-            ++ checkNumber "restart.delay" rr.delay
-            ++ checkNumber "restart.max_delay" rr.max_delay
-            ++ checkNumber "restart.reset_after" rr.reset_after
-            ++ checkInt "restart.limit_burst" 1 1000 rr.limit_burst
-            ++ checkNumber "restart.limit_interval" rr.limit_interval
-            ++ check (
-              !(isNumber rr.delay && isNumber rr.max_delay) || rr.max_delay >= rr.delay
-            ) "restart.max_delay must be >= restart.delay (${show rr.delay}), got ${show rr.max_delay}"
-          );
-
-      stopProblems =
-        let
-          s = c.stop;
-          ss = stopDefaults // dropNulls s;
-        in
-        if !(c ? stop) then
-          [ ]
-        else
-          checkAttrs "stop" s (
-            unknownKeys "stop." (attrNames stopDefaults) s
-            ++ check (
-              (isString ss.signal && elem (normaliseSignal ss.signal) signalNames)
-              || (isInt ss.signal && elem ss.signal signalNumbers)
-            ) "stop.signal must be a signal name such as \"SIGTERM\" or a signal number, got ${show ss.signal}"
-            ++ checkNumber "stop.timeout" ss.timeout
-          );
-
-      quotaProblems =
-        let
-          q = c.quotas;
-          opt = key: f: if q ? ${key} && q.${key} != null then f "quotas.${key}" q.${key} else [ ];
-          size =
-            field: v:
-            check (
-              v == "max" || (isInt v && v >= 0) || matches sizeRe v
-            ) "${field} must be a size such as \"64M\", \"1G\", 1048576 or \"max\", got ${show v}";
-          percentOk =
-            v:
-            matches percentRe v
-            && (
-              let
-                pct = builtins.fromJSON (head (match "(.*)%" v));
-              in
-              pct > 0 && pct <= 102400
-            );
-        in
-        if !(c ? quotas) then
-          [ ]
-        else
-          checkAttrs "quotas" q (
-            unknownKeys "quotas." quotaKeys q
-            ++ opt "cpu_max" (
-              field: v:
-              check (
-                percentOk v || matches cpuMaxRawRe v
-              ) "${field} must be a percentage such as \"20%\", \"max\" or \"QUOTA PERIOD\" in microseconds, got ${show v}"
-            )
-            ++ opt "cpu_weight" (field: checkInt field 1 10000)
-            ++ opt "memory_max" size
-            ++ opt "memory_high" size
-            ++ opt "memory_swap_max" size
-            ++ opt "pids_max" (
-              field: v: if v == "max" then [ ] else checkInt field 1 4194304 v
-            )
-            ++ opt "io_weight" (field: checkInt field 1 10000)
-            ++ opt "io_max" (
-              field: v:
-              if !isList v then
-                [ "${field} must be a list of \"MAJ:MIN rbps=N ...\" lines, got ${show v}" ]
-              else
-                concatMap (
-                  x:
-                  check (matches ioMaxRe x.v) "${field}[${toString x.i}] must look like \"8:0 rbps=1048576 wiops=max\", got ${show x.v}"
-                ) (indexed v)
-            )
-            ++ opt "memory_oom_group" checkBool
-          );
+      ctx = {
+        inherit name declared;
+        type = c.type or sections.capsule.defaults.type;
+      };
     in
-    unknownKeys "" capsuleKeys c
-    ++ argvProblems
-    ++ envProblems
-    ++ (
-      if c ? user then
-        checkString "user" c.user ++ check (c.user != "") "user must not be empty (leave it out for a dynamic uid)"
-      else
-        [ ]
-    )
-    ++ (if c ? group then checkString "group" c.group else [ ])
-    ++ checkAbsolute "workdir" (get "workdir")
-    ++ checkEnum "type" capsuleTypes ctype
-    ++ checkBool "autostart" (get "autostart")
-    ++ namesProblems "after" (get "after")
-    ++ namesProblems "requires" (get "requires")
-    ++ readinessProblems
-    ++ restartProblems
-    ++ stopProblems
-    ++ quotaProblems
-    ++ capabilityProblems (get "capabilities")
-    ++ checkNumber "watchdog_sec" (get "watchdog_sec")
-    ++ checkBool "console" (get "console")
-    ++ checkString "description" (get "description");
+    fieldProblems ctx "capsule" "" c ++ rules.capsule ctx (sections.capsule.defaults // c);
 
-  normaliseSignal =
-    s:
+  # The capsule as written to JSON: sections with `fill` get every default written out (so the
+  # JSON is self-describing), the others only what was given; nullable fields without a value are
+  # omitted; signal names are normalised.
+  renderSection =
+    name: v:
     let
-      up = toUpper s;
+      s = sections.${name};
     in
-    if hasPrefix "SIG" up then up else "SIG${up}";
-
-  # The capsule as written to JSON: defaults filled in, optional unset fields omitted.
-  render =
-    c:
-    capsuleDefaults
-    // removeAttrs c [
-      "readiness"
-      "restart"
-      "stop"
-      "quotas"
-    ]
-    // {
-      readiness = readinessDefaults // dropNulls (c.readiness or { });
-      restart = restartDefaults // dropNulls (c.restart or { });
-      stop =
-        let
-          s = stopDefaults // dropNulls (c.stop or { });
-        in
-        s // { signal = if isString s.signal then normaliseSignal s.signal else s.signal; };
-      quotas = dropNulls (c.quotas or { });
-    };
+    builtins.mapAttrs (
+      k: x:
+      let
+        f = s.byName.${k};
+      in
+      if f.type == "section" then
+        renderSection k x
+      else if f.type == "signal" && isString x then
+        normaliseSignal x
+      else
+        x
+    ) ((if s.fill then s.defaults else { }) // dropNulls v);
+  render = renderSection "capsule";
 
   # --- the whole manifest ----------------------------------------------------------------------
 
@@ -632,7 +527,7 @@ let
     check (matches hostnameRe hostname) "exosphere: hostname ${show hostname} is not a valid host name (1-63 of A-Z a-z 0-9 -, not starting with -)"
     ++ check (isAttrs capsules) "exosphere: capsules must be an attribute set of name -> capsule, got ${show capsules}";
 
-  fieldProblems = concatMap (
+  capsulesProblems = concatMap (
     name:
     let
       c = declared.${name};
@@ -686,7 +581,7 @@ let
 
   problems =
     let
-      first = topProblems ++ (if isAttrs capsules then fieldProblems else [ ]);
+      first = topProblems ++ (if isAttrs capsules then capsulesProblems else [ ]);
     in
     if first != [ ] then first else cycleProblems;
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from exo_init.pid1.manifest import topological_order
+from exo_init.pid1.graph import topological_order
 
 
 def _name(path: str) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import subprocess
+import sys
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -12,19 +15,36 @@ import pytest
 
 from exo_init.pid1.capsule import TRANSITIONS, State, backoff_delay, start_limit_hit
 from exo_init.pid1.config import kernel_cmdline
+from exo_init.pid1.graph import find_cycles, topological_order
 from exo_init.pid1.manifest import (
+    CAPSULE,
+    READINESS,
+    RESTART,
+    STOP,
     Access,
+    Capsule,
     ManifestError,
     NetworkKind,
     Restart,
     Veth,
-    find_cycles,
     load_manifest,
+    parse_capsule,
     parse_cpu_max,
     parse_manifest,
     parse_size,
-    topological_order,
 )
+from exo_init.pid1.manifest_schema import (
+    BEGIN,
+    END,
+    SCHEMA,
+    FieldType,
+    parse_schema,
+    reference_markdown,
+    schema_text,
+)
+from exo_init.pid1.manifest_schema import main as manifest_schema_main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def manifest(**capsules: Any) -> dict[str, Any]:
@@ -194,3 +214,150 @@ def test_capabilities_parse_to_the_declared_world() -> None:
     assert g.caps == ("CAP_NET_BIND_SERVICE",) and g.seccomp_deny == ("ptrace",)
     assert g.network is NetworkKind.VETH and g.veth == Veth("10.250.0.2/30", "10.250.0.1/30")
 
+
+
+# --- the schema: every numeric field is bounded, at the edges ---------------------------------------
+
+def _patch(section: str, name: str, value: Any) -> dict[str, Any]:
+    """A capsule patch setting one field; restart's delays get a partner that keeps max >= delay."""
+    if section == "capsule":
+        return {name: value}
+    fields: dict[str, Any] = {name: value}
+    if (section, name) == ("restart", "delay"):
+        fields["max_delay"] = RESTART.field("max_delay").bounds.max  # type: ignore[union-attr]
+    if (section, name) == ("restart", "max_delay"):
+        fields["delay"] = 0
+    return {section: fields}
+
+
+def bound_cases() -> list[tuple[dict[str, Any], bool]]:
+    """(capsule patch, accepted?) at both edges of every bounded field of the schema, and just
+    outside them: integers by 1, numbers by a fraction; sizes and cpu_max in each of their forms."""
+    cases: list[tuple[dict[str, Any], bool]] = []
+    for section in SCHEMA.sections.values():
+        for spec in section.fields:
+            b = spec.bounds
+            if spec.type in (FieldType.INT, FieldType.PIDS):
+                assert b is not None and isinstance(b.min, int) and isinstance(b.max, int)
+                cases += [(_patch(section.name, spec.name, v), ok)
+                          for v, ok in ((b.min, True), (b.max, True), (b.min - 1, False), (b.max + 1, False))]
+            elif spec.type is FieldType.NUMBER:
+                assert b is not None
+                cases += [(_patch(section.name, spec.name, v), ok)
+                          for v, ok in ((b.min, True), (b.max, True), (b.max - 0.5, True), (b.min - 0.5, False),
+                                        (b.max + 0.5, False))]
+            elif spec.type is FieldType.SIZE:
+                assert b is not None and isinstance(b.max, int)
+                top = b.max >> 40
+                cases += [(_patch(section.name, spec.name, v), ok)
+                          for v, ok in ((b.max, True), (b.max + 1, False), (f"{top}T", True), (f"{top + 1}T", False),
+                                        (f"{top << 10}g", True), (f"{(top << 10) + 1}G", False), (f"{b.max}", True),
+                                        (f"{b.max + 1}", False), (f"000{top}T", True), ("9" * 30, False))]
+            elif spec.type is FieldType.CPU_MAX:
+                pct, quota, period = (spec.sub_bounds(k) for k in ("percent", "quota", "period"))
+                forms = ((f"{pct.min}%", True), (f"{pct.max}%", True), ("0.5%", False), (f"{pct.max + 1}%", False),
+                         ("123456789%", False), (f"{quota.min}", True), (f"{quota.min - 1}", False),
+                         (f"{quota.max} {period.max}", True), (f"{quota.max + 1} {period.max}", False),
+                         (f"max {period.min}", True), (f"max {period.min - 1}", False),
+                         (f"max {period.max + 1}", False), ("max " + "9" * 30, False))
+                cases += [(_patch(section.name, spec.name, v), ok) for v, ok in forms]
+    return cases
+
+
+def test_every_numeric_field_has_bounds() -> None:
+    numeric = {FieldType.INT, FieldType.NUMBER, FieldType.PIDS, FieldType.SIZE}
+    for section in SCHEMA.sections.values():
+        for spec in section.fields:
+            if spec.type in numeric:
+                assert spec.bounds is not None, f"{section.name}.{spec.name}"
+    with pytest.raises(ValueError, match="needs bounds"):
+        parse_schema({**json.loads(schema_text()), "sections": {"capsule": {"doc": "", "fill": True, "fields": [
+            {"name": "n", "type": "number", "default": 0, "doc": ""}]}}})
+
+
+@pytest.mark.parametrize(("patch", "ok"), bound_cases(), ids=lambda p: json.dumps(p, sort_keys=True))
+def test_bounds_at_the_edges(patch: dict[str, Any], ok: bool) -> None:
+    m = parse_manifest(manifest(web={"argv": ["/bin/true"], **patch}))
+    assert (not m.errors) == ok, m.errors
+    if not ok:
+        assert "between" in m.errors["web"].message or "at most" in m.errors["web"].message, m.errors
+
+
+def test_numbers_too_big_for_python_are_one_capsules_error(tmp_path: Path) -> None:
+    """Neither a 4,301-digit integer (int() refuses it) nor 1e400 (inf) gets past the loader, and
+    neither takes the other capsules down."""
+    huge = "9" * 4301
+    doc = ('{"version": 1, "capsules": {"ok": {"argv": ["/bin/true"]},'
+           f' "a": {{"argv": ["/x"], "quotas": {{"memory_max": {huge}}}}},'
+           f' "b": {{"argv": ["/x"], "quotas": {{"memory_max": "{huge}"}}}},'
+           f' "c": {{"argv": ["/x"], "readiness": {{"fd": {huge}}}}},'
+           ' "d": {"argv": ["/x"], "watchdog_sec": 1e400},'
+           ' "e": {"argv": ["/x"], "stop": {"timeout": NaN}},'
+           f' "f": {{"argv": ["/x"], "quotas": {{"cpu_max": "{huge} 100000"}}}},'
+           f' "g": {{"argv": ["/x"], "quotas": {{"pids_max": -{huge}}}}}}}}}')
+    path = tmp_path / "m.json"
+    path.write_text(doc)
+    m = load_manifest(path)
+    assert set(m.capsules) == {"ok"}
+    assert set(m.errors) == set("abcdefg")
+    assert m.errors["d"].message == "must be between 0 and 86400, got inf"
+    assert m.errors["e"].message == "must be between 0 and 86400, got nan"
+    # The same values given as Python objects (a caller that did its own json.loads).
+    for value in (10 ** 5000, -(10 ** 5000), float("inf"), float("nan")):
+        m = parse_manifest(manifest(web={"argv": ["/x"], "restart": {"limit_burst": value}}))
+        assert m.errors["web"].field == "restart.limit_burst", m.errors
+
+
+def test_dataclass_defaults_are_the_schemas() -> None:
+    """A capsule with only argv parses to the dataclasses' defaults, which come from the schema."""
+    parsed = parse_capsule("x", {"argv": ["/bin/true"]})
+    assert parsed == Capsule(name="x", argv=("/bin/true",))
+    assert parsed.readiness.timeout == READINESS.field("timeout").default
+    assert parsed.restart.limit_burst == RESTART.field("limit_burst").default
+    assert parsed.stop.signal == signal.Signals[STOP.field("signal").default]
+    for section, obj in (("readiness", parsed.readiness), ("restart", parsed.restart), ("stop", parsed.stop),
+                         ("quotas", parsed.quotas)):
+        assert set(SCHEMA.section(section).keys) == set(type(obj).__dataclass_fields__), section
+
+
+def test_schema_signals_are_the_systems() -> None:
+    assert set(SCHEMA.signal_names) == set(signal.Signals.__members__)
+    assert set(SCHEMA.signal_numbers) == {int(s) for s in signal.Signals}
+
+
+def test_readme_field_reference_is_generated_from_the_schema() -> None:
+    """README.md's field reference is what `python3 -m exo_init.pid1.manifest_schema README.md` writes."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert readme.count(BEGIN) == 1 and readme.count(END) == 1
+    section = readme[readme.index(BEGIN):readme.index(END) + len(END)]
+    assert section == reference_markdown(), (
+        "README.md's manifest field reference differs from the schema; "
+        "regenerate it: python3 -m exo_init.pid1.manifest_schema README.md")
+    for spec in CAPSULE.fields:
+        assert f"| `{spec.name}` |" in section
+
+
+def test_readme_regeneration_replaces_only_the_section(tmp_path: Path) -> None:
+    path = tmp_path / "README.md"
+    path.write_text(f"before\n{BEGIN}\nstale\n{END}\nafter\n")
+    assert manifest_schema_main([str(path)]) == 0
+    text = path.read_text()
+    assert text.startswith("before\n") and text.endswith("\nafter\n") and "stale" not in text
+    assert reference_markdown() in text
+
+
+def test_the_schema_ships_in_the_python_package(tmp_path: Path) -> None:
+    """setuptools (what package.nix builds with) installs manifest_schema.json next to the loader
+    that reads it: package.nix's source is the whole exo_init tree, and pyproject.toml lists the
+    file as package data. (The dev image copies the exo_init tree as is.)"""
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO_ROOT / name, tmp_path / name)
+    for name in ("exo_init", "corecaps"):
+        shutil.copytree(REPO_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    proc = subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py", "-d", str(tmp_path / "out")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    shipped = tmp_path / "out" / "exo_init" / "pid1" / "manifest_schema.json"
+    assert shipped.read_text() == (REPO_ROOT / "exo_init" / "pid1" / "manifest_schema.json").read_text()

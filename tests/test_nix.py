@@ -4,7 +4,10 @@
 * nixos-modules/render.nix (what the Debian dev-image builder runs) evaluates, and exo_init's own
   loader accepts its JSON with no errors (the contract between the two halves);
 * nixos-modules/manifest.nix accepts and rejects exactly what exo_init.pid1.manifest accepts and
-  rejects, fills in the loader's own defaults, and names the capsule and field when it rejects;
+  rejects (also at both edges of every bounded field, with the loader's own message), fills in the
+  loader's own defaults, and names the capsule and field when it rejects; both read one table,
+  exo_init/pid1/manifest_schema.json (schema.nix for Nix);
+* the NixOS module's capsule options are typed, defaulted and documented by that table;
 * flake.lock is the shared nixpkgs pin, flake.nix has the promised outputs, and every relative
   path literal in the Nix files exists.
 
@@ -34,6 +37,8 @@ from exo_init.pid1.manifest import (
     parse_capsule,
     parse_manifest,
 )
+from exo_init.pid1.manifest_schema import SCHEMA, FieldSpec, FieldType
+from tests.test_manifest import bound_cases
 
 REPO = Path(__file__).resolve().parent.parent
 MODULES = REPO / "nixos-modules"
@@ -454,6 +459,10 @@ PARITY: list[dict[str, Any]] = [
                       "seccomp_deny": ["ptrace"], "network": "host"}},
     {"capabilities": {"network": {"veth": {"address": "10.250.0.2/30", "peer": "10.250.0.1/30"}}}},
     {"user": "root", "capabilities": {}},
+    {"quotas": {"io_max": ["8:0 rbps=" + "9" * 19]}},
+    {"quotas": {"memory_max": "0064M"}},
+    {"quotas": {"cpu_max": "12.123456789%"}},
+    {"quotas": {"cpu_max": "0001000 0100000"}},
     # rejected by both
     {"argv": []},
     {"argv": ["bin/true"]},
@@ -519,6 +528,12 @@ PARITY: list[dict[str, Any]] = [
     {"console": "yes"},
     {"description": 5},
     {"bogus": 1},
+    {"quotas": {"io_max": ["8:0 rbps=" + "9" * 20]}},
+    {"quotas": {"io_max": ["12345:0 rbps=1"]}},
+    {"quotas": {"pids_max": 99999999999999999999}},
+    {"readiness": {"timeout": 1e300}},
+    {"restart": {"limit_burst": 1e20}},
+    {"watchdog_sec": "1"},
 ]
 
 
@@ -536,6 +551,31 @@ def test_manifest_nix_agrees_with_the_loader(patch: dict[str, Any]) -> None:
         loads_cleanly(json.loads(proc.stdout))
     else:
         assert 'exosphere: capsule "web": ' in proc.stderr, proc.stderr
+
+
+# New with the schema: bounds on every numeric field (the edges come from the schema itself), sizes
+# in every form, and the cpu_max parts.
+@pytest.mark.parametrize(("patch", "ok"), bound_cases(), ids=lambda p: json.dumps(p, sort_keys=True))
+def test_manifest_nix_agrees_on_bounds(patch: dict[str, Any], ok: bool) -> None:
+    """Both loaders accept the edges and refuse what is just outside, with the same message."""
+    capsule = {**MINIMAL, **patch}
+    errors = parse_manifest({"version": 1, "capsules": {"web": capsule}}).errors
+    assert (not errors) == ok, errors
+    proc = nix("--eval", "--strict", "--json", *render_capsules_args({"web": capsule}))
+    assert (proc.returncode == 0) == ok, proc.stderr
+    if not ok:
+        err = errors["web"]
+        assert f'exosphere: capsule "web": {err.field} {err.message}' in proc.stderr, proc.stderr
+
+
+def test_schema_nix_is_the_schema() -> None:
+    """schema.nix's defaults and keys are the JSON table's, which is what the loader uses."""
+    sections = nix_json("--expr", f"builtins.mapAttrs (_: s: {{ inherit (s) keys defaults; }}) "
+                        f"(import {MODULES / 'schema.nix'}).sections")
+    assert set(sections) == set(SCHEMA.sections)
+    for name, section in SCHEMA.sections.items():
+        assert sections[name]["keys"] == list(section.keys)
+        assert sections[name]["defaults"] == {f.name: f.default for f in section.fields if f.has_default}
 
 
 # --- the flake -------------------------------------------------------------------------------------
@@ -660,15 +700,16 @@ MODULE_HARNESS = r"""
 let
   inherit (builtins) attrNames concatStringsSep filter foldl' isFunction listToAttrs mapAttrs removeAttrs;
   option = attrs: attrs // { _option = true; };
+  # Types are data here, so the test can read which type each option got.
   types = {
     str = "str"; bool = "bool"; port = "port"; package = "package"; nonEmptyStr = "nonEmptyStr";
     anything = "anything";
-    enum = _: "enum"; nullOr = _: "nullOr"; either = _: _: "either";
-    listOf = _: "listOf"; nonEmptyListOf = _: "nonEmptyListOf";
+    enum = values: { enum = values; }; nullOr = t: { nullOr = t; }; either = a: b: { either = [ a b ]; };
+    listOf = t: { listOf = t; }; nonEmptyListOf = t: { nonEmptyListOf = t; };
     attrsOf = t: { _attrsOf = t; };
     submodule = m: { _submodule = m; };
-    numbers = { nonnegative = "number"; };
-    ints = { between = _: _: "int"; unsigned = "int"; positive = "int"; };
+    numbers = { nonnegative = "number"; between = lo: hi: { numbersBetween = [ lo hi ]; }; };
+    ints = { between = lo: hi: { intsBetween = [ lo hi ]; }; unsigned = "int"; positive = "ints.positive"; };
   };
   lib = {
     inherit types mapAttrs;
@@ -726,6 +767,10 @@ let
     options = if testing == "absent" then { } else { testing.backdoor = { }; };
   };
   fields = name: attrNames (subOptions "x" (capsuleOptions "x").${name}.type);
+  # Each option as { type; default; description; example; } (a submodule's type as its options').
+  describe = opts: mapAttrs (_: o:
+    let sub = subOptions "x" o.type; in
+    removeAttrs o [ "_option" ] // (if sub != null then { type = { submodule = describe sub; }; } else { })) opts;
 in
 {
   manifestJson = mod.config.environment.etc."exosphere/manifest.json".text;
@@ -738,6 +783,7 @@ in
   restartFields = fields "restart";
   stopFields = fields "stop";
   quotaFields = fields "quotas";
+  capsuleOptions = describe (capsuleOptions "x");
   systemPackages = map toString mod.config.environment.systemPackages;
   dbusEnable = mod.config.services.dbus.enable;
   dbusPackages = map toString mod.config.services.dbus.packages;
@@ -783,6 +829,57 @@ def test_module_capsule_options_mirror_the_manifest(tmp_path: Path) -> None:
     assert set(out["readinessFields"]) == set(Readiness.__dataclass_fields__)
     assert set(out["restartFields"]) == set(Restart.__dataclass_fields__)
     assert set(out["stopFields"]) == set(Stop.__dataclass_fields__)
+
+
+def expected_option_type(spec: FieldSpec) -> Any:
+    """The lib.types a schema field's option must have (in the harness's stand-in notation)."""
+    strings = {"listOf": "str"}
+    by_type: dict[FieldType, Any] = {
+        FieldType.BOOL: "bool", FieldType.STRING: "nonEmptyStr" if spec.nonempty else "str", FieldType.PATH: "str",
+        FieldType.ENUM: {"enum": list(spec.values)}, FieldType.NAMES: strings,
+        FieldType.ARGV: {"nonEmptyListOf": "str"}, FieldType.ENV: {"_attrsOf": "str"},
+        FieldType.SIGNAL: {"either": ["str", "ints.positive"]},
+        FieldType.CPU_MAX: "str", FieldType.IO_MAX: strings,
+    }
+    b = spec.bounds
+    if spec.type is FieldType.INT and b is not None:
+        t: Any = {"intsBetween": [b.min, b.max]}
+    elif spec.type is FieldType.NUMBER and b is not None:
+        t = {"numbersBetween": [b.min, b.max]}
+    elif spec.type is FieldType.SIZE and b is not None:
+        t = {"either": ["str", {"intsBetween": [0, b.max]}]}
+    elif spec.type is FieldType.PIDS and b is not None:
+        t = {"either": [{"enum": ["max"]}, {"intsBetween": [b.min, b.max]}]}
+    else:
+        t = by_type[spec.type]
+    return {"nullOr": t} if spec.nullable else t
+
+
+def test_module_option_types_follow_the_schema(tmp_path: Path) -> None:
+    """Each capsule option is typed, defaulted and documented by its schema field; the bounds of
+    every number reach its lib.types (ints.between, numbers.between)."""
+    options = eval_module(tmp_path, {})["capsuleOptions"]
+    assert options["enable"]["type"] == "bool"
+    for spec in SCHEMA.section("capsule").fields:
+        option = options[spec.name]
+        assert option["description"].startswith(spec.doc)
+        assert ("default" in option) == (not spec.required), spec.name
+        if spec.has_default:
+            assert option["default"] == spec.default
+        if spec.type is FieldType.SECTION:
+            section = SCHEMA.section(spec.name)
+            if section.freeform:
+                assert option["type"] == {"_attrsOf": "anything"}
+                assert all(f"`{field.name}`: {field.doc}" in option["description"] for field in section.fields)
+                continue
+            sub = option["type"]["submodule"]
+            assert list(sub) == sorted(section.keys)
+            for field in section.fields:
+                assert sub[field.name]["type"] == expected_option_type(field), f"{spec.name}.{field.name}"
+                assert sub[field.name]["default"] == (None if field.nullable else field.default)
+                assert sub[field.name]["description"] == field.doc
+        else:
+            assert option["type"] == expected_option_type(spec), spec.name
 
 
 def test_module_renders_a_manifest_the_loader_accepts(tmp_path: Path) -> None:

@@ -1,8 +1,15 @@
 """The capsule manifest: a JSON document (rendered from Nix) parsed into frozen dataclasses.
 
+The fields, their types, defaults, bounds and docs are the schema's (manifest_schema.json, read
+by manifest_schema.py); this module turns a document into the dataclasses below by that table, and
+adds the rules that relate fields (a oneshot takes no readiness, `max_delay >= delay`, `host`
+stands alone, dependency graphs). nixos-modules/manifest.nix checks the same table and rules at
+build time; tests/test_nix.py proves that the two accept and reject the same capsules.
+
 Validation is per capsule: one bad capsule becomes a `CapsuleError` naming the capsule and the
 field, and every other capsule still loads. Only a document that is not a manifest at all (not
-JSON, wrong top-level shape, unsupported version) raises `ManifestError`.
+JSON, wrong top-level shape, unsupported version) raises `ManifestError`. Every number is bounded
+at load (no value reaches the supervisor that its arithmetic or the kernel cannot take).
 """
 
 from __future__ import annotations
@@ -12,17 +19,42 @@ import ipaddress
 import json
 import re
 import signal
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from exo_init.pid1 import scope
+from exo_init.pid1.graph import find_cycles
+from exo_init.pid1.manifest_schema import SCHEMA, FieldSpec, FieldType, Section, number_text
 
-MANIFEST_VERSION = 1
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-SIZE_RE = re.compile(r"^([0-9]+)([KMGT]?)$")
-SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+MANIFEST_VERSION = SCHEMA.version
+NAME_RE = re.compile(SCHEMA.patterns["name"])
+HOSTNAME_RE = re.compile(SCHEMA.patterns["hostname"])
+SIZE_RE = re.compile(SCHEMA.patterns["size"])
+IO_MAX_RE = re.compile(SCHEMA.patterns["io_max"])
+SIZE_UNITS = dict(SCHEMA.size_units)
+CAPSULE = SCHEMA.section("capsule")
+READINESS = SCHEMA.section("readiness")
+RESTART = SCHEMA.section("restart")
+STOP = SCHEMA.section("stop")
+QUOTAS = SCHEMA.section("quotas")
+CAPABILITIES = SCHEMA.section("capabilities")
+
+T = TypeVar("T")
+
+
+def _default(section: Section, name: str, kind: type[T]) -> T:
+    """A field's default from the schema, as the dataclass field's type (int widens to float, a
+    string becomes the enum member)."""
+    value = section.field(name).default
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    elif issubclass(kind, enum.Enum):
+        value = kind(value)
+    if not isinstance(value, kind):
+        raise TypeError(f"schema: {section.name}.{name} default {value!r} is not a {kind.__name__}")
+    return value
 
 
 class ManifestError(Exception):
@@ -59,28 +91,28 @@ class RestartPolicy(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Readiness:
-    kind: ReadinessKind = ReadinessKind.STARTED
-    fd: int = 3
-    path: str = ""
-    host: str = "127.0.0.1"
-    port: int = 0
-    timeout: float = 30.0
+    kind: ReadinessKind = _default(READINESS, "kind", ReadinessKind)  # noqa: RUF009 (an enum member: immutable)
+    fd: int = _default(READINESS, "fd", int)
+    path: str = _default(READINESS, "path", str)
+    host: str = _default(READINESS, "host", str)
+    port: int = _default(READINESS, "port", int)
+    timeout: float = _default(READINESS, "timeout", float)
 
 
 @dataclass(frozen=True)
 class Restart:
-    policy: RestartPolicy = RestartPolicy.ON_FAILURE
-    delay: float = 0.5           # first backoff delay, seconds
-    max_delay: float = 30.0      # backoff cap
-    reset_after: float = 30.0    # a run this long resets the backoff
-    limit_burst: int = 5         # this many failed runs ...
-    limit_interval: float = 60.0  # ... within this window -> failed
+    policy: RestartPolicy = _default(RESTART, "policy", RestartPolicy)  # noqa: RUF009 (an enum member: immutable)
+    delay: float = _default(RESTART, "delay", float)                    # first backoff delay, seconds
+    max_delay: float = _default(RESTART, "max_delay", float)            # backoff cap
+    reset_after: float = _default(RESTART, "reset_after", float)        # a run this long resets the backoff
+    limit_burst: int = _default(RESTART, "limit_burst", int)            # this many failed runs ...
+    limit_interval: float = _default(RESTART, "limit_interval", float)  # ... within this window -> failed
 
 
 @dataclass(frozen=True)
 class Stop:
-    signal: int = int(signal.SIGTERM)
-    timeout: float = 10.0
+    signal: int = int(signal.Signals[_default(STOP, "signal", str)])
+    timeout: float = _default(STOP, "timeout", float)
 
 
 @dataclass(frozen=True)
@@ -144,15 +176,15 @@ class Capabilities:
     IPC and network namespaces; a read-only root holding only the system's programs; an
     unprivileged dynamic uid; no Linux capabilities; no_new_privs). `host` opts out entirely."""
 
-    host: bool = False                                # unconfined: the host's namespaces, root, all caps
+    host: bool = _default(CAPABILITIES, "host", bool)  # unconfined: the host's namespaces, root, all caps
     filesystem: tuple[tuple[str, Access], ...] = ()   # host paths bound into its root
-    network: NetworkKind = NetworkKind.NONE
+    network: NetworkKind = _default(CAPABILITIES, "network", NetworkKind)  # noqa: RUF009 (an enum member: immutable)
     veth: Veth | None = None
     devices: tuple[str, ...] = ()                     # device nodes bound into its /dev
-    display: bool = False                             # the Wayland socket (WAYLAND_DISPLAY)
-    bus: bool = False                                 # the D-Bus system bus socket
-    control: bool = False                             # exo_init's control socket (mutations need uid 0)
-    logs: bool = False                                # the capsule logs, read-only (exo_init's log directory)
+    display: bool = _default(CAPABILITIES, "display", bool)  # the Wayland socket (WAYLAND_DISPLAY)
+    bus: bool = _default(CAPABILITIES, "bus", bool)  # the D-Bus system bus socket
+    control: bool = _default(CAPABILITIES, "control", bool)  # exo_init's control socket (mutations need uid 0)
+    logs: bool = _default(CAPABILITIES, "logs", bool)  # the capsule logs, read-only (exo_init's log directory)
     caps: tuple[str, ...] = ()                        # Linux capabilities kept ("CAP_NET_BIND_SERVICE")
     seccomp_deny: tuple[str, ...] = ()                # syscalls that fail with EPERM
 
@@ -168,9 +200,9 @@ class Capsule:
     env: tuple[tuple[str, str], ...] = ()
     user: str | None = None          # None: root if capabilities.host, else a dynamic unprivileged uid
     group: str | None = None
-    workdir: str = "/"
-    type: CapsuleType = CapsuleType.SIMPLE
-    autostart: bool = True
+    workdir: str = _default(CAPSULE, "workdir", str)
+    type: CapsuleType = _default(CAPSULE, "type", CapsuleType)  # noqa: RUF009 (an enum member: immutable)
+    autostart: bool = _default(CAPSULE, "autostart", bool)
     after: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     readiness: Readiness = field(default_factory=Readiness)
@@ -178,9 +210,9 @@ class Capsule:
     stop: Stop = field(default_factory=Stop)
     quotas: Quotas = field(default_factory=Quotas)
     capabilities: Capabilities = field(default_factory=Capabilities)
-    watchdog_sec: float = 0.0
-    console: bool = False
-    description: str = ""
+    watchdog_sec: float = _default(CAPSULE, "watchdog_sec", float)
+    console: bool = _default(CAPSULE, "console", bool)
+    description: str = _default(CAPSULE, "description", str)
 
     @property
     def ordering(self) -> tuple[str, ...]:
@@ -212,13 +244,30 @@ class Manifest:
 
 
 # --- field parsers -------------------------------------------------------------------------------
+#
+# Each parser takes (value, dotted path, its FieldSpec) and returns the value as the dataclass
+# holds it, or raises FieldError. The messages say what was expected and what was given; the ones
+# for bounds are worded as manifest.nix words them ("must be between 0 and 86400, got -1").
+
+Parser = Callable[[Any, str, FieldSpec], Any]
+
+
+def show(value: Any) -> str:
+    """A value as messages quote it: JSON, with numbers as `number_text` prints them."""
+    if isinstance(value, int | float):
+        return number_text(value)
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):  # not JSON, or holds an int too long for str()
+        return f"a {type(value).__name__}"
+
 
 def _expect(value: Any, kind: type | tuple[type, ...], path: str, what: str) -> Any:
     # bool is an int in Python; never accept it where a number is meant.
     if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else ()):
-        raise FieldError(path, f"expected {what}, got {json.dumps(value)}")
+        raise FieldError(path, f"expected {what}, got {show(value)}")
     if not isinstance(value, kind):
-        raise FieldError(path, f"expected {what}, got {json.dumps(value)}")
+        raise FieldError(path, f"expected {what}, got {show(value)}")
     return value
 
 
@@ -229,179 +278,162 @@ def _keys(obj: Mapping[str, Any], allowed: Iterable[str], path: str) -> None:
         raise FieldError(f"{where}{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
-def _number(value: Any, path: str, minimum: float = 0.0) -> float:
-    _expect(value, (int, float), path, "a number")
-    if value < minimum:
-        raise FieldError(path, f"must be >= {minimum}, got {value}")
-    return float(value)
+def _in_bounds(value: int | float, path: str, spec: FieldSpec) -> None:
+    assert spec.bounds is not None, spec.name  # (the schema gives every numeric field bounds)
+    if value not in spec.bounds:
+        raise FieldError(path, f"must be {spec.bounds.text()}, got {show(value)}")
 
 
-def _int(value: Any, path: str, minimum: int, maximum: int) -> int:
+def _bool(value: Any, path: str, spec: FieldSpec) -> bool:
+    return bool(_expect(value, bool, path, "true or false"))
+
+
+def _string(value: Any, path: str, spec: FieldSpec) -> str:
+    _expect(value, str, path, "a string")
+    if spec.nonempty and not value:
+        raise FieldError(path, f"must not be empty ({spec.nonempty})")
+    return str(value)
+
+
+def _path(value: Any, path: str, spec: FieldSpec) -> str:
+    _expect(value, str, path, "an absolute path")
+    if not value.startswith("/"):
+        raise FieldError(path, f"must be an absolute path, got {value!r}")
+    return str(value)
+
+
+def _int(value: Any, path: str, spec: FieldSpec) -> int:
     _expect(value, int, path, "an integer")
-    if not minimum <= value <= maximum:
-        raise FieldError(path, f"must be between {minimum} and {maximum}, got {value}")
+    _in_bounds(value, path, spec)
     return int(value)
 
 
-def _names(value: Any, path: str) -> tuple[str, ...]:
-    _expect(value, list, path, "a list of capsule names")
+def _number(value: Any, path: str, spec: FieldSpec) -> float:
+    _expect(value, (int, float), path, "a number")
+    _in_bounds(value, path, spec)
+    return float(value)
+
+
+def _enum(value: Any, path: str, spec: FieldSpec) -> str:
+    _expect(value, str, path, "a string")
+    if value not in spec.values:
+        raise FieldError(path, f"unknown {spec.name} {value!r} (one of: {', '.join(spec.values)})")
+    return str(value)
+
+
+def _strings(value: Any, path: str, what: str, valid: re.Pattern[str], bad: Callable[[str], str]) -> tuple[str, ...]:
+    """A list of `what`s (strings that `valid` matches whole); `bad(item)` says what is wrong."""
+    _expect(value, list, path, f"a list of {what}s")
     for i, item in enumerate(value):
-        _expect(item, str, f"{path}[{i}]", "a capsule name")
-        if not NAME_RE.match(item):
-            raise FieldError(f"{path}[{i}]", f"{item!r} is not a valid capsule name")
+        _expect(item, str, f"{path}[{i}]", f"a {what}")
+        if not valid.fullmatch(item):
+            raise FieldError(f"{path}[{i}]", bad(item))
     return tuple(value)
 
 
-def parse_size(value: Any, path: str) -> str:
-    """'64M' / 1048576 / 'max' -> the byte count string cgroup files take."""
+def _names(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
+    return _strings(value, path, "capsule name", NAME_RE, lambda item: f"{item!r} is not a valid capsule name")
+
+
+def _argv(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
+    argv = _expect(value, list, path, "a non-empty list of strings")
+    if not argv:
+        raise FieldError(path, "must not be empty")
+    for i, arg in enumerate(argv):
+        _expect(arg, str, f"{path}[{i}]", "a string")
+    if not argv[0].startswith("/"):
+        raise FieldError(f"{path}[0]", f"must be an absolute path, got {argv[0]!r}")
+    return tuple(argv)
+
+
+def _env(value: Any, path: str, spec: FieldSpec) -> tuple[tuple[str, str], ...]:
+    env = _expect(value, dict, path, "an object of strings")
+    for key, item in env.items():
+        if not key or "=" in key:
+            raise FieldError(f"{path}.{key}", "not a valid variable name")
+        _expect(item, str, f"{path}.{key}", "a string")
+    return tuple(sorted(env.items()))
+
+
+def _digits_within(digits: str, lo: int | float, hi: int | float) -> bool:
+    """lo <= int(digits) <= hi, without converting a 4,301-digit string (Python refuses to)."""
+    digits = digits.lstrip("0") or "0"
+    return len(digits) <= len(str(int(hi))) and lo <= int(digits) <= hi
+
+
+def _is_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # (str.isdigit alone takes "²", which int() refuses)
+
+
+def parse_size(value: Any, path: str, spec: FieldSpec | None = None) -> str:
+    """'64M' / 1048576 / 'max' -> the byte count string cgroup files take; at most the field's
+    `max` bytes (memory_max's when no spec is given)."""
+    spec = spec or QUOTAS.field("memory_max")
+    assert spec.bounds is not None
     if value == "max":
         return "max"
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        _in_bounds(value, path, spec)
         return str(value)
-    if isinstance(value, str):
-        m = SIZE_RE.match(value.strip().upper().removesuffix("B") if value.upper() != "B" else value)
-        if m:
-            return str(int(m.group(1)) * SIZE_UNITS[m.group(2)])
-    raise FieldError(path, f"expected a size such as 64M, 1G, 1048576 or \"max\", got {json.dumps(value)}")
+    if isinstance(value, str) and (m := SIZE_RE.fullmatch(value.strip())):
+        unit, digits = SIZE_UNITS[m.group(2).upper()], m.group(1).lstrip("0") or "0"
+        if not _digits_within(digits, 0, spec.bounds.max // unit):
+            raise FieldError(path, f"must be at most {number_text(spec.bounds.max)} bytes, got {show(value)}")
+        return str(int(digits) * unit)
+    raise FieldError(path, f"expected a size such as 64M, 1G, 1048576 or \"max\", got {show(value)}")
 
 
-def parse_cpu_max(value: Any, path: str) -> str:
-    """'20%' -> '20000 100000'; 'max' or a raw 'QUOTA PERIOD' pass through after checking."""
+def parse_cpu_max(value: Any, path: str, spec: FieldSpec | None = None) -> str:
+    """'20%' -> '20000 100000'; 'max' or a raw 'QUOTA [PERIOD]' pass through after checking, each
+    part within the schema's bounds."""
+    spec = spec or QUOTAS.field("cpu_max")
+    period_default = spec.extra["default_period"] if spec.extra else 100000
     if isinstance(value, str):
         text = value.strip()
         if text.endswith("%"):
+            percent = spec.sub_bounds("percent")
             try:
                 pct = float(text[:-1])
             except ValueError:
                 pct = -1.0
-            if not 0 < pct <= 100 * 1024:
-                raise FieldError(path, f"percentage must be > 0, got {value!r}")
-            return f"{round(pct * 1000)} 100000"
+            if pct not in percent:
+                raise FieldError(path, f"must be a percentage {percent.text()}, got {show(value)}")
+            return f"{round(pct * 1000)} {period_default}"
         parts = text.split()
-        if len(parts) in (1, 2) and (parts[0] == "max" or parts[0].isdigit()) and all(
-            p.isdigit() for p in parts[1:]
+        if len(parts) in (1, 2) and (parts[0] == "max" or _is_digits(parts[0])) and all(
+            _is_digits(p) for p in parts[1:]
         ):
-            return text if len(parts) == 2 else f"{parts[0]} 100000"
-    raise FieldError(path, f"expected \"20%\", \"max\" or \"QUOTA PERIOD\" in microseconds, got {json.dumps(value)}")
+            for what, part in (("quota", parts[0]), ("period", parts[1] if len(parts) == 2 else "")):
+                bounds = spec.sub_bounds(what)
+                if part not in ("", "max") and not _digits_within(part, bounds.min, bounds.max):
+                    raise FieldError(path, f"must have a {what} {bounds.text()} microseconds, got {show(value)}")
+            return text if len(parts) == 2 else f"{parts[0]} {period_default}"
+    raise FieldError(path, f"expected \"20%\", \"max\" or \"QUOTA PERIOD\" in microseconds, got {show(value)}")
 
 
-def parse_signal(value: Any, path: str) -> int:
+def parse_signal(value: Any, path: str, spec: FieldSpec | None = None) -> int:
+    """A signal name (any case, SIG optional) or number the schema lists -> its number."""
     if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return int(signal.Signals(value))
-        except ValueError:
-            pass
+        if value in SCHEMA.signal_numbers:
+            try:
+                return int(signal.Signals(value))
+            except ValueError:
+                pass
     elif isinstance(value, str):
         name = value.upper()
         name = name if name.startswith("SIG") else f"SIG{name}"
-        if name in signal.Signals.__members__:
+        if name in SCHEMA.signal_names and name in signal.Signals.__members__:
             return int(signal.Signals[name])
-    raise FieldError(path, f"unknown signal {json.dumps(value)}")
+    raise FieldError(path, f"unknown signal {show(value)}")
 
 
-def _readiness(obj: Any, kind: CapsuleType) -> Readiness:
-    _expect(obj, dict, "readiness", "an object")
-    _keys(obj, ("kind", "fd", "path", "host", "port", "timeout"), "readiness")
-    try:
-        rkind = ReadinessKind(_expect(obj.get("kind", "started"), str, "readiness.kind", "a string"))
-    except ValueError:
-        raise FieldError(
-            "readiness.kind", f"unknown kind {obj.get('kind')!r} (one of: {', '.join(k.value for k in ReadinessKind)})"
-        ) from None
-    if kind is CapsuleType.ONESHOT and rkind is not ReadinessKind.STARTED:
-        raise FieldError("readiness.kind", "a oneshot capsule is ready when it exits 0; it takes no readiness")
-    r = Readiness(
-        kind=rkind,
-        fd=_int(obj.get("fd", 3), "readiness.fd", 3, 1023),
-        path=_expect(obj.get("path", ""), str, "readiness.path", "a path"),
-        host=_expect(obj.get("host", "127.0.0.1"), str, "readiness.host", "a host address"),
-        port=_int(obj.get("port", 0), "readiness.port", 0, 65535),
-        timeout=_number(obj.get("timeout", 30.0), "readiness.timeout"),
-    )
-    if rkind is ReadinessKind.FILE and not r.path.startswith("/"):
-        raise FieldError("readiness.path", "kind file needs an absolute path")
-    if rkind is ReadinessKind.TCP and r.port == 0:
-        raise FieldError("readiness.port", "kind tcp needs a port")
-    return r
+def _pids(value: Any, path: str, spec: FieldSpec) -> str:
+    return "max" if value == "max" else str(_int(value, path, spec))
 
 
-def _restart(obj: Any) -> Restart:
-    _expect(obj, dict, "restart", "an object")
-    _keys(obj, ("policy", "delay", "max_delay", "reset_after", "limit_burst", "limit_interval"), "restart")
-    try:
-        policy = RestartPolicy(_expect(obj.get("policy", "on-failure"), str, "restart.policy", "a string"))
-    except ValueError:
-        raise FieldError(
-            "restart.policy", f"unknown policy {obj.get('policy')!r} (one of: always, on-failure, never)"
-        ) from None
-    r = Restart(
-        policy=policy,
-        delay=_number(obj.get("delay", 0.5), "restart.delay"),
-        max_delay=_number(obj.get("max_delay", 30.0), "restart.max_delay"),
-        reset_after=_number(obj.get("reset_after", 30.0), "restart.reset_after"),
-        limit_burst=_int(obj.get("limit_burst", 5), "restart.limit_burst", 1, 1000),
-        limit_interval=_number(obj.get("limit_interval", 60.0), "restart.limit_interval"),
-    )
-    if r.max_delay < r.delay:
-        raise FieldError("restart.max_delay", f"must be >= restart.delay ({r.delay})")
-    return r
-
-
-def _stop(obj: Any) -> Stop:
-    _expect(obj, dict, "stop", "an object")
-    _keys(obj, ("signal", "timeout"), "stop")
-    return Stop(
-        signal=parse_signal(obj.get("signal", "SIGTERM"), "stop.signal"),
-        timeout=_number(obj.get("timeout", 10.0), "stop.timeout"),
-    )
-
-
-QUOTA_KEYS = (
-    "cpu_max", "cpu_weight", "memory_max", "memory_high", "memory_swap_max",
-    "pids_max", "io_weight", "io_max", "memory_oom_group",
-)
-
-
-def _quotas(obj: Any) -> Quotas:
-    _expect(obj, dict, "quotas", "an object")
-    _keys(obj, QUOTA_KEYS, "quotas")
-
-    def opt(key: str, parse: Any) -> Any:
-        return parse(obj[key], f"quotas.{key}") if key in obj and obj[key] is not None else None
-
-    io_max = obj.get("io_max", [])
-    _expect(io_max, list, "quotas.io_max", "a list of \"MAJ:MIN key=value ...\" lines")
-    for i, line in enumerate(io_max):
-        _expect(line, str, f"quotas.io_max[{i}]", "a \"MAJ:MIN key=value ...\" line")
-        if not re.match(r"^\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+$", line):
-            raise FieldError(f"quotas.io_max[{i}]", f"expected \"MAJ:MIN rbps=N ...\", got {line!r}")
-    pids = opt("pids_max", lambda v, p: "max" if v == "max" else str(_int(v, p, 1, 4194304)))
-    return Quotas(
-        cpu_max=opt("cpu_max", parse_cpu_max),
-        cpu_weight=opt("cpu_weight", lambda v, p: _int(v, p, 1, 10000)),
-        memory_max=opt("memory_max", parse_size),
-        memory_high=opt("memory_high", parse_size),
-        memory_swap_max=opt("memory_swap_max", parse_size),
-        pids_max=pids,
-        io_weight=opt("io_weight", lambda v, p: _int(v, p, 1, 10000)),
-        io_max=tuple(io_max),
-        memory_oom_group=opt("memory_oom_group", lambda v, p: _expect(v, bool, p, "true or false")),
-    )
-
-
-CAPABILITY_KEYS = ("host", "filesystem", "network", "devices", "display", "bus", "control", "logs", "caps",
-                   "seccomp_deny")
-# Capabilities that would let a capsule leave or rewrite its namespaces: granting one to an
-# isolated capsule would make the isolation a suggestion, so it is refused (use host = true).
-ESCAPE_CAPS = frozenset({
-    "CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SYS_MODULE", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_MKNOD",
-    "CAP_SYS_BOOT", "CAP_BPF", "CAP_PERFMON", "CAP_MAC_ADMIN", "CAP_MAC_OVERRIDE", "CAP_LINUX_IMMUTABLE",
-    "CAP_DAC_READ_SEARCH",  # open_by_handle_at(2) reaches files outside the mount namespace
-})
-
-
-def _bool(obj: Mapping[str, Any], key: str, path: str) -> bool:
-    return bool(_expect(obj.get(key, False), bool, f"{path}.{key}", "true or false"))
+def _io_max(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
+    return _strings(value, path, "\"MAJ:MIN key=value ...\" line", IO_MAX_RE,
+                    lambda line: f"expected \"MAJ:MIN rbps=N ...\", got {line!r}")
 
 
 def _host_path(value: Any, path: str, prefix: str = "/") -> str:
@@ -412,6 +444,19 @@ def _host_path(value: Any, path: str, prefix: str = "/") -> str:
     if value == "/":
         raise FieldError(path, "granting / would give the whole host file system; grant the paths needed")
     return str(value).rstrip("/")
+
+
+def _grants(value: Any, path: str, spec: FieldSpec) -> tuple[tuple[str, Access], ...]:
+    fs = _expect(value, dict, path, "an object of path = \"ro\" | \"rw\"")
+    grants: list[tuple[str, Access]] = []
+    for key, mode in sorted(fs.items()):
+        where = f"{path}.{key}"
+        target = _host_path(key, where)
+        try:
+            grants.append((target, Access(_expect(mode, str, where, "\"ro\" or \"rw\""))))
+        except ValueError:
+            raise FieldError(where, f"expected \"ro\" or \"rw\", got {mode!r}") from None
+    return tuple(grants)
 
 
 def _veth(obj: Any, path: str) -> Veth:
@@ -427,191 +472,177 @@ def _veth(obj: Any, path: str) -> Veth:
     return Veth(address=str(address), peer=str(peer))
 
 
-def parse_capabilities(obj: Any) -> Capabilities:
-    _expect(obj, dict, "capabilities", "an object")
-    _keys(obj, CAPABILITY_KEYS, "capabilities")
-    host = _bool(obj, "host", "capabilities")
-    if host:
-        others = sorted(k for k in obj if k != "host")
-        if others:
-            raise FieldError(f"capabilities.{others[0]}", "meaningless with host = true (it grants everything)")
-        return Capabilities(host=True)
-    fs = _expect(obj.get("filesystem", {}), dict, "capabilities.filesystem", "an object of path = \"ro\" | \"rw\"")
-    grants: list[tuple[str, Access]] = []
-    for key, mode in sorted(fs.items()):
-        where = f"capabilities.filesystem.{key}"
-        target = _host_path(key, where)
-        try:
-            grants.append((target, Access(_expect(mode, str, where, "\"ro\" or \"rw\""))))
-        except ValueError:
-            raise FieldError(where, f"expected \"ro\" or \"rw\", got {mode!r}") from None
-    network = obj.get("network", "none")
-    veth = None
-    if isinstance(network, dict):
-        _keys(network, ("veth",), "capabilities.network")
-        veth = _veth(network.get("veth"), "capabilities.network.veth")
-        kind = NetworkKind.VETH
-    elif network in ("none", "host"):
-        kind = NetworkKind(network)
-    else:
-        raise FieldError("capabilities.network", f"expected \"none\", \"host\" or {{veth = {{...}}}}, got {network!r}")
-    devices = _expect(obj.get("devices", []), list, "capabilities.devices", "a list of device paths")
-    devs = tuple(_host_path(d, f"capabilities.devices[{i}]", "/dev/") for i, d in enumerate(devices))
-    caps = _expect(obj.get("caps", []), list, "capabilities.caps", "a list of capability names")
+def _network(value: Any, path: str, spec: FieldSpec) -> tuple[NetworkKind, Veth | None]:
+    if isinstance(value, dict):
+        _keys(value, ("veth",), path)
+        return NetworkKind.VETH, _veth(value.get("veth"), f"{path}.veth")
+    if value in ("none", "host"):
+        return NetworkKind(value), None
+    raise FieldError(path, f"expected \"none\", \"host\" or {{veth = {{...}}}}, got {value!r}")
+
+
+def _devices(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
+    devices = _expect(value, list, path, "a list of device paths")
+    return tuple(_host_path(d, f"{path}[{i}]", "/dev/") for i, d in enumerate(devices))
+
+
+# Capabilities that would let a capsule leave or rewrite its namespaces: granting one to an
+# isolated capsule would make the isolation a suggestion, so it is refused (use host = true).
+ESCAPE_CAPS = SCHEMA.escape_caps
+
+
+def _caps(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
+    caps = _expect(value, list, path, "a list of capability names")
     for i, cap in enumerate(caps):
-        where = f"capabilities.caps[{i}]"
+        where = f"{path}[{i}]"
         _expect(cap, str, where, "a capability name such as \"CAP_NET_BIND_SERVICE\"")
         if cap not in scope.CAP_NUMBERS:
             raise FieldError(where, f"unknown Linux capability {cap!r}")
         if cap in ESCAPE_CAPS:
             raise FieldError(where, f"{cap} would let the capsule leave its namespaces; refused (use host = true)")
-    deny = _expect(obj.get("seccomp_deny", []), list, "capabilities.seccomp_deny", "a list of syscall names")
+    return tuple(dict.fromkeys(caps))
+
+
+def _syscalls(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
+    deny = _expect(value, list, path, "a list of syscall names")
     for i, name in enumerate(deny):
-        where = f"capabilities.seccomp_deny[{i}]"
+        where = f"{path}[{i}]"
         _expect(name, str, where, "a syscall name")
         try:
             scope.syscall_number(name)
         except (LookupError, OSError) as e:
             raise FieldError(where, str(e)) from None
-    return Capabilities(
-        filesystem=tuple(grants), network=kind, veth=veth, devices=devs,
-        display=_bool(obj, "display", "capabilities"), bus=_bool(obj, "bus", "capabilities"),
-        control=_bool(obj, "control", "capabilities"), logs=_bool(obj, "logs", "capabilities"),
-        caps=tuple(dict.fromkeys(caps)),
-        seccomp_deny=tuple(dict.fromkeys(deny)),
-    )
+    return tuple(dict.fromkeys(deny))
 
 
-CAPSULE_KEYS = (
-    "argv", "env", "user", "group", "workdir", "type", "autostart", "after", "requires", "readiness",
-    "restart", "stop", "quotas", "capabilities", "watchdog_sec", "console", "description",
-)
+def _object(value: Any, path: str, spec: FieldSpec) -> Any:
+    return _expect(value, dict, path, "an object")
+
+
+PARSERS: dict[FieldType, Parser] = {
+    FieldType.BOOL: _bool, FieldType.STRING: _string, FieldType.PATH: _path, FieldType.INT: _int,
+    FieldType.NUMBER: _number, FieldType.ENUM: _enum, FieldType.NAMES: _names, FieldType.ARGV: _argv,
+    FieldType.ENV: _env, FieldType.SIGNAL: parse_signal, FieldType.SIZE: parse_size,
+    FieldType.CPU_MAX: parse_cpu_max, FieldType.PIDS: _pids, FieldType.IO_MAX: _io_max,
+    FieldType.GRANTS: _grants, FieldType.NETWORK: _network, FieldType.DEVICES: _devices, FieldType.CAPS: _caps,
+    FieldType.SYSCALLS: _syscalls, FieldType.SECTION: _object,
+}
+
+
+def parse_section(obj: Any, section: Section, prefix: str) -> dict[str, Any]:
+    """The fields of `section` in `obj` (a JSON object at dotted path `prefix`), each parsed by its
+    type, absent ones at their default (None for nullable fields, which null also leaves unset).
+    A `section` field comes back as the raw object, for the caller to parse with its own rules."""
+    where = prefix or "(capsule)"
+    _expect(obj, dict, where, "an object")
+    _keys(obj, section.keys, prefix)
+    out: dict[str, Any] = {}
+    for spec in section.fields:
+        path = f"{prefix}.{spec.name}" if prefix else spec.name
+        value = obj.get(spec.name)
+        if spec.name not in obj or (value is None and spec.nullable):
+            if spec.required:
+                raise FieldError(path, f"missing ({spec.doc[0].lower()}{spec.doc[1:].rstrip('.')})")
+            if spec.nullable:
+                out[spec.name] = None
+                continue
+            value = spec.default
+        out[spec.name] = PARSERS[spec.type](value, path, spec)
+    return out
+
+
+def _readiness(obj: Any, kind: CapsuleType) -> Readiness:
+    f = parse_section(obj, READINESS, "readiness")
+    r = Readiness(**(f | {"kind": ReadinessKind(f["kind"])}))
+    if kind is CapsuleType.ONESHOT and r.kind is not ReadinessKind.STARTED:
+        raise FieldError("readiness.kind", "a oneshot capsule is ready when it exits 0; it takes no readiness")
+    if r.kind is ReadinessKind.FILE and not r.path.startswith("/"):
+        raise FieldError("readiness.path", "kind file needs an absolute path")
+    if r.kind is ReadinessKind.TCP and r.port == 0:
+        raise FieldError("readiness.port", "kind tcp needs a port")
+    return r
+
+
+def _restart(obj: Any) -> Restart:
+    f = parse_section(obj, RESTART, "restart")
+    r = Restart(**(f | {"policy": RestartPolicy(f["policy"])}))
+    if r.max_delay < r.delay:
+        raise FieldError("restart.max_delay", f"must be >= restart.delay ({number_text(r.delay)})")
+    return r
+
+
+def _stop(obj: Any) -> Stop:
+    return Stop(**parse_section(obj, STOP, "stop"))
+
+
+QUOTA_KEYS = QUOTAS.keys
+
+
+def _quotas(obj: Any) -> Quotas:
+    return Quotas(**parse_section(obj, QUOTAS, "quotas"))
+
+
+CAPABILITY_KEYS = CAPABILITIES.keys
+
+
+def parse_capabilities(obj: Any) -> Capabilities:
+    _expect(obj, dict, "capabilities", "an object")
+    _keys(obj, CAPABILITY_KEYS, "capabilities")
+    if _bool(obj.get("host", False), "capabilities.host", CAPABILITIES.field("host")):
+        others = sorted(k for k in obj if k != "host")
+        if others:
+            raise FieldError(f"capabilities.{others[0]}", "meaningless with host = true (it grants everything)")
+        return Capabilities(host=True)
+    f = parse_section(obj, CAPABILITIES, "capabilities")
+    network, veth = f.pop("network")
+    return Capabilities(**f, network=network, veth=veth)
+
+
+CAPSULE_KEYS = CAPSULE.keys
 
 
 def parse_capsule(name: str, obj: Any) -> Capsule:
     """One capsule's JSON object -> Capsule, or FieldError naming the field."""
-    _expect(obj, dict, "(capsule)", "an object")
-    _keys(obj, CAPSULE_KEYS, "")
-    if "argv" not in obj:
-        raise FieldError("argv", "missing (the command to run, as a list)")
-    argv = _expect(obj["argv"], list, "argv", "a non-empty list of strings")
-    if not argv:
-        raise FieldError("argv", "must not be empty")
-    for i, arg in enumerate(argv):
-        _expect(arg, str, f"argv[{i}]", "a string")
-    if not argv[0].startswith("/"):
-        raise FieldError("argv[0]", f"must be an absolute path, got {argv[0]!r}")
-    env = _expect(obj.get("env", {}), dict, "env", "an object of strings")
-    for key, value in env.items():
-        if not key or "=" in key:
-            raise FieldError(f"env.{key}", "not a valid variable name")
-        _expect(value, str, f"env.{key}", "a string")
-    try:
-        ctype = CapsuleType(_expect(obj.get("type", "simple"), str, "type", "a string"))
-    except ValueError:
-        raise FieldError("type", f"unknown type {obj.get('type')!r} (one of: simple, oneshot)") from None
-    user = obj.get("user")
-    if user is not None:
-        _expect(user, str, "user", "a user name")
-        if not user:
-            raise FieldError("user", "must not be empty (leave it out for a dynamic unprivileged uid)")
-    group = obj.get("group")
-    if group is not None:
-        _expect(group, str, "group", "a group name")
-    after = _names(obj.get("after", []), "after")
-    requires = _names(obj.get("requires", []), "requires")
-    if name in after + requires:
-        raise FieldError("requires" if name in requires else "after", "a capsule cannot depend on itself")
-    workdir = _expect(obj.get("workdir", "/"), str, "workdir", "an absolute path")
-    if not workdir.startswith("/"):
-        raise FieldError("workdir", f"must be an absolute path, got {workdir!r}")
-    return Capsule(
-        name=name,
-        argv=tuple(argv),
-        env=tuple(sorted(env.items())),
-        user=user,
-        group=group,
-        workdir=workdir,
-        type=ctype,
-        autostart=_expect(obj.get("autostart", True), bool, "autostart", "true or false"),
-        after=after,
-        requires=requires,
-        readiness=_readiness(obj.get("readiness", {}), ctype),
-        restart=_restart(obj.get("restart", {})),
-        stop=_stop(obj.get("stop", {})),
-        quotas=_quotas(obj.get("quotas", {})),
-        capabilities=parse_capabilities(obj.get("capabilities", {})),
-        watchdog_sec=_number(obj.get("watchdog_sec", 0), "watchdog_sec"),
-        console=_expect(obj.get("console", False), bool, "console", "true or false"),
-        description=_expect(obj.get("description", ""), str, "description", "a string"),
-    )
+    f = parse_section(obj, CAPSULE, "")
+    if name in f["after"] + f["requires"]:
+        raise FieldError("requires" if name in f["requires"] else "after", "a capsule cannot depend on itself")
+    ctype = CapsuleType(f["type"])
+    return Capsule(**(f | {
+        "name": name,
+        "type": ctype,
+        "readiness": _readiness(f["readiness"], ctype),
+        "restart": _restart(f["restart"]),
+        "stop": _stop(f["stop"]),
+        "quotas": _quotas(f["quotas"]),
+        "capabilities": parse_capabilities(f["capabilities"]),
+    }))
 
 
-def find_cycles(deps: Mapping[str, Iterable[str]]) -> list[list[str]]:
-    """Every dependency cycle (as a closed path a -> b -> a), found by depth-first search."""
-    WHITE, GREY, BLACK = 0, 1, 2
-    colour = dict.fromkeys(deps, WHITE)
-    stack: list[str] = []
-    cycles: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        colour[node] = GREY
-        stack.append(node)
-        for nxt in sorted(deps.get(node, ())):
-            if nxt not in colour:
-                continue
-            if colour[nxt] == GREY:
-                cycles.append([*stack[stack.index(nxt):], nxt])
-            elif colour[nxt] == WHITE:
-                visit(nxt)
-        stack.pop()
-        colour[node] = BLACK
-
-    for node in sorted(deps):
-        if colour[node] == WHITE:
-            visit(node)
-    return cycles
-
-
-def topological_order(deps: Mapping[str, Iterable[str]], roots: Iterable[str] | None = None) -> list[str]:
-    """Names ordered so that each comes after everything it depends on (acyclic input): every name
-    in `deps`, or only `roots` and what they depend on."""
-    order: list[str] = []
-    done: set[str] = set()
-
-    def visit(node: str) -> None:
-        if node in done:
-            return
-        done.add(node)
-        for nxt in sorted(deps.get(node, ())):
-            if nxt in deps:
-                visit(nxt)
-        order.append(node)
-
-    for node in sorted(deps) if roots is None else roots:
-        visit(node)
-    return order
+TOP_KEYS = SCHEMA.top.keys
+DEFAULT_HOSTNAME = _default(SCHEMA.top, "hostname", str)
 
 
 def parse_manifest(doc: Any, source: str = "") -> Manifest:
+    where = source or "manifest"
     if not isinstance(doc, dict):
-        raise ManifestError(f"{source or 'manifest'}: top level must be an object")
-    unknown = sorted(set(doc) - {"version", "hostname", "capsules"})
+        raise ManifestError(f"{where}: top level must be an object")
+    unknown = sorted(set(doc) - set(TOP_KEYS))
     if unknown:
-        raise ManifestError(f"{source or 'manifest'}: unknown top-level key {unknown[0]!r}")
-    if doc.get("version") != MANIFEST_VERSION:
-        raise ManifestError(f"{source or 'manifest'}: version must be {MANIFEST_VERSION}, got {doc.get('version')!r}")
-    hostname = doc.get("hostname", "exosphere")
-    if not isinstance(hostname, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$", hostname):
-        raise ManifestError(f"{source or 'manifest'}: hostname {hostname!r} is not a valid host name")
+        raise ManifestError(f"{where}: unknown top-level key {unknown[0]!r}")
+    version = doc.get("version")
+    if type(version) is not int or version != MANIFEST_VERSION:
+        raise ManifestError(f"{where}: version must be {MANIFEST_VERSION}, got {show(version)}")
+    hostname = doc.get("hostname", DEFAULT_HOSTNAME)
+    if not isinstance(hostname, str) or not HOSTNAME_RE.fullmatch(hostname):
+        raise ManifestError(f"{where}: hostname {show(hostname)} is not a valid host name")
     raw = doc.get("capsules", {})
     if not isinstance(raw, dict):
-        raise ManifestError(f"{source or 'manifest'}: capsules must be an object of name -> capsule")
+        raise ManifestError(f"{where}: capsules must be an object of name -> capsule")
 
     capsules: dict[str, Capsule] = {}
     errors: dict[str, CapsuleError] = {}
     for name, obj in raw.items():
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             errors[name] = CapsuleError(name, "(name)", "names are 1-64 of a-z 0-9 _ . - starting alphanumeric")
             continue
         try:
@@ -640,18 +671,39 @@ def parse_manifest(doc: Any, source: str = "") -> Manifest:
     return Manifest(hostname=hostname, capsules=capsules, errors=errors, source=source)
 
 
+INT64 = range(-(1 << 63), 1 << 63)
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer as Nix's builtins.fromJSON reads it: an int if it fits in 64 bits, else a
+    float (inf when huge). Python's int() refuses 4,301 digits and more, with a ValueError that
+    would otherwise escape the loader; this way such a number is one capsule's bounds error."""
+    if len(text) <= 20 and int(text) in INT64:
+        return int(text)
+    return float(text)
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse manifest JSON (json.JSONDecodeError on bad syntax), numbers as `_json_int` says."""
+    return json.loads(text, parse_int=_json_int)
+
+
 def load_manifest(path: Path) -> Manifest:
     """Read and parse a manifest file; ManifestError names the file and what is wrong."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ManifestError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not valid UTF-8: {e.reason} at byte {e.start}") from None
     try:
-        doc = json.loads(text)
+        doc = loads(text)
     except json.JSONDecodeError as e:
         raise ManifestError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise ManifestError(f"{path}: not valid JSON: nested too deeply") from None
     return parse_manifest(doc, str(path))
 
 
 def empty_manifest(source: str = "") -> Manifest:
-    return Manifest(hostname="exosphere", capsules={}, errors={}, source=source)
+    return Manifest(hostname=DEFAULT_HOSTNAME, capsules={}, errors={}, source=source)
