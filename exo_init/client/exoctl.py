@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from exo_init.client import dbus_api
-from exo_init.client.control import ControlError, call
+from exo_init.client.control import call
+from exo_init.lib import ops
+from exo_init.lib.errors import ApiError
 from exo_init.lib.logfile import LogTail
 from exo_init.lib.paths import DEFAULT_RUNTIME
 from exo_init.lib.units import fmt_bytes, fmt_duration
@@ -42,7 +44,7 @@ def system_bus_present() -> bool:
 
 
 def call_dbus(request: dict[str, Any], read_only: bool) -> Any:
-    """`request` as an org.exosphere.Core1 method call: the result, ControlError for the API's
+    """`request` as an org.exosphere.Core1 method call: the result, ApiError for the API's
     errors, Unreachable when D-Bus cannot carry it (and trying the socket instead is safe)."""
     if not system_bus_present():
         raise Unreachable(f"no system bus ({dbus_api.DEFAULT_SYSTEM_BUS} does not exist)")
@@ -73,7 +75,7 @@ def call_dbus(request: dict[str, Any], read_only: bool) -> Any:
         message = e.message
         if remote == "org.freedesktop.DBus.Error.AccessDenied":  # the bus policy (its text is a rule dump)
             message = f"{request['op']} needs root (caller uid {os.getuid()}; refused by the system bus policy)"
-        raise ControlError(dbus_api.control_error_name(remote or ""), message) from None
+        raise ApiError(dbus_api.control_error_name(remote or ""), message) from None
     finally:
         con.close_sync(None)
     return json.loads(reply.unpack()[0])
@@ -85,7 +87,7 @@ def transport_call(args: argparse.Namespace, request: dict[str, Any]) -> Any:
     socket_path = args.socket or DEFAULT_RUNTIME / "control.sock"
     if via != "socket" and dbus_api.supports(request["op"]):
         try:
-            return call_dbus(request, read_only=request["op"] in ("status", "logs", "info"))
+            return call_dbus(request, read_only=request["op"] in ops.READ_ONLY)
         except Unreachable as e:
             if via == "dbus":
                 raise OSError(f"cannot reach {dbus_api.BUS_NAME} on the system bus: {e}") from None
@@ -159,10 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# Operations only the private socket carries (the D-Bus API does not have them yet).
-SOCKET_ONLY_OPS = frozenset({"switch", "rollback", "generations", "events"})
-
-
 def generation_request(args: argparse.Namespace, request: dict[str, Any]) -> None:
     if args.command == "switch":
         target = args.target
@@ -207,11 +205,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "logs":
         request["lines"] = max(0, args.lines)
     generation_request(args, request)
-    if args.command in SOCKET_ONLY_OPS and args.via is None:
+    if args.command in ops.SOCKET_ONLY and args.via is None:
         args.via = "socket"
     try:
         result = transport_call(args, request)
-    except ControlError as e:
+    except ApiError as e:
         sys.stderr.write(f"exoctl: {e.message}\n")
         sys.exit(ERROR_EXIT.get(e.name, EXIT_FAILED))
     except OSError as e:
@@ -231,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         for kind in ("added", "removed", "changed", "errors"):
             for item in result.get(kind, []):
                 print(f"{kind}: {item}")
-    elif args.command in SOCKET_ONLY_OPS:
+    elif args.command in ops.SOCKET_ONLY:
         print_generation_result(args.command, result)
     elif isinstance(result, dict) and "state" in result:
         print(f"{result['name']}: {result['state']}")

@@ -49,6 +49,25 @@ def add_logfile(logfile: Path) -> None:
     log.addHandler(fh)
 
 
+class Throttle:
+    """At most one log line per `interval` seconds for one kind of event (a hostile client can
+    cause an event per request; the console must not get a line per request)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last = float("-inf")
+        self.suppressed = 0
+
+    def ready(self, now: float) -> int | None:
+        """None: stay quiet (counted). Otherwise a line may be written now; the number is how many
+        were suppressed since the last one."""
+        if now - self.last < self.interval:
+            self.suppressed += 1
+            return None
+        self.last, suppressed, self.suppressed = now, self.suppressed, 0
+        return suppressed
+
+
 def status_line(console: TextIO, ok: bool | None, word: str, name: str, detail: str = "") -> None:
     """Boot-console status, e.g. `[  OK  ] ready    sentry`."""
     tag = {True: "[  OK  ]", False: "[FAILED]", None: "[ INFO ]"}[ok]

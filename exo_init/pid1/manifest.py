@@ -688,21 +688,30 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_int=_json_int)
 
 
+def decode(data: bytes, source: str) -> Any:
+    """A manifest file's bytes -> the JSON document; ManifestError names the source and the problem
+    (not UTF-8, not JSON, nested too deeply)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{source}: not valid UTF-8: {e.reason} at byte {e.start}") from None
+    try:
+        return loads(text)
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{source}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise ManifestError(f"{source}: not valid JSON: nested too deeply") from None
+    except ValueError as e:  # (what json raises besides JSONDecodeError: e.g. a number it cannot read)
+        raise ManifestError(f"{source}: not valid JSON: {e}") from None
+
+
 def load_manifest(path: Path) -> Manifest:
     """Read and parse a manifest file; ManifestError names the file and what is wrong."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as e:
         raise ManifestError(f"{path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise ManifestError(f"{path}: not valid UTF-8: {e.reason} at byte {e.start}") from None
-    try:
-        doc = loads(text)
-    except json.JSONDecodeError as e:
-        raise ManifestError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except RecursionError:
-        raise ManifestError(f"{path}: not valid JSON: nested too deeply") from None
-    return parse_manifest(doc, str(path))
+    return parse_manifest(decode(data, str(path)), str(path))
 
 
 def empty_manifest(source: str = "") -> Manifest:

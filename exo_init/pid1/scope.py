@@ -16,9 +16,9 @@ The root is entered with MS_MOVE + chroot (as switch_root does): pivot_root(2) r
 initramfs root the dev image runs from. A chroot is only escapable with CAP_SYS_CHROOT, which an
 isolated capsule cannot be granted (manifest.ESCAPE_CAPS).
 
-Everything in this module after `prepare_pid_namespace` runs in the forked child: it raises
-OSError (with a `stage` attribute) for the spawn error pipe, and never returns into the
-supervisor's code.
+`new_pid_namespace_for_next_child` and `restore_pid_namespace` run in PID 1, around the fork;
+everything after them in this module runs in the forked child: it raises OSError (with a `stage`
+attribute) for the spawn error pipe, and never returns into the supervisor's code.
 """
 
 from __future__ import annotations
