@@ -231,6 +231,10 @@ let
 
     enum = field: f: v: check (elem v f.values) "${field} must be one of ${oneOf f.values}, got ${show v}";
 
+    enum_list =
+      field: f: v:
+      eachOf field v (x: y: check (elem y f.values) "${x} must be one of ${oneOf f.values}, got ${show y}");
+
     names =
       field: _: v:
       if !isList v then

@@ -186,7 +186,8 @@ class Capabilities:
     control: bool = _default(CAPABILITIES, "control", bool)  # exo_init's control socket (mutations need uid 0)
     logs: bool = _default(CAPABILITIES, "logs", bool)  # the capsule logs, read-only (exo_init's log directory)
     caps: tuple[str, ...] = ()                        # Linux capabilities kept ("CAP_NET_BIND_SERVICE")
-    seccomp_deny: tuple[str, ...] = ()                # syscalls that fail with EPERM
+    seccomp_deny: tuple[str, ...] = ()                # syscalls that fail with EPERM (beyond the baseline)
+    seccomp_allow: tuple[str, ...] = ()               # classes of the baseline filter granted back
 
     @property
     def isolated(self) -> bool:
@@ -515,13 +516,23 @@ def _syscalls(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(deny))
 
 
+def _enum_list(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
+    items = _expect(value, list, path, f"a list of {spec.name} names")
+    for i, item in enumerate(items):
+        _expect(item, str, f"{path}[{i}]", "a string")
+        if item not in spec.values:
+            raise FieldError(f"{path}[{i}]", f"unknown {spec.name} {item!r} (one of: {', '.join(spec.values)})")
+    return tuple(dict.fromkeys(items))
+
+
 def _object(value: Any, path: str, spec: FieldSpec) -> Any:
     return _expect(value, dict, path, "an object")
 
 
 PARSERS: dict[FieldType, Parser] = {
     FieldType.BOOL: _bool, FieldType.STRING: _string, FieldType.PATH: _path, FieldType.INT: _int,
-    FieldType.NUMBER: _number, FieldType.ENUM: _enum, FieldType.NAMES: _names, FieldType.ARGV: _argv,
+    FieldType.NUMBER: _number, FieldType.ENUM: _enum, FieldType.ENUM_LIST: _enum_list, FieldType.NAMES: _names,
+    FieldType.ARGV: _argv,
     FieldType.ENV: _env, FieldType.SIGNAL: parse_signal, FieldType.SIZE: parse_size,
     FieldType.CPU_MAX: parse_cpu_max, FieldType.PIDS: _pids, FieldType.IO_MAX: _io_max,
     FieldType.GRANTS: _grants, FieldType.NETWORK: _network, FieldType.DEVICES: _devices, FieldType.CAPS: _caps,

@@ -34,6 +34,7 @@ class FieldType(enum.StrEnum):
     INT = "int"              # an integer in [min, max]
     NUMBER = "number"        # an integer or float in [min, max] (seconds); read as float
     ENUM = "enum"            # one of `values`
+    ENUM_LIST = "enum_list"  # a list of `values` (repeats are one)
     NAMES = "names"          # a list of capsule names
     ARGV = "argv"            # a non-empty list of strings, the first an absolute path
     ENV = "env"              # an object of variable name -> string
@@ -78,7 +79,7 @@ class FieldSpec:
     nullable: bool = False
     nonempty: str = ""                       # STRING: the hint when it is "" ("" = may be empty)
     bounds: Bounds | None = None             # INT, NUMBER, PIDS; SIZE (min 0)
-    values: tuple[str, ...] = ()             # ENUM
+    values: tuple[str, ...] = ()             # ENUM, ENUM_LIST
     example: Any = None
     extra: Mapping[str, Any] | None = None   # CPU_MAX: percent, quota, period (Bounds), default_period
 
@@ -174,6 +175,8 @@ def _field(raw: Mapping[str, Any], where: str) -> FieldSpec:
         raise ValueError(f"{where}: a numeric field needs bounds (min, max)")
     if ftype is FieldType.ENUM and spec.has_default and spec.default not in spec.values:
         raise ValueError(f"{where}: default {spec.default!r} is not one of {spec.values}")
+    if ftype is FieldType.ENUM_LIST and (not spec.values or not set(spec.default or ()) <= set(spec.values)):
+        raise ValueError(f"{where}: needs values, and a default of some of them")
     return spec
 
 
@@ -228,6 +231,8 @@ _TYPE_TEXT = {
 def _type_text(spec: FieldSpec) -> str:
     if spec.type is FieldType.ENUM:
         return " \\| ".join(f"`{v}`" for v in spec.values)
+    if spec.type is FieldType.ENUM_LIST:
+        return "list of " + " \\| ".join(f"`{v}`" for v in spec.values)
     if spec.type in NUMERIC and spec.bounds is not None:
         base = {FieldType.INT: "integer", FieldType.NUMBER: "number", FieldType.PIDS: "integer or `\"max\"`"}
         return f"{base[spec.type]}, {number_text(spec.bounds.min)} to {number_text(spec.bounds.max)}"
