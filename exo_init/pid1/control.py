@@ -23,6 +23,7 @@ from exo_init.pid1.capsule import Event
 from exo_init.pid1.log import log
 from exo_init.pid1.loop import Loop
 from exo_init.pid1.manifest import ManifestError
+from exo_init.pid1.supervisor import ShutdownAction
 from exo_init.pid1.switch import SwitchError
 
 MAX_REQUEST = 64 * 1024
@@ -199,7 +200,7 @@ def make_handler(sup: Any, generations: Any = None) -> Handler:
             return {"pid": os.getpid(), "pid1": sup.config.pid1, "hostname": sup.hostname,
                     "manifest": sup.manifest_source, "boot_complete": sup.boot_reported,
                     "orphans_reaped": sup.orphans_reaped, "shutting_down": sup.shutdown_action,
-                    "cgroups": str(sup.cgroups.root) if sup.cgroups else None,
+                    "cgroups": str(sup.host.cgroup_root) if sup.host.cgroup_root else None,
                     "generation": generations.running if generations is not None else None}
         if op == "status":
             return sup.status(capsule(request)) if "name" in request else sup.status_all()
@@ -221,7 +222,7 @@ def make_handler(sup: Any, generations: Any = None) -> Handler:
             if op == "reload":
                 return sup.reload()
             if op in ("poweroff", "reboot"):
-                sup.request_shutdown(op)
+                sup.request_shutdown(ShutdownAction(op))
                 return {"action": op}
         except ManifestError as e:
             raise ApiError("InvalidManifest", str(e)) from None

@@ -24,7 +24,7 @@ from exo_init.pid1.control import ControlServer, make_handler
 from exo_init.pid1.generations import GenerationStore
 from exo_init.pid1.log import add_logfile, log, setup_logging
 from exo_init.pid1.manifest import Capsule, Manifest, ManifestError, Restart, RestartPolicy, empty_manifest
-from exo_init.pid1.spawn import SpawnPlan, spawn
+from exo_init.pid1.spawn import SpawnPlan, Wiring, spawn
 from exo_init.pid1.statedisk import prepare_state_dir
 from exo_init.pid1.supervisor import ShutdownAction, Supervisor
 from exo_init.pid1.switch import Switcher, boot_manifest
@@ -147,7 +147,7 @@ def start_emergency_shell() -> None:
     try:
         _null_r, null_w = os.pipe()
         spawn(SpawnPlan(argv=cap.argv, env={"PATH": SYSTEM_PATH, "TERM": "linux"}, uid=0, gid=0, groups=(),
-                        workdir="/", cgroup_procs=None, stdout_fd=null_w, extra_fds={}, console=True))
+                        workdir="/", console=True), Wiring(stdout_fd=null_w))
     except OSError as e:
         log.error("emergency shell failed: %s", e)
 
