@@ -91,14 +91,11 @@ class OsHost:
         try:
             log_r, log_w = _pipe(opened)
             notify_r, notify_w = _pipe(opened) if plan.notify_fd is not None else (None, None)
-            try:
-                pid, err_fd = spawn(plan, Wiring(stdout_fd=log_w, notify_w=notify_w, cgroup_procs=procs))
-            except OSError as e:
-                raise LaunchError(f"fork: {e.strerror or e}") from None
-        except BaseException:
+            pid, err_fd = spawn(plan, Wiring(stdout_fd=log_w, notify_w=notify_w, cgroup_procs=procs))
+        except OSError as e:  # pipe2 or fork (EMFILE, EAGAIN, ENOMEM), or the PID namespace for it
             for fd in opened:
                 os.close(fd)
-            raise
+            raise LaunchError(f"spawn: {e.strerror or e}") from None
         os.close(log_w)  # the child holds the write ends now
         if notify_w is not None:
             os.close(notify_w)

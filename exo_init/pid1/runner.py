@@ -52,8 +52,10 @@ from exo_init.pid1.plan import Facts, PlanError, launch_plan
 PROBE_INTERVAL = 0.1
 EMPTY_POLL = 0.02
 EMPTY_WAIT = 10.0     # how long killed processes may take to leave the cgroup
-LOG_READS = 64        # pipe reads per wake-up: a chatty capsule must not starve the loop
-LOG_CHUNK = 65536
+LOG_CHUNK = 65536     # one pipe read per wake-up: every capsule's pipe and the control socket get turns
+LOG_RATE = 1 << 20    # bytes per second a capsule's output may cost PID 1 (its token bucket) ...
+LOG_BURST = 4 << 20   # ... after a burst of this much; beyond, PID 1 stops reading its pipe for a while
+LOG_DRAIN = 16        # reads of a pipe whose main process exited (what it wrote before it died)
 
 
 class Context(Protocol):
@@ -109,6 +111,9 @@ class CapsuleRunner:
         self.failure_times: deque[float] = deque()
         self.cpu_sample: tuple[float, int] | None = None
         self.cpu_percent = 0.0
+        self.log_credit = float(LOG_BURST)      # the log token bucket: bytes PID 1 will still read now
+        self.log_credit_at = self.loop.now()
+        self.log_paused = 0                     # times its output was throttled
 
     # --- state --------------------------------------------------------------------------------
 
@@ -286,12 +291,40 @@ class CapsuleRunner:
     # --- logs ---------------------------------------------------------------------------------
 
     def on_log(self, fd: int) -> None:
-        for _ in range(LOG_READS):
-            data = self.host.read(fd, LOG_CHUNK)
-            if data is None:
+        """The capsule's stdout/stderr is readable: one chunk per wake-up, within its budget. A
+        capsule that writes faster than LOG_RATE (after LOG_BURST) is throttled: PID 1 stops
+        reading its pipe until the bucket refills, the pipe fills, and the capsule's own writes
+        block. A noisy capsule slows itself down, never PID 1."""
+        data = self.host.read(fd, LOG_CHUNK)
+        if data is None:
+            return
+        if not data:
+            self._log_eof(fd)
+            return
+        self.log.feed(data)
+        now = self.loop.now()
+        self.log_credit = min(LOG_BURST, self.log_credit + (now - self.log_credit_at) * LOG_RATE) - len(data)
+        self.log_credit_at = now
+        if self.log_credit < 0:
+            self.log_paused += 1
+            self.loop.remove_reader(fd)
+            self.set_timer(f"log{fd}", -self.log_credit / LOG_RATE, lambda: self._log_resume(fd))
+
+    def _log_resume(self, fd: int) -> None:
+        self._fired(f"log{fd}")
+        self.loop.add_reader(fd, lambda: self.on_log(fd))
+
+    def _drain_log(self) -> None:
+        """Read what the main process wrote before it exited (its pipe may lag the SIGCHLD);
+        bounded, in case other processes of the capsule still write to it."""
+        fd = self.log_fd
+        for _ in range(LOG_DRAIN):
+            if fd is None or self.log_fd != fd or f"log{fd}" in self.timers:
                 return
+            data = self.host.read(fd, LOG_CHUNK)
             if not data:
-                self._log_eof(fd)
+                if data is not None:
+                    self._log_eof(fd)
                 return
             self.log.feed(data)
 
@@ -318,9 +351,8 @@ class CapsuleRunner:
             self._exec_succeeded()
         self.pid = None
         self.last_exit = end = RunEnd.from_status(status, self.scoped)
-        if self.log_fd is not None:  # what it wrote before it exited (the pipe may lag the SIGCHLD)
-            self.on_log(self.log_fd)
-        last_output = self.log.recent[-1].split(" ", 1)[-1] if self.log.recent else ""
+        self._drain_log()
+        last_output = self.log.last_line
         self.log.line(f"[exo_init] main process {end}")
         if self.state is State.STOPPING:
             self._kill_rest_then(self._stopped)
@@ -450,9 +482,14 @@ class CapsuleRunner:
         self.ctx.schedule()
 
     def release(self) -> None:
-        """The capsule is removed: cancel every timer and close its log."""
+        """The capsule is removed: cancel every timer, close its pipes and its log."""
         for key in list(self.timers):
             self.cancel_timer(key)
+        for fd in (self.err_fd, self.log_fd, self.notify_fd):
+            if fd is not None:
+                self.loop.remove_reader(fd)
+                self.host.close(fd)
+        self.err_fd = self.log_fd = self.notify_fd = None
         self.log.close()
 
     # --- status -------------------------------------------------------------------------------
@@ -485,6 +522,7 @@ class CapsuleRunner:
             "description": self.spec.description if self.spec else "",
             "cpu_percent": round(self.cpu_percent, 1),
             "log": str(self.log.path),
+            "log_paused": self.log_paused,
         }
         stats = self.host.stats(self.name)
         if stats is not None:
