@@ -332,3 +332,31 @@ def test_freeze_and_thaw(exo: Any) -> None:
     e.call("thaw", name="svc")
     e.wait_for(lambda: not e.status("svc")["cgroup"]["frozen"], 5, "thawed")
     assert psutil.Process(st["pid"]).is_running()
+
+
+def test_a_noisy_capsule_slows_itself_not_pid1(exo: Any) -> None:
+    """/usr/bin/yes as a capsule (the hostile case of issue 13): PID 1 reads its output within a
+    budget and stops reading beyond it, so the capsule blocks on its own pipe. PID 1 keeps
+    answering, spends little CPU, and the log grows at about the budget, not at yes's speed."""
+    e = exo({"noisy": {"argv": ["/usr/bin/yes"]}, "quiet": {"argv": sh("sleep 100")}})
+    e.wait_state("noisy", "ready")
+    pid1 = psutil.Process(e.proc.pid)
+    cpu0, t0 = pid1.cpu_times(), time.monotonic()
+    worst = 0.0
+    while time.monotonic() - t0 < 6.0:
+        start = time.monotonic()
+        e.call("info")
+        worst = max(worst, time.monotonic() - start)
+        time.sleep(0.1)
+    cpu1, elapsed = pid1.cpu_times(), time.monotonic() - t0
+    cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed
+    log_dir = Path(e.status("noisy")["log"]).parent
+    written = sum(p.stat().st_size for p in log_dir.glob("noisy.log*"))
+    print(f"\nnoisy capsule: worst info latency {worst * 1000:.1f} ms, PID 1 CPU {cpu * 100:.1f} %, "
+          f"log {written / 1e6:.1f} MB in {elapsed:.1f} s, throttled {e.status('noisy')['log_paused']} times")
+    assert worst < 1.0
+    assert cpu < 0.5, f"PID 1 used {cpu * 100:.0f} % of a CPU"
+    assert e.status("noisy")["log_paused"] > 0
+    assert e.status("quiet")["state"] == "ready"
+    # The budget: a burst of 4 MiB plus 1 MiB/s (rotation keeps at most 4 files of just over 1 MiB).
+    assert written < (4 + elapsed + 4) * 2**20

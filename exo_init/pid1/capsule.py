@@ -1,19 +1,22 @@
-"""A capsule's run-time record and its state machine.
+"""A capsule's state machine and the typed values its runner and the scheduler exchange.
 
-Every state change goes through `CapsuleRuntime.change_state()`, which checks the transition
-against `TRANSITIONS` and returns the event for the supervisor to publish.
+Every state change goes through `CapsuleRunner.change_state()` (runner.py), which checks the
+transition against `TRANSITIONS`; the supervisor publishes the resulting `Event`. What the
+scheduler should do with a capsule is one `Goal`, not a set of flags; a configuration change
+waiting for the capsule to stop is one `Pending` value; how a run ended is one `RunEnd`.
 """
 
 from __future__ import annotations
 
 import enum
-import time
+import os
+import signal
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from exo_init.pid1.logsink import LogSink
-from exo_init.pid1.loop import Timer
-from exo_init.pid1.manifest import Capsule, CapsuleType, Restart
+from exo_init.pid1.manifest import Capsule, Restart
+
+SIGNAL_NAMES = {int(s): s.name for s in signal.Signals}
 
 
 class State(enum.StrEnum):
@@ -38,6 +41,77 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 
 RUNNING = frozenset({State.STARTING, State.READY, State.STOPPING})
 SETTLED = frozenset({State.READY, State.EXITED, State.FAILED})
+STARTABLE = frozenset({State.STOPPED, State.EXITED, State.FAILED})
+
+
+class Goal(enum.StrEnum):
+    """What the scheduler does with a capsule.
+
+    DOWN: not wanted; stopped once no running capsule depends on it.
+    UP: wanted; started from `stopped` once its dependencies are ready. A run that settled in
+        `exited` or `failed` stays settled (a oneshot that succeeded is not run again).
+    AGAIN: wanted, and started even from `exited` or `failed` (exoctl start/restart, a changed
+        definition, a capsule whose earlier definition failed); becomes UP once started.
+    """
+
+    DOWN = "down"
+    UP = "up"
+    AGAIN = "again"
+
+
+@dataclass(frozen=True)
+class Replace:
+    """Once stopped, the capsule continues with this definition (a reload changed it)."""
+
+    spec: Capsule
+
+
+@dataclass(frozen=True)
+class Remove:
+    """Once stopped, the capsule is forgotten (a reload removed it)."""
+
+
+Pending = Replace | Remove | None
+
+
+class Abort(enum.Enum):
+    """Why exo_init ends a run itself, and the signal it sends to the main process."""
+
+    WATCHDOG = signal.SIGABRT   # the capsule missed its watchdog (SIGABRT: it may dump core)
+    NOT_READY = signal.SIGKILL  # no readiness within readiness.timeout
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How a run's main process ended: `exit_code` (>= 0) or `signal` (> 0), or aborted by exo_init."""
+
+    exit_code: int | None = None
+    signal: int | None = None
+    aborted: Abort | None = None
+
+    @classmethod
+    def from_status(cls, status: int, scoped: bool = False) -> RunEnd:
+        """A scoped capsule's namespace init reports a killed main process as 128+signal
+        (tini's convention): that is translated back."""
+        code = os.waitstatus_to_exitcode(status)
+        if scoped and code > 128 and code - 128 in SIGNAL_NAMES:
+            return cls(signal=code - 128)
+        if code >= 0:
+            return cls(exit_code=code)
+        return cls(signal=-code)
+
+    @property
+    def clean(self) -> bool:
+        return self.exit_code == 0
+
+    def __str__(self) -> str:
+        if self.aborted is Abort.WATCHDOG:
+            return "watchdog timeout"
+        if self.aborted is Abort.NOT_READY:
+            return "not ready in time"
+        if self.signal is not None:
+            return f"killed by {SIGNAL_NAMES.get(self.signal, str(self.signal))}"
+        return f"exited {self.exit_code}"
 
 
 @dataclass(frozen=True)
@@ -57,7 +131,7 @@ def backoff_delay(policy: Restart, consecutive_failures: int) -> float:
     """Exponential backoff: delay, 2*delay, 4*delay, ... capped at max_delay."""
     if consecutive_failures <= 0:
         return 0.0
-    return float(min(policy.max_delay, policy.delay * (2 ** (consecutive_failures - 1))))
+    return float(min(policy.max_delay, policy.delay * (2 ** min(consecutive_failures - 1, 64))))
 
 
 def start_limit_hit(policy: Restart, failure_times: deque[float], now: float) -> bool:
@@ -65,72 +139,3 @@ def start_limit_hit(policy: Restart, failure_times: deque[float], now: float) ->
     while failure_times and now - failure_times[0] > policy.limit_interval:
         failure_times.popleft()
     return len(failure_times) >= policy.limit_burst
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who a capsule's main process runs as."""
-
-    name: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-    home: str
-
-
-@dataclass
-class CapsuleRuntime:
-    name: str
-    spec: Capsule | None
-    load_error: str | None = None
-    state: State = State.STOPPED
-    wanted: bool = False
-    pid: int | None = None
-    pgid: int | None = None                # the session/process group of the last run (no-cgroup mode)
-    started_at: float | None = None        # monotonic, when the current run was spawned
-    ready_at: float | None = None
-    state_since: float = field(default_factory=time.monotonic)
-    restarts: int = 0
-    consecutive_failures: int = 0
-    failure_times: deque[float] = field(default_factory=deque)
-    last_exit: str = ""
-    reason: str = ""
-    status_text: str = ""
-    next_spec: Capsule | None = None       # a changed spec to apply once stopped (reload)
-    remove_when_stopped: bool = False
-    restart_requested: bool = False
-    last_watchdog: float | None = None
-    err_fd: int | None = None
-    log_fd: int | None = None
-    notify_fd: int | None = None
-    identity: Identity | None = None       # of the current (or last) run
-    scoped: bool = False                   # the current run is isolated: its main pid is the namespace's init
-    log: LogSink | None = None
-    timers: dict[str, Timer] = field(default_factory=dict)
-    cpu_sample: tuple[float, int] | None = None
-    cpu_percent: float = 0.0
-
-    @property
-    def is_oneshot(self) -> bool:
-        return self.spec is not None and self.spec.type is CapsuleType.ONESHOT
-
-    def satisfies_dependents(self) -> bool:
-        return self.state is State.READY or (self.state is State.EXITED and self.last_exit == "exited 0")
-
-    def change_state(self, new: State, reason: str = "") -> Event:
-        old = self.state
-        if new not in TRANSITIONS[old]:
-            raise AssertionError(f"capsule {self.name}: invalid transition {old} -> {new} ({reason})")
-        self.state = new
-        self.reason = reason
-        self.state_since = time.monotonic()
-        return Event(self.name, old, new, reason, time.time())
-
-    def set_timer(self, key: str, timer: Timer) -> None:
-        self.cancel_timer(key)
-        self.timers[key] = timer
-
-    def cancel_timer(self, key: str) -> None:
-        timer = self.timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()

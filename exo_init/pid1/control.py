@@ -46,11 +46,11 @@ from exo_init.lib import ops
 from exo_init.lib.errors import ApiError
 from exo_init.lib.logfile import tail
 from exo_init.pid1.capsule import Event
-from exo_init.pid1.cgroups import CgroupTree
 from exo_init.pid1.config import Config
 from exo_init.pid1.log import Throttle, log
 from exo_init.pid1.loop import Loop
 from exo_init.pid1.manifest import ManifestError
+from exo_init.pid1.supervisor import ShutdownAction
 from exo_init.pid1.switch import Switcher
 
 MAX_REQUEST = 16 * 1024          # one request line (a path is at most 4 KiB)
@@ -406,6 +406,11 @@ class _Capsule(Protocol):
     def log(self) -> _LogFile | None: ...
 
 
+class _Host(Protocol):
+    @property
+    def cgroup_root(self) -> Path | None: ...
+
+
 class Supervised(Protocol):
     """What the operations use of the supervisor (exo_init/pid1/supervisor.py): typed by what is
     called, so this module depends on exactly that."""
@@ -425,7 +430,7 @@ class Supervised(Protocol):
     @property
     def shutdown_action(self) -> str | None: ...
     @property
-    def cgroups(self) -> CgroupTree | None: ...
+    def host(self) -> _Host: ...
     def status(self, name: str) -> dict[str, object]: ...
     def status_all(self) -> list[dict[str, object]]: ...
     def start(self, name: str) -> None: ...
@@ -433,7 +438,7 @@ class Supervised(Protocol):
     def restart(self, name: str) -> None: ...
     def freeze(self, name: str, frozen: bool) -> None: ...
     def reload(self) -> dict[str, list[str]]: ...
-    def request_shutdown(self, action: str) -> None: ...
+    def request_shutdown(self, action: ShutdownAction) -> None: ...
 
 
 def line_count(request: dict[str, Any], default: int = 50) -> int:
@@ -462,7 +467,7 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
             return {"pid": os.getpid(), "pid1": sup.config.pid1, "hostname": sup.hostname,
                     "manifest": sup.manifest_source, "boot_complete": sup.boot_reported,
                     "orphans_reaped": sup.orphans_reaped, "shutting_down": sup.shutdown_action,
-                    "cgroups": str(sup.cgroups.root) if sup.cgroups else None,
+                    "cgroups": str(sup.host.cgroup_root) if sup.host.cgroup_root else None,
                     "generation": generations.running if generations is not None else None}
         if op == "status":
             return sup.status(capsule(request)) if "name" in request else sup.status_all()
@@ -487,7 +492,7 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
             if op == "reload":
                 return sup.reload()
             if op in ("poweroff", "reboot"):
-                sup.request_shutdown(op)
+                sup.request_shutdown(ShutdownAction(op))
                 return {"action": op}
         except ManifestError as e:
             raise ApiError("InvalidManifest", str(e)) from None

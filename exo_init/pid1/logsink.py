@@ -1,9 +1,19 @@
-"""Per-capsule log files: each line of a capsule's stdout/stderr, timestamped, size-rotated."""
+"""Per-capsule log files: each line of a capsule's stdout/stderr, timestamped, size-rotated.
+
+PID 1 does this for every capsule, so its cost is per chunk, not per line: a chunk read from the
+pipe gets the timestamp prefix on every line by one `bytes.replace` and is written with one
+`write`, and the file size is counted, not `stat`ed. The bytes are the capsule's own (not decoded:
+the readers, exo_init/lib/logfile.py, decode with replacement). How much a capsule may write per
+second is the runner's business (runner.py: a token bucket, backpressure on the capsule's pipe).
+
+Invariants: a partial line is held until its newline, or written as a line of its own once it
+exceeds MAX_LINE; the file is rotated once it exceeds MAX_BYTES (KEEP old files); `last_line`
+is the capsule's last complete line (at most LAST_LINE bytes), for the console's failure line.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections import deque
+import os
 from pathlib import Path
 
 from exo_init.pid1.log import timestamp
@@ -11,18 +21,67 @@ from exo_init.pid1.log import timestamp
 MAX_BYTES = 1 << 20
 KEEP = 3
 MAX_LINE = 8192
+LAST_LINE = 512
 
 
 class LogSink:
     def __init__(self, directory: Path, name: str) -> None:
         self.path = directory / f"{name}.log"
+        self.last_line = ""
         self._partial = b""
-        self._fh: object | None = None
-        self.recent: deque[str] = deque(maxlen=200)
+        self._fd: int | None = None
+        self._size = 0
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the capsule's pipe; complete lines are written, a partial line is kept."""
+        data = self._partial + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._partial = b""
+            if len(data) <= MAX_LINE:
+                self._partial = data
+                return
+            self._lines(data)
+            return
+        complete, self._partial = data[:cut], data[cut + 1:]
+        if len(self._partial) > MAX_LINE:
+            complete, self._partial = data, b""
+        self._lines(complete)
+
+    def flush_partial(self) -> None:
+        if self._partial:
+            partial, self._partial = self._partial, b""
+            self._lines(partial)
+
+    def line(self, text: str) -> None:
+        """One line of exo_init's own about the capsule ("[exo_init] main process exited 0")."""
+        self._lines(text.encode(errors="replace"))
+
+    def _lines(self, lines: bytes) -> None:
+        """Write `lines` (newline-separated, without the final newline), each timestamped."""
+        prefix = timestamp().encode() + b" "
+        self.last_line = lines[lines.rfind(b"\n") + 1:][:LAST_LINE].decode(errors="replace")
+        self._write(prefix + lines.replace(b"\n", b"\n" + prefix) + b"\n")
+
+    def _write(self, data: bytes) -> None:
+        try:
+            if self._fd is None:
+                self._open()
+            elif self._size > MAX_BYTES:
+                self._rotate()
+                self._open()
+            assert self._fd is not None
+            view = memoryview(data)
+            while view:  # a regular file: short writes only when the disk is full (then OSError)
+                view = view[os.write(self._fd, view):]
+            self._size += len(data)
+        except OSError:
+            pass  # a full or read-only disk must not stop supervision; `last_line` still holds it
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - kept open for the capsule's life
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._size = os.fstat(self._fd).st_size
 
     def _rotate(self) -> None:
         self.close()
@@ -33,37 +92,10 @@ class LogSink:
         if self.path.exists():
             self.path.replace(self.path.with_name(f"{self.path.name}.1"))
 
-    def feed(self, data: bytes) -> None:
-        """Bytes from the capsule's pipe; complete lines are written, a partial line is kept."""
-        self._partial += data
-        *lines, self._partial = self._partial.split(b"\n")
-        if len(self._partial) > MAX_LINE:
-            lines.append(self._partial)
-            self._partial = b""
-        for raw in lines:
-            self.line(raw.decode(errors="replace"))
-
-    def flush_partial(self) -> None:
-        if self._partial:
-            self.line(self._partial.decode(errors="replace"))
-            self._partial = b""
-
-    def line(self, text: str) -> None:
-        entry = f"{timestamp()} {text}"
-        self.recent.append(entry)
-        try:
-            if self._fh is None:
-                self._open()
-            elif self.path.stat().st_size > MAX_BYTES:
-                self._rotate()
-                self._open()
-            assert self._fh is not None
-            self._fh.write((entry + "\n").encode())  # type: ignore[attr-defined]
-        except OSError:
-            pass  # a full or read-only disk must not stop supervision; `recent` still holds it
-
     def close(self) -> None:
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                self._fh.close()  # type: ignore[attr-defined]
-            self._fh = None
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None

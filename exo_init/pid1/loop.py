@@ -28,14 +28,14 @@ class Timer:
 
 
 class Loop:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.selector = selectors.DefaultSelector()
         self._timers: list[Timer] = []
         self._seq = itertools.count()
+        self._clock = clock
 
-    @staticmethod
-    def now() -> float:
-        return time.monotonic()
+    def now(self) -> float:
+        return self._clock()
 
     def call_later(self, delay: float, callback: Callback) -> Timer:
         timer = Timer(self.now() + max(0.0, delay), next(self._seq), callback)
@@ -78,18 +78,25 @@ class Loop:
 
     def run_once(self, max_wait: float = 1.0) -> None:
         """Wait for at most `max_wait` seconds (less if a timer is due), then run what is ready."""
-        while self._timers and self._timers[0].cancelled:
-            heapq.heappop(self._timers)
         wait = max_wait
-        if self._timers:
-            wait = max(0.0, min(wait, self._timers[0].deadline - self.now()))
+        deadline = self.next_deadline()
+        if deadline is not None:
+            wait = max(0.0, min(wait, deadline - self.now()))
         for key, mask in self.selector.select(wait):
             for event in (selectors.EVENT_READ, selectors.EVENT_WRITE):
                 callback = key.data.get(event)
                 if mask & event and callback is not None:
                     callback()
-        now = self.now()
+        self.run_timers(self.now())
+
+    def run_timers(self, now: float) -> None:
+        """Run every timer due at `now`, in deadline order."""
         while self._timers and self._timers[0].deadline <= now:
             timer = heapq.heappop(self._timers)
             if not timer.cancelled:
                 timer.callback()
+
+    def next_deadline(self) -> float | None:
+        while self._timers and self._timers[0].cancelled:
+            heapq.heappop(self._timers)
+        return self._timers[0].deadline if self._timers else None

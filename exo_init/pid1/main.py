@@ -33,7 +33,7 @@ from exo_init.pid1.manifest import (
     RestartPolicy,
     empty_manifest,
 )
-from exo_init.pid1.spawn import SpawnPlan, spawn
+from exo_init.pid1.spawn import SpawnPlan, Wiring, spawn
 from exo_init.pid1.statedisk import prepare_state_dir
 from exo_init.pid1.supervisor import ShutdownAction, Supervisor
 from exo_init.pid1.switch import Switcher, boot_manifest
@@ -163,7 +163,7 @@ def start_emergency_shell() -> None:
     try:
         _null_r, null_w = os.pipe()
         spawn(SpawnPlan(argv=cap.argv, env={"PATH": SYSTEM_PATH, "TERM": "linux"}, uid=0, gid=0, groups=(),
-                        workdir="/", cgroup_procs=None, stdout_fd=null_w, extra_fds={}, console=True))
+                        workdir="/", console=True), Wiring(stdout_fd=null_w))
     except OSError as e:
         log.error("emergency shell failed: %s", e)
 

@@ -10,6 +10,7 @@ import fcntl
 import os
 import signal
 import termios
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,21 +19,32 @@ from exo_init.pid1 import scope
 
 @dataclass(frozen=True)
 class SpawnPlan:
+    """One run of a capsule, decided before the fork (plan.py builds it from the manifest)."""
+
     argv: tuple[str, ...]
-    env: dict[str, str]
+    env: Mapping[str, str]
     uid: int
     gid: int
     groups: tuple[int, ...]
     workdir: str
-    cgroup_procs: Path | None      # write our PID here before exec
-    stdout_fd: int                 # the log pipe's write end (stdout and stderr)
-    extra_fds: dict[int, int]      # target fd number -> fd in the parent (e.g. notification fd)
+    user: str = "root"             # the name the uid goes by (dynamic uids: the capsule's name)
     console: bool = False          # stdin/stdout/stderr on /dev/console as controlling tty
+    notify_fd: int | None = None   # readiness.kind = fd: the fd number the notification pipe gets
     scope: scope.ScopePlan | None = None  # isolated: own namespaces and root (see scope.py)
 
 
-def spawn(plan: SpawnPlan) -> tuple[int, int]:
-    """Fork a child that execs `plan`; returns (pid, read end of the error pipe)."""
+@dataclass(frozen=True)
+class Wiring:
+    """The run-time resources a plan is spawned with (opened by the runner)."""
+
+    stdout_fd: int                 # the log pipe's write end (stdout and stderr)
+    notify_w: int | None = None    # the notification pipe's write end, for plan.notify_fd
+    cgroup_procs: Path | None = None  # write our PID here before exec
+
+
+def spawn(plan: SpawnPlan, wiring: Wiring) -> tuple[int, int]:
+    """Fork a child that execs `plan`; returns (pid, read end of the error pipe). OSError if the
+    fork (or the PID namespace for it) fails; every fd it opened is closed again then."""
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = -1
     try:
@@ -48,7 +60,9 @@ def spawn(plan: SpawnPlan) -> tuple[int, int]:
             scope.restore_pid_namespace()
     if pid == 0:  # child: nothing here may return or raise
         try:
-            _child(plan, err_w)
+            # The error pipe must survive the fd shuffle: above every fd number the plan targets.
+            err_w = _dup_above(err_w, max(3, plan.notify_fd or 0) + 1)
+            _child(plan, wiring, err_w)
         except BaseException as e:
             stage = getattr(e, "stage", "setup")
             msg = f"{stage}: {e.strerror if isinstance(e, OSError) and e.strerror else e}"
@@ -69,15 +83,15 @@ def _step(stage: str, fn: object, *args: object) -> object:
         raise
 
 
-def _child(plan: SpawnPlan, err_w: int) -> None:
+def _child(plan: SpawnPlan, wiring: Wiring, err_w: int) -> None:
     # Signals: undo what Python set up (SIGPIPE/SIGXFSZ ignored, handlers installed).
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
                 signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGPWR, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    if plan.cgroup_procs is not None:
-        _step(f"cgroup {plan.cgroup_procs.parent}", plan.cgroup_procs.write_text, "0\n")
+    if wiring.cgroup_procs is not None:
+        _step(f"cgroup {wiring.cgroup_procs.parent}", wiring.cgroup_procs.write_text, "0\n")
     os.setsid()
     if plan.console:
         fd = _step("open /dev/console", os.open, "/dev/console", os.O_RDWR)
@@ -91,13 +105,14 @@ def _child(plan: SpawnPlan, err_w: int) -> None:
     else:
         devnull = os.open("/dev/null", os.O_RDONLY)
         os.dup2(devnull, 0)
-        os.dup2(plan.stdout_fd, 1)
-        os.dup2(plan.stdout_fd, 2)
+        os.dup2(wiring.stdout_fd, 1)
+        os.dup2(wiring.stdout_fd, 2)
+    extra = {plan.notify_fd: wiring.notify_w} if plan.notify_fd is not None and wiring.notify_w is not None else {}
     # Put extra fds in place: first move sources out of the way of the targets.
-    moved = {target: os.dup(src) for target, src in plan.extra_fds.items()}
+    moved = {target: os.dup(src) for target, src in extra.items()}
     for target, src in moved.items():
         os.dup2(src, target)
-    keep = {0, 1, 2, err_w, *plan.extra_fds}
+    keep = {0, 1, 2, err_w, *extra}
     for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
         fd = int(name)
         if fd not in keep:
@@ -105,19 +120,28 @@ def _child(plan: SpawnPlan, err_w: int) -> None:
                 os.close(fd)
             except OSError:
                 pass
-    for target in plan.extra_fds:
+    for target in extra:
         os.set_inheritable(target, True)
     if plan.scope is not None:
-        _scoped(plan, plan.scope, err_w)
+        _scoped(plan, plan.scope, tuple(extra), err_w)
     elif os.getuid() == 0:
         _step("setgroups", os.setgroups, list(plan.groups))
         _step(f"setgid {plan.gid}", os.setgid, plan.gid)
         _step(f"setuid {plan.uid}", os.setuid, plan.uid)
     _step(f"chdir {plan.workdir}", os.chdir, plan.workdir)
-    _step(f"exec {plan.argv[0]}", os.execve, plan.argv[0], list(plan.argv), plan.env)
+    _step(f"exec {plan.argv[0]}", os.execve, plan.argv[0], list(plan.argv), dict(plan.env))
 
 
-def _scoped(plan: SpawnPlan, sp: scope.ScopePlan, err_w: int) -> None:
+def _dup_above(fd: int, lowest: int) -> int:
+    """`fd` if it is already >= lowest, else a close-on-exec duplicate at or above `lowest`."""
+    if fd >= lowest:
+        return fd
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, lowest)
+    os.close(fd)
+    return new
+
+
+def _scoped(plan: SpawnPlan, sp: scope.ScopePlan, extra_fds: tuple[int, ...], err_w: int) -> None:
     """We are PID 1 of the capsule's new PID namespace: build its world, fork the main process,
     and stay behind as its init. Returns only in the main process, privileges dropped."""
     _step("scope", scope.enter, sp)
@@ -126,7 +150,7 @@ def _scoped(plan: SpawnPlan, sp: scope.ScopePlan, err_w: int) -> None:
     main = os.fork()
     if main != 0:
         os.close(err_w)  # the main process holds the error pipe now: EOF = its exec succeeded
-        for target in plan.extra_fds:
+        for target in extra_fds:
             os.close(target)
         scope.nsinit(main)
     if plan.console:  # the main process gets the terminal: ^C reaches it, not its init

@@ -1,0 +1,205 @@
+"""The supervisor's one boundary with the operating system.
+
+Every system call the runners and the scheduler make goes through a `Host`: launching a run
+(its cgroup and quotas, its pipes, the fork), signalling and killing, cgroup queries, readiness
+probes and reading the pipes. `OsHost` is the real thing; the scheduler's unit tests
+(tests/test_scheduler.py) give the same supervisor a fake one and a fake clock, and no process
+is started. Without cgroup2 (host tests in child-subreaper mode) `OsHost` groups a capsule's
+processes by session instead: the runners do not need to know.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from exo_init.pid1.cgroups import CgroupTree, QuotaError
+from exo_init.pid1.manifest import Quotas, Readiness, ReadinessKind
+from exo_init.pid1.readiness import probe_file, probe_tcp
+from exo_init.pid1.spawn import SpawnPlan, Wiring, read_spawn_error, spawn
+
+
+class LaunchError(Exception):
+    """A run that could not be started (cgroup, quota or fork); the message says which."""
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A started run: its main pid and the read ends of its pipes (non-blocking, close-on-exec)."""
+
+    pid: int
+    err_fd: int                 # EOF without data: the exec succeeded (spawn.py)
+    log_fd: int                 # stdout and stderr
+    notify_fd: int | None       # readiness.kind = fd
+
+
+class Host(Protocol):
+    @property
+    def cgroup_root(self) -> Path | None: ...
+
+    def launch(self, name: str, plan: SpawnPlan, quotas: Quotas) -> Launched: ...
+
+    def spawn_error(self, fd: int) -> str | None: ...
+
+    def reap(self) -> Iterator[tuple[int, int]]: ...
+
+    def read(self, fd: int, size: int) -> bytes | None: ...
+
+    def close(self, fd: int) -> None: ...
+
+    def signal(self, pid: int, sig: int) -> None: ...
+
+    def kill_all(self, name: str, pgid: int | None) -> None: ...
+
+    def populated(self, name: str) -> bool: ...
+
+    def leftovers(self, name: str) -> list[int]: ...
+
+    def forget(self, name: str) -> None: ...
+
+    def probe(self, readiness: Readiness) -> bool: ...
+
+    def cpu_usage(self, name: str) -> int | None: ...
+
+    def stats(self, name: str) -> dict[str, object] | None: ...
+
+    def freeze(self, name: str, frozen: bool) -> None: ...
+
+    def owner_of(self, pid: int) -> str | None: ...
+
+    def teardown(self) -> None: ...
+
+
+class OsHost:
+    """The real system; `cgroups` None means no cgroup2 (processes grouped by session)."""
+
+    def __init__(self, cgroups: CgroupTree | None) -> None:
+        self.cgroups = cgroups
+
+    @property
+    def cgroup_root(self) -> Path | None:
+        return self.cgroups.root if self.cgroups is not None else None
+
+    def launch(self, name: str, plan: SpawnPlan, quotas: Quotas) -> Launched:
+        procs = self._prepare_cgroup(name, quotas)
+        opened: list[int] = []
+        try:
+            log_r, log_w = _pipe(opened)
+            notify_r, notify_w = _pipe(opened) if plan.notify_fd is not None else (None, None)
+            pid, err_fd = spawn(plan, Wiring(stdout_fd=log_w, notify_w=notify_w, cgroup_procs=procs))
+        except OSError as e:  # pipe2 or fork (EMFILE, EAGAIN, ENOMEM), or the PID namespace for it
+            for fd in opened:
+                os.close(fd)
+            raise LaunchError(f"spawn: {e.strerror or e}") from None
+        os.close(log_w)  # the child holds the write ends now
+        if notify_w is not None:
+            os.close(notify_w)
+        for fd in (log_r, err_fd, *([notify_r] if notify_r is not None else [])):
+            os.set_blocking(fd, False)
+        return Launched(pid, err_fd, log_r, notify_r)
+
+    def _prepare_cgroup(self, name: str, quotas: Quotas) -> Path | None:
+        if self.cgroups is None:
+            return None
+        try:
+            if self.cgroups.populated(name):
+                self.cgroups.kill(name)  # leftovers of an earlier run do not join the new one
+            return self.cgroups.prepare(name, quotas) / "cgroup.procs"
+        except QuotaError as e:
+            raise LaunchError(str(e)) from None
+        except OSError as e:
+            raise LaunchError(f"cgroup: {e.strerror or e}") from None
+
+    def spawn_error(self, fd: int) -> str | None:
+        return read_spawn_error(fd)
+
+    def reap(self) -> Iterator[tuple[int, int]]:
+        """(pid, wait status) of every child that has ended, without blocking."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            yield pid, status
+
+    def read(self, fd: int, size: int) -> bytes | None:
+        """Up to `size` bytes; None if nothing is there now; b"" at EOF (or on an error)."""
+        try:
+            return os.read(fd, size)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
+    def close(self, fd: int) -> None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+    def signal(self, pid: int, sig: int) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill_all(self, name: str, pgid: int | None) -> None:
+        """SIGKILL everything of the capsule: its cgroup, or (no cgroups) its process group."""
+        if self.cgroups is not None:
+            self.cgroups.kill(name)
+        elif pgid is not None:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def populated(self, name: str) -> bool:
+        """Whether the capsule's cgroup still holds processes (always False without cgroups)."""
+        return self.cgroups is not None and self.cgroups.populated(name)
+
+    def leftovers(self, name: str) -> list[int]:
+        return self.cgroups.pids(name) if self.cgroups is not None else []
+
+    def forget(self, name: str) -> None:
+        if self.cgroups is not None:
+            self.cgroups.remove(name)
+
+    def probe(self, readiness: Readiness) -> bool:
+        if readiness.kind is ReadinessKind.FILE:
+            return probe_file(readiness.path)
+        return probe_tcp(readiness.host, readiness.port)
+
+    def cpu_usage(self, name: str) -> int | None:
+        return self.cgroups.stats(name).cpu_usage_usec if self.cgroups is not None else None
+
+    def stats(self, name: str) -> dict[str, object] | None:
+        if self.cgroups is None or not self.cgroups.path(name).is_dir():
+            return None
+        stats = self.cgroups.stats(name)
+        return {k: getattr(stats, k) for k in stats.__dataclass_fields__}
+
+    def freeze(self, name: str, frozen: bool) -> None:
+        if self.cgroups is None:
+            raise OSError(errno.ENOTSUP, "freezing needs cgroup2")
+        self.cgroups.freeze(name, frozen)
+
+    def owner_of(self, pid: int) -> str | None:
+        return self.cgroups.owner_of(pid) if self.cgroups is not None else None
+
+    def teardown(self) -> None:
+        """Not PID 1: leave the host's cgroup tree as it was found (its capsules killed first)."""
+        if self.cgroups is not None:
+            self.cgroups.teardown()
+
+
+def _pipe(opened: list[int]) -> tuple[int, int]:
+    r, w = os.pipe2(os.O_CLOEXEC)
+    opened += (r, w)
+    return r, w

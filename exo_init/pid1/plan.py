@@ -1,0 +1,180 @@
+"""A capsule's launch plan: manifest entry + run-time facts -> a frozen SpawnPlan. Pure.
+
+Everything exo_init decides about a run before it forks is decided here, without touching the
+system: who the process runs as (`Identity`, from a snapshot of the user database), the world it
+sees (`scope.ScopePlan`: system paths, grants, sockets, devices), its environment, and which
+readiness file descriptor it gets. The facts that depend on the machine (the user database, the
+dynamic uids other capsules hold, which paths exist) come in as a `Facts` value, so the whole
+plan is unit-tested without processes (tests/test_plan.py).
+
+A grant that cannot be honoured now (a granted path that does not exist, an unknown user, a socket
+whose service is not running) is a `PlanError` naming the field: the runner turns it into the
+capsule's `failed` state, never an exception out of the supervisor.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from exo_init.pid1 import scope
+from exo_init.pid1.config import SYSTEM_BUS_DIR, SYSTEM_PATH, WAYLAND_SOCKET, Config
+from exo_init.pid1.manifest import Access, Capsule, NetworkKind, ReadinessKind
+from exo_init.pid1.spawn import SpawnPlan
+
+
+class PlanError(Exception):
+    """A capsule that cannot be launched as declared; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a capsule's main process runs as."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+
+
+@dataclass(frozen=True)
+class UserEntry:
+    uid: int
+    gid: int
+    home: str
+
+
+@dataclass(frozen=True)
+class Users:
+    """A snapshot of the user and group databases."""
+
+    users: Mapping[str, UserEntry]
+    groups: Mapping[str, int]                       # group name -> gid
+    members: Mapping[str, tuple[int, ...]]          # user name -> supplementary gids
+
+    @classmethod
+    def read(cls) -> Users:
+        members: dict[str, list[int]] = {}
+        groups: dict[str, int] = {}
+        for g in grp.getgrall():
+            groups.setdefault(g.gr_name, g.gr_gid)
+            for user in g.gr_mem:
+                members.setdefault(user, []).append(g.gr_gid)
+        return cls(users={pw.pw_name: UserEntry(pw.pw_uid, pw.pw_gid, pw.pw_dir) for pw in pwd.getpwall()},
+                   groups=groups, members={u: tuple(gids) for u, gids in members.items()})
+
+    def uids(self) -> frozenset[int]:
+        return frozenset(e.uid for e in self.users.values())
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a launch plan depends on besides the manifest entry."""
+
+    config: Config
+    users: Users
+    taken_uids: frozenset[int]            # dynamic uids held by the other capsules' runs
+    exists: Callable[[str], bool] = os.path.exists
+
+
+def launch_plan(spec: Capsule, facts: Facts) -> SpawnPlan:
+    """The complete, frozen plan of one run of `spec`; PlanError if it cannot be launched now."""
+    ident = identity(spec, facts)
+    return SpawnPlan(
+        argv=spec.argv,
+        env=environment(spec, ident, facts.config),
+        uid=ident.uid,
+        gid=ident.gid,
+        groups=ident.groups,
+        user=ident.name,
+        workdir=spec.workdir,
+        console=spec.console,
+        notify_fd=spec.readiness.fd if spec.readiness.kind is ReadinessKind.FD else None,
+        scope=scope_plan(spec, ident, facts) if spec.capabilities.isolated else None,
+    )
+
+
+def identity(spec: Capsule, facts: Facts) -> Identity:
+    if spec.user is None and spec.capabilities.isolated:
+        try:
+            uid = scope.dynamic_uid(spec.name, set(facts.taken_uids | facts.users.uids()))
+        except LookupError:
+            raise PlanError(f"user: no free dynamic uid ({len(scope.DYNAMIC_UIDS)} in use)") from None
+        return Identity(spec.name, uid, uid, (uid,), "/tmp")  # dynamic: no passwd entry on the host
+    user = spec.user or "root"
+    entry = facts.users.users.get(user)
+    if entry is None:
+        raise PlanError(f"user: unknown user {user!r}")
+    gid = entry.gid
+    if spec.group is not None:
+        if spec.group not in facts.users.groups:
+            raise PlanError(f"group: unknown group {spec.group!r}")
+        gid = facts.users.groups[spec.group]
+    groups = tuple(sorted({gid, *facts.users.members.get(user, ())}))
+    return Identity(user, entry.uid, gid, groups, entry.home if spec.capabilities.host else "/tmp")
+
+
+def needs_notify_socket(spec: Capsule) -> bool:
+    return spec.readiness.kind is ReadinessKind.NOTIFY or spec.watchdog_sec > 0
+
+
+def scope_plan(spec: Capsule, ident: Identity, facts: Facts) -> scope.ScopePlan:
+    """The isolated world of a capsule; PlanError names a grant that cannot be honoured now."""
+    caps, config = spec.capabilities, facts.config
+    binds = [scope.Bind(p, p, readonly=True) for p in scope.SYSTEM_PATHS if facts.exists(p)]
+    for path, access in caps.filesystem:
+        if not facts.exists(path):
+            raise PlanError(f"capabilities.filesystem: {path} does not exist")
+        binds.append(scope.Bind(path, path, readonly=access is Access.RO))
+    for dev in caps.devices:
+        if not facts.exists(dev):
+            raise PlanError(f"capabilities.devices: {dev} does not exist")
+        binds.append(scope.Bind(dev, dev, readonly=False, device=True))
+    sockets: list[tuple[bool, Path, bool, str]] = [  # (granted, path, a directory, what)
+        (needs_notify_socket(spec), config.notify_socket, False, "the sd_notify socket"),
+        (caps.control, config.control_socket, False, "exo_init's control socket"),
+        (caps.logs, config.log_dir, True, "the capsule log directory"),
+        (caps.bus, SYSTEM_BUS_DIR, True, "the system bus (is the dbus capsule running?)"),
+        (caps.display, config.wayland_dir, True, "the Wayland socket directory (is the compositor running?)"),
+    ]
+    for granted, sock, directory, what in sockets:
+        if granted:
+            if not facts.exists(str(sock)):
+                raise PlanError(f"capabilities: {what} is not there ({sock})")
+            binds.append(scope.Bind(str(sock), str(sock), readonly=directory))
+    if caps.network is NetworkKind.HOST and facts.exists("/etc/resolv.conf"):
+        binds.append(scope.Bind("/etc/resolv.conf", "/etc/resolv.conf", readonly=True))
+    return scope.ScopePlan(
+        root=str(config.runtime_dir / "scope-root"),
+        hostname=spec.name,
+        binds=tuple(binds),
+        etc_files=scope.etc_files(spec.name, ident.name, ident.uid, ident.gid),
+        network=caps.network.value,
+        veth_address=caps.veth.address if caps.veth else "",
+        veth_peer=caps.veth.peer if caps.veth else "",
+        veth_host_name=scope.veth_name(spec.name),
+        caps=tuple(scope.CAP_NUMBERS[c] for c in caps.caps),
+        seccomp_deny=caps.seccomp_deny,
+        seccomp_allow=caps.seccomp_allow,
+    )
+
+
+def environment(spec: Capsule, ident: Identity, config: Config) -> dict[str, str]:
+    env = {"PATH": SYSTEM_PATH, "HOME": ident.home, "USER": ident.name, "LOGNAME": ident.name,
+           "LANG": "C.UTF-8", "EXO_CAPSULE": spec.name, "TERM": "linux" if spec.console else "dumb"}
+    if needs_notify_socket(spec):
+        env["NOTIFY_SOCKET"] = str(config.notify_socket)
+    if spec.capabilities.bus:  # (libdbus's default is /var/run/..., not in a scoped world)
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = f"unix:path={SYSTEM_BUS_DIR}/system_bus_socket"
+    if spec.capabilities.display:
+        env["XDG_RUNTIME_DIR"] = str(config.wayland_dir)
+        env["WAYLAND_DISPLAY"] = WAYLAND_SOCKET
+    if spec.watchdog_sec > 0:
+        env["WATCHDOG_USEC"] = str(int(spec.watchdog_sec * 1_000_000))
+    env.update(dict(spec.env))
+    return env

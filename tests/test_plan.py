@@ -1,0 +1,118 @@
+"""The launch plan (exo_init/pid1/plan.py), a pure function: manifest entry + facts -> SpawnPlan.
+No process, no system lookup: the user database and the paths that exist are given."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exo_init.pid1 import scope
+from exo_init.pid1.config import SYSTEM_PATH, Config
+from exo_init.pid1.manifest import Capsule, parse_manifest
+from exo_init.pid1.plan import Facts, PlanError, UserEntry, Users, launch_plan
+
+CONFIG = Config(manifest=Path("/etc/exosphere/manifest.json"), runtime_dir=Path("/run/exosphere"),
+                log_dir=Path("/var/log/exosphere"), cgroup_root=None, pid1=True)
+USERS = Users(users={"root": UserEntry(0, 0, "/root"), "www": UserEntry(33, 33, "/var/www"),
+                     "dyn-collide": UserEntry(61184, 61184, "/")},
+              groups={"root": 0, "www-data": 33, "video": 44, "audio": 29},
+              members={"www": (44, 29)})
+EXISTING = {"/usr", "/bin", "/lib", "/etc/ld.so.cache", "/srv/data", "/dev/fb0", "/etc/resolv.conf",
+            "/run/exosphere/notify.sock", "/run/exosphere/control.sock", "/var/log/exosphere", "/run/dbus",
+            "/run/exosphere/wayland"}
+
+
+def capsule(**fields: Any) -> Capsule:
+    doc = {"version": 1, "capsules": {"svc": {"argv": ["/usr/bin/svc", "--flag"], **fields}}}
+    manifest = parse_manifest(doc, "test")
+    assert not manifest.errors, manifest.errors
+    return manifest.capsules["svc"]
+
+
+def facts(existing: set[str] = EXISTING, taken: frozenset[int] = frozenset()) -> Facts:
+    return Facts(config=CONFIG, users=USERS, taken_uids=taken, exists=existing.__contains__)
+
+
+def test_an_isolated_capsule_gets_a_stable_dynamic_uid_that_no_one_else_has() -> None:
+    spec = capsule()
+    first = launch_plan(spec, facts())
+    assert first == launch_plan(spec, facts())  # pure: same inputs, same plan
+    assert first.uid in scope.DYNAMIC_UIDS and first.gid == first.uid and first.groups == (first.uid,)
+    assert first.user == "svc" and first.env["HOME"] == "/tmp"
+    other = launch_plan(spec, facts(taken=frozenset({first.uid})))
+    assert other.uid != first.uid and other.uid in scope.DYNAMIC_UIDS
+    # Every dynamic uid taken by capsules but two, one of which a passwd entry has: the other one.
+    assert USERS.users["dyn-collide"].uid == 61184 != first.uid
+    taken = frozenset(scope.DYNAMIC_UIDS) - {61184, first.uid}
+    assert launch_plan(spec, facts(taken=taken)).uid == first.uid
+    with pytest.raises(PlanError, match=r"^user: no free dynamic uid"):
+        launch_plan(spec, facts(taken=frozenset(scope.DYNAMIC_UIDS)))
+
+
+def test_a_named_user_gets_its_ids_groups_and_home_only_when_unconfined() -> None:
+    plan = launch_plan(capsule(user="www", group="video", capabilities={"host": True}), facts())
+    assert (plan.uid, plan.gid, plan.groups, plan.env["HOME"]) == (33, 44, (29, 44), "/var/www")
+    assert plan.scope is None
+    scoped = launch_plan(capsule(user="www"), facts())
+    assert (scoped.uid, scoped.gid, scoped.env["HOME"]) == (33, 33, "/tmp") and scoped.scope is not None
+
+
+@pytest.mark.parametrize(("fields", "error"), [
+    ({"user": "nobody-here"}, "user: unknown user 'nobody-here'"),
+    ({"user": "www", "group": "nogroup-here"}, "group: unknown group 'nogroup-here'"),
+    ({"capabilities": {"filesystem": {"/srv/missing": "ro"}}}, "capabilities.filesystem: /srv/missing does not exist"),
+    ({"capabilities": {"devices": ["/dev/dri/card0"]}}, "capabilities.devices: /dev/dri/card0 does not exist"),
+    ({"capabilities": {"display": True}}, "capabilities: the Wayland socket directory (is the compositor running?) "
+                                         "is not there (/run/exosphere/wayland)"),
+])
+def test_a_grant_that_cannot_be_honoured_is_a_plan_error_naming_it(fields: dict[str, Any], error: str) -> None:
+    existing = EXISTING - {"/run/exosphere/wayland"}
+    with pytest.raises(PlanError, match="^" + re.escape(error)):
+        launch_plan(capsule(**fields), facts(existing))
+
+
+def test_the_scope_binds_only_what_exists_and_what_is_granted() -> None:
+    plan = launch_plan(capsule(capabilities={"filesystem": {"/srv/data": "rw"}, "devices": ["/dev/fb0"],
+                                             "control": True, "logs": True, "network": "host"}), facts())
+    assert plan.scope is not None
+    binds = {b.target: b for b in plan.scope.binds}
+    assert {"/usr", "/bin", "/lib", "/etc/ld.so.cache"} <= set(binds)
+    assert "/lib64" not in binds and "/nix/store" not in binds  # not on this machine
+    assert not binds["/srv/data"].readonly and binds["/usr"].readonly
+    assert binds["/dev/fb0"].device
+    assert "/run/exosphere/control.sock" in binds and binds["/var/log/exosphere"].readonly
+    assert "/run/dbus" not in binds and "/run/exosphere/notify.sock" not in binds  # not granted
+    assert binds["/etc/resolv.conf"].readonly and plan.scope.network == "host"
+    assert plan.scope.root == "/run/exosphere/scope-root" and plan.scope.hostname == "svc"
+
+
+def test_veth_caps_and_seccomp_reach_the_scope() -> None:
+    plan = launch_plan(capsule(capabilities={"network": {"veth": {"address": "10.9.0.2/24", "peer": "10.9.0.1/24"}},
+                                             "caps": ["CAP_NET_BIND_SERVICE"], "seccomp_deny": ["ptrace"]}), facts())
+    assert plan.scope is not None
+    assert (plan.scope.network, plan.scope.veth_address, plan.scope.veth_peer) == ("veth", "10.9.0.2/24", "10.9.0.1/24")
+    assert plan.scope.veth_host_name == scope.veth_name("svc")
+    assert plan.scope.caps == (scope.CAP_NUMBERS["CAP_NET_BIND_SERVICE"],) and plan.scope.seccomp_deny == ("ptrace",)
+
+
+def test_environment() -> None:
+    plan = launch_plan(capsule(env={"LANG": "de_DE.UTF-8", "X": "1"}, watchdog_sec=2.5, console=True,
+                               capabilities={"bus": True, "display": True}), facts())
+    env = plan.env
+    assert env["PATH"] == SYSTEM_PATH and env["EXO_CAPSULE"] == "svc" and env["USER"] == "svc"
+    assert env["TERM"] == "linux" and env["LANG"] == "de_DE.UTF-8" and env["X"] == "1"
+    assert env["NOTIFY_SOCKET"] == "/run/exosphere/notify.sock" and env["WATCHDOG_USEC"] == "2500000"
+    assert env["DBUS_SYSTEM_BUS_ADDRESS"] == "unix:path=/run/dbus/system_bus_socket"
+    assert (env["XDG_RUNTIME_DIR"], env["WAYLAND_DISPLAY"]) == ("/run/exosphere/wayland", "wayland-0")
+    plain = launch_plan(capsule(), facts()).env
+    assert plain["TERM"] == "dumb" and not {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WAYLAND_DISPLAY"} & set(plain)
+
+
+def test_argv_workdir_console_and_the_readiness_fd() -> None:
+    plan = launch_plan(capsule(workdir="/srv/data", readiness={"kind": "fd", "fd": 7}), facts())
+    assert (plan.argv, plan.workdir, plan.console) == (("/usr/bin/svc", "--flag"), "/srv/data", False)
+    assert plan.notify_fd == 7
+    assert launch_plan(capsule(), facts()).notify_fd is None

@@ -1,0 +1,306 @@
+"""The scheduler, table-driven: the real Supervisor and runners on a simulated machine (tests/sim.py:
+a fake clock and a fake OS at the host boundary; no process, no waiting). Each scenario is a
+manifest, a script of what happens, and what must follow: launch times, states, reasons, signals,
+the order of state changes."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exo_init.pid1.supervisor import ShutdownAction
+from tests.sim import Sim
+
+NOTIFY = {"readiness": {"kind": "notify"}}
+
+
+@dataclass
+class Scenario:
+    name: str
+    capsules: dict[str, Any]
+    script: list[tuple[Any, ...]] = field(default_factory=list)
+    host: dict[str, Any] = field(default_factory=dict)
+    launches: list[tuple[float, str]] | None = None          # every launch, in order
+    states: dict[str, str] | None = None                     # at the end
+    reasons: dict[str, str] = field(default_factory=dict)    # substring of the last reason
+    order: list[tuple[str, str]] = field(default_factory=list)  # (capsule, state) in this order
+    signals: list[tuple[str, int]] | None = None             # sent to main processes
+    last_exit: dict[str, str] = field(default_factory=dict)
+
+
+SCENARIOS = [
+    Scenario(
+        "dependencies wait for readiness; after only orders",
+        {"db": NOTIFY, "web": {"requires": ["db"]}, "cron": {"after": ["db"]}},
+        script=[("advance", 1.0), ("notify", "db", {"READY": "1"})],
+        launches=[(0.0, "db"), (1.0, "cron"), (1.0, "web")],
+        states={"cron": "ready", "db": "ready", "web": "ready"},
+        order=[("db", "ready"), ("web", "starting")],
+    ),
+    Scenario(
+        "a failed requirement fails its dependents, an ordering does not",
+        {"db": {}, "web": {"requires": ["db"]}, "cron": {"after": ["db"]}},
+        host={"spawn_errors": {"db": "exec /nonexistent: No such file or directory"}},
+        script=[("advance", 60.0)],
+        launches=[(0.0, "db"), (0.0, "cron")],
+        states={"cron": "ready", "db": "failed", "web": "failed"},
+        reasons={"db": "No such file or directory", "web": "required capsule 'db' failed"},
+    ),
+    Scenario(
+        "a required capsule that is not declared fails the dependent",
+        {"web": {"requires": ["ghost"]}},
+        states={"web": "failed"},
+        reasons={"web": "required capsule 'ghost' is not declared"},
+        launches=[],
+    ),
+    Scenario(
+        "requiring a capsule that does not autostart pulls it in first",
+        {"db": {"autostart": False, **NOTIFY}, "web": {"requires": ["db"]}},
+        script=[("advance", 2.0), ("notify", "db", {"READY": "1"})],
+        launches=[(0.0, "db"), (2.0, "web")],
+        states={"db": "ready", "web": "ready"},
+    ),
+    Scenario(
+        "a crash loop backs off exponentially, then hits the start limit",
+        {"crash": {"restart": {"delay": 0.5, "max_delay": 30, "limit_burst": 5, "limit_interval": 60}}},
+        host={"exit_at_once": {"crash": 3}},
+        script=[("advance", 100.0)],
+        launches=[(0.0, "crash"), (0.5, "crash"), (1.5, "crash"), (3.5, "crash"), (7.5, "crash")],
+        states={"crash": "failed"},
+        reasons={"crash": "exited 3 (last output: 'hello'); start limit hit (5 failures within 60 s)"},
+        last_exit={"crash": "exited 3"},
+    ),
+    Scenario(
+        "the backoff is capped at max_delay",
+        {"crash": {"restart": {"delay": 1, "max_delay": 3, "limit_burst": 100}}},
+        host={"exit_at_once": {"crash": 1}},
+        script=[("advance", 10.5)],
+        launches=[(0.0, "crash"), (1.0, "crash"), (3.0, "crash"), (6.0, "crash"), (9.0, "crash")],
+    ),
+    Scenario(
+        "a run longer than reset_after resets the backoff",
+        {"svc": {"restart": {"delay": 0.5, "reset_after": 30}}},
+        script=[("advance", 40.0), ("exit", "svc", 1), ("advance", 0.5), ("advance", 40.0), ("exit", "svc", 1)],
+        launches=[(0.0, "svc"), (40.5, "svc")],
+        states={"svc": "backoff"},
+        reasons={"svc": "exited 1 (last output: 'hello'); restart in 0.50 s"},
+    ),
+    Scenario(
+        "restart never: one failure is final",
+        {"svc": {"restart": {"policy": "never"}}},
+        script=[("advance", 1.0), ("exit", "svc", 2), ("advance", 60.0)],
+        launches=[(0.0, "svc")],
+        states={"svc": "failed"},
+        reasons={"svc": "exited 2"},
+    ),
+    Scenario(
+        "restart always restarts a clean exit; on-failure leaves it exited",
+        {"always": {"restart": {"policy": "always"}}, "onfail": {}},
+        script=[("advance", 1.0), ("exit", "always", 0), ("exit", "onfail", 0), ("advance", 0.5)],
+        launches=[(0.0, "always"), (0.0, "onfail"), (1.5, "always")],
+        states={"always": "ready", "onfail": "exited"},
+    ),
+    Scenario(
+        "a oneshot is ready for dependents once it exited 0, and is not run again",
+        {"setup": {"type": "oneshot"}, "svc": {"requires": ["setup"]}},
+        script=[("advance", 2.0), ("exit", "setup", 0), ("advance", 100.0)],
+        launches=[(0.0, "setup"), (2.0, "svc")],
+        states={"setup": "exited", "svc": "ready"},
+        order=[("setup", "exited"), ("svc", "starting")],
+    ),
+    Scenario(
+        "a oneshot that fails fails what requires it",
+        {"setup": {"type": "oneshot", "restart": {"policy": "never"}}, "svc": {"requires": ["setup"]}},
+        script=[("advance", 2.0), ("exit", "setup", 1)],
+        launches=[(0.0, "setup")],
+        states={"setup": "failed", "svc": "failed"},
+        reasons={"svc": "required capsule 'setup' failed"},
+    ),
+    Scenario(
+        "the watchdog: pings in time keep the capsule ready",
+        {"dog": {"readiness": {"kind": "notify"}, "watchdog_sec": 2}},
+        script=[("notify", "dog", {"READY": "1", "WATCHDOG": "1"}), ("advance", 1.0),
+                ("notify", "dog", {"WATCHDOG": "1"}), ("advance", 1.9)],
+        states={"dog": "ready"},
+        launches=[(0.0, "dog")],
+        signals=[],
+    ),
+    Scenario(
+        "the watchdog: a missed ping aborts the run with SIGABRT 2 s after the last, then it restarts",
+        {"dog": {"readiness": {"kind": "notify"}, "watchdog_sec": 2}},
+        script=[("notify", "dog", {"READY": "1", "WATCHDOG": "1"}), ("advance", 1.0),
+                ("notify", "dog", {"WATCHDOG": "1"}), ("advance", 2.6)],
+        launches=[(0.0, "dog"), (3.5, "dog")],
+        signals=[("dog", signal.SIGABRT)],
+        states={"dog": "starting"},
+        last_exit={"dog": "watchdog timeout"},
+        order=[("dog", "backoff"), ("dog", "stopped"), ("dog", "starting")],
+    ),
+    Scenario(
+        "not ready within readiness.timeout: killed, then backoff",
+        {"slow": {"readiness": {"kind": "notify", "timeout": 5}}},
+        script=[("advance", 5.2)],
+        launches=[(0.0, "slow")],
+        signals=[("slow", signal.SIGKILL)],
+        states={"slow": "backoff"},
+        reasons={"slow": "not ready within 5 s; restart in 0.50 s"},
+    ),
+    Scenario(
+        "readiness by probe: file",
+        {"svc": {"readiness": {"kind": "file", "path": "/run/svc.ready"}}},
+        script=[("advance", 1.0), ("probe_ok", "file:/run/svc.ready"), ("advance", 0.15)],
+        states={"svc": "ready"},
+        order=[("svc", "starting"), ("svc", "ready")],
+    ),
+    Scenario(
+        "a stop that is ignored escalates to SIGKILL of the whole capsule after stop.timeout",
+        {"stubborn": {"stop": {"timeout": 5}}},
+        host={"ignores": {"stubborn": frozenset({signal.SIGTERM})}},
+        script=[("advance", 1.0), ("stop", "stubborn"), ("advance", 4.9), ("expect", "stubborn", "stopping"),
+                ("advance", 0.2)],
+        signals=[("stubborn", signal.SIGTERM), ("stubborn", signal.SIGCONT)],
+        states={"stubborn": "stopped"},
+    ),
+    Scenario(
+        "stopping a dependency stops its dependents first",
+        {"db": {}, "web": {"requires": ["db"]}},
+        script=[("advance", 1.0), ("stop", "db")],
+        states={"db": "stopped", "web": "stopped"},
+        order=[("web", "stopping"), ("web", "stopped"), ("db", "stopping"), ("db", "stopped")],
+    ),
+    Scenario(
+        "shutdown stops in reverse dependency order",
+        {"db": {}, "web": {"requires": ["db"]}, "cron": {"after": ["web"]}},
+        script=[("advance", 1.0), ("shutdown",)],
+        states={"cron": "stopped", "db": "stopped", "web": "stopped"},
+        order=[("cron", "stopped"), ("web", "stopping"), ("web", "stopped"), ("db", "stopping")],
+    ),
+    Scenario(
+        "a launch error (quota, cgroup, fork) fails the capsule, which is not restarted",
+        {"svc": {}},
+        host={"launch_errors": {"svc": "quotas.memory_max: the memory controller is not available"}},
+        script=[("advance", 60.0)],
+        launches=[],
+        states={"svc": "failed"},
+        reasons={"svc": "memory controller"},
+    ),
+    Scenario(
+        "an unknown user is a plan error: failed, not restarted",
+        {"svc": {"user": "nosuchuser"}},
+        script=[("advance", 60.0)],
+        launches=[],
+        states={"svc": "failed"},
+        reasons={"svc": "user: unknown user 'nosuchuser'"},
+    ),
+    Scenario(
+        "exoctl start runs a failed capsule again; restart restarts a ready one",
+        {"svc": {"restart": {"policy": "never"}}},
+        script=[("advance", 1.0), ("exit", "svc", 1), ("start", "svc"), ("advance", 1.0), ("restart", "svc")],
+        launches=[(0.0, "svc"), (1.0, "svc"), (2.0, "svc")],
+        states={"svc": "ready"},
+    ),
+]
+
+
+def run_script(sim: Sim, script: list[tuple[Any, ...]]) -> None:
+    for step in script:
+        match step:
+            case ("advance", seconds):
+                sim.advance(seconds)
+            case ("notify", name, fields):
+                sim.notify(name, **fields)
+            case ("exit", name, code):
+                sim.exit(name, code)
+            case ("probe_ok", key):
+                sim.host.probes_ok.add(key)
+            case ("stop" | "start" | "restart" as op, name):
+                getattr(sim.sup, op)(name)
+                sim.settle()
+            case ("shutdown",):
+                sim.sup.request_shutdown(ShutdownAction.EXIT)
+                sim.settle()
+            case ("expect", name, state):
+                assert sim.state(name).value == state, f"{name}: {sim.state(name)} at t={sim.loop.t}"
+            case _:
+                raise AssertionError(f"unknown step {step}")
+
+
+@pytest.mark.parametrize("sc", SCENARIOS, ids=[sc.name for sc in SCENARIOS])
+def test_scenario(sc: Scenario, tmp_path: Path) -> None:
+    sim = Sim(tmp_path, sc.capsules, **sc.host)
+    run_script(sim, sc.script)
+    where = f"trace: {sim.trace}"
+    if sc.launches is not None:
+        assert sorted(sim.host.launches) == sorted(sc.launches), where
+    if sc.states is not None:
+        assert sim.states() == sc.states, where
+    for name, text in sc.reasons.items():
+        assert text in sim.sup.capsules[name].reason, f"{name}: {sim.sup.capsules[name].reason!r}; {where}"
+    for name, text in sc.last_exit.items():
+        assert sim.sup.status(name)["last_exit"] == text, where
+    if sc.signals is not None:
+        assert sim.host.signals == sc.signals, where
+    if sc.order:
+        seen = iter((n, s) for _t, n, s in sim.trace)
+        assert all(item in seen for item in sc.order), f"{sc.order} is not a subsequence; {where}"
+
+
+def test_reload_applies_only_the_difference(tmp_path: Path) -> None:
+    sim = Sim(tmp_path, {"a": {}, "b": {}, "c": {}})
+    sim.advance(1.0)
+    pids = {name: r.pid for name, r in sim.sup.capsules.items()}
+    done = sim.sup.apply(Sim.manifest({"a": {}, "b": {"argv": ["/bin/true", "changed"]}, "d": {}}))
+    sim.settle()
+    assert done == {"added": ["d"], "removed": ["c"], "changed": ["b"], "unchanged": ["a"], "errors": []}
+    assert sim.states() == {"a": "ready", "b": "ready", "d": "ready"}
+    assert sim.sup.capsules["a"].pid == pids["a"]
+    assert sim.sup.capsules["b"].pid != pids["b"]
+    assert sim.host.procs[sim.sup.capsules["b"].pid or 0].plan.argv == ("/bin/true", "changed")
+    after = [(n, s) for t, n, s in sim.trace if t == 1.0]
+    assert [e for e in after if e[0] == "b"] == [("b", "stopping"), ("b", "stopped"), ("b", "starting"), ("b", "ready")]
+    assert [e for e in after if e[0] == "c"] == [("c", "stopping"), ("c", "stopped")]
+
+
+def test_reload_keeps_the_running_version_of_a_broken_definition(tmp_path: Path) -> None:
+    sim = Sim(tmp_path, {"a": {}})
+    sim.advance(1.0)
+    pid = sim.sup.capsules["a"].pid
+    broken = Sim.manifest({"a": {"argv": ["relative/path"]}})
+    assert "a" in broken.errors
+    done = sim.sup.apply(broken)
+    sim.settle()
+    assert done["errors"] and sim.states() == {"a": "ready"} and sim.sup.capsules["a"].pid == pid
+
+
+def test_changed_capsule_in_backoff_restarts_with_the_new_definition(tmp_path: Path) -> None:
+    sim = Sim(tmp_path, {"svc": {"restart": {"delay": 10}}}, exit_at_once={"svc": 1})
+    assert sim.state("svc").value == "backoff"
+    sim.host.exit_at_once.clear()
+    sim.sup.apply(Sim.manifest({"svc": {"argv": ["/bin/true", "v2"], "restart": {"delay": 10}}}))
+    sim.settle()
+    assert sim.state("svc").value == "ready"
+    assert sim.host.launches == [(0.0, "svc"), (0.0, "svc")]
+    assert sim.host.procs[sim.sup.capsules["svc"].pid or 0].plan.argv == ("/bin/true", "v2")
+
+
+def test_boot_complete_is_reported_once_everything_settled(tmp_path: Path) -> None:
+    sim = Sim(tmp_path, {"db": NOTIFY, "web": {"requires": ["db"]}})
+    assert not sim.sup.boot_reported
+    sim.advance(3.0)
+    sim.notify("db", READY="1")
+    assert sim.sup.boot_reported
+
+
+def test_scheduler_trace_is_deterministic(tmp_path: Path) -> None:
+    """The same scenario twice gives the same trace: the scheduler depends on nothing but its inputs."""
+    traces = []
+    for run in range(2):
+        sc = next(s for s in SCENARIOS if s.name.startswith("a crash loop"))
+        sim = Sim(tmp_path / str(run), sc.capsules, **sc.host)
+        run_script(sim, sc.script)
+        traces.append(sim.trace)
+    assert traces[0] == traces[1] and len(traces[0]) > 10
