@@ -7,12 +7,15 @@ written in full to the log file.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import sys
 import time
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 log = logging.getLogger("exo_init")
+LOGFILE_BYTES = 1 << 20   # exo_init.log is rotated at this size (/run is RAM) ...
+LOGFILE_KEEP = 3          # ... keeping exo_init.log.1 .. .3
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -40,7 +43,8 @@ def setup_logging(console: TextIO, logfile: Path | None, debug: bool = False) ->
 def add_logfile(logfile: Path) -> None:
     try:
         logfile.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(logfile, encoding="utf-8")
+        fh = logging.handlers.RotatingFileHandler(logfile, maxBytes=LOGFILE_BYTES, backupCount=LOGFILE_KEEP,
+                                                  encoding="utf-8")
     except OSError as e:
         log.warning("cannot open log file %s: %s", logfile, e.strerror)
         return

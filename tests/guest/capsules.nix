@@ -19,6 +19,11 @@ let
     write = [ "/srv/ro/new" "/srv/rw/new" "/usr/bin/planted" "/planted" "/proc/sys/kernel/hostname" ];
     connect = [ "10.0.2.2:53" "127.0.0.1:1" "10.250.7.1:7" "10.0.2.15:7" ];
     mkdir = "/tmp/ok";
+    # The escapes of issue 13: each must fail (EPERM; clone3 ENOSYS), ordinary work must not.
+    escape = [ "unshare user" "unshare net" "unshare user+mount, mount tmpfs" "unshare user+net, AF_PACKET"
+               "clone NEWUSER" "clone3" "setns" "mount tmpfs" "socket AF_PACKET" "socket NETLINK_NETFILTER"
+               "bpf map" "io_uring_setup" "keyctl" "userfaultfd" "perf_event_open" "ptrace TRACEME"
+               "personality ADDR_NO_RANDOMIZE" "socket NETLINK_ROUTE" "fork, thread, exec" ];
   };
 in
 {
@@ -112,6 +117,12 @@ in
   };
   probe-veth = probe attempts {
     network.veth = { address = "10.250.7.2/30"; peer = "10.250.7.1/30"; };
+  };
+  # The same escapes as root in a scoped capsule (the shape of dbus-bridge and console).
+  probe-root = probe { inherit (attempts) escape; } { } // { user = "root"; };
+  # A granted class is open (the filter, not the kernel, refused it before).
+  probe-grant = probe { escape = [ "unshare user+mount, mount tmpfs" "ptrace TRACEME" "keyctl" ]; } {
+    seccomp_allow = [ "namespaces" "mount" "ptrace" ];
   };
   probe-caps = probe { mkdir = "/tmp/denied"; } {
     caps = [ "CAP_NET_BIND_SERVICE" ];
