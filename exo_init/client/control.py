@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,10 +42,16 @@ class Lines:
 
 
 def _connect(path: Path, timeout: float) -> socket.socket:
+    """A connection, waiting at most `timeout` for room in the server's backlog: a blocking connect
+    bounded by SO_SNDTIMEO (one with a Python timeout is non-blocking and fails at once with EAGAIN
+    while a connect flood keeps the backlog full)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    sock.settimeout(timeout)
     try:
+        seconds = max(timeout, 0.001)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                        struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000)))
         sock.connect(str(path))
+        sock.settimeout(timeout)
     except OSError:
         sock.close()
         raise

@@ -63,6 +63,7 @@ OUTBUF_CLIENT = 4 * 1024 * 1024  # unsent bytes of one client
 OUTBUF_TOTAL = 8 * 1024 * 1024   # unsent bytes of all clients together
 SUBSCRIBER_TALK = 4096           # what a subscriber may send after subscribing before it is closed
 ACCEPTS_PER_TURN = 64            # then back to the loop: a connect flood cannot starve it
+LISTEN_BACKLOG = 1024            # (clients wait for room in it: client/control.py's connect)
 ACCEPT_RETRY = 1.0               # seconds before accepting again after EMFILE/ENFILE
 SWEEP_INTERVAL = 0.5             # how often deadlines are checked
 MAX_LINES = 100_000              # "lines" of `logs` / `events`
@@ -137,7 +138,7 @@ class ControlServer:
         try:
             self.sock.bind(str(path))
             os.chmod(path, 0o666)  # everyone may read; mutating calls are checked per caller
-            self.sock.listen(128)
+            self.sock.listen(LISTEN_BACKLOG)
         except OSError:
             self.sock.close()
             raise
@@ -317,7 +318,7 @@ class ControlServer:
                     self._close(c)
                 return
         if len(c.outbuf) + len(data) > OUTBUF_CLIENT:
-            self._note("dropped_slow", "a client (uid %d) does not read its %s; closed", c.uid,
+            self._note("dropped_over_share", "a client (uid %d) does not read its %s; closed", c.uid,
                        "events" if c.streaming else "answer")
             self._close(c)
             return
@@ -336,7 +337,7 @@ class ControlServer:
             if self.outbuf_total <= OUTBUF_TOTAL:
                 return
             if len(c.outbuf) > share:
-                self._note("dropped_slow", "a client (uid %d) holds %d unsent bytes, over its share; closed",
+                self._note("dropped_over_share", "a client (uid %d) holds %d unsent bytes, over its share; closed",
                            c.uid, len(c.outbuf))
                 self._close(c)
 
