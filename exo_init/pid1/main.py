@@ -242,8 +242,7 @@ def step(what: str, fn: Callable[[], T], fallback: T) -> T:
     try:
         return fn()
     except (Exception, SystemExit) as e:  # (SystemExit: argparse refusing a command line)
-        log.error("boot step failed (continuing without it): %s: %s: %s", what, type(e).__name__, e,
-                  exc_info=e)
+        log.error("boot step failed (continuing without it): %s", what, exc_info=e)  # (+ ": Type: message")
         return fallback
 
 

@@ -121,6 +121,7 @@ class Schema:
     version: int
     patterns: Mapping[str, str]
     size_units: Mapping[str, int]
+    cgroup_prefixes: frozenset[str]   # a capsule name "PREFIX.anything" would be a cgroup interface file
     escape_caps: frozenset[str]
     signal_names: tuple[str, ...]
     signal_numbers: tuple[int, ...]
@@ -197,6 +198,7 @@ def parse_schema(doc: Mapping[str, Any]) -> Schema:
         version=doc["version"],
         patterns=dict(doc["patterns"]),
         size_units=dict(doc["size_units"]),
+        cgroup_prefixes=frozenset(doc["cgroup_prefixes"]),
         escape_caps=frozenset(doc["escape_caps"]),
         signal_names=tuple(doc["signals"]["names"]),
         signal_numbers=tuple(doc["signals"]["numbers"]),
