@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from exo_init.pid1 import early
+from exo_init.pid1 import log as pid1_log
 from exo_init.pid1 import main as pid1_main
 from exo_init.pid1.config import parse_args
 from exo_init.pid1.supervisor import Supervisor
@@ -89,3 +91,45 @@ def test_a_failing_boot_step_is_one_line_and_the_boot_goes_on(tmp_path: Path) ->
     assert failed == ["exo_init: error: boot step failed (continuing without it): control socket: OSError: "
                       "AF_UNIX path too long"], failed
     assert "Traceback" not in text
+
+
+def test_hardening_sysctls_are_written_and_each_failure_is_one_warning(tmp_path: Path) -> None:
+    """Against a /proc/sys of files: each one of the table is written; a required sysctl the
+    kernel lacks and one that refuses the write are one warning each; a missing optional one
+    (Yama) is no warning. (The booted image checks the real ones: tests/vm/test_hostile.py.)"""
+    table = (("kernel.kptr_restrict", "2", True), ("kernel.dmesg_restrict", "1", True),
+             ("kernel.yama.ptrace_scope", "1", False), ("kernel.kexec_load_disabled", "1", True),
+             ("net.core.bpf_jit_harden", "2", True))
+    for name in ("kernel/kptr_restrict", "kernel/dmesg_restrict", "net/core/bpf_jit_harden"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("0\n")
+    (tmp_path / "net/core/bpf_jit_harden").unlink()
+    (tmp_path / "net/core/bpf_jit_harden").mkdir()  # a write that fails (EISDIR)
+    warnings = early.harden_sysctls(tmp_path, table)
+    assert (tmp_path / "kernel/kptr_restrict").read_text() == "2\n"
+    assert (tmp_path / "kernel/dmesg_restrict").read_text() == "1\n"
+    assert warnings == ["sysctl kernel.kexec_load_disabled = 1: this kernel does not have it",
+                        "sysctl net.core.bpf_jit_harden = 2: Is a directory"], warnings
+    assert not (tmp_path / "kernel/yama").exists() and not (tmp_path / "kernel/kexec_load_disabled").exists()
+
+
+def test_exo_init_log_is_rotated(tmp_path: Path) -> None:
+    """5 MiB of log lines: exo_init.log stays under its size and LOGFILE_KEEP old files are kept."""
+    path = tmp_path / "exo_init.log"
+    before = list(pid1_log.log.handlers), pid1_log.log.level, pid1_log.log.propagate
+    pid1_log.log.setLevel("DEBUG")
+    pid1_log.log.propagate = False
+    pid1_log.add_logfile(path)
+    try:
+        for i in range(5 * 1024):
+            pid1_log.log.debug("line %d %s", i, "x" * 1000)
+    finally:
+        for handler in set(pid1_log.log.handlers) - set(before[0]):
+            handler.close()
+            pid1_log.log.removeHandler(handler)
+        pid1_log.log.setLevel(before[1])
+        pid1_log.log.propagate = before[2]
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["exo_init.log", *(f"exo_init.log.{i}" for i in range(1, pid1_log.LOGFILE_KEEP + 1))], files
+    assert all(p.stat().st_size <= pid1_log.LOGFILE_BYTES for p in tmp_path.iterdir())
+    assert "line 5119 " in path.read_text()
