@@ -141,7 +141,7 @@ class SimHost:
     def forget(self, name: str) -> None:
         pass
 
-    def probe(self, readiness: Readiness) -> bool:
+    def probe(self, readiness: Readiness, ns_pid: int | None) -> bool:
         key = f"file:{readiness.path}" if readiness.kind is ReadinessKind.FILE else \
             f"tcp:{readiness.host}:{readiness.port}"
         return key in self.probes_ok

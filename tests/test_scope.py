@@ -143,3 +143,57 @@ def test_a_granted_etc_replaces_the_generated_one(tmp_path: Path) -> None:
     r = run_probe(tmp_path, {"e": probe_capsule(todo, {"filesystem": {"/etc": "ro"}}, user="root")}, "e")
     assert r["exists"] == {"/etc/os-release": True, "/etc/ld.so.cache": True}
     assert r["write"] == {"/etc/planted": "EROFS"}
+
+
+LISTEN = ("import socket, time\n"
+          "time.sleep(1)\n"
+          "s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(1000)\n")
+TOUCH = "import time, pathlib\ntime.sleep(1)\npathlib.Path('{path}').write_text('x')\ntime.sleep(1000)\n"
+
+
+def test_readiness_probes_look_inside_the_capsules_world(tmp_path: Path) -> None:
+    """A scoped capsule's tcp and file readiness are probed in its own network namespace and root:
+    its own listener and file count, a listener or file of the host's with the same address or
+    path does not (it would fake readiness; before, the capsule's own never counted)."""
+    marker = f"/tmp/exo-probe-{os.getpid()}"
+    Path(marker).write_text("host")
+    with socket.socket() as host_srv:
+        host_srv.bind(("127.0.0.1", 0))
+        host_srv.listen()
+        port = host_srv.getsockname()[1]
+        timeout = {"kind": "tcp", "port": port, "timeout": 4}
+        e = ExoInit(tmp_path / "exo", {"capsules": {
+            "tcp": {"argv": [SYSTEM_PY, "-c", LISTEN.format(port=port)], "capabilities": {},
+                    "readiness": {"kind": "tcp", "port": port, "timeout": 30}},
+            "file": {"argv": [SYSTEM_PY, "-c", TOUCH.format(path=marker)], "capabilities": {},
+                     "readiness": {"kind": "file", "path": marker, "timeout": 30}},
+            "faketcp": {"argv": ["/bin/sleep", "1000"], "capabilities": {}, "readiness": timeout,
+                        "restart": {"policy": "never"}},
+            "fakefile": {"argv": ["/bin/sleep", "1000"], "capabilities": {}, "restart": {"policy": "never"},
+                         "readiness": {"kind": "file", "path": marker, "timeout": 4}},
+        }})
+        try:
+            for name in ("tcp", "file"):
+                st = e.wait_state(name, "ready", 20)
+                assert st["reason"] == f"probe {name} ok", st
+            for name in ("faketcp", "fakefile"):
+                st = e.wait_state(name, "failed", 20)
+                assert st["reason"].startswith("not ready within 4 s"), st
+        finally:
+            e.close()
+            Path(marker).unlink()
+
+
+def test_a_file_probe_does_not_follow_the_capsules_symlinks_out_of_its_root(tmp_path: Path) -> None:
+    marker = f"/var/tmp/exo-probe-target-{os.getpid()}"
+    Path(marker).write_text("host only")
+    link = "import os, time\nos.symlink('" + marker + "', '/tmp/link')\ntime.sleep(1000)\n"
+    e = ExoInit(tmp_path / "exo", {"capsules": {
+        "sly": {"argv": [SYSTEM_PY, "-c", link], "capabilities": {}, "restart": {"policy": "never"},
+                "readiness": {"kind": "file", "path": "/tmp/link", "timeout": 3}}}})
+    try:
+        st = e.wait_state("sly", "failed", 20)
+        assert st["reason"].startswith("not ready within 3 s"), st
+    finally:
+        e.close()
+        Path(marker).unlink()

@@ -62,7 +62,7 @@ class Host(Protocol):
 
     def forget(self, name: str) -> None: ...
 
-    def probe(self, readiness: Readiness) -> bool: ...
+    def probe(self, readiness: Readiness, ns_pid: int | None) -> bool: ...
 
     def cpu_usage(self, name: str) -> int | None: ...
 
@@ -171,10 +171,12 @@ class OsHost:
         if self.cgroups is not None:
             self.cgroups.remove(name)
 
-    def probe(self, readiness: Readiness) -> bool:
+    def probe(self, readiness: Readiness, ns_pid: int | None) -> bool:
+        """A file or TCP readiness probe; `ns_pid` (a scoped capsule's namespace init): as seen
+        from inside its root and its network namespace."""
         if readiness.kind is ReadinessKind.FILE:
-            return probe_file(readiness.path)
-        return probe_tcp(readiness.host, readiness.port)
+            return probe_file(readiness.path, None if ns_pid is None else f"/proc/{ns_pid}/root")
+        return probe_tcp(readiness.host, readiness.port, None if ns_pid is None else f"/proc/{ns_pid}/ns/net")
 
     def cpu_usage(self, name: str) -> int | None:
         return self.cgroups.stats(name).cpu_usage_usec if self.cgroups is not None else None
