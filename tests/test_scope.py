@@ -197,3 +197,42 @@ def test_a_file_probe_does_not_follow_the_capsules_symlinks_out_of_its_root(tmp_
     finally:
         e.close()
         Path(marker).unlink()
+
+
+ATTACK_SOCKETS = """
+import errno, json, os, socket, sys
+out = {}
+for path in sys.argv[1:]:
+    for name, fn in (("chmod", lambda: os.chmod(path, 0)), ("unlink", lambda: os.unlink(path))):
+        try:
+            fn(); out[name + " " + path] = "ok"
+        except OSError as e:
+            out[name + " " + path] = errno.errorcode[e.errno]
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1]); s.sendall(b'{"op": "ping"}\\n')
+out["ping"] = json.loads(s.makefile().readline())["ok"]
+print("SCOPE " + json.dumps(out), flush=True)
+"""
+
+
+def test_a_root_capsule_cannot_touch_the_host_sockets_it_was_granted(tmp_path: Path) -> None:
+    """Granted sockets are bound read-only (issue 13 #5): a uid-0 capsule (the shape of dbus-bridge
+    and the console) can still connect, but not chmod or unlink the host's control and notify
+    sockets, which would lock every other client out."""
+    e = ExoInit(tmp_path / "exo", {"capsules": {}})
+    try:
+        sockets = [str(e.runtime / "control.sock"), str(e.runtime / "notify.sock")]
+        # (watchdog_sec: the notify socket is bound too)
+        e.write_manifest({"capsules": {"attacker": {
+            "argv": [SYSTEM_PY, "-c", ATTACK_SOCKETS, *sockets], "type": "oneshot", "user": "root",
+            "capabilities": {"control": True}, "watchdog_sec": 60, "restart": {"policy": "never"}}}})
+        e.call("reload")
+        e.wait_state("attacker", "exited", 30)
+        report = next(json.loads(line.split("SCOPE ", 1)[1]) for line in e.call("logs", name="attacker")["lines"]
+                      if "SCOPE " in line)
+        assert report["ping"] is True
+        assert {report[f"chmod {path}"] for path in sockets} == {"EROFS"}
+        assert {report[f"unlink {path}"] for path in sockets} <= {"EROFS", "EBUSY"}, report
+        assert all(os.stat(path).st_mode & 0o777 == 0o666 for path in sockets)
+    finally:
+        e.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,13 @@ class Users:
         return frozenset(e.uid for e in self.users.values())
 
 
+def _is_block_device(path: str) -> bool:
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class Facts:
     """What a launch plan depends on besides the manifest entry."""
@@ -80,6 +88,7 @@ class Facts:
     users: Users
     taken_uids: frozenset[int]            # dynamic uids held by the other capsules' runs
     exists: Callable[[str], bool] = os.path.exists
+    is_block_device: Callable[[str], bool] = _is_block_device
 
 
 def launch_plan(spec: Capsule, facts: Facts) -> SpawnPlan:
@@ -134,19 +143,24 @@ def scope_plan(spec: Capsule, ident: Identity, facts: Facts) -> scope.ScopePlan:
     for dev in caps.devices:
         if not facts.exists(dev):
             raise PlanError(f"capabilities.devices: {dev} does not exist")
+        if facts.is_block_device(dev) and not caps.block_devices:
+            raise PlanError(f"capabilities.devices: {dev} is a block device (raw access to a disk); "
+                            "that needs capabilities.block_devices = true")
         binds.append(scope.Bind(dev, dev, readonly=False, device=True))
-    sockets: list[tuple[bool, Path, bool, str]] = [  # (granted, path, a directory, what)
-        (needs_notify_socket(spec), config.notify_socket, False, "the sd_notify socket"),
-        (caps.control, config.control_socket, False, "exo_init's control socket"),
-        (caps.logs, config.log_dir, True, "the capsule log directory"),
-        (caps.bus, SYSTEM_BUS_DIR, True, "the system bus (is the dbus capsule running?)"),
-        (caps.display, config.wayland_dir, True, "the Wayland socket directory (is the compositor running?)"),
+    # Read-only, sockets too: connect(2) works on a read-only mount, chmod/chown/unlink do not
+    # (a uid-0 capsule could otherwise lock everyone else out of the host's socket).
+    sockets: list[tuple[bool, Path, str]] = [
+        (needs_notify_socket(spec), config.notify_socket, "the sd_notify socket"),
+        (caps.control, config.control_socket, "exo_init's control socket"),
+        (caps.logs, config.log_dir, "the capsule log directory"),
+        (caps.bus, SYSTEM_BUS_DIR, "the system bus (is the dbus capsule running?)"),
+        (caps.display, config.wayland_dir, "the Wayland socket directory (is the compositor running?)"),
     ]
-    for granted, sock, directory, what in sockets:
+    for granted, sock, what in sockets:
         if granted:
             if not facts.exists(str(sock)):
                 raise PlanError(f"capabilities: {what} is not there ({sock})")
-            binds.append(scope.Bind(str(sock), str(sock), readonly=directory))
+            binds.append(scope.Bind(str(sock), str(sock), readonly=True))
     if caps.network is NetworkKind.HOST and facts.exists("/etc/resolv.conf"):
         binds.append(scope.Bind("/etc/resolv.conf", "/etc/resolv.conf", readonly=True))
     return scope.ScopePlan(
