@@ -127,3 +127,16 @@ def test_argv_workdir_console_and_the_readiness_fd() -> None:
 def test_a_block_device_needs_its_own_grant() -> None:
     plan = launch_plan(capsule(capabilities={"devices": ["/dev/vda", "/dev/fb0"], "block_devices": True}), facts())
     assert plan.scope is not None and {b.target for b in plan.scope.binds if b.device} == {"/dev/vda", "/dev/fb0"}
+
+
+def test_an_isolated_capsule_without_limits_gets_default_ones() -> None:
+    with_ram = Facts(config=CONFIG, users=USERS, taken_uids=frozenset(), mem_total=2 << 30,
+                     exists=EXISTING.__contains__)
+    scoped = launch_plan(capsule(), with_ram)
+    assert scoped.default_quotas.pids_max == "1024" and scoped.default_quotas.memory_max == str(1 << 30)
+    assert scoped.quotas.pids_max is None  # a default, not a declared limit (no controller: no failure)
+    declared = launch_plan(capsule(quotas={"pids_max": 16}), with_ram)
+    assert declared.quotas.pids_max == "16"
+    unconfined = launch_plan(capsule(capabilities={"host": True}), with_ram)
+    assert unconfined.default_quotas.pids_max is None and unconfined.default_quotas.memory_max is None
+    assert launch_plan(capsule(), facts()).default_quotas.memory_max is None  # RAM unknown

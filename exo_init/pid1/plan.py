@@ -24,8 +24,22 @@ from pathlib import Path
 
 from exo_init.pid1 import scope
 from exo_init.pid1.config import SYSTEM_BUS_DIR, SYSTEM_PATH, WAYLAND_SOCKET, Config
-from exo_init.pid1.manifest import Access, Capsule, NetworkKind, ReadinessKind
+from exo_init.pid1.manifest import Access, Capsule, NetworkKind, Quotas, ReadinessKind
 from exo_init.pid1.spawn import SpawnPlan
+
+DEFAULT_PIDS_MAX = "1024"
+
+
+def mem_total(meminfo: str = "/proc/meminfo") -> int:
+    """The machine's RAM in bytes, 0 if unknown."""
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 class PlanError(Exception):
@@ -87,6 +101,7 @@ class Facts:
     config: Config
     users: Users
     taken_uids: frozenset[int]            # dynamic uids held by the other capsules' runs
+    mem_total: int = 0                    # bytes of RAM (0: unknown, no default memory limit)
     exists: Callable[[str], bool] = os.path.exists
     is_block_device: Callable[[str], bool] = _is_block_device
 
@@ -105,7 +120,19 @@ def launch_plan(spec: Capsule, facts: Facts) -> SpawnPlan:
         console=spec.console,
         notify_fd=spec.readiness.fd if spec.readiness.kind is ReadinessKind.FD else None,
         scope=scope_plan(spec, ident, facts) if spec.capabilities.isolated else None,
+        quotas=spec.quotas,
+        default_quotas=default_quotas(spec, facts),
     )
+
+
+def default_quotas(spec: Capsule, facts: Facts) -> Quotas:
+    """An isolated capsule that declares no limit still gets some (a fork bomb or a leak in a
+    scoped capsule must not take the machine): DEFAULT_PIDS_MAX tasks, half the RAM. A capsule
+    with `host = true` manages the machine and gets none."""
+    if not spec.capabilities.isolated:
+        return Quotas()
+    memory = str(facts.mem_total // 2) if facts.mem_total > 0 else None
+    return Quotas(pids_max=DEFAULT_PIDS_MAX, memory_max=memory)
 
 
 def identity(spec: Capsule, facts: Facts) -> Identity:

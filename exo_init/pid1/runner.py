@@ -168,7 +168,7 @@ class CapsuleRunner:
         try:
             plan = launch_plan(spec, self.ctx.facts(self))
             self.uid = plan.uid
-            run = self.host.launch(self.name, plan, spec.quotas)
+            run = self.host.launch(self.name, plan)
         except (PlanError, LaunchError) as e:
             self.fail(str(e))
             return
