@@ -21,7 +21,7 @@ from exo_init.pid1.capsule import State
 from exo_init.pid1.config import Config
 from exo_init.pid1.host import Launched, LaunchError
 from exo_init.pid1.loop import Loop
-from exo_init.pid1.manifest import Manifest, Quotas, Readiness, ReadinessKind, parse_manifest
+from exo_init.pid1.manifest import Manifest, Readiness, ReadinessKind, parse_manifest
 from exo_init.pid1.plan import UserEntry, Users
 from exo_init.pid1.spawn import SpawnPlan
 from exo_init.pid1.supervisor import Supervisor
@@ -76,7 +76,7 @@ class SimHost:
 
     # --- Host ---------------------------------------------------------------------------------
 
-    def launch(self, name: str, plan: SpawnPlan, quotas: Quotas) -> Launched:
+    def launch(self, name: str, plan: SpawnPlan) -> Launched:
         if name in self.launch_errors:
             raise LaunchError(self.launch_errors[name])
         pid = next(self._pids)
@@ -141,7 +141,7 @@ class SimHost:
     def forget(self, name: str) -> None:
         pass
 
-    def probe(self, readiness: Readiness) -> bool:
+    def probe(self, readiness: Readiness, ns_pid: int | None) -> bool:
         key = f"file:{readiness.path}" if readiness.kind is ReadinessKind.FILE else \
             f"tcp:{readiness.host}:{readiness.port}"
         return key in self.probes_ok

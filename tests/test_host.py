@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from exo_init.pid1.host import OsHost
+from exo_init.pid1.spawn import SpawnPlan
 from tests.conftest import REPO
 
 # In a child process (its fd table is its own): lower RLIMIT_NOFILE until the launch's pipes do
@@ -14,7 +16,6 @@ from tests.conftest import REPO
 NO_FDS = r"""
 import os, resource, sys
 from exo_init.pid1.host import LaunchError, OsHost
-from exo_init.pid1.manifest import Quotas
 from exo_init.pid1.spawn import SpawnPlan
 plan = SpawnPlan(argv=("/bin/true",), env={}, uid=os.getuid(), gid=os.getgid(), groups=(), workdir="/",
                  notify_fd=int(sys.argv[1]) if sys.argv[1] != "-" else None)
@@ -23,7 +24,7 @@ highest = max(int(fd) for fd in before)
 for free in range(0, 8):
     resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1 + free, 4096))
     try:
-        launched = OsHost(None).launch("svc", plan, Quotas())
+        launched = OsHost(None).launch("svc", plan)
     except LaunchError as e:
         after = sorted(os.listdir("/proc/self/fd"))
         print(f"{free} {e} leaked={sorted(set(after) - set(before))}")
@@ -47,14 +48,10 @@ def test_a_launch_without_free_fds_is_one_error_and_leaks_nothing() -> None:
 
 
 def test_launch_runs_the_plan_and_reports_an_exec_failure(tmp_path: Path) -> None:
-    from exo_init.pid1.host import OsHost
-    from exo_init.pid1.manifest import Quotas
-    from exo_init.pid1.spawn import SpawnPlan
-
     host = OsHost(None)
     ok = host.launch("svc", SpawnPlan(argv=("/bin/sh", "-c", "echo hi; echo ready >&5"), env={},
                                       uid=os.getuid(), gid=os.getgid(), groups=(), workdir=str(tmp_path),
-                                      notify_fd=5), Quotas())
+                                      notify_fd=5))
     os.set_blocking(ok.err_fd, True)
     assert host.spawn_error(ok.err_fd) is None
     assert ok.notify_fd is not None
@@ -62,7 +59,7 @@ def test_launch_runs_the_plan_and_reports_an_exec_failure(tmp_path: Path) -> Non
     os.set_blocking(ok.notify_fd, True)
     assert os.read(ok.log_fd, 100) == b"hi\n" and os.read(ok.notify_fd, 100) == b"ready\n"
     bad = host.launch("svc", SpawnPlan(argv=("/nonexistent/prog",), env={}, uid=os.getuid(), gid=os.getgid(),
-                                       groups=(), workdir="/"), Quotas())
+                                       groups=(), workdir="/"))
     os.set_blocking(bad.err_fd, True)
     assert host.spawn_error(bad.err_fd) == "exec /nonexistent/prog: No such file or directory"
     reaped: dict[int, int] = {}
@@ -79,14 +76,13 @@ def test_launch_runs_the_plan_and_reports_an_exec_failure(tmp_path: Path) -> Non
 ERR_FD_CLASH = r"""
 import os
 from exo_init.pid1.host import OsHost
-from exo_init.pid1.manifest import Quotas
 from exo_init.pid1.spawn import SpawnPlan
 probe = [fd for _ in range(3) for fd in os.pipe()]
 for fd in probe:
     os.close(fd)
 plan = SpawnPlan(argv=("/nonexistent/prog",), env={}, uid=os.getuid(), gid=os.getgid(), groups=(), workdir="/",
                  notify_fd=probe[5])
-launched = OsHost(None).launch("svc", plan, Quotas())
+launched = OsHost(None).launch("svc", plan)
 os.set_blocking(launched.err_fd, True)
 print(OsHost(None).spawn_error(launched.err_fd))
 """

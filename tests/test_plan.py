@@ -32,8 +32,12 @@ def capsule(**fields: Any) -> Capsule:
     return manifest.capsules["svc"]
 
 
-def facts(existing: set[str] = EXISTING, taken: frozenset[int] = frozenset()) -> Facts:
-    return Facts(config=CONFIG, users=USERS, taken_uids=taken, exists=existing.__contains__)
+BLOCK = {"/dev/vda"}
+
+
+def facts(existing: set[str] = EXISTING | BLOCK, taken: frozenset[int] = frozenset()) -> Facts:
+    return Facts(config=CONFIG, users=USERS, taken_uids=taken, exists=existing.__contains__,
+                 is_block_device=BLOCK.__contains__)
 
 
 def test_an_isolated_capsule_gets_a_stable_dynamic_uid_that_no_one_else_has() -> None:
@@ -65,11 +69,13 @@ def test_a_named_user_gets_its_ids_groups_and_home_only_when_unconfined() -> Non
     ({"user": "www", "group": "nogroup-here"}, "group: unknown group 'nogroup-here'"),
     ({"capabilities": {"filesystem": {"/srv/missing": "ro"}}}, "capabilities.filesystem: /srv/missing does not exist"),
     ({"capabilities": {"devices": ["/dev/dri/card0"]}}, "capabilities.devices: /dev/dri/card0 does not exist"),
+    ({"capabilities": {"devices": ["/dev/vda"]}}, "capabilities.devices: /dev/vda is a block device (raw access to "
+                                                  "a disk); that needs capabilities.block_devices = true"),
     ({"capabilities": {"display": True}}, "capabilities: the Wayland socket directory (is the compositor running?) "
                                          "is not there (/run/exosphere/wayland)"),
 ])
 def test_a_grant_that_cannot_be_honoured_is_a_plan_error_naming_it(fields: dict[str, Any], error: str) -> None:
-    existing = EXISTING - {"/run/exosphere/wayland"}
+    existing = EXISTING - {"/run/exosphere/wayland"} | BLOCK
     with pytest.raises(PlanError, match="^" + re.escape(error)):
         launch_plan(capsule(**fields), facts(existing))
 
@@ -83,7 +89,7 @@ def test_the_scope_binds_only_what_exists_and_what_is_granted() -> None:
     assert "/lib64" not in binds and "/nix/store" not in binds  # not on this machine
     assert not binds["/srv/data"].readonly and binds["/usr"].readonly
     assert binds["/dev/fb0"].device
-    assert "/run/exosphere/control.sock" in binds and binds["/var/log/exosphere"].readonly
+    assert binds["/run/exosphere/control.sock"].readonly and binds["/var/log/exosphere"].readonly
     assert "/run/dbus" not in binds and "/run/exosphere/notify.sock" not in binds  # not granted
     assert binds["/etc/resolv.conf"].readonly and plan.scope.network == "host"
     assert plan.scope.root == "/run/exosphere/scope-root" and plan.scope.hostname == "svc"
@@ -116,3 +122,21 @@ def test_argv_workdir_console_and_the_readiness_fd() -> None:
     assert (plan.argv, plan.workdir, plan.console) == (("/usr/bin/svc", "--flag"), "/srv/data", False)
     assert plan.notify_fd == 7
     assert launch_plan(capsule(), facts()).notify_fd is None
+
+
+def test_a_block_device_needs_its_own_grant() -> None:
+    plan = launch_plan(capsule(capabilities={"devices": ["/dev/vda", "/dev/fb0"], "block_devices": True}), facts())
+    assert plan.scope is not None and {b.target for b in plan.scope.binds if b.device} == {"/dev/vda", "/dev/fb0"}
+
+
+def test_an_isolated_capsule_without_limits_gets_default_ones() -> None:
+    with_ram = Facts(config=CONFIG, users=USERS, taken_uids=frozenset(), mem_total=2 << 30,
+                     exists=EXISTING.__contains__)
+    scoped = launch_plan(capsule(), with_ram)
+    assert scoped.default_quotas.pids_max == "1024" and scoped.default_quotas.memory_max == str(1 << 30)
+    assert scoped.quotas.pids_max is None  # a default, not a declared limit (no controller: no failure)
+    declared = launch_plan(capsule(quotas={"pids_max": 16}), with_ram)
+    assert declared.quotas.pids_max == "16"
+    unconfined = launch_plan(capsule(capabilities={"host": True}), with_ram)
+    assert unconfined.default_quotas.pids_max is None and unconfined.default_quotas.memory_max is None
+    assert launch_plan(capsule(), facts()).default_quotas.memory_max is None  # RAM unknown

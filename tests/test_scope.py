@@ -191,3 +191,96 @@ def test_a_granted_class_is_open_and_only_that_one(tmp_path: Path) -> None:
 def test_host_capsules_have_no_filter(tmp_path: Path) -> None:
     r = run_probe(tmp_path, {"h": probe_capsule({"escape": ["keyctl", "io_uring_setup"]}, {"host": True})}, "h")
     assert r["seccomp"] == "0" and r["escape"] == {"keyctl": "ok", "io_uring_setup": "ok"}, r
+
+
+LISTEN = ("import socket, time\n"
+          "time.sleep(1)\n"
+          "s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(1000)\n")
+TOUCH = "import time, pathlib\ntime.sleep(1)\npathlib.Path('{path}').write_text('x')\ntime.sleep(1000)\n"
+
+
+def test_readiness_probes_look_inside_the_capsules_world(tmp_path: Path) -> None:
+    """A scoped capsule's tcp and file readiness are probed in its own network namespace and root:
+    its own listener and file count, a listener or file of the host's with the same address or
+    path does not (it would fake readiness; before, the capsule's own never counted)."""
+    marker = f"/tmp/exo-probe-{os.getpid()}"
+    Path(marker).write_text("host")
+    with socket.socket() as host_srv:
+        host_srv.bind(("127.0.0.1", 0))
+        host_srv.listen()
+        port = host_srv.getsockname()[1]
+        timeout = {"kind": "tcp", "port": port, "timeout": 4}
+        e = ExoInit(tmp_path / "exo", {"capsules": {
+            "tcp": {"argv": [SYSTEM_PY, "-c", LISTEN.format(port=port)], "capabilities": {},
+                    "readiness": {"kind": "tcp", "port": port, "timeout": 30}},
+            "file": {"argv": [SYSTEM_PY, "-c", TOUCH.format(path=marker)], "capabilities": {},
+                     "readiness": {"kind": "file", "path": marker, "timeout": 30}},
+            "faketcp": {"argv": ["/bin/sleep", "1000"], "capabilities": {}, "readiness": timeout,
+                        "restart": {"policy": "never"}},
+            "fakefile": {"argv": ["/bin/sleep", "1000"], "capabilities": {}, "restart": {"policy": "never"},
+                         "readiness": {"kind": "file", "path": marker, "timeout": 4}},
+        }})
+        try:
+            for name in ("tcp", "file"):
+                st = e.wait_state(name, "ready", 20)
+                assert st["reason"] == f"probe {name} ok", st
+            for name in ("faketcp", "fakefile"):
+                st = e.wait_state(name, "failed", 20)
+                assert st["reason"].startswith("not ready within 4 s"), st
+        finally:
+            e.close()
+            Path(marker).unlink()
+
+
+def test_a_file_probe_does_not_follow_the_capsules_symlinks_out_of_its_root(tmp_path: Path) -> None:
+    marker = f"/var/tmp/exo-probe-target-{os.getpid()}"
+    Path(marker).write_text("host only")
+    link = "import os, time\nos.symlink('" + marker + "', '/tmp/link')\ntime.sleep(1000)\n"
+    e = ExoInit(tmp_path / "exo", {"capsules": {
+        "sly": {"argv": [SYSTEM_PY, "-c", link], "capabilities": {}, "restart": {"policy": "never"},
+                "readiness": {"kind": "file", "path": "/tmp/link", "timeout": 3}}}})
+    try:
+        st = e.wait_state("sly", "failed", 20)
+        assert st["reason"].startswith("not ready within 3 s"), st
+    finally:
+        e.close()
+        Path(marker).unlink()
+
+
+ATTACK_SOCKETS = """
+import errno, json, os, socket, sys
+out = {}
+for path in sys.argv[1:]:
+    for name, fn in (("chmod", lambda: os.chmod(path, 0)), ("unlink", lambda: os.unlink(path))):
+        try:
+            fn(); out[name + " " + path] = "ok"
+        except OSError as e:
+            out[name + " " + path] = errno.errorcode[e.errno]
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1]); s.sendall(b'{"op": "ping"}\\n')
+out["ping"] = json.loads(s.makefile().readline())["ok"]
+print("SCOPE " + json.dumps(out), flush=True)
+"""
+
+
+def test_a_root_capsule_cannot_touch_the_host_sockets_it_was_granted(tmp_path: Path) -> None:
+    """Granted sockets are bound read-only (issue 13 #5): a uid-0 capsule (the shape of dbus-bridge
+    and the console) can still connect, but not chmod or unlink the host's control and notify
+    sockets, which would lock every other client out."""
+    e = ExoInit(tmp_path / "exo", {"capsules": {}})
+    try:
+        sockets = [str(e.runtime / "control.sock"), str(e.runtime / "notify.sock")]
+        # (watchdog_sec: the notify socket is bound too)
+        e.write_manifest({"capsules": {"attacker": {
+            "argv": [SYSTEM_PY, "-c", ATTACK_SOCKETS, *sockets], "type": "oneshot", "user": "root",
+            "capabilities": {"control": True}, "watchdog_sec": 60, "restart": {"policy": "never"}}}})
+        e.call("reload")
+        e.wait_state("attacker", "exited", 30)
+        report = next(json.loads(line.split("SCOPE ", 1)[1]) for line in e.call("logs", name="attacker")["lines"]
+                      if "SCOPE " in line)
+        assert report["ping"] is True
+        assert {report[f"chmod {path}"] for path in sockets} == {"EROFS"}
+        assert {report[f"unlink {path}"] for path in sockets} <= {"EROFS", "EBUSY"}, report
+        assert all(os.stat(path).st_mode & 0o777 == 0o666 for path in sockets)
+    finally:
+        e.close()

@@ -8,9 +8,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from exo_init.pid1.log import log
 from exo_init.pid1.manifest import Quotas
 
 KNOWN_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc")
+# The kernel's defaults of the limits a manifest can set (io.max lines are per device: not reset).
+RESETS = {"cpu.max": "max", "cpu.weight": "100", "memory.max": "max", "memory.high": "max",
+          "memory.swap.max": "max", "pids.max": "max", "io.weight": "default 100", "memory.oom.group": "0"}
 
 
 class QuotaError(Exception):
@@ -102,11 +106,17 @@ class CgroupTree:
     def path(self, name: str) -> Path:
         return self.capsules / name
 
-    def prepare(self, name: str, quotas: Quotas) -> Path:
-        """Create (or reuse) the capsule's leaf and write its quotas; QuotaError names the field."""
+    def prepare(self, name: str, quotas: Quotas, defaults: Quotas | None = None) -> Path:
+        """Create (or reuse) the capsule's leaf and write its quotas; QuotaError names the field.
+
+        `quotas` are the declared ones: each must be honoured. `defaults` fill what is not
+        declared where the controller is there (a system without it runs the capsule unlimited);
+        every other limit of a reused leaf goes back to the kernel's default, so a limit removed
+        from the manifest does not outlive it."""
         leaf = self.path(name)
         leaf.mkdir(exist_ok=True)
-        for field, filename, value in quotas.cgroup_files():
+        declared = quotas.cgroup_files()
+        for field, filename, value in declared:
             ctrl = filename.split(".", 1)[0]
             if ctrl not in self.controllers:
                 raise QuotaError(field, f"the {ctrl} controller is not available on this system")
@@ -114,6 +124,17 @@ class CgroupTree:
                 (leaf / filename).write_text(value + "\n")
             except OSError as e:
                 raise QuotaError(field, f"the kernel rejected {filename}={value!r}: {e.strerror}") from None
+        set_files = {filename for _, filename, _ in declared}
+        fallback = {filename: value for _, filename, value in (defaults or Quotas()).cgroup_files()}
+        for filename, reset in RESETS.items():
+            if filename in set_files or filename.split(".", 1)[0] not in self.controllers:
+                continue
+            value = fallback.get(filename, reset)
+            try:
+                (leaf / filename).write_text(value + "\n")
+            except OSError as e:
+                if filename in fallback:  # a default the kernel refuses is not worth failing the start for
+                    log.warning("capsule %r: default %s=%s not set: %s", name, filename, value, e.strerror)
         return leaf
 
     def teardown(self) -> None:

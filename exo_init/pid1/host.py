@@ -42,7 +42,7 @@ class Host(Protocol):
     @property
     def cgroup_root(self) -> Path | None: ...
 
-    def launch(self, name: str, plan: SpawnPlan, quotas: Quotas) -> Launched: ...
+    def launch(self, name: str, plan: SpawnPlan) -> Launched: ...
 
     def spawn_error(self, fd: int) -> str | None: ...
 
@@ -62,7 +62,7 @@ class Host(Protocol):
 
     def forget(self, name: str) -> None: ...
 
-    def probe(self, readiness: Readiness) -> bool: ...
+    def probe(self, readiness: Readiness, ns_pid: int | None) -> bool: ...
 
     def cpu_usage(self, name: str) -> int | None: ...
 
@@ -85,8 +85,8 @@ class OsHost:
     def cgroup_root(self) -> Path | None:
         return self.cgroups.root if self.cgroups is not None else None
 
-    def launch(self, name: str, plan: SpawnPlan, quotas: Quotas) -> Launched:
-        procs = self._prepare_cgroup(name, quotas)
+    def launch(self, name: str, plan: SpawnPlan) -> Launched:
+        procs = self._prepare_cgroup(name, plan.quotas, plan.default_quotas)
         opened: list[int] = []
         try:
             log_r, log_w = _pipe(opened)
@@ -103,13 +103,13 @@ class OsHost:
             os.set_blocking(fd, False)
         return Launched(pid, err_fd, log_r, notify_r)
 
-    def _prepare_cgroup(self, name: str, quotas: Quotas) -> Path | None:
+    def _prepare_cgroup(self, name: str, quotas: Quotas, defaults: Quotas) -> Path | None:
         if self.cgroups is None:
             return None
         try:
             if self.cgroups.populated(name):
                 self.cgroups.kill(name)  # leftovers of an earlier run do not join the new one
-            return self.cgroups.prepare(name, quotas) / "cgroup.procs"
+            return self.cgroups.prepare(name, quotas, defaults) / "cgroup.procs"
         except QuotaError as e:
             raise LaunchError(str(e)) from None
         except OSError as e:
@@ -171,10 +171,12 @@ class OsHost:
         if self.cgroups is not None:
             self.cgroups.remove(name)
 
-    def probe(self, readiness: Readiness) -> bool:
+    def probe(self, readiness: Readiness, ns_pid: int | None) -> bool:
+        """A file or TCP readiness probe; `ns_pid` (a scoped capsule's namespace init): as seen
+        from inside its root and its network namespace."""
         if readiness.kind is ReadinessKind.FILE:
-            return probe_file(readiness.path)
-        return probe_tcp(readiness.host, readiness.port)
+            return probe_file(readiness.path, None if ns_pid is None else f"/proc/{ns_pid}/root")
+        return probe_tcp(readiness.host, readiness.port, None if ns_pid is None else f"/proc/{ns_pid}/ns/net")
 
     def cpu_usage(self, name: str) -> int | None:
         return self.cgroups.stats(name).cpu_usage_usec if self.cgroups is not None else None

@@ -189,6 +189,7 @@ class Capabilities:
     network: NetworkKind = _default(CAPABILITIES, "network", NetworkKind)  # noqa: RUF009 (an enum member: immutable)
     veth: Veth | None = None
     devices: tuple[str, ...] = ()                     # device nodes bound into its /dev
+    block_devices: bool = _default(CAPABILITIES, "block_devices", bool)  # block devices allowed among them
     display: bool = _default(CAPABILITIES, "display", bool)  # the Wayland socket (WAYLAND_DISPLAY)
     bus: bool = _default(CAPABILITIES, "bus", bool)  # the D-Bus system bus socket
     control: bool = _default(CAPABILITIES, "control", bool)  # exo_init's control socket (mutations need uid 0)

@@ -17,14 +17,29 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from exo_init.pid1 import scope
 from exo_init.pid1.config import SYSTEM_BUS_DIR, SYSTEM_PATH, WAYLAND_SOCKET, Config
-from exo_init.pid1.manifest import Access, Capsule, NetworkKind, ReadinessKind
+from exo_init.pid1.manifest import Access, Capsule, NetworkKind, Quotas, ReadinessKind
 from exo_init.pid1.spawn import SpawnPlan
+
+DEFAULT_PIDS_MAX = "1024"
+
+
+def mem_total(meminfo: str = "/proc/meminfo") -> int:
+    """The machine's RAM in bytes, 0 if unknown."""
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 class PlanError(Exception):
@@ -72,6 +87,13 @@ class Users:
         return frozenset(e.uid for e in self.users.values())
 
 
+def _is_block_device(path: str) -> bool:
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class Facts:
     """What a launch plan depends on besides the manifest entry."""
@@ -79,7 +101,9 @@ class Facts:
     config: Config
     users: Users
     taken_uids: frozenset[int]            # dynamic uids held by the other capsules' runs
+    mem_total: int = 0                    # bytes of RAM (0: unknown, no default memory limit)
     exists: Callable[[str], bool] = os.path.exists
+    is_block_device: Callable[[str], bool] = _is_block_device
 
 
 def launch_plan(spec: Capsule, facts: Facts) -> SpawnPlan:
@@ -96,7 +120,19 @@ def launch_plan(spec: Capsule, facts: Facts) -> SpawnPlan:
         console=spec.console,
         notify_fd=spec.readiness.fd if spec.readiness.kind is ReadinessKind.FD else None,
         scope=scope_plan(spec, ident, facts) if spec.capabilities.isolated else None,
+        quotas=spec.quotas,
+        default_quotas=default_quotas(spec, facts),
     )
+
+
+def default_quotas(spec: Capsule, facts: Facts) -> Quotas:
+    """An isolated capsule that declares no limit still gets some (a fork bomb or a leak in a
+    scoped capsule must not take the machine): DEFAULT_PIDS_MAX tasks, half the RAM. A capsule
+    with `host = true` manages the machine and gets none."""
+    if not spec.capabilities.isolated:
+        return Quotas()
+    memory = str(facts.mem_total // 2) if facts.mem_total > 0 else None
+    return Quotas(pids_max=DEFAULT_PIDS_MAX, memory_max=memory)
 
 
 def identity(spec: Capsule, facts: Facts) -> Identity:
@@ -134,19 +170,24 @@ def scope_plan(spec: Capsule, ident: Identity, facts: Facts) -> scope.ScopePlan:
     for dev in caps.devices:
         if not facts.exists(dev):
             raise PlanError(f"capabilities.devices: {dev} does not exist")
+        if facts.is_block_device(dev) and not caps.block_devices:
+            raise PlanError(f"capabilities.devices: {dev} is a block device (raw access to a disk); "
+                            "that needs capabilities.block_devices = true")
         binds.append(scope.Bind(dev, dev, readonly=False, device=True))
-    sockets: list[tuple[bool, Path, bool, str]] = [  # (granted, path, a directory, what)
-        (needs_notify_socket(spec), config.notify_socket, False, "the sd_notify socket"),
-        (caps.control, config.control_socket, False, "exo_init's control socket"),
-        (caps.logs, config.log_dir, True, "the capsule log directory"),
-        (caps.bus, SYSTEM_BUS_DIR, True, "the system bus (is the dbus capsule running?)"),
-        (caps.display, config.wayland_dir, True, "the Wayland socket directory (is the compositor running?)"),
+    # Read-only, sockets too: connect(2) works on a read-only mount, chmod/chown/unlink do not
+    # (a uid-0 capsule could otherwise lock everyone else out of the host's socket).
+    sockets: list[tuple[bool, Path, str]] = [
+        (needs_notify_socket(spec), config.notify_socket, "the sd_notify socket"),
+        (caps.control, config.control_socket, "exo_init's control socket"),
+        (caps.logs, config.log_dir, "the capsule log directory"),
+        (caps.bus, SYSTEM_BUS_DIR, "the system bus (is the dbus capsule running?)"),
+        (caps.display, config.wayland_dir, "the Wayland socket directory (is the compositor running?)"),
     ]
-    for granted, sock, directory, what in sockets:
+    for granted, sock, what in sockets:
         if granted:
             if not facts.exists(str(sock)):
                 raise PlanError(f"capabilities: {what} is not there ({sock})")
-            binds.append(scope.Bind(str(sock), str(sock), readonly=directory))
+            binds.append(scope.Bind(str(sock), str(sock), readonly=True))
     if caps.network is NetworkKind.HOST and facts.exists("/etc/resolv.conf"):
         binds.append(scope.Bind("/etc/resolv.conf", "/etc/resolv.conf", readonly=True))
     return scope.ScopePlan(

@@ -7,6 +7,10 @@ import socket
 import struct
 from pathlib import Path
 
+from exo_init.pid1.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2, setns
+
+CLONE_NEWNET = 0x40000000
+
 SCM_CREDENTIALS = 2
 SO_PASSCRED = 16
 _UCRED = struct.Struct("iII")
@@ -54,14 +58,59 @@ class NotifySocket:
         self.sock.close()
 
 
-def probe_file(path: str) -> bool:
-    return os.path.exists(path)
-
-
-def probe_tcp(host: str, port: int) -> bool:
-    """A connect to a local port is answered at once (accepted or refused); 0.2 s bounds the rest."""
+def probe_file(path: str, root: str | None = None) -> bool:
+    """Whether `path` exists; with `root` (a scoped capsule's /proc/PID/root), as the capsule sees
+    it: resolved by openat2(RESOLVE_IN_ROOT), so a symlink the capsule made cannot make PID 1 look
+    at the host's files."""
+    if root is None:
+        return os.path.exists(path)
     try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
+        dirfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return False
+    try:
+        fd = openat2(dirfd, path.lstrip("/") or ".", os.O_PATH | os.O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+    except OSError:
+        return False
+    finally:
+        os.close(dirfd)
+    os.close(fd)
+    return True
+
+
+def probe_tcp(host: str, port: int, netns: str | None = None) -> bool:
+    """Whether HOST:PORT accepts a connection; with `netns` (a scoped capsule's /proc/PID/ns/net),
+    from inside the capsule's network namespace (a listener of the host's does not count). A
+    connect to a local port is answered at once (accepted or refused); 0.2 s bounds the rest."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = _socket_in(netns, family) if netns is not None else socket.socket(family, socket.SOCK_STREAM)
+    except OSError:
+        return False
+    with sock:
+        sock.settimeout(0.2)
+        try:
+            sock.connect((host, port))
+        except OSError:
+            return False
+        return True
+
+
+_own_netns: int | None = None
+
+
+def _socket_in(netns: str, family: int) -> socket.socket:
+    """A TCP socket created in another network namespace (a socket belongs to the namespace it
+    was made in); PID 1 is single-threaded, and returns to its own namespace at once."""
+    global _own_netns
+    if _own_netns is None:
+        _own_netns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns(target, CLONE_NEWNET)
+        try:
+            return socket.socket(family, socket.SOCK_STREAM)
+        finally:
+            setns(_own_netns, CLONE_NEWNET)
+    finally:
+        os.close(target)

@@ -168,7 +168,7 @@ class CapsuleRunner:
         try:
             plan = launch_plan(spec, self.ctx.facts(self))
             self.uid = plan.uid
-            run = self.host.launch(self.name, plan, spec.quotas)
+            run = self.host.launch(self.name, plan)
         except (PlanError, LaunchError) as e:
             self.fail(str(e))
             return
@@ -242,7 +242,7 @@ class CapsuleRunner:
         self._fired("probe")
         if self.state is not State.STARTING or self.spec is None:
             return
-        if self.host.probe(self.spec.readiness):
+        if self.host.probe(self.spec.readiness, self.pid if self.scoped else None):
             self.ready(f"probe {self.spec.readiness.kind.value} ok")
         else:
             self.set_timer("probe", PROBE_INTERVAL, self._probe)

@@ -11,10 +11,11 @@ import os
 import signal
 import termios
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from exo_init.pid1 import scope
+from exo_init.pid1.manifest import Quotas
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class SpawnPlan:
     console: bool = False          # stdin/stdout/stderr on /dev/console as controlling tty
     notify_fd: int | None = None   # readiness.kind = fd: the fd number the notification pipe gets
     scope: scope.ScopePlan | None = None  # isolated: own namespaces and root (see scope.py)
+    quotas: Quotas = field(default_factory=Quotas)  # the cgroup limits declared (written before the fork)
+    default_quotas: Quotas = field(default_factory=Quotas)  # where none is declared, if the controller is there
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from exo_init.pid1.log import log, status_line
 from exo_init.pid1.logsink import LogSink
 from exo_init.pid1.loop import Loop
 from exo_init.pid1.manifest import Manifest, ManifestError, load_manifest
-from exo_init.pid1.plan import Facts, Users
+from exo_init.pid1.plan import Facts, Users, mem_total
 from exo_init.pid1.readiness import NotifySocket
 from exo_init.pid1.runner import CapsuleRunner
 
@@ -82,6 +82,7 @@ class Supervisor:
         self.loop = loop or Loop()
         self.host: Host = host or OsHost(None)
         self.users = users
+        self.mem_total = mem_total()
         self.capsules: dict[str, CapsuleRunner] = {}
         self.by_pid: dict[int, CapsuleRunner] = {}
         self.abandoned: dict[int, str] = {}  # pids whose capsule has moved on: reaped, only logged
@@ -141,7 +142,7 @@ class Supervisor:
 
     def facts(self, runner: CapsuleRunner) -> Facts:
         taken = frozenset(r.uid for r in self.capsules.values() if r.uid is not None and r is not runner)
-        return Facts(config=self.config, users=self.users(), taken_uids=taken)
+        return Facts(config=self.config, users=self.users(), taken_uids=taken, mem_total=self.mem_total)
 
     def watch_pid(self, pid: int, runner: CapsuleRunner) -> None:
         self.by_pid[pid] = runner

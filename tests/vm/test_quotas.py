@@ -78,3 +78,13 @@ def test_crashing_capsule_backs_off_then_fails(machine: Machine) -> None:
     # Each gap is the backoff delay plus the next run's start-up and 0.2 s of running (which
     # varies with load, so gaps are compared with the delays, not with each other).
     assert all(gap >= delay + 0.2 for gap, delay in zip(gaps, delays, strict=True)), (gaps, delays)
+
+
+def test_a_scoped_capsule_without_limits_gets_the_default_ones(machine: Machine) -> None:
+    """dbus-bridge is scoped and declares no quota: it runs under pids.max 1024 and half the RAM."""
+    st = machine.capsule_status("dbus-bridge")
+    mem_total = int(machine.succeed("awk '/MemTotal/{print $2}' /proc/meminfo")) * 1024
+    assert st["cgroup"]["pids_max"] == "1024", st["cgroup"]
+    assert st["cgroup"]["memory_max"] == str(mem_total // 2 // 4096 * 4096), st["cgroup"]
+    unconfined = machine.capsule_status("network")  # host = true: no default limit
+    assert unconfined["cgroup"]["pids_max"] == "max" and unconfined["cgroup"]["memory_max"] == "max"

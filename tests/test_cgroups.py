@@ -1,0 +1,42 @@
+"""CgroupTree.prepare's choice of what to write, on a directory standing in for a cgroup leaf
+(the host's cgroup2 has no controllers to delegate; the booted image tests the real kernel's
+answers in tests/vm/test_quotas.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exo_init.pid1.cgroups import CgroupTree, QuotaError
+from exo_init.pid1.manifest import Quotas
+
+
+def tree(tmp_path: Path, controllers: set[str]) -> CgroupTree:
+    t = CgroupTree(tmp_path)
+    t.capsules.mkdir()
+    t.controllers = frozenset(controllers)
+    return t
+
+
+def files(leaf: Path) -> dict[str, str]:
+    return {p.name: p.read_text().strip() for p in leaf.iterdir()}
+
+
+def test_declared_limits_defaults_and_resets(tmp_path: Path) -> None:
+    t = tree(tmp_path, {"cpu", "memory", "pids"})
+    leaf = t.prepare("svc", Quotas(memory_max=str(64 << 20), cpu_max="20000 100000"), Quotas(pids_max="1024"))
+    got = files(leaf)
+    assert got["memory.max"] == str(64 << 20) and got["cpu.max"] == "20000 100000" and got["pids.max"] == "1024"
+    # The next run declares nothing: the old limits do not outlive the manifest that set them.
+    got = files(t.prepare("svc", Quotas(), Quotas(memory_max="1000")))
+    assert (got["memory.max"], got["cpu.max"], got["pids.max"]) == ("1000", "max", "max")
+    assert "io.weight" not in got  # no io controller: nothing written there
+
+
+def test_a_declared_limit_needs_its_controller_a_default_does_not(tmp_path: Path) -> None:
+    t = tree(tmp_path, {"cpu"})
+    with pytest.raises(QuotaError, match="the pids controller is not available"):
+        t.prepare("svc", Quotas(pids_max="16"))
+    leaf = t.prepare("other", Quotas(), Quotas(pids_max="1024", memory_max="1000"))
+    assert "pids.max" not in files(leaf) and "memory.max" not in files(leaf)
