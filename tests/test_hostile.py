@@ -27,6 +27,7 @@ from exo_init.client.control import call
 from exo_init.lib.errors import ApiError
 from exo_init.pid1 import control, early
 from tests.exo import ExoInit
+from tests.guest.hostile import parse_report
 
 HOSTILE = (Path(__file__).parent / "guest" / "hostile.py").read_text()
 SYSTEM_PY = "/usr/bin/python3"
@@ -101,8 +102,7 @@ def hostile(e: ExoInit, uid: int, *args: str, timeout: float = 60.0) -> dict[str
     out = subprocess.run([SYSTEM_PY, "-c", HOSTILE, str(e.runtime / "control.sock"), *args], user=uid,
                          capture_output=True, text=True, cwd="/", timeout=timeout, check=False)
     assert out.returncode == 0, out.stderr
-    result: dict[str, Any] = json.loads(out.stdout)
-    return result
+    return parse_report(out.stdout)
 
 
 @dataclass
@@ -175,7 +175,7 @@ def test_idle_connections_from_many_users_leave_roots_reserve(exo: ExoInit) -> N
     with Attack("8 uids x 40 idle connections", exo) as a:
         procs = [subprocess.Popen([SYSTEM_PY, "-c", HOSTILE, str(exo.runtime / "control.sock"), "idle", "40", hold],
                                   user=60001 + i, stdout=subprocess.PIPE, text=True, cwd="/") for i in range(8)]
-        out = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+        out = [parse_report(p.communicate(timeout=60)[0]) for p in procs]
         held = sum(r["held"] for r in out)
         a.check(f"held {held} of 320 (non-root limit {control.MAX_CLIENTS - control.ROOT_RESERVE}), "
                 f"refused {sum(r.get('refused Busy', 0) for r in out)}")
@@ -213,7 +213,7 @@ def test_subscribers_that_never_read(exo: ExoInit) -> None:
         for _ in range(5):  # events for them not to read
             exo.call("restart", name="flapper")
             exo.wait_state("flapper", "ready")
-        r = json.loads(proc.communicate(timeout=60)[0])
+        r = parse_report(proc.communicate(timeout=60)[0])
         a.check(f"kept {r['held']} subscribers (their events are small); none grew PID 1")
     assert r["held"] == 30, r
 
@@ -261,7 +261,7 @@ def test_out_of_file_descriptors_pauses_accepting(exo: ExoInit) -> None:
             exo.wait_for(lambda: proc.num_fds() >= limit - 1, 10, "exo_init out of file descriptors")
         finally:
             proc.rlimit(psutil.RLIMIT_NOFILE, limits)
-        r = json.loads(attacker.communicate(timeout=60)[0])
+        r = parse_report(attacker.communicate(timeout=60)[0])
         t0 = time.monotonic()
         after = figures(exo)
         took = time.monotonic() - t0

@@ -128,6 +128,23 @@ in
     caps = [ "CAP_NET_BIND_SERVICE" ];
     seccomp_deny = [ "mkdir" "mkdirat" ];
   };
+  # tests/vm/test_hostile.py: an attacker of PID 1's control socket from a dynamic uid (its
+  # arguments are in /srv/hostile/args.json, which the test writes), and a capsule that writes as
+  # fast as it can.
+  hostile = {
+    description = "Attacks exo_init's control socket from a dynamic uid";
+    argv = [ paths.python3 "/usr/lib/exosphere/test/hostile.py" "@/srv/hostile/args.json" ];
+    type = "oneshot";
+    autostart = false;
+    restart.policy = "never";
+    capabilities = { control = true; filesystem."/srv/hostile" = "ro"; };
+  };
+  noisy = {
+    description = "Writes y lines as fast as it can (/usr/bin/yes), scoped, no grants";
+    argv = [ "/usr/bin/yes" ];
+    autostart = false;
+    restart.policy = "never";
+  };
   # A TCP service on the host's end of probe-veth's pair is what "reaches the other end" means.
   veth-peer = {
     description = "Listens on port 7 of every address, the host end of probe-veth's pair (10.250.7.1) included";

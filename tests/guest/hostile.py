@@ -9,6 +9,9 @@ any user or from inside a capsule granted `control`; it prints one JSON line of 
     hostile.py SOCKET extra                  a ping followed by more requests on one connection
     hostile.py SOCKET flood SECONDS          connect and close as fast as possible
     hostile.py SOCKET latency SECONDS        `info` every 50 ms; the worst and median round trip
+                                             (SIGTERM ends it sooner)
+    hostile.py @FILE                         the arguments above from FILE, a JSON list (a capsule's
+                                             argv is fixed: the booted-image test writes FILE)
 
 Standalone (the standard library only), so it runs in any capsule with Python. Every wait is
 bounded; the socket closed by the server is what the attacks look for, and is reported.
@@ -20,10 +23,12 @@ import errno
 import json
 import os
 import select
+import signal
 import socket
 import sys
 import time
 from collections import Counter
+from typing import Any
 
 BAD = {
     "not UTF-8": b'{"op": "ping\xff\xfe"}\n',
@@ -134,6 +139,16 @@ def _answered(socks: list[socket.socket], seconds: float) -> dict[int, bytes]:
     return out
 
 
+REPORT = "HOSTILE "
+
+
+def parse_report(output: str) -> dict[str, Any]:
+    """The JSON line this script printed, from its output (a capsule's log holds a timestamp first)."""
+    line = next(line for line in output.splitlines() if REPORT in line)
+    result: dict[str, Any] = json.loads(line.split(REPORT, 1)[1])
+    return result
+
+
 def main(argv: list[str]) -> dict[str, object]:
     path, mode, args = argv[0], argv[1], argv[2:]
     if mode == "idle":
@@ -194,11 +209,12 @@ def main(argv: list[str]) -> dict[str, object]:
             except OSError as e:
                 errors[errno.errorcode.get(e.errno or 0, str(e))] += 1
         return {"mode": mode, "connects": count, "errors": dict(errors)}
-    if mode == "latency":
+    if mode == "latency":  # (SIGTERM ends it early, with the figures so far)
         times: list[float] = []
         failures: Counter[str] = Counter()
-        end = time.monotonic() + float(args[0])
-        while time.monotonic() < end:
+        stop = [time.monotonic() + float(args[0])]
+        signal.signal(signal.SIGTERM, lambda _s, _f: stop.__setitem__(0, 0.0))
+        while time.monotonic() < stop[0]:
             t0 = time.monotonic()
             try:
                 s = connect(path, 5.0)
@@ -218,4 +234,8 @@ def main(argv: list[str]) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1:])), flush=True)
+    args = sys.argv[1:]
+    if len(args) == 1 and args[0].startswith("@"):
+        with open(args[0][1:]) as f:
+            args = [str(a) for a in json.load(f)]
+    print(REPORT + json.dumps(main(args)), flush=True)
