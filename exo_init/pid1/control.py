@@ -23,6 +23,8 @@ is treated as hostile input, and nothing a client does can take more of PID 1 th
 - **Out of file descriptors** (EMFILE/ENFILE on accept): accepting pauses (not an error of the
   loop) and resumes when a client closes, or after ACCEPT_RETRY seconds. PID 1 raises its own
   RLIMIT_NOFILE at start (main.py) far above the table, so this is the last line, not the first.
+- **Root first.** A root request is answered as soon as it is read; a non-root one waits its
+  turn, one per loop turn, so a burst of expensive requests cannot hold root's `info` behind it.
 - **Bad requests** (not UTF-8, not JSON, nested too deeply, not an object, unknown op, bad
   arguments) are one `BadRequest` answer each, logged at most once per LOG_INTERVAL.
 
@@ -36,7 +38,7 @@ import json
 import os
 import socket
 import struct
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +65,8 @@ OUTBUF_CLIENT = 4 * 1024 * 1024  # unsent bytes of one client
 OUTBUF_TOTAL = 8 * 1024 * 1024   # unsent bytes of all clients together
 SUBSCRIBER_TALK = 4096           # what a subscriber may send after subscribing before it is closed
 ACCEPTS_PER_TURN = 64            # then back to the loop: a connect flood cannot starve it
-LISTEN_BACKLOG = 1024            # (clients wait for room in it: client/control.py's connect)
+LISTEN_BACKLOG = 128             # short: a client queued behind a connect flood waits for at most this
+                                 # many accepts (and clients wait for room: client/control.py's connect)
 ACCEPT_RETRY = 1.0               # seconds before accepting again after EMFILE/ENFILE
 SWEEP_INTERVAL = 0.5             # how often deadlines are checked
 MAX_LINES = 100_000              # "lines" of `logs` / `events`
@@ -123,6 +126,7 @@ class ControlServer:
         self.path = path
         self.handler = handler
         self.clients: dict[int, _Client] = {}
+        self.queue: deque[tuple[_Client, dict[str, Any]]] = deque()  # non-root requests, served in turn
         self.by_uid: Counter[int] = Counter()
         self.outbuf_total = 0
         self.figures: Counter[str] = Counter()
@@ -206,6 +210,8 @@ class ControlServer:
             c = _Client(conn, conn.fileno(), uid, self.loop.now() + REQUEST_DEADLINE)
             self.clients[c.fd] = c
             self.by_uid[uid] += 1
+            if uid != 0 and self.by_uid[uid] > self.figures["peak_per_uid"]:
+                self.figures["peak_per_uid"] = self.by_uid[uid]  # (the most one non-root uid held at once)
             self.loop.add_reader(c.fd, lambda c=c: self._readable(c))  # type: ignore[misc]
 
     def _refuse(self, conn: socket.socket, uid: int) -> None:
@@ -264,6 +270,26 @@ class ControlServer:
         except ApiError as e:
             self._bad(c, e)
             return
+        if c.uid == 0:
+            self._answer(c, request)
+            return
+        # Non-root requests wait their turn: one per loop turn, so a burst of expensive ones
+        # (`logs` reads and encodes up to 512 KiB) cannot hold root's requests behind it.
+        c.deadline = self.loop.now() + REPLY_DEADLINE
+        self.queue.append((c, request))
+        if len(self.queue) == 1:
+            self.loop.call_later(0, self._next_queued)
+
+    def _next_queued(self) -> None:
+        while self.queue:
+            c, request = self.queue.popleft()
+            if c.fd in self.clients:  # (not closed meanwhile)
+                self._answer(c, request)
+                break
+        if self.queue:
+            self.loop.call_later(0, self._next_queued)
+
+    def _answer(self, c: _Client, request: dict[str, Any]) -> None:
         op = request["op"]
         try:
             if ops.OPERATIONS[op].mutating and c.uid != 0:

@@ -25,6 +25,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import time
 from collections import Counter
@@ -43,10 +44,20 @@ BAD = {
 }
 
 
-def connect(path: str, timeout: float = 5.0) -> socket.socket:
+def connect(path: str, timeout: float = 5.0, wait: bool = True) -> socket.socket:
+    """A connection. `wait`: as a patient client, waiting up to `timeout` for room in the server's
+    backlog (a blocking connect bounded by SO_SNDTIMEO); else failing at once (EAGAIN) when it is full."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(path)
+    try:
+        if wait:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(timeout), 0))
+        else:
+            s.settimeout(timeout)
+        s.connect(path)
+        s.settimeout(timeout)
+    except OSError:
+        s.close()
+        raise
     return s
 
 
@@ -143,8 +154,9 @@ REPORT = "HOSTILE "
 
 
 def parse_report(output: str) -> dict[str, Any]:
-    """The JSON line this script printed, from its output (a capsule's log holds a timestamp first)."""
-    line = next(line for line in output.splitlines() if REPORT in line)
+    """The (last) JSON line this script printed, from its output (in a capsule's log: after a
+    timestamp, and after the reports of earlier runs)."""
+    line = [line for line in output.splitlines() if REPORT in line][-1]
     result: dict[str, Any] = json.loads(line.split(REPORT, 1)[1])
     return result
 
@@ -204,7 +216,7 @@ def main(argv: list[str]) -> dict[str, object]:
         end = time.monotonic() + float(args[0])
         while time.monotonic() < end:
             try:
-                connect(path, 1.0).close()
+                connect(path, 1.0, wait=False).close()
                 count += 1
             except OSError as e:
                 errors[errno.errorcode.get(e.errno or 0, str(e))] += 1

@@ -53,7 +53,8 @@ BASELINE: dict[str, int] = {}  # the capsules ready before the attacks, with the
 @pytest.fixture(scope="module")
 def vm(make_module_machine: MachineFactory) -> Iterator[Machine]:
     m = make_module_machine("hostile")
-    m.succeed("mkdir -p /srv/hostile && chmod 755 /srv/hostile")
+    m.succeed("mkdir -p /srv/hostile /srv/ro /srv/rw && chmod 755 /srv/hostile && echo granted > /srv/ro/file "
+              "&& chmod 777 /srv/rw")  # (the grants of hostile and probe-none)
     yield m
     print_table()
 
@@ -96,7 +97,8 @@ class Measured:
 
     def __enter__(self) -> Measured:
         self.before = figures(self.m)
-        self.m.succeed(f"rm -f /tmp/lat.out; python3 {HOSTILE} {SOCK} latency 600 > /tmp/lat.out 2>&1 & "
+        # Niced: it measures PID 1's answers, not how the attacker starves the measurer itself.
+        self.m.succeed(f"rm -f /tmp/lat.out; nice -n -10 python3 {HOSTILE} {SOCK} latency 600 > /tmp/lat.out 2>&1 & "
                        "echo $! > /tmp/lat.pid")
         return self
 
@@ -144,19 +146,21 @@ def test_a_baseline_is_recorded(vm: Machine) -> None:
 def test_idle_connections_from_a_user(vm: Machine) -> None:
     with Measured(vm, "1100 idle connections (uid 65000)") as t:
         r = as_user(vm, "idle", "1100", str(control.REQUEST_DEADLINE + 4))
-    t.row(f"held {r['held']}, refused {r.get('refused Busy', 0)} Busy + {r.get('EAGAIN', 0)} EAGAIN; closed the "
-          f"held after {r['last_closed_after']} s")
-    assert r["held"] <= control.PER_UID and r["closed_by_server"] == r["held"], r
+    t.row(f"held at most {figures(vm)['peak_per_uid']} at once, refused {t.delta('refused')} (+ "
+          f"{r.get('EAGAIN', 0)} connects refused by the full backlog); closed all by {r['last_closed_after']} s")
+    assert r["closed_by_server"] == r["held"], r
+    assert figures(vm)["peak_per_uid"] <= control.PER_UID
 
 
 def test_idle_connections_from_a_capsule(vm: Machine) -> None:
     with Measured(vm, "1100 idle connections (dynamic-uid capsule)") as t:
         r = from_capsule(vm, "idle", "1100", str(control.REQUEST_DEADLINE + 4))
     errors = {k: v for k, v in r.items() if k.isupper() and k != "EAGAIN"}
-    t.row(f"held {r['held']}, refused {r.get('refused Busy', 0)} Busy + {r.get('EAGAIN', 0)} EAGAIN"
-          + (f" (the capsule itself ran out: {errors})" if errors else "") + f"; closed the held after "
+    t.row(f"held at most {figures(vm)['peak_per_uid']} at once, refused {t.delta('refused')}"
+          + (f" (the capsule itself ran out of fds: {errors})" if errors else "") + "; closed all by "
           f"{r['last_closed_after']} s")
-    assert r["held"] <= control.PER_UID and r["closed_by_server"] == r["held"], r
+    assert r["closed_by_server"] == r["held"], r
+    assert figures(vm)["peak_per_uid"] <= control.PER_UID
 
 
 def test_a_trickled_request(vm: Machine) -> None:
@@ -254,8 +258,10 @@ def test_escapes_from_a_dynamic_uid_capsule(vm: Machine) -> None:
 
 def test_hardened_boot(vm: Machine) -> None:
     """The sysctls PID 1 sets, /run's size limit, exo_init.log's rotation, the fd limit."""
-    values = {name: vm.execute(f"cat /proc/sys/{name.replace('.', '/')}").out.strip()
-              for name, _, _ in early.HARDENING_SYSCTLS}
+    values = {}
+    for name, _, _ in early.HARDENING_SYSCTLS:
+        r = vm.execute(f"cat /proc/sys/{name.replace('.', '/')}")
+        values[name] = r.out.strip() if r.rc == 0 else ""  # (not in this kernel)
     wrong = {name: values[name] for name, want, required in early.HARDENING_SYSCTLS
              if values[name] != want and (required or values[name])}
     run = re.search(r"size=[^, ]+", vm.succeed("grep ' /run ' /proc/mounts"))
