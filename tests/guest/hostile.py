@@ -240,8 +240,10 @@ def main(argv: list[str]) -> dict[str, object]:
             times.append(time.monotonic() - t0)
             time.sleep(0.05)
         times.sort()
-        return {"mode": mode, "calls": len(times), "worst_ms": round(times[-1] * 1000, 1) if times else None,
-                "p50_ms": round(times[len(times) // 2] * 1000, 1) if times else None, "failures": dict(failures)}
+        ms = [round(t * 1000, 1) for t in times] or [0.0]
+        return {"mode": mode, "calls": len(times), "worst_ms": ms[-1], "p50_ms": ms[len(ms) // 2],
+                "p90_ms": ms[len(ms) * 9 // 10], "over_1s": sum(1 for t in times if t >= 1.0),
+                "failures": dict(failures)}
     raise SystemExit(f"hostile.py: unknown mode {mode!r}")
 
 
