@@ -1,10 +1,15 @@
 """Issue 13 in the booted image: each attack from inside the guest, on one VM, from a non-root user
 (uid 65000, through the test agent and setpriv) and from a dynamic-uid capsule granted `control`
 (`hostile` in tests/guest/capsules.nix, whose arguments the test writes to /srv/hostile/args.json).
-The attacker is tests/guest/hostile.py. While each attack runs, a root process in the guest asks
-`info` every 50 ms (hostile.py's `latency` mode); after it, PID 1's RSS and open fds are read from
-/proc/1. The table (attack, what PID 1 did, worst control latency, PID 1 RSS and fds after) is
-printed at the end of the module.
+The attacker is tests/guest/hostile.py. While each attack runs, a root process in the guest, at
+real-time priority, asks `info` every 50 ms (hostile.py's `latency` mode); after it, PID 1's RSS
+and open fds are read from /proc/1. The table (attack, what PID 1 did, worst control latency,
+PID 1 RSS and fds after) is printed at the end of the module.
+
+The latency asserted is the worst with the times the whole guest did not run taken out: under
+TCG on this shared 2-core host (other sessions' VMs beside it) the guest stops for a second or
+more at times, with or without an attack; a real-time heartbeat in the measuring process sees
+those gaps (hostile.py `latency`). The raw worst and the longest stall are in the table too.
 
 Asserted, as the issue states them: `info` answers within 1 s throughout, PID 1's RSS stays under
 64 MiB, its fds under its own bound, nothing on the console says "Too many open files" or
@@ -44,8 +49,9 @@ class Row:
     worst_ms: float | None
     rss_kib: int
     fds: int
-    p50_ms: float | None = None
+    raw_worst_ms: float | None = None     # including the times the whole guest did not run
     calls: int | None = None
+    longest_stall_ms: float | None = None
 
 
 TABLE: list[Row] = []
@@ -62,8 +68,9 @@ def vm(make_module_machine: MachineFactory) -> Iterator[Machine]:
 
 
 def print_table() -> None:
-    head = ("attack", "what PID 1 did", "worst info (p50, calls)", "PID 1 RSS", "fds after")
-    rows = [head, *((r.attack, r.did, "-" if r.worst_ms is None else f"{r.worst_ms:.0f} ms ({r.p50_ms:.0f}, {r.calls})",
+    head = ("attack", "what PID 1 did", "worst info (raw; longest guest stall; calls)", "PID 1 RSS", "fds after")
+    rows = [head, *((r.attack, r.did, "-" if r.worst_ms is None else
+                     f"{r.worst_ms:.0f} ms ({r.raw_worst_ms:.0f}; {r.longest_stall_ms:.0f}; {r.calls})",
                      f"{r.rss_kib / 1024:.1f} MiB", str(r.fds)) for r in TABLE)]
     widths = [max(len(row[i]) for row in rows) + 2 for i in range(4)]
     print("\n\nissue 13 in the booted image:")
@@ -114,8 +121,9 @@ class Measured:
 
     def row(self, did: str, latency_bound: bool = True) -> Row:
         rss, fds = pid1(self.m)
-        row = Row(self.name, did, self.latency.get("worst_ms"), rss, fds, self.latency.get("p50_ms"),
-                  self.latency.get("calls"))
+        lat = self.latency
+        row = Row(self.name, did, lat.get("worst_unstalled_ms"), rss, fds, lat.get("worst_ms"), lat.get("calls"),
+                  lat.get("longest_stall_ms"))
         TABLE.append(row)
         assert rss < RSS_BOUND_KIB, row
         assert fds < early.FD_LIMIT, row
