@@ -12,6 +12,7 @@ from exo_init.pid1.log import log
 from exo_init.pid1.manifest import Quotas
 
 KNOWN_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc")
+INIT_CPU_WEIGHT = 1000  # exo_init's leaf against all capsules together (/capsules: the default 100)
 # The kernel's defaults of the limits a manifest can set (io.max lines are per device: not reset).
 RESETS = {"cpu.max": "max", "cpu.weight": "100", "memory.max": "max", "memory.high": "max",
           "memory.swap.max": "max", "pids.max": "max", "io.weight": "default 100", "memory.oom.group": "0"}
@@ -101,6 +102,13 @@ class CgroupTree:
             except OSError as e:
                 warnings.append(f"cgroup controller {ctrl} not enabled: {e.strerror}")
         self.controllers = frozenset(enabled)
+        if "cpu" in enabled:
+            # PID 1 before the capsules when both want the CPU: its work is bounded and event-driven,
+            # and a capsule (or a hostile client's flood) must slow itself, not the supervisor.
+            try:
+                (init_leaf / "cpu.weight").write_text(f"{INIT_CPU_WEIGHT}\n")
+            except OSError as e:
+                warnings.append(f"cpu.weight of exo_init's own cgroup not set: {e.strerror}")
         return warnings
 
     def path(self, name: str) -> Path:

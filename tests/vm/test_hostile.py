@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from exo_init.pid1 import control, early
+from exo_init.pid1 import cgroups, control, early
 from tests.guest.hostile import parse_report
 from tests.machine import Machine
 from tests.test_scope import ESCAPE_EXPECTED
@@ -277,11 +277,14 @@ def test_hardened_boot(vm: Machine) -> None:
              if values[name] != want and (required or values[name])}
     run = re.search(r"size=[^, ]+", vm.succeed("grep ' /run ' /proc/mounts"))
     limits = vm.succeed("grep 'Max open files' /proc/1/limits").split()
+    weight = int(vm.succeed("cat /sys/fs/cgroup/exo.init/cpu.weight"))
     rss, fds = pid1(vm)
     TABLE.append(Row("hardened boot", f"{len(values) - len(wrong)}/{len(values)} sysctls set; /run "
-                     f"{run.group(0) if run else 'WITHOUT size='}; RLIMIT_NOFILE {limits[3]}", None, rss, fds))
+                     f"{run.group(0) if run else 'WITHOUT size='}; RLIMIT_NOFILE {limits[3]}; PID 1's cpu.weight "
+                     f"{weight}", None, rss, fds))
     assert not wrong, wrong
     assert run is not None and int(limits[3]) >= early.FD_LIMIT, limits
+    assert weight == cgroups.INIT_CPU_WEIGHT
 
 
 def test_pid1_kept_serving_and_nothing_else_moved(vm: Machine) -> None:
