@@ -281,3 +281,17 @@ def test_a_subscriber_that_talks_is_closed(exo: ExoInit) -> None:
         s.sendall(b"x" * 2 * control.SUBSCRIBER_TALK)
         while data := s.recv(65536):  # events, if any, then the close (a timeout fails the test)
             assert b'"event"' in data
+
+
+def test_root_has_a_socket_of_its_own(exo: ExoInit) -> None:
+    """control.root.sock: mode 0600, so other users cannot even connect; root's clients use it."""
+    root_sock = exo.runtime / "control.root.sock"
+    assert (root_sock.stat().st_mode & 0o777) == 0o600
+    before = figures(exo).get("root_socket", 0)
+    exo.call("ping")
+    assert figures(exo)["root_socket"] > before, "root's call came in on the root-only socket"
+    probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
+             "try:\n    s.connect(sys.argv[1])\n    print('connected')\nexcept PermissionError:\n    print('refused')\n")
+    out = subprocess.run([SYSTEM_PY, "-c", probe, str(root_sock)], user=NOBODY, capture_output=True, text=True,
+                         cwd="/", check=True)
+    assert out.stdout.strip() == "refused"

@@ -10,6 +10,7 @@ later wait by the caller's; a reply line longer than MAX_LINE is an error, not u
 from __future__ import annotations
 
 import json
+import os
 import select
 import socket
 import struct
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from exo_init.lib.errors import ApiError
+from exo_init.lib.paths import CONTROL_SOCKET, ROOT_CONTROL_SOCKET
 
 MAX_LINE = 64 * 1024 * 1024  # the longest reply line read (a `status` of every capsule is ~1 KiB each)
 
@@ -42,9 +44,19 @@ class Lines:
 
 
 def _connect(path: Path, timeout: float) -> socket.socket:
-    """A connection, waiting at most `timeout` for room in the server's backlog: a blocking connect
-    bounded by SO_SNDTIMEO (one with a Python timeout is non-blocking and fails at once with EAGAIN
-    while a connect flood keeps the backlog full)."""
+    """A connection to `path`, or, for root, to the root-only socket beside it when there is one
+    (its backlog is never full of other users' connects). Waits at most `timeout` for room in the
+    server's backlog: a blocking connect bounded by SO_SNDTIMEO (one with a Python timeout is
+    non-blocking and fails at once with EAGAIN while a connect flood keeps the backlog full)."""
+    if os.geteuid() == 0 and path.name == CONTROL_SOCKET:
+        try:
+            return _connect_to(path.with_name(ROOT_CONTROL_SOCKET), timeout)
+        except (FileNotFoundError, ConnectionRefusedError, PermissionError):
+            pass  # (an older exo_init, or a capsule's world that holds only the shared socket)
+    return _connect_to(path, timeout)
+
+
+def _connect_to(path: Path, timeout: float) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         seconds = max(timeout, 0.001)

@@ -10,7 +10,9 @@ is treated as hostile input, and nothing a client does can take more of PID 1 th
 
 - **A bounded client table** (MAX_CLIENTS connections). Each non-root uid holds at most PER_UID of
   them, and non-root uids together leave ROOT_RESERVE free for root: `exoctl` as root always gets
-  in. A connection over its share is answered `Busy` and closed at once.
+  in. A connection over its share is answered `Busy` and closed at once. Root has a socket of its
+  own besides (`control.root.sock`, mode 0600), so its connects never queue behind a flood of
+  other users' in the kernel's backlog.
 - **Deadlines.** A request must be complete within REQUEST_DEADLINE of the connect (a client that
   says nothing, or trickles, is closed) and its answer read within REPLY_DEADLINE.
 - **Bounded input.** A request line is at most MAX_REQUEST bytes; bytes after its newline are never
@@ -64,7 +66,7 @@ REPLY_DEADLINE = 10.0            # answer queued -> answer read
 OUTBUF_CLIENT = 4 * 1024 * 1024  # unsent bytes of one client
 OUTBUF_TOTAL = 8 * 1024 * 1024   # unsent bytes of all clients together
 SUBSCRIBER_TALK = 4096           # what a subscriber may send after subscribing before it is closed
-ACCEPTS_PER_TURN = 64            # then back to the loop: a connect flood cannot starve it
+ACCEPTS_PER_TURN = 16            # then back to the loop: a connect flood cannot starve it
 LISTEN_BACKLOG = 128             # short: a client queued behind a connect flood waits for at most this
                                  # many accepts (and clients wait for room: client/control.py's connect)
 ACCEPT_RETRY = 1.0               # seconds before accepting again after EMFILE/ENFILE
@@ -120,8 +122,29 @@ class _Client:
 Handler = Callable[[dict[str, Any], int], Any]
 
 
+def _listen(path: Path, mode: int) -> socket.socket:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, mode)
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class ControlServer:
-    def __init__(self, loop: Loop, path: Path, handler: Handler) -> None:
+    def __init__(self, loop: Loop, path: Path, handler: Handler, root_path: Path | None = None) -> None:
+        """Listen on `path` (mode 0666: everyone may read; mutating calls are checked per caller)
+        and, given `root_path`, on a socket only root can connect to (mode 0600): root's clients
+        (exo_init/client/control.py prefers it) never queue behind a flood of other users'
+        connects."""
         self.loop = loop
         self.path = path
         self.handler = handler
@@ -133,19 +156,13 @@ class ControlServer:
         self.accepting = False
         self.closed = False
         self.throttles: dict[str, Throttle] = {}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
-        try:
-            self.sock.bind(str(path))
-            os.chmod(path, 0o666)  # everyone may read; mutating calls are checked per caller
-            self.sock.listen(LISTEN_BACKLOG)
-        except OSError:
-            self.sock.close()
-            raise
+        self.listeners = [_listen(path, 0o666)]
+        if root_path is not None:
+            try:
+                self.listeners.append(_listen(root_path, 0o600))
+            except OSError:
+                self.listeners[0].close()
+                raise
         self._resume_accepting()
         self.loop.call_later(SWEEP_INTERVAL, self._sweep)
 
@@ -169,11 +186,13 @@ class ControlServer:
     def _resume_accepting(self) -> None:
         if not self.accepting and not self.closed:
             self.accepting = True
-            self.loop.add_reader(self.sock.fileno(), self._accept)
+            for sock in self.listeners:
+                self.loop.add_reader(sock.fileno(), lambda sock=sock: self._accept(sock))  # type: ignore[misc]
 
     def _pause_accepting(self, err: OSError) -> None:
         self.accepting = False
-        self.loop.remove_reader(self.sock.fileno())
+        for sock in self.listeners:
+            self.loop.remove_reader(sock.fileno())
         self._note("accept_paused", "no file descriptor for a new client (%s); accepting paused",
                    errno.errorcode.get(err.errno or 0, "?"))
         self.loop.call_later(ACCEPT_RETRY, self._resume_accepting)
@@ -186,10 +205,10 @@ class ControlServer:
         non_root = len(self.clients) - self.by_uid[0]
         return self.by_uid[uid] < PER_UID and non_root < MAX_CLIENTS - ROOT_RESERVE
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket) -> None:
         for _ in range(ACCEPTS_PER_TURN):
             try:
-                conn, _ = self.sock.accept()
+                conn, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
@@ -210,6 +229,8 @@ class ControlServer:
             c = _Client(conn, conn.fileno(), uid, self.loop.now() + REQUEST_DEADLINE)
             self.clients[c.fd] = c
             self.by_uid[uid] += 1
+            if listener is not self.listeners[0]:
+                self.figures["root_socket"] += 1
             if uid != 0 and self.by_uid[uid] > self.figures["peak_per_uid"]:
                 self.figures["peak_per_uid"] = self.by_uid[uid]  # (the most one non-root uid held at once)
             self.loop.add_reader(c.fd, lambda c=c: self._readable(c))  # type: ignore[misc]
@@ -283,7 +304,7 @@ class ControlServer:
     def _next_queued(self) -> None:
         while self.queue:
             c, request = self.queue.popleft()
-            if c.fd in self.clients:  # (not closed meanwhile)
+            if self._open(c):
                 self._answer(c, request)
                 break
         if self.queue:
@@ -328,7 +349,7 @@ class ControlServer:
         self._send(c, reply_line(obj))
 
     def _send(self, c: _Client, data: bytes) -> None:
-        if c.fd not in self.clients:
+        if not self._open(c):
             return
         if not c.outbuf:  # the common case: straight to the kernel, nothing kept
             try:
@@ -398,9 +419,14 @@ class ControlServer:
                            c.uid, REQUEST_DEADLINE)
             self._close(c)
 
+    def _open(self, c: _Client) -> bool:
+        """Whether `c` is still a client: its fd may have been closed and given to a new one."""
+        return self.clients.get(c.fd) is c
+
     def _close(self, c: _Client) -> None:
-        if self.clients.pop(c.fd, None) is None:
+        if not self._open(c):
             return
+        del self.clients[c.fd]
         self.loop.remove_reader(c.fd)
         self.loop.remove_writer(c.fd)
         self.by_uid[c.uid] -= 1
@@ -415,10 +441,11 @@ class ControlServer:
         self.closed = True
         for c in list(self.clients.values()):
             self._close(c)
-        if self.accepting:
-            self.loop.remove_reader(self.sock.fileno())
-            self.accepting = False
-        self.sock.close()
+        for sock in self.listeners:
+            if self.accepting:
+                self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self.accepting = False
 
 
 # --- the operations -------------------------------------------------------------------------------

@@ -286,8 +286,8 @@ def main(argv: list[str] | None = None) -> None:
     step("supervisor set-up (cgroups, sd_notify socket)", sup.setup, None)
     wakeup = step("signals", lambda: install_signal_wakeup(sup), None)
     switcher = step("generation store", lambda: open_generations(sup), None)
-    control = step("control socket", lambda: ControlServer(sup.loop, config.control_socket,
-                                                           make_handler(sup, switcher)), None)
+    control = step("control socket", lambda: ControlServer(sup.loop, config.control_socket, make_handler(sup, switcher),
+                                                           config.root_control_socket), None)
     if control is not None:
         sup.listeners.append(control.publish)
     manifest = step("boot manifest", lambda: load_boot_manifest(sup, switcher), None) or emergency_manifest()
