@@ -291,7 +291,8 @@ def test_root_has_a_socket_of_its_own(exo: ExoInit) -> None:
     exo.call("ping")
     assert figures(exo)["root_socket"] > before, "root's call came in on the root-only socket"
     probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
-             "try:\n    s.connect(sys.argv[1])\n    print('connected')\nexcept PermissionError:\n    print('refused')\n")
+             "try:\n    s.connect(sys.argv[1])\n    print('connected')\n"
+             "except PermissionError:\n    print('refused')\n")
     out = subprocess.run([SYSTEM_PY, "-c", probe, str(root_sock)], user=NOBODY, capture_output=True, text=True,
                          cwd="/", check=True)
     assert out.stdout.strip() == "refused"

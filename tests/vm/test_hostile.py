@@ -2,9 +2,10 @@
 (uid 65000, through the test agent and setpriv) and from a dynamic-uid capsule granted `control`
 (`hostile` in tests/guest/capsules.nix, whose arguments the test writes to /srv/hostile/args.json).
 The attacker is tests/guest/hostile.py. While each attack runs, a root process in the guest, at
-real-time priority, asks `info` every 50 ms on root's socket (as exoctl does as root) (hostile.py's `latency` mode); after it, PID 1's RSS
-and open fds are read from /proc/1. The table (attack, what PID 1 did, worst control latency,
-PID 1 RSS and fds after) is printed at the end of the module.
+real-time priority, asks `info` every 50 ms on root's socket, as exoctl does as root (hostile.py's
+`latency` mode); after it, PID 1's RSS and open fds are read from /proc/1. The table (attack,
+what PID 1 did, worst control latency, PID 1 RSS and fds after) is printed at the end of the
+module.
 
 The latency asserted is the worst with the times the whole guest did not run taken out: under
 TCG on this shared 2-core host (other sessions' VMs beside it) the guest stops for a second or
@@ -108,8 +109,8 @@ class Measured:
     def __enter__(self) -> Measured:
         self.before = figures(self.m)
         # Real-time priority: it measures PID 1's answers, not how the attacker starves the measurer.
-        self.m.succeed(f"rm -f /tmp/lat.out; chrt -f 10 python3 {HOSTILE} {ROOT_SOCK} latency 600 > /tmp/lat.out 2>&1 & "
-                       "echo $! > /tmp/lat.pid")
+        self.m.succeed(f"rm -f /tmp/lat.out; chrt -f 10 python3 {HOSTILE} {ROOT_SOCK} latency 600 "
+                       "> /tmp/lat.out 2>&1 & echo $! > /tmp/lat.pid")
         return self
 
     def __exit__(self, *_exc: object) -> None:
