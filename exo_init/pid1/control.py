@@ -30,7 +30,8 @@ is treated as hostile input, and nothing a client does can take more of PID 1 th
 - **Bad requests** (not UTF-8, not JSON, nested too deeply, not an object, unknown op, bad
   arguments) are one `BadRequest` answer each, logged at most once per LOG_INTERVAL.
 
-`info` answers carry the server's own figures (`control`: clients, refused, dropped, ...).
+`info` answers carry the server's own figures (`control`: clients, refused, dropped, ..., and the
+longest time one request of each operation held the loop, `slowest_ms_OP`).
 """
 
 from __future__ import annotations
@@ -320,7 +321,10 @@ class ControlServer:
                 self.loop.add_reader(c.fd, lambda: self._readable(c))  # to see it leave
                 self._send(c, b'{"ok": true, "result": "subscribed"}\n')
                 return
+            started = self.loop.now()
             result = self.handler(request, c.uid)
+            took = round((self.loop.now() - started) * 1000)  # the longest one request of each kind held the loop:
+            self.figures[f"slowest_ms_{op}"] = max(self.figures[f"slowest_ms_{op}"], took)
             if op == "info" and isinstance(result, dict):
                 result = {**result, "control": self.snapshot()}
             answer = {"ok": True, "result": result}
