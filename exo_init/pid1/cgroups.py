@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import time
@@ -12,6 +13,7 @@ from exo_init.pid1.log import log
 from exo_init.pid1.manifest import Quotas
 
 KNOWN_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc")
+STATS_TTL = 1.0  # seconds the figures other than cpu.stat's may be old (CgroupTree.stats)
 INIT_CPU_WEIGHT = 1000  # exo_init's leaf against all capsules together (/capsules: the default 100)
 # The kernel's defaults of the limits a manifest can set (io.max lines are per device: not reset).
 RESETS = {"cpu.max": "max", "cpu.weight": "100", "memory.max": "max", "memory.high": "max",
@@ -89,6 +91,7 @@ class CgroupTree:
         self.root = root
         self.capsules = root / "capsules"
         self.controllers: frozenset[str] = frozenset()
+        self._slow: dict[str, tuple[float, CgroupStats]] = {}  # name -> (read at, figures but cpu.stat's)
 
     def setup(self) -> list[str]:
         """Move this process into a leaf and enable every available controller top-down.
@@ -133,6 +136,7 @@ class CgroupTree:
         declared where the controller is there (a system without it runs the capsule unlimited);
         every other limit of a reused leaf goes back to the kernel's default, so a limit removed
         from the manifest does not outlive it."""
+        self._slow.pop(name, None)
         leaf = self.path(name)
         leaf.mkdir(exist_ok=True)
         declared = quotas.cgroup_files()
@@ -184,6 +188,7 @@ class CgroupTree:
 
     def kill(self, name: str) -> None:
         """SIGKILL every process in the capsule's cgroup (cgroup.kill: nothing escapes)."""
+        self._slow.pop(name, None)
         leaf = self.path(name)
         try:
             (leaf / "cgroup.kill").write_text("1\n")
@@ -202,9 +207,11 @@ class CgroupTree:
                         pass
 
     def freeze(self, name: str, frozen: bool) -> None:
+        self._slow.pop(name, None)
         (self.path(name) / "cgroup.freeze").write_text("1\n" if frozen else "0\n")
 
     def remove(self, name: str) -> None:
+        self._slow.pop(name, None)
         try:
             self.path(name).rmdir()
         except OSError as e:
@@ -212,15 +219,28 @@ class CgroupTree:
                 raise
 
     def stats(self, name: str) -> CgroupStats:
+        """The capsule's figures. cpu.stat is read every time (CPU usage is sampled by its change);
+        the rest, a dozen files, at most once per STATS_TTL: `status` is called every second by the
+        Sentry and the dashboard each, on PID 1's loop, and under TCG reading them all took longer
+        than PID 1 may keep a root client waiting. What exo_init writes (freeze, kill, quotas)
+        drops the capsule's cached figures."""
         leaf = self.path(name)
         cpu = _flat_keyed(_read(leaf / "cpu.stat"))
+        now = time.monotonic()
+        cached = self._slow.get(name)
+        if cached is None or now - cached[0] > STATS_TTL:
+            cached = (now, self._slow_figures(leaf))
+            self._slow[name] = cached
+        return dataclasses.replace(cached[1], cpu_usage_usec=cpu.get("usage_usec", 0),
+                                   cpu_throttled_usec=cpu.get("throttled_usec", 0),
+                                   cpu_nr_throttled=cpu.get("nr_throttled", 0))
+
+    @staticmethod
+    def _slow_figures(leaf: Path) -> CgroupStats:
         mem_events = _flat_keyed(_read(leaf / "memory.events"))
         pids_events = _flat_keyed(_read(leaf / "pids.events"))
         events = _flat_keyed(_read(leaf / "cgroup.events"))
         return CgroupStats(
-            cpu_usage_usec=cpu.get("usage_usec", 0),
-            cpu_throttled_usec=cpu.get("throttled_usec", 0),
-            cpu_nr_throttled=cpu.get("nr_throttled", 0),
             memory_current=int(_read(leaf / "memory.current").strip() or 0),
             memory_max=_read(leaf / "memory.max").strip() or "max",
             memory_oom_kill=mem_events.get("oom_kill", 0),
