@@ -26,12 +26,13 @@ class QuotaError(Exception):
         self.field = field
 
 
-def _read(path: Path) -> str:
-    """A small kernel file's text, "" if it cannot be read. open/read/close by hand: every `status`
-    reads about a dozen of these per capsule, on PID 1's loop, and Path.read_text costs five times
-    as much (its text-file object), which under TCG is most of a status call."""
+def _read(path: Path | str, dir_fd: int | None = None) -> str:
+    """A small kernel file's text, "" if it cannot be read (`path` relative to `dir_fd` if given).
+    open/read/close by hand: every `status` reads about a dozen of these per capsule, on PID 1's
+    loop, and Path.read_text costs five times as much (its text-file object), which under TCG is
+    most of a status call."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return ""
     try:
@@ -237,24 +238,35 @@ class CgroupTree:
 
     @staticmethod
     def _slow_figures(leaf: Path) -> CgroupStats:
-        mem_events = _flat_keyed(_read(leaf / "memory.events"))
-        pids_events = _flat_keyed(_read(leaf / "pids.events"))
-        events = _flat_keyed(_read(leaf / "cgroup.events"))
-        return CgroupStats(
-            memory_current=int(_read(leaf / "memory.current").strip() or 0),
-            memory_max=_read(leaf / "memory.max").strip() or "max",
-            memory_oom_kill=mem_events.get("oom_kill", 0),
-            memory_events_max=mem_events.get("max", 0),
-            pids_current=int(_read(leaf / "pids.current").strip() or 0),
-            pids_max=_read(leaf / "pids.max").strip() or "max",
-            pids_events_max=pids_events.get("max", 0),
-            cpu_max=_read(leaf / "cpu.max").strip() or "max",
-            frozen=events.get("frozen", 0) == 1,
-            psi_cpu_avg10=_psi_avg10(_read(leaf / "cpu.pressure")),
-            psi_memory_avg10=_psi_avg10(_read(leaf / "memory.pressure")),
-            psi_io_avg10=_psi_avg10(_read(leaf / "io.pressure")),
-            populated=events.get("populated", 0) == 1,
-        )
+        try:  # (the files are read relative to the leaf: one path walk through cgroupfs, not twelve)
+            dfd = os.open(leaf, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return CgroupStats()
+
+        def read(name: str) -> str:
+            return _read(name, dfd)
+
+        try:
+            mem_events = _flat_keyed(read("memory.events"))
+            pids_events = _flat_keyed(read("pids.events"))
+            events = _flat_keyed(read("cgroup.events"))
+            return CgroupStats(
+                memory_current=int(read("memory.current").strip() or 0),
+                memory_max=read("memory.max").strip() or "max",
+                memory_oom_kill=mem_events.get("oom_kill", 0),
+                memory_events_max=mem_events.get("max", 0),
+                pids_current=int(read("pids.current").strip() or 0),
+                pids_max=read("pids.max").strip() or "max",
+                pids_events_max=pids_events.get("max", 0),
+                cpu_max=read("cpu.max").strip() or "max",
+                frozen=events.get("frozen", 0) == 1,
+                psi_cpu_avg10=_psi_avg10(read("cpu.pressure")),
+                psi_memory_avg10=_psi_avg10(read("memory.pressure")),
+                psi_io_avg10=_psi_avg10(read("io.pressure")),
+                populated=events.get("populated", 0) == 1,
+            )
+        finally:
+            os.close(dfd)
 
     def owner_of(self, pid: int) -> str | None:
         """The capsule whose cgroup holds `pid`, from /proc/PID/cgroup."""

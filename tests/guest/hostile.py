@@ -164,6 +164,7 @@ def latency(path: str, seconds: float) -> dict[str, object]:
     failures: Counter[str] = Counter()
     stop = [time.monotonic() + seconds]
     signal.signal(signal.SIGTERM, lambda _s, _f: stop.__setitem__(0, 0.0))
+    print(STARTED, flush=True)  # (from now on SIGTERM ends it with its figures)
 
     def heartbeat() -> None:
         last = time.monotonic()
@@ -203,6 +204,7 @@ def latency(path: str, seconds: float) -> dict[str, object]:
 
 
 REPORT = "HOSTILE "
+STARTED = "LATENCY started"
 
 
 def parse_report(output: str) -> dict[str, Any]:

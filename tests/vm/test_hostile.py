@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from exo_init.pid1 import cgroups, control, early
-from tests.guest.hostile import parse_report
+from tests.guest.hostile import STARTED, parse_report
 from tests.machine import Machine
 from tests.test_scope import ESCAPE_EXPECTED
 from tests.vm.conftest import MachineFactory
@@ -111,6 +111,7 @@ class Measured:
         # Real-time priority: it measures PID 1's answers, not how the attacker starves the measurer.
         self.m.succeed(f"rm -f /tmp/lat.out; chrt -f 10 python3 {HOSTILE} {ROOT_SOCK} latency 600 "
                        "> /tmp/lat.out 2>&1 & echo $! > /tmp/lat.pid")
+        self.m.wait_until_succeeds(f"grep -q '{STARTED}' /tmp/lat.out", 30)  # (its SIGTERM handler is in place)
         return self
 
     def __exit__(self, *_exc: object) -> None:
