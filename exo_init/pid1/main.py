@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import NoReturn, TextIO, TypeVar
 
 from exo_init.pid1 import early, syscalls
 from exo_init.pid1.config import SYSTEM_PATH, Config, parse_args
@@ -168,7 +168,7 @@ def start_emergency_shell() -> None:
         log.error("emergency shell failed: %s", e)
 
 
-def last_resort_reaper() -> None:
+def last_resort_reaper() -> NoReturn:
     """Nothing left to supervise with: just reap forever, so the kernel never panics."""
     while True:
         try:
@@ -282,7 +282,12 @@ def main(argv: list[str] | None = None) -> None:
         warn_all(step("kernel hardening sysctls", early.harden_sysctls, []))
     else:
         step("child subreaper", lambda: syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1), None)
-    sup = Supervisor(config, console)
+    sup = step("supervisor", lambda: Supervisor(config, console), None)
+    if sup is None:  # (no event loop: nothing to supervise with)
+        if not pid1:
+            sys.exit(1)
+        start_emergency_shell()
+        last_resort_reaper()
     step("supervisor set-up (cgroups, sd_notify socket)", sup.setup, None)
     wakeup = step("signals", lambda: install_signal_wakeup(sup), None)
     switcher = step("generation store", lambda: open_generations(sup), None)
