@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from exo_init.lib.paths import DEFAULT_RUNTIME
+from exo_init.lib.paths import CONTROL_SOCKET, DEFAULT_RUNTIME, ROOT_CONTROL_SOCKET
 
 DEFAULT_MANIFEST = Path("/etc/exosphere/manifest.json")
 PERSISTENT_LOGS = Path("/var/log/exosphere")
@@ -33,7 +33,11 @@ class Config:
 
     @property
     def control_socket(self) -> Path:
-        return self.runtime_dir / "control.sock"
+        return self.runtime_dir / CONTROL_SOCKET
+
+    @property
+    def root_control_socket(self) -> Path:
+        return self.runtime_dir / ROOT_CONTROL_SOCKET
 
     @property
     def notify_socket(self) -> Path:

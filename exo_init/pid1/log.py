@@ -7,12 +7,15 @@ written in full to the log file.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import sys
 import time
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 log = logging.getLogger("exo_init")
+LOGFILE_BYTES = 1 << 20   # exo_init.log is rotated at this size (/run is RAM) ...
+LOGFILE_KEEP = 3          # ... keeping exo_init.log.1 .. .3
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -40,13 +43,33 @@ def setup_logging(console: TextIO, logfile: Path | None, debug: bool = False) ->
 def add_logfile(logfile: Path) -> None:
     try:
         logfile.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(logfile, encoding="utf-8")
+        fh = logging.handlers.RotatingFileHandler(logfile, maxBytes=LOGFILE_BYTES, backupCount=LOGFILE_KEEP,
+                                                  encoding="utf-8")
     except OSError as e:
         log.warning("cannot open log file %s: %s", logfile, e.strerror)
         return
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     fh.setLevel(logging.DEBUG)
     log.addHandler(fh)
+
+
+class Throttle:
+    """At most one log line per `interval` seconds for one kind of event (a hostile client can
+    cause an event per request; the console must not get a line per request)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last = float("-inf")
+        self.suppressed = 0
+
+    def ready(self, now: float) -> int | None:
+        """None: stay quiet (counted). Otherwise a line may be written now; the number is how many
+        were suppressed since the last one."""
+        if now - self.last < self.interval:
+            self.suppressed += 1
+            return None
+        self.last, suppressed, self.suppressed = now, self.suppressed, 0
+        return suppressed
 
 
 def status_line(console: TextIO, ok: bool | None, word: str, name: str, detail: str = "") -> None:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exo_init.client.control import ControlError, call
+from exo_init.client.control import call
+from exo_init.lib.errors import ApiError
 from exo_init.lib.units import fmt_bytes
 
 CONTROL = Path("/run/exosphere/control.sock")
@@ -125,11 +126,11 @@ def collect(control: Path, hostname_fallback: str = "exosphere") -> Snapshot:
     try:
         info = call(control, {"op": "info"}, timeout=5)
         rows = tuple(capsule_row(s) for s in call(control, {"op": "status"}, timeout=5))
-    except (OSError, ValueError, ControlError) as e:
+    except (OSError, ValueError, ApiError) as e:
         return Snapshot(hostname_fallback, None, (), (), time.time(), error=f"control socket: {e}")
     try:
         events = tuple(event_line(r) for r in call(control, {"op": "events", "lines": 8}, timeout=5))
-    except (OSError, ValueError, ControlError):
+    except (OSError, ValueError, ApiError):
         events = ()
     return Snapshot(str(info.get("hostname") or hostname_fallback), info.get("generation"), rows, events, time.time())
 

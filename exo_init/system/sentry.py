@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import select
-import socket
 import sys
 import time
 from collections import deque
@@ -32,8 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exo_init.client.control import ControlError, call
+from exo_init.client.control import Subscription, call
 from exo_init.lib import eventlog
+from exo_init.lib.errors import ApiError
+from exo_init.lib.notify import sd_notify
 from exo_init.lib.paths import DEFAULT_RUNTIME
 
 ANOMALIES = ("oom", "pids-max", "throttled", "memory-pressure", "crash-loop", "not-ready")
@@ -214,49 +214,25 @@ class Sentry:
         try:
             call(self.control, request)
             self.record(kind="action", action=action, capsule=name, anomaly=kind, ok=True)
-        except (ControlError, OSError, ValueError) as e:
+        except (ApiError, OSError, ValueError) as e:
             self.record(kind="action", action=action, capsule=name, anomaly=kind, ok=False, error=str(e))
 
     # --- main loop -------------------------------------------------------------------------------
 
     def run(self, interval: float) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(10.0)
-        sock.connect(str(self.control))
-        sock.sendall(b'{"op": "subscribe"}\n')
-        buf = b""
-        next_sample = time.monotonic()
-        subscribed = False
-        while True:
-            wait = max(0.0, next_sample - time.monotonic())
-            readable, _, _ = select.select([sock], [], [], wait)
-            if readable:
-                data = sock.recv(65536)
-                if not data:
-                    raise ConnectionError("exo_init closed the event stream")
-                buf += data
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    msg = json.loads(line)
-                    if "event" in msg:
-                        self.on_event(msg["event"])
-                    elif not subscribed:
-                        subscribed = True
-                        notify_ready()
-            if time.monotonic() >= next_sample:
-                next_sample = time.monotonic() + interval
-                status = call(self.control, {"op": "status"})
-                for st in status:
-                    st.update(process_figures(st.get("pid")))
-                self.sample(status)
-
-
-def notify_ready() -> None:
-    path = os.environ.get("NOTIFY_SOCKET")
-    if not path:
-        return
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        s.sendto(b"READY=1\nSTATUS=watching", path)
+        """Subscribe, report ready, then sample every `interval` seconds and handle events between."""
+        with Subscription(self.control) as events:
+            sd_notify("READY=1\nSTATUS=watching")
+            next_sample = time.monotonic()
+            while True:
+                for event in events.events(max(0.0, next_sample - time.monotonic())):
+                    self.on_event(event)
+                if time.monotonic() >= next_sample:
+                    next_sample = time.monotonic() + interval
+                    status = call(self.control, {"op": "status"})
+                    for st in status:
+                        st.update(process_figures(st.get("pid")))
+                    self.sample(status)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -276,10 +252,10 @@ def main(argv: list[str] | None = None) -> None:
         if event_log is None:
             try:
                 event_log = Path(call(args.socket, {"op": "generations"})["event_log"])
-            except ControlError:  # exo_init has no generation store: the volatile default
+            except ApiError:  # exo_init has no generation store: the volatile default
                 event_log = args.socket.parent / "state" / "events.jsonl"
         Sentry(args.socket, policy, event_log, os.environ.get("EXO_CAPSULE", "sentry")).run(args.interval)
-    except (OSError, ConnectionError, ControlError, ValueError) as e:
+    except (OSError, ConnectionError, ApiError, ValueError) as e:
         sys.stderr.write(f"exo-sentry: {e}\n")
         sys.exit(1)
 
