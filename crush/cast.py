@@ -107,10 +107,12 @@ NODES: Mapping[str, NodeSpec] = {
     "std.pass": _n("S", "", "do nothing"),
     "std.expr": _n("S", "E", "evaluate E and discard its value"),
     "std.let": _n("S", "name E?", "declare NAME in the innermost scope, bound to E (or unbound)"),
-    "std.set": _n("S", "T E", "assign E to the target"),
+    "std.set": _n("S", "T E", "assign E to the target: E is evaluated first, then the target's operands "
+                  "(Python's order: `a[i()] = v()` calls v, then i)"),
     "std.var": _n("T", "name", "the nearest binding of NAME (readable as E, assignable as T)"),
     "std.gvar": _n("T", "name", "the global NAME (readable as E, assignable as T)"),
-    "std.unpack": _n("T", "*T", "destructure a sequence of exactly this many items into the targets"),
+    "std.unpack": _n("T", "*T", "destructure a sequence of exactly this many items into the targets, "
+                     "assigned left to right"),
     "std.builtin": _n("E", "str", "the builtin function or value named (`py.len`, `py.ValueError`)"),
     # --- literals ---------------------------------------------------------------------------------
     "std.none": _n("E", "", "the absence of a value (Python None)"),
@@ -156,6 +158,8 @@ NODES: Mapping[str, NodeSpec] = {
     **{f"py.{op}": _n("E", "E", f"Python unary `{sym}`") for op, sym in (
         ("neg", "-"), ("pos", "+"), ("invert", "~"))},
     "py.iadd": _n("E", "E E", "`a += b`: extends a list in place (the same list), else as py.add"),
+    "py.imul": _n("E", "E E", "`a *= b`: repeats a list in place (the same list), else as py.mul"),
+    "py.ior": _n("E", "E E", "`a |= b`: updates a dict in place (the same dict), else as py.bitor"),
 }
 
 # The builtins the Python walker may name (`std.builtin "py.NAME"`). The VM implements each with
