@@ -1500,23 +1500,15 @@ class _Walker:
     def e_string(self, node: Node) -> CastNode:
         pieces: list[Any] = []
         strings = self.statements(node) if node.type == "concatenated_string" else [node]
-        formatted = False
         for string in strings:
             if string.type != "string":
                 raise self.error(string, "invalid syntax")
-            formatted |= self.string_pieces(string, pieces)
-        if not formatted:
-            return ["std.str", "".join(pieces)]
-        parts: list[Any] = []
-        for piece in pieces:
-            if isinstance(piece, str) and parts and isinstance(parts[-1], str):
-                parts[-1] += piece
-            elif piece != "":
-                parts.append(piece)
-        return ["py.fstring", parts]
+            self.string_pieces(string, pieces)
+        value = self.joined(pieces)
+        return ["std.str", value] if isinstance(value, str) else value
 
-    def string_pieces(self, node: Node, out: list[Any]) -> bool:
-        """Append the literal text and formatted fields of one string literal; True for an f-string."""
+    def string_pieces(self, node: Node, out: list[Any]) -> None:
+        """Append the literal text and formatted fields of one string literal."""
         children = node.children
         start, end = children[0], children[-1]
         if start.type != "string_start" or end.type != "string_end":
@@ -1533,7 +1525,7 @@ class _Walker:
         raw = "r" in prefix
         if "f" not in prefix:
             out.append(self.decode(self.src[start.end_byte:end.start_byte], start.end_byte, raw, False))
-            return False
+            return
         position = start.end_byte
         for child in children[1:-1]:
             if child.type != "interpolation":
@@ -1542,9 +1534,10 @@ class _Walker:
             self.interpolation(child, out, raw)
             position = child.end_byte
         out.append(self.decode(self.src[position:end.start_byte], position, raw, True))
-        return True
 
-    def interpolation(self, node: Node, out: list[Any], raw: bool) -> None:
+    def interpolation(self, node: Node, out: list[Any], raw: bool, nested: bool = False) -> None:
+        """Append an f-string field: `{expr=!conv:spec}` -> [the `expr=` text,] ["py.format", E, conv, spec];
+        a spec with fields of its own (`{x:>{width}}`) becomes a py.fstring evaluated after E."""
         expression = self.field(node, "expression")
         conversion = node.child_by_field_name("type_conversion")
         spec = node.child_by_field_name("format_specifier")
@@ -1564,13 +1557,34 @@ class _Walker:
             if conversion is None and spec is None:
                 conv = "r"
         value = self.expr(expression)
-        spec_text = ""
+        spec_value: str | CastNode = ""
         if spec is not None:
-            fields = [c for c in spec.named_children if c.type == "format_expression"]
-            if fields:
-                raise self.unsupported(fields[0], "nested format spec")
-            spec_text = self.decode(self.src[spec.start_byte + 1:spec.end_byte], spec.start_byte + 1, raw, True)
-        out.append(["py.format", value, conv, spec_text])
+            pieces: list[Any] = []
+            position = spec.start_byte + 1  # after the ':'
+            for child in spec.named_children:
+                if child.type != "format_expression":
+                    continue
+                if nested:
+                    raise self.error(child, "f-string: expressions nested too deeply")
+                pieces.append(self.decode(self.src[position:child.start_byte], position, raw, True))
+                self.interpolation(child, pieces, raw, nested=True)
+                position = child.end_byte
+            pieces.append(self.decode(self.src[position:spec.end_byte], position, raw, True))
+            spec_value = self.joined(pieces)
+        out.append(["py.format", value, conv, spec_value])
+
+    @staticmethod
+    def joined(pieces: list[Any]) -> str | CastNode:
+        """Literal pieces and fields as one str if there are no fields, else a py.fstring."""
+        parts: list[Any] = []
+        for piece in pieces:
+            if isinstance(piece, str) and parts and isinstance(parts[-1], str):
+                parts[-1] += piece
+            elif piece != "":
+                parts.append(piece)
+        if all(isinstance(p, str) for p in parts):
+            return "".join(parts)
+        return ["py.fstring", parts]
 
     def decode(self, data: bytes, offset: int, raw: bool, fstring: bool) -> str:
         """The value of a literal's text at byte `offset`: escapes (unless raw), `{{ }}` in f-strings."""
