@@ -759,7 +759,7 @@ class _Walker:
             if types:
                 classes = [self.exception_class(t) for t in types]
                 test = ["py.call", ["std.builtin", "py.isinstance"],
-                        [self.temp_ref(chain_temp), classes[0] if len(classes) == 1 else ["std.tuple", *classes]], []]
+                        [["std.var", chain_temp], classes[0] if len(classes) == 1 else ["std.tuple", *classes]], []]
             chain.append((test, self.handler_body(clause, name_node, chain_temp)))
         if chain_temp is not None:
             folded: CastNode = ["std.raise"]
@@ -779,7 +779,9 @@ class _Walker:
             raise self.unsupported(name_node, f"except ... as '{name}' inside a handler that binds '{name}'")
         scope.handler_names.add(name)
         assert temp is not None
-        bind = ["std.set", self.bind(name_node, name, handler=True), self.temp_ref(temp)]
+        # the handler's hidden name is read with std.var: it finds the binding however the compiler
+        # scopes a handler's name (a local of the function, or a global of the module body)
+        bind = ["std.set", self.bind(name_node, name, handler=True), ["std.var", temp]]
         self.active.append((scope, name, self.def_depth))
         try:
             body = self.compound_body(self.clause_block(clause), clause)
