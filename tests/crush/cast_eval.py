@@ -296,7 +296,7 @@ class _Evaluator:
             return "".join(p if isinstance(p, str) else self.expr(p, env) for p in node[1])
         if kind == "py.format":
             value = self.expr(node[1], env)
-            value = {"": lambda v: v, "r": repr, "s": str}[node[2]](value)
+            value = repr(value) if node[2] == "r" else str(value) if node[2] == "s" else value
             spec = node[3] if isinstance(node[3], str) else self.expr(node[3], env)
             return format(value, spec)
         if kind == "std.cap":
