@@ -83,9 +83,11 @@ _bound = st.one_of(st.none(), st.integers(-12, 12))
 
 
 def _slice(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    def text(v: int | None) -> str:
+        return "" if v is None else str(v)
+
     def render(t: tuple[str, int | None, int | None, int | None]) -> str:
         x, lo, hi, step = t
-        text = lambda v: "" if v is None else str(v)  # noqa: E731
         return f"{x}[{text(lo)}:{text(hi)}" + (f":{step}]" if step is not None else "]")
     return st.tuples(children, _bound, _bound, st.one_of(st.none(), st.sampled_from([-3, -2, -1, 1, 2, 3]))).map(render)
 

