@@ -168,6 +168,8 @@ PY_BUILTINS = (
     "BaseException", "Exception", "ArithmeticError", "ZeroDivisionError", "OverflowError", "LookupError",
     "IndexError", "KeyError", "ValueError", "TypeError", "NameError", "UnboundLocalError",
     "RuntimeError", "RecursionError", "AssertionError", "NotImplementedError", "StopIteration",
+    "AttributeError",  # what calling a method a value's type does not have raises
+    "OSError", "FileNotFoundError",  # what the fs.* capabilities raise for a missing or unreadable path
 )
 
 
