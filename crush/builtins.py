@@ -19,7 +19,7 @@ from typing import Any
 
 from crush import arena, gas, ops
 from crush.ops import EXHAUSTED, INTS, NATIVE, NUMBERS
-from crush.text import Meter, int_repr, repr_value, str_value
+from crush.text import Meter, int_repr, repr_value, str_format, str_value
 from crush.values import (
     EXC_TYPES,
     Builtin,
@@ -394,14 +394,7 @@ def b_tuple(vm: Meter, args: Args, kwargs: Kwargs) -> Any:
     return tuple(items)
 
 
-def dict_add_pair(vm: Meter, d: dict[Any, Any], item: Any, position: int) -> None:
-    t = type(item)
-    if t not in (list, tuple, str, dict, range) and t is not DictView:
-        raise TypeError(f"cannot convert dictionary update sequence element #{position} to a sequence")
-    pair = ops.materialize(vm, item)
-    if len(pair) != 2:
-        raise ValueError(f"dictionary update sequence element #{position} has length {len(pair)}; 2 is required")
-    ops.store_index(vm, d, pair[0], pair[1])
+dict_add_pair = ops.add_pair
 
 
 def _dict_update(vm: Meter, d: dict[Any, Any], source: Any, kwargs: Kwargs) -> Any:
@@ -812,6 +805,13 @@ def _str_method(name: str) -> MethodImpl:
     native = getattr(str, name)
 
     def impl(vm: Meter, s: str, args: Args, kwargs: Kwargs) -> Any:
+        if name == "join":
+            _no_kwargs("str.join", kwargs)
+            return _join(vm, s, args)
+        if name == "format":
+            r = str_format(vm, s, args, kwargs)
+            vm.alloc(arena.str_size(r), r)
+            return r
         if kwargs and name not in _STR_KW:
             raise TypeError(f"str.{name}() takes no keyword arguments")
         _kw(name, kwargs, _STR_KW.get(name, ()))
@@ -842,8 +842,6 @@ def _str_method(name: str) -> MethodImpl:
                 vm.alloc(24 + max(size, 0) * 4, s)
         elif name in ("split", "rsplit", "splitlines", "partition", "rpartition"):
             vm.alloc(_pieces_size(vm, name, s, args, kwargs), s)
-        elif name == "join":
-            return _join(vm, s, args)
         elif name not in _STR_FIXED:
             raise AssertionError(name)  # pragma: no cover - the table lists every method
         r = native(s, *args, **kwargs)
@@ -903,7 +901,7 @@ METHODS: dict[type, dict[str, MethodImpl]] = {
            "clear": l_clear},
     str: {name: _str_method(name) for name in (
         *_STR_FIXED, *_STR_SHRINK, *_STR_CASE, "split", "rsplit", "splitlines", "partition", "rpartition",
-        "join", "replace", "zfill", "center", "ljust", "rjust", "expandtabs")},
+        "join", "format", "replace", "zfill", "center", "ljust", "rjust", "expandtabs")},
 }
 
 

@@ -167,6 +167,9 @@ class Op(enum.IntEnum):
     RERAISE = 70
     EXC_MATCH = 71
     CAP = 72
+    IMUL = 73
+    IOR = 74
+    FORMAT_SPEC = 75
 
 
 _O = Operand
@@ -249,6 +252,9 @@ _SPECS: tuple[tuple[Op, tuple[Operand, ...], int, str, bool, str], ...] = (
     (Op.RERAISE, (), 5, "end", False, "raise the exception on the top of the stack again, traceback kept"),
     (Op.EXC_MATCH, (), 2, "", False, "pop a type; push whether the exception below is an instance of it"),
     (Op.CAP, (_O.CAP, _O.COUNT), 100, "", True, "pop N arguments; call the declared capability"),
+    (Op.IMUL, (), 5, "", False, "x *= y (a list is repeated in place)"),
+    (Op.IOR, (), 3, "", True, "x |= y (a dict is updated in place)"),
+    (Op.FORMAT_SPEC, (_O.CONV,), 5, "", False, "pop a value and a spec string; push format(conv(value), spec)"),
 )
 
 OPS: dict[int, OpSpec] = {
@@ -403,7 +409,8 @@ _FIXED: dict[int, tuple[int, int]] = {
     Op.LOAD_BUILTIN: (0, 1), Op.GET_ITER: (1, 1), Op.NEXT: (1, 1),
     **{op: (1, 1) for op in (Op.NEG, Op.POS, Op.INVERT, Op.NOT, Op.TRUTH)},
     **{op: (2, 1) for op in (Op.ADD, Op.SUB, Op.MUL, Op.TRUEDIV, Op.FLOORDIV, Op.MOD, Op.POW, Op.LSHIFT,
-                             Op.RSHIFT, Op.BITAND, Op.BITOR, Op.BITXOR, Op.IADD, Op.EQ, Op.NE, Op.LT,
+                             Op.RSHIFT, Op.BITAND, Op.BITOR, Op.BITXOR, Op.IADD, Op.IMUL, Op.IOR,
+                             Op.FORMAT_SPEC, Op.EQ, Op.NE, Op.LT,
                              Op.LE, Op.GT, Op.GE, Op.IN, Op.NOT_IN, Op.IS, Op.IS_NOT, Op.INDEX)},
     Op.FORMAT: (1, 1), Op.STORE_INDEX: (3, 0), Op.DELETE_INDEX: (2, 0), Op.SLICE: (4, 1),
     Op.RETURN: (1, 0), Op.RAISE: (1, 0), Op.RERAISE: (1, 0), Op.EXC_MATCH: (2, 2),

@@ -184,6 +184,8 @@ class _Resolver:
                 continue
             elif name in ("py.format", "py.fstring"):
                 if name == "py.format":
+                    if not isinstance(n[3], str):
+                        work.append((n[3], sc, q))
                     work.append((n[1], sc, q))
                 else:
                     work.extend((p, sc, q) for p in reversed(n[1]) if not isinstance(p, str))
@@ -906,7 +908,11 @@ class Compiler:
         if conv is None:
             raise self.error(f"unsupported conversion !{node[2]}")
         self.expr(node[1])
-        em.emit(Op.FORMAT, conv, self.const(node[3]))
+        if isinstance(node[3], str):
+            em.emit(Op.FORMAT, conv, self.const(node[3]))
+        else:  # a spec computed when it runs (f"{x:>{width}}")
+            self.expr(node[3])
+            em.emit(Op.FORMAT_SPEC, conv)
 
     def _fn(self, node: Any, em: _Emitter) -> None:
         info = self.resolver.fns[id(node)]
@@ -953,7 +959,7 @@ _BINARY: dict[str, Op] = {
     "py.mod": Op.MOD, "py.pow": Op.POW, "py.lshift": Op.LSHIFT, "py.rshift": Op.RSHIFT, "py.bitand": Op.BITAND,
     "py.bitor": Op.BITOR, "py.bitxor": Op.BITXOR, "py.eq": Op.EQ, "py.ne": Op.NE, "py.lt": Op.LT, "py.le": Op.LE,
     "py.gt": Op.GT, "py.ge": Op.GE, "py.in": Op.IN, "py.notin": Op.NOT_IN, "py.is": Op.IS, "py.isnot": Op.IS_NOT,
-    "py.iadd": Op.IADD,
+    "py.iadd": Op.IADD, "py.imul": Op.IMUL, "py.ior": Op.IOR,
 }
 _UNARY: dict[str, Op] = {"py.neg": Op.NEG, "py.pos": Op.POS, "py.invert": Op.INVERT, "py.not": Op.NOT,
                          "py.iter": Op.GET_ITER}

@@ -144,6 +144,48 @@ def iadd(vm: Meter, a: Any, b: Any) -> Any:
     return add(vm, a, b)
 
 
+def imul(vm: Meter, a: Any, b: Any) -> Any:
+    """a *= b: a list is repeated in place; otherwise a * b."""
+    if type(a) is list and type(b) in INTS:
+        n = max(0, int(b))
+        if n != 1 and a:
+            _reserve_seq(vm, list, a, n - 1, a)
+        a *= n
+        return a
+    return mul(vm, a, b)
+
+
+def ior(vm: Meter, a: Any, b: Any) -> Any:
+    """a |= b: a dict is updated in place by a dict or an iterable of pairs; otherwise a | b."""
+    if type(a) is dict and type(b) is not dict and type(b) in NATIVE | frozenset(ITERABLE_TYPES):
+        if is_guest_iter(b):
+            return TailCall(_prelude(vm, "dict_ior"), (a, b))
+        position = 0
+        it = get_iter(vm, b)
+        while True:
+            item = native_next(vm, it)
+            if item is EXHAUSTED:
+                return a
+            add_pair(vm, a, item, position)
+            position += 1
+    if type(a) is dict and type(b) is dict:
+        _reserve_dict(vm, len(b), a, b)
+        a |= b
+        return a
+    return bitor(vm, a, b)
+
+
+def add_pair(vm: Meter, d: dict[Any, Any], item: Any, position: int) -> None:
+    """d[k] = v for an item (k, v) of dict(iterable) / dict.update(iterable), CPython's errors."""
+    t = type(item)
+    if t not in (list, tuple, str, dict, range) and t is not DictView:
+        raise TypeError(f"cannot convert dictionary update sequence element #{position} to a sequence")
+    pair = materialize(vm, item)
+    if len(pair) != 2:
+        raise ValueError(f"dictionary update sequence element #{position} has length {len(pair)}; 2 is required")
+    store_index(vm, d, pair[0], pair[1])
+
+
 def sub(vm: Meter, a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
     if ta in INTS and tb in INTS:
@@ -742,4 +784,6 @@ UNARY: dict[str, Callable[[Meter, Any], Any]] = {"neg": neg, "pos": pos, "invert
 BINARY: dict[str, Callable[[Meter, Any, Any], Any]] = {
     "add": add, "sub": sub, "mul": mul, "truediv": truediv, "floordiv": floordiv, "mod": mod, "pow": power,
     "lshift": lshift, "rshift": rshift, "bitand": bitand, "bitor": bitor, "bitxor": bitxor, "iadd": iadd,
+    "imul": imul, "ior": ior,
 }
+ITERABLE_TYPES = (DictView, SeqIter, RevIter, RangeIter, DictIter, EnumIter, ZipIter, MapIter, FilterIter)

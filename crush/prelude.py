@@ -263,6 +263,18 @@ done:
     RETURN
 .end
 
+.func "dict_ior" "dict_ior" params=2 defaults=0 ncells=0
+  .locals "d" "it"
+    LOAD_BUILTIN "crush.dict_update"
+    LOAD_LOCAL 0
+    LOAD_LOCAL 1
+    BUILD_DICT 0
+    CALL 3
+    POP
+    LOAD_LOCAL 0
+    RETURN
+.end
+
 .func "list_extend" "list_extend" params=2 defaults=0 ncells=0
   .locals "items" "it"
     LOAD_LOCAL 1

@@ -17,7 +17,8 @@ every conversion's size is bounded first.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import string
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 from crush import gas
@@ -358,3 +359,100 @@ def _convert(vm: Meter, kind: str, value: Any, flags: str, width: int, prec: int
         vm.alloc(size, value)
         return (spec + kind) % (value,)
     raise exc("ValueError", f"unsupported format character '{kind}' (0x{ord(kind):x}) at index {at}")
+
+
+# ----------------------------------------------------------------------------------------------
+# str.format(*args, **kwargs)
+
+
+def str_format(vm: Meter, fmt: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    """fmt.format(*args, **kwargs) with CPython's rules and messages. Fields name arguments and
+    may index them (`{0[1]}`, `{p[name]}`); attribute fields (`{0.real}`) are refused: they
+    would reach the host's objects."""
+    state = {"auto": 0, "mode": ""}
+    vm.charge(gas.words(len(fmt)))
+    return _format_fields(vm, fmt, args, kwargs, state, 2)
+
+
+def _format_fields(vm: Meter, fmt: str, args: tuple[Any, ...], kwargs: Mapping[str, Any],  # noqa: PLR0917
+                   state: dict[str, Any], depth: int) -> str:
+    if depth < 0:
+        raise exc("ValueError", "Max string recursion exceeded")
+    out: list[str] = []
+    for literal, field, field_spec, conv in _PARSER.parse(fmt):
+        out.append(literal)
+        if field is None:
+            continue
+        spec = field_spec
+        value = _field_value(vm, field, args, kwargs, state)
+        if conv == "r":
+            value = repr_value(vm, value)
+        elif conv == "s":
+            value = str_value(vm, value)
+        elif conv == "a":
+            value = repr_value(vm, value).encode("ascii", "backslashreplace").decode("ascii")
+        elif conv is not None:
+            raise exc("ValueError", f"Unknown conversion specifier {conv}")
+        if spec and "{" in spec:
+            spec = _format_fields(vm, spec, args, kwargs, state, depth - 1)
+        out.append(format_value(vm, value, spec or ""))
+    return "".join(out)
+
+
+_PARSER = string.Formatter()
+_FIELD_PART = re.compile(r"\.([^.\[]*)|\[([^\]]*)\]")
+
+
+def _split_field(field: str) -> tuple[str | int, Iterator[tuple[bool, str | int]]]:
+    """A replacement field's argument name and its `.attr`/`[key]` accessors, as CPython splits
+    them (digits are integers)."""
+    end = min((i for i in (field.find("."), field.find("[")) if i >= 0), default=len(field))
+    head = field[:end]
+    parts: list[tuple[bool, str | int]] = []
+    pos = end
+    while pos < len(field):
+        m = _FIELD_PART.match(field, pos)
+        if m is None or m.end() == pos:
+            raise exc("ValueError", "Only '.' or '[' may follow ']' in format field specifier")
+        key = m.group(1) if m.group(1) is not None else m.group(2)
+        parts.append((m.group(1) is not None, int(key) if key.isdigit() else key))
+        pos = m.end()
+    return (int(head) if head.isdigit() else head), iter(parts)
+
+
+def _field_value(vm: Meter, field: str, args: tuple[Any, ...], kwargs: Mapping[str, Any],
+                 state: dict[str, Any]) -> Any:
+    first, rest = _split_field(field)
+    if first == "":
+        if state["mode"] == "manual":
+            raise exc("ValueError", "cannot switch from manual field specification to automatic field numbering")
+        state["mode"] = "auto"
+        first = state["auto"]
+        state["auto"] += 1
+    elif isinstance(first, int):
+        if state["mode"] == "auto":
+            raise exc("ValueError", "cannot switch from automatic field numbering to manual field specification")
+        state["mode"] = "manual"
+    if isinstance(first, int):
+        if first >= len(args):
+            raise exc("IndexError", f"Replacement index {first} out of range for positional args tuple")
+        value = args[first]
+    else:
+        if first not in kwargs:
+            raise exc("KeyError", first)
+        value = kwargs[first]
+    for is_attr, key in rest:
+        if is_attr:
+            raise exc("ValueError", f"CRUSH's str.format does not support attribute fields ({field!r})")
+        t = type(value)
+        if t is dict:
+            if key not in value:
+                raise exc("KeyError", key)
+            value = value[key]
+        elif t in (list, tuple, str, range) and isinstance(key, int):
+            if not -len(value) <= key < len(value):
+                raise exc("IndexError", f"{type_name(value)} index out of range")
+            value = value[key]
+        else:
+            raise exc("TypeError", f"{type_name(value)} indices must be integers or slices, not str")
+    return value

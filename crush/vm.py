@@ -993,16 +993,7 @@ def _build_string(vm: VM, f: Frame, arg: Any) -> None:
 
 def _format(vm: VM, f: Frame, arg: Any) -> None:
     conv, spec = arg
-    v = f.stack[-1]
-    if conv == 1:
-        v = text.repr_value(vm, v)
-    elif conv == 2:
-        v = text.str_value(vm, v)
-    r = text.format_value(vm, v, spec)
-    size = arena_mod.str_size(r)
-    if size:
-        vm.alloc(size, v)
-    f.stack[-1] = r
+    f.stack[-1] = format_with(vm, conv, f.stack[-1], spec)
 
 
 def _index(vm: VM, f: Frame, arg: Any) -> None:
@@ -1139,6 +1130,27 @@ def _exc_match(vm: VM, f: Frame, arg: Any) -> None:
     s[-1] = exc_match(vm, s[-2], s[-1])
 
 
+def format_with(vm: VM, conv: int, v: Any, spec: Any) -> str:
+    """f"{v!conv:spec}": the FORMAT and FORMAT_SPEC instructions."""
+    if conv == 1:
+        v = text.repr_value(vm, v)
+    elif conv == 2:
+        v = text.str_value(vm, v)
+    if type(spec) is not str:  # pragma: no cover - the compiler builds specs as strings
+        raise TypeError("a format spec must be a str")
+    r = text.format_value(vm, v, spec)
+    size = arena_mod.str_size(r)
+    if size:
+        vm.alloc(size, v)
+    return r
+
+
+def _format_spec(vm: VM, f: Frame, arg: Any) -> None:
+    s = f.stack
+    spec = s.pop()
+    s[-1] = format_with(vm, arg, s[-1], spec)
+
+
 def _cap(vm: VM, f: Frame, arg: Any) -> None:
     name, argc = arg
     s = f.stack
@@ -1174,6 +1186,7 @@ _TABLE: dict[Op, Handler_] = {
     Op.DELETE_INDEX: _delete_index, Op.SLICE: _slice, Op.UNPACK: _unpack, Op.MAKE_FUNCTION: _make_function,
     Op.CALL: _call, Op.CALL_KW: _call_kw, Op.CALL_METHOD: _call_method, Op.CALL_METHOD_KW: _call_method,
     Op.RETURN: _return, Op.RAISE: _raise, Op.RERAISE: _reraise, Op.EXC_MATCH: _exc_match, Op.CAP: _cap,
+    Op.FORMAT_SPEC: _format_spec,
 }
 SLOW.extend(_TABLE[Op(i)] for i in range(len(Op)))
 assert all(Op(i) in _TABLE for i in range(len(Op))), "every opcode has its semantics"
