@@ -131,9 +131,9 @@ class DictIter:
         self.size = len(d)
         self.n = 0
         self.it: Iterator[Any] = _dict_iter(d, kind, rev)
-        for _ in range(n):
+        for _ in range(min(n, len(d))):  # a restored iterator resumes after the items it took
             next(self.it)
-            self.n += 1
+        self.n = n
 
 
 def _dict_iter(d: dict[Any, Any], kind: str, rev: bool) -> Iterator[Any]:
