@@ -845,8 +845,10 @@ def decode(data: bytes) -> Program:
     data = bytes(data)
     if len(data) > MAX_FILE_BYTES:
         raise CasmError(f"CASM file too large ({len(data)} bytes, limit {MAX_FILE_BYTES})")
-    if len(data) < len(MAGIC) + 1 + 32 or data[:4] != MAGIC:
+    if data[:4] != MAGIC:
         raise CasmError("not a CASM file (bad magic)")
+    if len(data) < len(MAGIC) + 1 + 32:
+        raise CasmError(f"truncated CASM file ({len(data)} bytes; checksum missing)")
     if data[4] != CASM_VERSION:
         raise CasmError(f"unsupported CASM version {data[4]} (this is {CASM_VERSION})")
     head, digest = data[:-32], data[-32:]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import string
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
@@ -225,7 +226,8 @@ def simple_repr(v: Any) -> str:
 
 _SPEC = re.compile(r"(?:(?P<fill>.)?(?P<align>[<>=^]))?(?P<sign>[-+ ])?(?P<z>z)?(?P<alt>\#)?(?P<zero>0)?"
                    r"(?P<width>\d+)?(?P<group>[,_])?(?:\.(?P<prec>\d+))?(?P<type>[a-zA-Z%])?", re.S)
-_MAX_FIELD = 1 << 31
+_MAX_WIDTH = sys.maxsize   # CPython's limits: a Py_ssize_t width, a C int precision
+_MAX_PREC = (1 << 31) - 1
 
 
 def format_value(vm: Meter, v: Any, spec: str) -> str:
@@ -241,7 +243,7 @@ def format_value(vm: Meter, v: Any, spec: str) -> str:
             raise exc("ValueError", "format type 'n' is not supported by CRUSH (it depends on the host's locale)")
         width = int(m.group("width") or 0)
         prec = int(m.group("prec") or 0)
-        if width < _MAX_FIELD and prec < _MAX_FIELD:  # CPython refuses bigger ones itself
+        if width <= _MAX_WIDTH and prec <= _MAX_WIDTH:  # CPython refuses bigger ones itself
             if t is str:
                 base = len(v)
             elif t is float:
@@ -299,9 +301,9 @@ def percent_format(vm: Meter, fmt: str, args: Any) -> str:
         width = m.group("width")
         prec = m.group("prec")
         if width == "*":
-            width = str(_star(take()))
+            width = str(_star(take(), _MAX_WIDTH, "ssize_t"))
         if prec == "*":
-            prec = str(_star(take()))
+            prec = str(_star(take(), _MAX_PREC, "int"))
         if key is not None:
             if ta is not dict:
                 raise exc("TypeError", "format requires a mapping")
@@ -321,16 +323,18 @@ def percent_format(vm: Meter, fmt: str, args: Any) -> str:
     return "".join(out)
 
 
-def _star(v: Any) -> int:
+def _star(v: Any, limit: int, ctype: str) -> int:
     if type(v) is not int:
         raise exc("TypeError", "* wants int")
+    if abs(v) > limit:
+        raise exc("OverflowError", f"Python int too large to convert to C {ctype}")
     return int(v)
 
 
 def _convert(vm: Meter, kind: str, value: Any, flags: str, width: int, prec: int, has_prec: bool,  # noqa: PLR0917
              at: int) -> str:
-    if width >= _MAX_FIELD or prec >= _MAX_FIELD:
-        raise exc("ValueError", "width too big" if width >= _MAX_FIELD else "precision too big")
+    if width > _MAX_WIDTH or prec > _MAX_PREC:
+        raise exc("ValueError", "width too big" if width > _MAX_WIDTH else "precision too big")
     spec = "%" + flags + (str(width) if width else "") + (f".{prec}" if has_prec else "")
     if kind in "sra":
         text = str_value(vm, value) if kind == "s" else repr_value(vm, value)
