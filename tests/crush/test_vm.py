@@ -141,7 +141,7 @@ def test_the_traceback_names_the_source_lines() -> None:
 
 
 def test_runs_are_deterministic() -> None:
-    program = compile_source((Path(CORPUS[0]).read_text()))
+    program = compile_source(Path(CORPUS[0]).read_text())
     a, b = run(program), run(program)
     assert (a.output, a.outcome.gas_used, a.outcome.steps) == (b.output, b.outcome.gas_used, b.outcome.steps)
 
@@ -225,7 +225,7 @@ def _int_expr(depth: int) -> st.SearchStrategy[str]:
 
 def _python_answer(expr: str) -> str:
     try:
-        return repr(eval(expr))  # noqa: S307 - expressions built by the strategy above
+        return repr(eval(expr))
     except Exception as e:
         return repr(e)
 
@@ -250,7 +250,8 @@ _STR_CALLS = [
     "{s}.count({t})", "{s}.upper()", "{s}.lower()", "{s}.title()", "{s}.startswith({t})", "{s}.endswith({t})",
     "{s}.partition({t})", "{s}.rsplit({t}, 1)", "{s}.splitlines()", "{s}.zfill(8)", "{s}.center(9, '*')",
     "{s}[1:4]", "{s}[::-2]", "{s} + {t}", "{s} * 2", "{t} in {s}", "{s} < {t}", "len({s})", "{t}.join([{s}, {u}])",
-    "(lambda v: f'{{v!r:>12}}')({s})", "'%-8s|' % {s}", "sorted({s})", "{s}.isdigit()", "{s}.isalpha()", "{s}.isspace()",
+    "(lambda v: f'{{v!r:>12}}')({s})", "'%-8s|' % {s}", "sorted({s})", "{s}.isdigit()", "{s}.isalpha()",
+    "{s}.isspace()",
     "{s}.expandtabs(4)", "{s}.ljust(6, '.')", "{s}.removeprefix({t})", "list(reversed({s}))", "{s}.index({t})",
 ]
 
@@ -264,7 +265,7 @@ def test_string_semantics_match_cpython(calls: list[tuple[str, str, str, str]]) 
     expected = []
     for e in exprs:
         try:
-            expected.append(repr(eval(e)))  # noqa: S307 - expressions built from the table above
+            expected.append(repr(eval(e)))
         except Exception as ex:
             expected.append(f"! {type(ex).__name__}")
     assert run_source(source).output.splitlines() == expected
