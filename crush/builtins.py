@@ -543,6 +543,7 @@ def _exc_type_call(etype: ExcType) -> Impl:
 
 
 def h_iter_parts(vm: Meter, args: Args, kwargs: Kwargs) -> tuple[Any, ...]:
+    _hidden_args("iter_parts", args, kwargs, (None,))
     it = args[0]
     t = type(it)
     if t is MapIter:
@@ -556,7 +557,17 @@ def h_iter_parts(vm: Meter, args: Args, kwargs: Kwargs) -> tuple[Any, ...]:
     raise TypeError(f"crush.iter_parts of {type_name(it)}")
 
 
+def _hidden_args(name: str, args: Args, kwargs: Kwargs, types: tuple[Any, ...]) -> None:
+    """The prelude's helpers check their arguments too: hand-written CASM can call them."""
+    if kwargs or len(args) != len(types):
+        raise TypeError(f"crush.{name}() takes {len(types)} positional arguments")
+    for a, t in zip(args, types, strict=True):
+        if t is not None and not isinstance(a, t):
+            raise TypeError(f"crush.{name}() got a {type_name(a)}")
+
+
 def h_enum_count(vm: Meter, args: Args, kwargs: Kwargs) -> int:
+    _hidden_args("enum_count", args, kwargs, (EnumIter,))
     it = args[0]
     count: int = it.count
     it.count = count + 1
@@ -564,20 +575,26 @@ def h_enum_count(vm: Meter, args: Args, kwargs: Kwargs) -> int:
 
 
 def h_apply(vm: Meter, args: Args, kwargs: Kwargs) -> TailCall:
+    _hidden_args("apply", args, kwargs, (None, list))
     fn, items = args
     return TailCall(fn, tuple(items))
 
 
 def h_sort_by_keys(vm: Meter, args: Args, kwargs: Kwargs) -> None:
+    _hidden_args("sort_by_keys", args, kwargs, (list, (list, type(None)), None))
     items, keys, reverse = args
+    if keys is not None and len(keys) != len(items):
+        raise ValueError("crush.sort_by_keys() needs one key per item")
     sort_list(vm, items, bool(reverse), keys)
 
 
 def h_dict_add_pair(vm: Meter, args: Args, kwargs: Kwargs) -> None:
+    _hidden_args("dict_add_pair", args, kwargs, (dict, None, int))
     dict_add_pair(vm, args[0], args[1], args[2])
 
 
 def h_unpack_error(vm: Meter, args: Args, kwargs: Kwargs) -> ExcValue:
+    _hidden_args("unpack_error", args, kwargs, (int, int))
     n, got = args
     msg = f"too many values to unpack (expected {n})" if got > n else \
         f"not enough values to unpack (expected {n}, got {got})"
@@ -585,16 +602,19 @@ def h_unpack_error(vm: Meter, args: Args, kwargs: Kwargs) -> ExcValue:
 
 
 def h_empty_error(vm: Meter, args: Args, kwargs: Kwargs) -> ExcValue:
+    _hidden_args("empty_error", args, kwargs, (None,))
     return ExcValue(EXC_TYPES["ValueError"], (f"{'max' if args[0] else 'min'}() arg is an empty sequence",))
 
 
 def h_kwargs_update(vm: Meter, args: Args, kwargs: Kwargs) -> None:
+    _hidden_args("kwargs_update", args, kwargs, (dict, dict))
     d, extra = args
     for k, v in extra.items():
         ops.store_index(vm, d, k, v)
 
 
 def h_stop_iteration(vm: Meter, args: Args, kwargs: Kwargs) -> ExcValue:
+    _hidden_args("stop_iteration", args, kwargs, ())
     return ExcValue(EXC_TYPES["StopIteration"], ())
 
 

@@ -192,13 +192,16 @@ class _Reader:
 
     # values
 
-    def value(self, v: Any) -> Any:
+    def value(self, v: Any, unbound: bool = False) -> Any:
+        """A VALUE (`unbound`: where the unbound marker may appear: a local, a cell)."""
         if v is None or isinstance(v, bool | str):
             return v
         if not isinstance(v, list) or not v or not isinstance(v[0], str):
             raise self.fail(f"not a value: {_short(v)}")
         tag = v[0]
         if tag == "u" and len(v) == 1:
+            if not unbound:
+                raise self.fail("the unbound marker outside a local or a cell")
             return UNBOUND
         if len(v) != 2:
             raise self.fail(f"not a value: {_short(v)}")
@@ -263,6 +266,7 @@ class _Reader:
                 if fill is not None and (raw[0] in _LATE) is late:
                     self.where = f"heap[{i}] ({raw[0]})"
                     fill(self, self.objs[i], raw)
+        _guest_flags(self.objs)
 
     def _immutables(self) -> None:
         """Build tuples and ranges, each after the tuples it contains (iteratively)."""
@@ -359,7 +363,7 @@ def _fill_fn(r: _Reader, obj: Function, raw: list[Any]) -> None:
 def _fill_cell(r: _Reader, obj: Cell, raw: list[Any]) -> None:
     if len(raw) != 2:
         raise r.fail("a cell is [\"cell\", VALUE]")
-    obj.value = r.value(raw[1])
+    obj.value = r.value(raw[1], unbound=True)
 
 
 def _fill_exc(r: _Reader, obj: ExcValue, raw: list[Any]) -> None:
@@ -406,13 +410,39 @@ def _fill_dictiter(r: _Reader, obj: DictIter, raw: list[Any]) -> None:
 def _fill_enum(r: _Reader, obj: EnumIter, raw: list[Any]) -> None:
     if len(raw) != 3:
         raise r.fail("an enumerate is [\"enumerate\", ITERATOR, COUNT]")
-    obj.__init__(_iterator(r, raw[1]), r.count(raw[2], "a count"))  # type: ignore[misc]
+    obj.child = _iterator(r, raw[1])
+    obj.count = r.count(raw[2], "a count")
 
 
 def _fill_zip(r: _Reader, obj: ZipIter, raw: list[Any]) -> None:
     if len(raw) != 2:
         raise r.fail("a zip is [\"zip\", [ITERATOR...]]")
-    obj.__init__(tuple(_iterator(r, c) for c in r.array(raw[1], "children")))  # type: ignore[misc]
+    obj.children = tuple(_iterator(r, c) for c in r.array(raw[1], "children"))
+
+
+def _guest_flags(objs: list[Any]) -> None:
+    """Set enumerate/zip iterators' `guest` flags, children first; refuse iterator cycles."""
+    done: dict[int, bool] = {}
+    for root in objs:
+        if type(root) not in (EnumIter, ZipIter) or id(root) in done:
+            continue
+        work: list[tuple[Any, bool]] = [(root, False)]
+        active: set[int] = set()
+        while work:
+            it, expanded = work.pop()
+            children = (it.child,) if type(it) is EnumIter else it.children
+            if expanded:
+                active.discard(id(it))
+                it.guest = any(done.get(id(c), type(c) in (MapIter, FilterIter)) for c in children)
+                done[id(it)] = it.guest
+                continue
+            if id(it) in done:
+                continue
+            if id(it) in active:
+                raise StateError("heap: an iterator that contains itself")
+            active.add(id(it))
+            work.append((it, True))
+            work.extend((c, False) for c in children if type(c) in (EnumIter, ZipIter) and id(c) not in done)
 
 
 def _fill_map(r: _Reader, obj: MapIter, raw: list[Any]) -> None:
@@ -529,8 +559,9 @@ def restore(doc: Any, program: Program, host: Host | None = None, *, out: Callab
     if not all(type(k) is str for k in g):
         raise StateError("globals: names must be strings")
     vm.globals = g
+    pending = _pending(doc.get("pending"), vm)
     vm.frames = _frames(reader, doc.get("frames"), units, doc)
-    vm.pending = _pending(doc.get("pending"), vm)
+    vm.pending = pending
     return vm
 
 
@@ -555,7 +586,7 @@ def _frames(r: _Reader, raw: Any, units: Mapping[str, Unit], doc: Mapping[str, A
             raise r.fail(f"pc {pc} is not a reachable instruction of {code.qualname}")
         waiting = i < len(raw) - 1 or waiting_top
         depth = code.depths[pc] - (1 if waiting else 0)
-        locals_ = [r.value(x) for x in r.array(f[4], "locals")]
+        locals_ = [r.value(x, unbound=True) for x in r.array(f[4], "locals")]
         cells = [r.typed(c, Cell, "a cell") for c in r.array(f[5], "cells")]
         stack = [r.value(x) for x in r.array(f[6], "stack")]
         if len(locals_) != code.nlocals or len(cells) != code.ncells + code.nfree:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from crush import gas
 from crush.values import (
     Builtin,
+    Cell,
     DictIter,
     DictView,
     EnumIter,
@@ -216,6 +217,8 @@ def simple_repr(v: Any) -> str:
         return f"<class '{v.name}'>" if v.pytype is not None else f"<built-in function {v.name}>"
     if t is ExcType:
         return f"<class '{v.name}'>"
+    if t is Cell:
+        return "<cell>"
     if t in (SeqIter, RevIter, RangeIter, DictIter, EnumIter, ZipIter, MapIter, FilterIter):
         return f"<{type_name(v)} object>"
     raise AssertionError(f"not a guest value: {t.__name__}")

@@ -898,6 +898,8 @@ def _for_iter(vm: VM, f: Frame, arg: Any) -> None:
     if is_guest_iter(it):
         vm.call(vm.prelude[NEXT_FUNCTIONS[type(it)]], (it,), {}, RET_FOR_ITER)
         return
+    if type(it) not in NATIVE_ITERATORS:
+        raise TypeError(f"'{type_name(it)}' object is not an iterator")
     v = ops.native_next(vm, it)
     if v is EXHAUSTED:
         f.stack.pop()
@@ -1045,6 +1047,9 @@ def _make_function(vm: VM, f: Frame, arg: Any) -> None:
     values = s[len(s) - k:] if k else []
     defaults = tuple(values[:code.ndefaults])
     cells = tuple(values[code.ndefaults:])
+    for c in cells:
+        if type(c) is not Cell:
+            raise TypeError(f"MAKE_FUNCTION needs cells for {code.qualname}'s free variables, not {type_name(c)}")
     vm.alloc(arena_mod.FUNCTION + arena_mod.SLOT * k + arena_mod.slots_size(defaults) - arena_mod.SLOT * len(defaults))
     if k:
         del s[len(s) - k:]

@@ -4,8 +4,10 @@ a refused program executes zero instructions (each program below would print fir
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
-from crush.casm import MAX_STACK, Function, Handler, Instr, Op, Program, assemble
+from crush.casm import MAX_STACK, Function, Handler, Instr, Names, Op, Program, assemble
 from crush.errors import TrapCode
 from crush.verify import VerifyError, verify
 from crush.vm import VM, Status, prelude
@@ -110,3 +112,87 @@ def test_every_compiled_program_and_the_prelude_verify() -> None:
         facts = verify(compile_source(path.read_text(), path.name), prelude().names)
         assert all(f.depths[0] == 0 for f in facts)
     assert prelude().unit.codes
+
+
+# ----------------------------------------------------------------------------------------------
+# A verified program never crashes the VM: random straight-line CASM (with a handler that catches
+# everything) runs to an outcome, whatever types its instructions meet.
+
+_BUILTIN_NAMES = ("py.len", "py.print", "py.list", "py.sorted", "py.map", "py.zip", "py.enumerate", "py.ValueError",
+                  "py.StopIteration", "crush.apply", "crush.map_next", "crush.enum_count", "crush.sort_by_keys",
+                  "crush.iter_parts", "crush.list_from", "crush.dict_update", "crush.kwargs_update",
+                  "crush.unpack_error", "py.filter", "py.range", "py.dict", "py.min", "py.sum")
+_CONSTS: tuple[object, ...] = (None, 0, 1, -5, 2 ** 70, 1.5, float("nan"), "", "ab", "x", "append", "keys",
+                               *_BUILTIN_NAMES, Names(("x",)), Names(("key", "reverse")))
+_VALUE_CONSTS = [i for i, c in enumerate(_CONSTS) if not isinstance(c, Names)]
+_STR_CONSTS = [i for i, c in enumerate(_CONSTS) if isinstance(c, str)]
+_BUILTIN_CONSTS = [i for i, c in enumerate(_CONSTS) if c in _BUILTIN_NAMES]
+_NAMES_CONSTS = [i for i, c in enumerate(_CONSTS) if isinstance(c, Names)]
+_STRAIGHT = [op for op in Op if op not in (Op.JUMP, Op.JUMP_IF_FALSE, Op.JUMP_IF_TRUE, Op.JUMP_IF_FALSE_OR_POP,
+                                           Op.JUMP_IF_TRUE_OR_POP, Op.FOR_ITER, Op.CAP, Op.RETURN, Op.RAISE,
+                                           Op.RERAISE)]
+_HELPER = Function("h", "h", 1, 1, ("p",), 0, ("c",), (Instr(Op.LOAD_DEREF, (0,)), Instr(Op.LOAD_LOCAL, (0,)),
+                                                         Instr(Op.ADD), Instr(Op.RETURN)))
+
+
+def _operands(draw: st.DrawFn, op: Op) -> tuple[int, ...]:
+    from crush.casm import OPS, Operand
+    out = []
+    for kind in OPS[op].operands:
+        if kind == Operand.CONST:
+            out.append(draw(st.sampled_from(_VALUE_CONSTS)))
+        elif kind == Operand.NAME:
+            out.append(draw(st.sampled_from(_BUILTIN_CONSTS if op == Op.LOAD_BUILTIN else _STR_CONSTS)))
+        elif kind == Operand.NAMES:
+            out.append(draw(st.sampled_from(_NAMES_CONSTS)))
+        elif kind in (Operand.LOCAL, Operand.CELL):
+            out.append(draw(st.integers(0, 1)))
+        elif kind == Operand.FUNC:
+            out.append(1)
+        elif kind == Operand.CONV:
+            out.append(draw(st.integers(0, 2)))
+        else:
+            out.append(draw(st.integers(0, 3)))
+    return tuple(out)
+
+
+@st.composite
+def _straight_programs(draw: st.DrawFn) -> Program:
+    from crush.casm import stack_effect
+    code: list[Instr] = []
+    depth = 0
+    shell = Program("r.py", (), tuple(_CONSTS), (_HELPER, _HELPER))  # type: ignore[arg-type]
+    for _ in range(draw(st.integers(1, 40))):
+        op = draw(st.sampled_from(_STRAIGHT))
+        ins = Instr(op, _operands(draw, op))
+        if op in (Op.CALL_KW, Op.CALL_METHOD_KW) and ins.args[-2 if op == Op.CALL_KW else 1] < 2:
+            continue
+        pops, pushes, _, _ = stack_effect(ins, shell)
+        if pops > depth:
+            continue
+        code.append(ins)
+        depth += pushes - pops
+    n = len(code)
+    code += [Instr(Op.LOAD_CONST, (0,)), Instr(Op.RETURN), Instr(Op.POP), Instr(Op.LOAD_CONST, (0,)), Instr(Op.RETURN)]
+    handler = (Handler(0, n + 1, n + 2, 0),) if n else ()
+    main = Function("<module>", "<module>", 0, 0, ("a", "b"), 2, ("c", "d"), tuple(code), handler, ((0, 1),))
+    return Program("r.py", (), tuple(_CONSTS), (main, _HELPER)).with_hash()  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_straight_programs(), st.integers(0, 60))
+def test_a_verified_program_never_crashes_the_vm(program: Program, pause: int) -> None:
+    from crush import state
+    try:
+        verify(program, prelude().names)
+    except VerifyError:
+        assume(False)
+    out: list[str] = []
+    vm = VM(program, gas=50_000, arena=1 << 20, out=out.append)
+    first = vm.run(max_steps=pause)
+    if first.status == Status.PAUSED:
+        vm = state.loads(state.dumps(vm), program, out=out.append)
+    outcome = vm.run()
+    assert outcome.status in (Status.DONE, Status.ERROR, Status.TRAP)
+    reference = VM(program, gas=50_000, arena=1 << 20, out=[].append).run()
+    assert (reference.status, reference.gas_used, reference.steps) == (outcome.status, outcome.gas_used, outcome.steps)
