@@ -194,5 +194,5 @@ def test_a_verified_program_never_crashes_the_vm(program: Program, pause: int) -
         vm = state.loads(state.dumps(vm), program, out=out.append)
     outcome = vm.run()
     assert outcome.status in (Status.DONE, Status.ERROR, Status.TRAP)
-    reference = VM(program, gas=50_000, arena=1 << 20, out=[].append).run()
+    reference = VM(program, gas=50_000, arena=1 << 20, out=list[str]().append).run()
     assert (reference.status, reference.gas_used, reference.steps) == (outcome.status, outcome.gas_used, outcome.steps)
