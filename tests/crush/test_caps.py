@@ -93,7 +93,7 @@ REFUSED = {
 @pytest.mark.parametrize("name", sorted(REFUSED))
 def test_escapes_are_refused_with_a_trap(tree: Path, name: str) -> None:
     path = REFUSED[name].format(data=tree / "data", secret=tree / "secret", root=tree)
-    out, outcome, vm = fs_run(f"""
+    out, outcome, _ = fs_run(f"""
 import exo
 try:
     print(exo.fs.read({path!r}))
@@ -151,7 +151,7 @@ def test_an_undeclared_capability_is_refused_by_the_verifier() -> None:
 def test_large_files_are_refused_before_they_are_read(tree: Path) -> None:
     big = tree / "data" / "big.txt"
     big.write_text("x" * (2 << 20))
-    _, outcome, vm = fs_run(f"import exo\ns = exo.fs.read({str(big)!r})\n", [f"fs:{tree / 'data'}:ro"],
+    _, outcome, _ = fs_run(f"import exo\ns = exo.fs.read({str(big)!r})\n", [f"fs:{tree / 'data'}:ro"],
                             arena=1 << 20)
     assert outcome.trap.code == TrapCode.ARENA_EXCEEDED  # type: ignore[attr-defined]
     small = fs_run(f"import exo\ns = exo.fs.read({str(tree / 'data' / 'a.txt')!r})\n", [f"fs:{tree / 'data'}:ro"])
