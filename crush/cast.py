@@ -174,17 +174,41 @@ PY_BUILTINS = (
     "BaseException", "Exception", "ArithmeticError", "ZeroDivisionError", "OverflowError", "LookupError",
     "IndexError", "KeyError", "ValueError", "TypeError", "NameError", "UnboundLocalError",
     "RuntimeError", "RecursionError", "AssertionError", "NotImplementedError", "StopIteration",
+    "AttributeError",  # what calling a method a value's type does not have raises
+    "OSError", "FileNotFoundError",  # what the fs.* capabilities raise for a missing or unreadable path
 )
+
+
+# How deeply a document's JSON arrays may nest (an `@` wrapper and each node are one level each).
+# check() and the compiler recurse over the tree; this bound keeps them within Python's stack, and
+# a document nested deeper (a hostile one: 100,000 deep) gets one CastError instead.
+MAX_DEPTH = 200
 
 
 class CastError(ValueError):
     """A document that is not valid CAST: names the path to the offending node."""
 
 
+def depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply JSON arrays and objects nest in `value` (iteratively; stops past `limit`)."""
+    deepest = 0
+    work: list[tuple[Any, int]] = [(value, 1)]
+    while work:
+        v, d = work.pop()
+        if isinstance(v, list | dict):
+            deepest = max(deepest, d)
+            if deepest > limit:
+                break
+            work.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
 def check(doc: Any) -> None:
     """Raise CastError unless `doc` is a CAST document of this version (shape only)."""
     if not isinstance(doc, dict):
         raise CastError("a CAST document is a JSON object")
+    if depth(doc.get("body")) > MAX_DEPTH:
+        raise CastError(f"body: nested deeper than {MAX_DEPTH} levels")
     if doc.get("cast") != CAST_VERSION:
         raise CastError(f"unsupported CAST version {doc.get('cast')!r} (this is {CAST_VERSION})")
     for key in ("lang", "file"):
