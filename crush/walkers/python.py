@@ -24,8 +24,8 @@ refuses are documented in docs/crush.md ("Walkers"); the rules that keep it exac
   sits on another line than that wrapper (so a NameError names the right line).
 - Bounded. Sources are bounded in bytes and in tokens before parsing (`MAX_SOURCE_BYTES`,
   `MAX_TOKENS`); the lowering recurses at most `MAX_NESTING` levels of source nesting, and the CAST
-  it produces nests at most `MAX_CAST_DEPTH` nodes deep (checked without recursion), so nothing
-  downstream (cast.check, the compiler) can run out of stack on a walker's document.
+  it produces nests at most cast.MAX_DEPTH JSON arrays deep (checked without recursion, with the
+  position of the place that is too deep), the bound cast.check and the compiler share.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ __all__ = ["MAX_CAST_DEPTH", "MAX_NESTING", "MAX_SOURCE_BYTES", "MAX_TOKENS", "W
 MAX_SOURCE_BYTES = 32 * 1024 * 1024  # a source larger than this is refused before it is parsed
 MAX_TOKENS = 500_000                 # an upper estimate of tree-sitter's tokens (see _estimate_tokens)
 MAX_NESTING = 100                    # levels of nested statements and expressions in the source
-MAX_CAST_DEPTH = 200                 # nodes (position wrappers included) on any path of the CAST
+MAX_CAST_DEPTH = cast.MAX_DEPTH       # JSON arrays nested in the document's body (cast.depth's measure)
 MAX_INT_DIGITS = 4300                # CPython's limit for decimal integer literals (sys.int_info)
 
 _LANGUAGE = tree_sitter.Language(tree_sitter_python.language())
@@ -404,7 +404,8 @@ class _Walker:
         return None
 
     def check_depth(self, body: CastNode) -> None:
-        """Refuse CAST nested deeper than MAX_CAST_DEPTH, naming the innermost position on the way."""
+        """Refuse CAST nested deeper than cast.MAX_DEPTH (every JSON array a level, as cast.depth
+        counts), naming the innermost position on the way."""
         stack: list[tuple[Any, int, tuple[int, int] | None]] = [(body, 1, None)]
         while stack:
             node, depth, pos = stack.pop()
@@ -416,10 +417,7 @@ class _Walker:
                 raise self.error(start + col, f"nesting too deep (the limit is {MAX_CAST_DEPTH} levels of CAST)")
             if node and node[0] == "@" and isinstance(node[1], int):
                 pos = (node[1], node[2])
-            for item in node:
-                if isinstance(item, list):
-                    # operand arrays ([E], params, handlers, parts) are not nodes: they add no level
-                    stack.append((item, depth + 1 if item and isinstance(item[0], str) else depth, pos))
+            stack.extend((item, depth + 1, pos) for item in node if isinstance(item, list))
 
     # --- statements ---
 
