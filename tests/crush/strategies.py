@@ -7,8 +7,10 @@
   repetition, indexing and slicing with negative, None and stepped bounds, methods, f-strings with
   conversions and format specs (nested ones too);
 - `programs()`: small whole programs: assignments (tuple, augmented, subscript), if/elif/else,
-  bounded while and for loops with break/continue/else, functions with defaults and keyword
-  arguments, closures, comprehensions, try/except/else/finally, printing as they go.
+  bounded while and for loops with break/continue/else, loops over dict items, functions with
+  defaults and keyword arguments, closures with nonlocal, comprehensions, chained comparisons,
+  conditional expressions, f-strings, del, try/except (tuple handlers too)/else/finally, printing
+  as they go.
 
 Every generated program terminates and stays small (values are bounded so that no int needs more
 than CPython's 4300 digits to print).
@@ -166,6 +168,12 @@ def _simple_expr() -> st.SearchStrategy[str]:
         c.map(lambda x: f"items[{x} % len(items)]"),
         c.map(lambda x: f"table.get({x}, -1)"),
         c.map(lambda x: f"sum([i * {x} for i in range(3)])"),
+        st.tuples(c, c, c).map(lambda t: f"({t[0]} if {t[1]} else {t[2]})"),
+        st.tuples(c, c).map(lambda t: f"(0 <= {t[0]} < 50 != {t[1]})"),
+        st.tuples(c, c).map(lambda t: f"({t[0]} and {t[1]} or -1)"),
+        c.map(lambda x: f"max(items[-3:], key=lambda v: (v * {x}) % 7)"),
+        c.map(lambda x: f"sorted(items, reverse=True)[{x} % len(items)]"),
+        c.map(lambda x: f"len(str({x}) * 2)"),
     ), max_leaves=5)
 
 
@@ -185,6 +193,17 @@ def _statements(depth: int) -> st.SearchStrategy[list[str]]:
         expr.map(lambda e: [f"items[{e} % len(items)] += 1"]),
         expr.map(lambda e: [f"print({e})"]),
         st.just(["print(x, y, z, items[-3:], sorted(table.items())[:3])"]),
+        st.just(['print(f"{x:>6}|{y!r:^7}|{z:+,}|{items[-1]:x}|{x / 7:.3f}|{x=}")']),
+        expr.map(lambda e: [f"if {e} in table:", f"    del table[{e}]"]),
+        st.just(["print([a * b for a in items[-4:] if a % 2 for b in range(a % 3)], "
+                 "{a: str(a) for a in items[-3:]})"]),
+        st.just(["text = '-'.join([str(v) for v in items[-5:]])", "print(text[::-1], text.upper().count('1'))"]),
+        st.tuples(expr, expr).map(lambda t: [
+            "try:", f"    print(items[{t[0]}])", f"    print(table[{t[1]}])", "except IndexError as err:",
+            "    print('IndexError', err)", "except (KeyError, ValueError) as err:", "    print('lookup', repr(err))"]),
+        expr.map(lambda e: ["def h(p, q=3):", "    acc = [p]", "    def inner(r):", "        nonlocal p",
+                            "        p += r", "        acc.append(p)", "        return p", "    for r in range(q % 4):",
+                            "        inner(r)", "    return acc", f"print(h({e}), h(1, q={e}))"]),
     )
     if depth == 0:
         return simple
@@ -211,8 +230,18 @@ def _statements(depth: int) -> st.SearchStrategy[list[str]]:
         return ["try:", *inner, "    print(100 // (x - y))", "except ZeroDivisionError as e:", "    print('caught', e)",
                 *handler, "else:", "    print('no exception')", "finally:", "    print('finally')"]
 
+    def items_loop(inner: list[str]) -> list[str]:
+        return ["for key, value in sorted(table.items())[:4]:", "    print(key, value)", *inner]
+
+    def while_else(t: tuple[int, list[str]]) -> list[str]:
+        n, inner = t
+        return [f"count{depth} = 0", f"while count{depth} < {n}:", f"    count{depth} += 1", *inner,
+                f"    if count{depth} == 2:", "        break", "else:", "    print('while ended')"]
+
     return st.one_of(
         simple,
+        block.map(items_loop),
+        st.tuples(st.integers(0, 4), block).map(while_else),
         st.tuples(_simple_expr(), block, st.one_of(st.none(), block)).map(if_),
         st.tuples(st.sampled_from(["i", "j"]), st.integers(0, 5), block, st.booleans()).map(for_),
         st.tuples(st.integers(0, 4), block).map(while_),
