@@ -63,8 +63,13 @@ class _Function:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if len(args) > len(self.params):
-            raise TypeError(f"{self.name}() takes {len(self.params)} positional arguments but {len(args)} were given")
+            required = sum(1 for _, d in self.params if d is _UNBOUND)
+            takes = f"from {required} to {len(self.params)}" if required < len(self.params) else str(required)
+            plural = "" if takes == "1" else "s"
+            raise TypeError(f"{self.name}() takes {takes} positional argument{plural} but {len(args)} "
+                            f"{'was' if len(args) == 1 else 'were'} given")
         names: dict[str, Any] = {}
+        missing: list[str] = []
         for i, (param, default) in enumerate(self.params):
             if i < len(args):
                 if param in kwargs:
@@ -75,7 +80,11 @@ class _Function:
             elif default is not _UNBOUND:
                 names[param] = default
             else:
-                raise TypeError(f"{self.name}() missing required argument: '{param}'")
+                missing.append(f"'{param}'")
+        if missing:
+            listed = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
+            raise TypeError(f"{self.name}() missing {len(missing)} required positional argument"
+                            f"{'s' if len(missing) > 1 else ''}: {listed}")
         if kwargs:
             raise TypeError(f"{self.name}() got an unexpected keyword argument '{next(iter(kwargs))}'")
         try:

@@ -27,6 +27,7 @@ from crush import cast
 from crush.walkers import WalkError, walk_source
 from crush.walkers.python import MAX_CAST_DEPTH, MAX_NESTING, MAX_SOURCE_BYTES, MAX_TOKENS, walk, walk_bytes
 from tests.crush import cast_eval, cpython, strategies
+from tests.crush.snippets import SNIPPETS
 
 ERROR_LINE = re.compile(r"^[^\n]*:\d+:\d+: [^\n]+$")
 
@@ -201,48 +202,9 @@ def test_corpus_program_means_what_cpython_runs(path: Path) -> None:
     assert (out, err) == (expected.stdout, expected.error)
 
 
-SEMANTICS = {
-    "chain evaluates middles once": "calls = []\ndef v(x):\n    calls.append(x)\n    return x\n"
-                                    "print(v(1) < v(2) < v(0) < v(9), calls)\nprint(0 < v(5) <= 5 == v(5), calls)\n",
-    "augmented subscript evaluates once": "a = [0, 0, 0]\ni = 0\ndef f():\n    global i\n    i = 2\n    return 5\n"
-                                          "a[i] += f()\nprint(a, i)\n",
-    "assignment evaluates the value first": "d = {}\nk = 0\ndef f():\n    global k\n    k = 1\n    return 'v'\n"
-                                            "d[k] = f()\nprint(d)\n",
-    "dict comprehension key before value": "log = []\ndef v(x):\n    log.append(x)\n    return x\n"
-                                           "print({v(k): v(-k) for k in range(3)}, log)\n",
-    "in-place list operators keep identity": "a = [1]\nb = a\na += [2]\na *= 2\nd = {1: 1}\ne = d\nd |= {2: 2}\n"
-                                             "b.append(3)\ne[3] = 3\nprint(a, b, d, e)\n",
-    "try else finally order": "def g(n):\n    try:\n        r = 10 // n\n    except ZeroDivisionError:\n"
-                              "        return 'zero'\n    else:\n        return r\n    finally:\n"
-                              "        print('fin', n)\nprint(g(0), g(5))\n",
-    "handler tuple then a later clause": "try:\n    raise KeyError('k')\nexcept (ValueError, IndexError):\n"
-                                         "    print('no')\nexcept LookupError as e:\n    print('lookup', repr(e))\n",
-    "nested handlers rebinding a name": "try:\n    raise ValueError('a')\nexcept ValueError as e:\n    print(e)\n"
-                                        "    try:\n        raise KeyError('b')\n    except KeyError as e:\n"
-                                        "        print(repr(e))\n",
-    "loop else with nested break": "for i in range(3):\n    for j in range(3):\n        if j == 1:\n            break\n"
-                                   "    else:\n        print('never')\nelse:\n    print('done', i, j)\n",
-    "late binding closures": "fs = [lambda: i for i in range(3)]\ngs = [lambda i=i: i for i in range(3)]\n"
-                             "print([f() for f in fs], [g() for g in gs])\n",
-    "nonlocal and comprehension scope": "def f():\n    n = 0\n    def inc():\n        nonlocal n\n        n += 1\n"
-                                        "    inc()\n    inc()\n    return n, [n for n in range(2)], n\nprint(f())\n",
-    "unbound local": "x = 1\ndef f():\n    print(x)\n    x = 2\ntry:\n    f()\nexcept UnboundLocalError as e:\n"
-                     "    print('unbound', e)\n",
-    "name error": "try:\n    print(undefined_name)\nexcept NameError as e:\n    print(e)\n",
-    "raise a class": "try:\n    raise ValueError\nexcept ValueError as e:\n    print(repr(e))\n",
-    "generator expression consumers": "print(sorted(c for c in 'hello'), '-'.join(c.upper() for c in 'abc'), "
-                                      "tuple(x * 2 for x in range(3)), list(x for x in 'ab'))\n",
-    "main guard": "if __name__ == '__main__':\n    print(__name__, __debug__)\n",
-    "annotations": "z: int = 4\ndef ann(a: int, b: 'str' = 's') -> list[int]:\n    y: float\n    y = 1.5\n"
-                   "    return [a, b, y, z]\nprint(ann(1))\n",
-    "uncaught exception": "print('before')\nraise KeyError('gone')\n",
-    "unicode names": "ﬁ = 1\nprint(fi)\n",
-}
-
-
-@pytest.mark.parametrize("name", SEMANTICS)
-def test_semantics(name: str) -> None:
-    source = SEMANTICS[name]
+@pytest.mark.parametrize("name", SNIPPETS)
+def test_snippet_means_what_cpython_runs(name: str) -> None:
+    source = SNIPPETS[name]
     expected = cpython.run_source(source)
     assert cast_eval.run(walk(source, "t.py")) == (expected.stdout, expected.error)
 
