@@ -31,13 +31,12 @@ class Outcome:
 @functools.cache
 def run_file(path: Path) -> Outcome:
     """`python3 path` in a fresh process (the corpus programs finish in well under a second)."""
-    r = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60, check=False,
-                       cwd=path.parent)
+    r = subprocess.run([sys.executable, str(path)], capture_output=True, timeout=60, check=False, cwd=path.parent)
     error = ""
     if r.returncode != 0:
-        lines = r.stderr.strip().splitlines()
+        lines = r.stderr.decode("utf-8", "replace").strip().splitlines()
         error = lines[-1] if lines else f"exit status {r.returncode}"
-    return Outcome(r.stdout, error)
+    return Outcome(r.stdout.decode("utf-8"), error)  # bytes decoded: no newline translation of a "\r"
 
 
 def run_source(source: str, filename: str = "gen.py") -> Outcome:

@@ -220,4 +220,67 @@ SNIPPETS: dict[str, str] = {
         'show(lambda: "{:>{}}".format("x", 4))\n'
         'show(lambda: f"{\'x\':{\'>\'}{4}}")\n'
         'show(lambda: sorted([1, "a"]))\n'),
+    "percent and format-spec formatting": (
+        'print("%s|%5s|%-5s|%05d|%+d|%x|%X|%o|%e|%.3g|%%|%c" % ("a", "b", "c", 42, 7, 255, 255, 8, '
+        '12345.678, 0.000123456, 65))\n'
+        'print("%(a)s-%(b)d" % {"a": "x", "b": 3}, "%r" % ("q",), "%.2f%%" % 99.567)\n'
+        'print(f"{1234567.891:,.2f} {0.000123:.2e} {123.456:g} {1e20:g} {1.5:08.3f} {-1.5:=+8.2f} '
+        '{42:^#10x} {3:*<5}")\n'
+        'print(f"{\'abc\':.2} {\'abc\':>5.1} {12:b} {12:#b} {-12:o} {255:_x} {1234567:_} {0.5:%} {2/3:.3%}")\n'),
+    "float repr, rounding, conversions": (
+        'print(1e22, 1e16, 1e-5, 0.1 + 0.7, 1 / 3, 2 ** 0.5, 1e-320, float("1e308") * 10, -0.0, 0.0 == -0.0)\n'
+        'print(round(0.5), round(1.5), round(-0.5), round(2.5), round(1.25, 1), round(1.35, 1), round(123.456, -1))\n'
+        'print(int(3.9), int(-3.9), int("0b101", 0), int("0o17", 0), int("0x1f", 0), float(" 3.5 "), float("-0"))\n'),
+    "string methods": (
+        's = "Hello World, it\'s me\\tthere\\nnext\\r\\nlast"\n'
+        'print(s.splitlines(), s.splitlines(True), s.rsplit(" ", 1), s.title(), s.expandtabs(4))\n'
+        'print("  x  ".strip(), "xxhixx".strip("x"), "a-b-c".rsplit("-", 1), "abc".center(9, "-"), "ab".zfill(5))\n'
+        'print("abcabc".find("c", 3), "abcabc".rfind("c", 0, 4), "abcabc".index("b", 2), "abcabc".count("a", 1))\n'
+        'print("A1b2".isalnum(), "".isalpha(), "Title Case".istitle(), "UP".isupper(), "٣".isdigit(), '
+        '"½".isnumeric())\n'
+        'print("a".join("xyz"), ",".join([]), "x".ljust(3) + "|", len("é"))\n'),
+    "list methods": (
+        'nums = [5, 3, 8, 1, 9, 2]\n'
+        'nums.sort()\n'
+        'print(nums)\n'
+        'nums.sort(reverse=True)\n'
+        'print(nums)\n'
+        'pairs = [("b", 2), ("a", 2), ("c", 1)]\n'
+        'pairs.sort(key=lambda p: p[1])\n'
+        'print(pairs)\n'
+        'nums.insert(-1, 99)\n'
+        'nums.insert(100, 7)\n'
+        'nums.insert(-100, 0)\n'
+        'print(nums, nums.count(99), nums.index(99, 2))\n'
+        'nums.extend("ab")\n'
+        'print(nums, nums.copy() == nums, nums.pop(0), nums.pop(-2))\n'
+        'nums.reverse()\n'
+        'print(nums)\n'
+        'nums.clear()\n'
+        'print(nums)\n'),
+    "dict methods": (
+        'd = dict(a=1, b=2)\n'
+        'd.update({"c": 3}, d=4)\n'
+        'print(d, d.popitem(), d, {1: "x"}.items())\n'
+        'print(list(d.items()), sorted(d), d.pop("zz", "default"), "a" in d, 1 in d.values())\n'),
+    "nested unpacking in for, recursion limit": (
+        'for i, (a, (b, c)) in enumerate([(1, (2, 3)), (4, (5, 6))]):\n'
+        '    print(i, a, b, c)\n'
+        'def deep(n):\n'
+        '    return 0 if n == 0 else 1 + deep(n - 1)\n'
+        'print(deep(900))\n'
+        'try:\n'
+        '    deep(100000)\n'
+        'except RecursionError as e:\n'
+        '    print("recursion", e)\n'),
+    "builtins on numbers and sequences, unicode case": (
+        'print(list(zip([1, 2, 3], "ab")), list(enumerate([], 5)), list(range(-5, 5, 3)), range(3) == range(3))\n'
+        'print(sum([0.1] * 3), sum(range(101)), sum([1, 2], 10), max(3, 1, key=lambda v: -v), min("b", "a", "c"))\n'
+        'print(abs(-7.5), abs(-(2 ** 70)), 2 ** 10, divmod(7.5, 2), divmod(-(10 ** 30), 7))\n'
+        'print(str(1.0), str(10 ** 20), repr(1e100), repr(-1e-100), str(float(2 ** 60)), 1.0 * 2 ** 53 + 1)\n'
+        'print(bool(0.0), bool(""), bool(" "), bool(None), True + True, True * 3, -True, True == 1)\n'
+        'print([1, 2] * 2, [1, 2] + [3], "ab" * 0, [] * 5, (1, 2) + (3,), [1, 2] == [1, 2], [1, 2] < [1, '
+        '3], (1, 2) > (1,))\n'
+        'print(chr(955), ord("λ"), "λ".upper(), "ǅ".lower(), "ß".upper(), "İ".lower(), len("İ".lower()))\n'),
+    "a method of a builtin type called on the type": "print(dict.fromkeys('ab', 0), dict.fromkeys([1]))\n",
 }
