@@ -269,3 +269,20 @@ def test_string_semantics_match_cpython(calls: list[tuple[str, str, str, str]]) 
         except Exception as ex:
             expected.append(f"! {type(ex).__name__}")
     assert run_source(source).output.splitlines() == expected
+
+
+def test_the_interpreters_opcode_literals_match_the_instruction_set() -> None:
+    """vm.interpret dispatches on literal opcode numbers, each commented with its name."""
+    import re
+
+    from crush.casm import Op
+    source = (Path(__file__).resolve().parents[2] / "crush" / "vm.py").read_text()
+    checked = 0
+    for m in re.finditer(r"op == (\d+)(?: or op == (\d+))?:  # ([A-Z_]+)(?:, ([A-Z_]+))?", source):
+        assert Op(int(m.group(1))).name == m.group(3), m.group(0)
+        if m.group(2):
+            assert Op(int(m.group(2))).name == m.group(4), m.group(0)
+        checked += 1
+    assert checked >= 30
+    for m in re.finditer(r"op < (\d+):  # -+ ", source):
+        assert int(m.group(1)) in (17, 25, 30, 53, 63)
