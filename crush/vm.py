@@ -698,23 +698,22 @@ class VM:
                 self.steps = limit
                 self.status = Status.PAUSED
                 return
-            except GuestError as e:
+            except (GuestError, TrapError, *NATIVE_ERRORS) as e:
                 self._sync_after_error(frame, pc, gas, n)
-                self.raise_in(e.exc)
+                self.fault(e)
                 if self.halt:
                     return
-            except TrapError as e:
-                self._sync_after_error(frame, pc, gas, n)
-                self._trap(e, frame.pc - 1)
-                return
-            except NATIVE_ERRORS as e:
-                value = from_native(e)
-                if value is None:  # pragma: no cover - a VM bug, not a guest error
-                    raise
-                self._sync_after_error(frame, pc, gas, n)
-                self.raise_in(value)
-                if self.halt:
-                    return
+
+    def fault(self, error: BaseException) -> None:
+        """The top frame's instruction frame.pc - 1 raised `error`: unwind a guest exception
+        to its handler (or end the run with it), or end the run with a trap."""
+        if isinstance(error, TrapError):
+            self._trap(error, self.frames[-1].pc - 1)
+            return
+        value = error.exc if isinstance(error, GuestError) else from_native(error)
+        if value is None:  # pragma: no cover - a VM bug, not a guest error
+            raise error
+        self.raise_in(value)
 
     def _sync_after_error(self, frame: Frame, pc: int, gas: int, n: int) -> None:
         """After an instruction raised: the faulting instruction is frame.pc - 1. A slow
