@@ -65,8 +65,8 @@ STOPS = [
 
 
 @pytest.mark.parametrize(("name", "source", "flags", "code", "message"), STOPS, ids=[s[0] for s in STOPS])
-def test_each_way_a_run_stops_has_its_exit_status(tmp_path: Path, name: str, source: str, flags: list[str],
-                                                   code: Exit, message: str) -> None:
+def test_each_way_a_run_stops_has_its_exit_status(tmp_path: Path, name: str, source: str,  # noqa: PLR0917
+                                                   flags: list[str], code: Exit, message: str) -> None:
     (tmp_path / "prog.py").write_text(source)
     r = crush("run", "prog.py", *flags, cwd=tmp_path)
     assert r.returncode == code, r.stderr
