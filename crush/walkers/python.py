@@ -24,8 +24,8 @@ refuses are documented in docs/crush.md ("Walkers"); the rules that keep it exac
   sits on another line than that wrapper (so a NameError names the right line).
 - Bounded. Sources are bounded in bytes and in tokens before parsing (`MAX_SOURCE_BYTES`,
   `MAX_TOKENS`); the lowering recurses at most `MAX_NESTING` levels of source nesting, and the CAST
-  it produces nests at most `MAX_CAST_DEPTH` nodes deep (checked without recursion), so nothing
-  downstream (cast.check, the compiler) can run out of stack on a walker's document.
+  it produces nests at most cast.MAX_DEPTH JSON arrays deep (checked without recursion, with the
+  position of the place that is too deep), the bound cast.check and the compiler share.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ __all__ = ["MAX_CAST_DEPTH", "MAX_NESTING", "MAX_SOURCE_BYTES", "MAX_TOKENS", "W
 MAX_SOURCE_BYTES = 32 * 1024 * 1024  # a source larger than this is refused before it is parsed
 MAX_TOKENS = 500_000                 # an upper estimate of tree-sitter's tokens (see _estimate_tokens)
 MAX_NESTING = 100                    # levels of nested statements and expressions in the source
-MAX_CAST_DEPTH = 200                 # nodes (position wrappers included) on any path of the CAST
+MAX_CAST_DEPTH = cast.MAX_DEPTH       # JSON arrays nested in the document's body (cast.depth's measure)
 MAX_INT_DIGITS = 4300                # CPython's limit for decimal integer literals (sys.int_info)
 
 _LANGUAGE = tree_sitter.Language(tree_sitter_python.language())
@@ -220,6 +220,17 @@ class _Use:
 
 
 @dataclass(eq=False, slots=True)
+class _Active:
+    """An `except ... as NAME` clause being lowered: NAME is bound in its body until a nested clause
+    binding the same NAME ends (Python unbinds NAME then)."""
+
+    scope: _Scope
+    name: str
+    def_depth: int
+    unbound: bool = False
+
+
+@dataclass(eq=False, slots=True)
 class _Loop:
     broke: str | None   # the hidden flag a `break` sets when the loop has an `else` clause
 
@@ -243,7 +254,7 @@ class _Walker:
         self.def_depth = 0
         self.top = 0
         self.direct_target: Node | None = None       # the top-level statement whose own targets are direct
-        self.active: list[tuple[_Scope, str, int]] = []  # `except ... as NAME` being lowered
+        self.active: list[_Active] = []              # `except ... as NAME` clauses being lowered
         self.uses: list[_Use] = []
         self.nonlocal_checks: list[tuple[_Scope, str, Node]] = []
         self.stmt_kinds: dict[str, Callable[[Node], CastNode | None]] = {
@@ -312,9 +323,16 @@ class _Walker:
         root = tree.root_node
         if root.has_error:
             raise self.syntax_error(root)
+        if self.src.rstrip(b" \t\f\n").endswith(b"\\"):
+            last = root
+            while last.child_count:
+                last = last.children[-1]
+            if last.type == "line_continuation":
+                raise self.error(last, "unexpected EOF while parsing")
         body: list[CastNode] = []
         statements = self.statements(root)
-        self.check_indentation(root, statements, None)
+        if statements:
+            self.check_indentation(root, statements, None)
         for index, statement in enumerate(statements):
             self.top = index
             self.direct_target = statement
@@ -327,7 +345,12 @@ class _Walker:
         return {"cast": cast.CAST_VERSION, "lang": "python", "file": self.file, "body": doc_body}
 
     def syntax_error(self, root: Node) -> WalkError:
-        """The first ERROR or MISSING node of a tree that has one, found without recursion."""
+        """The error of a tree that has one: what CPython's tokenizer would say first (a bracket that
+        does not match, a string that does not end, a bracket never closed), else the first ERROR or
+        MISSING node. Found without recursion."""
+        tokenizer = self.token_error(root)
+        if tokenizer is not None:
+            return tokenizer
         node = root
         while True:
             if node.is_missing:
@@ -344,8 +367,45 @@ class _Walker:
             else:
                 return self.error(node, "invalid syntax")
 
+    def token_error(self, root: Node) -> WalkError | None:
+        opened: list[Node] = []
+        for leaf in _leaves(root):
+            kind = leaf.type
+            if leaf.is_missing:
+                continue
+            if kind in _OPENING:
+                opened.append(leaf)
+            elif kind in _CLOSING:
+                if not opened:
+                    parent = leaf.parent
+                    if kind == "}" and parent is not None and any(c.type == "string_start" for c in parent.children):
+                        return self.error(leaf, "f-string: single '}' is not allowed")
+                    return self.error(leaf, f"unmatched '{kind}'")
+                top = opened.pop()
+                if _CLOSING[kind] != top.type:
+                    where = "" if top.start_point.row == leaf.start_point.row else \
+                        f" on line {top.start_point.row + 1}"
+                    return self.error(leaf, f"closing parenthesis '{kind}' does not match opening parenthesis "
+                                            f"'{top.type}'{where}")
+            elif kind == "string_start":
+                string = leaf.parent
+                complete = string is not None and string.type == "string" and \
+                    string.children[-1].type == "string_end" and not string.children[-1].is_missing
+                opening = self.text(leaf)
+                quote = opening[len(opening.rstrip("'\"")):]
+                end = _STRING_END.get(quote)
+                if not complete and end is not None and not end.match(self.src, leaf.end_byte):
+                    triple = "triple-quoted " if len(quote) == 3 else ""
+                    line = self.src.count(b"\n") + (0 if self.src.endswith(b"\n") else 1) if triple else \
+                        leaf.start_point.row + 1
+                    return self.error(leaf, f"unterminated {triple}string literal (detected at line {line})")
+        if opened:
+            return self.error(opened[-1], f"'{opened[-1].type}' was never closed")
+        return None
+
     def check_depth(self, body: CastNode) -> None:
-        """Refuse CAST nested deeper than MAX_CAST_DEPTH, naming the innermost position on the way."""
+        """Refuse CAST nested deeper than cast.MAX_DEPTH (every JSON array a level, as cast.depth
+        counts), naming the innermost position on the way."""
         stack: list[tuple[Any, int, tuple[int, int] | None]] = [(body, 1, None)]
         while stack:
             node, depth, pos = stack.pop()
@@ -357,10 +417,7 @@ class _Walker:
                 raise self.error(start + col, f"nesting too deep (the limit is {MAX_CAST_DEPTH} levels of CAST)")
             if node and node[0] == "@" and isinstance(node[1], int):
                 pos = (node[1], node[2])
-            for item in node:
-                if isinstance(item, list):
-                    # operand arrays ([E], params, handlers, parts) are not nodes: they add no level
-                    stack.append((item, depth + 1 if item and isinstance(item[0], str) else depth, pos))
+            stack.extend((item, depth + 1, pos) for item in node if isinstance(item, list))
 
     # --- statements ---
 
@@ -377,7 +434,15 @@ class _Walker:
                              f"expected an indented block after {self.describe(header)} on line "
                              f"{header.start_point.row + 1}")
         self.check_indentation(block, statements, header)
-        lowered = [s for s in (self.statement(st) for st in statements) if s is not None]
+        self.nest(block)  # a block is a level of nesting of its own (a statement in it is another)
+        try:
+            lowered: list[CastNode] = []
+            for statement in statements:
+                item = self.statement(statement)
+                if item is not None:
+                    lowered.append(item)
+        finally:
+            self.depth -= 1
         if not lowered:
             return ["std.pass"]
         return lowered[0] if len(lowered) == 1 else ["std.seq", *lowered]
@@ -396,15 +461,38 @@ class _Walker:
             if kind in _PYTHON2:
                 raise self.error(node, f"invalid syntax ({_PYTHON2[kind]})")
             raise self.error(node, "invalid syntax")
+        if node.start_point.row != node.end_point.row:
+            self.check_logical_line(node)
         self.nest(node)
         try:
             return handler(node)
         finally:
             self.depth -= 1
 
-    def stmt_at(self, node: Node, build: Callable[[Node], CastNode]) -> CastNode:
-        """A statement under its position wrapper."""
-        return self.wrap(node, build)
+    def check_logical_line(self, node: Node) -> None:
+        """A statement (a compound statement's header) continues on the next line only inside
+        brackets or after a backslash: tree-sitter also accepts `x =<newline>y = 1`."""
+        cursor = node.walk()
+        depth = 0
+        previous: Node | None = None
+        while True:
+            current = cursor.node
+            assert current is not None
+            if current.type == "block":
+                return  # a header ends at its block; the block's statements are checked one by one
+            descend = current.type not in ("string", "concatenated_string") and cursor.goto_first_child()
+            if not descend:
+                if previous is not None and depth == 0 and previous.type != "line_continuation" \
+                        and current.start_point.row != previous.end_point.row:
+                    raise self.error(current, "invalid syntax")
+                if current.type in _OPENING:
+                    depth += 1
+                elif current.type in _CLOSING:
+                    depth -= 1
+                previous = current
+                while not cursor.goto_next_sibling():
+                    if not cursor.goto_parent() or cursor.node == node:
+                        return
 
     # indentation: CPython compares indentation with tabs to multiples of 8 and with tabs as 1 column,
     # and refuses what the two disagree on (TabError); tree-sitter counts a tab as 8 and accepts some
@@ -468,6 +556,8 @@ class _Walker:
 
     def check_clause(self, clause: Node, statement: Node) -> None:
         """`elif`/`else`/`except`/`finally` start their line at their statement's indentation."""
+        if clause.start_point.row != clause.end_point.row:
+            self.check_logical_line(clause)
         ind = self.indentation(clause)
         if ind is None:
             raise self.error(clause, "invalid syntax")
@@ -484,15 +574,15 @@ class _Walker:
         child = children[0]
         kind = child.type
         if kind == "assignment":
-            return self.stmt_at(node, lambda _: self.assignment(child))
+            return self.wrap(node, lambda _: self.assignment(child))
         if kind == "augmented_assignment":
-            return self.stmt_at(node, lambda _: self.augmented(child))
+            return self.wrap(node, lambda _: self.augmented(child))
         if kind == "ellipsis":
             return None  # `...` as a statement (a placeholder body) does nothing
         if kind in ("string", "integer", "float", "true", "false", "none") and not self.is_fstring(child):
             self.expr(child)  # checked (a docstring's escapes, a literal's syntax), then dropped: no effect
             return None
-        return self.stmt_at(node, lambda _: ["std.expr", self.expr(child)])
+        return self.wrap(node, lambda _: ["std.expr", self.expr(child)])
 
     def s_import(self, node: Node) -> CastNode | None:
         names = node.children_by_field_name("name")
@@ -544,7 +634,7 @@ class _Walker:
         values = self.statements(node)
         if not values:
             return ["std.return"]
-        return self.stmt_at(node, lambda _: ["std.return", self.expr(values[0])])
+        return self.wrap(node, lambda _: ["std.return", self.expr(values[0])])
 
     def s_break(self, node: Node) -> CastNode | None:
         if not self.loops:
@@ -565,6 +655,8 @@ class _Walker:
         values = [c for c in self.statements(node)]
         if not values:
             return ["std.raise"]
+        if len(values) > 1 or values[0].type == "expression_list" or any(c.type == "," for c in node.children):
+            raise self.error(node, "invalid syntax")  # Python 2's `raise E, message`
         value = values[0]
 
         def build(_: Node) -> CastNode:
@@ -573,7 +665,7 @@ class _Walker:
                 # `raise ValueError` raises ValueError(): decided when the name is resolved
                 self.uses[-1].kind = "raise"
             return ["std.raise", exc]
-        return self.stmt_at(node, build)
+        return self.wrap(node, build)
 
     def s_assert(self, node: Node) -> CastNode | None:
         parts = self.statements(node)
@@ -585,7 +677,7 @@ class _Walker:
             args = [self.expr(parts[1])] if len(parts) == 2 else []
             failure = ["std.raise", ["py.call", ["std.builtin", "py.AssertionError"], args, []]]
             return ["std.if", self.negate(test), failure]
-        return self.stmt_at(node, build)
+        return self.wrap(node, build)
 
     def s_del(self, node: Node) -> CastNode | None:
         targets = self.statements(node)
@@ -596,7 +688,11 @@ class _Walker:
             while target.type == "parenthesized_expression":
                 target = self.single(target)
             if target.type in ("tuple", "list", "expression_list"):
-                return self.seq([one(t) for t in self.statements(target)])
+                self.nest(target)
+                try:
+                    return self.seq([one(t) for t in self.statements(target)])
+                finally:
+                    self.depth -= 1
             if target.type == "identifier":
                 raise self.unsupported(target, "del of a name (only del x[key])")
             if target.type != "subscript":
@@ -605,7 +701,7 @@ class _Walker:
             if not isinstance(key, list) and key.type == "slice":
                 raise self.unsupported(target, "del of a slice")
             return self.wrap(target, lambda _: ["py.delitem", self.expr(obj), self.key(target, key)])
-        return self.stmt_at(node, lambda _: self.seq([one(t) for t in targets]))
+        return self.wrap(node, lambda _: self.seq([one(t) for t in targets]))
 
     @staticmethod
     def seq(items: list[CastNode]) -> CastNode:
@@ -628,7 +724,7 @@ class _Walker:
                 else:
                     tail.append(self.compound_body(self.field(clause, "body"), clause))
             return result
-        return self.stmt_at(node, build)
+        return self.wrap(node, build)
 
     def compound_body(self, block: Node | None, header: Node) -> CastNode:
         saved = self.in_block
@@ -642,7 +738,7 @@ class _Walker:
         def build(_: Node) -> CastNode:
             cond = self.condition(self.field(node, "condition"))
             return self.loop(node, lambda body: ["std.while", cond, body])
-        return self.stmt_at(node, build)
+        return self.wrap(node, build)
 
     def s_for(self, node: Node) -> CastNode | None:
         if node.children and node.children[0].type == "async":
@@ -653,7 +749,7 @@ class _Walker:
             source = self.wrap(iterable, lambda n: ["py.iter", self.expr(n)])
             target = self.target(self.field(node, "left"))
             return self.loop(node, lambda body: ["std.for", target, source, body])
-        return self.stmt_at(node, build)
+        return self.wrap(node, build)
 
     def loop(self, node: Node, make: Callable[[CastNode], CastNode]) -> CastNode:
         """A while/for loop: its body, and its `else` clause run when the loop did not `break`."""
@@ -673,7 +769,7 @@ class _Walker:
                 ["std.if", ["py.not", self.temp_ref(flag)], otherwise]]
 
     def s_try(self, node: Node) -> CastNode | None:
-        return self.stmt_at(node, lambda _: self.try_statement(node))
+        return self.wrap(node, lambda _: self.try_statement(node))
 
     def try_statement(self, node: Node) -> CastNode:
         body = self.compound_body(self.field(node, "body"), node)
@@ -775,18 +871,19 @@ class _Walker:
         name = self.identifier(name_node)
         if name in scope.globals or name in scope.nonlocals:
             raise self.unsupported(name_node, f"except ... as '{name}' with '{name}' declared global or nonlocal")
-        if any(s is scope and n == name for s, n, _ in self.active):
-            raise self.unsupported(name_node, f"except ... as '{name}' inside a handler that binds '{name}'")
         scope.handler_names.add(name)
         assert temp is not None
         # the handler's hidden name is read with std.var: it finds the binding however the compiler
         # scopes a handler's name (a local of the function, or a global of the module body)
         bind = ["std.set", self.bind(name_node, name, handler=True), ["std.var", temp]]
-        self.active.append((scope, name, self.def_depth))
+        self.active.append(_Active(scope, name, self.def_depth))
         try:
             body = self.compound_body(self.clause_block(clause), clause)
         finally:
             self.active.pop()
+        for outer in self.active:
+            if outer.scope is scope and outer.name == name:
+                outer.unbound = True  # this clause's end unbinds the name for the enclosing clause too
         return ["std.seq", bind, *(body[1:] if body[0] == "std.seq" else [body])]
 
     def exception_name(self, node: Node) -> str:
@@ -814,9 +911,9 @@ class _Walker:
             if returns is not None:
                 self.annotation(returns)
             params = self.parameters(self.field(node, "parameters"))
-            fn = self.function(name, params, lambda: self.block(self.field(node, "body"), node), node)
+            fn = self.function(name, params, self.field(node, "body"), node)
             return ["std.set", self.bind(name_node, name), fn]
-        return self.stmt_at(node, build)
+        return self.wrap(node, build)
 
     # --- functions ---
 
@@ -860,15 +957,17 @@ class _Walker:
             out.append((name_node, name, default))
         return out
 
-    def function(self, name: str | None, params: list[tuple[Node, str, CastNode | None]],
-                 body: Callable[[], CastNode], node: Node) -> CastNode:
-        """A std.fn in a new scope: the body lowered, then its locals declared at its top."""
+    def function(self, name: str | None, params: list[tuple[Node, str, CastNode | None]], body: Node,
+                 header: Node) -> CastNode:
+        """A std.fn in a new scope: the body (a def's block, a lambda's expression) lowered, then the
+        function's locals declared at its top."""
         scope = _Scope("function", self.scope, params={p for _, p, _ in params})
         saved = (self.scope, self.loops, self.in_function, self.active)
         self.scope, self.loops, self.in_function, self.active = scope, [], True, []
         self.def_depth += 1
         try:
-            lowered = body()
+            lowered = self.block(body, header) if header.type == "function_definition" else \
+                ["std.return", self.expr(body)]
         finally:
             self.scope, self.loops, self.in_function, self.active = saved
             self.def_depth -= 1
@@ -884,8 +983,7 @@ class _Walker:
     def e_lambda(self, node: Node) -> CastNode:
         params_node = node.child_by_field_name("parameters")
         params = self.parameters(params_node) if params_node is not None else []
-        body_node = self.field(node, "body")
-        return self.function(None, params, lambda: ["std.return", self.expr(body_node)], node)
+        return self.function(None, params, self.field(node, "body"), node)
 
     # --- assignment ---
 
@@ -981,6 +1079,13 @@ class _Walker:
 
     def target(self, node: Node) -> CastNode:
         """An assignment target: a name, x[k], or a (nested) tuple/list of targets."""
+        self.nest(node)
+        try:
+            return self.target_at(node)
+        finally:
+            self.depth -= 1
+
+    def target_at(self, node: Node) -> CastNode:
         kind = node.type
         if kind == "identifier":
             return self.bind(node, self.identifier(node))
@@ -1007,7 +1112,8 @@ class _Walker:
                 "boolean_operator": "expression", "unary_operator": "expression", "not_operator": "expression",
                 "conditional_expression": "conditional expression", "dictionary": "dict literal",
                 "set": "set display", "list_comprehension": "list comprehension",
-                "dictionary_comprehension": "dict comprehension"}.get(node.type, node.type.replace("_", " "))
+                "dictionary_comprehension": "dict comprehension", "tuple_pattern": "tuple", "pattern_list": "tuple",
+                "list_pattern": "list"}.get(node.type, node.type.replace("_", " "))
 
     def bind(self, node: Node, name: str, handler: bool = False) -> CastNode:
         """The target node for assigning `name` in the current scope (and record the binding)."""
@@ -1039,7 +1145,7 @@ class _Walker:
         return ["std.gvar", name] if self.scope is self.module else ["std.var", name]
 
     def record(self, node: CastNode, name: str, at: Node, kind: str, *, handler: bool = False) -> None:
-        handlers = tuple((s, d) for s, n, d in self.active if n == name)
+        handlers = tuple((a.scope, a.def_depth) for a in self.active if a.name == name and not a.unbound)
         direct = (kind == "write" and not handler and self.scope is self.module and self.def_depth == 0
                   and self.direct_target is not None and self.is_direct(at))
         self.uses.append(_Use(node, name, self.scope, at, self.top, self.def_depth > 0, handlers, self.def_depth,
@@ -1186,7 +1292,20 @@ class _Walker:
         return ["std.float", value]
 
     def e_list(self, node: Node) -> CastNode:
+        self.check_commas(node)
         return ["std.list", *(self.expr(c) for c in self.statements(node))]
+
+    def check_commas(self, node: Node) -> None:
+        """Items separated by single commas, a trailing comma allowed (tree-sitter accepts `{,}`)."""
+        expect_item = True
+        for child in node.children:
+            kind = child.type
+            if kind == ",":
+                if expect_item:
+                    raise self.error(child, "invalid syntax")
+                expect_item = True
+            elif child.is_named and kind not in ("comment", "line_continuation"):
+                expect_item = False
 
     def e_tuple(self, node: Node) -> CastNode:
         return ["std.tuple", *(self.expr(c) for c in self.statements(node))]
@@ -1195,6 +1314,7 @@ class _Walker:
         return self.expr(self.single(node))
 
     def e_dict(self, node: Node) -> CastNode:
+        self.check_commas(node)
         pairs: list[CastNode] = []
         for item in self.statements(node):
             if item.type != "pair":
@@ -1228,19 +1348,26 @@ class _Walker:
             return ["std.float", -number]
         return [_UNARY[operator], value]
 
+    def operand(self, node: Node) -> Node:
+        """An operand of `not`, `and`, `or` or of a conditional expression's first two parts: Python's
+        grammar takes no bare lambda or conditional expression there (tree-sitter's does)."""
+        if node.type in ("lambda", "conditional_expression"):
+            raise self.error(node, "invalid syntax")
+        return node
+
     def e_not(self, node: Node) -> CastNode:
-        return ["py.not", self.expr(self.field(node, "argument"))]
+        return ["py.not", self.expr(self.operand(self.field(node, "argument")))]
 
     def e_boolean(self, node: Node) -> CastNode:
         operator = self.text(self.field(node, "operator"))
-        return ["py.and" if operator == "and" else "py.or", self.expr(self.field(node, "left")),
-                self.expr(self.field(node, "right"))]
+        return ["py.and" if operator == "and" else "py.or", self.expr(self.operand(self.field(node, "left"))),
+                self.expr(self.operand(self.field(node, "right")))]
 
     def e_conditional(self, node: Node) -> CastNode:
         parts = self.statements(node)
         if len(parts) != 3:
             raise self.error(node, "invalid syntax")
-        then, test, otherwise = parts
+        then, test, otherwise = self.operand(parts[0]), self.operand(parts[1]), parts[2]
         return ["std.cond", self.condition(test), self.expr(then), self.expr(otherwise)]
 
     def e_compare(self, node: Node) -> CastNode:
@@ -1332,6 +1459,7 @@ class _Walker:
                   ) -> tuple[list[CastNode], list[list[Any]]]:
         if node.type == "generator_expression":
             return [self.generator_argument(node, callee, only=True)], []
+        self.check_commas(node)
         args: list[CastNode] = []
         kwargs: list[list[Any]] = []
         names: set[str] = set()
@@ -1438,6 +1566,13 @@ class _Walker:
         for clause in clauses:
             if clause.type == "for_in_clause" and clause.children and clause.children[0].type == "async":
                 raise self.unsupported(clause, "async comprehension")
+            # `for T in A` and `if C` take a disjunction: no bare tuple, lambda or conditional expression
+            parts = clause.children_by_field_name("right") if clause.type == "for_in_clause" else \
+                self.statements(clause)
+            if len(parts) != 1 or any(c.type == "," for c in clause.children):
+                raise self.error(clause, "invalid syntax")
+            if parts[0].type in ("lambda", "conditional_expression", "expression_list"):
+                raise self.error(parts[0], "invalid syntax")
         first = clauses[0]
         first_iterable = self.field(first, "right")
         if first_iterable.type == "expression_list" or len(first.children_by_field_name("right")) > 1:
@@ -1524,6 +1659,11 @@ class _Walker:
             raise self.error(node, f"invalid string prefix {opening[:len(opening) - len(quote)]!r}")
         if "b" in prefix:
             raise self.unsupported(node, "bytes literal")
+        if len(quote) == 1 and start.start_point.row != end.start_point.row:
+            for m in re.finditer(rb"(\\*)\n", self.src[start.end_byte:end.start_byte]):
+                if len(m.group(1)) % 2 == 0:  # a newline that no backslash continues
+                    raise self.error(start, f"unterminated string literal (detected at line "
+                                            f"{start.start_point.row + 1})")
         raw = "r" in prefix
         if "f" not in prefix:
             out.append(self.decode(self.src[start.end_byte:end.start_byte], start.end_byte, raw, False))
@@ -1533,17 +1673,29 @@ class _Walker:
             if child.type != "interpolation":
                 continue
             out.append(self.decode(self.src[position:child.start_byte], position, raw, True))
-            self.interpolation(child, out, raw)
+            self.interpolation(child, out, raw, quote)
             position = child.end_byte
         out.append(self.decode(self.src[position:end.start_byte], position, raw, True))
 
-    def interpolation(self, node: Node, out: list[Any], raw: bool, nested: bool = False) -> None:
+    def interpolation(self, node: Node, out: list[Any], raw: bool, quote: str, nested: bool = False) -> None:
         """Append an f-string field: `{expr=!conv:spec}` -> [the `expr=` text,] ["py.format", E, conv, spec];
         a spec with fields of its own (`{x:>{width}}`) becomes a py.fstring evaluated after E."""
         expression = self.field(node, "expression")
         conversion = node.child_by_field_name("type_conversion")
         spec = node.child_by_field_name("format_specifier")
         debug = any(c.type == "=" for c in node.children)
+        # Python 3.11's f-string fields (PEP 701 lifted these in 3.12): no backslash and no comment in
+        # the expression, not the string's own quote anywhere in the field
+        stop = next((c for c in node.children[1:] if c.type in ("format_specifier", "}")), node.children[-1])
+        field = self.src[node.start_byte + 1:stop.start_byte]
+        if quote.encode() in self.src[node.start_byte:node.end_byte]:
+            raise self.error(node, "f-string: expecting '}'")
+        if b"\\" in field:
+            raise self.error(node, "f-string expression part cannot include a backslash")
+        if b"#" in field and any(leaf.type == "comment" for leaf in _leaves(node)):
+            raise self.error(node, "f-string expression part cannot include '#'")
+        if expression.type in ("lambda", "named_expression"):
+            raise self.error(expression, "f-string: invalid syntax (parenthesize it)")
         conv = ""
         if conversion is not None:
             conv = self.text(conversion)[1:]
@@ -1569,7 +1721,7 @@ class _Walker:
                 if nested:
                     raise self.error(child, "f-string: expressions nested too deeply")
                 pieces.append(self.decode(self.src[position:child.start_byte], position, raw, True))
-                self.interpolation(child, pieces, raw, nested=True)
+                self.interpolation(child, pieces, raw, quote, nested=True)
                 position = child.end_byte
             pieces.append(self.decode(self.src[position:spec.end_byte], position, raw, True))
             spec_value = self.joined(pieces)
@@ -1774,12 +1926,22 @@ _SIMPLE = frozenset(("identifier", "integer", "float", "true", "false", "none"))
 _LITERALS = frozenset(("std.int", "std.float", "std.str", "std.bool", "std.none", "std.builtin"))
 
 
-def _iter_nodes(root: Node) -> Iterator[Node]:  # pragma: no cover - a debugging aid
+_OPENING = frozenset(("(", "[", "{"))
+# the rest of a string literal after its opening quote, up to its closing quote (escapes skipped)
+_STRING_END = {q: re.compile(rb"(?:[^\\\n" + q.encode() + rb"]|\\.)*" + q.encode(), re.S) for q in ("'", '"')} | {
+    q: re.compile(rb"(?:[^\\" + q[0].encode() + rb"]|\\.|" + q[0].encode() + rb"(?!" + q[:2].encode() + rb"))*"
+                  + q.encode(), re.S) for q in ("'''", '"""')}
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+
+
+def _leaves(root: Node) -> Iterator[Node]:
+    """The tokens under `root` in source order, without recursion."""
     cursor = root.walk()
     while True:
-        yield cursor.node  # type: ignore[misc]
-        if cursor.goto_first_child():
-            continue
-        while not cursor.goto_next_sibling():
-            if not cursor.goto_parent():
-                return
+        if not cursor.goto_first_child():
+            node = cursor.node
+            assert node is not None
+            yield node
+            while not cursor.goto_next_sibling():
+                if not cursor.goto_parent():
+                    return
