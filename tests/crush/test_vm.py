@@ -12,13 +12,7 @@ from crush.errors import TrapCode
 from crush.vm import MAX_FRAMES, Status
 from tests.crush.support import CORPUS, compile_source, cpython, run, run_source
 
-
-@pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
-def test_corpus_prints_what_cpython_prints(path: Path) -> None:
-    source = path.read_text()
-    result = run(compile_source(source, path.name))
-    assert result.outcome.status in (Status.DONE, Status.ERROR), result.outcome.trap
-    assert result.transcript == cpython(source)
+# The corpus against CPython, in both modes: tests/crush/test_differential.py.
 
 
 SNIPPETS = {
