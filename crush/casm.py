@@ -218,7 +218,7 @@ _SPECS: tuple[tuple[Op, tuple[Operand, ...], int, str, bool, str], ...] = (
     (Op.BITAND, (), 3, "", False, "x & y"),
     (Op.BITOR, (), 3, "", False, "x | y"),
     (Op.BITXOR, (), 3, "", False, "x ^ y"),
-    (Op.IADD, (), 3, "", False, "x += y (a list is extended in place)"),
+    (Op.IADD, (), 3, "", True, "x += y (a list is extended in place)"),
     (Op.EQ, (), 2, "", False, "x == y"),
     (Op.NE, (), 2, "", False, "x != y"),
     (Op.LT, (), 2, "", False, "x < y"),

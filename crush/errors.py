@@ -38,7 +38,7 @@ class Trap:
     pc: int = -1
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}: " if self.file else ""
+        where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: " if self.file else ""
         return f"{where}{self.code.value}: {self.message}"
 
 

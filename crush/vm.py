@@ -68,6 +68,16 @@ from crush.values import (
 from crush.verify import Facts, VerifyError, verify
 
 MAX_FRAMES = 1000          # deeper guest recursion raises RecursionError (CPython's default limit)
+
+
+class _Pushed:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<value arrives later>"
+
+
+PUSHED: Any = _Pushed()    # what call() returns when the value arrives later (a frame was pushed, a suspension)
 RET_PUSH = 0               # a returning frame pushes its value on its caller's stack
 RET_FOR_ITER = 1           # ... and a StopIteration leaving it ends the caller's FOR_ITER loop
 NATIVE_ERRORS = (ArithmeticError, LookupError, ValueError, TypeError, RecursionError, RuntimeError)
@@ -119,7 +129,7 @@ class Code:
     """A verified CASM function, ready to run."""
     __slots__ = ("cellnames", "depths", "fast", "file", "frame_bytes", "handlers", "index", "instrs", "lines",
                  "max_depth", "name", "ncells", "ndefaults", "nfree", "nlocals", "nparams", "param_index",
-                 "qualname", "unit", "varnames")
+                 "qualname", "unbound_tail", "unit", "varnames")
 
     def __init__(self, unit: str, index: int, file: str, fn: Any, facts: Facts) -> None:
         self.unit = unit
@@ -143,6 +153,7 @@ class Code:
         self.frame_bytes = arena_mod.FRAME + arena_mod.SLOT * slots
         self.instrs: list[tuple[int, Any, int]] = []
         self.fast: Any = None  # crush/fast.py's compiled form, made on first use
+        self.unbound_tail = [UNBOUND] * (self.nlocals - self.nparams)
 
     def line_at(self, pc: int) -> int:
         line = 0
@@ -283,6 +294,7 @@ class VM:
         self.error: ExcValue | None = None
         self.trap: Trap | None = None
         self.halt = False
+        self.live: Any = None  # crush/fast.py's running activation (its stack and locals live in Python variables)
         pre = prelude(metering)
         self.prelude_unit = pre.unit
         self.prelude: Mapping[str, Function] = pre.functions
@@ -329,10 +341,20 @@ class VM:
         a.allocated += nbytes
 
     def _roots(self, keep: tuple[Any, ...]) -> list[Any]:
+        """What the arena recount traces: globals, every frame's stack, locals and cells (the
+        frame fast mode is running: its live stack and locals), and `keep`. During an
+        instruction its operands are still on the stack (every handler takes them off only
+        after its work), so both modes present the same roots."""
         roots: list[Any] = [self.globals, *keep]
+        live = self.live
         for f in self.frames:
-            roots.append(f.stack)
-            roots.append(f.locals)
+            if live is not None and f is live.frame:
+                stack, locals_ = live.values()
+                roots.append(stack)
+                roots.append(locals_)
+            else:
+                roots.append(f.stack)
+                roots.append(f.locals)
             roots.append(f.cells)
         return roots
 
@@ -378,9 +400,16 @@ class VM:
                        self.pending.wake if self.pending else None)
 
     def interpret(self, limit: int) -> None:
-        """The interpreter loop: run until `self.steps` reaches `limit` or the run stops."""
+        """The interpreter loop: run until `self.steps` reaches `limit` or the run stops.
+
+        Each inline arm below is a fast path: it either completes its instruction exactly as
+        SLOW[op] would (same result, gas, arena count and stack), then `continue`s, or leaves
+        everything untouched and falls through to SLOW[op]. Opcode numbers are literals (a
+        test checks them against casm.Op); the arms are grouped by opcode range so that an
+        instruction is found with few comparisons."""
         frames = self.frames
         globals_ = self.globals
+        arena = self.arena
         slow = SLOW
         while frames:
             frame = frames[-1]
@@ -407,136 +436,247 @@ class VM:
                         self._trap(TrapError(TrapCode.OUT_OF_GAS, f"{OPS[op].name} needs {cost} gas, {gas} left"), pc)
                         return
                     pc += 1
-                    if op == 5:  # LOAD_LOCAL
-                        v = locs[arg]
-                        if v is not UNBOUND:
-                            push(v)
-                            continue
-                    elif op == 4:  # LOAD_CONST
-                        push(arg)
-                        continue
-                    elif op == 6:  # STORE_LOCAL
-                        locs[arg] = pop()
-                        continue
-                    elif op == 18:  # JUMP_IF_FALSE
-                        if pop():
-                            continue
-                        pc = arg
-                        continue
-                    elif op == 17:  # JUMP
-                        pc = arg
-                        continue
-                    elif op == 30:  # ADD
-                        b = stack[-1]
-                        a = stack[-2]
-                        if type(a) is int and type(b) is int:
-                            r = a + b
-                            if -IMMEDIATE <= r <= IMMEDIATE:
-                                pop()
-                                stack[-1] = r
+                    if op < 17:  # ----------------------------------------------- stack, variables
+                        if op == 5:  # LOAD_LOCAL
+                            v = locs[arg]
+                            if v is not UNBOUND:
+                                push(v)
                                 continue
-                    elif op == 31:  # SUB
-                        b = stack[-1]
-                        a = stack[-2]
-                        if type(a) is int and type(b) is int:
-                            r = a - b
-                            if -IMMEDIATE <= r <= IMMEDIATE:
-                                pop()
-                                stack[-1] = r
+                        elif op == 4:  # LOAD_CONST
+                            push(arg)
+                            continue
+                        elif op == 6:  # STORE_LOCAL
+                            locs[arg] = pop()
+                            continue
+                        elif op == 13:  # LOAD_GLOBAL
+                            v = globals_.get(arg, UNBOUND)
+                            if v is not UNBOUND:
+                                push(v)
                                 continue
-                    elif op == 45:  # LT
-                        b = stack[-1]
-                        a = stack[-2]
-                        if type(a) is int and type(b) is int:
-                            pop()
-                            stack[-1] = a < b
+                        elif op == 14:  # STORE_GLOBAL
+                            v = stack[-1]
+                            t = type(v)
+                            if arg in globals_ and t is not str and (t is not int or -IMMEDIATE <= v <= IMMEDIATE):
+                                globals_[arg] = pop()
+                                continue
+                        elif op == 16:  # LOAD_BUILTIN
+                            push(arg)
                             continue
-                    elif op == 46:  # LE
-                        b = stack[-1]
-                        a = stack[-2]
-                        if type(a) is int and type(b) is int:
-                            pop()
-                            stack[-1] = a <= b
+                        elif op == 8:  # LOAD_DEREF
+                            v = frame.cells[arg].value
+                            if v is not UNBOUND:
+                                push(v)
+                                continue
+                        elif op == 9:  # STORE_DEREF
+                            frame.cells[arg].value = pop()
                             continue
-                    elif op == 47:  # GT
-                        b = stack[-1]
-                        a = stack[-2]
-                        if type(a) is int and type(b) is int:
+                        elif op == 1:  # POP
                             pop()
-                            stack[-1] = a > b
                             continue
-                    elif op == 48:  # GE
-                        b = stack[-1]
-                        a = stack[-2]
-                        if type(a) is int and type(b) is int:
-                            pop()
-                            stack[-1] = a >= b
+                        elif op == 2:  # DUP
+                            push(stack[-1])
                             continue
-                    elif op == 43:  # EQ
-                        b = stack[-1]
-                        a = stack[-2]
-                        ta = type(a)
-                        if (ta is int or ta is str) and type(b) is ta:
-                            pop()
-                            stack[-1] = a == b
+                    elif op < 25:  # ---------------------------------------------- jumps, iteration
+                        if op == 18:  # JUMP_IF_FALSE
+                            if not pop():
+                                pc = arg
                             continue
-                    elif op == 44:  # NE
-                        b = stack[-1]
-                        a = stack[-2]
-                        ta = type(a)
-                        if (ta is int or ta is str) and type(b) is ta:
-                            pop()
-                            stack[-1] = a != b
+                        if op == 17:  # JUMP
+                            pc = arg
                             continue
-                    elif op == 23:  # FOR_ITER
-                        it = stack[-1]
-                        t = type(it)
-                        if t is RangeIter:
-                            if it.left > 0:
-                                v = it.cur
-                                if -IMMEDIATE <= v <= IMMEDIATE:
-                                    it.cur = v + it.step
-                                    it.left -= 1
-                                    push(v)
+                        if op == 23:  # FOR_ITER
+                            it = stack[-1]
+                            t = type(it)
+                            if t is RangeIter:
+                                if it.left > 0:
+                                    v = it.cur
+                                    if -IMMEDIATE <= v <= IMMEDIATE:
+                                        it.cur = v + it.step
+                                        it.left -= 1
+                                        push(v)
+                                        continue
+                                else:
+                                    pop()
+                                    pc = arg
                                     continue
+                            elif t is SeqIter:
+                                seq = it.seq
+                                i = it.i
+                                if i < len(seq):
+                                    it.i = i + 1
+                                    push(seq[i])
+                                    continue
+                        elif op == 19:  # JUMP_IF_TRUE
+                            if pop():
+                                pc = arg
+                            continue
+                        elif op == 20:  # JUMP_IF_FALSE_OR_POP
+                            if stack[-1]:
+                                pop()
+                            else:
+                                pc = arg
+                            continue
+                        elif op == 21:  # JUMP_IF_TRUE_OR_POP
+                            if stack[-1]:
+                                pc = arg
                             else:
                                 pop()
-                                pc = arg
-                                continue
-                        elif t is SeqIter:
-                            seq = it.seq
-                            i = it.i
-                            if i < len(seq):
-                                it.i = i + 1
-                                push(seq[i])
-                                continue
-                    elif op == 13:  # LOAD_GLOBAL
-                        v = globals_.get(arg, UNBOUND)
-                        if v is not UNBOUND:
-                            push(v)
                             continue
-                    elif op == 19:  # JUMP_IF_TRUE
-                        if pop():
-                            pc = arg
-                        continue
-                    elif op == 58:  # INDEX
-                        k = stack[-1]
+                    elif op < 30:  # ----------------------------------------------------------- unary
+                        if op == 28:  # NOT
+                            stack[-1] = not stack[-1]
+                            continue
+                    elif op < 53:  # ---------------------------------------- arithmetic, comparisons
+                        b = stack[-1]
+                        a = stack[-2]
+                        ta = type(a)
+                        if ta is int and type(b) is int:
+                            if op == 30 or op == 42:  # ADD, IADD  # noqa: PLR1714 - two compares beat a set lookup
+                                r = a + b
+                            elif op == 45:  # LT
+                                pop()
+                                stack[-1] = a < b
+                                continue
+                            elif op == 31:  # SUB
+                                r = a - b
+                            elif op == 43:  # EQ
+                                pop()
+                                stack[-1] = a == b
+                                continue
+                            elif op == 35:  # MOD
+                                r = a % b if b else IMMEDIATE + 1  # (x % 0 raises on the slow path)
+                            elif op == 46:  # LE
+                                pop()
+                                stack[-1] = a <= b
+                                continue
+                            elif op == 47:  # GT
+                                pop()
+                                stack[-1] = a > b
+                                continue
+                            elif op == 48:  # GE
+                                pop()
+                                stack[-1] = a >= b
+                                continue
+                            elif op == 44:  # NE
+                                pop()
+                                stack[-1] = a != b
+                                continue
+                            elif op == 32:  # MUL
+                                r = a * b
+                            elif op == 34:  # FLOORDIV
+                                r = a // b if b else IMMEDIATE + 1
+                            elif op == 39:  # BITAND
+                                r = a & b
+                            elif op == 40:  # BITOR
+                                r = a | b
+                            elif op == 41:  # BITXOR
+                                r = a ^ b
+                            else:
+                                r = IMMEDIATE + 1
+                            if -IMMEDIATE <= r <= IMMEDIATE:
+                                pop()
+                                stack[-1] = r
+                                continue
+                        elif ta is float and type(b) is float:
+                            if op == 30 or op == 42:  # ADD, IADD  # noqa: PLR1714
+                                pop()
+                                stack[-1] = a + b
+                                continue
+                            if op == 31:  # SUB
+                                pop()
+                                stack[-1] = a - b
+                                continue
+                            if op == 32:  # MUL
+                                pop()
+                                stack[-1] = a * b
+                                continue
+                            if op == 45:  # LT
+                                pop()
+                                stack[-1] = a < b
+                                continue
+                            if op == 47:  # GT
+                                pop()
+                                stack[-1] = a > b
+                                continue
+                        elif ta is str and type(b) is str:
+                            if op == 43 and len(a) <= 32:  # EQ
+                                pop()
+                                stack[-1] = a == b
+                                continue
+                            if op == 44 and len(a) <= 32:  # NE
+                                pop()
+                                stack[-1] = a != b
+                                continue
+                    elif op < 63:  # ------------------------------------------------------ containers
+                        if op == 58:  # INDEX
+                            k = stack[-1]
+                            x = stack[-2]
+                            if type(x) is list and type(k) is int and -len(x) <= k < len(x):
+                                pop()
+                                stack[-1] = x[k]
+                                continue
+                        elif op == 59:  # STORE_INDEX
+                            k = stack[-1]
+                            x = stack[-2]
+                            v = stack[-3]
+                            t = type(v)
+                            if type(x) is list and type(k) is int and -len(x) <= k < len(x) and (
+                                    t is not str and (t is not int or -IMMEDIATE <= v <= IMMEDIATE)):
+                                x[k] = v
+                                del stack[-3:]
+                                continue
+                        elif op == 62:  # UNPACK
+                            x = stack[-1]
+                            if type(x) is tuple and len(x) == arg:
+                                pop()
+                                stack.extend(x[::-1])
+                                continue
+                    elif op == 64:  # ------------------------------------------------------- calls
+                        fn = stack[-arg - 1]
+                        if type(fn) is Function:
+                            callee = fn.code
+                            size = arena.allocated + callee.frame_bytes
+                            if (callee.nparams == arg and not callee.ncells and not fn.cells
+                                    and len(frames) < MAX_FRAMES and size <= arena.budget):
+                                arena.allocated = size
+                                new_locals = stack[len(stack) - arg:]
+                                del stack[len(stack) - arg - 1:]
+                                if callee.nlocals > arg:
+                                    new_locals.extend(callee.unbound_tail)
+                                frame.pc = pc
+                                frame = Frame(callee, new_locals, [])
+                                frames.append(frame)
+                                code = callee.instrs
+                                locs = new_locals
+                                stack = frame.stack
+                                push = stack.append
+                                pop = stack.pop
+                                pc = 0
+                                continue
+                    elif op == 68:  # RETURN
+                        if len(frames) > 1:
+                            v = stack[-1]
+                            frames.pop()
+                            frame = frames[-1]
+                            code = frame.code.instrs
+                            locs = frame.locals
+                            stack = frame.stack
+                            push = stack.append
+                            pop = stack.pop
+                            push(v)
+                            pc = frame.pc
+                            continue
+                    elif op == 66 and arg[0] == "append" and arg[1] == 1:  # CALL_METHOD
+                        v = stack[-1]
                         x = stack[-2]
-                        if type(x) is list and type(k) is int and -len(x) <= k < len(x):
+                        t = type(v)
+                        if type(x) is list and arena.allocated + arena_mod.SLOT <= arena.budget and (
+                                t is not str and (t is not int or -IMMEDIATE <= v <= IMMEDIATE)):
+                            arena.allocated += arena_mod.SLOT
+                            x.append(v)
                             pop()
-                            stack[-1] = x[k]
+                            stack[-1] = None
                             continue
-                    elif op == 8:  # LOAD_DEREF
-                        v = frame.cells[arg].value
-                        if v is not UNBOUND:
-                            push(v)
-                            continue
-                    elif op == 16:  # LOAD_BUILTIN
-                        push(arg)
-                        continue
-                    elif op == 1:  # POP
-                        pop()
-                        continue
                     # the complete semantics of the instruction
                     frame.pc = pc
                     self.gas = gas
@@ -546,8 +686,6 @@ class VM:
                         return
                     gas = self.gas
                     if frames[-1] is not frame:
-                        if not frames:  # pragma: no cover - the module's RETURN halts
-                            return
                         frame = frames[-1]
                         code = frame.code.instrs
                         locs = frame.locals
@@ -560,23 +698,22 @@ class VM:
                 self.steps = limit
                 self.status = Status.PAUSED
                 return
-            except GuestError as e:
+            except (GuestError, TrapError, *NATIVE_ERRORS) as e:
                 self._sync_after_error(frame, pc, gas, n)
-                self.raise_in(e.exc)
+                self.fault(e)
                 if self.halt:
                     return
-            except TrapError as e:
-                self._sync_after_error(frame, pc, gas, n)
-                self._trap(e, frame.pc - 1)
-                return
-            except NATIVE_ERRORS as e:
-                value = from_native(e)
-                if value is None:  # pragma: no cover - a VM bug, not a guest error
-                    raise
-                self._sync_after_error(frame, pc, gas, n)
-                self.raise_in(value)
-                if self.halt:
-                    return
+
+    def fault(self, error: BaseException) -> None:
+        """The top frame's instruction frame.pc - 1 raised `error`: unwind a guest exception
+        to its handler (or end the run with it), or end the run with a trap."""
+        if isinstance(error, TrapError):
+            self._trap(error, self.frames[-1].pc - 1)
+            return
+        value = error.exc if isinstance(error, GuestError) else from_native(error)
+        if value is None:  # pragma: no cover - a VM bug, not a guest error
+            raise error
+        self.raise_in(value)
 
     def _sync_after_error(self, frame: Frame, pc: int, gas: int, n: int) -> None:
         """After an instruction raised: the faulting instruction is frame.pc - 1. A slow
@@ -588,27 +725,26 @@ class VM:
 
     # -- calls, returns, exceptions --------------------------------------------------------------
 
-    def call(self, fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], ret: int = RET_PUSH) -> None:
-        """Call `fn`: a guest function gets a frame (its value arrives when it returns);
-        anything else runs now and its value is pushed on the top frame's stack."""
+    def call(self, fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], ret: int = RET_PUSH) -> Any:
+        """Call `fn`. A guest function gets a frame and PUSHED is returned (its value arrives
+        on the caller's stack when it returns); anything else runs now and its value is
+        returned. Callers keep the call's operands on their stack until this returns."""
         while True:
             t = type(fn)
             if t is Function:
                 self.push_frame(fn, args, kwargs, ret)
-                return
+                return PUSHED
             if t is Builtin:
                 r = fn.impl(self, args, kwargs if type(kwargs) is dict else dict(kwargs))
                 if type(r) is TailCall:
                     fn, args, kwargs = r.fn, r.args, r.kwargs
                     continue
-                self.frames[-1].stack.append(r)
-                return
+                return r
             if t is ExcType:
                 if kwargs:
                     raise TypeError(f"{fn.name}() takes no keyword arguments")
                 self.alloc(arena_mod.EXCEPTION + arena_mod.slots_size(args), *args)
-                self.frames[-1].stack.append(ExcValue(fn, tuple(args)))
-                return
+                return ExcValue(fn, tuple(args))
             raise TypeError(f"'{type_name(fn)}' object is not callable")
 
     def push_frame(self, fn: Function, args: tuple[Any, ...], kwargs: Mapping[str, Any], ret: int) -> None:
@@ -670,8 +806,9 @@ class VM:
         self.status = Status.TRAP
         self.halt = True
 
-    def capability(self, name: str, args: tuple[Any, ...]) -> None:
-        """CAP: call a declared capability (its grant was checked before the run began)."""
+    def capability(self, name: str, args: tuple[Any, ...]) -> Any:
+        """CAP: call a declared capability (its grant was checked before the run began); its
+        value, or PUSHED when the run suspends (sleep, yield: the value arrives on resume)."""
         self.charge(gas_mod.CAP_CALL[name])
         if name == "sleep":
             seconds = args[0]
@@ -684,14 +821,13 @@ class VM:
         elif name == "yield":
             self.pending = Pending("yield", None)
         elif name == "random":
-            self.frames[-1].stack.append(self.random())
-            return
+            return self.random()
         else:
             assert self.host is not None
-            self.frames[-1].stack.append(self.host.call(name, args, self))
-            return
+            return self.host.call(name, args, self)
         self.status = Status.SUSPENDED
         self.halt = True
+        return PUSHED
 
     def random(self) -> float:
         """The next float in [0, 1) of a SplitMix64 generator (its state is `rng`)."""
@@ -739,9 +875,12 @@ def _bind(fn: Function, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> lis
 
 
 # ----------------------------------------------------------------------------------------------
-# The complete semantics of each opcode: SLOW[op](vm, frame, arg). The interpreter uses them
-# for every instruction its inline fast paths do not finish; crush/fast.py uses the ops/
-# builtins functions they call.
+# The complete semantics of each opcode: SLOW[op](vm, frame, arg). The interpreter uses them for
+# every instruction its inline fast paths do not finish, fast mode for the instructions that
+# may switch frames. Discipline (what makes arena recounts identical in both modes): a handler
+# leaves the instruction's operands on the stack until its work is done, then replaces them by
+# the result. The value-level work is in functions of their own (build_list, store_global, ...),
+# which fast mode calls directly with its stack slots.
 
 Handler_ = Callable[[VM, Frame, Any], None]
 SLOW: list[Handler_] = []
@@ -812,9 +951,13 @@ def _delete_deref(vm: VM, f: Frame, arg: Any) -> None:
     f.cells[arg].value = UNBOUND
 
 
-def _make_cell(vm: VM, f: Frame, arg: Any) -> None:
+def make_cell(vm: VM, cells: list[Any], i: int) -> None:
     vm.alloc(arena_mod.CELL)
-    f.cells[arg] = Cell()
+    cells[i] = Cell()
+
+
+def _make_cell(vm: VM, f: Frame, arg: Any) -> None:
+    make_cell(vm, f.cells, arg)
 
 
 def _load_cell(vm: VM, f: Frame, arg: Any) -> None:
@@ -850,7 +993,8 @@ def _load_global(vm: VM, f: Frame, arg: Any) -> None:
 
 
 def _store_global(vm: VM, f: Frame, arg: Any) -> None:
-    store_global(vm, arg, f.stack.pop())
+    store_global(vm, arg, f.stack[-1])
+    f.stack.pop()
 
 
 def _delete_global(vm: VM, f: Frame, arg: Any) -> None:
@@ -909,16 +1053,18 @@ def _for_iter(vm: VM, f: Frame, arg: Any) -> None:
 
 
 def _next(vm: VM, f: Frame, arg: Any) -> None:
-    it = f.stack.pop()
+    s = f.stack
+    it = s[-1]
     if is_guest_iter(it):
         vm.call(vm.prelude[NEXT_FUNCTIONS[type(it)]], (it,), {})
+        s.pop()
         return
     if type(it) not in NATIVE_ITERATORS:
         raise TypeError(f"'{type_name(it)}' object is not an iterator")
     v = ops.native_next(vm, it)
     if v is EXHAUSTED:
         raise exc("StopIteration")
-    f.stack.append(v)
+    s[-1] = v
 
 
 def _unary(fn: Callable[[VM, Any], Any]) -> Handler_:
@@ -930,12 +1076,14 @@ def _unary(fn: Callable[[VM, Any], Any]) -> Handler_:
 def _binary(fn: Callable[[VM, Any, Any], Any]) -> Handler_:
     def h(vm: VM, f: Frame, arg: Any) -> None:
         s = f.stack
-        b = s.pop()
-        r = fn(vm, s[-1], b)
+        r = fn(vm, s[-2], s[-1])
         if type(r) is TailCall:
-            s.pop()
-            vm.call(r.fn, r.args, r.kwargs)
+            r = vm.call(r.fn, r.args, r.kwargs)
+            del s[-2:]
+            if r is not PUSHED:
+                s.append(r)
         else:
+            del s[-1]
             s[-1] = r
     return h
 
@@ -947,50 +1095,64 @@ def _not_in(vm: VM, a: Any, b: Any) -> Any:
     return not r
 
 
-def _build_list(vm: VM, f: Frame, arg: Any) -> None:
-    s = f.stack
-    items = s[len(s) - arg:]
-    vm.charge(gas_mod.CELL * arg)
+def build_list(vm: VM, items: list[Any]) -> list[Any]:
+    vm.charge(gas_mod.CELL * len(items))
     vm.alloc(arena_mod.list_size(items))
-    del s[len(s) - arg:]
-    s.append(items)
+    return items
 
 
-def _build_tuple(vm: VM, f: Frame, arg: Any) -> None:
-    s = f.stack
-    items = tuple(s[len(s) - arg:])
-    vm.charge(gas_mod.CELL * arg)
+def build_tuple(vm: VM, items: list[Any]) -> tuple[Any, ...]:
+    vm.charge(gas_mod.CELL * len(items))
     vm.alloc(arena_mod.tuple_size(items))
-    del s[len(s) - arg:]
-    s.append(items)
+    return tuple(items)
 
 
-def _build_dict(vm: VM, f: Frame, arg: Any) -> None:
-    s = f.stack
-    items = s[len(s) - 2 * arg:]
-    vm.charge(gas_mod.CELL * 2 * arg)
-    vm.alloc(arena_mod.DICT + arena_mod.DICT_ENTRY * arg + arena_mod.slots_size(items) - arena_mod.SLOT * 2 * arg)
+def build_dict(vm: VM, items: list[Any]) -> dict[Any, Any]:
+    n = len(items) // 2
+    vm.charge(gas_mod.CELL * 2 * n)
+    vm.alloc(arena_mod.DICT + arena_mod.DICT_ENTRY * n + arena_mod.slots_size(items) - arena_mod.SLOT * 2 * n)
     d: dict[Any, Any] = {}
-    for i in range(0, 2 * arg, 2):
+    for i in range(0, 2 * n, 2):
         ops.check_key(vm, items[i])
         d[items[i]] = items[i + 1]
-    del s[len(s) - 2 * arg:]
-    s.append(d)
+    return d
 
 
-def _build_string(vm: VM, f: Frame, arg: Any) -> None:
-    s = f.stack
-    parts = s[len(s) - arg:]
+def build_string(vm: VM, parts: list[Any]) -> str:
     for p in parts:
-        if type(p) is not str:  # pragma: no cover - the compiler formats every part
+        if type(p) is not str:
             raise TypeError(f"BUILD_STRING needs strings, not {type_name(p)}")
     total = sum(len(p) for p in parts)
     width = 1 if all(p.isascii() for p in parts) else 4
     if total * width > arena_mod.IMMEDIATE_BYTES:
         vm.charge(gas_mod.words(total * width))
         vm.alloc(24 + total * width)
-    del s[len(s) - arg:]
-    s.append("".join(parts))
+    return "".join(parts)
+
+
+def _builder(fn: Callable[[VM, list[Any]], Any], per_item: int = 1) -> Handler_:
+    def h(vm: VM, f: Frame, arg: Any) -> None:
+        s = f.stack
+        k = per_item * arg
+        r = fn(vm, s[len(s) - k:])
+        del s[len(s) - k:]
+        s.append(r)
+    return h
+
+
+def format_with(vm: VM, conv: int, v: Any, spec: Any) -> str:
+    """f"{v!conv:spec}": the FORMAT and FORMAT_SPEC instructions."""
+    if conv == 1:
+        v = text.repr_value(vm, v)
+    elif conv == 2:
+        v = text.str_value(vm, v)
+    if type(spec) is not str:
+        raise TypeError(f"a format spec must be a str, not {type_name(spec)}")
+    r = text.format_value(vm, v, spec)
+    size = arena_mod.str_size(r)
+    if size:
+        vm.alloc(size, v)
+    return r
 
 
 def _format(vm: VM, f: Frame, arg: Any) -> None:
@@ -998,41 +1160,38 @@ def _format(vm: VM, f: Frame, arg: Any) -> None:
     f.stack[-1] = format_with(vm, conv, f.stack[-1], spec)
 
 
-def _index(vm: VM, f: Frame, arg: Any) -> None:
+def _format_spec(vm: VM, f: Frame, arg: Any) -> None:
     s = f.stack
-    k = s.pop()
-    s[-1] = ops.index(vm, s[-1], k)
+    r = format_with(vm, arg, s[-2], s[-1])
+    del s[-1]
+    s[-1] = r
 
 
 def _store_index(vm: VM, f: Frame, arg: Any) -> None:
     s = f.stack
-    k = s.pop()
-    x = s.pop()
-    v = s.pop()
-    ops.store_index(vm, x, k, v)
+    ops.store_index(vm, s[-2], s[-1], s[-3])
+    del s[-3:]
 
 
 def _delete_index(vm: VM, f: Frame, arg: Any) -> None:
     s = f.stack
-    k = s.pop()
-    x = s.pop()
-    ops.delete_index(vm, x, k)
+    ops.delete_index(vm, s[-2], s[-1])
+    del s[-2:]
 
 
 def _slice(vm: VM, f: Frame, arg: Any) -> None:
     s = f.stack
-    step = s.pop()
-    hi = s.pop()
-    lo = s.pop()
-    s[-1] = ops.slice_of(vm, s[-1], lo, hi, step)
+    r = ops.slice_of(vm, s[-4], s[-3], s[-2], s[-1])
+    del s[-3:]
+    s[-1] = r
 
 
 def _unpack(vm: VM, f: Frame, arg: Any) -> None:
     s = f.stack
     x = s[-1]
     if is_guest_iter(x):
-        s.pop()
         vm.call(vm.prelude["unpack_list"], (x, arg), {})
+        s.pop()
         f.pc -= 1  # UNPACK runs again, on the list the prelude returns
         return
     items = ops.unpack(vm, x, arg)
@@ -1040,40 +1199,47 @@ def _unpack(vm: VM, f: Frame, arg: Any) -> None:
     s.extend(reversed(items))
 
 
-def _make_function(vm: VM, f: Frame, arg: Any) -> None:
-    code: Code = arg
-    s = f.stack
-    k = code.ndefaults + code.nfree
-    values = s[len(s) - k:] if k else []
+def make_function(vm: VM, code: Code, values: list[Any]) -> Function:
+    """MAKE_FUNCTION: `values` are the defaults, then the free cells."""
     defaults = tuple(values[:code.ndefaults])
     cells = tuple(values[code.ndefaults:])
     for c in cells:
         if type(c) is not Cell:
             raise TypeError(f"MAKE_FUNCTION needs cells for {code.qualname}'s free variables, not {type_name(c)}")
-    vm.alloc(arena_mod.FUNCTION + arena_mod.SLOT * k + arena_mod.slots_size(defaults) - arena_mod.SLOT * len(defaults))
-    if k:
-        del s[len(s) - k:]
-    s.append(Function(code, defaults, cells))
+    vm.alloc(arena_mod.FUNCTION + arena_mod.SLOT * len(values) + arena_mod.slots_size(defaults)
+             - arena_mod.SLOT * len(defaults))
+    return Function(code, defaults, cells)
+
+
+def _make_function(vm: VM, f: Frame, arg: Any) -> None:
+    s = f.stack
+    k = arg.ndefaults + arg.nfree
+    r = make_function(vm, arg, s[len(s) - k:])
+    del s[len(s) - k:]
+    s.append(r)
+
+
+def _finish_call(s: list[Any], first: int, r: Any) -> None:
+    """Replace a call's operands (s[first:]) by its value (unless the value arrives later)."""
+    del s[first:]
+    if r is not PUSHED:
+        s.append(r)
 
 
 def _call(vm: VM, f: Frame, arg: Any) -> None:
     s = f.stack
     n = len(s) - arg
-    args = tuple(s[n:])
-    fn = s[n - 1]
-    del s[n - 1:]
-    vm.call(fn, args, {})
+    _finish_call(s, n - 1, vm.call(s[n - 1], tuple(s[n:]), {}))
 
 
 def _call_kw(vm: VM, f: Frame, arg: Any) -> None:
     argc, names = arg
     s = f.stack
     n = len(s) - argc
-    values = s[n:]
-    fn = s[n - 1]
-    del s[n - 1:]
     k = len(names)
-    vm.call(fn, tuple(values[:argc - k]), dict(zip(names, values[argc - k:], strict=True)))
+    values = s[n:]
+    _finish_call(s, n - 1, vm.call(s[n - 1], tuple(values[:argc - k]), dict(zip(names, values[argc - k:],
+                                                                                strict=True))))
 
 
 def _call_method(vm: VM, f: Frame, arg: Any) -> None:
@@ -1082,14 +1248,11 @@ def _call_method(vm: VM, f: Frame, arg: Any) -> None:
     s = f.stack
     n = len(s) - argc
     values = s[n:]
-    obj = s[n - 1]
     k = len(names)
-    r = bi.call_method(vm, obj, name, tuple(values[:argc - k]), dict(zip(names, values[argc - k:], strict=True)))
-    del s[n - 1:]
+    r = bi.call_method(vm, s[n - 1], name, tuple(values[:argc - k]), dict(zip(names, values[argc - k:], strict=True)))
     if type(r) is TailCall:
-        vm.call(r.fn, r.args, r.kwargs)
-    else:
-        s.append(r)
+        r = vm.call(r.fn, r.args, r.kwargs)
+    _finish_call(s, n - 1, r)
 
 
 def _return(vm: VM, f: Frame, arg: Any) -> None:
@@ -1112,14 +1275,24 @@ def exception_value(v: Any) -> ExcValue:
     return v
 
 
+def raise_value(v: Any) -> None:
+    """RAISE: raise a new exception (a fresh traceback)."""
+    e = exception_value(v)
+    e.tb = []
+    raise GuestError(e)
+
+
+def reraise_value(v: Any) -> None:
+    """RERAISE: raise again, the traceback kept."""
+    raise GuestError(exception_value(v))
+
+
 def _raise(vm: VM, f: Frame, arg: Any) -> None:
-    v = exception_value(f.stack.pop())
-    v.tb = []
-    raise GuestError(v)
+    raise_value(f.stack[-1])
 
 
 def _reraise(vm: VM, f: Frame, arg: Any) -> None:
-    raise GuestError(exception_value(f.stack.pop()))
+    reraise_value(f.stack[-1])
 
 
 def exc_match(vm: VM, e: Any, t: Any) -> bool:
@@ -1135,33 +1308,11 @@ def _exc_match(vm: VM, f: Frame, arg: Any) -> None:
     s[-1] = exc_match(vm, s[-2], s[-1])
 
 
-def format_with(vm: VM, conv: int, v: Any, spec: Any) -> str:
-    """f"{v!conv:spec}": the FORMAT and FORMAT_SPEC instructions."""
-    if conv == 1:
-        v = text.repr_value(vm, v)
-    elif conv == 2:
-        v = text.str_value(vm, v)
-    if type(spec) is not str:  # pragma: no cover - the compiler builds specs as strings
-        raise TypeError("a format spec must be a str")
-    r = text.format_value(vm, v, spec)
-    size = arena_mod.str_size(r)
-    if size:
-        vm.alloc(size, v)
-    return r
-
-
-def _format_spec(vm: VM, f: Frame, arg: Any) -> None:
-    s = f.stack
-    spec = s.pop()
-    s[-1] = format_with(vm, arg, s[-1], spec)
-
-
 def _cap(vm: VM, f: Frame, arg: Any) -> None:
     name, argc = arg
     s = f.stack
-    args = tuple(s[len(s) - argc:])
-    del s[len(s) - argc:]
-    vm.capability(name, args)
+    first = len(s) - argc
+    _finish_call(s, first, vm.capability(name, tuple(s[first:])))
 
 
 def _compare(op: str) -> Callable[[VM, Any, Any], Any]:
@@ -1169,6 +1320,30 @@ def _compare(op: str) -> Callable[[VM, Any, Any], Any]:
         return ops.compare(vm, op, a, b)
     return fn
 
+
+def _ne(vm: VM, a: Any, b: Any) -> bool:
+    return not ops.eq(vm, a, b)
+
+
+def _is(vm: VM, a: Any, b: Any) -> bool:
+    return ops.is_(a, b)
+
+
+def _is_not(vm: VM, a: Any, b: Any) -> bool:
+    return not ops.is_(a, b)
+
+
+# The value-level function of each binary and unary opcode (fast mode calls them directly).
+BINARY_FUNCTIONS: dict[Op, Callable[[VM, Any, Any], Any]] = {
+    **{getattr(Op, name.upper()): fn for name, fn in ops.BINARY.items()},
+    Op.EQ: ops.eq, Op.NE: _ne, Op.LT: _compare("lt"), Op.LE: _compare("le"), Op.GT: _compare("gt"),
+    Op.GE: _compare("ge"), Op.IN: ops.contains, Op.NOT_IN: _not_in, Op.IS: _is, Op.IS_NOT: _is_not,
+    Op.INDEX: ops.index,
+}
+UNARY_FUNCTIONS: dict[Op, Callable[[VM, Any], Any]] = {
+    Op.NEG: ops.neg, Op.POS: ops.pos, Op.INVERT: ops.invert, Op.NOT: lambda vm, v: not v,
+    Op.TRUTH: lambda vm, v: bool(v), Op.GET_ITER: ops.get_iter,
+}
 
 _TABLE: dict[Op, Handler_] = {
     Op.NOP: _nop, Op.POP: _pop, Op.DUP: _dup, Op.SWAP: _swap, Op.LOAD_CONST: _load_const,
@@ -1178,20 +1353,15 @@ _TABLE: dict[Op, Handler_] = {
     Op.STORE_GLOBAL: _store_global, Op.DELETE_GLOBAL: _delete_global, Op.LOAD_BUILTIN: _load_const,
     Op.JUMP: _jump, Op.JUMP_IF_FALSE: _jump_if_false, Op.JUMP_IF_TRUE: _jump_if_true,
     Op.JUMP_IF_FALSE_OR_POP: _jump_if_false_or_pop, Op.JUMP_IF_TRUE_OR_POP: _jump_if_true_or_pop,
-    Op.GET_ITER: _get_iter, Op.FOR_ITER: _for_iter, Op.NEXT: _next,
-    Op.NEG: _unary(ops.neg), Op.POS: _unary(ops.pos), Op.INVERT: _unary(ops.invert),
-    Op.NOT: _unary(lambda vm, v: not v), Op.TRUTH: _unary(lambda vm, v: bool(v)),
-    **{getattr(Op, name.upper()): _binary(fn) for name, fn in ops.BINARY.items()},
-    Op.EQ: _binary(ops.eq), Op.NE: _binary(lambda vm, a, b: not ops.eq(vm, a, b)),
-    Op.LT: _binary(_compare("lt")), Op.LE: _binary(_compare("le")), Op.GT: _binary(_compare("gt")),
-    Op.GE: _binary(_compare("ge")), Op.IN: _binary(ops.contains), Op.NOT_IN: _binary(_not_in),
-    Op.IS: _binary(lambda vm, a, b: ops.is_(a, b)), Op.IS_NOT: _binary(lambda vm, a, b: not ops.is_(a, b)),
-    Op.BUILD_LIST: _build_list, Op.BUILD_TUPLE: _build_tuple, Op.BUILD_DICT: _build_dict,
-    Op.BUILD_STRING: _build_string, Op.FORMAT: _format, Op.INDEX: _index, Op.STORE_INDEX: _store_index,
-    Op.DELETE_INDEX: _delete_index, Op.SLICE: _slice, Op.UNPACK: _unpack, Op.MAKE_FUNCTION: _make_function,
-    Op.CALL: _call, Op.CALL_KW: _call_kw, Op.CALL_METHOD: _call_method, Op.CALL_METHOD_KW: _call_method,
-    Op.RETURN: _return, Op.RAISE: _raise, Op.RERAISE: _reraise, Op.EXC_MATCH: _exc_match, Op.CAP: _cap,
-    Op.FORMAT_SPEC: _format_spec,
+    Op.FOR_ITER: _for_iter, Op.NEXT: _next,
+    **{op: _unary(fn) for op, fn in UNARY_FUNCTIONS.items()},
+    **{op: _binary(fn) for op, fn in BINARY_FUNCTIONS.items()},
+    Op.BUILD_LIST: _builder(build_list), Op.BUILD_TUPLE: _builder(build_tuple),
+    Op.BUILD_DICT: _builder(build_dict, 2), Op.BUILD_STRING: _builder(build_string), Op.FORMAT: _format,
+    Op.STORE_INDEX: _store_index, Op.DELETE_INDEX: _delete_index, Op.SLICE: _slice, Op.UNPACK: _unpack,
+    Op.MAKE_FUNCTION: _make_function, Op.CALL: _call, Op.CALL_KW: _call_kw, Op.CALL_METHOD: _call_method,
+    Op.CALL_METHOD_KW: _call_method, Op.RETURN: _return, Op.RAISE: _raise, Op.RERAISE: _reraise,
+    Op.EXC_MATCH: _exc_match, Op.CAP: _cap, Op.FORMAT_SPEC: _format_spec,
 }
 SLOW.extend(_TABLE[Op(i)] for i in range(len(Op)))
 assert all(Op(i) in _TABLE for i in range(len(Op))), "every opcode has its semantics"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +11,10 @@ from crush.compiler import compile_cast
 from crush.text import str_value
 from crush.vm import VM, Host, Outcome
 from crush.walkers.python import walk
+from tests.crush import cpython as reference
 
 REPO = Path(__file__).resolve().parent.parent.parent
-CORPUS = sorted((REPO / "tests" / "crush" / "corpus").glob("*.py"))
+CORPUS = reference.corpus_programs()
 GAS = 2_000_000_000
 ARENA = 256 << 20
 
@@ -52,10 +51,8 @@ def run_source(source: str, **kwargs: Any) -> Run:
     return run(compile_source(source), **kwargs)
 
 
-def cpython(source: str, timeout: float = 60) -> str:
-    """What CPython prints for `source`: stdout, then the last line of an uncaught exception."""
-    r = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=timeout, check=False)
-    if r.returncode:
-        last = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
-        return r.stdout + last + "\n"
-    return r.stdout
+def cpython(source: str) -> str:
+    """What CPython prints for `source` (tests/crush/cpython.py): stdout, then an uncaught
+    exception's last line, as `Run.transcript` writes them."""
+    outcome = reference.run_source(source)
+    return outcome.stdout + (outcome.error + "\n" if outcome.error else "")
