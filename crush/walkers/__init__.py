@@ -43,6 +43,7 @@ class WalkError(Exception):
         self.line = line
         self.col = col
         self.message = message
+        self.tree = False  # raised because the parse tree has an ERROR or MISSING node
         super().__init__(f"{_one_line(file)}:{line}:{col}: {_one_line(message)}")
 
 

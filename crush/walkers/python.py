@@ -30,6 +30,7 @@ refuses are documented in docs/crush.md ("Walkers"); the rules that keep it exac
 
 from __future__ import annotations
 
+import ast
 import builtins
 import keyword
 import math
@@ -120,9 +121,46 @@ _CLASSES = bytes(ord("a") if (chr(b).isalnum() or b == ord("_") or b >= 0x80) el
 def walk(source: str, filename: str) -> dict[str, Any]:
     """The CAST document of Python `source` (named `filename` in positions and errors).
 
-    Raises WalkError, and nothing else, for a source outside the subset or not valid Python."""
+    Raises WalkError, and nothing else, for a source outside the subset or not valid Python. Whether
+    it is valid Python is CPython's parser's call (the walker's own checks are a second line of
+    defence): a syntax error is reported in CPython's words, before any unsupported construct, as
+    CPython reports syntax errors before it runs anything."""
     data = _encode(source, filename)
-    return _Walker(data, filename).document()
+    text = data.decode("utf-8")  # what both parsers read: BOM dropped, newlines normalised
+    try:
+        doc = _Walker(data, filename).document()
+    except WalkError as e:
+        verdict = _cpython_verdict(text, filename)
+        if verdict is not None and verdict is not _TOO_DEEP:
+            raise verdict from None
+        if e.tree and verdict is None:
+            raise WalkError(e.file, e.line, e.col, "unsupported syntax: valid Python that tree-sitter-python does "
+                                                   "not read as CPython does (known cases: a line inside brackets "
+                                                   "indented less than its block, a line made of a backslash)"
+                            ) from None
+        raise
+    verdict = _cpython_verdict(text, filename)
+    if verdict is _TOO_DEEP:
+        raise WalkError(filename, 1, 1, "nesting too deep (CPython's parser refuses it)")
+    if verdict is not None:
+        raise verdict
+    return doc
+
+
+_TOO_DEEP = WalkError("", 1, 1, "")  # CPython's parser gave up on the nesting (RecursionError, MemoryError)
+
+
+def _cpython_verdict(text: str, filename: str) -> WalkError | None:
+    """CPython's parser on `text`: None if it is valid Python, its SyntaxError as a WalkError, or
+    _TOO_DEEP if the parser gave up (it raises MemoryError or RecursionError on 100,000-deep input;
+    the walker's own limits refuse such input first on the way that accepts)."""
+    try:
+        compile(text, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as e:
+        return WalkError(filename, e.lineno or 1, max(e.offset or 1, 1), e.msg or "invalid syntax")
+    except (RecursionError, MemoryError):
+        return _TOO_DEEP
+    return None
 
 
 def walk_bytes(data: bytes, filename: str) -> dict[str, Any]:
@@ -285,6 +323,13 @@ class _Walker:
         line, col = _line_col(self.src, offset)
         return WalkError(self.file, line, col, message)
 
+    def structural(self, node: Node | int, message: str) -> WalkError:
+        """An error in the structure tree-sitter built (indentation, logical lines, blocks): when
+        CPython accepts the source, tree-sitter read it differently, and walk() says so instead."""
+        error = self.error(node, message)
+        error.tree = True
+        return error
+
     def unsupported(self, node: Node, what: str) -> WalkError:
         return self.error(node, f"unsupported {what}")
 
@@ -348,9 +393,11 @@ class _Walker:
         """The error of a tree that has one: what CPython's tokenizer would say first (a bracket that
         does not match, a string that does not end, a bracket never closed), else the first ERROR or
         MISSING node. Found without recursion."""
-        tokenizer = self.token_error(root)
-        if tokenizer is not None:
-            return tokenizer
+        error = self.token_error(root) or self.tree_error(root)
+        error.tree = True
+        return error
+
+    def tree_error(self, root: Node) -> WalkError:
         node = root
         while True:
             if node.is_missing:
@@ -427,10 +474,10 @@ class _Walker:
     def block(self, block: Node | None, header: Node) -> CastNode:
         """The statements of a block as one statement (std.pass, the statement, or a std.seq)."""
         if block is None or block.is_missing:
-            raise self.error(header, "expected an indented block")
+            raise self.structural(header, "expected an indented block")
         statements = self.statements(block)
         if not statements:
-            raise self.error(block.end_byte if block.end_byte > header.start_byte else header,
+            raise self.structural(block.end_byte if block.end_byte > header.start_byte else header,
                              f"expected an indented block after {self.describe(header)} on line "
                              f"{header.start_point.row + 1}")
         self.check_indentation(block, statements, header)
@@ -482,14 +529,15 @@ class _Walker:
                 return  # a header ends at its block; the block's statements are checked one by one
             descend = current.type not in ("string", "concatenated_string") and cursor.goto_first_child()
             if not descend:
-                if previous is not None and depth == 0 and previous.type != "line_continuation" \
-                        and current.start_point.row != previous.end_point.row:
-                    raise self.error(current, "invalid syntax")
-                if current.type in _OPENING:
-                    depth += 1
-                elif current.type in _CLOSING:
-                    depth -= 1
-                previous = current
+                if current.type != "comment":  # a comment ends its line, wherever it is
+                    if previous is not None and depth == 0 and previous.type != "line_continuation" \
+                            and current.start_point.row != previous.end_point.row:
+                        raise self.structural(current, "invalid syntax")
+                    if current.type in _OPENING:
+                        depth += 1
+                    elif current.type in _CLOSING:
+                        depth -= 1
+                    previous = current
                 while not cursor.goto_next_sibling():
                     if not cursor.goto_parent() or cursor.node == node:
                         return
@@ -521,7 +569,7 @@ class _Walker:
     def check_indentation(self, block: Node, statements: list[Node], header: Node | None) -> None:
         outer = (0, 0) if header is None else self.indentation(header)
         if header is not None and outer is None:
-            raise self.error(header, "invalid syntax (a compound statement must start its line)")
+            raise self.structural(header, "invalid syntax (a compound statement must start its line)")
         first_line = statements[0].start_point.row
         inline = header is not None and first_line == header.start_point.row
         level: tuple[int, int] | None = None
@@ -530,28 +578,28 @@ class _Walker:
             ind = self.indentation(st)
             if inline:
                 if st.start_point.row != first_line:
-                    raise self.error(st, "unexpected indent")
+                    raise self.structural(st, "unexpected indent")
                 if st.type in _COMPOUND:
-                    raise self.error(st, "invalid syntax (a compound statement must start its line)")
+                    raise self.structural(st, "invalid syntax (a compound statement must start its line)")
             elif ind is None:
                 if st.type in _COMPOUND or previous is None or previous.end_point.row != st.start_point.row:
-                    raise self.error(st, "invalid syntax (a compound statement must start its line)")
+                    raise self.structural(st, "invalid syntax (a compound statement must start its line)")
             elif level is None:
                 level = ind
                 if header is None and ind != (0, 0):
-                    raise self.error(st, "unexpected indent")
+                    raise self.structural(st, "unexpected indent")
                 assert outer is not None
                 if header is not None and not (ind[0] > outer[0] and ind[1] > outer[1]):
                     if ind[0] > outer[0] or ind[1] > outer[1]:
-                        raise self.error(st, "inconsistent use of tabs and spaces in indentation")
-                    raise self.error(st, f"expected an indented block after {self.describe(header)} on line "
+                        raise self.structural(st, "inconsistent use of tabs and spaces in indentation")
+                    raise self.structural(st, f"expected an indented block after {self.describe(header)} on line "
                                          f"{header.start_point.row + 1}")
             elif ind != level:
                 if ind[0] == level[0] or ind[1] == level[1]:
-                    raise self.error(st, "inconsistent use of tabs and spaces in indentation")
+                    raise self.structural(st, "inconsistent use of tabs and spaces in indentation")
                 if ind[0] > level[0]:
-                    raise self.error(st, "unexpected indent")
-                raise self.error(st, "unindent does not match any outer indentation level")
+                    raise self.structural(st, "unexpected indent")
+                raise self.structural(st, "unindent does not match any outer indentation level")
             previous = st
 
     def check_clause(self, clause: Node, statement: Node) -> None:
@@ -560,17 +608,20 @@ class _Walker:
             self.check_logical_line(clause)
         ind = self.indentation(clause)
         if ind is None:
-            raise self.error(clause, "invalid syntax")
+            raise self.structural(clause, "invalid syntax")
         if ind != self.indentation(statement):
-            raise self.error(clause, "unindent does not match any outer indentation level")
+            raise self.structural(clause, "unindent does not match any outer indentation level")
 
     def s_pass(self, node: Node) -> CastNode | None:
         return None
 
     def s_expression(self, node: Node) -> CastNode | None:
         children = self.statements(node)
-        if len(children) != 1:
-            raise self.error(node, "invalid syntax")
+        if not children:
+            raise self.structural(node, "invalid syntax")
+        if len(children) > 1:  # `a, b` as a statement: tree-sitter has no expression_list here
+            self.check_commas(node)
+            return self.wrap(node, lambda _: ["std.expr", ["std.tuple", *(self.expr(c) for c in children)]])
         child = children[0]
         kind = child.type
         if kind == "assignment":
@@ -597,13 +648,14 @@ class _Walker:
             raise self.unsupported(node, "global statement at module level")
         for name_node in self.statements(node):
             name = self.identifier(name_node)
+            # CPython names the statement, not the name, in these errors
             if name in scope.params:
-                raise self.error(name_node, f"name '{name}' is parameter and global")
+                raise self.error(node, f"name '{name}' is parameter and global")
             if name in scope.nonlocals:
-                raise self.error(name_node, f"name '{name}' is nonlocal and global")
+                raise self.error(node, f"name '{name}' is nonlocal and global")
             if name in scope.used:
                 verb = "assigned to before" if scope.used[name] == "assigned" else "used prior to"
-                raise self.error(name_node, f"name '{name}' is {verb} global declaration")
+                raise self.error(node, f"name '{name}' is {verb} global declaration")
             if name in scope.handler_names:
                 raise self.unsupported(name_node, f"global declaration of '{name}', bound by an except clause")
             scope.globals.setdefault(name, name_node)
@@ -616,16 +668,16 @@ class _Walker:
         for name_node in self.statements(node):
             name = self.identifier(name_node)
             if name in scope.params:
-                raise self.error(name_node, f"name '{name}' is parameter and nonlocal")
+                raise self.error(node, f"name '{name}' is parameter and nonlocal")
             if name in scope.globals:
-                raise self.error(name_node, f"name '{name}' is nonlocal and global")
+                raise self.error(node, f"name '{name}' is nonlocal and global")
             if name in scope.used:
                 verb = "assigned to before" if scope.used[name] == "assigned" else "used prior to"
-                raise self.error(name_node, f"name '{name}' is {verb} nonlocal declaration")
+                raise self.error(node, f"name '{name}' is {verb} nonlocal declaration")
             if name in scope.handler_names:
                 raise self.unsupported(name_node, f"nonlocal declaration of '{name}', bound by an except clause")
             scope.nonlocals.setdefault(name, name_node)
-            self.nonlocal_checks.append((scope, name, name_node))
+            self.nonlocal_checks.append((scope, name, node))
         return None
 
     def s_return(self, node: Node) -> CastNode | None:
