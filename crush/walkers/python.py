@@ -30,7 +30,6 @@ refuses are documented in docs/crush.md ("Walkers"); the rules that keep it exac
 
 from __future__ import annotations
 
-import ast
 import builtins
 import keyword
 import math
@@ -122,28 +121,26 @@ def walk(source: str, filename: str) -> dict[str, Any]:
     """The CAST document of Python `source` (named `filename` in positions and errors).
 
     Raises WalkError, and nothing else, for a source outside the subset or not valid Python. Whether
-    it is valid Python is CPython's parser's call (the walker's own checks are a second line of
-    defence): a syntax error is reported in CPython's words, before any unsupported construct, as
-    CPython reports syntax errors before it runs anything."""
+    it is valid Python is CPython's call: the source is compiled (not run) first, and a syntax error
+    is reported in CPython's words at CPython's position, before any unsupported construct, as
+    CPython reports syntax errors before it runs anything. The walker's own checks are a second
+    line of defence, against tree-sitter reading valid Python differently from CPython."""
     data = _encode(source, filename)
     text = data.decode("utf-8")  # what both parsers read: BOM dropped, newlines normalised
+    verdict = _cpython_verdict(text, filename)
+    if verdict is not None and verdict is not _TOO_DEEP:
+        raise verdict
     try:
         doc = _Walker(data, filename).document()
     except WalkError as e:
-        verdict = _cpython_verdict(text, filename)
-        if verdict is not None and verdict is not _TOO_DEEP:
-            raise verdict from None
         if e.tree and verdict is None:
             raise WalkError(e.file, e.line, e.col, "unsupported syntax: valid Python that tree-sitter-python does "
                                                    "not read as CPython does (known cases: a line inside brackets "
-                                                   "indented less than its block, a line made of a backslash)"
-                            ) from None
+                                                   "indented less than its block, a line made of a backslash, an "
+                                                   "f-string format spec starting with '=')") from None
         raise
-    verdict = _cpython_verdict(text, filename)
     if verdict is _TOO_DEEP:
         raise WalkError(filename, 1, 1, "nesting too deep (CPython's parser refuses it)")
-    if verdict is not None:
-        raise verdict
     return doc
 
 
@@ -151,15 +148,18 @@ _TOO_DEEP = WalkError("", 1, 1, "")  # CPython's parser gave up on the nesting (
 
 
 def _cpython_verdict(text: str, filename: str) -> WalkError | None:
-    """CPython's parser on `text`: None if it is valid Python, its SyntaxError as a WalkError, or
-    _TOO_DEEP if the parser gave up (it raises MemoryError or RecursionError on 100,000-deep input;
-    the walker's own limits refuse such input first on the way that accepts)."""
+    """CPython's compiler on `text` (parser, symbol table and code generation; nothing runs): None
+    if it is valid Python, its SyntaxError as a WalkError, or _TOO_DEEP if it gave up (it raises
+    MemoryError or RecursionError on 100,000-deep input, which the walker then refuses itself).
+    Compiling to bytecode is faster than building an AST: no Python objects per node."""
     try:
-        compile(text, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        compile(text, filename, "exec", dont_inherit=True)
     except SyntaxError as e:
         return WalkError(filename, e.lineno or 1, max(e.offset or 1, 1), e.msg or "invalid syntax")
     except (RecursionError, MemoryError):
         return _TOO_DEEP
+    except ValueError as e:  # what compile() refuses before parsing (the walker refused NUL bytes already)
+        return WalkError(filename, 1, 1, str(e))
     return None
 
 
@@ -1747,7 +1747,9 @@ class _Walker:
         if b"#" in field and any(leaf.type == "comment" for leaf in _leaves(node)):
             raise self.error(node, "f-string expression part cannot include '#'")
         if expression.type in ("lambda", "named_expression"):
-            raise self.error(expression, "f-string: invalid syntax (parenthesize it)")
+            # CPython ends the expression at the ':' (`{v:=10}` is v with the spec "=10"); tree-sitter
+            # reads on: a disagreement, unless CPython refuses the source anyway
+            raise self.structural(expression, "f-string: invalid syntax (parenthesize it)")
         conv = ""
         if conversion is not None:
             conv = self.text(conversion)[1:]

@@ -3,7 +3,8 @@
 Two inputs: a large generated program (N functions of realistic code: loops, branches, comprehensions,
 f-strings, try/except) walked as one file, and every corpus program walked file by file (the per-file
 cost included). The baseline, measured in the same run on the same sources, is CPython's own
-compile() (parse + bytecode), so the ratio says how far the tree-sitter walker is from the C parser.
+compile() (parse + bytecode), so the ratio says how far the tree-sitter walker is from the C parser
+(walk() itself calls compile() once to let CPython decide what is valid Python).
 Times are the best of a few runs in CPU seconds of this process. The issue's target is walker +
 compiler >= 1,000 source lines/s.
 

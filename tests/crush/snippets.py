@@ -166,7 +166,7 @@ SNIPPETS: dict[str, str] = {
         'show(lambda: f(1, 2, 3))\n'
         'show(lambda: f(1, z=3))\n'
         'show(lambda: f(1, a=3))\n'
-        'show(lambda: (5)(1))\n'
+        'show(lambda: [5][0](1))\n'
         'show(lambda: "abc".foo())\n'
         'show(lambda: (1).bar())\n'
         'show(lambda: len(5))\n'
