@@ -4,14 +4,17 @@
 one pass, then resolves names. The subset it accepts, how each construct maps to CAST and what it
 refuses are documented in docs/crush.md ("Walkers"); the rules that keep it exact are:
 
-- Exact or refused. tree-sitter accepts more than Python does (Python 2 statements, `0777`,
-  `ub""`, inconsistent dedents, empty blocks, `def f(a=1, b)`, ...); the walker re-checks what
-  CPython's tokenizer, parser and symbol table check (indentation with tabs at 8 and at 1 column,
-  literal syntax, targets, argument order, global/nonlocal rules, `break` outside a loop, ...) and
-  reports the first problem. Where CAST cannot express CPython's behaviour exactly (a builtin
-  shadowed by a global that might be read before it is bound, an `except ... as e` name read after
-  its handler, `is` on numbers, generator expressions that a consumer may stop early) the program
-  is refused with its position rather than lowered approximately.
+- Exact or refused. CPython decides what is valid Python: the source is compiled (not run) before
+  it is walked, and a syntax error is CPython's. tree-sitter accepts more than Python does (Python
+  2 statements, `0777`, `ub""`, inconsistent dedents, empty blocks, `def f(a=1, b)`, ...) and
+  reads a few valid constructs differently, so the walker also checks the tree it lowers against
+  what CPython's tokenizer and symbol table see (indentation with tabs at 8 and at 1 column,
+  logical lines, literal syntax, targets, argument order, global/nonlocal rules, ...): a
+  structural disagreement on valid Python is refused as "unsupported syntax". Where CAST cannot
+  express CPython's behaviour exactly (a builtin shadowed by a global that might be read before it
+  is bound, an `except ... as e` name read after its handler, `is` on numbers, generator
+  expressions that a consumer may stop early) the program is refused with its position rather
+  than lowered approximately.
 - Python's scoping, made explicit. Every name of a function that Python makes local (assigned
   anywhere in it, not declared global/nonlocal) is declared with `std.let NAME` at the top of the
   function body; reads of function locals and of enclosing functions' locals are `std.var`;
@@ -390,10 +393,9 @@ class _Walker:
         return {"cast": cast.CAST_VERSION, "lang": "python", "file": self.file, "body": doc_body}
 
     def syntax_error(self, root: Node) -> WalkError:
-        """The error of a tree that has one: what CPython's tokenizer would say first (a bracket that
-        does not match, a string that does not end, a bracket never closed), else the first ERROR or
-        MISSING node. Found without recursion."""
-        error = self.token_error(root) or self.tree_error(root)
+        """The first ERROR or MISSING node of a tree that has one, found without recursion. CPython
+        accepted the source (it is compiled first), so this is a place tree-sitter misread."""
+        error = self.tree_error(root)
         error.tree = True
         return error
 
@@ -413,42 +415,6 @@ class _Walker:
                     break
             else:
                 return self.error(node, "invalid syntax")
-
-    def token_error(self, root: Node) -> WalkError | None:
-        opened: list[Node] = []
-        for leaf in _leaves(root):
-            kind = leaf.type
-            if leaf.is_missing:
-                continue
-            if kind in _OPENING:
-                opened.append(leaf)
-            elif kind in _CLOSING:
-                if not opened:
-                    parent = leaf.parent
-                    if kind == "}" and parent is not None and any(c.type == "string_start" for c in parent.children):
-                        return self.error(leaf, "f-string: single '}' is not allowed")
-                    return self.error(leaf, f"unmatched '{kind}'")
-                top = opened.pop()
-                if _CLOSING[kind] != top.type:
-                    where = "" if top.start_point.row == leaf.start_point.row else \
-                        f" on line {top.start_point.row + 1}"
-                    return self.error(leaf, f"closing parenthesis '{kind}' does not match opening parenthesis "
-                                            f"'{top.type}'{where}")
-            elif kind == "string_start":
-                string = leaf.parent
-                complete = string is not None and string.type == "string" and \
-                    string.children[-1].type == "string_end" and not string.children[-1].is_missing
-                opening = self.text(leaf)
-                quote = opening[len(opening.rstrip("'\"")):]
-                end = _STRING_END.get(quote)
-                if not complete and end is not None and not end.match(self.src, leaf.end_byte):
-                    triple = "triple-quoted " if len(quote) == 3 else ""
-                    line = self.src.count(b"\n") + (0 if self.src.endswith(b"\n") else 1) if triple else \
-                        leaf.start_point.row + 1
-                    return self.error(leaf, f"unterminated {triple}string literal (detected at line {line})")
-        if opened:
-            return self.error(opened[-1], f"'{opened[-1].type}' was never closed")
-        return None
 
     def check_depth(self, body: CastNode) -> None:
         """Refuse CAST nested deeper than cast.MAX_DEPTH (every JSON array a level, as cast.depth
@@ -1981,10 +1947,6 @@ _LITERALS = frozenset(("std.int", "std.float", "std.str", "std.bool", "std.none"
 
 
 _OPENING = frozenset(("(", "[", "{"))
-# the rest of a string literal after its opening quote, up to its closing quote (escapes skipped)
-_STRING_END = {q: re.compile(rb"(?:[^\\\n" + q.encode() + rb"]|\\.)*" + q.encode(), re.S) for q in ("'", '"')} | {
-    q: re.compile(rb"(?:[^\\" + q[0].encode() + rb"]|\\.|" + q[0].encode() + rb"(?!" + q[:2].encode() + rb"))*"
-                  + q.encode(), re.S) for q in ("'''", '"""')}
 _CLOSING = {")": "(", "]": "[", "}": "{"}
 
 
