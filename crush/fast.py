@@ -209,6 +209,8 @@ def compile_code(code: Code, metering: bool) -> Compiled:
     g.emit(1, "G = vm.globals")
     g.emit(1, "frames = vm.frames")
     g.emit(1, "st = vm.steps")
+    if metering:
+        g.emit(1, "gas = vm.gas")
     if code.nlocals:
         g.emit(1, f"{_tuple_of([f'L{i}' for i in range(code.nlocals)])} = fl")
     if max_depth:
@@ -226,8 +228,8 @@ def compile_code(code: Code, metering: bool) -> Compiled:
         cost = sum(instrs[p][2] for p in range(start, end))
         count = end - start
         if g.metering:
-            g.emit(ind, f"gas = vm.gas - {cost}", start)
-            g.emit(ind, f"if gas < 0 or st + {count} > limit:", start)
+            g.emit(ind, f"if gas < {cost} or st + {count} > limit:", start)
+            g.emit(ind + 1, "vm.gas = gas", start)
         else:
             g.emit(ind, f"if st + {count} > limit:", start)
         write_back(ind + 1, depths[start], start)
@@ -235,7 +237,7 @@ def compile_code(code: Code, metering: bool) -> Compiled:
         g.emit(ind + 1, "vm.steps = st", start)
         g.emit(ind + 1, "return 1", start)
         if g.metering:
-            g.emit(ind, "vm.gas = gas", start)
+            g.emit(ind, f"gas -= {cost}", start)
         g.emit(ind, f"st += {count}", start)
         for pc in range(start, end):
             rest = sum(instrs[p][2] for p in range(pc + 1, end)) if g.metering else 0
@@ -308,20 +310,22 @@ def _instruction(g: _Gen, pc: int, ind: int, rest: int,  # one arm per opcode
         g.emit(ind + extra, text, pc)
 
     def helper(target: str | None, call: str, extra: int = 0) -> None:
-        """A call that may charge gas dynamically or raise: it runs with the block's rest
-        credited back (so it sees the interpreter's gas); if after it the rest cannot be paid,
-        the interpreter takes over at the next instruction (and traps where it would)."""
-        if rest:
-            line(f"vm.gas += {rest}", extra)
+        """A call that may charge gas dynamically or raise. It runs with vm.gas set to the
+        interpreter's gas at this instruction (the block's unexecuted rest credited back); if
+        after it the rest cannot be paid, the interpreter takes over at the next instruction
+        (and traps where it would)."""
+        if g.metering:
+            line(f"vm.gas = gas + {rest}" if rest else "vm.gas = gas", extra)
         line(f"{target} = {call}" if target else call, extra)
-        if rest and not call.startswith("raise "):
-            line(f"vm.gas -= {rest}", extra)
-            line("if vm.gas < 0:", extra)
-            line(f"vm.gas += {rest}", extra + 1)
-            write_back(ind + extra + 1, code.depths[pc + 1], pc)
-            line(f"frame.pc = {pc + 1}", extra + 1)
-            line(f"vm.steps = st - {g.after[pc]}", extra + 1)
-            line("return 1", extra + 1)
+        if g.metering and not call.startswith("raise "):
+            line(f"gas = vm.gas - {rest}" if rest else "gas = vm.gas", extra)
+            if rest:
+                line("if gas < 0:", extra)
+                line(f"vm.gas = gas + {rest}", extra + 1)
+                write_back(ind + extra + 1, code.depths[pc + 1], pc)
+                line(f"frame.pc = {pc + 1}", extra + 1)
+                line(f"vm.steps = st - {g.after[pc]}", extra + 1)
+                line("return 1", extra + 1)
 
     def handled(extra: int = 0) -> None:
         """Write the state back and let the interpreter's handler run the instruction."""
@@ -331,11 +335,15 @@ def _instruction(g: _Gen, pc: int, ind: int, rest: int,  # one arm per opcode
         write_back(ind + extra, d, pc)
         line(f"frame.pc = {pc + 1}", extra)
         line("vm.steps = st", extra)
+        if g.metering:
+            line("vm.gas = gas", extra)
         line("vm.live = None", extra)
         line(f"{name}(vm, frame, A{pc})", extra)
         line("if vm.halt or frames[-1] is not frame:", extra)
         line("return 0", extra + 1)
         line("vm.live = live", extra)
+        if g.metering:
+            line("gas = vm.gas", extra)
         line("b = frame.pc", extra)
         targets = [pc + 1] + ([arg] if op == Op.FOR_ITER else [])
         for i, t in enumerate(targets):

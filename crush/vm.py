@@ -382,8 +382,10 @@ class VM:
         if self.fast:
             from crush.fast import run_fast  # noqa: PLC0415 - fast mode is optional and heavier to import
             run_fast(self, limit)
-        else:
+        elif self.metering:
             self.interpret(limit)
+        else:
+            _unmetered_interpreter()(self, limit)
         return self.outcome()
 
     def resume_pending(self, result: Any = None) -> None:
@@ -1365,3 +1367,38 @@ _TABLE: dict[Op, Handler_] = {
 }
 SLOW.extend(_TABLE[Op(i)] for i in range(len(Op)))
 assert all(Op(i) in _TABLE for i in range(len(Op))), "every opcode has its semantics"
+
+
+# ----------------------------------------------------------------------------------------------
+# Metering off (for the benchmark's measure of what metering costs, crush/... tests/bench/crush.py)
+
+_UNMETERED: list[Callable[[VM, int], None]] = []
+
+
+def _unmetered_interpreter() -> Callable[[VM, int], None]:
+    """VM.interpret without its two gas statements (`gas -= cost` and the `if gas < 0:` that
+    follows), made from interpret's own source: the same loop, so that a run with and one
+    without metering differ by exactly what metering costs. Only VM(metering=False) uses it."""
+    if not _UNMETERED:
+        import ast  # noqa: PLC0415 - only the benchmark's metering-off runs need these
+        import inspect  # noqa: PLC0415
+        import textwrap  # noqa: PLC0415
+
+        class _Strip(ast.NodeTransformer):
+            def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST | None:
+                is_gas = isinstance(node.target, ast.Name) and node.target.id == "gas"
+                return None if is_gas and isinstance(node.op, ast.Sub) else node
+
+            def visit_If(self, node: ast.If) -> ast.AST | None:
+                test = node.test
+                if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "gas":
+                    return None
+                self.generic_visit(node)
+                return node
+
+        tree = _Strip().visit(ast.parse(textwrap.dedent(inspect.getsource(VM.interpret))))
+        namespace: dict[str, Any] = {}
+        exec(compile(ast.fix_missing_locations(tree), __file__, "exec"), globals(), namespace)  # noqa: S102
+        _UNMETERED.append(namespace["interpret"])
+    return _UNMETERED[0]
+
