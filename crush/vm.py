@@ -127,7 +127,8 @@ class Pending:
 
 class Code:
     """A verified CASM function, ready to run."""
-    __slots__ = ("cellnames", "costs", "depths", "fast", "file", "frame_bytes", "handlers", "index", "instrs",
+    __slots__ = ("cellnames", "costs", "depths", "fast", "file", "frame_bytes", "handlers", "handling", "index",
+                 "instrs",
                  "lines", "max_depth", "name", "ncells", "ndefaults", "nfree", "nlocals", "nparams", "param_index",
                  "qualname", "remain", "starts", "unbound_tail", "unit", "varnames")
 
@@ -146,6 +147,7 @@ class Code:
         self.cellnames: tuple[str, ...] = fn.cellnames
         self.param_index = {name: i for i, name in enumerate(fn.params)}
         self.handlers: tuple[Handler, ...] = fn.handlers
+        self.handling: tuple[tuple[int, int, int], ...] = fn.handling
         self.lines: tuple[tuple[int, int], ...] = fn.lines
         self.depths = facts.depths
         self.max_depth = facts.max_depth
@@ -1387,6 +1389,17 @@ def _reraise(vm: VM, f: Frame, arg: Any) -> None:
     reraise_value(f.stack[-1])
 
 
+def _raise_current(vm: VM, f: Frame, arg: Any) -> None:
+    """A bare `raise` outside an except clause: the exception being handled by the nearest
+    frame (this one or a caller) whose current instruction is in one of its handler bodies."""
+    for frame in reversed(vm.frames):
+        pc = frame.pc - 1
+        for start, end, slot in frame.code.handling:
+            if start <= pc < end and type(frame.locals[slot]) is ExcValue:
+                raise GuestError(frame.locals[slot])
+    raise exc("RuntimeError", "No active exception to reraise")
+
+
 def exc_match(vm: VM, e: Any, t: Any) -> bool:
     types = t if type(t) is tuple else (t,)
     for c in types:
@@ -1453,7 +1466,7 @@ _TABLE: dict[Op, Handler_] = {
     Op.STORE_INDEX: _store_index, Op.DELETE_INDEX: _delete_index, Op.SLICE: _slice, Op.UNPACK: _unpack,
     Op.MAKE_FUNCTION: _make_function, Op.CALL: _call, Op.CALL_KW: _call_kw, Op.CALL_METHOD: _call_method,
     Op.CALL_METHOD_KW: _call_method, Op.RETURN: _return, Op.RAISE: _raise, Op.RERAISE: _reraise,
-    Op.EXC_MATCH: _exc_match, Op.CAP: _cap, Op.FORMAT_SPEC: _format_spec,
+    Op.EXC_MATCH: _exc_match, Op.CAP: _cap, Op.FORMAT_SPEC: _format_spec, Op.RAISE_CURRENT: _raise_current,
 }
 SLOW.extend(_TABLE[Op(i)] for i in range(len(Op)))
 assert all(Op(i) in _TABLE for i in range(len(Op))), "every opcode has its semantics"
