@@ -2,9 +2,9 @@
 reaching the outside world only through its host's capabilities.
 
 Loading: `load(program)` verifies a CASM program (crush/verify.py) and turns each function into
-a `Code`: its instructions as `(opcode, resolved operand, gas cost)` tuples (constants, names,
-builtins and target functions resolved once), its handler and line tables, and the stack depths
-the verifier proved. A program the verifier refuses is never run: `VM.run` returns a
+a `Code`: its instructions as `(opcode, resolved operand, block cost, rest)` tuples (constants,
+names, builtins and target functions resolved once; see `_blocks` for the gas fields), its
+handler, line and handling tables, and the stack depths the verifier proved. A program the verifier refuses is never run: `VM.run` returns a
 VERIFY_FAILED trap having executed zero instructions.
 
 State (all of it plain data, so crush/state.py can serialise it between any two instructions):
@@ -13,12 +13,13 @@ State (all of it plain data, so crush/state.py can serialise it between any two 
 random generator's state, and a pending capability call (sleep/yield suspend the run).
 
 The interpreter loop keeps the hot state in Python locals, dispatches on the opcode with an
-if-chain ordered by frequency whose first arms are inline fast paths (locals, constants, small-
-int arithmetic and comparisons, jumps, list/range iteration), and sends everything else to
-`SLOW[op]`, the complete semantics of each opcode. Gas: each instruction first pays its cost
-(one subtraction and one comparison); an instruction that cannot pay traps OUT_OF_GAS at its
-own index, before doing anything, and the run ends with all gas used. Dynamic costs are paid
-through `charge` before the work they pay for.
+if-chain grouped by opcode range whose first arms are inline fast paths (locals, constants,
+small-int arithmetic and comparisons, jumps, list/range iteration, calls), and sends everything
+else to `SLOW[op]`, the complete semantics of each opcode. Gas: each basic block pays its
+instructions' static costs when it is entered (one test per instruction), with every observable
+figure exactly what paying per instruction gives (`interpret` explains how); an instruction that
+cannot pay traps OUT_OF_GAS at its own index, before doing anything, and the run ends with all
+gas used. Dynamic costs are paid through `charge` before the work they pay for.
 
 Invariants the loop relies on (the verifier proved them): operands are in range, the stack
 never underflows, a frame's stack depth at each instruction is `Code.depths[pc]`; a frame below
