@@ -4,8 +4,9 @@ reaching the outside world only through its host's capabilities.
 Loading: `load(program)` verifies a CASM program (crush/verify.py) and turns each function into
 a `Code`: its instructions as `(opcode, resolved operand, block cost, rest)` tuples (constants,
 names, builtins and target functions resolved once; see `_blocks` for the gas fields), its
-handler, line and handling tables, and the stack depths the verifier proved. A program the verifier refuses is never run: `VM.run` returns a
-VERIFY_FAILED trap having executed zero instructions.
+handler, line and handling tables, and the stack depths the verifier proved. A program the
+verifier refuses is never run: `VM.run` returns a VERIFY_FAILED trap having executed zero
+instructions.
 
 State (all of it plain data, so crush/state.py can serialise it between any two instructions):
 `frames` (each: code, pc, operand stack, locals, cells, and how its return value is delivered),
