@@ -273,8 +273,8 @@ def bound_cases() -> list[tuple[dict[str, Any], bool]]:
                                         (f"{top + 1}{letter}", False), (f"{b.max}", True), (f"{b.max + 1}", False),
                                         (f"000{top}{letter}", True), ("9" * 30, False))]
                 if lower:
-                    cases += [(_patch(section.name, spec.name, v), ok)
-                              for v, ok in ((f"{top << 10}{lower.lower()}", True), (f"{(top << 10) + 1}{lower}", False))]
+                    below = ((f"{top << 10}{lower.lower()}", True), (f"{(top << 10) + 1}{lower}", False))
+                    cases += [(_patch(section.name, spec.name, v), ok) for v, ok in below]
             elif spec.type is FieldType.CPU_MAX:
                 pct, quota, period = (spec.sub_bounds(k) for k in ("percent", "quota", "period"))
                 forms = ((f"{pct.min}%", True), (f"{pct.max}%", True), ("0.5%", False), (f"{pct.max + 1}%", False),

@@ -7,7 +7,8 @@ import socket
 import struct
 from pathlib import Path
 
-from exo_init.pid1.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2, setns
+from exo_init.lib.openat2 import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
+from exo_init.pid1.syscalls import setns
 
 CLONE_NEWNET = 0x40000000
 

@@ -5,7 +5,9 @@
   once nothing running depends on them. Called after every change; idempotent. `verdict` is a
   pure query of one capsule's dependencies.
 - **Reaper** (`reap`): the only place children are waited for; a capsule's main pid goes to its
-  runner, an abandoned one is only logged, anything else is an orphan.
+  runner, an abandoned one is only logged, anything else is an orphan. sd_notify messages still
+  queued are handled first: what a process said before it exited (a runtime's failure line) is
+  known when its exit is.
 - **Event bus** (`publish`): every state change of every runner goes to the console line, the
   listeners (control subscribers, the generation switcher) and the boot-complete check.
 - `apply` makes the set of runners match a manifest; `start/stop/restart/freeze` are the
@@ -87,6 +89,10 @@ class Supervisor:
         self.by_pid: dict[int, CapsuleRunner] = {}
         self.abandoned: dict[int, str] = {}  # pids whose capsule has moved on: reaped, only logged
         self.notify: NotifySocket | None = None
+        # sd_notify senders seen alive, by pid: a message a process sent just before it exited is
+        # read after its /proc entry (and so its cgroup) is gone; forgotten when its capsule's run ends.
+        self.notify_senders: dict[int, CapsuleRunner] = {}
+        self.state_dir: Path | None = None  # where generations live (main.py); runtime capsules' state too
         self.listeners: list[Callable[[Event], None]] = []
         self.reload_hook: Callable[[], dict[str, list[str]]] | None = None
         self.manifest_source = ""
@@ -142,7 +148,8 @@ class Supervisor:
 
     def facts(self, runner: CapsuleRunner) -> Facts:
         taken = frozenset(r.uid for r in self.capsules.values() if r.uid is not None and r is not runner)
-        return Facts(config=self.config, users=self.users(), taken_uids=taken, mem_total=self.mem_total)
+        return Facts(config=self.config, users=self.users(), taken_uids=taken, mem_total=self.mem_total,
+                     state_dir=self.state_dir)
 
     def watch_pid(self, pid: int, runner: CapsuleRunner) -> None:
         self.by_pid[pid] = runner
@@ -361,10 +368,16 @@ class Supervisor:
 
     def reap(self) -> None:
         """The only place children are waited for: every exit, capsule or orphan, comes here."""
+        drained = False
         for pid, status in self.host.reap():
+            if not drained and self.notify is not None:
+                drained = True
+                self._on_notify()  # what the capsules said before they exited, first
             runner = self.by_pid.pop(pid, None)
             if runner is not None:
                 runner.exited(status)
+                for sender in [p for p, r in self.notify_senders.items() if r is runner]:
+                    del self.notify_senders[sender]
             elif pid in self.abandoned:
                 log.debug("reaped %d (%s): %s", pid, self.abandoned.pop(pid), RunEnd.from_status(status))
             else:
@@ -378,6 +391,10 @@ class Supervisor:
             if runner is None:
                 owner = self.host.owner_of(pid)
                 runner = self.capsules.get(owner) if owner else None
+                if runner is not None:
+                    self.notify_senders[pid] = runner
+                else:
+                    runner = self.notify_senders.get(pid)  # it has exited since it sent this
             if runner is None:
                 log.debug("sd_notify from unknown pid %d ignored: %s", pid, fields)
                 continue
