@@ -204,7 +204,9 @@ class Sim:
 
     @staticmethod
     def manifest(capsules: dict[str, Any]) -> Manifest:
-        host = {name: {"argv": ["/bin/true"], "capabilities": {"host": True}, **c} for name, c in capsules.items()}
+        """Unconfined capsules, `/bin/true` unless they say otherwise (a runtime capsule has no argv)."""
+        host = {name: {**({} if "runtime" in c else {"argv": ["/bin/true"]}), "capabilities": {"host": True}, **c}
+                for name, c in capsules.items()}
         return parse_manifest({"version": 1, "capsules": host}, "sim")
 
     def settle(self) -> None:

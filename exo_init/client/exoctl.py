@@ -24,6 +24,7 @@ from exo_init.client import dbus_api
 from exo_init.client.control import ControlError, call
 from exo_init.lib.logfile import LogTail
 from exo_init.lib.paths import DEFAULT_RUNTIME
+from exo_init.lib.runtime import metrics_text
 from exo_init.lib.units import fmt_bytes, fmt_duration
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_NO_SUCH, EXIT_DENIED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5, 6
@@ -96,9 +97,13 @@ def transport_call(args: argparse.Namespace, request: dict[str, Any]) -> Any:
 
 
 def status_table(rows: list[dict[str, Any]]) -> str:
-    header = ("CAPSULE", "STATE", "UPTIME", "RESTARTS", "CPU%", "MEMORY/QUOTA", "PIDS", "DETAIL")
-    lines = [header]
-    for r in rows:
+    """One line per capsule; a BUDGETS column (a runtime capsule's figures against its budgets:
+    fuel, linear memory, ...) when a capsule has any."""
+    budgets = [metrics_text(r.get("metrics") or {}) for r in rows]
+    extra: tuple[str, ...] = ("BUDGETS",) if any(budgets) else ()
+    header = ("CAPSULE", "STATE", "UPTIME", "RESTARTS", "CPU%", "MEMORY/QUOTA", "PIDS", *extra, "DETAIL")
+    lines: list[tuple[str, ...]] = [header]
+    for r, budget in zip(rows, budgets, strict=True):
         cg = r.get("cgroup") or {}
         mem = "-"
         if cg:
@@ -108,7 +113,7 @@ def status_table(rows: list[dict[str, Any]]) -> str:
         pids = f"{cg.get('pids_current', 0)}/{cg.get('pids_max', 'max')}" if cg else "-"
         detail = r.get("error") or r.get("status_text") or r.get("reason") or ""
         lines.append((r["name"], r["state"], fmt_duration(r.get("uptime")), str(r.get("restarts", 0)),
-                      f"{r.get('cpu_percent', 0):.1f}", mem, pids, detail))
+                      f"{r.get('cpu_percent', 0):.1f}", mem, pids, *((budget or "-",) if extra else ()), detail))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
