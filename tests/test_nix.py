@@ -766,12 +766,17 @@ let
     makeBinPath = ps: concatStringsSep ":" (map (p: "${p}/bin") ps);
     optional = cond: x: if cond then [ x ] else [ ];
   };
+  pythonPackages = { psutil = "psutil"; pyroute2 = "pyroute2"; pydbus = "pydbus"; pygobject3 = "pygobject3";
+                     wasmtime = "wasmtime"; };
   # A stub script's "store path" carries its text after a newline, so the test can read it.
   script = name: text: { inherit name text; outPath = "/nix/store/${name}\n${text}"; };
   pkgs = {
     kmod = "/nix/store/kmod"; bash = "/nix/store/bash"; bashInteractive = "/nix/store/bash-interactive";
     coreutils = "/nix/store/coreutils";
-    python3 = { sitePackages = "lib/python3/site-packages"; withPackages = _: "/nix/store/python-env"; };
+    # withPackages names the environment by the packages asked for (a name nixpkgs' python3Packages
+    # has, per the stand-in set below; anything else is an evaluation error).
+    python3 = { sitePackages = "lib/python3/site-packages";
+                withPackages = f: "/nix/store/python-env-" + concatStringsSep "+" (f pythonPackages); };
     dbus = "/nix/store/dbus"; busybox = "/nix/store/busybox";
     writeTextDir = path: text: { outPath = "/nix/store/textdir/${path}\n${text}"; };
     writeShellScript = script;
@@ -822,6 +827,7 @@ in
 {
   manifestJson = mod.config.environment.etc."exosphere/manifest.json".text;
   systemdExecutable = mod.config.boot.systemdExecutable;
+  kernelParams = mod.config.boot.kernelParams;
   initrdSystemd = mod.config.boot.initrd.systemd.enable;
   assertions = map (a: a.assertion) mod.config.assertions;
   hostname = config.services.exosphere.hostname;
@@ -972,6 +978,9 @@ def test_module_backdoor_capsule(tmp_path: Path) -> None:
 def test_module_pid1_wiring(tmp_path: Path) -> None:
     out = eval_module(tmp_path, {})
     assert out["systemdExecutable"] == "/nix/store/exo-init/bin/exo_init"
+    # Runtime capsules run with the capsules' Python, which has wasmtime (ps.wasmtime).
+    env = "/nix/store/python-env-psutil+pyroute2+pydbus+pygobject3+wasmtime"
+    assert out["kernelParams"] == [f"exo.python={env}/bin/python3"]
     assert out["assertions"] == [True]  # scripted stage 1
     assert out["initrdSystemd"] is False
     assert out["hostname"] == "exo-test"  # defaults to networking.hostName

@@ -108,6 +108,9 @@ def parse_args(argv: list[str], pid1: bool) -> Config:
         log_dir = PERSISTENT_LOGS
     else:
         log_dir = runtime / "log"
+    # The runtime capsules' interpreter: --python, or exo.python= (how the NixOS module passes its
+    # Python with wasmtime to PID 1, without a wrapper in front of it), else this interpreter.
+    python = args.python or cmdline.get("exo.python") or sys.executable
     cgroup_root: Path | None = None
     if not args.no_cgroups:
         cgroup_root = args.cgroup_root or (Path("/sys/fs/cgroup") if pid1 else None)
@@ -121,8 +124,8 @@ def parse_args(argv: list[str], pid1: bool) -> Config:
         state_dir=args.state_dir,
         state_device=cmdline.get("exo.state") or None,
         generation=args.generation if args.generation is not None else _generation(cmdline.get("exo.generation")),
-        python=args.python or sys.executable,
-        python_paths=interpreter_paths(args.python or sys.executable),
+        python=python,
+        python_paths=interpreter_paths(python),
     )
 
 

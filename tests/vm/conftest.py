@@ -21,7 +21,9 @@ TEST_LAYER = Layer(
            (GUEST / "hogs.py", "/usr/lib/exosphere/test/hogs.py"),
            (GUEST / "bench_spawn.py", "/usr/lib/exosphere/test/bench_spawn.py"),
            (GUEST / "echo.py", "/usr/lib/exosphere/test/echo.py"),
-           (GUEST / "scope_probe.py", "/usr/lib/exosphere/test/scope_probe.py")),
+           (GUEST / "scope_probe.py", "/usr/lib/exosphere/test/scope_probe.py"),
+           (GUEST / "bench_wasm.py", "/usr/lib/exosphere/test/bench_wasm.py"),
+           (GUEST / "wasm", "/usr/lib/exosphere/test/wasm")),
 )
 BOOT_TIMEOUT = 300.0
 
