@@ -3,7 +3,9 @@ No process, no system lookup: the user database and the paths that exist are giv
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 
 from exo_init.lib.runtime import ENV_CONFIG, RuntimeConfig
 from exo_init.pid1 import scope
-from exo_init.pid1.config import SYSTEM_PATH, Config
+from exo_init.pid1.config import SYSTEM_PATH, Config, parse_args
 from exo_init.pid1.manifest import Capsule, parse_manifest
 from exo_init.pid1.plan import Facts, PlanError, UserEntry, Users, launch_plan
 
@@ -207,3 +209,13 @@ def test_a_runtime_capsule_without_its_module_or_interpreter_is_a_plan_error(mis
         launch_plan(wasm_capsule(), rt_facts(RT_EXISTING - {missing}))
     with pytest.raises(PlanError, match="^" + re.escape(error)):
         launch_plan(wasm_capsule(capabilities={"host": True}), rt_facts(RT_EXISTING - {missing}))
+
+
+def test_the_runtime_interpreter_comes_from_the_command_line_or_is_exo_inits_own() -> None:
+    own = parse_args([], pid1=False)
+    assert own.python == sys.executable and own.exo_lib == str(Path(__file__).resolve().parent.parent)
+    prefix = os.path.realpath(sys.prefix)
+    assert any(prefix == p or prefix.startswith(p + "/") for p in own.python_paths), own.python_paths
+    assert all(not a.startswith(b + "/") for a in own.python_paths for b in own.python_paths), "outermost only"
+    other = parse_args(["--python", "/opt/other/bin/python3"], pid1=False)
+    assert other.python == "/opt/other/bin/python3" and other.python_paths == (), "another one: under /usr or /nix"

@@ -302,6 +302,8 @@ def test_a_runtime_capsules_figures_are_kept_and_shown_and_bad_ones_ignored(tmp_
     assert st["metrics"] == {"fuel": {"value": 0, "limit": 1000, "unit": "count"},
                              "memory": {"value": 65536, "limit": 16777216, "unit": "bytes"}}
     for bad in ("not json", json.dumps({"fuel": {"value": -1}}), json.dumps({"Fuel!": {"value": 1}}),
+                json.dumps({"fuel": {"value": 10**400}}), '{"fuel": {"value": ' + "9" * 5000 + "}}", "[" * 5000,
+                json.dumps({"fuel": {"value": 1, "unit": "furlongs"}}), json.dumps({"fuel": {"value": 1, "x": 2}}),
                 json.dumps({f"m{i}": {"value": 1} for i in range(17)})):
         sim.notify("app", **{NOTIFY_METRICS: bad})
         assert sim.sup.status("app")["metrics"] == st["metrics"], bad

@@ -59,9 +59,13 @@ class Metric:
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ProtocolError(f"{what}: expected a finite number >= 0, got {value!r}")
-    return value
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value >= 0
+    except OverflowError:  # an int too large for a float (JSON allows 4300 digits)
+        ok = False
+    if not ok:
+        raise ProtocolError(f"{what}: expected a finite number >= 0, got {str(value)[:40]}")
+    return float(value) if isinstance(value, float) else int(value)
 
 
 def parse_metrics(text: str) -> dict[str, Metric]:

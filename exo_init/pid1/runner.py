@@ -391,13 +391,14 @@ class CapsuleRunner:
             self._kill_rest_then(self.ctx.schedule)
             return
         if self.spec.runtime is not Runtime.EXEC and not end.clean:
-            # The runtime's own line (sd_notify, or its last line of output) says why.
-            why = self.runtime_failure or last_output[:240] or "no reason given"
+            # The runtime's own line (sd_notify, or else its last line of output) says why.
             if end.exit_code == EXIT_DETERMINISTIC:
+                why = self.runtime_failure or last_output[:240] or "no reason given"
                 self.run_failed(f"{why} (deterministic: not restarted)", final=True)
-            else:
-                self.run_failed(f"{end}: {why}")
-            return
+                return
+            if self.runtime_failure:
+                self.run_failed(f"{end}: {self.runtime_failure}")
+                return
         self.run_failed(str(end) + (f" (last output: {last_output[:160]!r})" if last_output else ""))
 
     def run_failed(self, reason: str, abort: Abort | None = None, final: bool = False) -> None:

@@ -39,6 +39,7 @@ from exo_init.pid1.readiness import NotifySocket
 from exo_init.pid1.runner import CapsuleRunner
 
 SAMPLE_INTERVAL = 2.0
+NOTIFY_SENDERS_MAX = 4096  # sd_notify senders remembered (see Supervisor.notify_senders)
 SHUTDOWN_GRACE = 2.0       # beyond the longest stop timeout
 SHUTDOWN_MIN, SHUTDOWN_MAX = 5.0, 120.0
 
@@ -89,9 +90,11 @@ class Supervisor:
         self.by_pid: dict[int, CapsuleRunner] = {}
         self.abandoned: dict[int, str] = {}  # pids whose capsule has moved on: reaped, only logged
         self.notify: NotifySocket | None = None
-        # sd_notify senders seen alive, by pid: a message a process sent just before it exited is
-        # read after its /proc entry (and so its cgroup) is gone; forgotten when its capsule's run ends.
-        self.notify_senders: dict[int, CapsuleRunner] = {}
+        # sd_notify senders seen alive (pid -> capsule, uid): a message a process sent just before
+        # it exited is read, when that exit is reaped, after its /proc entry (and so its cgroup) is
+        # gone. Only then, and only from the same uid, is this consulted; forgotten when the
+        # capsule's run ends, and bounded.
+        self.notify_senders: dict[int, tuple[CapsuleRunner, int]] = {}
         self.state_dir: Path | None = None  # where generations live (main.py); runtime capsules' state too
         self.listeners: list[Callable[[Event], None]] = []
         self.reload_hook: Callable[[], dict[str, list[str]]] | None = None
@@ -372,11 +375,11 @@ class Supervisor:
         for pid, status in self.host.reap():
             if not drained and self.notify is not None:
                 drained = True
-                self._on_notify()  # what the capsules said before they exited, first
+                self._on_notify(exiting=True)  # what the capsules said before they exited, first
             runner = self.by_pid.pop(pid, None)
             if runner is not None:
                 runner.exited(status)
-                for sender in [p for p, r in self.notify_senders.items() if r is runner]:
+                for sender in [p for p, (r, _uid) in self.notify_senders.items() if r is runner]:
                     del self.notify_senders[sender]
             elif pid in self.abandoned:
                 log.debug("reaped %d (%s): %s", pid, self.abandoned.pop(pid), RunEnd.from_status(status))
@@ -384,17 +387,21 @@ class Supervisor:
                 self.orphans_reaped += 1
                 log.debug("reaped orphan %d: %s", pid, RunEnd.from_status(status))
 
-    def _on_notify(self) -> None:
+    def _on_notify(self, exiting: bool = False) -> None:
+        """Route each sd_notify message to its capsule: by main pid, else by the sender's cgroup;
+        `exiting` (the reaper's drain), also by a sender seen alive that has exited since."""
         assert self.notify is not None
-        for pid, fields in self.notify.receive():
+        for pid, uid, fields in self.notify.receive():
             runner = self.by_pid.get(pid)
             if runner is None:
                 owner = self.host.owner_of(pid)
                 runner = self.capsules.get(owner) if owner else None
                 if runner is not None:
-                    self.notify_senders[pid] = runner
-                else:
-                    runner = self.notify_senders.get(pid)  # it has exited since it sent this
+                    self.notify_senders[pid] = (runner, uid)
+                    while len(self.notify_senders) > NOTIFY_SENDERS_MAX:
+                        del self.notify_senders[next(iter(self.notify_senders))]
+                elif exiting and pid in self.notify_senders and self.notify_senders[pid][1] == uid:
+                    runner = self.notify_senders[pid][0]
             if runner is None:
                 log.debug("sd_notify from unknown pid %d ignored: %s", pid, fields)
                 continue

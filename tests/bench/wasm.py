@@ -41,11 +41,11 @@ def main() -> None:
     image = build([TEST_LAYER], iso=False)
     with tempfile.TemporaryDirectory() as tmp:
         m = Machine("bench-wasm", VMConfig(kernel=image.kernel, initrd=image.initrd, cmdline=KERNEL_CMDLINE),
-                    Path(tmp), echo=False)
+                    Path(tmp), global_timeout=3600, echo=False)
         with m.running():
             m.wait_for_console_text(r"boot complete: .*\n", BOOT_TIMEOUT)
-            guest = json.loads(m.succeed(f"{GUEST_BENCH} overhead {max(3, reps // 2)}", timeout=1800).splitlines()[-1])
-            start = json.loads(m.succeed(f"{GUEST_BENCH} start {runs}", timeout=1800).splitlines()[-1])
+            guest = json.loads(m.succeed(f"{GUEST_BENCH} overhead {max(3, reps // 3)}", timeout=1500).splitlines()[-1])
+            start = json.loads(m.succeed(f"{GUEST_BENCH} start {runs}", timeout=1500).splitlines()[-1])
     overhead_table(f"guest ({accel(image.kernel)})", guest)
     print(f"\nstart -> ready in the guest ({accel(image.kernel)}), {start['runs']} starts each, ms:")
     for label, key in (("wasm capsule, cold (compiled)", "wasm_cold_ms"), ("wasm capsule, cached", "wasm_cached_ms"),
