@@ -49,7 +49,9 @@ def main() -> None:
     overhead_table(f"guest ({accel(image.kernel)})", guest)
     print(f"\nstart -> ready in the guest ({accel(image.kernel)}), {start['runs']} starts each, ms:")
     for label, key in (("wasm capsule, cold (compiled)", "wasm_cold_ms"), ("wasm capsule, cached", "wasm_cached_ms"),
-                       ("Python capsule (sd_notify at once)", "python_ms")):
+                       ("Python capsule (sd_notify at once)", "python_ms"),
+                       ("  of which: compiling the module", "compile_ms"),
+                       ("  of which: loading it from the cache", "cache_load_ms")):
         r = start[key]
         print(f"  {label:<36} p50 {r['p50']:7.1f}  p90 {r['p90']:7.1f}  mean {r['mean']:7.1f}")
 
