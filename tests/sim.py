@@ -156,8 +156,8 @@ class SimHost:
         pass
 
     def owner_of(self, pid: int) -> str | None:
-        proc = self.procs.get(pid)
-        return proc.name if proc is not None else None
+        proc = self.procs.get(pid)  # (as /proc/PID/cgroup: only while the process exists)
+        return proc.name if proc is not None and proc.alive else None
 
     def teardown(self) -> None:
         pass

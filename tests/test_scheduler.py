@@ -15,7 +15,7 @@ import pytest
 
 from exo_init.lib.runtime import EXIT_DETERMINISTIC, NOTIFY_FAILURE, NOTIFY_METRICS
 from exo_init.pid1.supervisor import ShutdownAction
-from tests.sim import Sim
+from tests.sim import Sim, SimProc
 
 NOTIFY = {"readiness": {"kind": "notify"}}
 # A WebAssembly capsule (the module must exist: the plan checks it; the simulated host runs nothing).
@@ -314,6 +314,48 @@ def test_a_runtime_capsules_figures_are_kept_and_shown_and_bad_ones_ignored(tmp_
     sim.sup.restart("app")
     sim.settle()
     assert sim.sup.status("app")["metrics"] == {}
+
+
+class FakeNotify:
+    """The sd_notify socket's queue: (sender pid, sender uid, fields)."""
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[int, int, dict[str, str]]] = []
+
+    def receive(self) -> list[tuple[int, int, dict[str, str]]]:
+        out, self.queue = self.queue, []
+        return out
+
+    def fileno(self) -> int:
+        return -1
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_runtimes_last_line_reaches_its_capsule_after_the_runtime_is_gone(tmp_path: Path) -> None:
+    """A scoped runtime is not the capsule's main pid (its namespace init is): its messages are
+    routed by its cgroup while it lives, and by the pid and uid seen then once it has exited."""
+    sim = Sim(tmp_path, {"app": WASM, "other": {}})
+    notify = FakeNotify()
+    sim.sup.notify = notify  # type: ignore[assignment]
+    main = sim.host.main("app")
+    runtime = SimProc("app", 5000, main.plan)  # the runtime, a child of the namespace init
+    sim.host.procs[5000] = runtime
+    notify.queue.append((5000, 61500, {"READY": "1", "STATUS": "running"}))
+    sim.sup._on_notify()
+    assert sim.state("app").value == "ready"
+    runtime.alive = False  # it exits; its last messages are read afterwards, before its init exits
+    notify.queue += [(5000, 0, {NOTIFY_FAILURE: "forged by another uid"}),
+                     (5000, 61500, {NOTIFY_FAILURE: OUT_OF_FUEL, "STATUS": OUT_OF_FUEL})]
+    sim.sup._on_notify()
+    assert sim.sup.capsules["app"].runtime_failure == OUT_OF_FUEL
+    notify.queue.append((5000, 61500, {NOTIFY_METRICS: METRICS}))  # ... or in the reaper's drain
+    sim.exit("app", EXIT_DETERMINISTIC)
+    assert sim.state("app").value == "failed"
+    assert sim.sup.capsules["app"].reason == OUT_OF_FUEL + " (deterministic: not restarted)"
+    assert sim.sup.status("app")["metrics"]["fuel"]["limit"] == 1000
+    assert sim.sup.notify_senders == {}, "forgotten with the run"
 
 
 def test_reload_applies_only_the_difference(tmp_path: Path) -> None:

@@ -91,9 +91,10 @@ class Supervisor:
         self.abandoned: dict[int, str] = {}  # pids whose capsule has moved on: reaped, only logged
         self.notify: NotifySocket | None = None
         # sd_notify senders seen alive (pid -> capsule, uid): a message a process sent just before
-        # it exited is read, when that exit is reaped, after its /proc entry (and so its cgroup) is
-        # gone. Only then, and only from the same uid, is this consulted; forgotten when the
-        # capsule's run ends, and bounded.
+        # it exited may be read after its /proc entry (and so its cgroup) is gone, e.g. a scoped
+        # runtime's last line, read between its exit and its namespace init's. Consulted only when
+        # the cgroup says nothing, and only for the same uid (a dynamic uid is the capsule's own;
+        # a root sender could do anything anyway); forgotten when the capsule's run ends; bounded.
         self.notify_senders: dict[int, tuple[CapsuleRunner, int]] = {}
         self.state_dir: Path | None = None  # where generations live (main.py); runtime capsules' state too
         self.listeners: list[Callable[[Event], None]] = []
@@ -375,7 +376,7 @@ class Supervisor:
         for pid, status in self.host.reap():
             if not drained and self.notify is not None:
                 drained = True
-                self._on_notify(exiting=True)  # what the capsules said before they exited, first
+                self._on_notify()  # what the capsules said before they exited, first
             runner = self.by_pid.pop(pid, None)
             if runner is not None:
                 runner.exited(status)
@@ -387,9 +388,9 @@ class Supervisor:
                 self.orphans_reaped += 1
                 log.debug("reaped orphan %d: %s", pid, RunEnd.from_status(status))
 
-    def _on_notify(self, exiting: bool = False) -> None:
-        """Route each sd_notify message to its capsule: by main pid, else by the sender's cgroup;
-        `exiting` (the reaper's drain), also by a sender seen alive that has exited since."""
+    def _on_notify(self) -> None:
+        """Route each sd_notify message to its capsule: by main pid, else by the sender's cgroup,
+        else by the sender seen alive (the same pid and uid) that has exited since."""
         assert self.notify is not None
         for pid, uid, fields in self.notify.receive():
             runner = self.by_pid.get(pid)
@@ -400,7 +401,7 @@ class Supervisor:
                     self.notify_senders[pid] = (runner, uid)
                     while len(self.notify_senders) > NOTIFY_SENDERS_MAX:
                         del self.notify_senders[next(iter(self.notify_senders))]
-                elif exiting and pid in self.notify_senders and self.notify_senders[pid][1] == uid:
+                elif pid in self.notify_senders and self.notify_senders[pid][1] == uid:
                     runner = self.notify_senders[pid][0]
             if runner is None:
                 log.debug("sd_notify from unknown pid %d ignored: %s", pid, fields)
