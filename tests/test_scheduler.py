@@ -354,8 +354,26 @@ def test_a_runtimes_last_line_reaches_its_capsule_after_the_runtime_is_gone(tmp_
     sim.exit("app", EXIT_DETERMINISTIC)
     assert sim.state("app").value == "failed"
     assert sim.sup.capsules["app"].reason == OUT_OF_FUEL + " (deterministic: not restarted)"
-    assert sim.sup.status("app")["metrics"]["fuel"]["limit"] == 1000
+    assert sim.sup.capsules["app"].metrics["fuel"].limit == 1000
     assert sim.sup.notify_senders == {}, "forgotten with the run"
+
+
+def test_a_scoped_runtime_gone_before_any_of_its_messages_was_read_is_known_by_its_dynamic_uid(
+        tmp_path: Path) -> None:
+    """On a starved machine PID 1 may read all of a short run's messages after the runtime exited:
+    its dynamic uid still names its capsule (and only it)."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notify.sock").touch()  # (the plan binds it into a scoped runtime's world)
+    sim = Sim(tmp_path, {"app": {**WASM, "capabilities": {}}, "root": {**WASM, "user": "root", "capabilities": {}}})
+    notify = FakeNotify()
+    sim.sup.notify = notify  # type: ignore[assignment]
+    uid = sim.sup.capsules["app"].uid
+    assert uid is not None and sim.sup.capsules["app"].own_uid and not sim.sup.capsules["root"].own_uid
+    notify.queue += [(7001, uid, {"READY": "1"}), (7001, uid, {NOTIFY_FAILURE: OUT_OF_FUEL}),
+                     (7002, 0, {"READY": "1"})]  # a root sender that is gone: unknown, ignored
+    sim.exit("app", EXIT_DETERMINISTIC)
+    assert sim.sup.capsules["app"].reason == OUT_OF_FUEL + " (deterministic: not restarted)"
+    assert sim.state("root").value == "starting"
 
 
 def test_reload_applies_only_the_difference(tmp_path: Path) -> None:

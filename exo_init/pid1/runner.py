@@ -139,6 +139,13 @@ class CapsuleRunner:
         return self.goal is not Goal.DOWN
 
     @property
+    def own_uid(self) -> bool:
+        """Whether the run's uid is the capsule's own dynamic uid (a scoped capsule without `user`):
+        then every process with that uid is this capsule's."""
+        spec = self.spec
+        return self.uid is not None and spec is not None and spec.user is None and spec.capabilities.isolated
+
+    @property
     def is_oneshot(self) -> bool:
         return self.spec is not None and self.spec.type is CapsuleType.ONESHOT
 

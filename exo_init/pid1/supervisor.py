@@ -390,7 +390,8 @@ class Supervisor:
 
     def _on_notify(self) -> None:
         """Route each sd_notify message to its capsule: by main pid, else by the sender's cgroup,
-        else by the sender seen alive (the same pid and uid) that has exited since."""
+        else (the sender has exited since it sent it) by the same pid and uid seen alive, else by
+        its uid when that is a capsule's dynamic uid (no other process has it)."""
         assert self.notify is not None
         for pid, uid, fields in self.notify.receive():
             runner = self.by_pid.get(pid)
@@ -403,6 +404,8 @@ class Supervisor:
                         del self.notify_senders[next(iter(self.notify_senders))]
                 elif pid in self.notify_senders and self.notify_senders[pid][1] == uid:
                     runner = self.notify_senders[pid][0]
+                else:  # gone before PID 1 read any of its messages: a dynamic uid is one capsule's
+                    runner = next((r for r in self.capsules.values() if r.uid == uid and r.own_uid), None)
             if runner is None:
                 log.debug("sd_notify from unknown pid %d ignored: %s", pid, fields)
                 continue
