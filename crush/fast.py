@@ -107,10 +107,14 @@ class Live:
         return [names[f"S{i}"] for i in range(depth)], [names[f"L{i}"] for i in range(code.nlocals)]
 
 
-def run_fast(vm: VM, limit: int) -> None:
-    """Run in fast mode until the run stops or `vm.steps` reaches `limit`."""
+NEST = 32      # calls run nested in the caller's generated code up to this depth, then by the trampoline
+
+
+def run_fast(vm: VM, limit: int, floor: int = 0) -> None:
+    """Run in fast mode until the run stops, `vm.steps` reaches `limit`, or only `floor`
+    frames are left (a call run nested by its caller's generated code returned)."""
     frames = vm.frames
-    while frames and not vm.halt:
+    while len(frames) > floor and not vm.halt:
         if vm.steps >= limit:
             vm.status = Status.PAUSED
             return
@@ -125,19 +129,7 @@ def run_fast(vm: VM, limit: int) -> None:
             vm.fault(e)
             continue
         if r == INTERPRET:
-            _interpret_block(vm, frame, compiled.starts, limit)
-
-
-def _interpret_block(vm: VM, frame: Frame, starts: frozenset[int], limit: int) -> None:
-    """Run the interpreter one instruction at a time until the frame reaches a block start,
-    the frame changes, the run stops, or the step limit is reached."""
-    frames = vm.frames
-    while True:
-        vm.interpret(min(limit, vm.steps + 1))
-        if vm.halt or not frames or frames[-1] is not frame or frame.pc in starts or vm.steps >= limit:
-            break
-    if vm.status == Status.PAUSED and vm.steps < limit:
-        vm.status = None
+            vm.careful(limit)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -151,7 +143,7 @@ class _Gen:
         self.names: dict[str, Any] = {}
         self.ids: dict[int, str] = {}
         self.lines: list[tuple[int, str, int]] = []  # (indent, text, pc)
-        self.deleted = {arg for op, arg, _ in code.instrs if op == Op.DELETE_LOCAL}
+        self.deleted = {arg for op, arg, _, _ in code.instrs if op == Op.DELETE_LOCAL}
         self.after: list[int] = [0] * len(code.instrs)  # instructions after each one in its block
 
     def const(self, value: Any) -> str:
@@ -179,16 +171,7 @@ def compile_code(code: Code, metering: bool) -> Compiled:
     instrs = code.instrs
     depths = code.depths
     n = len(instrs)
-    starts = {0}
-    for h in code.handlers:
-        starts.add(h.target)
-    for pc, (op, arg, _) in enumerate(instrs):
-        spec = OPS[op]
-        if spec.flow in ("jump", "branch"):
-            starts.add(arg)
-        if spec.flow or spec.calls:
-            starts.add(pc + 1)
-    every = sorted(s for s in starts if s < n)
+    every = sorted(code.starts)
     blocks = [s for s in every if depths[s] >= 0]  # a block starting unreachable is never entered
     ends = dict(zip(every, [*every[1:], n], strict=True))
     for s in blocks:
@@ -208,6 +191,7 @@ def compile_code(code: Code, metering: bool) -> Compiled:
     g.emit(1, "C = frame.cells")
     g.emit(1, "G = vm.globals")
     g.emit(1, "frames = vm.frames")
+    g.emit(1, "here = len(frames)")
     g.emit(1, "st = vm.steps")
     if metering:
         g.emit(1, "gas = vm.gas")
@@ -225,7 +209,7 @@ def compile_code(code: Code, metering: bool) -> Compiled:
 
     def block(start: int, ind: int) -> None:
         end = ends[start]
-        cost = sum(instrs[p][2] for p in range(start, end))
+        cost = instrs[start][2]
         count = end - start
         if g.metering:
             g.emit(ind, f"if gas < {cost} or st + {count} > limit:", start)
@@ -240,7 +224,7 @@ def compile_code(code: Code, metering: bool) -> Compiled:
             g.emit(ind, f"gas -= {cost}", start)
         g.emit(ind, f"st += {count}", start)
         for pc in range(start, end):
-            rest = sum(instrs[p][2] for p in range(pc + 1, end)) if g.metering else 0
+            rest = instrs[pc][3]
             _instruction(g, pc, ind, rest, write_back)
         if OPS[instrs[end - 1][0]].flow not in ("jump", "end"):
             g.emit(ind, f"b = {end}", end - 1)
@@ -289,7 +273,7 @@ def compile_code(code: Code, metering: bool) -> Compiled:
         "build_string": build_string, "format_with": format_with, "exc_match": exc_match,
         "raise_value": raise_value, "reraise_value": reraise_value, "is_": ops.is_,
         "store_index": ops.store_index, "delete_index": ops.delete_index, "slice_of": ops.slice_of,
-        "get_iter": ops.get_iter,
+        "get_iter": ops.get_iter, "run_fast": run_fast, "NEST": NEST,
     }
     exec(compile(source, f"<crush fast {code.unit}:{code.qualname}>", "exec"), namespace)  # noqa: S102 - generated from verified CASM only
     compiled = Compiled(code, namespace["fast"], source, line2pc, frozenset(blocks))
@@ -339,19 +323,23 @@ def _instruction(g: _Gen, pc: int, ind: int, rest: int,  # one arm per opcode
             line("vm.gas = gas", extra)
         line("vm.live = None", extra)
         line(f"{name}(vm, frame, A{pc})", extra)
+        if op != Op.RETURN:
+            # a call: run the callee here (nested), unless the nesting is deep; then continue
+            line("if len(frames) > here and vm.fast_nest < NEST and not vm.halt:", extra)
+            line("vm.fast_nest += 1", extra + 1)
+            line("try:", extra + 1)
+            line("run_fast(vm, limit, here)", extra + 2)
+            line("finally:", extra + 1)
+            line("vm.fast_nest -= 1", extra + 2)
         line("if vm.halt or frames[-1] is not frame:", extra)
         line("return 0", extra + 1)
         line("vm.live = live", extra)
+        line("st = vm.steps", extra)
         if g.metering:
             line("gas = vm.gas", extra)
+        if code.max_depth:
+            line(f"{_tuple_of([f'S{j}' for j in range(code.max_depth)])} = (fs + PAD)[:{code.max_depth}]", extra)
         line("b = frame.pc", extra)
-        targets = [pc + 1] + ([arg] if op == Op.FOR_ITER else [])
-        for i, t in enumerate(targets):
-            if t >= len(code.instrs) or code.depths[t] < 0:
-                continue
-            line(f"{'if' if i == 0 else 'elif'} b == {t}:", extra)
-            depth = code.depths[t]
-            line(f"{_tuple_of([f'S{j}' for j in range(depth)])} = fs" if depth else "pass", extra + 1)
         line("continue", extra)
 
     if op in _HANDLED:

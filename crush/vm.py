@@ -128,9 +128,9 @@ class Pending:
 
 class Code:
     """A verified CASM function, ready to run."""
-    __slots__ = ("cellnames", "depths", "fast", "file", "frame_bytes", "handlers", "index", "instrs", "lines",
-                 "max_depth", "name", "native", "ncells", "ndefaults", "nfree", "nlocals", "nparams", "param_index",
-                 "qualname", "unbound_tail", "unit", "varnames")
+    __slots__ = ("cellnames", "costs", "depths", "fast", "file", "frame_bytes", "handlers", "index", "instrs",
+                 "lines", "max_depth", "name", "native", "ncells", "ndefaults", "nfree", "nlocals", "nparams",
+                 "param_index", "qualname", "remain", "starts", "unbound_tail", "unit", "varnames")
 
     def __init__(self, unit: str, index: int, file: str, fn: Any, facts: Facts) -> None:
         self.unit = unit
@@ -152,7 +152,10 @@ class Code:
         self.max_depth = facts.max_depth
         slots = self.nlocals + self.ncells + self.nfree + facts.max_depth
         self.frame_bytes = arena_mod.FRAME + arena_mod.SLOT * slots
-        self.instrs: list[tuple[int, Any, int]] = []
+        self.instrs: list[tuple[int, Any, int, int]] = []  # (op, operand, block cost at a block's start, rest)
+        self.costs: list[int] = []          # each instruction's static gas
+        self.starts: frozenset[int] = frozenset()
+        self.remain: list[int] = []         # prepaid gas from pc to its block's end (0 at a block's start)
         self.fast: Any = None  # crush/fast.py's compiled form, made on first use
         self.native: Any = None  # crush/wasm.py's entry (VM(native=True)): the call, run in WebAssembly
         self.unbound_tail = [UNBOUND] * (self.nlocals - self.nparams)
@@ -197,7 +200,32 @@ def _resolve(unit: Unit, program: Program, names: Mapping[str, Any], metering: b
             else:
                 parts = [_operand(kind, v, consts) for kind, v in zip(spec.operands, a, strict=True)]
                 arg = parts[0] if len(parts) == 1 else tuple(parts) if parts else None
-            code.instrs.append((ins.op, arg, spec.gas if metering else 0))
+            code.instrs.append((ins.op, arg, 0, 0))
+            code.costs.append(spec.gas if metering else 0)
+        _blocks(code, fn)
+
+
+def _blocks(code: Code, fn: Any) -> None:
+    """Cut the function into basic blocks and set what block metering needs: each block's first
+    instruction carries the block's whole static cost, every instruction the cost of the rest
+    of its block after it (`rest`) and, if it is not a block's first, the cost from it to its
+    block's end (`remain`)."""
+    starts = {0, *(h.target for h in fn.handlers)}
+    for pc, (op, arg, _, _) in enumerate(code.instrs):
+        spec = OPS[op]
+        if spec.flow in ("jump", "branch"):
+            starts.add(arg)
+        if spec.flow or spec.calls:
+            starts.add(pc + 1)
+    n = len(code.instrs)
+    code.starts = frozenset(s for s in starts if s < n)
+    remain = [0] * (n + 1)
+    for pc in range(n - 1, -1, -1):
+        remain[pc] = code.costs[pc] + (0 if pc + 1 in code.starts or pc + 1 == n else remain[pc + 1])
+    for pc, (op, arg, _, _) in enumerate(code.instrs):
+        first = pc in code.starts
+        code.instrs[pc] = (op, arg, remain[pc] if first else 0, remain[pc] - code.costs[pc])
+    code.remain = [0 if pc in code.starts else remain[pc] for pc in range(n)]
 
 
 def _operand(kind: Operand, v: int, consts: tuple[Any, ...]) -> Any:
@@ -237,6 +265,7 @@ class _Prelude:
         # resolve again now that the prelude's own names exist
         for code in self.unit.codes:
             code.instrs.clear()
+            code.costs.clear()
         _resolve(self.unit, PRELUDE, names, metering)
         self.names = names
 
@@ -298,6 +327,7 @@ class VM:
         self.trap: Trap | None = None
         self.halt = False
         self.live: Any = None  # crush/fast.py's running activation (its stack and locals live in Python variables)
+        self.fast_nest = 0     # how deeply fast mode runs calls nested in their callers' generated code
         pre = prelude(metering)
         self.prelude_unit = pre.unit
         self.prelude: Mapping[str, Function] = pre.functions
@@ -410,6 +440,14 @@ class VM:
     def interpret(self, limit: int) -> None:
         """The interpreter loop: run until `self.steps` reaches `limit` or the run stops.
 
+        Gas is charged per basic block (crush/vm.py `_blocks`): a block's first instruction
+        pays for the whole block, the others pay nothing, which costs one test per instruction.
+        A block that cannot be paid in full runs in `careful` mode (each instruction paying
+        its own cost, so a trap happens at exactly the instruction that cannot pay); a slow
+        handler runs with the block's unexecuted rest credited back (so dynamic charges see
+        exactly the per-instruction gas), and so is the gas at a pause, a trap or an exception:
+        every observable gas figure is the one per-instruction charging would give.
+
         Each inline arm below is a fast path: it either completes its instruction exactly as
         SLOW[op] would (same result, gas, arena count and stack), then `continue`s, or leaves
         everything untouched and falls through to SLOW[op]. Opcode numbers are literals (a
@@ -419,8 +457,14 @@ class VM:
         globals_ = self.globals
         arena = self.arena
         slow = SLOW
-        while frames:
+        while frames and not self.stopped():
             frame = frames[-1]
+            if frame.pc not in frame.code.starts:  # entered mid-block (a resumed state, a retried UNPACK)
+                if self.steps >= limit:
+                    self.status = Status.PAUSED
+                    return
+                self.careful(limit)
+                continue
             code = frame.code.instrs
             locs = frame.locals
             stack = frame.stack
@@ -434,15 +478,15 @@ class VM:
                 return
             try:
                 for n in range(start, limit):
-                    op, arg, cost = code[pc]
-                    gas -= cost
-                    if gas < 0:
-                        gas += cost
-                        frame.pc = pc
-                        self.gas = gas
-                        self.steps = n
-                        self._trap(TrapError(TrapCode.OUT_OF_GAS, f"{OPS[op].name} needs {cost} gas, {gas} left"), pc)
-                        return
+                    op, arg, cost, rest = code[pc]
+                    if cost:
+                        gas -= cost
+                        if gas < 0:  # the block cannot be paid whole: run it instruction by instruction
+                            frame.pc = pc
+                            self.gas = gas + cost
+                            self.steps = n
+                            self.careful(limit)
+                            break
                     pc += 1
                     if op < 17:  # ----------------------------------------------- stack, variables
                         if op == 5:  # LOAD_LOCAL
@@ -653,7 +697,7 @@ class VM:
                                     new_locals.extend(callee.unbound_tail)
                                 frame.pc = pc
                                 frame = Frame(callee, new_locals, [])
-                                frames.append(frame)
+                                frames.append(frame)  # (pc 0 starts a block)
                                 code = callee.instrs
                                 locs = new_locals
                                 stack = frame.stack
@@ -662,7 +706,7 @@ class VM:
                                 pc = 0
                                 continue
                     elif op == 68:  # RETURN
-                        if len(frames) > 1:
+                        if len(frames) > 1 and frames[-2].pc in frames[-2].code.starts:
                             v = stack[-1]
                             frames.pop()
                             frame = frames[-1]
@@ -685,32 +729,65 @@ class VM:
                             pop()
                             stack[-1] = None
                             continue
-                    # the complete semantics of the instruction
+                    # the complete semantics of the instruction (the block's unexecuted rest credited)
                     frame.pc = pc
-                    self.gas = gas
+                    self.gas = gas + rest
                     self.steps = n + 1
                     slow[op](self, frame, arg)
                     if self.halt:
                         return
-                    gas = self.gas
+                    gas = self.gas - rest
+                    if gas < 0:  # a dynamic charge left too little for the rest of the block
+                        self.gas = gas + rest
+                        break
                     if frames[-1] is not frame:
-                        frame = frames[-1]
-                        code = frame.code.instrs
-                        locs = frame.locals
-                        stack = frame.stack
-                        push = stack.append
-                        pop = stack.pop
+                        self.gas = gas
+                        break  # (the new frame may continue mid-block: the outer loop looks)
                     pc = frame.pc
-                frame.pc = pc
-                self.gas = gas
-                self.steps = limit
-                self.status = Status.PAUSED
-                return
+                else:
+                    frame.pc = pc
+                    self.gas = gas + frame.code.remain[pc]  # refund what is prepaid past the pause
+                    self.steps = limit
+                    self.status = Status.PAUSED
+                    return
             except (GuestError, TrapError, *NATIVE_ERRORS) as e:
                 self._sync_after_error(frame, pc, gas, n)
                 self.fault(e)
                 if self.halt:
                     return
+
+    def stopped(self) -> bool:
+        """Whether the run has stopped: ended, suspended, or paused at its step limit."""
+        return self.halt or self.status == Status.PAUSED
+
+    def careful(self, limit: int) -> None:
+        """Run the top frame one instruction at a time, each paying its own static cost, from
+        frame.pc to the next block start (or until the frame changes, the run stops or the
+        step limit is reached): how a block that cannot be paid in full, or that is entered in
+        its middle, runs, in both modes."""
+        frames = self.frames
+        frame = frames[-1]
+        code = frame.code
+        while True:
+            if self.steps >= limit:
+                self.status = Status.PAUSED
+                return
+            pc = frame.pc
+            op, arg, _, _ = code.instrs[pc]
+            cost = code.costs[pc]
+            if cost > self.gas:
+                self._trap(TrapError(TrapCode.OUT_OF_GAS, f"{OPS[op].name} needs {cost} gas, {self.gas} left"), pc)
+                return
+            self.gas -= cost
+            self.steps += 1
+            frame.pc = pc + 1
+            try:
+                SLOW[op](self, frame, arg)
+            except (GuestError, TrapError, *NATIVE_ERRORS) as e:
+                self.fault(e)
+                return
+            if self.halt or frames[-1] is not frame or frame.pc in code.starts:
+                return
 
     def fault(self, error: BaseException) -> None:
         """The top frame's instruction frame.pc - 1 raised `error`: unwind a guest exception
@@ -1387,21 +1464,20 @@ _UNMETERED: list[Callable[[VM, int], None]] = []
 
 
 def _unmetered_interpreter() -> Callable[[VM, int], None]:
-    """VM.interpret without its two gas statements (`gas -= cost` and the `if gas < 0:` that
-    follows), made from interpret's own source: the same loop, so that a run with and one
-    without metering differ by exactly what metering costs. Only VM(metering=False) uses it."""
+    """VM.interpret without its metering statements (the block charge `if cost: ...` and the
+    `if gas < 0:` after a slow handler), made from interpret's own source: the same loop, so
+    that runs with and without metering differ by exactly what metering costs. Only
+    VM(metering=False) uses it."""
     if not _UNMETERED:
         import ast  # noqa: PLC0415 - only the benchmark's metering-off runs need these
         import inspect  # noqa: PLC0415
         import textwrap  # noqa: PLC0415
 
         class _Strip(ast.NodeTransformer):
-            def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST | None:
-                is_gas = isinstance(node.target, ast.Name) and node.target.id == "gas"
-                return None if is_gas and isinstance(node.op, ast.Sub) else node
-
             def visit_If(self, node: ast.If) -> ast.AST | None:
                 test = node.test
+                if isinstance(test, ast.Name) and test.id == "cost":  # the block's charge
+                    return None
                 if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "gas":
                     return None
                 self.generic_visit(node)

@@ -111,7 +111,7 @@ def analyse(code: Any) -> Shape:
         pc = work.pop()
         stack, bound = list(kinds[pc] or ()), assigned[pc]
         assert bound is not None
-        op, arg, _cost = instrs[pc]
+        op, arg = instrs[pc][0], instrs[pc][1]
         nexts: list[int] = [pc + 1]
 
         def pop(*allowed: str, stack: list[str] = stack, op: int = op, pc: int = pc) -> str:
@@ -212,7 +212,8 @@ def analyse(code: Any) -> Shape:
                     assigned[nxt] = prev & bound
                     work.append(nxt)
     leaders = {0}
-    for pc, (op, arg, _cost) in enumerate(instrs):
+    for pc, ins in enumerate(instrs):
+        op, arg = ins[0], ins[1]
         if kinds[pc] is None:
             continue
         if op == Op.JUMP or op in BRANCH:
@@ -257,7 +258,8 @@ def global_functions(codes: list[Any]) -> dict[str, int]:
     other: set[str] = set()
     for code in codes:
         instrs = code.instrs
-        for pc, (op, arg, _) in enumerate(instrs):
+        for pc, ins in enumerate(instrs):
+            op, arg = ins[0], ins[1]
             if op in (Op.STORE_GLOBAL, Op.DELETE_GLOBAL):
                 prev = instrs[pc - 1] if pc else None
                 if code.index == 0 and op == Op.STORE_GLOBAL and prev is not None and prev[0] == Op.MAKE_FUNCTION \
@@ -383,7 +385,7 @@ def _block(code: Any, shape: Shape, start: int, end: int, block_of: dict[int, in
         if kinds is None:
             continue
         d = len(kinds)  # stack depth before the instruction
-        op, arg, _ = instrs[pc]
+        op, arg = instrs[pc][0], instrs[pc][1]
         top, second = _s(d - 1), _s(d - 2)
         if op == Op.LOAD_CONST:
             out.append(f"(local.set {_s(d)} (i64.const {arg}))")
