@@ -19,7 +19,7 @@ from typing import Any
 
 from crush import arena, gas, ops
 from crush.ops import EXHAUSTED, INTS, NATIVE, NUMBERS
-from crush.text import Meter, int_repr, repr_value, str_format, str_value
+from crush.text import Meter, repr_value, str_format, str_value
 from crush.values import (
     EXC_TYPES,
     Builtin,
@@ -29,7 +29,6 @@ from crush.values import (
     ExcType,
     ExcValue,
     FilterIter,
-    Function,
     MapIter,
     RangeIter,
     RevIter,
@@ -79,10 +78,6 @@ def _index(v: Any) -> int:
     return int(v)
 
 
-def _prelude(vm: Meter, name: str) -> Any:
-    return vm.prelude[name]
-
-
 # ----------------------------------------------------------------------------------------------
 # Builtin functions
 
@@ -117,15 +112,6 @@ def b_range(vm: Meter, args: Args, kwargs: Kwargs) -> range:
     return range(*ints)
 
 
-def _iterate(vm: Meter, x: Any) -> Any:
-    """An iterator over x needing no guest code (callers check is_guest_iter first)."""
-    return ops.get_iter(vm, x)
-
-
-def _native_items(vm: Meter, x: Any) -> list[Any] | tuple[Any, ...] | str:
-    return ops.materialize(vm, x)
-
-
 def _minmax(name: str, is_max: bool) -> Impl:
     def impl(vm: Meter, args: Args, kwargs: Kwargs) -> Any:
         _kw(name, kwargs, ("key", "default"))
@@ -138,8 +124,8 @@ def _minmax(name: str, is_max: bool) -> Impl:
         source = args if len(args) > 1 else args[0]
         if key is not None or is_guest_iter(source):
             vm.alloc(arena.TUPLE + arena.SLOT * len(args))
-            return TailCall(_prelude(vm, "minmax"), (source, key, kwargs.get("default"), has_default, is_max))
-        it = _iterate(vm, source)
+            return TailCall(vm.prelude["minmax"], (source, key, kwargs.get("default"), has_default, is_max))
+        it = ops.get_iter(vm, source)
         best = EXHAUSTED
         while True:
             item = ops.native_next(vm, it)
@@ -166,8 +152,8 @@ def b_sum(vm: Meter, args: Args, kwargs: Kwargs) -> Any:
     if type(start) is str:
         raise TypeError("sum() can't sum strings [use ''.join(seq) instead]")
     if is_guest_iter(args[0]):
-        return TailCall(_prelude(vm, "sum_from"), (args[0], start))
-    it = _iterate(vm, args[0])
+        return TailCall(vm.prelude["sum_from"], (args[0], start))
+    it = ops.get_iter(vm, args[0])
     acc = start
     while True:
         item = ops.native_next(vm, it)
@@ -214,8 +200,8 @@ def b_sorted(vm: Meter, args: Args, kwargs: Kwargs) -> Any:
     key = kwargs.get("key")
     reverse = bool(kwargs.get("reverse", False))
     if key is not None or is_guest_iter(args[0]):
-        return TailCall(_prelude(vm, "sorted_key"), (args[0], key, reverse))
-    items = list(_native_items(vm, args[0]))
+        return TailCall(vm.prelude["sorted_key"], (args[0], key, reverse))
+    items = list(ops.materialize(vm, args[0]))
     vm.charge(gas.CELL * len(items))
     vm.alloc(arena.list_size(items), args[0])
     sort_list(vm, items, reverse)
@@ -371,8 +357,8 @@ def b_list(vm: Meter, args: Args, kwargs: Kwargs) -> Any:
         vm.alloc(arena.LIST)
         return []
     if is_guest_iter(args[0]):
-        return TailCall(_prelude(vm, "list_from"), (args[0],))
-    items = _native_items(vm, args[0])
+        return TailCall(vm.prelude["list_from"], (args[0],))
+    items = ops.materialize(vm, args[0])
     vm.charge(gas.CELL * len(items))
     vm.alloc(arena.list_size(items) if type(items) is not str else arena.LIST + arena.SLOT * len(items), args[0])
     return list(items)
@@ -387,8 +373,8 @@ def b_tuple(vm: Meter, args: Args, kwargs: Kwargs) -> Any:
     if type(args[0]) is tuple:
         return args[0]
     if is_guest_iter(args[0]):
-        return TailCall(_prelude(vm, "tuple_from"), (args[0],))
-    items = _native_items(vm, args[0])
+        return TailCall(vm.prelude["tuple_from"], (args[0],))
+    items = ops.materialize(vm, args[0])
     vm.charge(gas.CELL * len(items))
     vm.alloc(arena.tuple_size(items) if type(items) is not str else arena.TUPLE + arena.SLOT * len(items), args[0])
     return tuple(items)
@@ -404,7 +390,7 @@ def _dict_update(vm: Meter, d: dict[Any, Any], source: Any, kwargs: Kwargs) -> A
             vm.alloc(arena.DICT_ENTRY * len(source), d, source)
             d.update(source)
         elif is_guest_iter(source):
-            return TailCall(_prelude(vm, "dict_update"), (d, source, kwargs))
+            return TailCall(vm.prelude["dict_update"], (d, source, kwargs))
         else:
             it = ops.get_iter(vm, source)
             position = 0
@@ -426,7 +412,7 @@ def b_dict(vm: Meter, args: Args, kwargs: Kwargs) -> Any:
     vm.alloc(arena.DICT)
     r = _dict_update(vm, d, args[0] if args else None, kwargs)
     if type(r) is TailCall:
-        return TailCall(_prelude(vm, "dict_from"), (args[0], kwargs))
+        return TailCall(vm.prelude["dict_from"], (args[0], kwargs))
     return d
 
 
@@ -471,10 +457,8 @@ def b_round(vm: Meter, args: Args, kwargs: Kwargs) -> Any:
     if nd is None:
         return round(x)
     nd = _index(nd)
-    if type(x) in INTS and nd < 0 and -nd > len(str(abs(int(x)))) + 1 if abs(x) < 10 ** 4000 else False:
-        return 0
-    if type(x) in INTS and nd < -5000:
-        return 0
+    if type(x) in INTS and nd < 0 and -nd > int(x).bit_length() * 0.302 + 2:
+        return 0  # x / 10**-nd < 0.1: it rounds to 0 (and 10**-nd is never computed)
     return round(x, nd)
 
 
@@ -494,8 +478,8 @@ def _anyall(name: str, want: bool) -> Impl:
     def impl(vm: Meter, args: Args, kwargs: Kwargs) -> Any:
         x = _one(name, args, kwargs)
         if is_guest_iter(x):
-            return TailCall(_prelude(vm, f"{name}_from"), (x,))
-        it = _iterate(vm, x)
+            return TailCall(vm.prelude[f"{name}_from"], (x,))
+        it = ops.get_iter(vm, x)
         while True:
             item = ops.native_next(vm, it)
             if item is EXHAUSTED:
@@ -526,15 +510,6 @@ def _radix(name: str, fn: Callable[[int], str], bits_per_char: int) -> Impl:
         vm.charge(gas.words(n))
         vm.alloc(24 + n)
         return fn(x)
-    return impl
-
-
-def _exc_type_call(etype: ExcType) -> Impl:
-    def impl(vm: Meter, args: Args, kwargs: Kwargs) -> ExcValue:
-        if kwargs:
-            raise TypeError(f"{etype.name}() takes no keyword arguments")
-        vm.alloc(arena.EXCEPTION + arena.slots_size(args))
-        return ExcValue(etype, tuple(args))
     return impl
 
 
@@ -672,7 +647,7 @@ def l_insert(vm: Meter, obj: list[Any], args: Args, kwargs: Kwargs) -> None:
 @_m("list.extend", 1, 1)
 def l_extend(vm: Meter, obj: list[Any], args: Args, kwargs: Kwargs) -> Any:
     if is_guest_iter(args[0]):
-        return TailCall(_prelude(vm, "list_extend"), (obj, args[0]))
+        return TailCall(vm.prelude["list_extend"], (obj, args[0]))
     items = ops.materialize(vm, args[0])
     vm.charge(gas.CELL * len(items))
     vm.alloc(arena.slots_size(items), obj, args[0])
@@ -721,7 +696,7 @@ def l_sort(vm: Meter, obj: list[Any], args: Args, kwargs: Kwargs) -> Any:
     key = kwargs.get("key")
     reverse = bool(kwargs.get("reverse", False))
     if key is not None:
-        return TailCall(_prelude(vm, "list_sort_key"), (obj, key, reverse))
+        return TailCall(vm.prelude["list_sort_key"], (obj, key, reverse))
     sort_list(vm, obj, reverse)
     return None
 
@@ -894,7 +869,7 @@ def _join(vm: Meter, sep: str, args: Args) -> Any:
     _method_args("str.join", args, 1, 1)
     source = args[0]
     if is_guest_iter(source):
-        return TailCall(_prelude(vm, "join_from"), (sep, source))
+        return TailCall(vm.prelude["join_from"], (sep, source))
     items = ops.materialize(vm, source)
     total = 0
     ascii_only = sep.isascii()
@@ -960,18 +935,3 @@ def _table() -> dict[str, Builtin]:
 
 
 BUILTINS: dict[str, Builtin] = _table()
-
-
-def exc_type_impl(etype: ExcType) -> Impl:
-    return _exc_type_call(etype)
-
-
-def call_builtin(vm: Meter, fn: Builtin, args: Args, kwargs: Kwargs) -> Any:
-    return fn.impl(vm, args, kwargs)
-
-
-def guest_callable(v: Any) -> bool:
-    return type(v) in (Function, Builtin, ExcType)
-
-
-__all__ = ["BUILTINS", "METHODS", "call_method", "int_repr", "sort_list"]

@@ -21,8 +21,8 @@ How the generated code keeps the interpreter's semantics exactly:
   as the interpreter would have them, and the VM unwinds it as usual.
 - Instructions that may switch frames (calls, returns, FOR_ITER over map/filter, capabilities,
   ...) end their block: the state is written back and the interpreter's own handler runs them.
-- An arena recount during a block reads the running function's variables (`Live.values`):
-  the same roots the interpreter would present.
+- An arena recount during a block reads the running function's variables (vm.live, read by
+  crush/vm.py `_live_values`): the same roots the interpreter would present.
 State is therefore serialisable at block boundaries, and, because partial blocks run in the
 interpreter, a run in fast mode can be paused at any instruction count too; a state saved in
 one mode resumes in the other.
@@ -38,9 +38,10 @@ from crush import ops
 from crush.casm import OPS, Op
 from crush.errors import GuestError, TrapError
 from crush.ops import IMMEDIATE
-from crush.values import UNBOUND, RangeIter, SeqIter
+from crush.values import UNBOUND, Function, RangeIter, SeqIter
 from crush.vm import (
     BINARY_FUNCTIONS,
+    MAX_FRAMES,
     NATIVE_ERRORS,
     SLOW,
     UNARY_FUNCTIONS,
@@ -88,23 +89,6 @@ class Compiled:
         self.source = source
         self.line2pc = line2pc
         self.starts = starts
-
-
-class Live:
-    """A running generated function, as the arena recount sees it."""
-    __slots__ = ("compiled", "frame", "pyframe")
-
-    def __init__(self, frame: Frame, pyframe: Any, compiled: Compiled) -> None:
-        self.frame = frame
-        self.pyframe = pyframe
-        self.compiled = compiled
-
-    def values(self) -> tuple[list[Any], list[Any]]:
-        """(the stack, the locals) of the running instruction, before it changes them."""
-        names = self.pyframe.f_locals
-        code = self.compiled.code
-        depth = code.depths[self.compiled.line2pc[self.pyframe.f_lineno]]
-        return [names[f"S{i}"] for i in range(depth)], [names[f"L{i}"] for i in range(code.nlocals)]
 
 
 NEST = 32      # calls run nested in the caller's generated code up to this depth, then by the trampoline
@@ -192,17 +176,21 @@ def compile_code(code: Code, metering: bool) -> Compiled:
     g.emit(1, "G = vm.globals")
     g.emit(1, "frames = vm.frames")
     g.emit(1, "here = len(frames)")
+    g.emit(1, "ARENA = vm.arena")
     g.emit(1, "st = vm.steps")
     if metering:
         g.emit(1, "gas = vm.gas")
     if code.nlocals:
         g.emit(1, f"{_tuple_of([f'L{i}' for i in range(code.nlocals)])} = fl")
     if max_depth:
-        g.emit(1, f"{_tuple_of([f'S{i}' for i in range(max_depth)])} = (fs + PAD)[:{max_depth}]")
+        g.emit(1, "if fs:")
+        g.emit(2, f"{_tuple_of([f'S{i}' for i in range(max_depth)])} = (fs + PAD)[:{max_depth}]")
+        g.emit(1, "else:")
+        g.emit(2, " = ".join(f"S{i}" for i in range(max_depth)) + " = None")
     g.emit(1, "b = frame.pc")
     g.emit(1, "if b not in STARTS:")
     g.emit(2, "return 1")
-    g.emit(1, "live = Live(frame, _getframe(), COMPILED)")
+    g.emit(1, "live = (frame, _getframe(), LINE2PC)")
     g.emit(1, "vm.live = live")
     g.emit(1, "try:")
     g.emit(2, "while True:")
@@ -264,7 +252,7 @@ def compile_code(code: Code, metering: bool) -> Compiled:
     line2pc = [-1] + [pc for _, _, pc in g.lines]
     namespace: dict[str, Any] = {
         **g.names, "PAD": [None] * max_depth, "STARTS": frozenset(blocks), "LINE2PC": line2pc,
-        "DEPTHS": depths, "AFTER": g.after, "Live": Live, "_getframe": sys._getframe, "UNBOUND": UNBOUND,
+        "DEPTHS": depths, "AFTER": g.after, "_getframe": sys._getframe, "UNBOUND": UNBOUND,
         "IMM": IMMEDIATE, "RangeIter": RangeIter, "SeqIter": SeqIter, "GuestError": GuestError,
         "TrapError": TrapError, "NATIVE_ERRORS": NATIVE_ERRORS, "CODE": code, "unbound_local": unbound_local,
         "unbound_cell": unbound_cell, "load_global": load_global, "store_global": store_global,
@@ -273,11 +261,11 @@ def compile_code(code: Code, metering: bool) -> Compiled:
         "build_string": build_string, "format_with": format_with, "exc_match": exc_match,
         "raise_value": raise_value, "reraise_value": reraise_value, "is_": ops.is_,
         "store_index": ops.store_index, "delete_index": ops.delete_index, "slice_of": ops.slice_of,
-        "get_iter": ops.get_iter, "run_fast": run_fast, "NEST": NEST,
+        "get_iter": ops.get_iter, "run_fast": run_fast, "NEST": NEST, "Function": Function, "Frame": Frame,
+        "MAX_FRAMES": MAX_FRAMES,
     }
     exec(compile(source, f"<crush fast {code.unit}:{code.qualname}>", "exec"), namespace)  # noqa: S102 - generated from verified CASM only
     compiled = Compiled(code, namespace["fast"], source, line2pc, frozenset(blocks))
-    namespace["COMPILED"] = compiled
     return compiled
 
 
@@ -323,8 +311,12 @@ def _instruction(g: _Gen, pc: int, ind: int, rest: int,  # one arm per opcode
             line("vm.gas = gas", extra)
         line("vm.live = None", extra)
         line(f"{name}(vm, frame, A{pc})", extra)
-        if op != Op.RETURN:
-            # a call: run the callee here (nested), unless the nesting is deep; then continue
+        after_call(extra, op != Op.RETURN)
+
+    def after_call(extra: int, nested: bool) -> None:
+        """After an instruction that may have pushed a frame: run it here (nested) unless the
+        nesting is deep, then continue if this frame is on top again."""
+        if nested:
             line("if len(frames) > here and vm.fast_nest < NEST and not vm.halt:", extra)
             line("vm.fast_nest += 1", extra + 1)
             line("try:", extra + 1)
@@ -337,12 +329,52 @@ def _instruction(g: _Gen, pc: int, ind: int, rest: int,  # one arm per opcode
         line("st = vm.steps", extra)
         if g.metering:
             line("gas = vm.gas", extra)
+        results = {Op.CALL: arg, Op.CALL_KW: arg[0] if isinstance(arg, tuple) else 0}.get(op)
+        if results is not None and pc + 1 < len(code.instrs) and code.depths[pc + 1] >= 0:
+            # a call's usual end: back at pc + 1 with one value where its operands were
+            line(f"if frame.pc == {pc + 1}:", extra)
+            line(f"S{code.depths[pc + 1] - 1} = fs[-1]", extra + 1)
+            line(f"b = {pc + 1}", extra + 1)
+            line("continue", extra + 1)
         if code.max_depth:
             line(f"{_tuple_of([f'S{j}' for j in range(code.max_depth)])} = (fs + PAD)[:{code.max_depth}]", extra)
         line("b = frame.pc", extra)
         line("continue", extra)
 
-    if op in _HANDLED:
+    def guest_call(argc: int) -> None:
+        """CALL of a guest function with exactly its parameters and no cells: the frame is made
+        here (as the interpreter's inline CALL does), then run nested."""
+        f = d - argc - 1
+        line(f"f = S{f}")
+        line("if type(f) is Function:")
+        line("c = f.code", 1)
+        line("size = ARENA.allocated + c.frame_bytes", 1)
+        line(f"if c.nparams == {argc} and not c.ncells and not f.cells and len(frames) < MAX_FRAMES "
+             "and size <= ARENA.budget and c.native is None:", 1)  # (a native function: VM.call runs it in Wasm)
+        line("ARENA.allocated = size", 2)
+        write_back(ind + 2, f, pc)
+        line(f"frame.pc = {pc + 1}", 2)
+        line("vm.steps = st", 2)
+        if g.metering:
+            line("vm.gas = gas", 2)
+        line("vm.live = None", 2)
+        args = _tuple_of([f"S{j}" for j in range(f + 1, d)])
+        line(f"frames.append(Frame(c, [*{args}, *c.unbound_tail], []))", 2)
+        after_call(2, True)
+        handled()
+
+    if op == Op.CALL:
+        guest_call(arg)
+    elif op == Op.RETURN:
+        line("if len(frames) > 1:")
+        line("frames.pop()", 1)
+        line(f"frames[-1].stack.append(S{d - 1})", 1)
+        line("vm.steps = st", 1)
+        if g.metering:
+            line("vm.gas = gas", 1)
+        line("return 0", 1)
+        handled()
+    elif op in _HANDLED:
         handled()
     elif op in (Op.NOP, Op.POP):
         line("pass")

@@ -136,7 +136,7 @@ def iadd(vm: Meter, a: Any, b: Any) -> Any:
     """a += b: a list is extended in place by any iterable; otherwise a + b."""
     if type(a) is list:
         if is_guest_iter(b):
-            return TailCall(_prelude(vm, "list_iadd"), (a, b))
+            return TailCall(vm.prelude["list_iadd"], (a, b))
         items = materialize(vm, b)
         _reserve_seq(vm, list, items, 1, a, b)
         a.extend(items)
@@ -159,7 +159,7 @@ def ior(vm: Meter, a: Any, b: Any) -> Any:
     """a |= b: a dict is updated in place by a dict or an iterable of pairs; otherwise a | b."""
     if type(a) is dict and type(b) is not dict and type(b) in NATIVE | frozenset(ITERABLE_TYPES):
         if is_guest_iter(b):
-            return TailCall(_prelude(vm, "dict_ior"), (a, b))
+            return TailCall(vm.prelude["dict_ior"], (a, b))
         position = 0
         it = get_iter(vm, b)
         while True:
@@ -537,7 +537,7 @@ def contains(vm: Meter, x: Any, container: Any) -> Any:
         vm.charge(gas.ELEMENT * len(d) // 8)
         return any(elem_eq(vm, x, e) for e in d.values())
     if is_guest_iter(container):
-        return TailCall(_prelude(vm, "contains"), (container, x))
+        return TailCall(vm.prelude["contains"], (container, x))
     if t in (SeqIter, RevIter, RangeIter, DictIter, EnumIter, ZipIter):
         while True:
             item = native_next(vm, container)
@@ -774,10 +774,6 @@ def unpack(vm: Meter, x: Any, n: int) -> list[Any] | tuple[Any, ...] | str:
             raise ValueError(f"too many values to unpack (expected {n})")
         return got
     raise TypeError(f"cannot unpack non-iterable {type_name(x)} object")
-
-
-def _prelude(vm: Meter, name: str) -> Any:
-    return vm.prelude[name]
 
 
 UNARY: dict[str, Callable[[Meter, Any], Any]] = {"neg": neg, "pos": pos, "invert": invert}

@@ -326,7 +326,9 @@ class VM:
         self.error: ExcValue | None = None
         self.trap: Trap | None = None
         self.halt = False
-        self.live: Any = None  # crush/fast.py's running activation (its stack and locals live in Python variables)
+        # fast mode's running function: (its frame, its Python frame, its line -> pc table); its
+        # locals and stack live in that Python frame's variables (crush/fast.py)
+        self.live: tuple[Frame, Any, list[int]] | None = None
         self.fast_nest = 0     # how deeply fast mode runs calls nested in their callers' generated code
         pre = prelude(metering)
         self.prelude_unit = pre.unit
@@ -384,8 +386,8 @@ class VM:
         roots: list[Any] = [self.globals, *keep]
         live = self.live
         for f in self.frames:
-            if live is not None and f is live.frame:
-                stack, locals_ = live.values()
+            if live is not None and f is live[0]:
+                stack, locals_ = _live_values(live)
                 roots.append(stack)
                 roots.append(locals_)
             else:
@@ -927,6 +929,17 @@ class VM:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
         z ^= z >> 31
         return (z >> 11) * (1.0 / (1 << 53))
+
+
+def _live_values(live: tuple[Frame, Any, list[int]]) -> tuple[list[Any], list[Any]]:
+    """(the stack, the locals) of the frame fast mode is running, as they are before the
+    instruction the generated code is executing (read from its Python frame's variables
+    L<i> and S<depth> at the line it is at)."""
+    frame, pyframe, line2pc = live
+    names = pyframe.f_locals
+    code = frame.code
+    depth = code.depths[line2pc[pyframe.f_lineno]]
+    return [names[f"S{i}"] for i in range(depth)], [names[f"L{i}"] for i in range(code.nlocals)]
 
 
 def _bind(fn: Function, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> list[Any]:

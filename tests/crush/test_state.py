@@ -229,3 +229,14 @@ def test_any_mutated_state_is_refused_or_runs_to_an_outcome(data: st.DataObject)
     vm.gas = min(vm.gas, 100_000)
     outcome = vm.run() if vm.pending is None else None
     assert outcome is None or outcome.status in (Status.DONE, Status.ERROR, Status.TRAP)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
+def test_any_bytes_are_a_state_or_one_state_error(data: bytes) -> None:
+    program, doc = _saved()
+    for candidate in (data, json.dumps(doc).encode()[:len(data)] + data):
+        try:
+            state.loads(candidate, program)
+        except StateError:
+            pass
