@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from exo_init.lib.paths import CONTROL_SOCKET, DEFAULT_RUNTIME, ROOT_CONTROL_SOCKET
@@ -16,6 +17,22 @@ SYSTEM_PATH = ":".join(("/run/current-system/sw/bin", "/run/current-system/sw/sb
                         "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"))
 SYSTEM_BUS_DIR = Path("/run/dbus")       # the system bus socket's directory (capabilities.bus)
 WAYLAND_SOCKET = "wayland-0"             # in Config.wayland_dir (capabilities.display)
+EXO_LIB = str(Path(__file__).resolve().parents[2])  # the directory holding the exo_init package
+
+
+def interpreter_paths(python: str) -> tuple[str, ...]:
+    """Where the runtime interpreter `python` lives, when it is the one running exo_init: its
+    installation (sys.prefix, sys.base_prefix) and the site directories on its import path (where
+    wasmtime is), so that a scoped runtime capsule can run it (the plan binds those not already in
+    every world, read-only). Another interpreter (--python) is assumed to lie under the system's
+    paths (/usr, /nix/store)."""
+    if os.path.realpath(python) != os.path.realpath(sys.executable):
+        return ()
+    site = (p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages") and os.path.isdir(p))
+    found = {sys.prefix, sys.base_prefix, *site}
+    paths = sorted(os.path.realpath(p) for p in found)
+    # Only the outermost of nested paths (a prefix holds its site-packages).
+    return tuple(p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths))
 
 
 @dataclass(frozen=True)
@@ -30,6 +47,12 @@ class Config:
     state_dir: Path | None = None      # generations and the event log (None: decided at boot, statedisk.py)
     state_device: str | None = None    # exo.state=/dev/vda: the persistent state disk (PID 1)
     generation: int | None = None      # exo.generation=N: boot that generation
+    # Runtime capsules (manifest `runtime`): the interpreter that runs `-m exo_init.runtimes.*`
+    # (with their libraries: wasmtime), the directory holding the exo_init package (PYTHONPATH),
+    # and the host paths the interpreter needs inside a scoped world (interpreter_paths).
+    python: str = field(default_factory=lambda: sys.executable)
+    exo_lib: str = EXO_LIB
+    python_paths: tuple[str, ...] = ()
 
     @property
     def control_socket(self) -> Path:
@@ -69,6 +92,8 @@ def parse_args(argv: list[str], pid1: bool) -> Config:
     p.add_argument("--no-cgroups", action="store_true", help="run without cgroups (host tests only)")
     p.add_argument("--state-dir", type=Path, default=None, help="generations and event log (default RUNTIME/state)")
     p.add_argument("--generation", type=int, default=None, help="boot this generation (exo.generation=N)")
+    p.add_argument("--python", default=None,
+                   help="the interpreter of runtime capsules, with their libraries (default: this one)")
     p.add_argument("--debug", action="store_true")
     # The kernel passes unknown command-line words to init as arguments: ignore them.
     args, _unknown = p.parse_known_args(argv) if pid1 else (p.parse_args(argv), [])
@@ -87,6 +112,9 @@ def parse_args(argv: list[str], pid1: bool) -> Config:
         log_dir = PERSISTENT_LOGS
     else:
         log_dir = runtime / "log"
+    # The runtime capsules' interpreter: --python, or exo.python= (how the NixOS module passes its
+    # Python with wasmtime to PID 1, without a wrapper in front of it), else this interpreter.
+    python = args.python or cmdline.get("exo.python") or sys.executable
     cgroup_root: Path | None = None
     if not args.no_cgroups:
         cgroup_root = args.cgroup_root or (Path("/sys/fs/cgroup") if pid1 else None)
@@ -100,6 +128,8 @@ def parse_args(argv: list[str], pid1: bool) -> Config:
         state_dir=args.state_dir,
         state_device=cmdline.get("exo.state") or None,
         generation=args.generation if args.generation is not None else _generation(cmdline.get("exo.generation")),
+        python=python,
+        python_paths=interpreter_paths(python),
     )
 
 
