@@ -77,7 +77,9 @@ _BOOLEAN = frozenset(("py.lt", "py.le", "py.gt", "py.ge", "py.eq", "py.ne", "py.
 
 _EXCEPTIONS = cast.PY_BUILTINS[cast.PY_BUILTINS.index("BaseException"):]
 _SUPPORTED_BUILTINS = frozenset(cast.PY_BUILTINS)
-_ALL_BUILTINS = frozenset(name for name in dir(builtins) if not name.startswith("_"))
+# CPython's builtins, with those the `site` module adds (so that `python3 -S` walks the same way)
+_ALL_BUILTINS = frozenset({name for name in dir(builtins) if not name.startswith("_")}
+                          | {"copyright", "credits", "exit", "quit", "help", "license"})
 # names CPython predefines in a module that the walker turns into constants when they are not bound
 _PREDEFINED: dict[str, CastNode] = {"__name__": ["std.str", "__main__"], "__debug__": ["std.bool", True]}
 _ANNOTATION_NAMES = frozenset(("int", "float", "str", "bool", "list", "dict", "tuple", "object", "range",
