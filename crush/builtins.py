@@ -900,12 +900,46 @@ METHODS: dict[type, dict[str, MethodImpl]] = {
 }
 
 
+def d_fromkeys(vm: Meter, args: Args, kwargs: Kwargs) -> Any:
+    """dict.fromkeys(iterable, value=None)."""
+    _no_kwargs("dict.fromkeys", kwargs)
+    _count("fromkeys", args, 1, 2)
+    value = args[1] if len(args) == 2 else None
+    if is_guest_iter(args[0]):
+        return TailCall(vm.prelude["fromkeys_from"], (args[0], value))
+    keys = ops.materialize(vm, args[0])
+    d: dict[Any, Any] = {}
+    vm.alloc(arena.DICT)
+    for k in keys:
+        ops.store_index(vm, d, k, value)
+    return d
+
+
+CLASS_METHODS: dict[type, dict[str, Impl]] = {dict: {"fromkeys": d_fromkeys}}
+
+
 def call_method(vm: Meter, obj: Any, name: str, args: Args, kwargs: Kwargs) -> Any:
+    """obj.name(*args, **kwargs): a method of obj's type; on a builtin type, its class method
+    (dict.fromkeys) or a method called unbound (str.upper(s))."""
     table = METHODS.get(type(obj))
     impl = table.get(name) if table is not None else None
-    if impl is None:
-        raise exc("AttributeError", f"'{type_name(obj)}' object has no attribute '{name}'")
-    return impl(vm, obj, args, kwargs)
+    if impl is not None:
+        return impl(vm, obj, args, kwargs)
+    if type(obj) is Builtin and isinstance(obj.pytype, type):
+        cls = obj.pytype
+        classmethod_ = CLASS_METHODS.get(cls, {}).get(name)
+        if classmethod_ is not None:
+            return classmethod_(vm, args, kwargs)
+        unbound = METHODS.get(cls, {}).get(name)
+        if unbound is not None:
+            if not args:
+                raise exc("TypeError", f"unbound method {obj.name}.{name}() needs an argument")
+            if type(args[0]) is not cls:
+                raise exc("TypeError", f"descriptor '{name}' for '{obj.name}' objects doesn't apply to a "
+                                       f"'{type_name(args[0])}' object")
+            return unbound(vm, args[0], args[1:], kwargs)
+        raise exc("AttributeError", f"type object '{obj.name}' has no attribute '{name}'")
+    raise exc("AttributeError", f"'{type_name(obj)}' object has no attribute '{name}'")
 
 
 # ----------------------------------------------------------------------------------------------

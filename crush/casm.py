@@ -170,6 +170,7 @@ class Op(enum.IntEnum):
     IMUL = 73
     IOR = 74
     FORMAT_SPEC = 75
+    RAISE_CURRENT = 76
 
 
 _O = Operand
@@ -255,6 +256,8 @@ _SPECS: tuple[tuple[Op, tuple[Operand, ...], int, str, bool, str], ...] = (
     (Op.IMUL, (), 5, "", False, "x *= y (a list is repeated in place)"),
     (Op.IOR, (), 3, "", True, "x |= y (a dict is updated in place)"),
     (Op.FORMAT_SPEC, (_O.CONV,), 5, "", False, "pop a value and a spec string; push format(conv(value), spec)"),
+    (Op.RAISE_CURRENT, (), 5, "end", False,
+     "raise again the exception being handled in this frame or the nearest caller (RuntimeError if none)"),
 )
 
 OPS: dict[int, OpSpec] = {
@@ -305,7 +308,9 @@ class Function:
     the last `ndefaults` parameters have defaults (given to MAKE_FUNCTION). `cellnames` names its
     cells: the first `ncells` are its own (created empty at each call), the rest are the
     closure's (free variables). `lines` is a run-length line table: entry (pc, line) gives the
-    source line of instructions pc.. up to the next entry (0: none)."""
+    source line of instructions pc.. up to the next entry (0: none). `handling` lists the
+    handler bodies, (start, end, local): while pc is in start..end-1 the frame is handling the
+    exception held in that local (what a bare `raise` in a function it calls re-raises)."""
     name: str
     qualname: str
     nparams: int
@@ -316,6 +321,7 @@ class Function:
     code: tuple[Instr, ...]
     handlers: tuple[Handler, ...] = ()
     lines: tuple[tuple[int, int], ...] = ()
+    handling: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def nlocals(self) -> int:
@@ -413,7 +419,7 @@ _FIXED: dict[int, tuple[int, int]] = {
                              Op.FORMAT_SPEC, Op.EQ, Op.NE, Op.LT,
                              Op.LE, Op.GT, Op.GE, Op.IN, Op.NOT_IN, Op.IS, Op.IS_NOT, Op.INDEX)},
     Op.FORMAT: (1, 1), Op.STORE_INDEX: (3, 0), Op.DELETE_INDEX: (2, 0), Op.SLICE: (4, 1),
-    Op.RETURN: (1, 0), Op.RAISE: (1, 0), Op.RERAISE: (1, 0), Op.EXC_MATCH: (2, 2),
+    Op.RETURN: (1, 0), Op.RAISE: (1, 0), Op.RERAISE: (1, 0), Op.EXC_MATCH: (2, 2), Op.RAISE_CURRENT: (0, 0),
 }
 
 
@@ -457,6 +463,7 @@ def disassemble(program: Program) -> str:
             text = " ".join([instr.name, *_operand_texts(instr)])
             out.append(f"  {pc:5d}  {text:<28}{_comment(instr, program)}".rstrip())
         out.extend(f"  .handler {h.start} {h.end} {h.target} {h.depth}" for h in fn.handlers)
+        out.extend(f"  .handling {s} {e} {slot}" for s, e, slot in fn.handling)
         out.append(".end")
     return "\n".join(out) + "\n"
 
@@ -543,6 +550,7 @@ class _FuncBuilder:
         self.labels: dict[str, int] = {}
         self.lines: list[tuple[int, int]] = []
         self.handlers: list[tuple[list[str], int]] = []
+        self.handling: list[tuple[list[str], int]] = []
         self.varnames: list[str] = []
         self.cellnames: list[str] = []
 
@@ -597,6 +605,10 @@ def assemble(text: str) -> Program:
             if len(toks) != 5:
                 raise CasmError(f"{where}: .handler START END TARGET DEPTH")
             current.handlers.append((toks[1:], number))
+        elif head == ".handling":
+            if len(toks) != 4:
+                raise CasmError(f"{where}: .handling START END LOCAL")
+            current.handling.append((toks[1:], number))
         elif head.endswith(":") and len(toks) == 1:
             label = head[:-1]
             if label in current.labels:
@@ -682,9 +694,11 @@ def _build_func(fb: _FuncBuilder, caps: list[str], consts: list[Const],
                                                                                                 strict=True))
         code.append(Instr(spec.code, args))
     handlers = tuple(Handler(*(_label(t, fb, f"line {n}") for t in toks)) for toks, n in fb.handlers)
+    handling = tuple((_label(toks[0], fb, f"line {n}"), _label(toks[1], fb, f"line {n}"), _int(toks[2], f"line {n}"))
+                     for toks, n in fb.handling)
     h = fb.header
     return Function(h["name"], h["qualname"], h["params"], h["defaults"], tuple(fb.varnames), h["ncells"],
-                    tuple(fb.cellnames), tuple(code), handlers, tuple(fb.lines))
+                    tuple(fb.cellnames), tuple(code), handlers, tuple(fb.lines), handling)
 
 
 def _label(tok: str, fb: _FuncBuilder, where: str) -> int:
@@ -785,6 +799,9 @@ def _encode_body(p: Program) -> bytes:
         out += _uv(len(fn.lines))
         for pc, line in fn.lines:
             out += _uv(pc) + _uv(line)
+        out += _uv(len(fn.handling))
+        for start, end, slot in fn.handling:
+            out += _uv(start) + _uv(end) + _uv(slot)
     return bytes(out)
 
 
@@ -913,7 +930,11 @@ def _decode_func(r: _Reader, index: int) -> Function:
     r.where = f"function {index} line table"
     lines = tuple((r.uv((1 << 32) - 1, "line pc"), r.uv((1 << 32) - 1, "line"))
                   for _ in range(r.count(MAX_CODE, "line entries", 2)))
-    return Function(name, qualname, nparams, ndefaults, varnames, ncells, cellnames, tuple(code), handlers, lines)
+    r.where = f"function {index} handling table"
+    handling = tuple((r.uv((1 << 32) - 1, "start"), r.uv((1 << 32) - 1, "end"), r.uv((1 << 32) - 1, "local"))
+                     for _ in range(r.count(MAX_HANDLERS, "handling entries", 3)))
+    return Function(name, qualname, nparams, ndefaults, varnames, ncells, cellnames, tuple(code), handlers, lines,
+                    handling)
 
 
 def iter_instructions(program: Program) -> Iterator[tuple[int, int, Instr]]:

@@ -230,13 +230,15 @@ class _Label:
 
 @dataclass
 class _Region:
-    """A protected stretch of code: its segments go to the handler table with `target`."""
-    kind: str                    # "except", "finally" or "cleanup"
+    """A protected stretch of code: its segments go to the handler table with `target` (or, for
+    a "handling" region, to the function's handling table with the local `slot`)."""
+    kind: str                    # "except", "finally", "cleanup" or "handling"
     depth: int
     target: _Label
     emit_finally: Callable[[], None] | None
     segments: list[tuple[int, int]] = field(default_factory=list)
     open_at: int | None = None
+    slot: int = -1
 
 
 @dataclass
@@ -262,7 +264,8 @@ class _Emitter:
         self.handlers: list[tuple[int, int, _Label, int]] = []
         self.regions: list[_Region] = []
         self.loops: list[_Loop] = []
-        self.handling: list[int] = []   # hidden locals holding the exceptions being handled
+        self.handling: list[int] = []   # hidden locals holding the exceptions being handled (lexically)
+        self.handling_table: list[tuple[int, int, int]] = []
         self.nlocals = 0
         self.varnames: list[str] = []
         self.cellnames: list[str] = []
@@ -338,7 +341,10 @@ class _Emitter:
         self._suspend(region)
         self.regions.pop()
         for start, end in region.segments:
-            self.handlers.append((start, end, region.target, region.depth))
+            if region.kind == "handling":
+                self.handling_table.append((start, end, region.slot))
+            else:
+                self.handlers.append((start, end, region.target, region.depth))
         region.segments.clear()
 
     def _suspend(self, region: _Region) -> None:
@@ -432,7 +438,7 @@ class Compiler:
         nparams = len(info.params)
         self.funcs[index] = Function(info.name, info.qualname, nparams, len(defaults), tuple(em.varnames),
                                      len(own), tuple(em.cellnames), tuple(code), tuple(handlers),
-                                     tuple(em.lines))
+                                     tuple(em.lines), tuple(em.handling_table))
         self.em = outer
         return index
 
@@ -631,11 +637,8 @@ class Compiler:
         elif em.handling:
             em.emit(Op.LOAD_LOCAL, em.handling[-1])
             em.emit(Op.RERAISE)
-        else:
-            em.emit(Op.LOAD_BUILTIN, self.const("py.RuntimeError"))
-            em.emit(Op.LOAD_CONST, self.const("No active exception to reraise"))
-            em.emit(Op.CALL, 1)
-            em.emit(Op.RAISE)
+        else:  # the exception a caller is handling, if any (found when it runs)
+            em.emit(Op.RAISE_CURRENT)
 
     def _try(self, node: Any, em: _Emitter) -> None:
         body, handlers = node[1], node[2]
@@ -714,7 +717,10 @@ class Compiler:
             cleanup = _Region("cleanup", depth, _Label(), unbind)
             em.open_region(cleanup)
         em.handling.append(tmp)
+        handling = _Region("handling", depth, _Label(), None, slot=tmp)
+        em.open_region(handling)
         self.stmt(body)
+        em.close_region(handling)
         em.handling.pop()
         if cleanup is not None:
             em.close_region(cleanup)

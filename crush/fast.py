@@ -75,7 +75,7 @@ _BUILDERS = {Op.BUILD_LIST: ("build_list", 1), Op.BUILD_TUPLE: ("build_tuple", 1
              Op.BUILD_STRING: ("build_string", 1)}
 # instructions run by the interpreter's handler after the state is written back (they end blocks)
 _HANDLED = {Op.CALL, Op.CALL_KW, Op.CALL_METHOD, Op.CALL_METHOD_KW, Op.RETURN, Op.CAP, Op.NEXT, Op.IN, Op.NOT_IN,
-            Op.IOR}
+            Op.IOR, Op.RAISE_CURRENT}
 
 
 class Compiled:

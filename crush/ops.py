@@ -119,7 +119,8 @@ def add(vm: Meter, a: Any, b: Any) -> Any:
     if ta in INTS and tb in INTS:
         if a > IMMEDIATE or a < -IMMEDIATE or b > IMMEDIATE or b < -IMMEDIATE:
             _reserve_int(vm, max(a.bit_length(), b.bit_length()) + 1, a, b)
-        return a + b
+            return a + b
+        return _account_int(vm, a + b, a, b)  # two immediates make at most a 64-bit int
     if ta in NUMBERS and tb in NUMBERS:
         return a + b
     if ta is str and tb is str:
@@ -191,7 +192,8 @@ def sub(vm: Meter, a: Any, b: Any) -> Any:
     if ta in INTS and tb in INTS:
         if a > IMMEDIATE or a < -IMMEDIATE or b > IMMEDIATE or b < -IMMEDIATE:
             _reserve_int(vm, max(a.bit_length(), b.bit_length()) + 1, a, b)
-        return a - b
+            return a - b
+        return _account_int(vm, a - b, a, b)  # two immediates make at most a 64-bit int
     if ta in NUMBERS and tb in NUMBERS:
         return a - b
     return _unsupported("-", a, b, operator.sub)
@@ -204,7 +206,7 @@ def mul(vm: Meter, a: Any, b: Any) -> Any:
         if ba + bb > arena.IMMEDIATE_BITS:
             vm.charge(gas.product(ba, bb))
             _reserve_int(vm, ba + bb, a, b)
-        return a * b
+        return a * b  # (its size is at most ba + bb bits: reserved above when that is not immediate)
     if ta in NUMBERS and tb in NUMBERS:
         return a * b
     if ta in SEQUENCES and tb in INTS:

@@ -275,6 +275,17 @@ done:
     RETURN
 .end
 
+.func "fromkeys_from" "fromkeys_from" params=2 defaults=0 ncells=0
+  .locals "it" "value"
+    LOAD_BUILTIN "py.dict"
+    LOAD_BUILTIN "py.list"
+    LOAD_LOCAL 0
+    CALL 1
+    LOAD_LOCAL 1
+    CALL_METHOD "fromkeys" 2
+    RETURN
+.end
+
 .func "list_extend" "list_extend" params=2 defaults=0 ncells=0
   .locals "items" "it"
     LOAD_LOCAL 1

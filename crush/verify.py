@@ -109,6 +109,9 @@ def _verify_function(program: Program, index: int, fn: Function, builtins: Colle
         if h.depth >= MAX_STACK:
             raise fail(-1, f"handler depth {h.depth} exceeds the stack limit")
         coverage += h.end - h.start
+    for start, end, slot in fn.handling:
+        if not (0 <= start < end <= n) or slot >= fn.nlocals:
+            raise fail(-1, f"handling range {start}..{end} (local {slot}) is empty or outside the function")
     if coverage > MAX_HANDLER_COVERAGE_PER_INSTR * n + 1024:
         raise fail(-1, "the handler table covers too much code")
     covering: list[list[int]] = [[] for _ in range(n)]

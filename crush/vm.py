@@ -2,10 +2,11 @@
 reaching the outside world only through its host's capabilities.
 
 Loading: `load(program)` verifies a CASM program (crush/verify.py) and turns each function into
-a `Code`: its instructions as `(opcode, resolved operand, gas cost)` tuples (constants, names,
-builtins and target functions resolved once), its handler and line tables, and the stack depths
-the verifier proved. A program the verifier refuses is never run: `VM.run` returns a
-VERIFY_FAILED trap having executed zero instructions.
+a `Code`: its instructions as `(opcode, resolved operand, block cost, rest)` tuples (constants,
+names, builtins and target functions resolved once; see `_blocks` for the gas fields), its
+handler, line and handling tables, and the stack depths the verifier proved. A program the
+verifier refuses is never run: `VM.run` returns a VERIFY_FAILED trap having executed zero
+instructions.
 
 State (all of it plain data, so crush/state.py can serialise it between any two instructions):
 `frames` (each: code, pc, operand stack, locals, cells, and how its return value is delivered),
@@ -13,12 +14,13 @@ State (all of it plain data, so crush/state.py can serialise it between any two 
 random generator's state, and a pending capability call (sleep/yield suspend the run).
 
 The interpreter loop keeps the hot state in Python locals, dispatches on the opcode with an
-if-chain ordered by frequency whose first arms are inline fast paths (locals, constants, small-
-int arithmetic and comparisons, jumps, list/range iteration), and sends everything else to
-`SLOW[op]`, the complete semantics of each opcode. Gas: each instruction first pays its cost
-(one subtraction and one comparison); an instruction that cannot pay traps OUT_OF_GAS at its
-own index, before doing anything, and the run ends with all gas used. Dynamic costs are paid
-through `charge` before the work they pay for.
+if-chain grouped by opcode range whose first arms are inline fast paths (locals, constants,
+small-int arithmetic and comparisons, jumps, list/range iteration, calls), and sends everything
+else to `SLOW[op]`, the complete semantics of each opcode. Gas: each basic block pays its
+instructions' static costs when it is entered (one test per instruction), with every observable
+figure exactly what paying per instruction gives (`interpret` explains how); an instruction that
+cannot pay traps OUT_OF_GAS at its own index, before doing anything, and the run ends with all
+gas used. Dynamic costs are paid through `charge` before the work they pay for.
 
 Invariants the loop relies on (the verifier proved them): operands are in range, the stack
 never underflows, a frame's stack depth at each instruction is `Code.depths[pc]`; a frame below
@@ -127,7 +129,8 @@ class Pending:
 
 class Code:
     """A verified CASM function, ready to run."""
-    __slots__ = ("cellnames", "costs", "depths", "fast", "file", "frame_bytes", "handlers", "index", "instrs",
+    __slots__ = ("cellnames", "costs", "depths", "fast", "file", "frame_bytes", "handlers", "handling", "index",
+                 "instrs",
                  "lines", "max_depth", "name", "ncells", "ndefaults", "nfree", "nlocals", "nparams", "param_index",
                  "qualname", "remain", "starts", "unbound_tail", "unit", "varnames")
 
@@ -146,6 +149,7 @@ class Code:
         self.cellnames: tuple[str, ...] = fn.cellnames
         self.param_index = {name: i for i, name in enumerate(fn.params)}
         self.handlers: tuple[Handler, ...] = fn.handlers
+        self.handling: tuple[tuple[int, int, int], ...] = fn.handling
         self.lines: tuple[tuple[int, int], ...] = fn.lines
         self.depths = facts.depths
         self.max_depth = facts.max_depth
@@ -1387,6 +1391,17 @@ def _reraise(vm: VM, f: Frame, arg: Any) -> None:
     reraise_value(f.stack[-1])
 
 
+def _raise_current(vm: VM, f: Frame, arg: Any) -> None:
+    """A bare `raise` outside an except clause: the exception being handled by the nearest
+    frame (this one or a caller) whose current instruction is in one of its handler bodies."""
+    for frame in reversed(vm.frames):
+        pc = frame.pc - 1
+        for start, end, slot in frame.code.handling:
+            if start <= pc < end and type(frame.locals[slot]) is ExcValue:
+                raise GuestError(frame.locals[slot])
+    raise exc("RuntimeError", "No active exception to reraise")
+
+
 def exc_match(vm: VM, e: Any, t: Any) -> bool:
     types = t if type(t) is tuple else (t,)
     for c in types:
@@ -1453,7 +1468,7 @@ _TABLE: dict[Op, Handler_] = {
     Op.STORE_INDEX: _store_index, Op.DELETE_INDEX: _delete_index, Op.SLICE: _slice, Op.UNPACK: _unpack,
     Op.MAKE_FUNCTION: _make_function, Op.CALL: _call, Op.CALL_KW: _call_kw, Op.CALL_METHOD: _call_method,
     Op.CALL_METHOD_KW: _call_method, Op.RETURN: _return, Op.RAISE: _raise, Op.RERAISE: _reraise,
-    Op.EXC_MATCH: _exc_match, Op.CAP: _cap, Op.FORMAT_SPEC: _format_spec,
+    Op.EXC_MATCH: _exc_match, Op.CAP: _cap, Op.FORMAT_SPEC: _format_spec, Op.RAISE_CURRENT: _raise_current,
 }
 SLOW.extend(_TABLE[Op(i)] for i in range(len(Op)))
 assert all(Op(i) in _TABLE for i in range(len(Op))), "every opcode has its semantics"
