@@ -5,6 +5,9 @@ when the bus or the bridge is not there, exo_init's private control socket, with
 and exit codes (`--via` forces one; `--socket PATH` means that socket). Both carry the same JSON
 documents, so `--json` prints the same either way.
 
+`exoctl export-systemd [MANIFEST] [-o DIR]` needs no running system: it writes the manifest's
+capsules as systemd units (exo_init/client/systemd_units.py).
+
 Exit codes: 0 success; 1 the operation failed; 2 usage error; 3 the capsule is not running
 (status); 4 no such capsule; 5 access denied; 6 exo_init cannot be reached.
 """
@@ -23,7 +26,7 @@ from typing import Any
 from exo_init.client import dbus_api
 from exo_init.client.control import ControlError, call
 from exo_init.lib.logfile import LogTail
-from exo_init.lib.paths import DEFAULT_RUNTIME
+from exo_init.lib.paths import DEFAULT_MANIFEST, DEFAULT_RUNTIME
 from exo_init.lib.units import fmt_bytes, fmt_duration
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_NO_SUCH, EXIT_DENIED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5, 6
@@ -156,7 +159,47 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("generations", help="the generations, with the current and the booted one")
     ev = sub.add_parser("events", help="the anomaly and action log (sentry, switches, rollbacks)")
     ev.add_argument("-n", "--lines", type=int, default=50)
+    ex = sub.add_parser("export-systemd", help="write the manifest's capsules as systemd units (offline)")
+    ex.add_argument("manifest", nargs="?", type=Path, default=DEFAULT_MANIFEST,
+                    help=f"the manifest to translate (default {DEFAULT_MANIFEST})")
+    ex.add_argument("-o", "--output", type=Path, default=None, help="write the unit files here (default: print them)")
+    ex.add_argument("--prefix", default="exo-", help="unit names are PREFIX<capsule>.service (default exo-)")
+    ex.add_argument("--systemd-version", type=int, default=252,
+                    help="the systemd the units are for (default 252, Debian bookworm's)")
+    ex.add_argument("--python", default="/usr/bin/python3", help="the interpreter that runs the readiness helper")
+    ex.add_argument("--helper", default=None, help="the readiness helper's path on the target system "
+                    "(default: where the dev image installs exo_init/client/systemd_ready.py)")
+    ex.add_argument("--only", action="append", default=[], metavar="NAME", help="only this capsule (repeatable)")
     return p
+
+
+def export_systemd(args: argparse.Namespace) -> int:
+    """The units of a manifest, printed or written to a directory; 1 if a capsule did not load."""
+    from exo_init.client import systemd_units  # noqa: PLC0415 (it imports the loader: only for this command)
+
+    try:
+        manifest = systemd_units.read_manifest(args.manifest)
+    except systemd_units.ExportError as e:
+        sys.stderr.write(f"exoctl: {e}\n")
+        return EXIT_FAILED
+    missing = [n for n in args.only if n not in manifest.capsules]
+    if missing:
+        sys.stderr.write(f"exoctl: no capsule named {missing[0]!r} in {args.manifest}\n")
+        return EXIT_NO_SUCH
+    options = systemd_units.Options(prefix=args.prefix, systemd_version=args.systemd_version, python=args.python,
+                                    helper=args.helper or systemd_units.HELPER)
+    units = systemd_units.export(manifest, options, args.only)
+    for error in manifest.errors.values():
+        sys.stderr.write(f"exoctl: skipped: {error}\n")
+    if args.output is None:
+        print("\n".join(f"### {u.name}\n{u.text}" for u in units), end="")
+    else:
+        args.output.mkdir(parents=True, exist_ok=True)
+        for u in units:
+            (args.output / u.name).write_text(u.text)
+        inexact = sum(len(u.inexact) for u in units)
+        print(f"{len(units)} units in {args.output} ({inexact} notes on what has no exact equivalent: grep inexact)")
+    return EXIT_FAILED if manifest.errors else 0
 
 
 # Operations only the private socket carries (the D-Bus API does not have them yet).
@@ -201,6 +244,8 @@ def print_generation_result(command: str, result: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command == "export-systemd":
+        sys.exit(export_systemd(args))
     request: dict[str, Any] = {"op": args.command}
     if getattr(args, "name", None) is not None:
         request["name"] = args.name

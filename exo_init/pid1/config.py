@@ -7,15 +7,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from exo_init.lib.paths import DEFAULT_RUNTIME
+from exo_init.lib.paths import DEFAULT_MANIFEST, DEFAULT_RUNTIME
 
-DEFAULT_MANIFEST = Path("/etc/exosphere/manifest.json")
 PERSISTENT_LOGS = Path("/var/log/exosphere")
 # Debian's directories, and NixOS's system profile (PID 1 starts with almost no environment there).
 SYSTEM_PATH = ":".join(("/run/current-system/sw/bin", "/run/current-system/sw/sbin", "/usr/local/sbin",
                         "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"))
-SYSTEM_BUS_DIR = Path("/run/dbus")       # the system bus socket's directory (capabilities.bus)
-WAYLAND_SOCKET = "wayland-0"             # in Config.wayland_dir (capabilities.display)
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,7 @@ class Config:
 
     @property
     def wayland_dir(self) -> Path:
-        """The compositor's XDG_RUNTIME_DIR: its socket is WAYLAND_SOCKET in here."""
+        """The compositor's XDG_RUNTIME_DIR: its socket is lib.paths.WAYLAND_SOCKET in here."""
         return self.runtime_dir / "wayland"
 
 

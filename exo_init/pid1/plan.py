@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from exo_init.lib.paths import SYSTEM_BUS_DIR, WAYLAND_SOCKET
 from exo_init.pid1 import scope
-from exo_init.pid1.config import SYSTEM_BUS_DIR, SYSTEM_PATH, WAYLAND_SOCKET, Config
+from exo_init.pid1.config import SYSTEM_PATH, Config
 from exo_init.pid1.manifest import Access, Capsule, NetworkKind, Quotas, ReadinessKind
 from exo_init.pid1.spawn import SpawnPlan
 
