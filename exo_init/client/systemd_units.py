@@ -365,6 +365,8 @@ class _Writer:
             s.set("PrivateNetwork", "yes")
             if caps.network is NetworkKind.VETH and caps.veth is not None:
                 self.inexact_note(s, "capabilities.network", f"veth {caps.veth.address}, peer {caps.veth.peer}")
+        if self.c.console:  # opened before the sandbox, but the device cgroup must let it be
+            s.set("DeviceAllow", "/dev/console rw")
         if caps.devices:
             s.set("DevicePolicy", "closed")
             for dev in caps.devices:
