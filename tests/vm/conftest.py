@@ -22,7 +22,8 @@ TEST_LAYER = Layer(
            (GUEST / "bench_spawn.py", "/usr/lib/exosphere/test/bench_spawn.py"),
            (GUEST / "echo.py", "/usr/lib/exosphere/test/echo.py"),
            (GUEST / "scope_probe.py", "/usr/lib/exosphere/test/scope_probe.py"),
-           (GUEST / "ready.py", "/usr/lib/exosphere/test/ready.py")),
+           (GUEST / "ready.py", "/usr/lib/exosphere/test/ready.py"),
+           (GUEST / "bench_versus.py", "/usr/lib/exosphere/test/bench_versus.py")),
 )
 BOOT_TIMEOUT = 300.0
 
