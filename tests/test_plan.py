@@ -12,7 +12,7 @@ import pytest
 from exo_init.pid1 import scope
 from exo_init.pid1.config import SYSTEM_PATH, Config
 from exo_init.pid1.manifest import Capsule, parse_manifest
-from exo_init.pid1.plan import Facts, PlanError, UserEntry, Users, launch_plan
+from exo_init.pid1.plan import Facts, PlanError, UserEntry, Users, cached_users, launch_plan
 
 CONFIG = Config(manifest=Path("/etc/exosphere/manifest.json"), runtime_dir=Path("/run/exosphere"),
                 log_dir=Path("/var/log/exosphere"), cgroup_root=None, pid1=True)
@@ -140,3 +140,14 @@ def test_an_isolated_capsule_without_limits_gets_default_ones() -> None:
     unconfined = launch_plan(capsule(capabilities={"host": True}), with_ram)
     assert unconfined.default_quotas.pids_max is None and unconfined.default_quotas.memory_max is None
     assert launch_plan(capsule(), facts()).default_quotas.memory_max is None  # RAM unknown
+
+
+def test_the_user_database_is_read_again_only_when_it_changed(tmp_path: Path) -> None:
+    passwd, group = tmp_path / "passwd", tmp_path / "group"
+    passwd.write_text("a\n")
+    group.write_text("b\n")
+    users = cached_users((str(passwd), str(group)))
+    first = users()
+    assert users() is first and first.users  # (the real database: this host has users)
+    group.write_text("b\nc\n")
+    assert users() is not first

@@ -304,3 +304,50 @@ def test_scheduler_trace_is_deterministic(tmp_path: Path) -> None:
         run_script(sim, sc.script)
         traces.append(sim.trace)
     assert traces[0] == traces[1] and len(traces[0]) > 10
+
+
+def test_steady_state_costs_the_host_nothing(tmp_path: Path) -> None:
+    """Nothing is sampled periodically: with every capsule ready and nobody asking, a minute passes
+    without a single cgroup read (a thousand capsules sampled every 2 s kept PID 1 busy)."""
+    sim = Sim(tmp_path, {f"c{i}": {} for i in range(50)}, cpu={f"c{i}": 0 for i in range(50)})
+    sim.advance(1.0)
+    sim.host.queries.clear()
+    sim.advance(60.0)
+    assert sim.host.queries == []
+    assert all(s["state"] == "ready" for s in sim.sup.status_all(stats=False))
+    assert sim.host.queries == [], "status without stats reads no cgroup file"
+    assert [s["name"] for s in sim.sup.status_all(["c3", "nope", "c1"])] == ["c1", "c3"]
+    assert sim.host.queries == [("stats", "c1"), ("stats", "c3")]
+
+
+def test_cpu_percent_comes_from_the_status_readings(tmp_path: Path) -> None:
+    sim = Sim(tmp_path, {"svc": {}}, cpu={"svc": 100_000})  # the cgroup's usage from earlier runs counts not
+    sim.advance(1.0)
+    sim.host.cpu["svc"] = 600_000  # 0.5 s of CPU in the run's first second
+    assert sim.sup.status("svc")["cpu_percent"] == 50.0
+    sim.advance(0.2)
+    sim.host.cpu["svc"] = 700_000
+    assert sim.sup.status("svc")["cpu_percent"] == 50.0  # too soon after the last reading: kept
+    sim.advance(1.8)
+    sim.host.cpu["svc"] = 800_000  # 0.2 s of CPU over the 2 s since the reading at t=1
+    assert sim.sup.status("svc")["cpu_percent"] == 10.0
+    sim.sup.restart("svc")
+    sim.settle()
+    sim.advance(1.0)
+    assert sim.sup.status("svc")["cpu_percent"] == 0.0  # a new run counts from its own start
+
+
+def test_dynamic_uids_stay_unique_and_a_restart_keeps_its_own(tmp_path: Path) -> None:
+    """The uids other runs hold are counted as runs claim and release them (not gathered from
+    every runner at each launch); a run's own uid is free for its next run."""
+    caps: dict[str, Any] = {f"s{i}": {"capabilities": {}} for i in range(30)}
+    sim = Sim(tmp_path, caps)
+    uids = {n: r.uid for n, r in sim.sup.capsules.items()}
+    assert len({u for u in uids.values() if u is not None and 61184 <= u < 65520}) == 30
+    sim.sup.restart("s3")
+    sim.settle()
+    assert sim.state("s3").value == "ready" and sim.sup.capsules["s3"].uid == uids["s3"]
+    assert sorted(sim.sup.uid_holders.values()) == [1] * 30
+    sim.sup.apply(Sim.manifest({n: c for n, c in caps.items() if n != "s3"}))
+    sim.settle()
+    assert uids["s3"] not in sim.sup.uid_holders and len(sim.sup.uid_holders) == 29

@@ -179,7 +179,7 @@ class OsHost:
         return probe_tcp(readiness.host, readiness.port, None if ns_pid is None else f"/proc/{ns_pid}/ns/net")
 
     def cpu_usage(self, name: str) -> int | None:
-        return self.cgroups.stats(name).cpu_usage_usec if self.cgroups is not None else None
+        return self.cgroups.cpu_usage(name) if self.cgroups is not None else None
 
     def stats(self, name: str) -> dict[str, object] | None:
         if self.cgroups is None or not self.cgroups.path(name).is_dir():

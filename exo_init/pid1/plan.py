@@ -14,11 +14,12 @@ capsule's `failed` state, never an exception out of the supervisor.
 
 from __future__ import annotations
 
+import functools
 import grp
 import os
 import pwd
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,44 @@ class Users:
                    groups=groups, members={u: tuple(gids) for u, gids in members.items()})
 
     def uids(self) -> frozenset[int]:
+        return self._uids
+
+    @functools.cached_property
+    def _uids(self) -> frozenset[int]:
         return frozenset(e.uid for e in self.users.values())
+
+
+def cached_users(files: tuple[str, ...] = ("/etc/passwd", "/etc/group")) -> Callable[[], Users]:
+    """Users.read, again only when one of `files` changed (it parsed the databases for every
+    launch: a thousand launches, a thousand parses)."""
+    cache: dict[str, object] = {}
+
+    def users() -> Users:
+        key = []
+        for f in files:
+            try:
+                st = os.stat(f)
+                key.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                key.append((0, 0, 0))
+        if cache.get("key") != key or not isinstance(cache.get("users"), Users):
+            cache["users"], cache["key"] = Users.read(), key
+        found = cache["users"]
+        assert isinstance(found, Users)
+        return found
+
+    return users
+
+
+class Either:
+    """Membership in either of two containers, without copying them (the uids other capsules hold,
+    the user database's)."""
+
+    def __init__(self, a: Container[int], b: Container[int]) -> None:
+        self.a, self.b = a, b
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.a or item in self.b
 
 
 def _is_block_device(path: str) -> bool:
@@ -101,7 +139,7 @@ class Facts:
 
     config: Config
     users: Users
-    taken_uids: frozenset[int]            # dynamic uids held by the other capsules' runs
+    taken_uids: Container[int]            # uids held by the other capsules' runs
     mem_total: int = 0                    # bytes of RAM (0: unknown, no default memory limit)
     exists: Callable[[str], bool] = os.path.exists
     is_block_device: Callable[[str], bool] = _is_block_device
@@ -139,7 +177,7 @@ def default_quotas(spec: Capsule, facts: Facts) -> Quotas:
 def identity(spec: Capsule, facts: Facts) -> Identity:
     if spec.user is None and spec.capabilities.isolated:
         try:
-            uid = scope.dynamic_uid(spec.name, set(facts.taken_uids | facts.users.uids()))
+            uid = scope.dynamic_uid(spec.name, Either(facts.taken_uids, facts.users.uids()))
         except LookupError:
             raise PlanError(f"user: no free dynamic uid ({len(scope.DYNAMIC_UIDS)} in use)") from None
         return Identity(spec.name, uid, uid, (uid,), "/tmp")  # dynamic: no passwd entry on the host

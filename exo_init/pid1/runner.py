@@ -56,6 +56,7 @@ LOG_CHUNK = 65536     # one pipe read per wake-up: every capsule's pipe and the 
 LOG_RATE = 1 << 20    # bytes per second a capsule's output may cost PID 1 (its token bucket) ...
 LOG_BURST = 4 << 20   # ... after a burst of this much; beyond, PID 1 stops reading its pipe for a while
 LOG_DRAIN = 16        # reads of a pipe whose main process exited (what it wrote before it died)
+CPU_WINDOW = 0.5      # seconds: readings closer than this do not replace the CPU % (two pollers)
 
 
 class Context(Protocol):
@@ -69,6 +70,8 @@ class Context(Protocol):
     def schedule(self) -> None: ...
 
     def facts(self, runner: CapsuleRunner) -> Facts: ...
+
+    def claim_uid(self, runner: CapsuleRunner, uid: int | None) -> None: ...
 
     def watch_pid(self, pid: int, runner: CapsuleRunner) -> None: ...
 
@@ -167,7 +170,7 @@ class CapsuleRunner:
         self.change_state(State.STARTING, "starting")
         try:
             plan = launch_plan(spec, self.ctx.facts(self))
-            self.uid = plan.uid
+            self.ctx.claim_uid(self, plan.uid)
             run = self.host.launch(self.name, plan)
         except (PlanError, LaunchError) as e:
             self.fail(str(e))
@@ -177,6 +180,8 @@ class CapsuleRunner:
         self.started_at, self.ready_at = self.loop.now(), None
         self.scoped = plan.scope is not None
         self.status_text = ""
+        usage = self.host.cpu_usage(self.name)  # the run's CPU % counts from here (note_cpu)
+        self.cpu_sample, self.cpu_percent = (None if usage is None else (self.loop.now(), usage)), 0.0
         self.ctx.watch_pid(run.pid, self)
         self.loop.add_reader(run.log_fd, lambda: self.on_log(run.log_fd))
         self.loop.add_reader(run.err_fd, lambda: self.on_exec_result(run.err_fd))
@@ -494,16 +499,18 @@ class CapsuleRunner:
 
     # --- status -------------------------------------------------------------------------------
 
-    def sample_cpu(self, now: float) -> None:
-        usage = self.host.cpu_usage(self.name)
-        if usage is None:
+    def note_cpu(self, usage: int, now: float) -> None:
+        """CPU % from two readings of the cgroup's usage: nothing samples it periodically (with a
+        thousand capsules that alone kept PID 1 busy); the first status of a run averages since its
+        start, each later one since the previous reading at least CPU_WINDOW ago."""
+        if self.cpu_sample is not None and now - self.cpu_sample[0] < CPU_WINDOW:
             return
-        if self.cpu_sample is not None and now > self.cpu_sample[0]:
-            dt = now - self.cpu_sample[0]
-            self.cpu_percent = max(0.0, (usage - self.cpu_sample[1]) / 1e6 / dt * 100)
+        if self.cpu_sample is not None:
+            self.cpu_percent = max(0.0, (usage - self.cpu_sample[1]) / 1e6 / (now - self.cpu_sample[0]) * 100)
         self.cpu_sample = (now, usage)
 
-    def status(self) -> dict[str, object]:
+    def status(self, stats: bool = True) -> dict[str, object]:
+        """The capsule's status; `stats`: with its cgroup figures (a dozen files read)."""
         now = self.loop.now()
         out: dict[str, object] = {
             "name": self.name,
@@ -524,7 +531,11 @@ class CapsuleRunner:
             "log": str(self.log.path),
             "log_paused": self.log_paused,
         }
-        stats = self.host.stats(self.name)
-        if stats is not None:
-            out["cgroup"] = stats
+        figures = self.host.stats(self.name) if stats else None
+        if figures is not None:
+            usage = figures.get("cpu_usage_usec")
+            if isinstance(usage, int):
+                self.note_cpu(usage, now)
+                out["cpu_percent"] = round(self.cpu_percent, 1)
+            out["cgroup"] = figures
         return out

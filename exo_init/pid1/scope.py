@@ -33,6 +33,7 @@ import signal
 import socket
 import struct
 import zlib
+from collections.abc import Container
 from dataclasses import dataclass
 
 from exo_init.pid1.syscalls import (
@@ -166,7 +167,7 @@ class ScopePlan:
     seccomp_deny: tuple[str, ...] = ()
 
 
-def dynamic_uid(name: str, taken: set[int]) -> int:
+def dynamic_uid(name: str, taken: Container[int]) -> int:
     """A stable unprivileged uid for a capsule: hashed from its name, the next free one on collision."""
     span = len(DYNAMIC_UIDS)
     start = zlib.crc32(name.encode()) % span

@@ -19,6 +19,7 @@ and a fake clock (tests/test_scheduler.py).
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +33,10 @@ from exo_init.pid1.log import log, status_line
 from exo_init.pid1.logsink import LogSink
 from exo_init.pid1.loop import Loop
 from exo_init.pid1.manifest import Manifest, ManifestError, load_manifest
-from exo_init.pid1.plan import Facts, Users, mem_total
+from exo_init.pid1.plan import Facts, Users, cached_users, mem_total
 from exo_init.pid1.readiness import NotifySocket
 from exo_init.pid1.runner import CapsuleRunner
 
-SAMPLE_INTERVAL = 2.0
 SHUTDOWN_GRACE = 2.0       # beyond the longest stop timeout
 SHUTDOWN_MIN, SHUTDOWN_MAX = 5.0, 120.0
 
@@ -74,14 +74,27 @@ class DependencyFailed:
 Verdict = Ready | Wait | Pull | DependencyFailed
 
 
+class OtherUids:
+    """The uids held by every run but one runner's own, as a container (nothing copied per launch)."""
+
+    def __init__(self, holders: Counter[int], own: int | None) -> None:
+        self.holders, self.own = holders, own
+
+    def __contains__(self, uid: object) -> bool:
+        if not isinstance(uid, int):
+            return False
+        return self.holders.get(uid, 0) - (1 if uid == self.own else 0) > 0
+
+
 class Supervisor:
     def __init__(self, config: Config, console: TextIO, loop: Loop | None = None, host: Host | None = None,
-                 users: Callable[[], Users] = Users.read) -> None:
+                 users: Callable[[], Users] | None = None) -> None:
         self.config = config
         self.console = console
         self.loop = loop or Loop()
         self.host: Host = host or OsHost(None)
-        self.users = users
+        self.users = users or cached_users()
+        self.uid_holders: Counter[int] = Counter()  # uid -> how many runners hold it (dynamic uids are unique)
         self.mem_total = mem_total()
         self.capsules: dict[str, CapsuleRunner] = {}
         self.by_pid: dict[int, CapsuleRunner] = {}
@@ -121,7 +134,6 @@ class Supervisor:
             self.loop.add_reader(self.notify.fileno(), self._on_notify)
         except OSError as e:
             log.error("sd_notify socket %s unavailable: %s", self.config.notify_socket, e.strerror)
-        self.loop.call_later(SAMPLE_INTERVAL, self._sample)
 
     def load(self, path: Path | None = None) -> Manifest:
         """Read a manifest; ManifestError (one line naming the file and problem) if unusable."""
@@ -141,8 +153,18 @@ class Supervisor:
         self.check_boot_complete()
 
     def facts(self, runner: CapsuleRunner) -> Facts:
-        taken = frozenset(r.uid for r in self.capsules.values() if r.uid is not None and r is not runner)
-        return Facts(config=self.config, users=self.users(), taken_uids=taken, mem_total=self.mem_total)
+        return Facts(config=self.config, users=self.users(), taken_uids=OtherUids(self.uid_holders, runner.uid),
+                     mem_total=self.mem_total)
+
+    def claim_uid(self, runner: CapsuleRunner, uid: int | None) -> None:
+        """`runner`'s run holds `uid` now (the uids other runs hold are taken: facts)."""
+        if runner.uid is not None:
+            self.uid_holders[runner.uid] -= 1
+            if self.uid_holders[runner.uid] <= 0:
+                del self.uid_holders[runner.uid]
+        runner.uid = uid
+        if uid is not None:
+            self.uid_holders[uid] += 1
 
     def watch_pid(self, pid: int, runner: CapsuleRunner) -> None:
         self.by_pid[pid] = runner
@@ -152,6 +174,7 @@ class Supervisor:
         self.abandoned[pid] = why
 
     def remove(self, runner: CapsuleRunner) -> None:
+        self.claim_uid(runner, None)
         runner.release()
         self.host.forget(runner.name)
         self.capsules.pop(runner.name, None)
@@ -351,11 +374,13 @@ class Supervisor:
         self.host.freeze(name, frozen)
         runner.log.line(f"[exo_init] {'frozen' if frozen else 'thawed'}")
 
-    def status(self, name: str) -> dict[str, object]:
-        return self.capsules[name].status()
+    def status(self, name: str, stats: bool = True) -> dict[str, object]:
+        return self.capsules[name].status(stats)
 
-    def status_all(self) -> list[dict[str, object]]:
-        return [self.status(name) for name in sorted(self.capsules)]
+    def status_all(self, names: list[str] | None = None, stats: bool = True) -> list[dict[str, object]]:
+        """Every capsule's status (or those `names` that exist), by name; `stats`: with cgroup figures."""
+        chosen = sorted(self.capsules) if names is None else sorted(n for n in set(names) if n in self.capsules)
+        return [self.status(name, stats) for name in chosen]
 
     # --- process events ---------------------------------------------------------------------------
 
@@ -382,12 +407,6 @@ class Supervisor:
                 log.debug("sd_notify from unknown pid %d ignored: %s", pid, fields)
                 continue
             runner.on_notify(fields)
-
-    def _sample(self) -> None:
-        self.loop.call_later(SAMPLE_INTERVAL, self._sample)
-        now = self.loop.now()
-        for runner in self.capsules.values():
-            runner.sample_cpu(now)
 
     # --- shutdown -------------------------------------------------------------------------------
 
