@@ -15,7 +15,6 @@ at load (no value reaches the supervisor that its arithmetic or the kernel canno
 from __future__ import annotations
 
 import enum
-import ipaddress
 import json
 import re
 import signal
@@ -461,6 +460,8 @@ def _grants(value: Any, path: str, spec: FieldSpec) -> tuple[tuple[str, Access],
 
 
 def _veth(obj: Any, path: str) -> Veth:
+    import ipaddress  # noqa: PLC0415 (only a veth grant needs it: PID 1 does not carry it otherwise)
+
     _expect(obj, dict, path, "an object {address, peer}")
     _keys(obj, ("address", "peer"), path)
     try:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -101,6 +100,8 @@ SCMP_ACT_ERRNO_EPERM = 0x00050000 | errno.EPERM
 
 
 def _libseccomp() -> ctypes.CDLL:
+    import ctypes.util  # noqa: PLC0415 (only a capsule's child with seccomp_deny needs it)
+
     name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
     try:
         lib = ctypes.CDLL(name, use_errno=True)

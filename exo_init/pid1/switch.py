@@ -13,7 +13,6 @@ writes a new generation (or picks an existing one), applies the difference live,
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any
 
 from exo_init.lib import eventlog
 from exo_init.pid1.capsule import Event, State
-from exo_init.pid1.generations import Generation, GenerationError, GenerationStore
+from exo_init.pid1.generations import Generation, GenerationError, GenerationStore, sha256_hex
 from exo_init.pid1.log import log
 from exo_init.pid1.loop import Timer
 from exo_init.pid1.manifest import Manifest, ManifestError, load_manifest, parse_manifest
@@ -169,7 +168,7 @@ class Switcher:
         gen: Generation | None = None
         try:
             data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
+            digest = sha256_hex(data)
             running = self.store.get(self.running).sha256 if self.running is not None else None
             if running != digest:
                 gen = self.store.create(data, str(path))

@@ -20,7 +20,8 @@ tests/guest/bench_versus.py (the same script under both inits):
 Prints every boot, then medians with their spread and the ratio exo_init / systemd, and writes
 everything measured as JSON. Timings are only ever compared within this run.
 Usage: python3 -m tests.bench.versus [N] [--runs R] [--no-scale] [--scale-scoped S] [--scale-host H]
-                                      [--steady SECONDS] [--json PATH]    (needs root: it builds the images)
+                                      [--steady SECONDS] [--only spawn,restart,control,scale] [--json PATH]
+(needs root: it builds the images)
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ VARIANTS = ("exo_init", "systemd")
 BOOTED = {"exo_init": r"boot complete: .*\n", "systemd": r"Reached target .*Exosphere capsules"}
 BENCH = "python3 /usr/lib/exosphere/test/bench_versus.py"
 SETTLE = 10.0  # seconds after boot before memory is read (both systems idle by then)
+PHASES = ("spawn", "restart", "control", "scale")
 
 
 @dataclass
@@ -93,14 +95,17 @@ def one_boot(image: Image, variant: str, common: list[str], workdir: Path, args:
         settled = guest(m, "boot")
         boot.pid1_rss_kib, boot.mem_available_kib = settled["pid1_rss_kib"], settled["mem_available_kib"]
         r = boot.results
-        r["spawn_host"] = guest(m, f"spawn bench-notify-host {args.runs}")["ms"]
-        r["spawn_scoped"] = guest(m, f"spawn bench-notify {args.runs}")["ms"]
-        r["bare"] = guest(m, f"bare {args.runs}")["ms"]
-        r["restart_host"] = guest(m, f"restart bench-notify-host {args.restarts}")["ms"]
-        r["restart_scoped"] = guest(m, f"restart bench-notify {args.restarts}")["ms"]
-        control = guest(m, f"control bench-notify-host {args.calls}")
-        r.update({f"control_{k}": v for k, v in control.items() if k != "pid1"})
-        if scale:
+        if "spawn" in args.only:
+            r["spawn_host"] = guest(m, f"spawn bench-notify-host {args.runs}")["ms"]
+            r["spawn_scoped"] = guest(m, f"spawn bench-notify {args.runs}")["ms"]
+            r["bare"] = guest(m, f"bare {args.runs}")["ms"]
+        if "restart" in args.only:
+            r["restart_host"] = guest(m, f"restart bench-notify-host {args.restarts}")["ms"]
+            r["restart_scoped"] = guest(m, f"restart bench-notify {args.restarts}")["ms"]
+        if "control" in args.only:
+            control = guest(m, f"control bench-notify-host {args.calls}")
+            r.update({f"control_{k}": v for k, v in control.items() if k != "pid1"})
+        if scale and "scale" in args.only:
             try:
                 r["scale"] = guest(m, f"scale {args.scale_scoped} {args.scale_host} {args.steady}", timeout=3600)
             except (TestFailure, HarnessError) as e:  # (a guest that cannot take them is a finding, not a crash)
@@ -145,12 +150,16 @@ def summary(boots: dict[str, list[Boot]]) -> list[tuple[str, str, str, str]]:
                        ("control_cli_socket", "exoctl --via socket status"),
                        ("control_api", "status API call (control socket / D-Bus GetAll)")):
         e, s = pooled("exo_init", key), pooled("systemd", key)
+        if not e and not s:
+            continue
         for p in (50, 99):
             ev = f"{pct(e, p):.1f}" if e else "-"
             sv = f"{pct(s, p):.1f}" if s else "-"
             rows.append((f"{label} p{p} (ms, n={len(e)}/{len(s)})", ev, sv,
                          ratio(pct(e, p), pct(s, p)) if e and s else "-"))
     for v in VARIANTS:
+        if not pooled(v, "bare"):
+            continue
         bare50 = pct(pooled(v, "bare"), 50)
         for key in ("spawn_host", "spawn_scoped"):
             rows.append((f"{v}: {key} p50 / bare fork/exec p50 (same guest)", "", "",
@@ -194,10 +203,11 @@ def scale_rows(boots: dict[str, list[Boot]]) -> list[tuple[str, str, str, str]]:
 
 def line(b: Boot) -> str:
     r = b.results
+    spawn = (f"; spawn p50 {pct(r['spawn_host'], 50):.0f}/{pct(r['spawn_scoped'], 50):.0f} ms "
+             f"(bare {pct(r['bare'], 50):.0f})") if "bare" in r else ""
     return (f"PID 1 exec {b.pid1_exec:5.2f} s, same capsules ready +{b.same_ready:5.2f} s, "
             f"whole boot +{b.all_ready:5.2f} s, PID 1 RSS {b.pid1_rss_kib / 1024:.1f} MiB, "
-            f"MemAvailable {b.mem_available_kib / 1024:.0f} MiB; spawn p50 {pct(r['spawn_host'], 50):.0f}/"
-            f"{pct(r['spawn_scoped'], 50):.0f} ms (bare {pct(r['bare'], 50):.0f})")
+            f"MemAvailable {b.mem_available_kib / 1024:.0f} MiB{spawn}")
 
 
 def table(rows: list[tuple[str, str, str, str]]) -> str:
@@ -217,7 +227,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scale-host", type=int, default=500)
     p.add_argument("--steady", type=float, default=30.0, help="seconds of steady state measured (default 30)")
     p.add_argument("--json", type=Path, default=None, help="write every figure here")
+    p.add_argument("--only", default=",".join(PHASES),
+                   help=f"comma-separated phases besides the boot figures (default: all of {','.join(PHASES)})")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    args.only = set(args.only.split(","))
+    if not args.only <= set(PHASES):
+        p.error(f"--only: phases are {', '.join(PHASES)}")
     images = {v: build([TEST_LAYER], iso=False, init=v) for v in VARIANTS}
     manifest = load_manifest(images["exo_init"].manifest)
     common = sorted(n for n, c in manifest.capsules.items() if c.autostart and n not in EXO_INIT_PLANE)
@@ -236,7 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     print(table(summary(boots) + scale_rows(boots)))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "common": common,
+        shown = {k: sorted(a) if isinstance(a, set) else str(a) if isinstance(a, Path) else a
+                 for k, a in vars(args).items()}
+        args.json.write_text(json.dumps({"args": shown, "common": common,
                                          "boots": {v: [asdict(b) for b in bs] for v, bs in boots.items()}}, indent=1))
         print(f"\nevery figure: {args.json}")
 
