@@ -12,7 +12,7 @@ import pytest
 from exo_init.pid1 import scope
 from exo_init.pid1.config import SYSTEM_PATH, Config
 from exo_init.pid1.manifest import Capsule, parse_manifest
-from exo_init.pid1.plan import Facts, PlanError, UserEntry, Users, cached_users, launch_plan
+from exo_init.pid1.plan import NS_INIT, Facts, PlanError, UserEntry, Users, cached_users, launch_plan
 
 CONFIG = Config(manifest=Path("/etc/exosphere/manifest.json"), runtime_dir=Path("/run/exosphere"),
                 log_dir=Path("/var/log/exosphere"), cgroup_root=None, pid1=True)
@@ -151,3 +151,11 @@ def test_the_user_database_is_read_again_only_when_it_changed(tmp_path: Path) ->
     assert users() is first and first.users  # (the real database: this host has users)
     group.write_text("b\nc\n")
     assert users() is not first
+
+
+def test_the_small_namespace_init_where_the_system_has_it() -> None:
+    with_init = facts(existing=EXISTING | {NS_INIT})
+    assert launch_plan(capsule(), with_init).ns_init == NS_INIT
+    assert launch_plan(capsule(console=True), with_init).ns_init is None  # the terminal: exo_init's own init
+    assert launch_plan(capsule(capabilities={"host": True}), with_init).ns_init is None
+    assert launch_plan(capsule(), facts()).ns_init is None  # not installed: exo_init's own init

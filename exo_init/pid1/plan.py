@@ -30,6 +30,9 @@ from exo_init.pid1.manifest import Access, Capsule, NetworkKind, Quotas, Readine
 from exo_init.pid1.spawn import SpawnPlan
 
 DEFAULT_PIDS_MAX = "1024"
+# The small init a scoped capsule's PID namespace runs (Debian's dumb-init: it waits on signals,
+# never on a timer). Where it is missing, exo_init's own Python nsinit takes its place.
+NS_INIT = "/usr/bin/dumb-init"
 
 
 def mem_total(meminfo: str = "/proc/meminfo") -> int:
@@ -159,9 +162,18 @@ def launch_plan(spec: Capsule, facts: Facts) -> SpawnPlan:
         console=spec.console,
         notify_fd=spec.readiness.fd if spec.readiness.kind is ReadinessKind.FD else None,
         scope=scope_plan(spec, ident, facts) if spec.capabilities.isolated else None,
+        ns_init=ns_init(spec, facts),
         quotas=spec.quotas,
         default_quotas=default_quotas(spec, facts),
     )
+
+
+def ns_init(spec: Capsule, facts: Facts) -> str | None:
+    """The small init of an isolated capsule's PID namespace, if the system has it; a console
+    capsule keeps exo_init's own (it hands the terminal to the program, and ^C to it alone)."""
+    if not spec.capabilities.isolated or spec.console or not facts.exists(NS_INIT):
+        return None
+    return NS_INIT
 
 
 def default_quotas(spec: Capsule, facts: Facts) -> Quotas:
