@@ -257,8 +257,10 @@ def test_the_namespace_init_is_small_and_unprivileged(tmp_path: Path) -> None:
         rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
         private = sum(int(line.split()[1]) for line in rollup if line.startswith(("Private_Dirty", "Private_Clean")))
         assert private < 1024, f"dumb-init holds {private} kB"
-        (child,) = (int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
-        assert Path(f"/proc/{child}/comm").read_text().strip() == "sleep"
+        # (`started` is dumb-init's exec; the program's own follows at once)
+        e.wait_for(lambda: [Path(f"/proc/{c}/comm").read_text().strip() for c in
+                            Path(f"/proc/{pid}/task/{pid}/children").read_text().split()] == ["sleep"],
+                   5, "the program as dumb-init's only child")
         gone = e.wait_state("gone", "failed", 10)
         assert gone["reason"] == "exec /nonexistent/program: No such file or directory", gone
     finally:

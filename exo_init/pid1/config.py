@@ -27,6 +27,7 @@ class Config:
     state_dir: Path | None = None      # generations and the event log (None: decided at boot, statedisk.py)
     state_device: str | None = None    # exo.state=/dev/vda: the persistent state disk (PID 1)
     generation: int | None = None      # exo.generation=N: boot that generation
+    zygote: bool = True                # unconfined Python capsules run in PID 1's fork (zygote.py); exo.zygote=0: exec
 
     @property
     def control_socket(self) -> Path:
@@ -63,6 +64,7 @@ def parse_args(argv: list[str], pid1: bool) -> Config:
     p.add_argument("--state-dir", type=Path, default=None, help="generations and event log (default RUNTIME/state)")
     p.add_argument("--generation", type=int, default=None, help="boot this generation (exo.generation=N)")
     p.add_argument("--debug", action="store_true")
+    p.add_argument("--no-zygote", action="store_true", help="exec every capsule's interpreter (exo.zygote=0)")
     # The kernel passes unknown command-line words to init as arguments: ignore them.
     args, _unknown = p.parse_known_args(argv) if pid1 else (p.parse_args(argv), [])
 
@@ -93,6 +95,7 @@ def parse_args(argv: list[str], pid1: bool) -> Config:
         state_dir=args.state_dir,
         state_device=cmdline.get("exo.state") or None,
         generation=args.generation if args.generation is not None else _generation(cmdline.get("exo.generation")),
+        zygote=not args.no_zygote and cmdline.get("exo.zygote") != "0",
     )
 
 

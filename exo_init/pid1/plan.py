@@ -28,6 +28,7 @@ from exo_init.pid1 import scope
 from exo_init.pid1.config import SYSTEM_PATH, Config
 from exo_init.pid1.manifest import Access, Capsule, NetworkKind, Quotas, ReadinessKind
 from exo_init.pid1.spawn import SpawnPlan
+from exo_init.pid1.zygote import PythonRun
 
 DEFAULT_PIDS_MAX = "1024"
 # The small init a scoped capsule's PID namespace runs (Debian's dumb-init: it waits on signals,
@@ -146,6 +147,8 @@ class Facts:
     mem_total: int = 0                    # bytes of RAM (0: unknown, no default memory limit)
     exists: Callable[[str], bool] = os.path.exists
     is_block_device: Callable[[str], bool] = _is_block_device
+    interpreter: str = ""                 # PID 1's own Python (its realpath): programs on it may run in the fork
+    realpath: Callable[[str], str] = os.path.realpath
 
 
 def launch_plan(spec: Capsule, facts: Facts) -> SpawnPlan:
@@ -163,9 +166,56 @@ def launch_plan(spec: Capsule, facts: Facts) -> SpawnPlan:
         notify_fd=spec.readiness.fd if spec.readiness.kind is ReadinessKind.FD else None,
         scope=scope_plan(spec, ident, facts) if spec.capabilities.isolated else None,
         ns_init=ns_init(spec, facts),
+        python=python_run(spec, ident, facts),
         quotas=spec.quotas,
         default_quotas=default_quotas(spec, facts),
     )
+
+
+# Interpreter options a forked PID 1 can honour (the rest -- -O, -X, -W, ... -- exec as before),
+# and the environment variables it can (any other PYTHON* one: exec).
+PYTHON_FLAGS = frozenset("IESsuBP")
+PYTHON_ENV = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"})
+
+
+def python_run(spec: Capsule, ident: Identity, facts: Facts) -> PythonRun | None:
+    """The Python program to run in the forked child instead of exec'ing the interpreter (see
+    zygote.py): only on PID 1's own interpreter, only for an unconfined capsule running as root
+    (none other may see PID 1's memory), not on the console, with options and environment a fork
+    can honour. None: exec as usual."""
+    if not facts.interpreter or spec.capabilities.isolated or ident.uid != 0 or spec.console:
+        return None
+    if facts.realpath(spec.argv[0]) != facts.interpreter:
+        return None
+    env = dict(spec.env)
+    if any(k.startswith("PYTHON") and k not in PYTHON_ENV for k in env):
+        return None
+    flags, rest = "", list(spec.argv[1:])
+    while rest and rest[0].startswith("-") and rest[0] not in ("-", "-m", "-c") and not rest[0].startswith("--"):
+        if not set(rest[0][1:]) <= PYTHON_FLAGS:
+            return None
+        flags += rest.pop(0)[1:]
+    if not rest:
+        return None
+    isolated = "I" in flags
+    use_env = not (isolated or "E" in flags)
+    path: list[str] = []
+    if rest[0] in ("-m", "-c"):
+        if len(rest) < 2:
+            return None
+        kind, target, args = ("module" if rest[0] == "-m" else "code"), rest[1], rest[2:]
+        argv0 = "-c" if kind == "code" else rest[1]  # (-m: runpy sets the module's file)
+        first = spec.workdir if kind == "module" else ""
+    else:
+        kind, target, args, argv0 = "script", rest[0], rest[1:], rest[0]
+        first = os.path.dirname(facts.realpath(os.path.join(spec.workdir, rest[0])))
+    if not (isolated or "P" in flags):
+        path.append(first)
+    if use_env and env.get("PYTHONPATH"):
+        path += [p for p in env["PYTHONPATH"].split(":") if p]
+    return PythonRun(kind=kind, target=target, argv=(argv0, *args), path=tuple(path),
+                     unbuffered="u" in flags or bool(use_env and env.get("PYTHONUNBUFFERED")),
+                     dont_write_bytecode="B" in flags or bool(use_env and env.get("PYTHONDONTWRITEBYTECODE")))
 
 
 def ns_init(spec: Capsule, facts: Facts) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exo_init.pid1 import scope
+from exo_init.pid1 import scope, zygote
 from exo_init.pid1.manifest import Quotas
 
 
@@ -34,6 +34,7 @@ class SpawnPlan:
     notify_fd: int | None = None   # readiness.kind = fd: the fd number the notification pipe gets
     scope: scope.ScopePlan | None = None  # isolated: own namespaces and root (see scope.py)
     ns_init: str | None = None     # isolated: the small init the namespace's PID 1 becomes (None: nsinit in Python)
+    python: zygote.PythonRun | None = None  # run this Python program in the fork instead of exec'ing (zygote.py)
     quotas: Quotas = field(default_factory=Quotas)  # the cgroup limits declared (written before the fork)
     default_quotas: Quotas = field(default_factory=Quotas)  # where none is declared, if the controller is there
 
@@ -134,6 +135,8 @@ def _child(plan: SpawnPlan, wiring: Wiring, err_w: int) -> None:
         _step(f"setgid {plan.gid}", os.setgid, plan.gid)
         _step(f"setuid {plan.uid}", os.setuid, plan.uid)
     _step(f"chdir {plan.workdir}", os.chdir, plan.workdir)
+    if plan.python is not None:
+        zygote.run(plan.python, plan.argv, dict(plan.env), err_w)
     _step(f"exec {plan.argv[0]}", os.execve, plan.argv[0], list(plan.argv), dict(plan.env))
 
 
@@ -195,7 +198,13 @@ def _exec_ns_init(plan: SpawnPlan, init: str, sp: scope.ScopePlan) -> None:
 def read_spawn_error(fd: int) -> str | None:
     """Read the error pipe once it is readable: None = exec succeeded (EOF), else the message."""
     chunks = []
-    while data := os.read(fd, 4096):  # the child writes once, then exits: EOF follows at once
-        chunks.append(data)
-    os.close(fd)
+    try:
+        while data := os.read(fd, 4096):  # the child writes once (atomically: < PIPE_BUF), then exits
+            chunks.append(data)
+    except BlockingIOError:
+        # The message is there but the writer has not exited yet (a PID namespace's init takes a
+        # while to go): the message is whole, EOF would add nothing.
+        pass
+    finally:
+        os.close(fd)
     return b"".join(chunks).decode(errors="replace") or None

@@ -19,6 +19,8 @@ and a fake clock (tests/test_scheduler.py).
 from __future__ import annotations
 
 import enum
+import os
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from exo_init.pid1.plan import Facts, Users, cached_users, mem_total
 from exo_init.pid1.readiness import NotifySocket
 from exo_init.pid1.runner import CapsuleRunner
 
+INTERPRETER = os.path.realpath(sys.executable)  # PID 1's Python: programs on it may run in its fork (zygote.py)
 SHUTDOWN_GRACE = 2.0       # beyond the longest stop timeout
 SHUTDOWN_MIN, SHUTDOWN_MAX = 5.0, 120.0
 
@@ -154,7 +157,7 @@ class Supervisor:
 
     def facts(self, runner: CapsuleRunner) -> Facts:
         return Facts(config=self.config, users=self.users(), taken_uids=OtherUids(self.uid_holders, runner.uid),
-                     mem_total=self.mem_total)
+                     mem_total=self.mem_total, interpreter=INTERPRETER if self.config.zygote else "")
 
     def claim_uid(self, runner: CapsuleRunner, uid: int | None) -> None:
         """`runner`'s run holds `uid` now (the uids other runs hold are taken: facts)."""
