@@ -1,8 +1,9 @@
 """exoctl: operate a running Exosphere system (like systemctl/journalctl).
 
-Transport: the org.exosphere.Core1 D-Bus API on the system bus (the dbus-bridge capsule) by default;
-when the bus or the bridge is not there, exo_init's private control socket, with the same output
-and exit codes (`--via` forces one; `--socket PATH` means that socket). Both carry the same JSON
+Transport: exo_init's private control socket when this process can reach it (it exists and we
+may write to it: loading the D-Bus bindings was most of exoctl's start-up), else the
+org.exosphere.Core1 D-Bus API on the system bus (the dbus-bridge capsule), with the same output and
+exit codes (`--via` forces one; `--socket PATH` means that socket). Both carry the same JSON
 documents, so `--json` prints the same either way.
 
 `exoctl export-systemd [MANIFEST] [-o DIR]` needs no running system: it writes the manifest's
@@ -23,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from exo_init.client import dbus_api
 from exo_init.client.control import ControlError, call
 from exo_init.lib.logfile import LogTail
 from exo_init.lib.paths import DEFAULT_MANIFEST, DEFAULT_RUNTIME
@@ -40,6 +40,8 @@ class Unreachable(Exception):
 
 def system_bus_present() -> bool:
     """Cheap check before importing gi: is there a system bus to talk to at all?"""
+    from exo_init.client import dbus_api  # noqa: PLC0415
+
     address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
     return bool(address) or os.path.exists(dbus_api.DEFAULT_SYSTEM_BUS)
 
@@ -47,6 +49,8 @@ def system_bus_present() -> bool:
 def call_dbus(request: dict[str, Any], read_only: bool) -> Any:
     """`request` as an org.exosphere.Core1 method call: the result, ControlError for the API's
     errors, Unreachable when D-Bus cannot carry it (and trying the socket instead is safe)."""
+    from exo_init.client import dbus_api  # noqa: PLC0415
+
     if not system_bus_present():
         raise Unreachable(f"no system bus ({dbus_api.DEFAULT_SYSTEM_BUS} does not exist)")
     try:
@@ -82,10 +86,19 @@ def call_dbus(request: dict[str, Any], read_only: bool) -> Any:
     return json.loads(reply.unpack()[0])
 
 
+def socket_reachable(path: Path) -> bool:
+    """Whether this process may connect to the control socket (it exists and is writable to us)."""
+    return os.access(path, os.W_OK)
+
+
 def transport_call(args: argparse.Namespace, request: dict[str, Any]) -> Any:
     """One request over the chosen transport (see the module docstring)."""
     via = args.via or ("socket" if args.socket is not None else "auto")
     socket_path = args.socket or DEFAULT_RUNTIME / "control.sock"
+    if via == "auto" and socket_reachable(socket_path):
+        via = "socket"  # the same API without loading the D-Bus bindings (most of exoctl's start-up)
+    if via != "socket":
+        from exo_init.client import dbus_api  # noqa: PLC0415 (its dataclasses cost a socket call their start-up)
     if via != "socket" and dbus_api.supports(request["op"]):
         try:
             return call_dbus(request, read_only=request["op"] in ("status", "logs", "info"))
