@@ -364,39 +364,36 @@ def scale_capsules(scoped: int, host: int) -> dict[str, Any]:
     return caps
 
 
-def find_pid(needle: str) -> int | None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
+def cgroup_usec(cgroup: str) -> int:
+    for line in Path(f"/sys/fs/cgroup/{cgroup}/cpu.stat").read_text().splitlines():
+        if line.startswith("usage_usec "):
+            return int(line.split()[1])
+    return 0
 
 
-def steady(needles: dict[str, str], seconds: float) -> dict[str, Any]:
-    """CPU (% of one CPU) and RSS of each process (by a piece of its command line; "1": PID 1) over
-    `seconds`; a process that is not there, or was replaced meanwhile, is reported so."""
+def steady(watched: dict[str, tuple[int, str | None]], seconds: float) -> dict[str, Any]:
+    """CPU (% of one CPU) of each watched process over `seconds` -- by its cgroup (what a capsule
+    or unit costs, every process of it) where it has one of its own, else by /proc (PID 1) -- and
+    its main process's RSS. A process that went away meanwhile is reported so."""
     hz = os.sysconf("SC_CLK_TCK")
-    pids = {k: 1 if n == "1" else find_pid(n) for k, n in needles.items()}
-    before: dict[str, int] = {}
-    for k, pid in pids.items():
+    before: dict[str, float] = {}
+    for k, (pid, cgroup) in watched.items():
         try:
-            before[k] = cpu_ticks(pid) if pid is not None else -1
+            before[k] = cgroup_usec(cgroup) / 1e6 if cgroup else cpu_ticks(pid) / hz
         except OSError:
-            before[k] = -1
+            before[k] = -1.0
     t0 = time.monotonic()
     time.sleep(seconds)
     dt = time.monotonic() - t0
     out: dict[str, Any] = {}
-    for k, pid in pids.items():
+    for k, (pid, cgroup) in watched.items():
         try:
-            if pid is None or before[k] < 0:
+            if before[k] < 0:
                 raise OSError("not running")
-            out[k] = {"cpu_percent": round((cpu_ticks(pid) - before[k]) / hz / dt * 100, 2), "rss_kib": rss_kib(pid)}
+            now = cgroup_usec(cgroup) / 1e6 if cgroup else cpu_ticks(pid) / hz
+            out[k] = {"cpu_percent": round((now - before[k]) / dt * 100, 2), "rss_kib": rss_kib(pid)}
         except OSError as e:
-            out[k] = {"error": f"{needles[k]}: {e}"}
+            out[k] = {"error": f"{k} (pid {pid}): {e}"}
     return out
 
 
@@ -432,8 +429,15 @@ def scale(scoped: int, host: int, seconds: float) -> dict[str, Any]:
                 break
         events.close()
         out["all_ready_s"] = round(last - t0, 3)
-        needles = {"pid1": "1", "sentry": "exo_init.system.sentry", "dashboard": "exo_init.system.dashboard"}
-        out["plane_restarts"] = {n: exo({"op": "status", "name": n}, 600)["restarts"] for n in ("sentry", "dashboard")}
+        plane = {n: exo({"op": "status", "name": n}, 600) for n in ("sentry", "dashboard")}
+        out["plane_restarts"] = {n: st["restarts"] for n, st in plane.items()}
+        watched: dict[str, tuple[int, str | None]] = {"pid1": (1, None)}
+        for n, st in plane.items():
+            pid = int(st["pid"] or 0)
+            if n == "dashboard":  # (scoped: its main pid is the namespace's init; the program is its child)
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                pid = int(children[0]) if children else pid
+            watched[n] = (pid, f"capsules/{n}")
     else:
         work = Path("/run/scale-units")
         manifest = Path("/run/scale-manifest.json")
@@ -453,8 +457,9 @@ def scale(scoped: int, host: int, seconds: float) -> dict[str, Any]:
         out["all_ready_s"] = round(time.perf_counter() - t0, 3)
         active = systemctl_show(units, "ActiveState")
         out["not_active"] = sorted(u for u, f in active.items() if f.get("ActiveState") != "active")
-        needles = {"pid1": "1", "journald": "systemd-journald"}
-    out["steady"] = steady(needles, seconds)
+        journald = int(systemctl_show(["systemd-journald.service"], "MainPID")["systemd-journald.service"]["MainPID"])
+        watched = {"pid1": (1, None), "journald": (journald, "system.slice/systemd-journald.service")}
+    out["steady"] = steady(watched, seconds)
     out["mem_available_after_kib"] = mem_available_kib()
     return out
 
