@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from exo_init.pid1.supervisor import ShutdownAction
+from exo_init.pid1.capsule import SETTLED, STARTABLE
+from exo_init.pid1.supervisor import STOPPABLE, ShutdownAction
 from tests.sim import Sim
 
 NOTIFY = {"readiness": {"kind": "notify"}}
@@ -247,6 +248,17 @@ def test_scenario(sc: Scenario, tmp_path: Path) -> None:
     if sc.order:
         seen = iter((n, s) for _t, n, s in sim.trace)
         assert all(item in seen for item in sc.order), f"{sc.order} is not a subsequence; {where}"
+    assert_index_consistent(sim)
+
+
+def assert_index_consistent(sim: Sim) -> None:
+    """What the supervisor keeps as it goes (the runners a pass can act on; the wanted ones not yet
+    settled) is what a look at every runner finds."""
+    candidates = {n for n, r in sim.sup.capsules.items()
+                  if (r.wanted and r.spec is not None and r.state in STARTABLE)
+                  or (not r.wanted and r.state in STOPPABLE)}
+    unsettled = {n for n, r in sim.sup.capsules.items() if r.wanted and r.state not in SETTLED}
+    assert (sim.sup.candidates, sim.sup.unsettled) == (candidates, unsettled)
 
 
 def test_reload_applies_only_the_difference(tmp_path: Path) -> None:
@@ -351,3 +363,22 @@ def test_dynamic_uids_stay_unique_and_a_restart_keeps_its_own(tmp_path: Path) ->
     sim.sup.apply(Sim.manifest({n: c for n, c in caps.items() if n != "s3"}))
     sim.settle()
     assert uids["s3"] not in sim.sup.uid_holders and len(sim.sup.uid_holders) == 29
+
+
+def test_a_thousand_capsules_leave_nothing_for_the_scheduler_to_look_at(tmp_path: Path) -> None:
+    """A pass looks only at the runners it can act on: with every capsule ready there is none, a
+    capsule waiting for its dependency is one, and the boot completes once none is unsettled."""
+    caps: dict[str, Any] = {f"c{i:04d}": {} for i in range(1000)}
+    caps["db"] = NOTIFY
+    caps["web"] = {"requires": ["db"]}
+    sim = Sim(tmp_path, caps)
+    assert (sim.sup.candidates, sim.sup.unsettled, sim.sup.boot_reported) == ({"web"}, {"db", "web"}, False)
+    sim.notify("db", READY="1")
+    assert (sim.sup.candidates, sim.sup.unsettled, sim.sup.boot_reported) == (set(), set(), True)
+    sim.sup.stop("db")
+    sim.settle()
+    assert sim.states()["web"] == "stopped" and sim.sup.candidates == set()
+    sim.sup.apply(Sim.manifest({f"c{i:04d}": {} for i in range(10)}))
+    sim.settle()
+    assert len(sim.sup.capsules) == 10 and sim.sup.candidates == set() and sim.sup.unsettled == set()
+    assert_index_consistent(sim)

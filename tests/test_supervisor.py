@@ -129,9 +129,9 @@ def test_crash_loop_backs_off_then_fails(exo: Any, mode: str) -> None:
     starts = [t for s, t in e.transitions("crasher") if s == "starting"]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(gaps) == 4
-    # backoff 0.1, 0.2, 0.4, 0.8 s: each gap grows (process run time adds a little to each)
-    assert all(later > earlier for earlier, later in itertools.pairwise(gaps)), gaps
-    assert gaps[-1] >= 0.8
+    # backoff 0.1, 0.2, 0.4, 0.8 s: each gap is at least its delay (the process's run time, longer on
+    # a loaded host, adds to each; the exact doubling is tests/test_scheduler.py's, on a simulated clock)
+    assert all(gap >= 0.1 * 2 ** i for i, gap in enumerate(gaps)), gaps
 
 
 def test_restart_always_restarts_clean_exit(exo: Any) -> None:

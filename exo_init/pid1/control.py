@@ -213,6 +213,7 @@ def make_handler(sup: Any, generations: Any = None) -> Handler:
                     "manifest": sup.manifest_source, "boot_complete": sup.boot_reported,
                     "orphans_reaped": sup.orphans_reaped, "shutting_down": sup.shutdown_action,
                     "cgroups": str(sup.host.cgroup_root) if sup.host.cgroup_root else None,
+                    "capsules": len(sup.capsules), "capsule_set": sup.capsule_set,
                     "generation": generations.running if generations is not None else None}
         if op == "status":
             return status(request)

@@ -79,6 +79,8 @@ class Context(Protocol):
 
     def remove(self, runner: CapsuleRunner) -> None: ...
 
+    def touched(self, runner: CapsuleRunner) -> None: ...
+
 
 class CapsuleRunner:
     def __init__(self, ctx: Context, name: str, spec: Capsule | None, log_sink: LogSink) -> None:
@@ -86,13 +88,13 @@ class CapsuleRunner:
         self.loop = ctx.loop
         self.host = ctx.host
         self.name = name
-        self.spec = spec
+        self._spec = spec
         self.log = log_sink
         self.load_error: str | None = None
         self.state = State.STOPPED
         self.state_since = self.loop.now()
         self.reason = ""
-        self.goal = Goal.DOWN
+        self._goal = Goal.DOWN
         self.pending: Pending = None
         # the current (or last) run
         self.pid: int | None = None
@@ -121,6 +123,24 @@ class CapsuleRunner:
     # --- state --------------------------------------------------------------------------------
 
     @property
+    def goal(self) -> Goal:
+        return self._goal
+
+    @goal.setter
+    def goal(self, goal: Goal) -> None:
+        self._goal = goal
+        self.ctx.touched(self)  # (what the scheduler must look at depends on goal, spec and state)
+
+    @property
+    def spec(self) -> Capsule | None:
+        return self._spec
+
+    @spec.setter
+    def spec(self, spec: Capsule | None) -> None:
+        self._spec = spec
+        self.ctx.touched(self)
+
+    @property
     def wanted(self) -> bool:
         return self.goal is not Goal.DOWN
 
@@ -139,6 +159,7 @@ class CapsuleRunner:
         if new not in TRANSITIONS[old]:
             raise AssertionError(f"capsule {self.name}: invalid transition {old} -> {new} ({reason})")
         self.state, self.reason, self.state_since = new, reason, self.loop.now()
+        self.ctx.touched(self)
         self.ctx.publish(self, Event(self.name, old, new, reason, time.time()))
 
     def want(self, again: bool = False) -> None:

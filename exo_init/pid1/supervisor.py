@@ -41,6 +41,7 @@ from exo_init.pid1.runner import CapsuleRunner
 
 INTERPRETER = os.path.realpath(sys.executable)  # PID 1's Python: programs on it may run in its fork (zygote.py)
 SHUTDOWN_GRACE = 2.0       # beyond the longest stop timeout
+STOPPABLE = frozenset({State.STARTING, State.READY, State.BACKOFF})  # stopped by the scheduler once unwanted
 SHUTDOWN_MIN, SHUTDOWN_MAX = 5.0, 120.0
 
 
@@ -98,6 +99,14 @@ class Supervisor:
         self.host: Host = host or OsHost(None)
         self.users = users or cached_users()
         self.uid_holders: Counter[int] = Counter()  # uid -> how many runners hold it (dynamic uids are unique)
+        # What the scheduler looks at, kept as goals, definitions and states change (touched): the
+        # runners its pass can act on, in the order they were added, and the wanted ones not yet
+        # settled (boot complete once there is none). A pass over every runner after every event
+        # made a thousand capsules' start quadratic.
+        self.order: dict[str, int] = {}
+        self.capsule_set = 0  # counts additions and removals: a client re-reads the names when it changes
+        self.candidates: set[str] = set()
+        self.unsettled: set[str] = set()
         self.mem_total = mem_total()
         self.capsules: dict[str, CapsuleRunner] = {}
         self.by_pid: dict[int, CapsuleRunner] = {}
@@ -181,6 +190,22 @@ class Supervisor:
         runner.release()
         self.host.forget(runner.name)
         self.capsules.pop(runner.name, None)
+        self.capsule_set += 1
+        self.candidates.discard(runner.name)
+        self.unsettled.discard(runner.name)
+
+    def touched(self, runner: CapsuleRunner) -> None:
+        """A runner's goal, definition or state changed: whether a scheduling pass can act on it
+        (start it, fail it, pull in its requirement, stop it), and whether the boot waits for it."""
+        name, wanted, state = runner.name, runner.wanted, runner.state
+        if (wanted and runner.spec is not None and state in STARTABLE) or (not wanted and state in STOPPABLE):
+            self.candidates.add(name)
+        else:
+            self.candidates.discard(name)
+        if wanted and state not in SETTLED:
+            self.unsettled.add(name)
+        else:
+            self.unsettled.discard(name)
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -197,11 +222,9 @@ class Supervisor:
             status_line(self.console, True, "stopped", runner.name)
 
     def check_boot_complete(self) -> None:
-        if self.boot_reported or self.shutdown_action is not None or self.applying:
+        if self.boot_reported or self.shutdown_action is not None or self.applying or self.unsettled:
             return
         wanted = [r for r in self.capsules.values() if r.wanted or r.state is State.FAILED]
-        if not all(r.state in SETTLED for r in wanted):
-            return
         self.boot_reported = True
         failed = sorted(r.name for r in wanted if r.state is State.FAILED)
         since_init = self.loop.now() - self.boot_started
@@ -277,8 +300,10 @@ class Supervisor:
         return self.apply(manifest)
 
     def _add(self, name: str) -> CapsuleRunner:
+        self.order.setdefault(name, len(self.order))
         runner = CapsuleRunner(self, name, None, LogSink(self.config.log_dir, name))
         self.capsules[name] = runner
+        self.capsule_set += 1
         return runner
 
     # --- scheduling -----------------------------------------------------------------------------
@@ -289,7 +314,8 @@ class Supervisor:
         progress = True
         while progress:
             progress = False
-            for runner in list(self.capsules.values()):
+            for name in sorted(self.candidates, key=self.order.__getitem__):
+                runner = self.capsules[name]
                 if runner.wanted and runner.spec is not None and runner.state in STARTABLE:
                     if runner.state is not State.STOPPED and runner.goal is not Goal.AGAIN:
                         continue  # settled (exited or failed): only an explicit start runs it again
@@ -304,8 +330,7 @@ class Supervisor:
                             runner.goal = Goal.DOWN
                             runner.change_state(State.FAILED, reason)
                             progress = True
-                elif not runner.wanted and runner.state in (State.STARTING, State.READY, State.BACKOFF) \
-                        and not self._running_dependents(runner.name):
+                elif not runner.wanted and runner.state in STOPPABLE and not self._running_dependents(runner.name):
                     runner.begin_stop("stop requested")
                     progress = True
         if self.shutdown_action is not None and not any(

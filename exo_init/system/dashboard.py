@@ -120,11 +120,12 @@ def event_line(record: Mapping[str, Any]) -> str:
     return f"{when}  {kind}  {what}"[:90]
 
 
-def collect(control: Path, hostname_fallback: str = "exosphere", names: list[str] | None = None) -> Snapshot:
+def collect(control: Path, hostname_fallback: str = "exosphere", names: list[str] | None = None,
+            info: dict[str, Any] | None = None) -> Snapshot:
     """One snapshot from PID 1's control socket (read-only operations): every capsule, or only
     `names` (with their figures; PID 1 reads a dozen cgroup files for each)."""
     try:
-        info = call(control, {"op": "info"}, timeout=5)
+        info = info if info is not None else call(control, {"op": "info"}, timeout=5)
         request: dict[str, Any] = {"op": "status"} if names is None else {"op": "status", "names": names}
         rows = tuple(capsule_row(s) for s in call(control, request, timeout=5))
     except (OSError, ValueError, ControlError) as e:
@@ -138,31 +139,25 @@ def collect(control: Path, hostname_fallback: str = "exosphere", names: list[str
 
 class Collector:
     """Snapshots for a screen of `rows` rows: the figures of the capsules on screen only (the
-    first `rows` names), the list of names itself (no figures, cheap) every NAMES_EVERY seconds or
-    when one has gone. With a thousand capsules, their figures every second were most of PID 1's
-    work."""
-
-    NAMES_EVERY = 10.0
+    first `rows` names), and the list of names itself (no figures) only when PID 1's set of
+    capsules changed (`info`'s capsule_set). With a thousand capsules, their figures every second
+    were most of PID 1's work."""
 
     def __init__(self, control: Path, rows: int) -> None:
         self.control = control
         self.rows = rows
         self.names: list[str] = []
-        self.names_at = -self.NAMES_EVERY
+        self.capsule_set: object = None
 
     def snapshot(self) -> Snapshot:
-        now = time.monotonic()
-        if now - self.names_at >= self.NAMES_EVERY:
-            try:
+        try:
+            info = call(self.control, {"op": "info"}, timeout=5)
+            if info.get("capsule_set") != self.capsule_set or self.capsule_set is None:
                 self.names = [str(s["name"]) for s in call(self.control, {"op": "status", "stats": False}, timeout=5)]
-                self.names_at = now
-            except (OSError, ValueError, ControlError) as e:
-                return Snapshot("exosphere", None, (), (), time.time(), error=f"control socket: {e}")
-        shown = self.names[:self.rows]
-        snap = collect(self.control, names=shown)
-        if len(snap.capsules) < len(shown):
-            self.names_at = -self.NAMES_EVERY  # one went away: the names again next time
-        return snap
+                self.capsule_set = info.get("capsule_set")
+        except (OSError, ValueError, ControlError) as e:
+            return Snapshot("exosphere", None, (), (), time.time(), error=f"control socket: {e}")
+        return collect(self.control, names=self.names[:self.rows], info=info)
 
 
 def visible_rows(height: int) -> int:
