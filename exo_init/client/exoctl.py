@@ -1,7 +1,7 @@
 """exoctl: operate a running Exosphere system (like systemctl/journalctl).
 
-Transport: exo_init's private control socket when this process can reach it (it exists and we
-may write to it: loading the D-Bus bindings was most of exoctl's start-up), else the
+Transport: exo_init's private control socket when this process can connect to it (loading the
+D-Bus bindings was most of exoctl's start-up), else the
 org.exosphere.Core1 D-Bus API on the system bus (the dbus-bridge capsule), with the same output and
 exit codes (`--via` forces one; `--socket PATH` means that socket). Both carry the same JSON
 documents, so `--json` prints the same either way.
@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -87,8 +88,15 @@ def call_dbus(request: dict[str, Any], read_only: bool) -> Any:
 
 
 def socket_reachable(path: Path) -> bool:
-    """Whether this process may connect to the control socket (it exists and is writable to us)."""
-    return os.access(path, os.W_OK)
+    """Whether this process can connect to the control socket (a granted socket is bound read-only
+    into a scoped capsule: access(2) says no, connect(2) works)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(5.0)
+            probe.connect(str(path))
+        return True
+    except OSError:
+        return False
 
 
 def transport_call(args: argparse.Namespace, request: dict[str, Any]) -> Any:
