@@ -226,12 +226,14 @@ def make_handler(sup: Any, generations: Any = None) -> Handler:
         if op in ("switch", "rollback", "generations", "events"):
             return generation_op(generations, request)
         try:
+            # (the reply to a change is the capsule's status without its cgroup figures: reading a
+            # dozen files before the loop turns again delayed the capsule's readiness)
             if op in ("start", "stop", "restart"):
                 getattr(sup, op)(capsule(request))
-                return sup.status(request["name"])
+                return sup.status(request["name"], stats=False)
             if op in ("freeze", "thaw"):
                 sup.freeze(capsule(request), op == "freeze")
-                return sup.status(request["name"])
+                return sup.status(request["name"], stats=False)
             if op == "reload":
                 return sup.reload()
             if op in ("poweroff", "reboot"):
