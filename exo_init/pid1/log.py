@@ -1,38 +1,78 @@
 """Logging for exo_init: short lines on the console, everything (with tracebacks) in a file.
 
 The console never shows a Python traceback: exceptions are summarised in one line there and
-written in full to the log file.
+written in full to the log file. A small logger of its own, with the calls of the standard
+library's (`log.info("%s", x)`, `exc_info=`, `log.exception`): the `logging` package (records,
+handlers, locks, and what it imports) was a megabyte of PID 1's memory and time at every line.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-log = logging.getLogger("exo_init")
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
+LEVEL_NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR"}
 
 
-class ConsoleFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        msg = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            exc = record.exc_info[1]
-            msg = f"{msg}: {type(exc).__name__}: {exc}"
-        prefix = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
-        return f"exo_init: {prefix}{msg}"
+class Log:
+    def __init__(self) -> None:
+        self.console: TextIO | None = None
+        self.console_level = INFO
+        self.files: list[TextIO] = []
+
+    def _emit(self, level: int, msg: str, args: tuple[object, ...], exc: BaseException | None) -> None:
+        text = msg % args if args else msg
+        if self.console is not None and level >= self.console_level:
+            line = text if exc is None else f"{text}: {type(exc).__name__}: {exc}"
+            prefix = "" if level < WARNING else f"{LEVEL_NAMES[level].lower()}: "
+            try:
+                self.console.write(f"exo_init: {prefix}{line}\n")
+                self.console.flush()
+            except (OSError, ValueError):
+                pass
+        if not self.files:
+            return
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f",{int(now % 1 * 1000):03d}"
+        record = f"{stamp} {LEVEL_NAMES[level]} {text}\n"
+        if exc is not None:
+            import traceback  # noqa: PLC0415 (only for an exception)
+
+            record += "".join(traceback.format_exception(exc))
+        for f in self.files:
+            try:
+                f.write(record)
+                f.flush()
+            except (OSError, ValueError):
+                pass
+
+    def debug(self, msg: str, *args: object) -> None:
+        self._emit(DEBUG, msg, args, None)
+
+    def info(self, msg: str, *args: object) -> None:
+        self._emit(INFO, msg, args, None)
+
+    def warning(self, msg: str, *args: object) -> None:
+        self._emit(WARNING, msg, args, None)
+
+    def error(self, msg: str, *args: object, exc_info: BaseException | None = None) -> None:
+        self._emit(ERROR, msg, args, exc_info)
+
+    def exception(self, msg: str, *args: object) -> None:
+        """An error with the exception being handled."""
+        self._emit(ERROR, msg, args, sys.exc_info()[1])
+
+
+log = Log()
 
 
 def setup_logging(console: TextIO, logfile: Path | None, debug: bool = False) -> None:
-    log.handlers.clear()
-    log.setLevel(logging.DEBUG)
-    log.propagate = False
-    handler = logging.StreamHandler(console)
-    handler.setFormatter(ConsoleFormatter())
-    handler.setLevel(logging.DEBUG if debug else logging.INFO)
-    log.addHandler(handler)
+    log.console = console
+    log.console_level = DEBUG if debug else INFO
+    log.files = []
     if logfile is not None:
         add_logfile(logfile)
 
@@ -40,13 +80,9 @@ def setup_logging(console: TextIO, logfile: Path | None, debug: bool = False) ->
 def add_logfile(logfile: Path) -> None:
     try:
         logfile.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(logfile, encoding="utf-8")
+        log.files.append(open(logfile, "a", encoding="utf-8"))  # noqa: SIM115 (open for PID 1's life)
     except OSError as e:
         log.warning("cannot open log file %s: %s", logfile, e.strerror)
-        return
-    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    fh.setLevel(logging.DEBUG)
-    log.addHandler(fh)
 
 
 def status_line(console: TextIO, ok: bool | None, word: str, name: str, detail: str = "") -> None:

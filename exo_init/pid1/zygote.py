@@ -26,19 +26,14 @@ unwound (the child leaves with os._exit).
 
 from __future__ import annotations
 
-import atexit
-import ctypes
-import gc
-import io
 import os
-import runpy
 import signal
 import sys
-import threading
-import traceback
-import types
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    import io
 
 PR_SET_NAME = 15
 PR_SET_MM, PR_SET_MM_ARG_START, PR_SET_MM_ARG_END = 35, 8, 9
@@ -57,6 +52,8 @@ class PythonRun:
 
 
 def _stream(fd: int, write: bool, unbuffered: bool) -> io.TextIOWrapper:
+    import io  # noqa: PLC0415 (this module's imports are the child's: PID 1 does not carry them)
+
     raw = io.FileIO(fd, "w" if write else "r", closefd=False)
     buffered: io.RawIOBase | io.BufferedIOBase = raw if write and unbuffered else (
         io.BufferedWriter(raw) if write else io.BufferedReader(raw))
@@ -66,6 +63,8 @@ def _stream(fd: int, write: bool, unbuffered: bool) -> io.TextIOWrapper:
 
 def _rename(argv: list[str]) -> None:
     """`ps` shows the program's argv, not PID 1's (best effort: needs CAP_SYS_RESOURCE)."""
+    import ctypes  # noqa: PLC0415
+
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_NAME, os.path.basename(argv[0]).encode()[:15], 0, 0, 0)
     data = b"\0".join(a.encode(errors="surrogateescape") for a in argv) + b"\0"
@@ -82,12 +81,19 @@ def _exit_code(e: SystemExit) -> int:
         return 0
     if isinstance(e.code, int):
         return e.code & 0xFF
-    print(e.code, file=sys.stderr)
+    sys.stderr.write(f"{e.code}\n")
     return 1
 
 
 def run(program: PythonRun, argv: tuple[str, ...], env: dict[str, str], err_w: int) -> NoReturn:
     """Become the program (never returns). Closing `err_w` is this path's "the exec succeeded"."""
+    import atexit  # noqa: PLC0415 (the child's imports: PID 1 does not carry them)
+    import gc  # noqa: PLC0415
+    import runpy  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    import traceback  # noqa: PLC0415
+    import types  # noqa: PLC0415
+
     gc.freeze()  # PID 1's objects: never collected, never traversed (no copy-on-write for nothing)
     os.environ.clear()
     os.environ.update(env)
@@ -99,13 +105,7 @@ def run(program: PythonRun, argv: tuple[str, ...], env: dict[str, str], err_w: i
     sys.argv = list(program.argv)
     sys.path[:] = list(dict.fromkeys([*program.path, *sys.path]))
     sys.dont_write_bytecode = program.dont_write_bytecode
-    atexit._clear()
-    logging = sys.modules.get("logging")
-    if logging is not None:  # the program's logging is flushed at exit, PID 1's handlers are left alone
-        pid1_handlers = {id(h) for h in logging.getLogger("exo_init").handlers}
-        handlers = getattr(logging, "_handlerList", [])
-        handlers[:] = [ref for ref in handlers if id(ref()) not in pid1_handlers]
-        atexit.register(logging.shutdown)
+    atexit._clear()  # (PID 1's own: none but the standard library's; PID 1 does not use `logging`)
     try:
         _rename(list(argv))
     except (OSError, AttributeError):
