@@ -12,7 +12,10 @@ import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_LINE = 16 * 1024
 

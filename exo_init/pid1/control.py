@@ -16,7 +16,6 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from exo_init.lib.logfile import tail
 from exo_init.pid1.capsule import Event
@@ -25,6 +24,10 @@ from exo_init.pid1.loop import Loop
 from exo_init.pid1.manifest import ManifestError
 from exo_init.pid1.supervisor import ShutdownAction
 from exo_init.pid1.switch import SwitchError
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_REQUEST = 64 * 1024
 MAX_OUTBUF = 4 * 1024 * 1024
@@ -56,7 +59,8 @@ class _Client:
     closing: bool = False
 
 
-Handler = Callable[[dict[str, Any], int], Any]
+if TYPE_CHECKING:  # (an alias for annotations only: `Any` is not there at run time)
+    Handler = Callable[[dict[str, Any], int], Any]
 
 
 class ControlServer:

@@ -16,12 +16,17 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from exo_init.pid1.cgroups import CgroupTree, QuotaError
 from exo_init.pid1.manifest import Quotas, Readiness, ReadinessKind
 from exo_init.pid1.readiness import probe_file, probe_tcp
 from exo_init.pid1.spawn import SpawnPlan, Wiring, read_spawn_error, spawn
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object
 
 
 class LaunchError(Exception):

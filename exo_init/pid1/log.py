@@ -11,7 +11,10 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn, TextIO
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import NoReturn, TextIO
 
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 LEVEL_NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR"}

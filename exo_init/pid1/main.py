@@ -16,7 +16,6 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import TextIO
 
 from exo_init.pid1 import early, syscalls
 from exo_init.pid1.config import SYSTEM_PATH, Config, parse_args
@@ -28,6 +27,10 @@ from exo_init.pid1.spawn import SpawnPlan, Wiring, spawn
 from exo_init.pid1.statedisk import prepare_state_dir
 from exo_init.pid1.supervisor import ShutdownAction, Supervisor
 from exo_init.pid1.switch import Switcher, boot_manifest
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPWR, signal.SIGUSR2)
 EMERGENCY_SHELLS = ("/bin/sh", "/run/current-system/sw/bin/sh")

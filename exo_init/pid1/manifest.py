@@ -21,11 +21,16 @@ import signal
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 from exo_init.pid1 import scope
 from exo_init.pid1.graph import find_cycles
 from exo_init.pid1.manifest_schema import SCHEMA, FieldSpec, FieldType, Section, number_text
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 MANIFEST_VERSION = SCHEMA.version
 NAME_RE = re.compile(SCHEMA.patterns["name"])
@@ -40,7 +45,6 @@ STOP = SCHEMA.section("stop")
 QUOTAS = SCHEMA.section("quotas")
 CAPABILITIES = SCHEMA.section("capabilities")
 
-T = TypeVar("T")
 
 
 def _default(section: Section, name: str, kind: type[T]) -> T:
@@ -249,7 +253,8 @@ class Manifest:
 # holds it, or raises FieldError. The messages say what was expected and what was given; the ones
 # for bounds are worded as manifest.nix words them ("must be between 0 and 86400, got -1").
 
-Parser = Callable[[Any, str, FieldSpec], Any]
+if TYPE_CHECKING:  # (an alias for annotations only: `Any` is not there at run time)
+    Parser = Callable[[Any, str, FieldSpec], Any]
 
 
 def show(value: Any) -> str:

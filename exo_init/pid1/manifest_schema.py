@@ -23,7 +23,10 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class FieldType(enum.StrEnum):

@@ -26,7 +26,6 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
 
 from exo_init.pid1.capsule import (
     STARTABLE,
@@ -48,6 +47,12 @@ from exo_init.pid1.logsink import LogSink
 from exo_init.pid1.loop import Loop, Timer
 from exo_init.pid1.manifest import Capsule, CapsuleType, ReadinessKind, RestartPolicy
 from exo_init.pid1.plan import Facts, PlanError, launch_plan
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object
 
 PROBE_INTERVAL = 0.1
 EMPTY_POLL = 0.02

@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from exo_init.pid1.capsule import RUNNING, SETTLED, STARTABLE, Event, Goal, Remove, Replace, RunEnd, State
 from exo_init.pid1.cgroups import CgroupTree
@@ -38,6 +37,10 @@ from exo_init.pid1.manifest import Manifest, ManifestError, load_manifest
 from exo_init.pid1.plan import Facts, Users, cached_users, mem_total
 from exo_init.pid1.readiness import NotifySocket
 from exo_init.pid1.runner import CapsuleRunner
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 INTERPRETER = os.path.realpath(sys.executable)  # PID 1's Python: programs on it may run in its fork (zygote.py)
 SHUTDOWN_GRACE = 2.0       # beyond the longest stop timeout

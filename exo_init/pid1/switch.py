@@ -17,7 +17,6 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from exo_init.lib import eventlog
 from exo_init.pid1.capsule import Event, State
@@ -25,6 +24,10 @@ from exo_init.pid1.generations import Generation, GenerationError, GenerationSto
 from exo_init.pid1.log import log
 from exo_init.pid1.loop import Timer
 from exo_init.pid1.manifest import Manifest, ManifestError, load_manifest, parse_manifest
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PROBATION = 20.0
 MAX_PROBATION = 3600.0

@@ -30,10 +30,11 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
 
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
 if TYPE_CHECKING:
     import io
+    from typing import NoReturn
 
 PR_SET_NAME = 15
 PR_SET_MM, PR_SET_MM_ARG_START, PR_SET_MM_ARG_END = 35, 8, 9
