@@ -253,6 +253,11 @@ def test_auto_takes_the_socket_it_can_reach_and_dbus_otherwise(bus: Bus) -> None
                        text=True, check=False, timeout=60)
     assert json.loads(r.stdout.rsplit("}", 1)[0] + "}")["state"] == "ready", r
     assert r.stdout.splitlines()[-1] == "['exo_init.client.dbus_api', 'gi']", r
+    # As the image runs it (python3 -IS: no site), the D-Bus path adds site-packages itself.
+    script = f"import sys; sys.path.insert(0, {str(REPO)!r}); from exo_init.client.exoctl import main; main()"
+    r = subprocess.run([SYSTEM_PY, "-IS", "-c", script, "--via", "dbus", "--json", "status", "dbus"], env=bus.env,
+                       capture_output=True, text=True, check=False, timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout)["state"] == "ready", r
 
 
 @live

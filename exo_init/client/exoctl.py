@@ -55,7 +55,12 @@ def call_dbus(request: dict[str, Any], read_only: bool) -> Any:
     if not system_bus_present():
         raise Unreachable(f"no system bus ({dbus_api.DEFAULT_SYSTEM_BUS} does not exist)")
     try:
-        # PyGObject's import is most of the D-Bus path's cost, so it is paid only here.
+        # PyGObject's import is most of the D-Bus path's cost, so it is paid only here; exoctl may
+        # run without site (python3 -S: a third of its start-up), so site-packages are added first.
+        if "site" not in sys.modules:
+            import site  # noqa: PLC0415
+
+            site.main()
         from gi.repository import Gio, GLib  # noqa: PLC0415
     except ImportError as e:
         raise Unreachable(f"no D-Bus bindings: {e}") from None
