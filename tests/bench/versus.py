@@ -77,7 +77,8 @@ def guest(m: Machine, command: str, timeout: float = 900.0) -> dict[str, Any]:
 
 def one_boot(image: Image, variant: str, common: list[str], workdir: Path, args: argparse.Namespace, *,
              scale: bool) -> Boot:
-    m = Machine(variant, VMConfig(kernel=image.kernel, initrd=image.initrd, cmdline=image.cmdline), workdir,
+    cmdline = f"{image.cmdline} {args.exo_append}".strip() if variant == "exo_init" else image.cmdline
+    m = Machine(variant, VMConfig(kernel=image.kernel, initrd=image.initrd, cmdline=cmdline), workdir,
                 global_timeout=4 * 3600, echo=False)
     with m.running():
         m.wait_for_console_text(BOOTED[variant], BOOT_TIMEOUT)
@@ -227,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scale-host", type=int, default=500)
     p.add_argument("--steady", type=float, default=30.0, help="seconds of steady state measured (default 30)")
     p.add_argument("--json", type=Path, default=None, help="write every figure here")
+    p.add_argument("--exo-append", default="", metavar="ARGS",
+                   help="kernel command line words for exo_init's boots (e.g. exo.zygote=0: what the zygote buys)")
     p.add_argument("--only", default=",".join(PHASES),
                    help=f"comma-separated phases besides the boot figures (default: all of {','.join(PHASES)})")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
@@ -246,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
                 boots[v].append(b)
                 print(f"boot {i + 1} {v:8}: {line(b)}", flush=True)
     print(f"\naccelerator {accel(images['exo_init'].kernel)}; {args.n} boots of each, alternating, "
-          f"{(time.monotonic() - started) / 60:.0f} min; the same capsules: {', '.join(common)}")
+          + (f"exo_init with {args.exo_append!r}, " if args.exo_append else "")
+          + f"{(time.monotonic() - started) / 60:.0f} min; the same capsules: {', '.join(common)}")
     print("medians [min-max] over the boots; percentiles over every call of every boot\n")
     print(table(summary(boots) + scale_rows(boots)))
     if args.json is not None:
