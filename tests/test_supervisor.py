@@ -359,3 +359,19 @@ def test_a_noisy_capsule_slows_itself_not_pid1(exo: Any) -> None:
     assert e.status("quiet")["state"] == "ready"
     # The budget: a burst of 4 MiB plus 1 MiB/s (rotation keeps at most 4 files of just over 1 MiB).
     assert written < (4 + elapsed + 4) * 2**20
+
+
+def test_pid1_makes_room_for_a_pipe_per_capsule_and_gives_capsules_1024(exo: Any) -> None:
+    """exo_init raises its own limit on open files (a log pipe per running capsule: the default
+    1024 failed launches at about a thousand capsules); a capsule gets the conventional 1024."""
+    code = "import resource; print('NOFILE', resource.getrlimit(resource.RLIMIT_NOFILE)[0], flush=True)"
+    e = exo({"probe": {"argv": [PY, "-c", code], "type": "oneshot"},
+             "probe-exec": {"argv": [PY, "-X", "dev", "-c", code], "type": "oneshot"}})
+    e.wait_state("probe", "exited")
+    e.wait_state("probe-exec", "exited")
+    for name in ("probe", "probe-exec"):  # (in PID 1's fork, and exec'd)
+        lines = e.call("logs", name=name, lines=10)["lines"]
+        assert any(line.endswith("NOFILE 1024") for line in lines), lines
+    limits = Path(f"/proc/{e.proc.pid}/limits").read_text()
+    soft = int(next(line for line in limits.splitlines() if line.startswith("Max open files")).split()[3])
+    assert soft > 1024, limits
