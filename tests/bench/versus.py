@@ -248,18 +248,25 @@ def main(argv: list[str] | None = None) -> None:
                              scale=not args.no_scale and i == args.n - 1)
                 boots[v].append(b)
                 print(f"boot {i + 1} {v:8}: {line(b)}", flush=True)
+                save(args, common, boots)  # (after every boot: a run cut short keeps what it measured)
     print(f"\naccelerator {accel(images['exo_init'].kernel)}; {args.n} boots of each, alternating, "
           + (f"exo_init with {args.exo_append!r}, " if args.exo_append else "")
           + f"{(time.monotonic() - started) / 60:.0f} min; the same capsules: {', '.join(common)}")
     print("medians [min-max] over the boots; percentiles over every call of every boot\n")
     print(table(summary(boots) + scale_rows(boots)))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        shown = {k: sorted(a) if isinstance(a, set) else str(a) if isinstance(a, Path) else a
-                 for k, a in vars(args).items()}
-        args.json.write_text(json.dumps({"args": shown, "common": common,
-                                         "boots": {v: [asdict(b) for b in bs] for v, bs in boots.items()}}, indent=1))
+        save(args, common, boots)
         print(f"\nevery figure: {args.json}")
+
+
+def save(args: argparse.Namespace, common: list[str], boots: dict[str, list[Boot]]) -> None:
+    if args.json is None:
+        return
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    shown = {k: sorted(a) if isinstance(a, set) else str(a) if isinstance(a, Path) else a
+             for k, a in vars(args).items()}
+    args.json.write_text(json.dumps({"args": shown, "common": common,
+                                     "boots": {v: [asdict(b) for b in bs] for v, bs in boots.items()}}, indent=1))
 
 
 if __name__ == "__main__":
