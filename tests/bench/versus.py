@@ -178,9 +178,9 @@ def scale_rows(boots: dict[str, list[Boot]]) -> list[tuple[str, str, str, str]]:
     rows = [(f"scale: {e['services']} services added -> all ready (s)", f"{e['all_ready_s']:.1f}",
              f"{s['all_ready_s']:.1f}", ratio(e["all_ready_s"], s["all_ready_s"]))]
     for v, found_v in found.items():
-        if found_v is not None and ("gave_up" in found_v or found_v.get("failed")):
+        if found_v is not None and ("gave_up" in found_v or found_v.get("failed") or found_v.get("not_active")):
             rows.append((f"scale: {v} did not finish", str(found_v.get("gave_up", "")),
-                         f"{found_v.get('failed', 0)} failed", ""))
+                         f"{found_v.get('failed', 0)} failed, {found_v.get('not_active', 0)} not active", ""))
     es, ss = e["steady"], s["steady"]
 
     def cpu(fig: dict[str, Any], key: str) -> float:
