@@ -382,3 +382,13 @@ def test_a_thousand_capsules_leave_nothing_for_the_scheduler_to_look_at(tmp_path
     sim.settle()
     assert len(sim.sup.capsules) == 10 and sim.sup.candidates == set() and sim.sup.unsettled == set()
     assert_index_consistent(sim)
+
+
+def test_many_launches_failing_in_one_pass_do_not_recurse(tmp_path: Path) -> None:
+    """A launch that fails calls the scheduler again from inside its pass: a thousand of them (the
+    first benchmark's 1,000-capsule switch, when file descriptors ran out) made PID 1 hit Python's
+    recursion limit. A call from inside a pass asks for another pass instead."""
+    caps = {f"c{i:04d}": {"user": "nosuchuser"} for i in range(1500)}
+    sim = Sim(tmp_path, caps)
+    assert set(sim.states().values()) == {"failed"} and len(sim.sup.capsules) == 1500
+    assert all("unknown user" in r.reason for r in sim.sup.capsules.values())

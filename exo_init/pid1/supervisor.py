@@ -109,6 +109,8 @@ class Supervisor:
         # made a thousand capsules' start quadratic.
         self.order: dict[str, int] = {}
         self.capsule_set = 0  # counts additions and removals: a client re-reads the names when it changes
+        self.scheduling = False     # a scheduling pass is running (schedule is not re-entered) ...
+        self.schedule_again = False  # ... and was asked for again meanwhile
         self.candidates: set[str] = set()
         self.unsettled: set[str] = set()
         self.mem_total = mem_total()
@@ -317,7 +319,25 @@ class Supervisor:
 
     def schedule(self) -> None:
         """Start what is wanted and whose dependencies are ready; stop what is unwanted once no
-        running capsule depends on it. Called after every change; idempotent."""
+        running capsule depends on it. Called after every change; idempotent. A call from inside
+        a pass (a launch that fails at once reports it) asks for one more pass instead of
+        recursing: a thousand such failures in one pass exceeded Python's recursion limit."""
+        if self.scheduling:
+            self.schedule_again = True
+            return
+        self.scheduling = True
+        try:
+            self.schedule_again = True
+            while self.schedule_again:
+                self.schedule_again = False
+                self._pass()
+        finally:
+            self.scheduling = False
+        if self.shutdown_action is not None and not any(
+                r.state in RUNNING or r.state is State.BACKOFF for r in self.capsules.values()):
+            self.done = True
+
+    def _pass(self) -> None:
         progress = True
         while progress:
             progress = False
@@ -340,9 +360,6 @@ class Supervisor:
                 elif not runner.wanted and runner.state in STOPPABLE and not self._running_dependents(runner.name):
                     runner.begin_stop("stop requested")
                     progress = True
-        if self.shutdown_action is not None and not any(
-                r.state in RUNNING or r.state is State.BACKOFF for r in self.capsules.values()):
-            self.done = True
 
     def _running_dependents(self, name: str) -> bool:
         return any(r.spec is not None and name in r.spec.ordering and r.state in RUNNING
