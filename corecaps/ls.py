@@ -9,6 +9,7 @@ import sys
 import time
 
 from corecaps.tool import FAILED, OK, Refused, report, run
+from exo_init.lib.text import printable
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,7 +26,7 @@ def _long(path: str, name: str) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime))
     target = f" -> {os.readlink(path)}" if stat.S_ISLNK(st.st_mode) else ""
     return (f"{stat.filemode(st.st_mode)} {st.st_nlink:>3} {st.st_uid:>5} {st.st_gid:>5} "
-            f"{st.st_size:>9} {when} {name}{target}")
+            f"{st.st_size:>9} {when} {printable(name + target)}")
 
 
 def main(argv: list[str]) -> int:
@@ -48,7 +49,7 @@ def main(argv: list[str]) -> int:
                 if args.l:
                     print(_long(full, name))
                 else:
-                    print(name + ("/" if os.path.isdir(full) and not os.path.islink(full) else ""))
+                    print(printable(name) + ("/" if os.path.isdir(full) and not os.path.islink(full) else ""))
         except OSError as e:
             report("ls", path, e)
             rc = FAILED

@@ -11,6 +11,7 @@ import sys
 import psutil
 
 from corecaps.tool import OK, Refused, run
+from exo_init.lib.text import printable
 from exo_init.lib.units import fmt_bytes
 
 
@@ -31,7 +32,7 @@ def main(argv: list[str]) -> int:
         cmd = " ".join(info["cmdline"] or []) if args.f else info["name"]
         uid = info["uids"].real if info["uids"] else "?"
         print(f"{info['pid']:>6} {info['ppid']:>6} {uid:>6} {(info['status'] or '?')[:4]:<4} "
-              f"{fmt_bytes(info['memory_info'].rss):>7} {cpu:>7.2f}  {cmd or info['name']}")
+              f"{fmt_bytes(info['memory_info'].rss):>7} {cpu:>7.2f}  {printable(cmd or info['name'])}")
     return OK
 
 

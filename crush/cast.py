@@ -37,6 +37,7 @@ compiler). Shapes:
     kwargs a JSON array of [name, E]  (keyword arguments, in source order)
     handlers a JSON array of [name?, name?, S] (exception type or null for any, bound name or null, body)
     parts  a JSON array of str | E    (pieces of a formatted string, see py.fstring)
+    spec   a str, or an E that computes the spec when it runs (see py.format)
     value  a JSON scalar (see std.float)
 
 Scoping (what the compiler implements, and what walkers lower their language to):
@@ -107,10 +108,12 @@ NODES: Mapping[str, NodeSpec] = {
     "std.pass": _n("S", "", "do nothing"),
     "std.expr": _n("S", "E", "evaluate E and discard its value"),
     "std.let": _n("S", "name E?", "declare NAME in the innermost scope, bound to E (or unbound)"),
-    "std.set": _n("S", "T E", "assign E to the target"),
+    "std.set": _n("S", "T E", "assign E to the target: E is evaluated first, then the target's operands "
+                  "(Python's order: `a[i()] = v()` calls v, then i)"),
     "std.var": _n("T", "name", "the nearest binding of NAME (readable as E, assignable as T)"),
     "std.gvar": _n("T", "name", "the global NAME (readable as E, assignable as T)"),
-    "std.unpack": _n("T", "*T", "destructure a sequence of exactly this many items into the targets"),
+    "std.unpack": _n("T", "*T", "destructure a sequence of exactly this many items into the targets, "
+                     "assigned left to right"),
     "std.builtin": _n("E", "str", "the builtin function or value named (`py.len`, `py.ValueError`)"),
     # --- literals ---------------------------------------------------------------------------------
     "std.none": _n("E", "", "the absence of a value (Python None)"),
@@ -146,7 +149,8 @@ NODES: Mapping[str, NodeSpec] = {
     "py.index": _n("T", "E E", "x[k] (readable as E, assignable as T)"),
     "py.slice": _n("E", "E E? E? E?", "x[lo:hi:step] of a list, tuple or string"),
     "py.fstring": _n("E", "parts", "an f-string: literal str pieces and [\"py.format\", E, conv, spec] pieces"),
-    "py.format": _n("E", "E str str", "format(conv(E), SPEC): conv is \"\", \"r\", \"s\"; SPEC a format spec"),
+    "py.format": _n("E", "E str spec", "format(conv(E), SPEC): conv is \"\", \"r\", \"s\"; SPEC a format spec, "
+                    "or a py.fstring evaluated after E that builds it (Python's nested fields: f\"{x:>{width}}\")"),
     "py.delitem": _n("S", "E E", "del x[k]"),
     **{f"py.{op}": _n("E", "E E", f"Python binary `{sym}`") for op, sym in (
         ("add", "+"), ("sub", "-"), ("mul", "*"), ("truediv", "/"), ("floordiv", "//"), ("mod", "%"),
@@ -156,6 +160,8 @@ NODES: Mapping[str, NodeSpec] = {
     **{f"py.{op}": _n("E", "E", f"Python unary `{sym}`") for op, sym in (
         ("neg", "-"), ("pos", "+"), ("invert", "~"))},
     "py.iadd": _n("E", "E E", "`a += b`: extends a list in place (the same list), else as py.add"),
+    "py.imul": _n("E", "E E", "`a *= b`: repeats a list in place (the same list), else as py.mul"),
+    "py.ior": _n("E", "E E", "`a |= b`: updates a dict in place (the same dict), else as py.bitor"),
 }
 
 # The builtins the Python walker may name (`std.builtin "py.NAME"`). The VM implements each with
@@ -168,17 +174,41 @@ PY_BUILTINS = (
     "BaseException", "Exception", "ArithmeticError", "ZeroDivisionError", "OverflowError", "LookupError",
     "IndexError", "KeyError", "ValueError", "TypeError", "NameError", "UnboundLocalError",
     "RuntimeError", "RecursionError", "AssertionError", "NotImplementedError", "StopIteration",
+    "AttributeError",  # what calling a method a value's type does not have raises
+    "OSError", "FileNotFoundError",  # what the fs.* capabilities raise for a missing or unreadable path
 )
+
+
+# How deeply a document's JSON arrays may nest (an `@` wrapper and each node are one level each).
+# check() and the compiler recurse over the tree; this bound keeps them within Python's stack, and
+# a document nested deeper (a hostile one: 100,000 deep) gets one CastError instead.
+MAX_DEPTH = 200
 
 
 class CastError(ValueError):
     """A document that is not valid CAST: names the path to the offending node."""
 
 
+def depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply JSON arrays and objects nest in `value` (iteratively; stops past `limit`)."""
+    deepest = 0
+    work: list[tuple[Any, int]] = [(value, 1)]
+    while work:
+        v, d = work.pop()
+        if isinstance(v, list | dict):
+            deepest = max(deepest, d)
+            if deepest > limit:
+                break
+            work.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
 def check(doc: Any) -> None:
     """Raise CastError unless `doc` is a CAST document of this version (shape only)."""
     if not isinstance(doc, dict):
         raise CastError("a CAST document is a JSON object")
+    if depth(doc.get("body")) > MAX_DEPTH:
+        raise CastError(f"body: nested deeper than {MAX_DEPTH} levels")
     if doc.get("cast") != CAST_VERSION:
         raise CastError(f"unsupported CAST version {doc.get('cast')!r} (this is {CAST_VERSION})")
     for key in ("lang", "file"):
@@ -282,6 +312,9 @@ def _operand(shape: str, arg: Any, path: str) -> None:
             if not (isinstance(h, list) and len(h) == 3 and all(x is None or isinstance(x, str) for x in h[:2])):
                 raise CastError(f"{path}[{j}]: a handler is [TYPE or null, NAME or null, BODY]")
             _check(h[2], "S", f"{path}[{j}]")
+    elif shape == "spec":
+        if not isinstance(arg, str):
+            _check(arg, "E", path)
     elif shape == "parts":
         if not isinstance(arg, list):
             raise CastError(f"{path}: an array of strings and nodes is expected")

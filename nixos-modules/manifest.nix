@@ -82,6 +82,11 @@ let
   capRe = patterns.capability;
   syscallRe = patterns.syscall;
   cidrRe = patterns.cidr;
+  # A capsule name whose part before the first "." is one of these would be the name of a cgroup
+  # interface file (cpu.max, cgroup.procs): its cgroup directory cannot be made beside them.
+  cgroupPrefixes = schema.cgroup_prefixes;
+  cgroupFileName = n: match "[^.]*[.].*" n != null && elem (head (match "([^.]*)[.].*" n)) cgroupPrefixes;
+  validName = n: isString n && match nameRe n != null && !(cgroupFileName n);
   # A normalised absolute path other than / (no "." or ".." components, no trailing slash).
   grantPathRe = "(/[^/]+)+";
 
@@ -231,6 +236,10 @@ let
 
     enum = field: f: v: check (elem v f.values) "${field} must be one of ${oneOf f.values}, got ${show v}";
 
+    enum_list =
+      field: f: v:
+      eachOf field v (x: y: check (elem y f.values) "${x} must be one of ${oneOf f.values}, got ${show y}");
+
     names =
       field: _: v:
       if !isList v then
@@ -241,7 +250,7 @@ let
           if !isString x.v then
             [ "${field}[${toString x.i}] must be a capsule name (a string), got ${show x.v}" ]
           else
-            check (match nameRe x.v != null) "${field}[${toString x.i}] ${show x.v} is not a valid capsule name"
+            check (validName x.v) "${field}[${toString x.i}] ${show x.v} is not a valid capsule name"
         ) (indexed v);
 
     argv =
@@ -457,7 +466,7 @@ let
         ++ (
           if field == "requires" then
             map (d: "requires names ${show d}, which is not declared") (
-              filter (d: match nameRe d != null && !(hasAttr d ctx.declared)) names
+              filter (d: validName d && !(hasAttr d ctx.declared)) names
             )
           else
             [ ]
@@ -536,6 +545,8 @@ let
     map (p: prefix + p) (
       if match nameRe name == null then
         [ "the name is not valid (1-64 of a-z 0-9 _ . -, starting with a letter or digit)" ]
+      else if cgroupFileName name then
+        [ "the name is named like a cgroup interface file (${head (match "([^.]*)[.].*" name)}.*); choose another name" ]
       else if !isAttrs c || c ? outPath then
         [ "must be an attribute set of capsule fields, got ${show c}" ]
       else

@@ -70,6 +70,8 @@ let
           types.numbers.between f.min f.max
         else if t == "enum" then
           types.enum f.values
+        else if t == "enum_list" then
+          types.listOf (types.enum f.values)
         else if t == "names" || t == "devices" || t == "caps" || t == "syscalls" || t == "io_max" then
           types.listOf types.str
         else if t == "argv" then

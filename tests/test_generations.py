@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from exo_init.client.control import ControlError
 from exo_init.lib import eventlog
+from exo_init.lib.errors import ApiError
 from exo_init.pid1.generations import CURRENT, GenerationError, GenerationStore
 from exo_init.pid1.statedisk import has_ext_filesystem, root_is_persistent
 from exo_init.pid1.switch import boot_manifest
@@ -139,17 +139,17 @@ def test_malformed_switch_changes_nothing(exo: ExoInit, tmp_path: Path) -> None:
     pid = exo.status("base")["pid"]
     bad = tmp_path / "bad.json"
     bad.write_text('{"version": 1, "capsules": {"x": ')
-    with pytest.raises(ControlError) as info:
+    with pytest.raises(ApiError) as info:
         exo.call("switch", target=str(bad))
     assert info.value.name == "InvalidManifest" and "not valid JSON" in info.value.message
     invalid = write(tmp_path / "invalid.json", {"x": {"argv": ["relative/path"]}})
-    with pytest.raises(ControlError) as info:
+    with pytest.raises(ApiError) as info:
         exo.call("switch", target=str(invalid))
     assert info.value.name == "InvalidManifest" and "argv" in info.value.message
     gens = exo.call("generations")
     assert [g["number"] for g in gens["generations"]] == [1] and gens["current"] == 1
     assert exo.status("base")["pid"] == pid
-    with pytest.raises(ControlError) as info:
+    with pytest.raises(ApiError) as info:
         exo.call("switch", target="9")
     assert info.value.name == "NoSuchGeneration"
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from exo_init.pid1 import scope
 from exo_init.pid1.capsule import TRANSITIONS, State, backoff_delay, start_limit_hit
 from exo_init.pid1.config import UsageError, kernel_cmdline, read_options
 from exo_init.pid1.graph import find_cycles, topological_order
@@ -373,3 +374,19 @@ def test_exo_init_options() -> None:
     for bad in (["--bogus"], ["--manifest"], ["--generation", "x"]):
         with pytest.raises(UsageError):
             read_options(bad, strict=True)
+
+
+def test_seccomp_classes_are_the_schemas() -> None:
+    """The classes a manifest may grant are the classes the filter has, and the baseline denies
+    every class not granted (plus what is never granted; an explicit deny replaces a baseline rule)."""
+    assert SCHEMA.section("capabilities").field("seccomp_allow").values == tuple(scope.SYSCALL_CLASSES)
+    everything = {r.syscall for r in scope.baseline_rules()}
+    assert {"unshare", "clone", "clone3", "setns", "mount", "bpf", "io_uring_setup", "keyctl", "ptrace", "socket",
+            "init_module", "kexec_load", "open_by_handle_at"} <= everything
+    without_ptrace = {r.syscall for r in scope.baseline_rules(("ptrace",))}
+    assert everything - without_ptrace == {"ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd"}
+    rules = scope.baseline_rules((), ("clone3", "mkdir"))
+    assert [r.action for r in rules if r.syscall == "clone3"] == [scope.SCMP_ACT_ERRNO_EPERM]
+    assert any(r.syscall == "mkdir" for r in rules)
+    with pytest.raises(ValueError, match="unknown system call class 'kernel'"):
+        scope.baseline_rules(("kernel",))

@@ -331,6 +331,31 @@ def test_every_problem_is_reported() -> None:
     assert 'capsule "b": quotas.pids_max must be between 1 and 4194304, got 0' in err
 
 
+@pytest.mark.parametrize("name", ["cpu.max", "cgroup.procs", "memory.high", "io.weight", "pids.max", "irq.pressure",
+                                  "misc.x", "web", "web.1", "cpufreq.x"])
+def test_capsule_names_of_cgroup_files_are_refused_by_both(name: str) -> None:
+    """A capsule's cgroup is a directory beside its parent's interface files: cpu.max, cgroup.procs."""
+    caps = {name: {"argv": ["/bin/true"]}}
+    errors = parse_manifest({"version": 1, "capsules": caps}).errors
+    proc = nix("--eval", "--strict", "--json", *render_capsules_args(caps))
+    assert (proc.returncode == 0) == (not errors), proc.stderr
+    if errors:
+        why = f"named like a cgroup interface file ({name.partition('.')[0]}.*)"
+        assert why in errors[name].message
+        assert f'exosphere: capsule "{name}": the name is {why}' in proc.stderr
+
+
+def test_nix_cannot_render_a_nul_nor_take_a_deep_value() -> None:
+    """A NUL cannot be in a Nix string (fromJSON cuts it off): the renderer never writes one, where
+    the loader refuses it by name. A value nested 50,000 deep where a string belongs is one error."""
+    doc = render_capsules({"web": {"argv": ["/bin/sh", "-c", "echo\u0000rm"], "env": {"A": "b\u0000c"}}})
+    assert "\0" not in json.dumps(doc) and doc["capsules"]["web"]["argv"][2] == "echo"
+    args = render_capsules_args({"web": {"argv": ["/bin/true"], "description": "DEEP"}})
+    args[2] = args[2].replace('"DEEP"', "[" * 50000 + '"x"' + "]" * 50000)  # (json.dumps cannot nest so deep)
+    message = nix_error(*args)
+    assert 'exosphere: capsule "web": description must be a string, got a list' in message, message
+
+
 def test_dependency_cycle_is_reported() -> None:
     err = nix_error(
         *render_capsules_args(
@@ -459,6 +484,8 @@ PARITY: list[dict[str, Any]] = [
                       "seccomp_deny": ["ptrace"], "network": "host"}},
     {"capabilities": {"network": {"veth": {"address": "10.250.0.2/30", "peer": "10.250.0.1/30"}}}},
     {"user": "root", "capabilities": {}},
+    {"capabilities": {"seccomp_allow": ["ptrace", "namespaces", "mount", "ptrace"]}},
+    {"capabilities": {"seccomp_allow": []}},
     {"quotas": {"io_max": ["8:0 rbps=" + "9" * 19]}},
     {"quotas": {"memory_max": "0064M"}},
     {"quotas": {"cpu_max": "12.123456789%"}},
@@ -522,6 +549,9 @@ PARITY: list[dict[str, Any]] = [
     {"capabilities": {"caps": ["net_admin"]}},
     {"capabilities": {"caps": ["CAP_SYS_ADMIN"]}},
     {"capabilities": {"seccomp_deny": ["Bad Name"]}},
+    {"capabilities": {"seccomp_allow": ["kernel"]}},
+    {"capabilities": {"seccomp_allow": "ptrace"}},
+    {"capabilities": {"seccomp_allow": [1]}},
     {"capabilities": {"display": 1}},
     {"user": ""},
     {"watchdog_sec": -1},
@@ -529,6 +559,10 @@ PARITY: list[dict[str, Any]] = [
     {"description": 5},
     {"bogus": 1},
     {"quotas": {"io_max": ["8:0 rbps=" + "9" * 20]}},
+    {"after": ["cpu.max"]},
+    {"requires": ["cgroup.procs"]},
+    {"description": [[[[["deep"]]]]]},
+    {"quotas": {"memory_max": "9" * 4301}},
     {"quotas": {"io_max": ["12345:0 rbps=1"]}},
     {"quotas": {"pids_max": 99999999999999999999}},
     {"readiness": {"timeout": 1e300}},

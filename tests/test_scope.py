@@ -145,6 +145,54 @@ def test_a_granted_etc_replaces_the_generated_one(tmp_path: Path) -> None:
     assert r["write"] == {"/etc/planted": "EROFS"}
 
 
+# The escape attempts of issue 13 (#3) and what the baseline filter answers: EPERM, or ENOSYS for
+# clone3 (so libc falls back to clone, whose flags it can see). What must keep working does.
+ESCAPE_EXPECTED = {
+    "unshare user": "EPERM", "unshare net": "EPERM", "unshare user+mount, mount tmpfs": "EPERM",
+    "unshare user+net, AF_PACKET": "EPERM", "clone NEWUSER": "EPERM", "clone3": "ENOSYS", "setns": "EPERM",
+    "mount tmpfs": "EPERM", "socket AF_PACKET": "EPERM", "socket NETLINK_NETFILTER": "EPERM",
+    "bpf map": "EPERM", "io_uring_setup": "EPERM", "keyctl": "EPERM", "userfaultfd": "EPERM",
+    "perf_event_open": "EPERM", "ptrace TRACEME": "EPERM", "personality ADDR_NO_RANDOMIZE": "EPERM",
+    "socket NETLINK_ROUTE": "ok", "fork, thread, exec": "ok",
+}
+
+
+def print_escapes(title: str, results: dict[str, dict[str, str]]) -> None:
+    names = list(next(iter(results.values())))
+    print(f"\n{title}\n{'attempt':<34}" + "".join(f"{who:<18}" for who in results))
+    for name in names:
+        print(f"{name:<34}" + "".join(f"{r[name]:<18}" for r in results.values()))
+
+
+def test_the_baseline_filter_refuses_every_escape(tmp_path: Path) -> None:
+    """A dynamic-uid capsule and a root one (the shape of dbus-bridge and console), no grants:
+    no namespace, no mount, no AF_PACKET or netfilter socket, no bpf, io_uring, keyring,
+    userfaultfd, perf, ptrace or personality; ordinary work is untouched."""
+    todo = {"escape": list(ESCAPE_EXPECTED)}
+    results = {"dynamic uid": run_probe(tmp_path / "d", {"d": probe_capsule(todo, {})}, "d")["escape"],
+               "root, scoped": run_probe(tmp_path / "r", {"r": probe_capsule(todo, {}, user="root")}, "r")["escape"]}
+    print_escapes("scoped capsules, no grants", results)
+    for who, got in results.items():
+        assert got == ESCAPE_EXPECTED, (who, {k: v for k, v in got.items() if v != ESCAPE_EXPECTED[k]})
+
+
+def test_a_granted_class_is_open_and_only_that_one(tmp_path: Path) -> None:
+    """seccomp_allow opens exactly the classes named: the filter, not the kernel, was what refused."""
+    todo = {"escape": ["unshare user+mount, mount tmpfs", "clone NEWUSER", "ptrace TRACEME", "keyctl",
+                       "socket AF_PACKET", "io_uring_setup"]}
+    caps = {"seccomp_allow": ["namespaces", "mount", "ptrace"]}
+    r = run_probe(tmp_path, {"g": probe_capsule(todo, caps)}, "g")["escape"]
+    print_escapes("seccomp_allow = namespaces, mount, ptrace", {"dynamic uid": r})
+    assert r["unshare user+mount, mount tmpfs"] == "ok" and r["clone NEWUSER"] == "ok", r
+    assert r["ptrace TRACEME"] == "ok", r
+    assert r["keyctl"] == "EPERM" and r["socket AF_PACKET"] == "EPERM" and r["io_uring_setup"] == "EPERM", r
+
+
+def test_host_capsules_have_no_filter(tmp_path: Path) -> None:
+    r = run_probe(tmp_path, {"h": probe_capsule({"escape": ["keyctl", "io_uring_setup"]}, {"host": True})}, "h")
+    assert r["seccomp"] == "0" and r["escape"] == {"keyctl": "ok", "io_uring_setup": "ok"}, r
+
+
 LISTEN = ("import socket, time\n"
           "time.sleep(1)\n"
           "s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(1000)\n")

@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 import pytest
 
-from exo_init.client.control import ControlError
+from exo_init.lib.errors import ApiError
 from tests.exo import ExoInit, host_cgroup_parent
 
 PY = sys.executable
@@ -246,7 +246,7 @@ def test_unusable_manifest_keeps_exo_init_alive(tmp_path: Path) -> None:
     e = ExoInit(tmp_path, {"capsules": {}})
     try:
         e.manifest_path.write_text("{ not json")
-        with pytest.raises(ControlError) as err:
+        with pytest.raises(ApiError) as err:
             e.call("reload")
         assert err.value.name == "InvalidManifest"
         assert "not valid JSON" in err.value.message and str(e.manifest_path) in err.value.message
@@ -272,7 +272,7 @@ def test_reload_applies_only_the_difference(exo: Any) -> None:
     e.wait_for(lambda: e.status("changed")["state"] == "ready" and e.status("changed")["pid"] != pids["changed"],
                10, "changed capsule restarted")
     assert e.status("same")["pid"] == pids["same"]
-    with pytest.raises(ControlError) as err:
+    with pytest.raises(ApiError) as err:
         e.status("removed")
     assert err.value.name == "NoSuchCapsule"
 
@@ -280,17 +280,18 @@ def test_reload_applies_only_the_difference(exo: Any) -> None:
 def test_control_api_errors_and_access(exo: Any) -> None:
     e = exo({"svc": {"argv": sh("exec sleep 100")}})
     e.wait_state("svc", "ready")
-    with pytest.raises(ControlError) as err:
+    with pytest.raises(ApiError) as err:
         e.call("stop", name="nope")
     assert err.value.name == "NoSuchCapsule"
-    with pytest.raises(ControlError) as err:
+    with pytest.raises(ApiError) as err:
         e.call("frobnicate")
     assert err.value.name == "UnknownOperation"
     # a non-root caller may read but not change anything
-    probe = ("import json,sys; from pathlib import Path; from exo_init.client.control import call, ControlError\n"
+    probe = ("import json,sys; from pathlib import Path; from exo_init.client.control import call\n"
+             "from exo_init.lib.errors import ApiError\n"
              "p = Path(sys.argv[1])\n"
              "print(json.dumps(call(p, {'op': 'status', 'name': 'svc'})['state']))\n"
-             "try:\n    call(p, {'op': 'stop', 'name': 'svc'})\nexcept ControlError as e:\n    print(e.name)\n")
+             "try:\n    call(p, {'op': 'stop', 'name': 'svc'})\nexcept ApiError as e:\n    print(e.name)\n")
     # the system Python: the test runner's may live under /root, out of nobody's reach
     out = subprocess.run(["/usr/bin/python3", "-c", probe, str(e.runtime / "control.sock")], user="nobody",
                          capture_output=True, text=True, env={"PYTHONPATH": str(Path(__file__).parent.parent)},

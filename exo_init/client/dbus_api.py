@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from exo_init.lib import ops
+
 BUS_NAME = "org.exosphere.Core1"
 OBJECT_PATH = "/org/exosphere/Core1"
 INTERFACE = "org.exosphere.Core1"
@@ -35,35 +37,40 @@ class Method:
     name: str
     args: tuple[tuple[str, str], ...]   # (name, D-Bus type)
     returns: bool                        # a JSON string
-    mutating: bool
     doc: str
 
     @property
     def signature(self) -> str:
         return "".join(t for _, t in self.args)
 
+    @property
+    def mutating(self) -> bool:
+        """Whether the operation it carries changes anything (lib/ops.py; FollowLogs carries none)."""
+        op = ops.BY_DBUS_METHOD.get(self.name)
+        return op is not None and op.mutating
+
 
 _NAME = (("name", "s"),)
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("Info", (), True, False, "exo_init itself: pid, hostname, manifest, boot_complete, ... (JSON)."),
-    Method("ListCapsules", (), True, False,
+    Method("Info", (), True, "exo_init itself: pid, hostname, manifest, boot_complete, ... (JSON)."),
+    Method("ListCapsules", (), True,
            "Every capsule with state and live figures (JSON array, as `exoctl --json status`)."),
-    Method("GetCapsule", _NAME, True, False, "One capsule's status (JSON object)."),
-    Method("Logs", (("name", "s"), ("lines", "u")), True, False,
+    Method("GetCapsule", _NAME, True, "One capsule's status (JSON object)."),
+    Method("Logs", (("name", "s"), ("lines", "u")), True,
            'The last LINES lines of a capsule\'s log: JSON {"path": ..., "lines": [...]}.'),
-    Method("FollowLogs", _NAME, False, False,
+    Method("FollowLogs", _NAME, False,
            "Emit LogLine for each new line of the capsule's log until the caller leaves the bus "
            "or calls UnfollowLogs."),
-    Method("UnfollowLogs", _NAME, False, False, "Stop the LogLine signals FollowLogs asked for."),
-    Method("Start", _NAME, True, True, "Start a capsule (root only); returns its status (JSON object)."),
-    Method("Stop", _NAME, True, True, "Stop a capsule and what requires it (root only); returns its status."),
-    Method("Restart", _NAME, True, True, "Restart a capsule (root only); returns its status."),
-    Method("Freeze", _NAME, True, True, "Freeze a capsule's cgroup (root only); returns its status."),
-    Method("Thaw", _NAME, True, True, "Thaw a frozen capsule (root only); returns its status."),
-    Method("Reload", (), True, True,
+    Method("UnfollowLogs", _NAME, False, "Stop the LogLine signals FollowLogs asked for."),
+    Method("Start", _NAME, True, "Start a capsule (root only); returns its status (JSON object)."),
+    Method("Stop", _NAME, True, "Stop a capsule and what requires it (root only); returns its status."),
+    Method("Restart", _NAME, True, "Restart a capsule (root only); returns its status."),
+    Method("Freeze", _NAME, True, "Freeze a capsule's cgroup (root only); returns its status."),
+    Method("Thaw", _NAME, True, "Thaw a frozen capsule (root only); returns its status."),
+    Method("Reload", (), True,
            "Re-read the manifest and apply the difference (root only): JSON {added, removed, changed, ...}."),
-    Method("PowerOff", (), True, True, "Stop every capsule and power off (root only)."),
-    Method("Reboot", (), True, True, "Stop every capsule and reboot (root only)."),
+    Method("PowerOff", (), True, "Stop every capsule and power off (root only)."),
+    Method("Reboot", (), True, "Stop every capsule and reboot (root only)."),
 )}
 READ_ONLY_METHODS = tuple(n for n, m in METHODS.items() if not m.mutating)
 MUTATING_METHODS = tuple(n for n, m in METHODS.items() if m.mutating)
@@ -74,14 +81,9 @@ SIGNALS: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {
     "LogLine": ((("name", "s"), ("line", "s")), "A new line of a followed capsule's log (see FollowLogs)."),
 }
 
-_OP_BY_METHOD = {"Info": "info", "ListCapsules": "status", "GetCapsule": "status", "Logs": "logs",
-                 "Start": "start", "Stop": "stop", "Restart": "restart", "Freeze": "freeze", "Thaw": "thaw",
-                 "Reload": "reload", "PowerOff": "poweroff", "Reboot": "reboot"}
-
-
 def control_request(method: str, args: tuple[Any, ...]) -> dict[str, Any]:
     """The private control socket request for a D-Bus method call."""
-    request: dict[str, Any] = {"op": _OP_BY_METHOD[method]}
+    request: dict[str, Any] = {"op": ops.BY_DBUS_METHOD[method].name}
     if args:
         request["name"] = args[0]
     if method == "Logs":
@@ -91,7 +93,7 @@ def control_request(method: str, args: tuple[Any, ...]) -> dict[str, Any]:
 
 def supports(op: str) -> bool:
     """Whether a control socket operation has a Core1 method (others go to the socket only)."""
-    return op in _OP_BY_METHOD.values()
+    return op in ops.OPERATIONS and bool(ops.OPERATIONS[op].dbus)
 
 
 def dbus_call(request: dict[str, Any]) -> tuple[str, str, tuple[Any, ...]]:
@@ -102,9 +104,8 @@ def dbus_call(request: dict[str, Any]) -> tuple[str, str, tuple[Any, ...]]:
         return ("GetCapsule", "s", (name,)) if name is not None else ("ListCapsules", "", ())
     if op == "logs":
         return "Logs", "su", (name, int(request.get("lines", 50)))
-    method = next(m for m, o in _OP_BY_METHOD.items() if o == op and m != "GetCapsule")
-    spec = METHODS[method]
-    return method, spec.signature, (name,) if spec.args else ()
+    spec = METHODS[ops.OPERATIONS[op].dbus[0]]
+    return spec.name, spec.signature, (name,) if spec.args else ()
 
 
 def error_name(control_error: str) -> str:

@@ -25,9 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from exo_init.client.control import ControlError, call
+from exo_init.client.control import call
+from exo_init.lib import ops
+from exo_init.lib.errors import ApiError
 from exo_init.lib.logfile import LogTail
 from exo_init.lib.paths import DEFAULT_MANIFEST, DEFAULT_RUNTIME
+from exo_init.lib.text import printable
 from exo_init.lib.units import fmt_bytes, fmt_duration
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_NO_SUCH, EXIT_DENIED, EXIT_UNREACHABLE = 1, 2, 3, 4, 5, 6
@@ -48,7 +51,7 @@ def system_bus_present() -> bool:
 
 
 def call_dbus(request: dict[str, Any], read_only: bool) -> Any:
-    """`request` as an org.exosphere.Core1 method call: the result, ControlError for the API's
+    """`request` as an org.exosphere.Core1 method call: the result, ApiError for the API's
     errors, Unreachable when D-Bus cannot carry it (and trying the socket instead is safe)."""
     from exo_init.client import dbus_api  # noqa: PLC0415
 
@@ -86,7 +89,7 @@ def call_dbus(request: dict[str, Any], read_only: bool) -> Any:
         message = e.message
         if remote == "org.freedesktop.DBus.Error.AccessDenied":  # the bus policy (its text is a rule dump)
             message = f"{request['op']} needs root (caller uid {os.getuid()}; refused by the system bus policy)"
-        raise ControlError(dbus_api.control_error_name(remote or ""), message) from None
+        raise ApiError(dbus_api.control_error_name(remote or ""), message) from None
     finally:
         con.close_sync(None)
     return json.loads(reply.unpack()[0])
@@ -114,7 +117,7 @@ def transport_call(args: argparse.Namespace, request: dict[str, Any]) -> Any:
         from exo_init.client import dbus_api  # noqa: PLC0415 (its dataclasses cost a socket call their start-up)
     if via != "socket" and dbus_api.supports(request["op"]):
         try:
-            return call_dbus(request, read_only=request["op"] in ("status", "logs", "info"))
+            return call_dbus(request, read_only=request["op"] in ops.READ_ONLY)
         except Unreachable as e:
             if via == "dbus":
                 raise OSError(f"cannot reach {dbus_api.BUS_NAME} on the system bus: {e}") from None
@@ -126,7 +129,7 @@ def transport_call(args: argparse.Namespace, request: dict[str, Any]) -> Any:
 
 def status_table(rows: list[dict[str, Any]]) -> str:
     header = ("CAPSULE", "STATE", "UPTIME", "RESTARTS", "CPU%", "MEMORY/QUOTA", "PIDS", "DETAIL")
-    lines = [header]
+    lines: list[tuple[str, ...]] = [header]
     for r in rows:
         cg = r.get("cgroup") or {}
         mem = "-"
@@ -136,8 +139,9 @@ def status_table(rows: list[dict[str, Any]]) -> str:
             mem = f"{fmt_bytes(cg.get('memory_current', 0))}/{limit}"
         pids = f"{cg.get('pids_current', 0)}/{cg.get('pids_max', 'max')}" if cg else "-"
         detail = r.get("error") or r.get("status_text") or r.get("reason") or ""
-        lines.append((r["name"], r["state"], fmt_duration(r.get("uptime")), str(r.get("restarts", 0)),
-                      f"{r.get('cpu_percent', 0):.1f}", mem, pids, detail))
+        lines.append(tuple(printable(str(cell)) for cell in (
+            r["name"], r["state"], fmt_duration(r.get("uptime")), str(r.get("restarts", 0)),
+            f"{r.get('cpu_percent', 0):.1f}", mem, pids, detail)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
@@ -147,11 +151,11 @@ def status_table(rows: list[dict[str, Any]]) -> str:
 
 def follow(path: Path, start_lines: list[str]) -> None:
     for line in start_lines:
-        print(line, flush=True)
+        print(printable(line), flush=True)
     tail = LogTail(path)
     while True:
         for line in tail.read_lines():
-            print(line, flush=True)
+            print(printable(line), flush=True)
         time.sleep(0.2)  # a file has no "new data" event without inotify: poll it
 
 
@@ -228,10 +232,6 @@ def export_systemd(args: argparse.Namespace) -> int:
     return EXIT_FAILED if manifest.errors else 0
 
 
-# Operations only the private socket carries (the D-Bus API does not have them yet).
-SOCKET_ONLY_OPS = frozenset({"switch", "rollback", "generations", "events"})
-
-
 def generation_request(args: argparse.Namespace, request: dict[str, Any]) -> None:
     if args.command == "switch":
         target = args.target
@@ -248,24 +248,30 @@ def print_generation_result(command: str, result: Any) -> None:
         for g in result["generations"]:
             marks = ",".join(m for m in ("current", "booted", "running") if g[m])
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g["created"]))
-            print(f"{g['number']:>4}  {created}  {marks or '-':<22}  {g['source']}")
+            print(f"{g['number']:>4}  {created}  {marks or '-':<22}  {printable(str(g['source']))}")
         if result.get("probation"):
             p = result["probation"]
             print(f"generation {p['generation']} on probation ({p['seconds']:g} s), previous {p['previous']}")
         if result.get("last_rollback"):
             r = result["last_rollback"]
-            print(f"last rollback: generation {r['generation']} -> {r['to']}: {r['reason']}")
+            print(f"last rollback: generation {r['generation']} -> {r['to']}: {printable(str(r['reason']))}")
     elif command == "events":
         for e in result:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.get("time", 0)))
             rest = {k: v for k, v in e.items() if k not in ("time", "kind", "capsule")}
-            print(f"{when}  {e.get('kind', '?')}  {e.get('capsule', '-')}  {json.dumps(rest, sort_keys=True)}")
+            line = f"{when}  {e.get('kind', '?')}  {e.get('capsule', '-')}  {json.dumps(rest, sort_keys=True)}"
+            print(printable(line))
     else:
         extra = f" (probation {result['probation']:g} s)" if result.get("probation") else ""
         print(f"generation {result['generation']}{extra}")
-        for kind in ("added", "removed", "changed", "errors"):
-            for item in result.get(kind, []):
-                print(f"{kind}: {item}")
+        print_changes(result)
+
+
+def print_changes(result: dict[str, Any]) -> None:
+    """What a reload or switch did, one line per capsule."""
+    for kind in ("added", "removed", "changed", "errors"):
+        for item in result.get(kind, []):
+            print(f"{kind}: {printable(str(item))}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -278,15 +284,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "logs":
         request["lines"] = max(0, args.lines)
     generation_request(args, request)
-    if args.command in SOCKET_ONLY_OPS and args.via is None:
+    if args.command in ops.SOCKET_ONLY and args.via is None:
         args.via = "socket"
     try:
         result = transport_call(args, request)
-    except ControlError as e:
-        sys.stderr.write(f"exoctl: {e.message}\n")
+    except ApiError as e:
+        sys.stderr.write(f"exoctl: {printable(e.message)}\n")
         sys.exit(ERROR_EXIT.get(e.name, EXIT_FAILED))
     except OSError as e:
-        sys.stderr.write(f"exoctl: {e}\n")
+        sys.stderr.write(f"exoctl: {printable(str(e))}\n")
         sys.exit(EXIT_UNREACHABLE)
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
@@ -297,15 +303,13 @@ def main(argv: list[str] | None = None) -> None:
             with contextlib.suppress(KeyboardInterrupt):
                 follow(Path(result["path"]), result["lines"])
             return
-        print("\n".join(result["lines"]))
+        print("\n".join(printable(line) for line in result["lines"]))
     elif args.command == "reload":
-        for kind in ("added", "removed", "changed", "errors"):
-            for item in result.get(kind, []):
-                print(f"{kind}: {item}")
-    elif args.command in SOCKET_ONLY_OPS:
+        print_changes(result)
+    elif args.command in ops.SOCKET_ONLY:
         print_generation_result(args.command, result)
     elif isinstance(result, dict) and "state" in result:
-        print(f"{result['name']}: {result['state']}")
+        print(printable(f"{result['name']}: {result['state']}"))
     else:
         print(json.dumps(result, sort_keys=True))
     if args.command == "status" and args.name and result.get("state") not in ("ready", "starting", "exited"):

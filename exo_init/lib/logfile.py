@@ -66,7 +66,11 @@ def tail(path: Path, count: int) -> list[str]:
                 fh.seek(0, os.SEEK_END)
                 size = fh.tell()
                 fh.seek(max(0, size - 256 * 1024))
-                chunk = fh.read().decode(errors="replace").splitlines()
+                # Lines end at "\n" only: a capsule's "\r" (or any other character str.splitlines
+                # takes as a line end) must not make a line of its own that looks like an entry.
+                chunk = fh.read().decode(errors="replace").split("\n")
+                if chunk and chunk[-1] == "":
+                    chunk.pop()
         except OSError:
             continue
         lines = chunk + lines

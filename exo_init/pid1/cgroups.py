@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import time
@@ -12,6 +13,8 @@ from exo_init.pid1.log import log
 from exo_init.pid1.manifest import Quotas
 
 KNOWN_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc")
+STATS_TTL = 1.0  # seconds the figures other than cpu.stat's may be old (CgroupTree.stats)
+INIT_CPU_WEIGHT = 1000  # exo_init's leaf against all capsules together (/capsules: the default 100)
 # The kernel's defaults of the limits a manifest can set (io.max lines are per device: not reset).
 RESETS = {"cpu.max": "max", "cpu.weight": "100", "memory.max": "max", "memory.high": "max",
           "memory.swap.max": "max", "pids.max": "max", "io.weight": "default 100", "memory.oom.group": "0"}
@@ -23,12 +26,13 @@ class QuotaError(Exception):
         self.field = field
 
 
-def _read(path: str | Path) -> str:
-    """A small kernel file's text, "" if it cannot be read. os.open/os.read: the status of every
-    capsule reads a dozen of these, and open()'s buffered text layers cost more than the read
-    itself (under TCG, most of PID 1's time at steady state went there)."""
+def _read(path: Path | str, dir_fd: int | None = None) -> str:
+    """A small kernel file's text, "" if it cannot be read (`path` relative to `dir_fd` if given).
+    open/read/close by hand: every `status` reads about a dozen of these per capsule, on PID 1's
+    loop, and Path.read_text costs five times as much (its text-file object), which under TCG is
+    most of a status call."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return ""
     try:
@@ -97,6 +101,7 @@ class CgroupTree:
         self.capsules = root / "capsules"
         self.controllers: frozenset[str] = frozenset()
         self.written: dict[str, dict[str, str]] = {}  # capsule -> the limits this tree wrote to its leaf
+        self._slow: dict[str, tuple[float, CgroupStats]] = {}  # name -> (read at, figures but cpu.stat's)
 
     def setup(self) -> list[str]:
         """Move this process into a leaf and enable every available controller top-down.
@@ -122,6 +127,13 @@ class CgroupTree:
             except OSError as e:
                 warnings.append(f"cgroup controller {ctrl} not enabled: {e.strerror}")
         self.controllers = frozenset(enabled)
+        if "cpu" in enabled:
+            # PID 1 before the capsules when both want the CPU: its work is bounded and event-driven,
+            # and a capsule (or a hostile client's flood) must slow itself, not the supervisor.
+            try:
+                (init_leaf / "cpu.weight").write_text(f"{INIT_CPU_WEIGHT}\n")
+            except OSError as e:
+                warnings.append(f"cpu.weight of exo_init's own cgroup not set: {e.strerror}")
         return warnings
 
     def path(self, name: str) -> Path:
@@ -136,6 +148,7 @@ class CgroupTree:
         from the manifest does not outlive it. Only what differs from what the leaf holds is
         written: a new leaf holds the kernel's defaults, a reused one what this tree wrote last
         (a start wrote nine files; a restart of an unconfined capsule now writes none)."""
+        self._slow.pop(name, None)
         leaf = self.path(name)
         try:
             leaf.mkdir()
@@ -194,6 +207,7 @@ class CgroupTree:
 
     def kill(self, name: str) -> None:
         """SIGKILL every process in the capsule's cgroup (cgroup.kill: nothing escapes)."""
+        self._slow.pop(name, None)
         leaf = self.path(name)
         try:
             (leaf / "cgroup.kill").write_text("1\n")
@@ -212,10 +226,12 @@ class CgroupTree:
                         pass
 
     def freeze(self, name: str, frozen: bool) -> None:
+        self._slow.pop(name, None)
         (self.path(name) / "cgroup.freeze").write_text("1\n" if frozen else "0\n")
 
     def remove(self, name: str) -> None:
         self.written.pop(name, None)
+        self._slow.pop(name, None)
         try:
             self.path(name).rmdir()
         except OSError as e:
@@ -223,29 +239,53 @@ class CgroupTree:
                 raise
 
     def stats(self, name: str) -> CgroupStats:
-        leaf = f"{self.capsules}/{name}/"
-        cpu = _flat_keyed(_read(leaf + "cpu.stat"))
-        mem_events = _flat_keyed(_read(leaf + "memory.events"))
-        pids_events = _flat_keyed(_read(leaf + "pids.events"))
-        events = _flat_keyed(_read(leaf + "cgroup.events"))
-        return CgroupStats(
-            cpu_usage_usec=cpu.get("usage_usec", 0),
-            cpu_throttled_usec=cpu.get("throttled_usec", 0),
-            cpu_nr_throttled=cpu.get("nr_throttled", 0),
-            memory_current=int(_read(leaf + "memory.current").strip() or 0),
-            memory_max=_read(leaf + "memory.max").strip() or "max",
-            memory_oom_kill=mem_events.get("oom_kill", 0),
-            memory_events_max=mem_events.get("max", 0),
-            pids_current=int(_read(leaf + "pids.current").strip() or 0),
-            pids_max=_read(leaf + "pids.max").strip() or "max",
-            pids_events_max=pids_events.get("max", 0),
-            cpu_max=_read(leaf + "cpu.max").strip() or "max",
-            frozen=events.get("frozen", 0) == 1,
-            psi_cpu_avg10=_psi_avg10(_read(leaf + "cpu.pressure")),
-            psi_memory_avg10=_psi_avg10(_read(leaf + "memory.pressure")),
-            psi_io_avg10=_psi_avg10(_read(leaf + "io.pressure")),
-            populated=events.get("populated", 0) == 1,
-        )
+        """The capsule's figures. cpu.stat is read every time (CPU usage is sampled by its change);
+        the rest, a dozen files, at most once per STATS_TTL: `status` is called every second by the
+        Sentry and the dashboard each, on PID 1's loop, and under TCG reading them all took longer
+        than PID 1 may keep a root client waiting. What exo_init writes (freeze, kill, quotas)
+        drops the capsule's cached figures."""
+        leaf = self.path(name)
+        cpu = _flat_keyed(_read(leaf / "cpu.stat"))
+        now = time.monotonic()
+        cached = self._slow.get(name)
+        if cached is None or now - cached[0] > STATS_TTL:
+            cached = (now, self._slow_figures(leaf))
+            self._slow[name] = cached
+        return dataclasses.replace(cached[1], cpu_usage_usec=cpu.get("usage_usec", 0),
+                                   cpu_throttled_usec=cpu.get("throttled_usec", 0),
+                                   cpu_nr_throttled=cpu.get("nr_throttled", 0))
+
+    @staticmethod
+    def _slow_figures(leaf: Path) -> CgroupStats:
+        try:  # (the files are read relative to the leaf: one path walk through cgroupfs, not twelve)
+            dfd = os.open(leaf, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return CgroupStats()
+
+        def read(name: str) -> str:
+            return _read(name, dfd)
+
+        try:
+            mem_events = _flat_keyed(read("memory.events"))
+            pids_events = _flat_keyed(read("pids.events"))
+            events = _flat_keyed(read("cgroup.events"))
+            return CgroupStats(
+                memory_current=int(read("memory.current").strip() or 0),
+                memory_max=read("memory.max").strip() or "max",
+                memory_oom_kill=mem_events.get("oom_kill", 0),
+                memory_events_max=mem_events.get("max", 0),
+                pids_current=int(read("pids.current").strip() or 0),
+                pids_max=read("pids.max").strip() or "max",
+                pids_events_max=pids_events.get("max", 0),
+                cpu_max=read("cpu.max").strip() or "max",
+                frozen=events.get("frozen", 0) == 1,
+                psi_cpu_avg10=_psi_avg10(read("cpu.pressure")),
+                psi_memory_avg10=_psi_avg10(read("memory.pressure")),
+                psi_io_avg10=_psi_avg10(read("io.pressure")),
+                populated=events.get("populated", 0) == 1,
+            )
+        finally:
+            os.close(dfd)
 
     def cpu_usage(self, name: str) -> int | None:
         """The capsule's CPU time in microseconds (cpu.stat usage_usec); None without a cgroup."""

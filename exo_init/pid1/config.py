@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from exo_init.lib.paths import DEFAULT_MANIFEST, DEFAULT_RUNTIME
+from exo_init.lib.paths import CONTROL_SOCKET, DEFAULT_MANIFEST, DEFAULT_RUNTIME, ROOT_CONTROL_SOCKET
 
 PERSISTENT_LOGS = Path("/var/log/exosphere")
 # Debian's directories, and NixOS's system profile (PID 1 starts with almost no environment there).
@@ -31,7 +31,11 @@ class Config:
 
     @property
     def control_socket(self) -> Path:
-        return self.runtime_dir / "control.sock"
+        return self.runtime_dir / CONTROL_SOCKET
+
+    @property
+    def root_control_socket(self) -> Path:
+        return self.runtime_dir / ROOT_CONTROL_SOCKET
 
     @property
     def notify_socket(self) -> Path:

@@ -1,16 +1,20 @@
-"""The first stage of PID 1: API filesystems, console, hostname. Nothing here can fail fatally:
-every step is tried, and a failure is returned as a warning for the log."""
+"""The first stage of PID 1: API filesystems, console, hostname, PID 1's own file descriptor limit
+and the kernel's hardening sysctls. Nothing here can fail fatally: every step is tried, and a
+failure is returned as a warning for the log."""
 
 from __future__ import annotations
 
 import errno
 import io
 import os
+import resource
 import sys
 from pathlib import Path
 
 from exo_init.pid1 import syscalls
 from exo_init.pid1.syscalls import MS_NODEV, MS_NOEXEC, MS_NOSUID
+
+RUN_LIMITS = "size=20%,nr_inodes=800k"
 
 TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
 if TYPE_CHECKING:
@@ -23,7 +27,8 @@ API_MOUNTS = (
     ("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755"),
     ("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666"),
     ("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"),
-    ("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"),
+    # /run is RAM: bounded as systemd bounds it (exo_init.log, volatile state and logs live here).
+    ("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,{RUN_LIMITS}"),
     ("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, "nsdelegate"),
 )
 
@@ -147,3 +152,77 @@ def disable_ctrl_alt_del() -> list[str]:
     except OSError as e:
         return [str(e)]
     return []
+
+
+# PID 1's own bound on open files: RLIMIT_NOFILE is raised at start as far as the kernel allows
+# (fs.nr_open), and at least to FD_LIMIT: the kernel's default soft limit, 1024, is what a hostile
+# client exhausted, and PID 1 holds a log pipe per running capsule (launches failed with EMFILE at
+# about a thousand capsules). The control socket's client table stays far below FD_LIMIT.
+# Every capsule gets the conventional soft limit back (scope.CAPSULE_FD_LIMIT, set in spawn's child).
+FD_LIMIT = 4096
+NR_OPEN = Path("/proc/sys/fs/nr_open")
+
+
+def raise_fd_limit(limit: int = FD_LIMIT) -> list[str]:
+    """Soft and hard limit = fs.nr_open where allowed (root), else as far as they go; a warning
+    when the soft limit stays under `limit`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        ceiling = max(int(NR_OPEN.read_text()), limit)
+    except (OSError, ValueError):
+        ceiling = limit
+    error: Exception | None = None
+    for target in (ceiling, limit, hard):
+        if target == resource.RLIM_INFINITY or target <= soft:
+            continue
+        try:
+            want_hard = hard if hard == resource.RLIM_INFINITY or hard >= target else target
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, want_hard))
+            break
+        except (OSError, ValueError) as e:  # (not allowed to raise the hard limit: as far as it goes)
+            error = error or e
+    now = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if now != resource.RLIM_INFINITY and now < limit:
+        return [f"RLIMIT_NOFILE not raised to {limit} ({error}); it is {now}"]
+    return []
+
+
+# What a hardened image sets at boot (PID 1 only): (sysctl, value, required). A sysctl the kernel
+# does not have is skipped when not required (Yama is a build option; io_uring_disabled is 6.6+).
+HARDENING_SYSCTLS: tuple[tuple[str, str, bool], ...] = (
+    ("kernel.unprivileged_bpf_disabled", "1", True),  # bpf(2) only with CAP_BPF / CAP_SYS_ADMIN (for good)
+    ("net.core.bpf_jit_harden", "2", True),           # constant blinding for every JIT-compiled program
+    ("kernel.kptr_restrict", "2", True),              # no kernel addresses in /proc, even for root
+    ("kernel.dmesg_restrict", "1", True),             # the kernel log only with CAP_SYSLOG
+    ("kernel.perf_event_paranoid", "3", True),        # perf_event_open only with CAP_PERFMON (Debian: 3)
+    ("kernel.kexec_load_disabled", "1", True),        # no kexec until reboot (one way)
+    ("kernel.yama.ptrace_scope", "1", False),         # ptrace only of one's descendants
+    ("kernel.io_uring_disabled", "1", False),         # io_uring only for the io_uring_group
+    ("vm.unprivileged_userfaultfd", "0", True),       # userfaultfd only with CAP_SYS_PTRACE
+    ("dev.tty.ldisc_autoload", "0", True),            # no line-discipline module loads by anyone
+    ("fs.protected_symlinks", "1", True),             # the /tmp symlink and hardlink races
+    ("fs.protected_hardlinks", "1", True),
+    ("fs.protected_fifos", "2", True),                # O_CREAT on others' FIFOs and files in sticky dirs
+    ("fs.protected_regular", "2", True),
+    ("fs.suid_dumpable", "0", True),                  # no core dumps of setuid programs
+)
+
+
+def harden_sysctls(proc_sys: Path = Path("/proc/sys"),
+                   table: tuple[tuple[str, str, bool], ...] = HARDENING_SYSCTLS) -> list[str]:
+    """Write each sysctl of `table` under `proc_sys`; one warning per one that fails."""
+    warnings: list[str] = []
+    for name, value, required in table:
+        path = proc_sys / name.replace(".", "/")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)  # (no O_CREAT: a sysctl exists or it does not)
+            try:
+                os.write(fd, (value + "\n").encode())
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            if required:
+                warnings.append(f"sysctl {name} = {value}: this kernel does not have it")
+        except OSError as e:
+            warnings.append(f"sysctl {name} = {value}: {e.strerror or e}")
+    return warnings

@@ -8,6 +8,7 @@ handlers, locks, and what it imports) was a megabyte of PID 1's memory and time 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,13 +19,44 @@ if TYPE_CHECKING:
 
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 LEVEL_NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR"}
+LOGFILE_BYTES = 1 << 20   # exo_init.log is rotated at this size (/run is RAM) ...
+LOGFILE_KEEP = 3          # ... keeping exo_init.log.1 .. .3
+
+
+class LogFile:
+    """A log file rotated at LOGFILE_BYTES: FILE -> FILE.1 -> ... -> FILE.{LOGFILE_KEEP}."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.f = open(path, "ab", buffering=0)  # noqa: SIM115 (open for PID 1's life)
+        self.size = self.f.tell()
+
+    def write(self, record: str) -> None:
+        data = record.encode("utf-8", "backslashreplace")
+        if self.size and self.size + len(data) > LOGFILE_BYTES:
+            self.rotate()
+        self.f.write(data)
+        self.size += len(data)
+
+    def rotate(self) -> None:
+        self.f.close()
+        for i in range(LOGFILE_KEEP - 1, 0, -1):
+            old = Path(f"{self.path}.{i}")
+            if old.exists():
+                os.replace(old, f"{self.path}.{i + 1}")
+        os.replace(self.path, f"{self.path}.1")
+        self.f = open(self.path, "ab", buffering=0)  # noqa: SIM115 (open for PID 1's life)
+        self.size = 0
+
+    def close(self) -> None:
+        self.f.close()
 
 
 class Log:
     def __init__(self) -> None:
         self.console: TextIO | None = None
         self.console_level = INFO
-        self.files: list[TextIO] = []
+        self.files: list[LogFile] = []
 
     def _emit(self, level: int, msg: str, args: tuple[object, ...], exc: BaseException | None) -> None:
         text = msg % args if args else msg
@@ -48,7 +80,6 @@ class Log:
         for f in self.files:
             try:
                 f.write(record)
-                f.flush()
             except (OSError, ValueError):
                 pass
 
@@ -83,9 +114,28 @@ def setup_logging(console: TextIO, logfile: Path | None, debug: bool = False) ->
 def add_logfile(logfile: Path) -> None:
     try:
         logfile.parent.mkdir(parents=True, exist_ok=True)
-        log.files.append(open(logfile, "a", encoding="utf-8"))  # noqa: SIM115 (open for PID 1's life)
+        log.files.append(LogFile(logfile))
     except OSError as e:
         log.warning("cannot open log file %s: %s", logfile, e.strerror)
+
+
+class Throttle:
+    """At most one log line per `interval` seconds for one kind of event (a hostile client can
+    cause an event per request; the console must not get a line per request)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last = float("-inf")
+        self.suppressed = 0
+
+    def ready(self, now: float) -> int | None:
+        """None: stay quiet (counted). Otherwise a line may be written now; the number is how many
+        were suppressed since the last one."""
+        if now - self.last < self.interval:
+            self.suppressed += 1
+            return None
+        self.last, suppressed, self.suppressed = now, self.suppressed, 0
+        return suppressed
 
 
 def status_line(console: TextIO, ok: bool | None, word: str, name: str, detail: str = "") -> None:

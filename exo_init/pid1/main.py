@@ -22,7 +22,15 @@ from exo_init.pid1.config import SYSTEM_PATH, Config, parse_args
 from exo_init.pid1.control import ControlServer, make_handler
 from exo_init.pid1.generations import GenerationStore
 from exo_init.pid1.log import add_logfile, log, setup_logging
-from exo_init.pid1.manifest import Capsule, Manifest, ManifestError, Restart, RestartPolicy, empty_manifest
+from exo_init.pid1.manifest import (
+    Capabilities,
+    Capsule,
+    Manifest,
+    ManifestError,
+    Restart,
+    RestartPolicy,
+    empty_manifest,
+)
 from exo_init.pid1.spawn import SpawnPlan, Wiring, spawn
 from exo_init.pid1.statedisk import prepare_state_dir
 from exo_init.pid1.supervisor import ShutdownAction, Supervisor
@@ -30,7 +38,10 @@ from exo_init.pid1.switch import Switcher, boot_manifest
 
 TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
 if TYPE_CHECKING:
-    from typing import TextIO
+    from collections.abc import Callable
+    from typing import NoReturn, TextIO, TypeVar
+
+    T = TypeVar("T")
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPWR, signal.SIGUSR2)
 EMERGENCY_SHELLS = ("/bin/sh", "/run/current-system/sw/bin/sh")
@@ -44,8 +55,7 @@ def install_signal_wakeup(sup: Supervisor) -> tuple[socket.socket, socket.socket
         s.setblocking(False)
         os.set_inheritable(s.fileno(), False)
     signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
-    for sig in HANDLED_SIGNALS:
-        signal.signal(sig, lambda _signum, _frame: None)
+    no_op_signal_handlers()
 
     def on_signals() -> None:
         try:
@@ -78,9 +88,12 @@ def dispatch_signal(sup: Supervisor, signum: int) -> None:
 
 
 def emergency_capsule() -> Capsule:
+    """The recovery shell: root on the console, unconfined (`host`): a scoped shell with no grants
+    could repair nothing."""
     shell = next((s for s in EMERGENCY_SHELLS if os.access(s, os.X_OK)), EMERGENCY_SHELLS[0])
-    return Capsule(name="emergency", argv=(shell,), console=True, description="emergency shell",
-                   restart=Restart(policy=RestartPolicy.ALWAYS, limit_burst=1000))
+    return Capsule(name="emergency", argv=(shell,), user="root", console=True, description="emergency shell",
+                   restart=Restart(policy=RestartPolicy.ALWAYS, limit_burst=1000),
+                   capabilities=Capabilities(host=True))
 
 
 def open_generations(sup: Supervisor) -> Switcher | None:
@@ -113,9 +126,14 @@ def load_boot_manifest(sup: Supervisor, switcher: Switcher | None = None) -> Man
         return sup.load()
     except ManifestError as e:
         log.error("%s", e)
-        log.error("no usable manifest: starting the emergency shell on the console")
-        cap = emergency_capsule()
-        return Manifest(hostname="exosphere", capsules={cap.name: cap}, errors={}, source="(emergency)")
+        return emergency_manifest()
+
+
+def emergency_manifest() -> Manifest:
+    """No usable manifest: the recovery shell as the only capsule."""
+    log.error("no usable manifest: starting the emergency shell (root) on the console")
+    cap = emergency_capsule()
+    return Manifest(hostname="exosphere", capsules={cap.name: cap}, errors={}, source="(emergency)")
 
 
 def run_guarded(sup: Supervisor) -> None:
@@ -155,7 +173,7 @@ def start_emergency_shell() -> None:
         log.error("emergency shell failed: %s", e)
 
 
-def last_resort_reaper() -> None:
+def last_resort_reaper() -> NoReturn:
     """Nothing left to supervise with: just reap forever, so the kernel never panics."""
     while True:
         try:
@@ -219,49 +237,86 @@ def console_stream(pid1: bool) -> TextIO:
     return early.console_for_status() if pid1 else sys.stderr
 
 
-def main(argv: list[str] | None = None) -> None:
-    pid1 = os.getpid() == 1
-    warnings: list[str] = []
-    if pid1:
-        warnings += early.mount_api_filesystems()
-        warnings += early.setup_console()
-        warnings += early.disable_ctrl_alt_del()
-    os.environ["PATH"] = SYSTEM_PATH
-    os.environ.setdefault("LANG", "C.UTF-8")
-    config: Config = parse_args(sys.argv[1:] if argv is None else argv, pid1)
-    console = console_stream(pid1)
-    setup_logging(console, None, config.debug)
-    log.info("exo_init starting as %s (pid %d)", "PID 1" if pid1 else "child subreaper", os.getpid())
-    config.runtime_dir.mkdir(parents=True, exist_ok=True)
-    add_logfile(config.runtime_dir / "exo_init.log")
+def step(what: str, fn: Callable[[], T], fallback: T) -> T:
+    """One step of the boot checklist: its result, or (it failed) one line on the console, the
+    traceback in the log file, and `fallback`: the boot goes on, degraded. Nothing a step raises
+    (a value in a manifest, a failing syscall, out of file descriptors) can end PID 1."""
+    try:
+        return fn()
+    except (Exception, SystemExit) as e:  # (SystemExit: argparse refusing a command line)
+        log.error("boot step failed (continuing without it): %s", what, exc_info=e)  # (+ ": Type: message")
+        return fallback
+
+
+def warn_all(warnings: list[str]) -> None:
     for warning in warnings:
         log.warning("%s", warning)
-    if not pid1:
-        syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
-    sup = Supervisor(config, console)
-    sup.setup()
-    wakeup = install_signal_wakeup(sup)
-    switcher = open_generations(sup)
-    control = ControlServer(sup.loop, config.control_socket, make_handler(sup, switcher))
-    sup.listeners.append(control.publish)
-    manifest = load_boot_manifest(sup, switcher)
+
+
+def no_op_signal_handlers() -> None:
+    """First thing: no signal may kill PID 1 or raise in it before the loop routes them (Python's
+    own SIGINT handler raises KeyboardInterrupt). The loop's wakeup fd is installed later."""
+    for sig in HANDLED_SIGNALS:
+        signal.signal(sig, lambda _signum, _frame: None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    pid1 = os.getpid() == 1
+    no_op_signal_handlers()
+    warnings: list[str] = []
+    setup_logging(sys.stderr, None)  # (until the console is set up: what the kernel gave us)
     if pid1:
-        for warning in early.set_hostname(manifest.hostname):
-            log.warning("%s", warning)
+        warnings += step("API file systems", early.mount_api_filesystems, [])
+        warnings += step("console", early.setup_console, [])
+        warnings += step("Ctrl-Alt-Del", early.disable_ctrl_alt_del, [])
+    os.environ["PATH"] = SYSTEM_PATH
+    os.environ.setdefault("LANG", "C.UTF-8")
+    args = sys.argv[1:] if argv is None else argv
+    config: Config = step("command line", lambda: parse_args(args, pid1), None) or parse_args([], pid1)
+    console = step("console output", lambda: console_stream(pid1), sys.stderr)
+    setup_logging(console, None, config.debug)
+    log.info("exo_init starting as %s (pid %d)", "PID 1" if pid1 else "child subreaper", os.getpid())
+    step("runtime directory", lambda: config.runtime_dir.mkdir(parents=True, exist_ok=True), None)
+    add_logfile(config.runtime_dir / "exo_init.log")
+    warn_all(warnings)
+    warn_all(step("file descriptor limit", early.raise_fd_limit, []))
+    if pid1:
+        warn_all(step("kernel hardening sysctls", early.harden_sysctls, []))
+    else:
+        step("child subreaper", lambda: syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1), None)
+    sup = step("supervisor", lambda: Supervisor(config, console), None)
+    if sup is None:  # (no event loop: nothing to supervise with)
+        if not pid1:
+            sys.exit(1)
+        start_emergency_shell()
+        last_resort_reaper()
+    step("supervisor set-up (cgroups, sd_notify socket)", sup.setup, None)
+    wakeup = step("signals", lambda: install_signal_wakeup(sup), None)
+    switcher = step("generation store", lambda: open_generations(sup), None)
+    control = step("control socket", lambda: ControlServer(sup.loop, config.control_socket, make_handler(sup, switcher),
+                                                           config.root_control_socket), None)
+    if control is not None:
+        sup.listeners.append(control.publish)
+    manifest = step("boot manifest", lambda: load_boot_manifest(sup, switcher), None) or emergency_manifest()
+    if pid1:
+        warn_all(step("hostname", lambda: early.set_hostname(manifest.hostname), []))
     log.info("manifest %s: %d capsules, %d with errors", manifest.source, len(manifest.capsules),
              len(manifest.errors))
-    sup.apply(manifest if manifest.capsules or manifest.errors else empty_manifest(manifest.source))
-    sup.check_boot_complete()
+    step("apply the manifest",
+         lambda: sup.apply(manifest if manifest.capsules or manifest.errors else empty_manifest(manifest.source)),
+         None)
+    step("boot complete check", sup.check_boot_complete, None)
     run_guarded(sup)
     action = sup.shutdown_action or ShutdownAction.EXIT
-    control.close()
-    sup.close()
+    if control is not None:
+        step("close the control socket", control.close, None)
+    step("close the supervisor", sup.close, None)
     signal.set_wakeup_fd(-1)
-    for sock in wakeup:
+    for sock in wakeup or ():
         sock.close()
     if pid1:
         final_shutdown_pid1(action)
-    sup.teardown_cgroups()
+    step("remove the cgroups", sup.teardown_cgroups, None)
     sup.reap()
     log.info("exo_init exiting")
     sys.exit(0)

@@ -64,10 +64,18 @@ class ManifestError(Exception):
     """The document as a whole cannot be used."""
 
 
+def one_line(text: str) -> str:
+    """`text` with control characters escaped (a key in a path may hold any): messages are one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 class FieldError(Exception):
     """One field of one capsule is wrong; `field` is a dotted path inside the capsule."""
 
     def __init__(self, field_path: str, message: str) -> None:
+        field_path, message = one_line(field_path), one_line(message)
         super().__init__(f"{field_path}: {message}")
         self.field = field_path
         self.message = message
@@ -190,7 +198,8 @@ class Capabilities:
     control: bool = _default(CAPABILITIES, "control", bool)  # exo_init's control socket (mutations need uid 0)
     logs: bool = _default(CAPABILITIES, "logs", bool)  # the capsule logs, read-only (exo_init's log directory)
     caps: tuple[str, ...] = ()                        # Linux capabilities kept ("CAP_NET_BIND_SERVICE")
-    seccomp_deny: tuple[str, ...] = ()                # syscalls that fail with EPERM
+    seccomp_deny: tuple[str, ...] = ()                # syscalls that fail with EPERM (beyond the baseline)
+    seccomp_allow: tuple[str, ...] = ()               # classes of the baseline filter granted back
 
     @property
     def isolated(self) -> bool:
@@ -257,14 +266,36 @@ if TYPE_CHECKING:  # (an alias for annotations only: `Any` is not there at run t
     Parser = Callable[[Any, str, FieldSpec], Any]
 
 
+SHOW_LIMIT = 200
+
+
 def show(value: Any) -> str:
-    """A value as messages quote it: JSON, with numbers as `number_text` prints them."""
+    """A value as messages quote it: JSON (at most SHOW_LIMIT characters), with numbers as
+    `number_text` prints them."""
     if isinstance(value, int | float):
         return number_text(value)
     try:
-        return json.dumps(value)
-    except (TypeError, ValueError):  # not JSON, or holds an int too long for str()
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):  # not JSON, an int too long for str(), nested too deeply
         return f"a {type(value).__name__}"
+    return text if len(text) <= SHOW_LIMIT else text[:SHOW_LIMIT] + "..."
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with a capsule name, or None: the pattern, and no name of a cgroup interface
+    file (the capsule's cgroup is a directory beside cpu.max, cgroup.procs, ...)."""
+    if not NAME_RE.fullmatch(name):
+        return "names are 1-64 of a-z 0-9 _ . - starting alphanumeric"
+    prefix, dot, _ = name.partition(".")
+    if dot and prefix in SCHEMA.cgroup_prefixes:
+        return f"{name!r} is named like a cgroup interface file ({prefix}.*); choose another name"
+    return None
+
+
+def _no_nul(value: str, path: str) -> str:
+    if "\0" in value:
+        raise FieldError(path, f"contains a NUL byte: {show(value)}")
+    return value
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], path: str, what: str) -> Any:
@@ -294,14 +325,14 @@ def _bool(value: Any, path: str, spec: FieldSpec) -> bool:
 
 
 def _string(value: Any, path: str, spec: FieldSpec) -> str:
-    _expect(value, str, path, "a string")
+    _no_nul(_expect(value, str, path, "a string"), path)
     if spec.nonempty and not value:
         raise FieldError(path, f"must not be empty ({spec.nonempty})")
     return str(value)
 
 
 def _path(value: Any, path: str, spec: FieldSpec) -> str:
-    _expect(value, str, path, "an absolute path")
+    _no_nul(_expect(value, str, path, "an absolute path"), path)
     if not value.startswith("/"):
         raise FieldError(path, f"must be an absolute path, got {value!r}")
     return str(value)
@@ -337,7 +368,11 @@ def _strings(value: Any, path: str, what: str, valid: re.Pattern[str], bad: Call
 
 
 def _names(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
-    return _strings(value, path, "capsule name", NAME_RE, lambda item: f"{item!r} is not a valid capsule name")
+    names = _strings(value, path, "capsule name", NAME_RE, lambda item: f"{item!r} is not a valid capsule name")
+    for i, name in enumerate(names):
+        if name_problem(name) is not None:
+            raise FieldError(f"{path}[{i}]", f"{name!r} is not a valid capsule name")
+    return names
 
 
 def _argv(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
@@ -345,7 +380,7 @@ def _argv(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
     if not argv:
         raise FieldError(path, "must not be empty")
     for i, arg in enumerate(argv):
-        _expect(arg, str, f"{path}[{i}]", "a string")
+        _no_nul(_expect(arg, str, f"{path}[{i}]", "a string"), f"{path}[{i}]")
     if not argv[0].startswith("/"):
         raise FieldError(f"{path}[0]", f"must be an absolute path, got {argv[0]!r}")
     return tuple(argv)
@@ -354,9 +389,9 @@ def _argv(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
 def _env(value: Any, path: str, spec: FieldSpec) -> tuple[tuple[str, str], ...]:
     env = _expect(value, dict, path, "an object of strings")
     for key, item in env.items():
-        if not key or "=" in key:
+        if not key or "=" in key or "\0" in key:
             raise FieldError(f"{path}.{key}", "not a valid variable name")
-        _expect(item, str, f"{path}.{key}", "a string")
+        _no_nul(_expect(item, str, f"{path}.{key}", "a string"), f"{path}.{key}")
     return tuple(sorted(env.items()))
 
 
@@ -442,7 +477,7 @@ def _io_max(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
 
 
 def _host_path(value: Any, path: str, prefix: str = "/") -> str:
-    _expect(value, str, path, "an absolute path")
+    _no_nul(_expect(value, str, path, "an absolute path"), path)
     parts = value.split("/")
     if not value.startswith(prefix) or value == prefix.rstrip("/") or ".." in parts or "." in parts[1:]:
         raise FieldError(path, f"expected a normalised absolute path under {prefix}, got {value!r}")
@@ -522,13 +557,23 @@ def _syscalls(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(deny))
 
 
+def _enum_list(value: Any, path: str, spec: FieldSpec) -> tuple[str, ...]:
+    items = _expect(value, list, path, f"a list of {spec.name} names")
+    for i, item in enumerate(items):
+        _expect(item, str, f"{path}[{i}]", "a string")
+        if item not in spec.values:
+            raise FieldError(f"{path}[{i}]", f"unknown {spec.name} {item!r} (one of: {', '.join(spec.values)})")
+    return tuple(dict.fromkeys(items))
+
+
 def _object(value: Any, path: str, spec: FieldSpec) -> Any:
     return _expect(value, dict, path, "an object")
 
 
 PARSERS: dict[FieldType, Parser] = {
     FieldType.BOOL: _bool, FieldType.STRING: _string, FieldType.PATH: _path, FieldType.INT: _int,
-    FieldType.NUMBER: _number, FieldType.ENUM: _enum, FieldType.NAMES: _names, FieldType.ARGV: _argv,
+    FieldType.NUMBER: _number, FieldType.ENUM: _enum, FieldType.ENUM_LIST: _enum_list, FieldType.NAMES: _names,
+    FieldType.ARGV: _argv,
     FieldType.ENV: _env, FieldType.SIGNAL: parse_signal, FieldType.SIZE: parse_size,
     FieldType.CPU_MAX: parse_cpu_max, FieldType.PIDS: _pids, FieldType.IO_MAX: _io_max,
     FieldType.GRANTS: _grants, FieldType.NETWORK: _network, FieldType.DEVICES: _devices, FieldType.CAPS: _caps,
@@ -649,8 +694,9 @@ def parse_manifest(doc: Any, source: str = "") -> Manifest:
     capsules: dict[str, Capsule] = {}
     errors: dict[str, CapsuleError] = {}
     for name, obj in raw.items():
-        if not NAME_RE.fullmatch(name):
-            errors[name] = CapsuleError(name, "(name)", "names are 1-64 of a-z 0-9 _ . - starting alphanumeric")
+        problem = name_problem(name)
+        if problem is not None:
+            errors[name] = CapsuleError(name, "(name)", problem)
             continue
         try:
             capsules[name] = parse_capsule(name, obj)
@@ -695,21 +741,30 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_int=_json_int)
 
 
+def decode(data: bytes, source: str) -> Any:
+    """A manifest file's bytes -> the JSON document; ManifestError names the source and the problem
+    (not UTF-8, not JSON, nested too deeply)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{source}: not valid UTF-8: {e.reason} at byte {e.start}") from None
+    try:
+        return loads(text)
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{source}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise ManifestError(f"{source}: not valid JSON: nested too deeply") from None
+    except ValueError as e:  # (what json raises besides JSONDecodeError: e.g. a number it cannot read)
+        raise ManifestError(f"{source}: not valid JSON: {e}") from None
+
+
 def load_manifest(path: Path) -> Manifest:
     """Read and parse a manifest file; ManifestError names the file and what is wrong."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as e:
         raise ManifestError(f"{path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise ManifestError(f"{path}: not valid UTF-8: {e.reason} at byte {e.start}") from None
-    try:
-        doc = loads(text)
-    except json.JSONDecodeError as e:
-        raise ManifestError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except RecursionError:
-        raise ManifestError(f"{path}: not valid JSON: nested too deeply") from None
-    return parse_manifest(doc, str(path))
+    return parse_manifest(decode(data, str(path)), str(path))
 
 
 def empty_manifest(source: str = "") -> Manifest:

@@ -36,6 +36,7 @@ class FieldType(enum.StrEnum):
     INT = "int"              # an integer in [min, max]
     NUMBER = "number"        # an integer or float in [min, max] (seconds); read as float
     ENUM = "enum"            # one of `values`
+    ENUM_LIST = "enum_list"  # a list of `values` (repeats are one)
     NAMES = "names"          # a list of capsule names
     ARGV = "argv"            # a non-empty list of strings, the first an absolute path
     ENV = "env"              # an object of variable name -> string
@@ -80,7 +81,7 @@ class FieldSpec:
     nullable: bool = False
     nonempty: str = ""                       # STRING: the hint when it is "" ("" = may be empty)
     bounds: Bounds | None = None             # INT, NUMBER, PIDS; SIZE (min 0)
-    values: tuple[str, ...] = ()             # ENUM
+    values: tuple[str, ...] = ()             # ENUM, ENUM_LIST
     example: Any = None
     extra: Mapping[str, Any] | None = None   # CPU_MAX: percent, quota, period (Bounds), default_period
 
@@ -122,6 +123,7 @@ class Schema:
     version: int
     patterns: Mapping[str, str]
     size_units: Mapping[str, int]
+    cgroup_prefixes: frozenset[str]   # a capsule name "PREFIX.anything" would be a cgroup interface file
     escape_caps: frozenset[str]
     signal_names: tuple[str, ...]
     signal_numbers: tuple[int, ...]
@@ -176,6 +178,8 @@ def _field(raw: Mapping[str, Any], where: str) -> FieldSpec:
         raise ValueError(f"{where}: a numeric field needs bounds (min, max)")
     if ftype is FieldType.ENUM and spec.has_default and spec.default not in spec.values:
         raise ValueError(f"{where}: default {spec.default!r} is not one of {spec.values}")
+    if ftype is FieldType.ENUM_LIST and (not spec.values or not set(spec.default or ()) <= set(spec.values)):
+        raise ValueError(f"{where}: needs values, and a default of some of them")
     return spec
 
 
@@ -196,6 +200,7 @@ def parse_schema(doc: Mapping[str, Any]) -> Schema:
         version=doc["version"],
         patterns=dict(doc["patterns"]),
         size_units=dict(doc["size_units"]),
+        cgroup_prefixes=frozenset(doc["cgroup_prefixes"]),
         escape_caps=frozenset(doc["escape_caps"]),
         signal_names=tuple(doc["signals"]["names"]),
         signal_numbers=tuple(doc["signals"]["numbers"]),
@@ -232,6 +237,8 @@ _TYPE_TEXT = {
 def _type_text(spec: FieldSpec) -> str:
     if spec.type is FieldType.ENUM:
         return " \\| ".join(f"`{v}`" for v in spec.values)
+    if spec.type is FieldType.ENUM_LIST:
+        return "list of " + " \\| ".join(f"`{v}`" for v in spec.values)
     if spec.type in NUMERIC and spec.bounds is not None:
         base = {FieldType.INT: "integer", FieldType.NUMBER: "number", FieldType.PIDS: "integer or `\"max\"`"}
         return f"{base[spec.type]}, {number_text(spec.bounds.min)} to {number_text(spec.bounds.max)}"

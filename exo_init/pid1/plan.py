@@ -302,6 +302,7 @@ def scope_plan(spec: Capsule, ident: Identity, facts: Facts) -> scope.ScopePlan:
         veth_host_name=scope.veth_name(spec.name),
         caps=tuple(scope.CAP_NUMBERS[c] for c in caps.caps),
         seccomp_deny=caps.seccomp_deny,
+        seccomp_allow=caps.seccomp_allow,
     )
 
 

@@ -16,9 +16,9 @@ The root is entered with MS_MOVE + chroot (as switch_root does): pivot_root(2) r
 initramfs root the dev image runs from. A chroot is only escapable with CAP_SYS_CHROOT, which an
 isolated capsule cannot be granted (manifest.ESCAPE_CAPS).
 
-Everything in this module after `prepare_pid_namespace` runs in the forked child: it raises
-OSError (with a `stage` attribute) for the spawn error pipe, and never returns into the
-supervisor's code.
+`new_pid_namespace_for_next_child` and `restore_pid_namespace` run in PID 1, around the fork;
+everything after them in this module runs in the forked child: it raises OSError (with a `stage`
+attribute) for the spawn error pipe, and never returns into the supervisor's code.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ CAP_NUMBERS: dict[str, int] = {name: i for i, name in enumerate((
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/nix/store",
                 "/run/current-system", "/etc/ld.so.cache", "/etc/localtime")
 DEVICE_NODES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
+CAPSULE_FD_LIMIT = 1024  # RLIMIT_NOFILE's soft limit in every capsule, set in spawn's child (PID 1 raises its own)
 DYNAMIC_UIDS = range(61184, 65520)  # systemd's DynamicUser= range: no package owns these
 FORWARDED_SIGNALS = frozenset({
     signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
@@ -97,6 +98,18 @@ class Stage(OSError):
 
 SCMP_ACT_ALLOW = 0x7FFF0000
 SCMP_ACT_ERRNO_EPERM = 0x00050000 | errno.EPERM
+SCMP_ACT_ERRNO_ENOSYS = 0x00050000 | errno.ENOSYS
+SCMP_CMP_NE = 1
+SCMP_CMP_EQ = 4
+SCMP_CMP_GE = 5
+SCMP_CMP_MASKED_EQ = 7
+
+
+class _ArgCmp(ctypes.Structure):
+    """struct scmp_arg_cmp (seccomp.h)."""
+
+    _fields_ = (("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                ("datum_b", ctypes.c_uint64))
 
 
 def _libseccomp() -> ctypes.CDLL:
@@ -110,7 +123,8 @@ def _libseccomp() -> ctypes.CDLL:
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-    lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                           ctypes.POINTER(_ArgCmp)]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
     return lib
@@ -124,17 +138,103 @@ def syscall_number(name: str) -> int:
     return nr
 
 
-def load_seccomp_deny(names: tuple[str, ...]) -> None:
-    """Every syscall in `names` fails with EPERM from now on (needs no_new_privs or CAP_SYS_ADMIN)."""
+@dataclass(frozen=True)
+class Rule:
+    """`syscall` fails with `action` when every condition holds (none: always). A condition is
+    (argument index, comparison, datum a, datum b) as libseccomp takes it; MASKED_EQ is
+    `arg & a == b`."""
+
+    syscall: str
+    action: int = SCMP_ACT_ERRNO_EPERM
+    conditions: tuple[tuple[int, int, int, int], ...] = ()
+
+
+def _deny(*names: str) -> tuple[Rule, ...]:
+    return tuple(Rule(name) for name in names)
+
+
+def _flag_rules(syscall: str, arg: int, flags: tuple[int, ...]) -> tuple[Rule, ...]:
+    """`syscall` fails when argument `arg` has any of `flags` set (one rule per flag: rules for one
+    syscall are alternatives)."""
+    return tuple(Rule(syscall, conditions=((arg, SCMP_CMP_MASKED_EQ, flag, flag),)) for flag in flags)
+
+
+CLONE_NEWTIME = 0x00000080  # (unshare only: in clone()'s flags that bit is part of the exit signal)
+CLONE_NEWUSER = 0x10000000
+NAMESPACE_FLAGS = (CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID,
+                   CLONE_NEWNET)
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
+NETLINK_ROUTE = 0
+# personality(2) flags that weaken the address space: no ASLR, executable data, page zero mapped.
+PERSONALITY_FLAGS = (0x0040000, 0x0100000, 0x0200000, 0x0400000, 0x0800000, 0x8000000)
+
+# The classes of system calls a scoped capsule is denied unless its manifest grants the class by
+# name (`capabilities.seccomp_allow`; the schema lists the same names). Modelled on what Docker's
+# default profile and systemd's RestrictNamespaces= + SystemCallFilter=@system-service block.
+SYSCALL_CLASSES: dict[str, tuple[Rule, ...]] = {
+    # New namespaces: with a user namespace an unprivileged process holds every capability inside
+    # it, the way to the kernel's namespaced attack surface (nf_tables, mounts, raw sockets).
+    # clone3 passes its flags in memory, where seccomp cannot look: it fails with ENOSYS, so libc
+    # falls back to clone, whose flags are filtered (as Docker and systemd do).
+    "namespaces": (*_flag_rules("unshare", 0, (*NAMESPACE_FLAGS, CLONE_NEWTIME)),
+                   *_flag_rules("clone", 0, NAMESPACE_FLAGS),
+                   Rule("clone3", SCMP_ACT_ERRNO_ENOSYS), Rule("setns")),
+    "mount": _deny("mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount",
+                   "fspick", "mount_setattr"),
+    "ptrace": _deny("ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd"),
+    "bpf": _deny("bpf"),
+    "perf": _deny("perf_event_open"),
+    "keyring": _deny("keyctl", "add_key", "request_key"),
+    "io_uring": _deny("io_uring_setup", "io_uring_enter", "io_uring_register"),
+    "userfaultfd": _deny("userfaultfd"),
+    "time": _deny("settimeofday", "clock_settime", "clock_adjtime", "adjtimex"),
+    # Address families: only AF_UNIX, AF_INET, AF_INET6 and NETLINK_ROUTE (addresses, links,
+    # routes). AF_PACKET, the other netlink protocols (NETLINK_NETFILTER: nf_tables), AF_KEY,
+    # AF_ALG, AF_VSOCK, Bluetooth, ... fail with EPERM.
+    "sockets": (*(Rule("socket", conditions=((0, SCMP_CMP_EQ, family, 0),))
+                  for family in range(AF_NETLINK) if family not in (AF_UNIX, AF_INET, AF_INET6)),
+                Rule("socket", conditions=((0, SCMP_CMP_GE, AF_NETLINK + 1, 0),)),
+                Rule("socket", conditions=((0, SCMP_CMP_EQ, AF_NETLINK, 0), (2, SCMP_CMP_NE, NETLINK_ROUTE, 0)))),
+    "personality": _flag_rules("personality", 0, PERSONALITY_FLAGS),
+}
+# Never granted to a scoped capsule (they manage the machine: `host = true`).
+ALWAYS_DENIED: tuple[Rule, ...] = _deny(
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot", "swapon",
+    "swapoff", "acct", "quotactl", "quotactl_fd", "lookup_dcookie", "open_by_handle_at", "name_to_handle_at",
+    "syslog", "iopl", "ioperm", "uselib", "nfsservctl", "vhangup", "_sysctl", "create_module",
+    "get_kernel_syms", "query_module", "sysfs", "ustat", "fanotify_init",
+)
+
+
+def baseline_rules(allow: tuple[str, ...] = (), deny: tuple[str, ...] = ()) -> list[Rule]:
+    """The rules of a scoped capsule's filter: every class not in `allow`, what is always denied,
+    and the syscalls in `deny` (which replace any rule of the baseline for the same syscall)."""
+    unknown = sorted(set(allow) - set(SYSCALL_CLASSES))
+    if unknown:
+        raise ValueError(f"unknown system call class {unknown[0]!r} (one of {', '.join(SYSCALL_CLASSES)})")
+    rules = [r for name, cls in SYSCALL_CLASSES.items() if name not in allow for r in cls]
+    rules += ALWAYS_DENIED
+    return [r for r in rules if r.syscall not in deny] + [Rule(name) for name in dict.fromkeys(deny)]
+
+
+def load_seccomp(rules: list[Rule]) -> None:
+    """Install a filter that allows everything but `rules` (needs no_new_privs or CAP_SYS_ADMIN).
+    A syscall this ABI does not have is left out; anything else that fails is a Stage error.
+    System calls of another ABI (i386's int 0x80 from x86_64) kill the thread: libseccomp's
+    bad-architecture default, so the filter cannot be sidestepped that way."""
     lib = _libseccomp()
     ctx = lib.seccomp_init(SCMP_ACT_ALLOW)
     if not ctx:
         raise Stage(errno.ENOMEM, "seccomp_init failed")
     try:
-        for name in names:
-            ret = lib.seccomp_rule_add(ctx, SCMP_ACT_ERRNO_EPERM, syscall_number(name), 0)
+        for rule in rules:
+            nr = int(lib.seccomp_syscall_resolve_name(rule.syscall.encode()))
+            if nr < 0:
+                continue
+            conds = (_ArgCmp * max(1, len(rule.conditions)))(*(_ArgCmp(*c) for c in rule.conditions))
+            ret = lib.seccomp_rule_add_array(ctx, rule.action, nr, len(rule.conditions), conds)
             if ret < 0:
-                raise Stage(-ret, f"seccomp_rule_add({name}): {os.strerror(-ret)}")
+                raise Stage(-ret, f"seccomp_rule_add({rule.syscall}): {os.strerror(-ret)}")
         ret = lib.seccomp_load(ctx)
         if ret < 0:
             raise Stage(-ret, f"seccomp_load: {os.strerror(-ret)}")
@@ -165,7 +265,8 @@ class ScopePlan:
     veth_peer: str = ""                # the host's end (CIDR)
     veth_host_name: str = ""           # the host end's link name
     caps: tuple[int, ...] = ()
-    seccomp_deny: tuple[str, ...] = ()
+    seccomp_deny: tuple[str, ...] = ()    # syscalls denied on top of the baseline (manifest: seccomp_deny)
+    seccomp_allow: tuple[str, ...] = ()   # classes of the baseline granted (manifest: seccomp_allow)
 
 
 def dynamic_uid(name: str, taken: Container[int]) -> int:
@@ -333,7 +434,9 @@ def _capset(caps: tuple[int, ...]) -> None:
 
 def drop_privileges(plan: ScopePlan, uid: int, gid: int, groups: tuple[int, ...]) -> None:
     """In the main process, last thing before exec: bounding set, ids, ambient caps, no_new_privs,
-    seccomp. Afterwards CapEff == CapPrm == the declared set (also for a non-root uid)."""
+    the open-file limit a program expects, the seccomp filter (the baseline, less the granted
+    classes, plus the declared denials). Afterwards CapEff == CapPrm == the declared set (also for
+    a non-root uid)."""
     keep = set(plan.caps)
     last = _last_cap()
     for cap in range(last + 1):
@@ -348,8 +451,7 @@ def drop_privileges(plan: ScopePlan, uid: int, gid: int, groups: tuple[int, ...]
     for cap in plan.caps:
         prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
     prctl(PR_SET_NO_NEW_PRIVS, 1)
-    if plan.seccomp_deny:
-        load_seccomp_deny(plan.seccomp_deny)
+    load_seccomp(baseline_rules(plan.seccomp_allow, plan.seccomp_deny))
 
 
 def _last_cap() -> int:

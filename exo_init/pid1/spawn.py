@@ -19,27 +19,6 @@ from pathlib import Path
 from exo_init.pid1 import scope, zygote
 from exo_init.pid1.manifest import Quotas
 
-CAPSULE_NOFILE = 1024  # a capsule's soft limit on open files, whatever PID 1's own (select() needs fds < 1024)
-
-
-def raise_fd_limit() -> tuple[int, int]:
-    """PID 1 holds a log pipe per running capsule: its own limit on open files goes as high as
-    the kernel allows (the default soft 1024 made launches fail with EMFILE at about a thousand
-    capsules); each capsule gets CAPSULE_NOFILE back (spawn). Returns the (soft, hard) in effect."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        with open("/proc/sys/fs/nr_open") as f:
-            ceiling = int(f.read())
-    except (OSError, ValueError):
-        ceiling = hard
-    for target in (ceiling, hard):
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), max(hard, target)))
-            break
-        except (OSError, ValueError):
-            continue
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
-
 
 @dataclass(frozen=True)
 class SpawnPlan:
@@ -118,9 +97,9 @@ def _child(plan: SpawnPlan, wiring: Wiring, err_w: int) -> None:
         signal.signal(sig, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft > CAPSULE_NOFILE:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (CAPSULE_NOFILE, hard))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # (PID 1 raised its own: early.raise_fd_limit)
+    if soft > scope.CAPSULE_FD_LIMIT:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (scope.CAPSULE_FD_LIMIT, hard))
     if wiring.cgroup_procs is not None:
         _step(f"cgroup {wiring.cgroup_procs.parent}", wiring.cgroup_procs.write_text, "0\n")
     os.setsid()

@@ -37,7 +37,6 @@ from exo_init.pid1.manifest import Manifest, ManifestError, load_manifest
 from exo_init.pid1.plan import Facts, Users, cached_users, mem_total
 from exo_init.pid1.readiness import NotifySocket
 from exo_init.pid1.runner import CapsuleRunner
-from exo_init.pid1.spawn import raise_fd_limit
 
 TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
 if TYPE_CHECKING:
@@ -132,10 +131,8 @@ class Supervisor:
     # --- set-up ---------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        """The real system: runtime directories, the cgroup tree, the sd_notify socket, room for
-        a pipe per capsule."""
-        soft, _hard = raise_fd_limit()
-        log.debug("open files: up to %d", soft)
+        """The real system: runtime directories, the cgroup tree, the sd_notify socket (main.py
+        raised the limit on open files first: early.raise_fd_limit)."""
         self.config.runtime_dir.mkdir(parents=True, exist_ok=True)
         (self.config.runtime_dir / "scope-root").mkdir(exist_ok=True)  # isolated capsules build their root here
         self.config.wayland_dir.mkdir(exist_ok=True)  # the compositor's socket (capabilities.display)

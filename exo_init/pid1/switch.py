@@ -13,40 +13,59 @@ writes a new generation (or picks an existing one), applies the difference live,
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from exo_init.lib import eventlog
+from exo_init.lib.errors import ApiError
 from exo_init.pid1.capsule import Event, State
+from exo_init.pid1.config import Config
 from exo_init.pid1.generations import Generation, GenerationError, GenerationStore, sha256_hex
 from exo_init.pid1.log import log
-from exo_init.pid1.loop import Timer
-from exo_init.pid1.manifest import Manifest, ManifestError, load_manifest, parse_manifest
+from exo_init.pid1.loop import Loop, Timer
+from exo_init.pid1.manifest import Manifest, ManifestError, decode, load_manifest, parse_manifest
 
 TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
 if TYPE_CHECKING:
-    from typing import Any
+    from collections import deque
+    from collections.abc import Callable, Mapping
+    from typing import Any, Protocol
+else:
+    Protocol = object
 
 DEFAULT_PROBATION = 20.0
 MAX_PROBATION = 3600.0
 CRASH_LOOP_BACKOFFS = 3
 
 
-class SwitchError(Exception):
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name
-        self.message = message
+class _Capsule(Protocol):
+    @property
+    def state(self) -> State: ...
+    consecutive_failures: int
+    @property
+    def failure_times(self) -> deque[float]: ...
+    def satisfies_dependents(self) -> bool: ...
+
+
+class Supervised(Protocol):
+    """What the switcher uses of the supervisor (exo_init/pid1/supervisor.py)."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def loop(self) -> Loop: ...
+    @property
+    def capsules(self) -> Mapping[str, _Capsule]: ...
+    @property
+    def listeners(self) -> list[Callable[[Event], None]]: ...
+    reload_hook: Callable[[], dict[str, list[str]]] | None
+    def apply(self, manifest: Manifest) -> dict[str, list[str]]: ...
 
 
 def parse_bytes(data: bytes, source: str) -> Manifest:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ManifestError(f"{source}: not valid JSON: {e}") from None
-    return parse_manifest(doc, source)
+    """A manifest given as bytes (a file to switch to) -> Manifest, or ManifestError."""
+    return parse_manifest(decode(data, source), source)
 
 
 def strict(manifest: Manifest) -> Manifest:
@@ -92,7 +111,7 @@ class Probation:
 
 
 class Switcher:
-    def __init__(self, sup: Any, store: GenerationStore, booted: int | None, event_log: Path) -> None:
+    def __init__(self, sup: Supervised, store: GenerationStore, booted: int | None, event_log: Path) -> None:
         self.sup = sup
         self.store = store
         self.booted = booted
@@ -114,20 +133,20 @@ class Switcher:
 
     def switch(self, target: str, try_mode: bool = True, probation: float = DEFAULT_PROBATION) -> dict[str, Any]:
         if not 0 <= probation <= MAX_PROBATION:
-            raise SwitchError("BadRequest", f"probation must be between 0 and {MAX_PROBATION:g} seconds")
+            raise ApiError("BadRequest", f"probation must be between 0 and {MAX_PROBATION:g} seconds")
         if self.probation is not None:
-            raise SwitchError("Busy", f"generation {self.probation.generation} is on probation; "
+            raise ApiError("Busy", f"generation {self.probation.generation} is on probation; "
                               "wait for it to be committed or roll back first")
-        if target.isdigit():
+        if target.isascii() and target.isdigit() and len(target) < 10:
             try:
                 gen = self.store.get(int(target))
             except GenerationError as e:
-                raise SwitchError("NoSuchGeneration", str(e)) from None
+                raise ApiError("NoSuchGeneration", str(e)) from None
             manifest = strict(load_manifest(gen.manifest))
         else:
             path = Path(target)
             if not path.is_absolute():
-                raise SwitchError("BadRequest", f"{target}: the manifest path must be absolute")
+                raise ApiError("BadRequest", f"{target}: the manifest path must be absolute")
             try:
                 data = path.read_bytes()
             except OSError as e:
@@ -194,10 +213,10 @@ class Switcher:
             self._roll_back(p, "rollback requested")
             return {"generation": p.previous, "rolled_back": p.generation}
         if self.running is None:
-            raise SwitchError("NoSuchGeneration", "not running a generation; nothing to roll back to")
+            raise ApiError("NoSuchGeneration", "not running a generation; nothing to roll back to")
         target = self.store.previous(self.running)
         if target is None:
-            raise SwitchError("NoSuchGeneration", f"generation {self.running} is the oldest; nothing to roll back to")
+            raise ApiError("NoSuchGeneration", f"generation {self.running} is the oldest; nothing to roll back to")
         rolled_back = self.running
         result = self.switch(str(target), try_mode=False)
         self.record(kind="rollback", generation=rolled_back, to=target, reason="rollback requested", automatic=False)

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exo_init.client.control import ControlError, call
+from exo_init.client.control import call
+from exo_init.lib.errors import ApiError
 from exo_init.lib.units import fmt_bytes
 
 CONTROL = Path("/run/exosphere/control.sock")
@@ -128,11 +129,11 @@ def collect(control: Path, hostname_fallback: str = "exosphere", names: list[str
         info = info if info is not None else call(control, {"op": "info"}, timeout=5)
         request: dict[str, Any] = {"op": "status"} if names is None else {"op": "status", "names": names}
         rows = tuple(capsule_row(s) for s in call(control, request, timeout=5))
-    except (OSError, ValueError, ControlError) as e:
+    except (OSError, ValueError, ApiError) as e:
         return Snapshot(hostname_fallback, None, (), (), time.time(), error=f"control socket: {e}")
     try:
         events = tuple(event_line(r) for r in call(control, {"op": "events", "lines": 8}, timeout=5))
-    except (OSError, ValueError, ControlError):
+    except (OSError, ValueError, ApiError):
         events = ()
     return Snapshot(str(info.get("hostname") or hostname_fallback), info.get("generation"), rows, events, time.time())
 
@@ -155,7 +156,7 @@ class Collector:
             if info.get("capsule_set") != self.capsule_set or self.capsule_set is None:
                 self.names = [str(s["name"]) for s in call(self.control, {"op": "status", "stats": False}, timeout=5)]
                 self.capsule_set = info.get("capsule_set")
-        except (OSError, ValueError, ControlError) as e:
+        except (OSError, ValueError, ApiError) as e:
             return Snapshot("exosphere", None, (), (), time.time(), error=f"control socket: {e}")
         return collect(self.control, names=self.names[:self.rows], info=info)
 

@@ -22,7 +22,6 @@ import argparse
 import json
 import logging
 import signal
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 from gi.repository import Gio, GLib
 from pydbus import SystemBus
 
-from exo_init.client.control import ControlError, call
+from exo_init.client.control import Subscription, call
 from exo_init.client.dbus_api import (
     BUS_NAME,
     ERROR_NAMES,
@@ -41,6 +40,7 @@ from exo_init.client.dbus_api import (
     error_name,
     introspection_xml,
 )
+from exo_init.lib.errors import ApiError
 from exo_init.lib.logfile import LogTail
 from exo_init.lib.notify import sd_notify
 from exo_init.lib.paths import DEFAULT_RUNTIME
@@ -71,61 +71,40 @@ class EventFeed:
     def __init__(self, path: Path, on_event: Callable[[dict[str, Any]], None]) -> None:
         self.path = path
         self.on_event = on_event
-        self.sock: socket.socket | None = None
-        self.buf = b""
+        self.sub: Subscription | None = None
 
     def connect(self) -> bool:
         """Subscribe; on failure retry later (returns False so it also serves as a GLib timeout)."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
-            sock.settimeout(5.0)
-            sock.connect(str(self.path))
-            sock.sendall(b'{"op": "subscribe"}\n')
-            buf = b""
-            while b"\n" not in buf:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed before confirming the subscription")
-                buf += chunk
-        except OSError as e:
-            sock.close()
+            sub = Subscription(self.path, timeout=5.0)
+        except (OSError, ValueError, ApiError) as e:
             log.warning("cannot subscribe to exo_init's events at %s: %s; retrying", self.path, e)
             GLib.timeout_add_seconds(RECONNECT_SECONDS, self.connect)
             return False
-        _confirmation, _, self.buf = buf.partition(b"\n")
-        sock.setblocking(False)
-        self.sock = sock
-        GLib.io_add_watch(sock.fileno(), GLib.PRIORITY_DEFAULT, GLib.IO_IN | GLib.IO_HUP | GLib.IO_ERR,
+        sub.sock.setblocking(False)
+        self.sub = sub
+        GLib.io_add_watch(sub.fileno(), GLib.PRIORITY_DEFAULT, GLib.IO_IN | GLib.IO_HUP | GLib.IO_ERR,
                           self._readable)
         self._dispatch()
         return False
 
     def _readable(self, _fd: int, _condition: int) -> bool:
-        assert self.sock is not None
-        try:
-            data = self.sock.recv(65536)
-        except BlockingIOError:
-            return True
-        except OSError:
-            data = b""
-        if not data:
-            log.warning("exo_init's event stream ended; resubscribing")
-            self.sock.close()
-            self.sock, self.buf = None, b""
+        self._dispatch()
+        if self.sub is None:
             GLib.timeout_add_seconds(RECONNECT_SECONDS, self.connect)
             return False
-        self.buf += data
-        self._dispatch()
         return True
 
     def _dispatch(self) -> None:
-        while b"\n" in self.buf:
-            line, self.buf = self.buf.split(b"\n", 1)
-            try:
-                event = json.loads(line)["event"]
-            except (ValueError, KeyError, TypeError):
-                log.warning("ignoring a malformed event line: %r", line[:200])
-                continue
+        assert self.sub is not None
+        try:
+            events = self.sub.receive()
+        except (OSError, ValueError) as e:  # (ConnectionError is an OSError: the stream ended)
+            log.warning("exo_init's event stream ended (%s); resubscribing", e)
+            self.sub.close()
+            self.sub = None
+            return
+        for event in events:
             self.on_event(event)
 
 
@@ -191,7 +170,7 @@ class Core1:
             return call(self.control, request, timeout=CALL_TIMEOUT)
         except BridgeError:
             raise
-        except ControlError as e:
+        except ApiError as e:
             raise api_error(e.name, e.message) from None
         except OSError as e:
             raise api_error("Failed", f"cannot reach exo_init at {self.control}: {e.strerror or e}") from None

@@ -12,7 +12,8 @@ import struct
 import sys
 from pathlib import Path
 
-from exo_init.client.control import ControlError, call
+from exo_init.client.control import call
+from exo_init.lib.errors import ApiError
 from exo_init.lib.notify import sd_notify
 from exo_init.lib.paths import DEFAULT_RUNTIME
 
@@ -54,7 +55,7 @@ def main() -> None:
                     print("power button pressed: powering off", flush=True)
                     try:
                         call(DEFAULT_RUNTIME / "control.sock", {"op": "poweroff"})
-                    except (ControlError, OSError) as e:
+                    except (ApiError, OSError) as e:
                         print(f"poweroff request failed: {e}", file=sys.stderr, flush=True)
 
 

@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import select
-import socket
 import sys
 import time
 from collections import deque
@@ -35,9 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exo_init.client.control import ControlError, call
+from exo_init.client.control import Subscription, call
 from exo_init.lib import eventlog
+from exo_init.lib.errors import ApiError
 from exo_init.lib.inotify import IN_IGNORED, Inotify
+from exo_init.lib.notify import sd_notify
 from exo_init.lib.paths import DEFAULT_RUNTIME
 
 ANOMALIES = ("oom", "pids-max", "throttled", "memory-pressure", "crash-loop", "not-ready")
@@ -336,7 +337,7 @@ class Sentry:
     def last_exit(self, name: str) -> str:
         try:
             return str(call(self.control, {"op": "status", "name": name, "stats": False}).get("last_exit", ""))
-        except (ControlError, OSError, ValueError):
+        except (ApiError, OSError, ValueError):
             return ""
 
     def adopt(self, watcher: Watcher | None, name: str, past_is_ours: bool) -> None:
@@ -397,7 +398,7 @@ class Sentry:
         try:
             call(self.control, request)
             self.record(kind="action", action=action, capsule=name, anomaly=kind, ok=True)
-        except (ControlError, OSError, ValueError) as e:
+        except (ApiError, OSError, ValueError) as e:
             self.record(kind="action", action=action, capsule=name, anomaly=kind, ok=False, error=str(e))
 
     # --- main loop -------------------------------------------------------------------------------
@@ -406,54 +407,29 @@ class Sentry:
         """Events from PID 1's stream, counter changes from inotify, a tick every `interval` for the
         rest: at steady state nothing is read per capsule (a thousand capsules polled through
         `status` cost PID 1 and the sentry a CPU between them)."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(10.0)
-        sock.connect(str(self.control))
-        sock.sendall(b'{"op": "subscribe"}\n')
-        buf = b""
-        while b"\n" not in buf:
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("exo_init closed the event stream")
-            buf += data
-        buf = buf.split(b"\n", 1)[1]  # {"ok": true, "result": "subscribed"}
-        root = call(self.control, {"op": "info"}).get("cgroups")
-        watcher = Watcher(CgroupFiles(Path(root) / "capsules")) if root else None
-        now = time.monotonic()
-        for st in call(self.control, {"op": "status", "stats": False}, timeout=60):
-            if st["state"] == "starting" and st["name"] != self.me:
-                self.starting[st["name"]] = now - float(st.get("since") or 0)
-            self.adopt(watcher, st["name"], past_is_ours=False)
-        notify_ready()
-        readers: list[Any] = [sock] + ([watcher.inotify] if watcher is not None else [])
-        next_tick = time.monotonic() + interval
-        while True:
-            readable, _, _ = select.select(readers, [], [], max(0.0, next_tick - time.monotonic()))
-            if sock in readable:
-                data = sock.recv(65536)
-                if not data:
-                    raise ConnectionError("exo_init closed the event stream")
-                buf += data
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    event = json.loads(line).get("event")
-                    if isinstance(event, dict):
+        with Subscription(self.control) as events:
+            root = call(self.control, {"op": "info"}).get("cgroups")
+            watcher = Watcher(CgroupFiles(Path(root) / "capsules")) if root else None
+            now = time.monotonic()
+            for st in call(self.control, {"op": "status", "stats": False}, timeout=60):
+                if st["state"] == "starting" and st["name"] != self.me:
+                    self.starting[st["name"]] = now - float(st.get("since") or 0)
+                self.adopt(watcher, st["name"], past_is_ours=False)
+            sd_notify("READY=1\nSTATUS=watching")
+            readers: list[Any] = [events] + ([watcher.inotify] if watcher is not None else [])
+            next_tick = time.monotonic() + interval
+            while True:
+                readable, _, _ = select.select(readers, [], [], max(0.0, next_tick - time.monotonic()))
+                if events in readable:
+                    for event in events.receive():
                         self.on_event(event)
                         self.follow(watcher, event)
-            if watcher is not None and watcher.inotify in readable:
-                for name in watcher.changed():
-                    self.look(watcher, name)
-            if time.monotonic() >= next_tick:
-                next_tick = time.monotonic() + interval
-                self.tick(watcher)
-
-
-def notify_ready() -> None:
-    path = os.environ.get("NOTIFY_SOCKET")
-    if not path:
-        return
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        s.sendto(b"READY=1\nSTATUS=watching", path)
+                if watcher is not None and watcher.inotify in readable:
+                    for name in watcher.changed():
+                        self.look(watcher, name)
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + interval
+                    self.tick(watcher)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -473,10 +449,10 @@ def main(argv: list[str] | None = None) -> None:
         if event_log is None:
             try:
                 event_log = Path(call(args.socket, {"op": "generations"})["event_log"])
-            except ControlError:  # exo_init has no generation store: the volatile default
+            except ApiError:  # exo_init has no generation store: the volatile default
                 event_log = args.socket.parent / "state" / "events.jsonl"
         Sentry(args.socket, policy, event_log, os.environ.get("EXO_CAPSULE", "sentry")).run(args.interval)
-    except (OSError, ConnectionError, ControlError, ValueError) as e:
+    except (OSError, ConnectionError, ApiError, ValueError) as e:
         sys.stderr.write(f"exo-sentry: {e}\n")
         sys.exit(1)
 

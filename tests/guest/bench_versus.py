@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, "/usr/lib/exosphere")
-from exo_init.client.control import call
+from exo_init.client.control import Subscription, call
 
 CONTROL = Path("/run/exosphere/control.sock")
 READY_PROGRAM = ["/usr/bin/python3", "-I", "-S", "/usr/lib/exosphere/test/ready.py"]
@@ -90,41 +89,31 @@ def systemctl_show(names: list[str], props: str) -> dict[str, dict[str, str]]:
 # --- exo_init: the control socket and its event stream ---------------------------------------------
 
 class Events:
-    """exo_init's event stream, read from this thread (no helper thread: the time an event is
-    seen is the time this process learns it)."""
+    """exo_init's event stream (the one control client's Subscription), read from this thread (no
+    helper thread: the time an event is seen is the time this process learns it)."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(CONTROL))
-        self.sock.sendall(b'{"op": "subscribe"}\n')
-        self.buf = b""
-        self.next_message(TIMEOUT)  # {"ok": true, "result": "subscribed"}
+        self.sub = Subscription(CONTROL, TIMEOUT)
+        self.pending: list[dict[str, Any]] = []
 
-    def next_message(self, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+    def next_event(self, timeout: float) -> dict[str, Any]:
+        while not self.pending:
+            self.pending += self.sub.events(timeout)
+            if not self.pending:
                 raise TimeoutError("no event from exo_init")
-            data = self.sock.recv(1 << 20)
-            if not data:
-                raise ConnectionError("exo_init closed the event stream")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        message: dict[str, Any] = json.loads(line)
-        return message
+        return self.pending.pop(0)
 
     def wait(self, name: str, state: str, timeout: float = TIMEOUT) -> float:
         """perf_counter() when `name` was seen entering `state`."""
         while True:
-            event = self.next_message(timeout).get("event", {})
+            event = self.next_event(timeout)
             if event.get("capsule") == name and event.get("new") == state:
                 return time.perf_counter()
             if event.get("capsule") == name and event.get("new") == "failed":
                 raise RuntimeError(f"{name} failed: {event.get('reason')}")
 
     def close(self) -> None:
-        self.sock.close()
+        self.sub.close()
 
 
 def exo(request: dict[str, Any], timeout: float = 60.0) -> Any:
@@ -415,7 +404,7 @@ def scale(scoped: int, host: int, seconds: float) -> dict[str, Any]:
         last = t0
         while pending:
             try:
-                event = events.next_message(5.0).get("event", {})
+                event = events.next_event(5.0)
             except TimeoutError:
                 event = {}
             if event.get("capsule") in pending and event.get("new") == "ready":

@@ -19,6 +19,11 @@ let
     write = [ "/srv/ro/new" "/srv/rw/new" "/usr/bin/planted" "/planted" "/proc/sys/kernel/hostname" ];
     connect = [ "10.0.2.2:53" "127.0.0.1:1" "10.250.7.1:7" "10.0.2.15:7" ];
     mkdir = "/tmp/ok";
+    # The escapes of issue 13: each must fail (EPERM; clone3 ENOSYS), ordinary work must not.
+    escape = [ "unshare user" "unshare net" "unshare user+mount, mount tmpfs" "unshare user+net, AF_PACKET"
+               "clone NEWUSER" "clone3" "setns" "mount tmpfs" "socket AF_PACKET" "socket NETLINK_NETFILTER"
+               "bpf map" "io_uring_setup" "keyctl" "userfaultfd" "perf_event_open" "ptrace TRACEME"
+               "personality ADDR_NO_RANDOMIZE" "socket NETLINK_ROUTE" "fork, thread, exec" ];
   };
 in
 {
@@ -141,9 +146,32 @@ in
   probe-veth = probe attempts {
     network.veth = { address = "10.250.7.2/30"; peer = "10.250.7.1/30"; };
   };
+  # The same escapes as root in a scoped capsule (the shape of dbus-bridge and console).
+  probe-root = probe { inherit (attempts) escape; } { } // { user = "root"; };
+  # A granted class is open (the filter, not the kernel, refused it before).
+  probe-grant = probe { escape = [ "unshare user+mount, mount tmpfs" "ptrace TRACEME" "keyctl" ]; } {
+    seccomp_allow = [ "namespaces" "mount" "ptrace" ];
+  };
   probe-caps = probe { mkdir = "/tmp/denied"; } {
     caps = [ "CAP_NET_BIND_SERVICE" ];
     seccomp_deny = [ "mkdir" "mkdirat" ];
+  };
+  # tests/vm/test_hostile.py: an attacker of PID 1's control socket from a dynamic uid (its
+  # arguments are in /srv/hostile/args.json, which the test writes), and a capsule that writes as
+  # fast as it can.
+  hostile = {
+    description = "Attacks exo_init's control socket from a dynamic uid";
+    argv = [ paths.python3 "/usr/lib/exosphere/test/hostile.py" "@/srv/hostile/args.json" ];
+    type = "oneshot";
+    autostart = false;
+    restart.policy = "never";
+    capabilities = { control = true; filesystem."/srv/hostile" = "ro"; };
+  };
+  noisy = {
+    description = "Writes y lines as fast as it can (/usr/bin/yes), scoped, no grants";
+    argv = [ "/usr/bin/yes" ];
+    autostart = false;
+    restart.policy = "never";
   };
   # A TCP service on the host's end of probe-veth's pair is what "reaches the other end" means.
   veth-peer = {

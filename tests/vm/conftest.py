@@ -23,7 +23,8 @@ TEST_LAYER = Layer(
            (GUEST / "echo.py", "/usr/lib/exosphere/test/echo.py"),
            (GUEST / "scope_probe.py", "/usr/lib/exosphere/test/scope_probe.py"),
            (GUEST / "ready.py", "/usr/lib/exosphere/test/ready.py"),
-           (GUEST / "bench_versus.py", "/usr/lib/exosphere/test/bench_versus.py")),
+           (GUEST / "bench_versus.py", "/usr/lib/exosphere/test/bench_versus.py"),
+           (GUEST / "hostile.py", "/usr/lib/exosphere/test/hostile.py")),
 )
 BOOT_TIMEOUT = 300.0
 

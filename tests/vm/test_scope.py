@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from tests.machine import Machine
+from tests.test_scope import ESCAPE_EXPECTED
 
 TABLE: list[tuple[str, str, str, str]] = []
 
@@ -55,6 +56,8 @@ def test_isolated_capsule_sees_only_its_grants(machine: Machine) -> None:
     record("probe-none", "NoNewPrivs", r["no_new_privs"], "1")
     record("probe-none", "CapEff", r["cap_eff"], "0000000000000000")
     record("probe-none", "own PID namespace", r["procs"], [1, 2])
+    for attempt, outcome in ESCAPE_EXPECTED.items():
+        record("probe-none", attempt, r["escape"][attempt], outcome)
     print_table()
     assert all(v == "ok" for *_, v in TABLE), "an attempt had an unexpected result (see the table)"
     assert machine.succeed("cat /srv/rw/new").strip() == "probe"
@@ -83,5 +86,19 @@ def test_declared_capabilities_and_seccomp(machine: Machine) -> None:
     record("probe-caps", "mkdir (seccomp deny)", r["mkdir"], "EPERM")
     record("probe-caps", "Seccomp mode", r["seccomp"], "2")
     record("probe-caps", "uid is not root", r["uid"] != 0, True)
+    print_table()
+    assert all(v == "ok" for *_, v in TABLE), "an attempt had an unexpected result (see the table)"
+
+
+def test_no_escape_as_root_in_a_capsule_and_a_grant_opens_its_class(machine: Machine) -> None:
+    TABLE.clear()
+    r = probe(machine, "probe-root")
+    record("probe-root", "uid", r["uid"], 0)
+    for attempt, outcome in ESCAPE_EXPECTED.items():
+        record("probe-root", attempt, r["escape"][attempt], outcome)
+    g = probe(machine, "probe-grant")
+    record("probe-grant", "unshare user+mount, mount tmpfs", g["escape"]["unshare user+mount, mount tmpfs"], "ok")
+    record("probe-grant", "ptrace TRACEME", g["escape"]["ptrace TRACEME"], "ok")
+    record("probe-grant", "keyctl (not granted)", g["escape"]["keyctl"], "EPERM")
     print_table()
     assert all(v == "ok" for *_, v in TABLE), "an attempt had an unexpected result (see the table)"
