@@ -350,7 +350,7 @@ def _instruction(g: _Gen, pc: int, ind: int, rest: int,  # one arm per opcode
         line("c = f.code", 1)
         line("size = ARENA.allocated + c.frame_bytes", 1)
         line(f"if c.nparams == {argc} and not c.ncells and not f.cells and len(frames) < MAX_FRAMES "
-             "and size <= ARENA.budget:", 1)
+             "and size <= ARENA.budget and c.native is None:", 1)  # (a native function: VM.call runs it in Wasm)
         line("ARENA.allocated = size", 2)
         write_back(ind + 2, f, pc)
         line(f"frame.pc = {pc + 1}", 2)

@@ -80,6 +80,7 @@ class _Pushed:
 
 
 PUSHED: Any = _Pushed()    # what call() returns when the value arrives later (a frame was pushed, a suspension)
+NATIVE_DECLINED: Any = object()  # what a native entry (crush/wasm.py) returns when the VM must run the call
 RET_PUSH = 0               # a returning frame pushes its value on its caller's stack
 RET_FOR_ITER = 1           # ... and a StopIteration leaving it ends the caller's FOR_ITER loop
 NATIVE_ERRORS = (ArithmeticError, LookupError, ValueError, TypeError, RecursionError, RuntimeError)
@@ -130,9 +131,8 @@ class Pending:
 class Code:
     """A verified CASM function, ready to run."""
     __slots__ = ("cellnames", "costs", "depths", "fast", "file", "frame_bytes", "handlers", "handling", "index",
-                 "instrs",
-                 "lines", "max_depth", "name", "ncells", "ndefaults", "nfree", "nlocals", "nparams", "param_index",
-                 "qualname", "remain", "starts", "unbound_tail", "unit", "varnames")
+                 "instrs", "lines", "max_depth", "name", "native", "ncells", "ndefaults", "nfree", "nlocals",
+                 "nparams", "param_index", "qualname", "remain", "starts", "unbound_tail", "unit", "varnames")
 
     def __init__(self, unit: str, index: int, file: str, fn: Any, facts: Facts) -> None:
         self.unit = unit
@@ -160,6 +160,7 @@ class Code:
         self.starts: frozenset[int] = frozenset()
         self.remain: list[int] = []         # prepaid gas from pc to its block's end (0 at a block's start)
         self.fast: Any = None  # crush/fast.py's compiled form, made on first use
+        self.native: Any = None  # crush/wasm.py's entry (VM(native=True)): the call, run in WebAssembly
         self.unbound_tail = [UNBOUND] * (self.nlocals - self.nparams)
 
     def line_at(self, pc: int) -> int:
@@ -308,7 +309,7 @@ class VM:
 
     def __init__(self, program: Program, host: Host | None = None, *, gas: int = 10_000_000,
                  arena: int = 16 << 20, out: Callable[[str], None] | None = None, seed: int = 0,
-                 fast: bool = False, metering: bool = True) -> None:
+                 fast: bool = False, metering: bool = True, native: bool = False) -> None:
         self.program = program
         self.host = host
         self.gas_limit = gas
@@ -320,6 +321,7 @@ class VM:
         self.out: Callable[[str], None] = out if out is not None else (lambda s: None)
         self.rng = seed & 0xFFFFFFFFFFFFFFFF
         self.pending: Pending | None = None
+        self.native: Any = None  # crush/wasm.py's Native (VM(native=True)), if the program has native functions
         self.globals: dict[str, Any] = {}
         self.frames: list[Frame] = []
         self.status: Status | None = None
@@ -348,6 +350,9 @@ class VM:
                 return
         main = self.unit.codes[0]
         self.frames.append(Frame(main, [UNBOUND] * main.nlocals, [Cell() for _ in range(main.ncells)]))
+        if native:  # the integer/loop/function subset compiled to WebAssembly (crush/wasm.py)
+            from crush.wasm import attach  # noqa: PLC0415 - only this mode needs wasmtime
+            self.native = attach(self)
 
     # -- the Meter interface (crush/text.py) --------------------------------------------------
 
@@ -689,7 +694,7 @@ class VM:
                             callee = fn.code
                             size = arena.allocated + callee.frame_bytes
                             if (callee.nparams == arg and not callee.ncells and not fn.cells
-                                    and len(frames) < MAX_FRAMES and size <= arena.budget):
+                                    and len(frames) < MAX_FRAMES and size <= arena.budget and callee.native is None):
                                 arena.allocated = size
                                 new_locals = stack[len(stack) - arg:]
                                 del stack[len(stack) - arg - 1:]
@@ -817,6 +822,11 @@ class VM:
         while True:
             t = type(fn)
             if t is Function:
+                native = fn.code.native
+                if native is not None and not kwargs and ret == RET_PUSH:
+                    r = native(self, fn, args)
+                    if r is not NATIVE_DECLINED:
+                        return r
                 self.push_frame(fn, args, kwargs, ret)
                 return PUSHED
             if t is Builtin:

@@ -44,7 +44,12 @@ let
   python = cfg.package.pythonModule or pkgs.python3;
 
   # Program paths for capsules.nix, as Nix store paths. The capsules' Python has what the network
-  # (pyroute2) and dbus-bridge (pydbus, PyGObject) capsules import.
+  # (pyroute2) and dbus-bridge (pydbus, PyGObject) capsules import, and wasmtime for WebAssembly
+  # capsules: it is also the runtime capsules' interpreter (exo_init's `exo.python=`, below).
+  # nixpkgs' python3Packages.wasmtime (pkgs/development/python-modules/wasmtime, built on nixpkgs'
+  # own libwasmtime) is not the 50.0.1 the dev image pins; exo_init/runtimes/wasm.py uses only API
+  # both have (Config.consume_fuel/epoch_interruption, Store.set_fuel/get_fuel/set_limits/
+  # set_epoch_deadline, Engine.increment_epoch, Module.serialize/deserialize_file, TrapCode).
   paths = {
     python3 = "${
       python.withPackages (ps: [
@@ -52,6 +57,7 @@ let
         ps.pyroute2
         ps.pydbus
         ps.pygobject3
+        ps.wasmtime
       ])
     }/bin/python3";
     modprobe = "${pkgs.kmod}/bin/modprobe";
@@ -281,8 +287,9 @@ in
     warnings =
       lib.optional cfg.dashboard.enable "services.exosphere.dashboard is not implemented yet; it has no effect.";
 
-    # PID 1.
+    # PID 1, and the interpreter it runs runtime capsules with (python3 -m exo_init.runtimes.wasm).
     boot.systemdExecutable = "${cfg.package}/bin/exo_init";
+    boot.kernelParams = [ "exo.python=${paths.python3}" ];
 
     services.exosphere.capsules = lib.mkMerge [
       (lib.mapAttrs (_: mkDefaultLeaves) (defaultCapsules paths))

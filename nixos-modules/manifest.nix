@@ -95,6 +95,13 @@ let
   chars = s: genList (i: substring i 1 s) (stringLength s);
   toUpper = replaceStrings (chars "abcdefghijklmnopqrstuvwxyz") (chars "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
   hasPrefix = prefix: s: substring 0 (stringLength prefix) s == prefix;
+  hasSuffix =
+    suffix: s:
+    let
+      n = stringLength s;
+      k = stringLength suffix;
+    in
+    n >= k && substring (n - k) k s == suffix;
   matches = re: s: isString s && match re s != null;
   isNumber = v: isInt v || isFloat v;
   filterAttrs =
@@ -224,11 +231,17 @@ let
       ++ check (!isString v || (f.nonempty or "") == "" || v != "") "${field} must not be empty (${f.nonempty or ""})";
 
     path =
-      field: _: v:
+      field: f: v:
+      let
+        suffixes = f.suffixes or [ ];
+      in
       if !isString v then
         checkString field v
       else
-        check (hasPrefix "/" v) "${field} must be an absolute path, got ${show v}";
+        check (hasPrefix "/" v) "${field} must be an absolute path, got ${show v}"
+        ++ check (
+          suffixes == [ ] || builtins.any (sfx: hasSuffix sfx v) suffixes
+        ) "${field} must end in ${concatStringsSep " or " suffixes}, got ${show v}";
 
     int = checkInt;
 
@@ -454,6 +467,8 @@ let
 
     quotas = _: _: [ ];
 
+    wasm = _: _: [ ];
+
     # `requires` implies `after`; neither may name the capsule itself; what it requires must exist.
     capsule =
       ctx: c:
@@ -476,6 +491,36 @@ let
         "requires"
       ];
   };
+
+  # `argv` is for runtime "exec"; each runtime of the schema's `runtimes` table has its own section,
+  # which it needs and no other runtime takes, and supports only some readiness kinds. `c` is the
+  # capsule with its defaults filled in (nulls removed).
+  runtimeProblems =
+    c:
+    let
+      runtime = c.runtime;
+      runtimes = schema.runtimes;
+      spec = runtimes.${runtime};
+      readiness = sections.readiness.defaults // (if isAttrs c.readiness then dropNulls c.readiness else { });
+    in
+    concatMap (
+      r:
+      check (
+        r == runtime || !(c ? ${runtimes.${r}.section})
+      ) "${runtimes.${r}.section} is only for runtime = \"${r}\" (this capsule's runtime is ${show runtime})"
+    ) (attrNames runtimes)
+    ++ (
+      if runtime == "exec" then
+        check (c ? argv) "argv is missing (the command to run, with arguments; required for runtime = \"exec\")"
+      else if isString runtime && runtimes ? ${runtime} then
+        check (
+          !(c ? argv)
+        ) "argv must be left out: a ${runtime} capsule's command is derived (exo_init runs ${spec.program})"
+        ++ check (c ? ${spec.section}) "${spec.section} is missing (runtime = \"${runtime}\" needs its ${spec.section} section)"
+        ++ check (elem readiness.kind spec.readiness) "readiness.kind must be ${concatStringsSep " or " spec.readiness} for a ${runtime} capsule, got ${show readiness.kind}"
+      else
+        [ ] # (an unknown runtime is reported by its enum check)
+    );
 
   # The capabilities (the Scoped HAL): `host = true` stands alone; otherwise each grant by its type.
   capabilityProblems =
@@ -504,7 +549,9 @@ let
         type = c.type or sections.capsule.defaults.type;
       };
     in
-    fieldProblems ctx "capsule" "" c ++ rules.capsule ctx (sections.capsule.defaults // c);
+    fieldProblems ctx "capsule" "" c
+    ++ rules.capsule ctx (sections.capsule.defaults // c)
+    ++ runtimeProblems (sections.capsule.defaults // c);
 
   # The capsule as written to JSON: sections with `fill` get every default written out (so the
   # JSON is self-describing), the others only what was given; nullable fields without a value are

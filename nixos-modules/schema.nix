@@ -137,8 +137,8 @@ let
     ) sections.${section}.byName;
 
   # A capsule's option value (a submodule's config) -> its manifest fields: every field of the
-  # schema, sections cut down to their own fields; anything else (`enable`, the module system's
-  # own attributes) is left out.
+  # schema, sections cut down to their own fields (a nullable section left unset stays null, which
+  # the renderer drops); anything else (`enable`, the module system's own attributes) is left out.
   fromOptions =
     c:
     mapAttrs (
@@ -146,7 +146,7 @@ let
       let
         v = getAttr name c;
       in
-      if f.type == "section" && !sections.${name}.freeform then
+      if f.type == "section" && !sections.${name}.freeform && v != null then
         listToAttrs (
           map (k: {
             name = k;

@@ -201,28 +201,45 @@ def build_base(cache: Path, extra_packages: Sequence[str] = ()) -> Path:
     return out
 
 
-# --- pywayland (from PyPI, pinned: see exo_init/system/nexquelium/wlfix.py) -----------------------------
+# --- pinned wheels from PyPI: pywayland (see exo_init/system/nexquelium/wlfix.py), wasmtime -------------
 
 PYWAYLAND = "pywayland==0.4.19"  # the version exo_init.system.nexquelium.wlfix fixes (PYWAYLAND_VERSION)
+WASMTIME = "wasmtime==50.0.1"    # the WebAssembly runtime (exo_init/runtimes/wasm.py); qemu/setup-host pins the same
+WHEELS = (PYWAYLAND, WASMTIME)   # installed into the image's dist-packages
+# Every platform tag a wheel for the image may carry: bookworm has glibc 2.36, so manylinux_2_36
+# down to manylinux_2_17 and their legacy aliases (manylinux2014/2010/1). pip accepts a wheel only
+# for a tag it is given: with manylinux_2_34 alone it took wasmtime's py3-none-any wheel (which
+# holds only a Windows DLL, so `import wasmtime` failed) and found no manylinux1 wheel at all.
+MANYLINUX_TAGS = (*(f"manylinux_2_{minor}_x86_64" for minor in range(36, 16, -1)),
+                  "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64")
 
 
-def pywayland_dir(cache: Path) -> Path:
-    """The pinned pywayland wheel (manylinux, CPython 3.11 as in the image; it vendors
-    libwayland-client/-server and libffi), unpacked once per version into cache/pywayland-<version>/
-    (a directory to put on sys.path, or to copy into dist-packages)."""
-    version = PYWAYLAND.split("==", 1)[1]
-    out = cache / f"pywayland-{version}"
-    if (out / "pywayland" / "__init__.py").exists():
+def pip_download_argv(requirement: str, dest: Path) -> list[str | Path]:
+    """`pip download` of `requirement`'s wheel for the image: CPython 3.11 (bookworm's python3),
+    x86_64 Linux, every manylinux tag glibc 2.36 runs; binary wheels only, no dependencies."""
+    platforms = [arg for tag in MANYLINUX_TAGS for arg in ("--platform", tag)]
+    return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.11",
+            "--implementation", "cp", *platforms, "-d", dest, requirement]
+
+
+def wheel_dir(cache: Path, requirement: str) -> Path:
+    """The pinned wheel of `requirement` ("name==version"), downloaded once (cache/wheels/) and
+    unpacked once per version into cache/<name>-<version>/ (a directory to put on sys.path, or to
+    copy into dist-packages). StepFailed if the wheel is not for Linux (a py3-none-any wheel of a
+    package that has Linux wheels is the wrong one)."""
+    name, version = requirement.split("==", 1)
+    out = cache / f"{name}-{version}"
+    if (out / name / "__init__.py").exists():
         return out
     wheels = cache / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    found = sorted(wheels.glob(f"pywayland-{version}-*.whl"))
+    found = sorted(wheels.glob(f"{name}-{version}-*manylinux*.whl"))
     if not found:
-        run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.11",
-             "--implementation", "cp", "--platform", "manylinux_2_34_x86_64", "-d", wheels, PYWAYLAND])
-        found = sorted(wheels.glob(f"pywayland-{version}-*.whl"))
+        run(pip_download_argv(requirement, wheels))
+        found = sorted(wheels.glob(f"{name}-{version}-*manylinux*.whl"))
     if not found:
-        raise StepFailed(f"pip download {PYWAYLAND} left no wheel in {wheels}")
+        others = sorted(p.name for p in wheels.glob(f"{name}-{version}-*.whl"))
+        raise StepFailed(f"pip download {requirement} left no manylinux wheel in {wheels} (found: {others or 'none'})")
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -234,6 +251,12 @@ def pywayland_dir(cache: Path) -> Path:
         shutil.rmtree(out)
     tmp.rename(out)
     return out
+
+
+def pywayland_dir(cache: Path) -> Path:
+    """The pinned pywayland wheel (manylinux, CPython 3.11 as in the image; it vendors
+    libwayland-client/-server and libffi), unpacked."""
+    return wheel_dir(cache, PYWAYLAND)
 
 
 # --- layer: Exosphere itself ------------------------------------------------------------------------
@@ -280,9 +303,10 @@ def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer]) -> None
                                 dirs_exist_ok=True)
             else:
                 shutil.copy2(src, target)
-    dist = dest / "usr/lib/python3/dist-packages"  # pywayland for the compositor and the dashboard
-    shutil.copytree(pywayland_dir(cache_dir()), dist, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    dist = dest / "usr/lib/python3/dist-packages"  # pywayland (compositor, dashboard), wasmtime (wasm capsules)
+    for requirement in WHEELS:
+        shutil.copytree(wheel_dir(cache_dir(), requirement), dist, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     # Byte-compile with the host's Python 3.11 (same bytecode as the image's): no compile at boot.
     run([sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", lib, dist])
 
@@ -374,7 +398,7 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool, ini
         with step("render manifest (nix-instantiate)"):
             manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra])
         root = repo_root()
-        key = _key(base.name, manifest_json, PYWAYLAND, root / "exo_init", root / "corecaps", Path(__file__),
+        key = _key(base.name, manifest_json, *WHEELS, root / "exo_init", root / "corecaps", Path(__file__),
                    root / DBUS_POLICY, *(root / "qemu" / f for f in ("stage1.py", "stage1-init", "kmods.py")),
                    *(f"{layer.name}:{src}:{dst}" for layer in layers for src, dst in layer.files),
                    *(src for layer in layers for src, _ in layer.files), init)

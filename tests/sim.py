@@ -161,8 +161,8 @@ class SimHost:
         pass
 
     def owner_of(self, pid: int) -> str | None:
-        proc = self.procs.get(pid)
-        return proc.name if proc is not None else None
+        proc = self.procs.get(pid)  # (as /proc/PID/cgroup: only while the process exists)
+        return proc.name if proc is not None and proc.alive else None
 
     def teardown(self) -> None:
         pass
@@ -209,7 +209,9 @@ class Sim:
 
     @staticmethod
     def manifest(capsules: dict[str, Any]) -> Manifest:
-        host = {name: {"argv": ["/bin/true"], "capabilities": {"host": True}, **c} for name, c in capsules.items()}
+        """Unconfined capsules, `/bin/true` unless they say otherwise (a runtime capsule has no argv)."""
+        host = {name: {**({} if "runtime" in c else {"argv": ["/bin/true"]}), "capabilities": {"host": True}, **c}
+                for name, c in capsules.items()}
         return parse_manifest({"version": 1, "capsules": host}, "sim")
 
     def settle(self) -> None:

@@ -19,6 +19,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "exo_init.pid1": frozenset({"exo_init.pid1", "exo_init.lib"}),
     "exo_init.client": frozenset({"exo_init.client", "exo_init.lib"}),
     "exo_init.system": frozenset({"exo_init.system", "exo_init.client", "exo_init.lib"}),
+    # capsule runtimes (python3 -m exo_init.runtimes.wasm): programs PID 1 runs for a capsule
+    "exo_init.runtimes": frozenset({"exo_init.runtimes", "exo_init.client", "exo_init.lib"}),
     "corecaps": frozenset({"corecaps", "exo_init.client", "exo_init.lib"}),
 }
 
@@ -105,3 +107,12 @@ def test_the_check_sees_a_violation(tmp_path: Path) -> None:
     found = [(line, target) for line, target in imports(probe, "exo_init.client")
              if layer_of(target) not in {*ALLOWED["exo_init.client"], None}]
     assert found == [(2, "exo_init.pid1.supervisor"), (4, "exo_init.pid1"), (5, "exo_init.system")]
+
+
+def test_a_runtime_may_not_reach_into_pid1(tmp_path: Path) -> None:
+    """A runtime program runs in the capsule's world: PID 1's internals are not its to import."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("import wasmtime\nfrom exo_init.lib import runtime\nfrom ..pid1 import plan\n")
+    found = [(line, target) for line, target in imports(probe, "exo_init.runtimes")
+             if layer_of(target) not in {*ALLOWED["exo_init.runtimes"], None}]
+    assert found == [(3, "exo_init.pid1")]

@@ -21,6 +21,7 @@ from exo_init.pid1.manifest import (
     CAPSULE,
     READINESS,
     RESTART,
+    SIZE_UNITS,
     STOP,
     Access,
     Capsule,
@@ -219,8 +220,12 @@ def test_capabilities_parse_to_the_declared_world() -> None:
 
 # --- the schema: every numeric field is bounded, at the edges ---------------------------------------
 
+RUNTIME_SECTIONS = {spec.section: name for name, spec in SCHEMA.runtimes.items()}
+
+
 def _patch(section: str, name: str, value: Any) -> dict[str, Any]:
-    """A capsule patch setting one field; restart's delays get a partner that keeps max >= delay."""
+    """A capsule patch setting one field; restart's delays get a partner that keeps max >= delay; a
+    runtime's section comes with that runtime (argv null: a runtime capsule has none)."""
     if section == "capsule":
         return {name: value}
     fields: dict[str, Any] = {name: value}
@@ -228,7 +233,19 @@ def _patch(section: str, name: str, value: Any) -> dict[str, Any]:
         fields["max_delay"] = RESTART.field("max_delay").bounds.max  # type: ignore[union-attr]
     if (section, name) == ("restart", "max_delay"):
         fields["delay"] = 0
+    if section in RUNTIME_SECTIONS:
+        required = {f.name: f.example for f in SCHEMA.section(section).fields if f.required}
+        return {"runtime": RUNTIME_SECTIONS[section], "argv": None, section: required | fields}
     return {section: fields}
+
+
+def _size_unit(limit: int) -> tuple[int, str]:
+    """The largest unit (T G M K) that divides `limit`: the size forms at the edge are written in it."""
+    for letter in "TGMK":
+        unit = SIZE_UNITS[letter]
+        if limit >= unit and limit % unit == 0:
+            return unit, letter
+    return 1, ""
 
 
 def bound_cases() -> list[tuple[dict[str, Any], bool]]:
@@ -249,11 +266,16 @@ def bound_cases() -> list[tuple[dict[str, Any], bool]]:
                                         (b.max + 0.5, False))]
             elif spec.type is FieldType.SIZE:
                 assert b is not None and isinstance(b.max, int)
-                top = b.max >> 40
+                unit, letter = _size_unit(b.max)
+                top = b.max // unit
+                lower = "TGMK"["TGMK".index(letter) + 1] if letter in "TGM" else ""
                 cases += [(_patch(section.name, spec.name, v), ok)
-                          for v, ok in ((b.max, True), (b.max + 1, False), (f"{top}T", True), (f"{top + 1}T", False),
-                                        (f"{top << 10}g", True), (f"{(top << 10) + 1}G", False), (f"{b.max}", True),
-                                        (f"{b.max + 1}", False), (f"000{top}T", True), ("9" * 30, False))]
+                          for v, ok in ((b.max, True), (b.max + 1, False), (f"{top}{letter}", True),
+                                        (f"{top + 1}{letter}", False), (f"{b.max}", True), (f"{b.max + 1}", False),
+                                        (f"000{top}{letter}", True), ("9" * 30, False))]
+                if lower:
+                    below = ((f"{top << 10}{lower.lower()}", True), (f"{(top << 10) + 1}{lower}", False))
+                    cases += [(_patch(section.name, spec.name, v), ok) for v, ok in below]
             elif spec.type is FieldType.CPU_MAX:
                 pct, quota, period = (spec.sub_bounds(k) for k in ("percent", "quota", "period"))
                 forms = ((f"{pct.min}%", True), (f"{pct.max}%", True), ("0.5%", False), (f"{pct.max + 1}%", False),

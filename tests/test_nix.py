@@ -422,16 +422,28 @@ FULL: dict[str, Any] = {
     "watchdog_sec": 2.5,
     "console": False,
     "description": "every field",
+    "runtime": "exec",
+    "wasm": None,
+}
+# The same capsule as a WebAssembly capsule: every field of the wasm section.
+FULL_WASM: dict[str, Any] = {
+    **FULL, "argv": None, "runtime": "wasm", "readiness": {"kind": "notify", "timeout": 5},
+    "wasm": {"module": "/usr/share/exosphere/wasm/hello.wat", "entry": "main", "fuel": 123456789,
+             "memory_max": "2M", "deadline": 2.5},
 }
 
 
 def test_every_loader_field_is_known() -> None:
     assert set(FULL) == set(CAPSULE_KEYS)
     assert set(FULL["quotas"]) == set(QUOTA_KEYS)
-    doc = render_capsules({"web": FULL})
-    loads_cleanly(doc)
-    assert parse_capsule("web", doc["capsules"]["web"]) == parse_capsule("web", FULL)
-    assert doc["capsules"]["web"]["stop"]["signal"] == "SIGINT"
+    assert set(FULL_WASM["wasm"]) == set(SCHEMA.section("wasm").keys)
+    for full in (FULL, FULL_WASM):
+        doc = render_capsules({"web": full})
+        loads_cleanly(doc)
+        assert parse_capsule("web", doc["capsules"]["web"]) == parse_capsule("web", full)
+        assert doc["capsules"]["web"]["stop"]["signal"] == "SIGINT"
+    wasm = parse_capsule("web", FULL_WASM)
+    assert wasm.argv == () and wasm.wasm is not None and wasm.wasm.memory_max == 2 << 20
 
 
 def test_every_signal_the_loader_knows() -> None:
@@ -490,6 +502,16 @@ PARITY: list[dict[str, Any]] = [
     {"quotas": {"memory_max": "0064M"}},
     {"quotas": {"cpu_max": "12.123456789%"}},
     {"quotas": {"cpu_max": "0001000 0100000"}},
+    # WebAssembly capsules (argv null: a runtime capsule's command is derived)
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/hello.wat"}},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/hello.wasm", "entry": "run", "fuel": 1,
+                                              "memory_max": "max", "deadline": 0.5}},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat", "memory_max": 65536},
+     "readiness": {"kind": "notify"}, "restart": {"policy": "always"}},
+    {"argv": None, "runtime": "wasm", "type": "oneshot", "wasm": {"module": "/srv/a.wat", "memory_max": "0"}},
+    {"runtime": "exec", "wasm": None},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat"},
+     "capabilities": {"filesystem": {"/srv/data": "ro"}}},
     # rejected by both
     {"argv": []},
     {"argv": ["bin/true"]},
@@ -568,6 +590,25 @@ PARITY: list[dict[str, Any]] = [
     {"readiness": {"timeout": 1e300}},
     {"restart": {"limit_burst": 1e20}},
     {"watchdog_sec": "1"},
+    {"argv": None},
+    {"runtime": "wasm"},
+    {"runtime": "wasm", "wasm": {"module": "/srv/a.wat"}},
+    {"argv": None, "runtime": "wasm"},
+    {"argv": None, "runtime": "wasi", "wasm": {"module": "/srv/a.wat"}},
+    {"wasm": {"module": "/srv/a.wat"}},
+    {"argv": None, "wasm": {"module": "/srv/a.wat"}},
+    {"argv": None, "runtime": "wasm", "wasm": {}},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "srv/a.wat"}},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.py"}},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat", "entry": ""}},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat", "fuel": 0}},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat", "fuel": "1000"}},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat", "memory_max": "5G"}},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat", "deadline": -1}},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat", "stack": 1}},
+    {"argv": None, "runtime": "wasm", "wasm": "/srv/a.wat"},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat"}, "readiness": {"kind": "fd"}},
+    {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat"}, "readiness": {"kind": "tcp", "port": 80}},
 ]
 
 
@@ -759,25 +800,32 @@ let
     makeBinPath = ps: concatStringsSep ":" (map (p: "${p}/bin") ps);
     optional = cond: x: if cond then [ x ] else [ ];
   };
+  pythonPackages = { psutil = "psutil"; pyroute2 = "pyroute2"; pydbus = "pydbus"; pygobject3 = "pygobject3";
+                     wasmtime = "wasmtime"; };
   # A stub script's "store path" carries its text after a newline, so the test can read it.
   script = name: text: { inherit name text; outPath = "/nix/store/${name}\n${text}"; };
   pkgs = {
     kmod = "/nix/store/kmod"; bash = "/nix/store/bash"; bashInteractive = "/nix/store/bash-interactive";
     coreutils = "/nix/store/coreutils";
-    python3 = { sitePackages = "lib/python3/site-packages"; withPackages = _: "/nix/store/python-env"; };
+    # withPackages names the environment by the packages asked for (a name nixpkgs' python3Packages
+    # has, per the stand-in set below; anything else is an evaluation error).
+    python3 = { sitePackages = "lib/python3/site-packages";
+                withPackages = f: "/nix/store/python-env-" + concatStringsSep "+" (f pythonPackages); };
     dbus = "/nix/store/dbus"; busybox = "/nix/store/busybox";
     writeTextDir = path: text: { outPath = "/nix/store/textdir/${path}\n${text}"; };
     writeShellScript = script;
     writeShellScriptBin = script;
     callPackage = _: _: "/nix/store/exo-init";
   };
+  # A submodule's options, also inside nullOr (a nullable section).
   subOptions = name: type:
-    let sub = type._submodule or null; in
+    let sub = type._submodule or (type.nullOr._submodule or null); in
     if sub == null then null else (if isFunction sub then sub { inherit name; } else sub).options;
-  # Option values from definitions: the defined value, else the option's default (nested).
+  # Option values from definitions: the defined value, else the option's default (nested); a
+  # nullable submodule that is not defined is its default, null.
   fill = name: opts: def: mapAttrs (k: o:
     let sub = subOptions name o.type; in
-    if sub != null then fill name sub (def.${k} or { })
+    if sub != null && (def ? ${k} || !(o.type ? nullOr)) then fill name sub (def.${k} or { })
     else if def ? ${k} then def.${k}
     else o.default or (throw "${name}.${k}: no definition and no default")) opts;
   capsuleOptions = name: subOptions name mod.options.services.exosphere.capsules.type._attrsOf;
@@ -803,12 +851,17 @@ let
   fields = name: attrNames (subOptions "x" (capsuleOptions "x").${name}.type);
   # Each option as { type; default; description; example; } (a submodule's type as its options').
   describe = opts: mapAttrs (_: o:
-    let sub = subOptions "x" o.type; in
-    removeAttrs o [ "_option" ] // (if sub != null then { type = { submodule = describe sub; }; } else { })) opts;
+    let
+      sub = subOptions "x" o.type;
+      described = { submodule = describe sub; };
+    in
+    removeAttrs o [ "_option" ]
+    // (if sub != null then { type = if o.type ? nullOr then { nullOr = described; } else described; } else { })) opts;
 in
 {
   manifestJson = mod.config.environment.etc."exosphere/manifest.json".text;
   systemdExecutable = mod.config.boot.systemdExecutable;
+  kernelParams = mod.config.boot.kernelParams;
   initrdSystemd = mod.config.boot.initrd.systemd.enable;
   assertions = map (a: a.assertion) mod.config.assertions;
   hostname = config.services.exosphere.hostname;
@@ -906,11 +959,14 @@ def test_module_option_types_follow_the_schema(tmp_path: Path) -> None:
                 assert option["type"] == {"_attrsOf": "anything"}
                 assert all(f"`{field.name}`: {field.doc}" in option["description"] for field in section.fields)
                 continue
-            sub = option["type"]["submodule"]
+            sub = (option["type"]["nullOr"] if spec.nullable else option["type"])["submodule"]
             assert list(sub) == sorted(section.keys)
             for field in section.fields:
                 assert sub[field.name]["type"] == expected_option_type(field), f"{spec.name}.{field.name}"
-                assert sub[field.name]["default"] == (None if field.nullable else field.default)
+                if field.required:
+                    assert "default" not in sub[field.name], f"{spec.name}.{field.name}"
+                else:
+                    assert sub[field.name]["default"] == (None if field.nullable else field.default)
                 assert sub[field.name]["description"] == field.doc
         else:
             assert option["type"] == expected_option_type(spec), spec.name
@@ -918,11 +974,14 @@ def test_module_option_types_follow_the_schema(tmp_path: Path) -> None:
 
 def test_module_renders_a_manifest_the_loader_accepts(tmp_path: Path) -> None:
     probe = {"argv": ["/nix/store/coreutils/bin/sleep", "infinity"], "quotas": {"memory_max": "64M"}}
-    out = eval_module(tmp_path, {"probe": probe, "off": {"argv": ["/bin/false"], "enable": False}})
+    hello = {"runtime": "wasm", "wasm": {"module": "/nix/store/hello/hello.wat", "fuel": 1000}}
+    out = eval_module(tmp_path, {"probe": probe, "hello": hello, "off": {"argv": ["/bin/false"], "enable": False}})
     doc = json.loads(out["manifestJson"])
     loads_cleanly(doc)
     assert doc["hostname"] == "exo-test"
-    assert set(doc["capsules"]) == MODULE_DEFAULTS | {"backdoor", "probe"}
+    assert set(doc["capsules"]) == MODULE_DEFAULTS | {"backdoor", "probe", "hello"}
+    assert "wasm" not in doc["capsules"]["probe"] and "argv" not in doc["capsules"]["hello"]
+    assert parse_capsule("hello", doc["capsules"]["hello"]) == parse_capsule("hello", hello)
     assert None not in walk(doc)
     assert doc["capsules"]["kmod"]["argv"][1:3] == ["-m", "exo_init.system.coldplug"]
     assert doc["capsules"]["kmod"]["env"]["MODPROBE"] == "/nix/store/kmod/bin/modprobe"
@@ -953,6 +1012,9 @@ def test_module_backdoor_capsule(tmp_path: Path) -> None:
 def test_module_pid1_wiring(tmp_path: Path) -> None:
     out = eval_module(tmp_path, {})
     assert out["systemdExecutable"] == "/nix/store/exo-init/bin/exo_init"
+    # Runtime capsules run with the capsules' Python, which has wasmtime (ps.wasmtime).
+    env = "/nix/store/python-env-psutil+pyroute2+pydbus+pygobject3+wasmtime"
+    assert out["kernelParams"] == [f"exo.python={env}/bin/python3"]
     assert out["assertions"] == [True]  # scripted stage 1
     assert out["initrdSystemd"] is False
     assert out["hostname"] == "exo-test"  # defaults to networking.hostName

@@ -3,14 +3,18 @@ No process, no system lookup: the user database and the paths that exist are giv
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from exo_init.lib.runtime import ENV_CONFIG, RuntimeConfig
 from exo_init.pid1 import scope
-from exo_init.pid1.config import SYSTEM_PATH, Config
+from exo_init.pid1.config import SYSTEM_PATH, Config, parse_args
 from exo_init.pid1.manifest import Capsule, parse_manifest
 from exo_init.pid1.plan import NS_INIT, Facts, PlanError, UserEntry, Users, cached_users, launch_plan
 
@@ -159,3 +163,80 @@ def test_the_small_namespace_init_where_the_system_has_it() -> None:
     assert launch_plan(capsule(console=True), with_init).ns_init is None  # the terminal: exo_init's own init
     assert launch_plan(capsule(capabilities={"host": True}), with_init).ns_init is None
     assert launch_plan(capsule(), facts()).ns_init is None  # not installed: exo_init's own init
+
+
+# --- runtime capsules (runtime = "wasm") ----------------------------------------------------------------
+
+RT_CONFIG = replace(CONFIG, python="/opt/py/bin/python3", exo_lib="/opt/exo", python_paths=("/opt/py", "/usr/lib/py"))
+RT_EXISTING = EXISTING | {"/opt/py/bin/python3", "/opt/py", "/opt/exo/exo_init", "/usr/lib/py", "/srv/data/app.wat",
+                          "/usr/share/exosphere/hello.wat"}
+
+
+def wasm_capsule(**fields: Any) -> Capsule:
+    wasm = {"module": "/srv/data/app.wat", "fuel": 5000, "memory_max": "1M", "deadline": 2} | fields.pop("wasm", {})
+    doc = {"version": 1, "capsules": {"app": {"runtime": "wasm", "wasm": wasm, **fields}}}
+    manifest = parse_manifest(doc, "test")
+    assert not manifest.errors, manifest.errors
+    return manifest.capsules["app"]
+
+
+def rt_facts(existing: set[str] = RT_EXISTING, state_dir: Path | None = None) -> Facts:
+    return Facts(config=RT_CONFIG, users=USERS, taken_uids=frozenset(), exists=existing.__contains__,
+                 is_block_device=BLOCK.__contains__, state_dir=state_dir)
+
+
+def test_a_runtime_capsule_runs_the_runtime_with_its_configuration_and_grants() -> None:
+    spec = wasm_capsule(env={"EXO_RUNTIME": "forged", "X": "1"},
+                        capabilities={"filesystem": {"/srv/data": "rw", "/etc/fonts": "ro"}})
+    plan = launch_plan(spec, rt_facts(RT_EXISTING | {"/etc/fonts"}, state_dir=Path("/var/lib/exosphere")))
+    assert plan.argv == ("/opt/py/bin/python3", "-m", "exo_init.runtimes.wasm")
+    assert plan.env["PYTHONPATH"] == "/opt/exo" and plan.env["X"] == "1"
+    assert plan.env["NOTIFY_SOCKET"] == "/run/exosphere/notify.sock", "a runtime reports its figures"
+    config = RuntimeConfig.from_json(plan.env[ENV_CONFIG])  # the capsule's env cannot forge it
+    assert (config.runtime, config.capsule) == ("wasm", "app")
+    assert config.options == {"module": "/srv/data/app.wat", "entry": "_start", "fuel": 5000,
+                              "memory_max": 1 << 20, "deadline": 2.0}
+    assert config.grants["filesystem"] == {"/etc/fonts": "ro", "/srv/data": "rw"} and config.grants["host"] is False
+    assert config.state_dir == plan.state_dir == "/var/lib/exosphere/capsules/app"
+    assert plan.scope is not None
+    binds = [(b.target, b.readonly) for b in plan.scope.binds]
+    assert ("/opt/py", True) in binds and ("/opt/exo/exo_init", True) in binds
+    assert "/usr/lib/py" not in dict(binds), "under /usr: in every world already"
+    # The module is bound read-only after (so above) the rw grant that holds it.
+    assert binds.index(("/srv/data/app.wat", True)) > binds.index(("/srv/data", False))
+    assert ("/var/lib/exosphere/capsules/app", False) in binds
+
+
+def test_a_runtime_capsules_state_is_in_run_without_a_state_disk_and_its_module_under_usr_is_not_bound() -> None:
+    plan = launch_plan(wasm_capsule(wasm={"module": "/usr/share/exosphere/hello.wat"}), rt_facts())
+    assert plan.state_dir == "/run/exosphere/state/capsules/app"
+    assert plan.scope is not None
+    assert "/usr/share/exosphere/hello.wat" not in {b.target for b in plan.scope.binds}
+    unconfined = launch_plan(wasm_capsule(capabilities={"host": True}), rt_facts())
+    assert unconfined.scope is None and unconfined.state_dir == "/run/exosphere/state/capsules/app"
+    assert unconfined.argv[1:] == ("-m", "exo_init.runtimes.wasm")
+    own = replace(rt_facts(), interpreter="/opt/py/bin/python3", realpath=lambda p: p)
+    assert launch_plan(wasm_capsule(capabilities={"host": True}), own).python is None, "the runtime execs"
+    exec_plan = launch_plan(capsule(), facts())
+    assert exec_plan.state_dir is None and ENV_CONFIG not in exec_plan.env
+
+
+@pytest.mark.parametrize(("missing", "error"), [
+    ("/srv/data/app.wat", "wasm.module: /srv/data/app.wat does not exist"),
+    ("/opt/py/bin/python3", "runtime: the runtime interpreter /opt/py/bin/python3 does not exist"),
+])
+def test_a_runtime_capsule_without_its_module_or_interpreter_is_a_plan_error(missing: str, error: str) -> None:
+    with pytest.raises(PlanError, match="^" + re.escape(error)):
+        launch_plan(wasm_capsule(), rt_facts(RT_EXISTING - {missing}))
+    with pytest.raises(PlanError, match="^" + re.escape(error)):
+        launch_plan(wasm_capsule(capabilities={"host": True}), rt_facts(RT_EXISTING - {missing}))
+
+
+def test_the_runtime_interpreter_comes_from_the_command_line_or_is_exo_inits_own() -> None:
+    own = parse_args([], pid1=False)
+    assert own.python == sys.executable and own.exo_lib == str(Path(__file__).resolve().parent.parent)
+    prefix = os.path.realpath(sys.prefix)
+    assert any(prefix == p or prefix.startswith(p + "/") for p in own.python_paths), own.python_paths
+    assert all(not a.startswith(b + "/") for a in own.python_paths for b in own.python_paths), "outermost only"
+    other = parse_args(["--python", "/opt/other/bin/python3"], pid1=False)
+    assert other.python == "/opt/other/bin/python3" and other.python_paths == (), "another one: under /usr or /nix"

@@ -5,6 +5,7 @@ the order of state changes."""
 
 from __future__ import annotations
 
+import json
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +13,19 @@ from typing import Any
 
 import pytest
 
+from exo_init.lib.runtime import EXIT_DETERMINISTIC, NOTIFY_FAILURE, NOTIFY_METRICS
 from exo_init.pid1.capsule import SETTLED, STARTABLE
+from exo_init.pid1.control import Parts, make_handler
 from exo_init.pid1.supervisor import STOPPABLE, ShutdownAction
-from tests.sim import Sim
+from tests.sim import Sim, SimProc
 
 NOTIFY = {"readiness": {"kind": "notify"}}
+# A WebAssembly capsule (the module must exist: the plan checks it; the simulated host runs nothing).
+WASM = {"runtime": "wasm", "wasm": {"module": str(Path(__file__).parent / "guest" / "wasm" / "spin.wat"),
+                                     "fuel": 1000}, **NOTIFY}
+OUT_OF_FUEL = "wasm trap: out of fuel (all 1000 of wasm.fuel used); fuel 1k/1k, memory 64K/16M"
+METRICS = json.dumps({"fuel": {"value": 0, "limit": 1000, "unit": "count"},
+                      "memory": {"value": 65536, "limit": 16777216, "unit": "bytes"}})
 
 
 @dataclass
@@ -198,6 +207,43 @@ SCENARIOS = [
         reasons={"svc": "user: unknown user 'nosuchuser'"},
     ),
     Scenario(
+        "a wasm capsule out of fuel is failed with the runtime's line and not restarted, whatever its "
+        "policy; its neighbour stays ready",
+        {"app": {**WASM, "restart": {"policy": "always"}}, "neighbour": {}},
+        script=[("advance", 1.0), ("notify", "app", {"READY": "1", NOTIFY_METRICS: METRICS}),
+                ("notify", "app", {"STATUS": OUT_OF_FUEL, NOTIFY_FAILURE: OUT_OF_FUEL}),
+                ("exit", "app", EXIT_DETERMINISTIC), ("advance", 120.0)],
+        launches=[(0.0, "app"), (0.0, "neighbour")],
+        states={"app": "failed", "neighbour": "ready"},
+        reasons={"app": OUT_OF_FUEL + " (deterministic: not restarted)"},
+        last_exit={"app": f"exited {EXIT_DETERMINISTIC}"},
+        order=[("app", "ready"), ("app", "failed")],
+    ),
+    Scenario(
+        "a wasm capsule's final exit without its line (lost) takes its last line of output",
+        {"app": WASM},
+        script=[("advance", 1.0), ("exit", "app", EXIT_DETERMINISTIC), ("advance", 60.0)],
+        launches=[(0.0, "app")],
+        states={"app": "failed"},
+        reasons={"app": "hello (deterministic: not restarted)"},
+    ),
+    Scenario(
+        "a wasm capsule's deadline is wall-clock time, not deterministic: it restarts with backoff",
+        {"app": WASM},
+        script=[("advance", 1.0), ("notify", "app", {NOTIFY_FAILURE: "wasm trap: deadline (stopped after 2.00 s)"}),
+                ("exit", "app", 1), ("advance", 0.6)],
+        launches=[(0.0, "app"), (1.5, "app")],
+        states={"app": "starting"},
+        order=[("app", "backoff"), ("app", "starting")],
+    ),
+    Scenario(
+        "an ordinary capsule that exits 65 is not a runtime: restarted by its policy",
+        {"svc": {}},
+        script=[("advance", 1.0), ("exit", "svc", EXIT_DETERMINISTIC), ("advance", 0.6)],
+        launches=[(0.0, "svc"), (1.5, "svc")],
+        states={"svc": "ready"},
+    ),
+    Scenario(
         "exoctl start runs a failed capsule again; restart restarts a ready one",
         {"svc": {"restart": {"policy": "never"}}},
         script=[("advance", 1.0), ("exit", "svc", 1), ("start", "svc"), ("advance", 1.0), ("restart", "svc")],
@@ -259,6 +305,88 @@ def assert_index_consistent(sim: Sim) -> None:
                   or (not r.wanted and r.state in STOPPABLE)}
     unsettled = {n for n, r in sim.sup.capsules.items() if r.wanted and r.state not in SETTLED}
     assert (sim.sup.candidates, sim.sup.unsettled) == (candidates, unsettled)
+
+
+def test_a_runtime_capsules_figures_are_kept_and_shown_and_bad_ones_ignored(tmp_path: Path) -> None:
+    sim = Sim(tmp_path, {"app": WASM, "svc": NOTIFY})
+    sim.notify("app", READY="1", **{NOTIFY_METRICS: METRICS})
+    st = sim.sup.status("app")
+    assert st["runtime"] == "wasm" and st["state"] == "ready"
+    assert st["metrics"] == {"fuel": {"value": 0, "limit": 1000, "unit": "count"},
+                             "memory": {"value": 65536, "limit": 16777216, "unit": "bytes"}}
+    for bad in ("not json", json.dumps({"fuel": {"value": -1}}), json.dumps({"Fuel!": {"value": 1}}),
+                json.dumps({"fuel": {"value": 10**400}}), '{"fuel": {"value": ' + "9" * 5000 + "}}", "[" * 5000,
+                json.dumps({"fuel": {"value": 1, "unit": "furlongs"}}), json.dumps({"fuel": {"value": 1, "x": 2}}),
+                json.dumps({f"m{i}": {"value": 1} for i in range(17)})):
+        sim.notify("app", **{NOTIFY_METRICS: bad})
+        assert sim.sup.status("app")["metrics"] == st["metrics"], bad
+    # An exec capsule's EXO_* fields mean nothing.
+    sim.notify("svc", READY="1", **{NOTIFY_METRICS: METRICS, NOTIFY_FAILURE: "x"})
+    assert sim.sup.status("svc")["metrics"] == {} and sim.sup.status("svc")["runtime"] == "exec"
+    # A new run starts without the last run's figures.
+    sim.sup.restart("app")
+    sim.settle()
+    assert sim.sup.status("app")["metrics"] == {}
+
+
+class FakeNotify:
+    """The sd_notify socket's queue: (sender pid, sender uid, fields)."""
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[int, int, dict[str, str]]] = []
+
+    def receive(self) -> list[tuple[int, int, dict[str, str]]]:
+        out, self.queue = self.queue, []
+        return out
+
+    def fileno(self) -> int:
+        return -1
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_runtimes_last_line_reaches_its_capsule_after_the_runtime_is_gone(tmp_path: Path) -> None:
+    """A scoped runtime is not the capsule's main pid (its namespace init is): its messages are
+    routed by its cgroup while it lives, and by the pid and uid seen then once it has exited."""
+    sim = Sim(tmp_path, {"app": WASM, "other": {}})
+    notify = FakeNotify()
+    sim.sup.notify = notify  # type: ignore[assignment]
+    main = sim.host.main("app")
+    runtime = SimProc("app", 5000, main.plan)  # the runtime, a child of the namespace init
+    sim.host.procs[5000] = runtime
+    notify.queue.append((5000, 61500, {"READY": "1", "STATUS": "running"}))
+    sim.sup._on_notify()
+    assert sim.state("app").value == "ready"
+    runtime.alive = False  # it exits; its last messages are read afterwards, before its init exits
+    notify.queue += [(5000, 0, {NOTIFY_FAILURE: "forged by another uid"}),
+                     (5000, 61500, {NOTIFY_FAILURE: OUT_OF_FUEL, "STATUS": OUT_OF_FUEL})]
+    sim.sup._on_notify()
+    assert sim.sup.capsules["app"].runtime_failure == OUT_OF_FUEL
+    notify.queue.append((5000, 61500, {NOTIFY_METRICS: METRICS}))  # ... or in the reaper's drain
+    sim.exit("app", EXIT_DETERMINISTIC)
+    assert sim.state("app").value == "failed"
+    assert sim.sup.capsules["app"].reason == OUT_OF_FUEL + " (deterministic: not restarted)"
+    assert sim.sup.capsules["app"].metrics["fuel"].limit == 1000
+    assert sim.sup.notify_senders == {}, "forgotten with the run"
+
+
+def test_a_scoped_runtime_gone_before_any_of_its_messages_was_read_is_known_by_its_dynamic_uid(
+        tmp_path: Path) -> None:
+    """On a starved machine PID 1 may read all of a short run's messages after the runtime exited:
+    its dynamic uid still names its capsule (and only it)."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notify.sock").touch()  # (the plan binds it into a scoped runtime's world)
+    sim = Sim(tmp_path, {"app": {**WASM, "capabilities": {}}, "root": {**WASM, "user": "root", "capabilities": {}}})
+    notify = FakeNotify()
+    sim.sup.notify = notify  # type: ignore[assignment]
+    uid = sim.sup.capsules["app"].uid
+    assert uid is not None and sim.sup.capsules["app"].own_uid and not sim.sup.capsules["root"].own_uid
+    notify.queue += [(7001, uid, {"READY": "1"}), (7001, uid, {NOTIFY_FAILURE: OUT_OF_FUEL}),
+                     (7002, 0, {"READY": "1"})]  # a root sender that is gone: unknown, ignored
+    sim.exit("app", EXIT_DETERMINISTIC)
+    assert sim.sup.capsules["app"].reason == OUT_OF_FUEL + " (deterministic: not restarted)"
+    assert sim.state("root").value == "starting"
 
 
 def test_reload_applies_only_the_difference(tmp_path: Path) -> None:
@@ -326,9 +454,12 @@ def test_steady_state_costs_the_host_nothing(tmp_path: Path) -> None:
     sim.host.queries.clear()
     sim.advance(60.0)
     assert sim.host.queries == []
-    assert all(s["state"] == "ready" for s in sim.sup.status_all(stats=False))
+    handle = make_handler(sim.sup)
+    assert all(s["state"] == "ready" for s in handle({"op": "status", "stats": False}, 0))
     assert sim.host.queries == [], "status without stats reads no cgroup file"
-    assert [s["name"] for s in sim.sup.status_all(["c3", "nope", "c1"])] == ["c1", "c3"]
+    some = handle({"op": "status", "names": ["c3", "nope", "c1"]}, 0)
+    assert isinstance(some, Parts)  # (with figures: one capsule per loop turn)
+    assert [part()["name"] for part in some.parts] == ["c1", "c3"]
     assert sim.host.queries == [("stats", "c1"), ("stats", "c3")]
 
 

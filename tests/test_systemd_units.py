@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +24,21 @@ import pytest
 
 from exo_init.client import systemd_units
 from exo_init.client.systemd_units import INEXACT, Options, capsule_unit, export, quote_command, target_unit
+from exo_init.lib.runtime import ENV_CONFIG, EXIT_DETERMINISTIC, RuntimeConfig
 from exo_init.pid1.manifest import Capsule, Manifest, parse_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 HELPER = REPO / "exo_init" / "client" / "systemd_ready.py"
-OPTIONS = Options(helper=str(HELPER), python=sys.executable)
+OPTIONS = Options(helper=str(HELPER), python=sys.executable, exo_lib=str(REPO))
+WASM = REPO / "tests" / "guest" / "wasm"
 
 
 def capsule(**fields: Any) -> Capsule:
-    """One capsule through the real loader (argv defaults to /bin/sleep; its dependencies declared)."""
+    """One capsule through the real loader (argv defaults to /bin/sleep unless it has a runtime; its
+    dependencies declared)."""
     deps = {name: {"argv": ["/bin/true"]} for name in (*fields.get("after", ()), *fields.get("requires", ()))}
-    doc = {"version": 1, "capsules": {**deps, "svc": {"argv": ["/bin/sleep", "1000"], **fields}}}
+    argv = {} if "runtime" in fields else {"argv": ["/bin/sleep", "1000"]}
+    doc = {"version": 1, "capsules": {**deps, "svc": {**argv, **fields}}}
     m = parse_manifest(doc, "test")
     assert not m.errors, m.errors
     return m.capsules["svc"]
@@ -205,13 +211,44 @@ def test_target_wants_and_follows_the_autostart_capsules() -> None:
 
 # --- systemd's own check -------------------------------------------------------------------------
 
+def unit_environment(cap: Capsule, options: Options = OPTIONS) -> dict[str, str]:
+    """The unit's Environment= as systemd reads it (quoted words; %% is %)."""
+    words = shlex.split(" ".join(settings(cap, options)["Environment"]).replace("%%", "%"))
+    return dict(w.split("=", 1) for w in words)
+
+
+@pytest.mark.parametrize(("module", "wasm", "status"), [("hello.wat", {}, 0),
+                                                          ("spin.wat", {"fuel": 1000}, EXIT_DETERMINISTIC)])
+def test_a_runtime_capsule_runs_exo_inits_runtime_with_the_same_configuration(
+        module: str, wasm: dict[str, Any], status: int, tmp_path: Path) -> None:
+    """A wasm capsule's unit runs `PYTHON -m exo_init.runtimes.wasm` with the configuration exo_init's
+    plan gives it (the same Capsule.runtime_config); run here as the unit would (its state directory
+    in tmp), the module runs, and a deterministic failure exits with the status the unit does not
+    restart."""
+    cap = capsule(runtime="wasm", wasm={"module": str(WASM / module), **wasm}, restart={"policy": "on-failure"})
+    s = settings(cap)
+    assert s["ExecStart"] == [quote_command([sys.executable, "-m", "exo_init.runtimes.wasm"])]
+    assert s["StateDirectory"] == ["exosphere-capsules/svc"] and s["RestartPreventExitStatus"] == ["65"]
+    env = unit_environment(cap)
+    config = RuntimeConfig.from_json(env[ENV_CONFIG])
+    assert config == cap.runtime_config("/var/lib/exosphere-capsules/svc")
+    assert env["PYTHONPATH"] == str(REPO) and env["EXO_CAPSULE"] == "svc"
+    env[ENV_CONFIG] = replace(config, state_dir=str(tmp_path)).to_json()
+    proc = subprocess.run([sys.executable, "-m", "exo_init.runtimes.wasm"], env={"PATH": os.environ["PATH"], **env},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    if status == 0:
+        assert "hello from wasm" in proc.stdout + proc.stderr
+
+
 def every_field_manifest() -> Manifest:
     capsules: dict[str, Any] = {f"c{i}": {"argv": ["/bin/sleep", "1000"], **fields}
                                 for i, (_, fields, _, _) in enumerate(FIELDS) if "after" not in fields}
     capsules["deps"] = {"argv": ["/bin/true"], "after": ["c0"], "requires": ["c1"]}
+    capsules["runtime"] = {"runtime": "wasm", "wasm": {"module": str(WASM / "hello.wat")}}
     doc = {"version": 1, "capsules": capsules}
     m = parse_manifest(doc, "every field")
-    assert not m.errors and len(m.capsules) == len(FIELDS)
+    assert not m.errors and len(m.capsules) == len(FIELDS) + 1
     return m
 
 

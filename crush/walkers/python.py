@@ -77,7 +77,9 @@ _BOOLEAN = frozenset(("py.lt", "py.le", "py.gt", "py.ge", "py.eq", "py.ne", "py.
 
 _EXCEPTIONS = cast.PY_BUILTINS[cast.PY_BUILTINS.index("BaseException"):]
 _SUPPORTED_BUILTINS = frozenset(cast.PY_BUILTINS)
-_ALL_BUILTINS = frozenset(name for name in dir(builtins) if not name.startswith("_"))
+# CPython's builtins, with those the `site` module adds (so that `python3 -S` walks the same way)
+_ALL_BUILTINS = frozenset({name for name in dir(builtins) if not name.startswith("_")}
+                          | {"copyright", "credits", "exit", "quit", "help", "license"})
 # names CPython predefines in a module that the walker turns into constants when they are not bound
 _PREDEFINED: dict[str, CastNode] = {"__name__": ["std.str", "__main__"], "__debug__": ["std.bool", True]}
 _ANNOTATION_NAMES = frozenset(("int", "float", "str", "bool", "list", "dict", "tuple", "object", "range",
@@ -136,17 +138,21 @@ def walk(source: str, filename: str) -> dict[str, Any]:
     try:
         doc = _Walker(data, filename).document()
     except WalkError as e:
-        if e.tree and verdict is None:
-            raise WalkError(e.file, e.line, e.col, "unsupported syntax: valid Python that tree-sitter-python does "
-                                                   "not read as CPython does (known cases: a line inside brackets "
-                                                   "indented less than its block, a line made of a backslash, an "
-                                                   "f-string format spec starting with '=')") from None
+        if verdict is None and not e.message.startswith(_SUBSET_LIMITS):
+            # CPython accepted the source: a syntax complaint means the walker misread valid Python
+            cause = ("tree-sitter-python does not read as CPython does (known cases: a line inside brackets "
+                     "indented less than its block, a line made of a backslash, an f-string format spec "
+                     "starting with '=')") if e.tree else \
+                f"the walker's own check refuses with '{e.message}' (a walker bug)"
+            raise WalkError(e.file, e.line, e.col, f"unsupported syntax: valid Python that {cause}") from None
         raise
     if verdict is _TOO_DEEP:
         raise WalkError(filename, 1, 1, "nesting too deep (CPython's parser refuses it)")
     return doc
 
 
+# what the walker may say about valid Python: the subset's and the walker's own limits
+_SUBSET_LIMITS = ("unsupported", "nesting too deep", "integer literal too large", "exo.")
 _TOO_DEEP = WalkError("", 1, 1, "")  # CPython's parser gave up on the nesting (RecursionError, MemoryError)
 
 
@@ -371,12 +377,6 @@ class _Walker:
         root = tree.root_node
         if root.has_error:
             raise self.syntax_error(root)
-        if self.src.rstrip(b" \t\f\n").endswith(b"\\"):
-            last = root
-            while last.child_count:
-                last = last.children[-1]
-            if last.type == "line_continuation":
-                raise self.error(last, "unexpected EOF while parsing")
         body: list[CastNode] = []
         statements = self.statements(root)
         if statements:

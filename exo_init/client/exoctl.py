@@ -30,6 +30,7 @@ from exo_init.lib import ops
 from exo_init.lib.errors import ApiError
 from exo_init.lib.logfile import LogTail
 from exo_init.lib.paths import DEFAULT_MANIFEST, DEFAULT_RUNTIME
+from exo_init.lib.runtime import metrics_text
 from exo_init.lib.text import printable
 from exo_init.lib.units import fmt_bytes, fmt_duration
 
@@ -128,9 +129,13 @@ def transport_call(args: argparse.Namespace, request: dict[str, Any]) -> Any:
 
 
 def status_table(rows: list[dict[str, Any]]) -> str:
-    header = ("CAPSULE", "STATE", "UPTIME", "RESTARTS", "CPU%", "MEMORY/QUOTA", "PIDS", "DETAIL")
+    """One line per capsule; a BUDGETS column (a runtime capsule's figures against its budgets:
+    fuel, linear memory, ...) when a capsule has any."""
+    budgets = [metrics_text(r.get("metrics") or {}) for r in rows]
+    extra: tuple[str, ...] = ("BUDGETS",) if any(budgets) else ()
+    header = ("CAPSULE", "STATE", "UPTIME", "RESTARTS", "CPU%", "MEMORY/QUOTA", "PIDS", *extra, "DETAIL")
     lines: list[tuple[str, ...]] = [header]
-    for r in rows:
+    for r, budget in zip(rows, budgets, strict=True):
         cg = r.get("cgroup") or {}
         mem = "-"
         if cg:
@@ -141,7 +146,7 @@ def status_table(rows: list[dict[str, Any]]) -> str:
         detail = r.get("error") or r.get("status_text") or r.get("reason") or ""
         lines.append(tuple(printable(str(cell)) for cell in (
             r["name"], r["state"], fmt_duration(r.get("uptime")), str(r.get("restarts", 0)),
-            f"{r.get('cpu_percent', 0):.1f}", mem, pids, detail)))
+            f"{r.get('cpu_percent', 0):.1f}", mem, pids, *((budget or "-",) if extra else ()), detail)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exo_init.lib.paths import DEFAULT_RUNTIME, SYSTEM_BUS_DIR, WAYLAND_SOCKET
+from exo_init.lib.runtime import ENV_CONFIG, EXIT_DETERMINISTIC
 from exo_init.pid1.manifest import (
     Access,
     Capsule,
@@ -54,7 +55,9 @@ from exo_init.pid1.manifest import (
 BOOKWORM = 252            # Debian 12's systemd: the default target version
 RESTART_STEPS_SINCE = 254  # RestartSteps= and RestartMaxDelaySec= appeared in systemd 254
 TARGET = "exosphere.target"
-HELPER = "/usr/lib/exosphere/exo_init/client/systemd_ready.py"  # where the dev image installs it
+EXO_LIB = "/usr/lib/exosphere"  # where the dev image installs the exo_init package
+HELPER = f"{EXO_LIB}/exo_init/client/systemd_ready.py"
+RUNTIME_STATE = "exosphere-capsules"  # a runtime capsule's StateDirectory= is RUNTIME_STATE/NAME (in /var/lib)
 DEFAULT_PIDS_MAX = 1024   # exo_init's default for an isolated capsule (plan.default_quotas) ...
 DEFAULT_MEMORY_MAX = "50%"  # ... and half the RAM
 WAYLAND_DIR = DEFAULT_RUNTIME / "wayland"
@@ -83,6 +86,9 @@ INEXACT = {
     "capabilities.control": "exo_init's control socket means nothing to systemd (its API is D-Bus); it stays "
                             "reachable if it exists",
     "capabilities.logs": "logs go to the journal; exo_init's log directory stays readable",
+    "runtime": "the runtime's deterministic failure (exit 65) is not restarted (RestartPreventExitStatus=), but "
+               "the unit is 'failed' with its status, not with the runtime's one-line reason; its figures "
+               "(EXO_METRICS) mean nothing to systemd",
 }
 
 
@@ -102,8 +108,9 @@ def read_manifest(path: Path) -> Manifest:
 class Options:
     prefix: str = "exo-"                 # unit names: <prefix><capsule>.service
     systemd_version: int = BOOKWORM
-    python: str = "/usr/bin/python3"     # runs the readiness helper
+    python: str = "/usr/bin/python3"     # runs the readiness helper and runtime capsules (with wasmtime)
     helper: str = HELPER                 # exo_init/client/systemd_ready.py on the target system
+    exo_lib: str = EXO_LIB               # the directory holding the exo_init package (runtime capsules)
     log_dir: str = "/var/log/exosphere"  # exo_init's capsule logs (capabilities.logs)
 
 
@@ -224,7 +231,8 @@ class _Writer:
 
     def _type_and_readiness(self) -> None:
         c, s, r = self.c, self.service, self.c.readiness
-        argv = list(c.argv)
+        program = c.runtime_program()
+        argv = list(c.argv) if program is None else [self.o.python, "-m", program]
         post: list[str] = []
         if c.type is CapsuleType.ONESHOT:
             s.set("Type", "oneshot")
@@ -272,6 +280,13 @@ class _Writer:
             env["XDG_RUNTIME_DIR"] = str(WAYLAND_DIR)
             env["WAYLAND_DISPLAY"] = WAYLAND_SOCKET
         env.update(dict(c.env))
+        if c.runtime_program() is not None:  # (as exo_init's plan: the runtime's configuration wins)
+            state = f"{RUNTIME_STATE}/{c.name}"
+            env |= {ENV_CONFIG: c.runtime_config(f"/var/lib/{state}").to_json(), "PYTHONPATH": self.o.exo_lib,
+                    "PYTHONDONTWRITEBYTECODE": "1"}
+            s.set("StateDirectory", quote_word(state))
+            s.set("RestartPreventExitStatus", EXIT_DETERMINISTIC)
+            self.inexact_note(s, "runtime", c.runtime.value)
         s.set("Environment", " ".join(quote_word(f"{k}={v}") for k, v in env.items()))
         if c.console:
             s.set("StandardInput", "tty")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from exo_init.lib.paths import CONTROL_SOCKET, DEFAULT_MANIFEST, DEFAULT_RUNTIME, ROOT_CONTROL_SOCKET
@@ -13,6 +13,22 @@ PERSISTENT_LOGS = Path("/var/log/exosphere")
 # Debian's directories, and NixOS's system profile (PID 1 starts with almost no environment there).
 SYSTEM_PATH = ":".join(("/run/current-system/sw/bin", "/run/current-system/sw/sbin", "/usr/local/sbin",
                         "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"))
+EXO_LIB = str(Path(__file__).resolve().parents[2])  # the directory holding the exo_init package
+
+
+def interpreter_paths(python: str) -> tuple[str, ...]:
+    """Where the runtime interpreter `python` lives, when it is the one running exo_init: its
+    installation (sys.prefix, sys.base_prefix) and the site directories on its import path (where
+    wasmtime is), so that a scoped runtime capsule can run it (the plan binds those not already in
+    every world, read-only). Another interpreter (--python) is assumed to lie under the system's
+    paths (/usr, /nix/store)."""
+    if os.path.realpath(python) != os.path.realpath(sys.executable):
+        return ()
+    site = (p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages") and os.path.isdir(p))
+    found = {sys.prefix, sys.base_prefix, *site}
+    paths = sorted(os.path.realpath(p) for p in found)
+    # Only the outermost of nested paths (a prefix holds its site-packages).
+    return tuple(p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths))
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,12 @@ class Config:
     state_device: str | None = None    # exo.state=/dev/vda: the persistent state disk (PID 1)
     generation: int | None = None      # exo.generation=N: boot that generation
     zygote: bool = True                # unconfined Python capsules run in PID 1's fork (zygote.py); exo.zygote=0: exec
+    # Runtime capsules (manifest `runtime`): the interpreter that runs `-m exo_init.runtimes.*`
+    # (with their libraries: wasmtime), the directory holding the exo_init package (PYTHONPATH),
+    # and the host paths the interpreter needs inside a scoped world (interpreter_paths).
+    python: str = field(default_factory=lambda: sys.executable)
+    exo_lib: str = EXO_LIB
+    python_paths: tuple[str, ...] = ()
 
     @property
     def control_socket(self) -> Path:
@@ -66,6 +88,7 @@ VALUE_OPTIONS = {
     "--cgroup-root": "cgroup2 directory to own (PID 1 default: the cgroup2 mount itself)",
     "--state-dir": "generations and event log (default RUNTIME/state)",
     "--generation": "boot this generation (exo.generation=N)",
+    "--python": "the interpreter of runtime capsules, with their libraries (default: this one)",
 }
 FLAG_OPTIONS = {
     "--no-cgroups": "run without cgroups (host tests only)",
@@ -136,6 +159,9 @@ def parse_args(argv: list[str], pid1: bool) -> Config:
         log_dir = PERSISTENT_LOGS
     else:
         log_dir = runtime / "log"
+    # The runtime capsules' interpreter: --python, or exo.python= (how the NixOS module passes its
+    # Python with wasmtime to PID 1, without a wrapper in front of it), else this interpreter.
+    python = str(opts.get("--python") or "") or cmdline.get("exo.python") or sys.executable
     cgroup_root: Path | None = None
     if not opts.get("--no-cgroups"):
         cgroup_root = path("--cgroup-root") or (Path("/sys/fs/cgroup") if pid1 else None)
@@ -150,6 +176,8 @@ def parse_args(argv: list[str], pid1: bool) -> Config:
         state_device=cmdline.get("exo.state") or None,
         generation=_generation(str(opts["--generation"]) if "--generation" in opts else cmdline.get("exo.generation")),
         zygote=not opts.get("--no-zygote") and cmdline.get("exo.zygote") != "0",
+        python=python,
+        python_paths=interpreter_paths(python),
     )
 
 

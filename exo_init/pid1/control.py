@@ -42,8 +42,9 @@ import os
 import socket
 import struct
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from exo_init.lib import ops
@@ -123,6 +124,15 @@ class _Client:
     answered: bool = False              # the request was read: nothing more is read from it
     closing: bool = False               # close once outbuf is sent
     talked: int = 0                     # bytes a subscriber sent after subscribing
+
+
+@dataclass(frozen=True)
+class Parts:
+    """An answer the server computes one part per loop turn, and sends as the list of the parts:
+    `status` of every capsule reads a dozen cgroup files for each, and in one go it held PID 1's
+    loop for seconds in the booted image (under TCG) while root's `info` waited."""
+
+    parts: Iterator[Callable[[], Any]]
 
 
 if TYPE_CHECKING:  # (an alias for annotations only: `Any` is not there at run time)
@@ -327,10 +337,11 @@ class ControlServer:
                 self.loop.add_reader(c.fd, lambda: self._readable(c))  # to see it leave
                 self._send(c, b'{"ok": true, "result": "subscribed"}\n')
                 return
-            started = self.loop.now()
-            result = self.handler(request, c.uid)
-            took = round((self.loop.now() - started) * 1000)  # the longest one request of each kind held the loop:
-            self.figures[f"slowest_ms_{op}"] = max(self.figures[f"slowest_ms_{op}"], took)
+            result = self._timed(op, lambda: self.handler(request, c.uid))
+            if isinstance(result, Parts):
+                c.deadline = self.loop.now() + REPLY_DEADLINE
+                self._next_part(c, op, result.parts, [])
+                return
             if op == "info" and isinstance(result, dict):
                 result = {**result, "control": self.snapshot()}
             answer = {"ok": True, "result": result}
@@ -343,6 +354,32 @@ class ControlServer:
                 log.exception("control request %s failed", op)
             answer = {"ok": False, "error": "Failed", "message": f"{type(e).__name__}: {e}"}
         self._reply(c, answer)
+
+    def _timed(self, op: str, fn: Callable[[], Any]) -> Any:
+        """fn(), noting the longest time one call of each operation held the loop."""
+        started = self.loop.now()
+        try:
+            return fn()
+        finally:
+            took = round((self.loop.now() - started) * 1000)
+            self.figures[f"slowest_ms_{op}"] = max(self.figures[f"slowest_ms_{op}"], took)
+
+    def _next_part(self, c: _Client, op: str, parts: Iterator[Callable[[], Any]], done: list[Any]) -> None:
+        """One part of a `Parts` answer per loop turn; the list of them once all are there."""
+        if not self._open(c):
+            return
+        part = next(parts, None)
+        if part is None:
+            self._reply(c, {"ok": True, "result": done})
+            return
+        try:
+            done.append(self._timed(op, part))
+        except KeyError:
+            pass  # (what the part was about is gone meanwhile: a removed capsule)
+        except Exception as e:
+            self._reply(c, {"ok": False, "error": "Failed", "message": f"{type(e).__name__}: {e}"})
+            return
+        self.loop.call_later(0, lambda: self._next_part(c, op, parts, done))
 
     # --- writing ------------------------------------------------------------------------------------
 
@@ -498,7 +535,6 @@ class Supervised(Protocol):
     @property
     def capsule_set(self) -> int: ...
     def status(self, name: str, stats: bool = True) -> dict[str, object]: ...
-    def status_all(self, names: list[str] | None = None, stats: bool = True) -> list[dict[str, object]]: ...
     def start(self, name: str) -> None: ...
     def stop(self, name: str) -> None: ...
     def restart(self, name: str) -> None: ...
@@ -526,8 +562,9 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
         return name
 
     def status(request: dict[str, Any]) -> Any:
-        """One capsule (`name`), some (`names`: those that exist) or all; `"stats": false` leaves out
-        the cgroup figures, which cost PID 1 a dozen file reads per capsule."""
+        """One capsule (`name`), some (`names`: those that exist) or all, by name; `"stats": false`
+        leaves out the cgroup figures, which cost PID 1 a dozen file reads per capsule: with them,
+        several capsules are answered in parts (one per loop turn), without them at once."""
         stats = request.get("stats", True)
         names = request.get("names")
         if not isinstance(stats, bool) or not (names is None or (
@@ -535,7 +572,10 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
             raise ApiError("BadRequest", '"stats" must be a boolean and "names" a list of capsule names')
         if "name" in request:
             return sup.status(capsule(request), stats)
-        return sup.status_all(names, stats)
+        chosen = sorted(sup.capsules) if names is None else sorted(n for n in set(names) if n in sup.capsules)
+        if not stats:
+            return [sup.status(name, False) for name in chosen]
+        return Parts(iter([partial(sup.status, name) for name in chosen]))
 
     def handle(request: dict[str, Any], uid: int) -> Any:
         op = request["op"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,8 @@ class OsHost:
         return self.cgroups.root if self.cgroups is not None else None
 
     def launch(self, name: str, plan: SpawnPlan) -> Launched:
+        if plan.state_dir is not None:
+            capsule_dir(Path(plan.state_dir), plan.uid, plan.gid)
         procs = self._prepare_cgroup(name, plan.quotas, plan.default_quotas)
         opened: list[int] = []
         try:
@@ -204,6 +207,27 @@ class OsHost:
         """Not PID 1: leave the host's cgroup tree as it was found (its capsules killed first)."""
         if self.cgroups is not None:
             self.cgroups.teardown()
+
+
+def capsule_dir(path: Path, uid: int, gid: int) -> None:
+    """A capsule's own directory (a runtime capsule's state): its parents root's, itself owned by
+    the capsule's uid, mode 0700. The parents are root's, so the capsule cannot have replaced it
+    with a symlink; anything but a directory there is refused. LaunchError names what failed."""
+    try:
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise LaunchError(f"state directory {path}: not a directory")
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            os.chown(path, uid, gid, follow_symlinks=False)
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.chmod(path, 0o700)
+    except OSError as e:
+        raise LaunchError(f"state directory {path}: {e.strerror or e}") from None
 
 
 def _pipe(opened: list[int]) -> tuple[int, int]:

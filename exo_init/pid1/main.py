@@ -109,6 +109,7 @@ def open_generations(sup: Supervisor) -> Switcher | None:
             log.error("generation store in %s unusable: %s", candidate, e)
             continue
         log.info("state directory %s", candidate)
+        sup.state_dir = candidate
         return Switcher(sup, store, None, candidate / "events.jsonl")
     return None
 

@@ -3,7 +3,8 @@
 The fields, their types, defaults, bounds and docs are the schema's (manifest_schema.json, read
 by manifest_schema.py); this module turns a document into the dataclasses below by that table, and
 adds the rules that relate fields (a oneshot takes no readiness, `max_delay >= delay`, `host`
-stands alone, dependency graphs). nixos-modules/manifest.nix checks the same table and rules at
+stands alone, `argv` only for `runtime = "exec"` and a runtime's section only with that runtime,
+dependency graphs). nixos-modules/manifest.nix checks the same table and rules at
 build time; tests/test_nix.py proves that the two accept and reject the same capsules.
 
 Validation is per capsule: one bad capsule becomes a `CapsuleError` naming the capsule and the
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exo_init.lib.runtime import RuntimeConfig
 from exo_init.pid1 import scope
 from exo_init.pid1.graph import find_cycles
 from exo_init.pid1.manifest_schema import SCHEMA, FieldSpec, FieldType, Section, number_text
@@ -43,6 +45,7 @@ READINESS = SCHEMA.section("readiness")
 RESTART = SCHEMA.section("restart")
 STOP = SCHEMA.section("stop")
 QUOTAS = SCHEMA.section("quotas")
+WASM = SCHEMA.section("wasm")
 CAPABILITIES = SCHEMA.section("capabilities")
 
 
@@ -92,6 +95,13 @@ class ReadinessKind(enum.StrEnum):
     FD = "fd"              # s6-style: a newline written to the notification fd
     FILE = "file"          # a path exists
     TCP = "tcp"            # a TCP port accepts connections
+
+
+class Runtime(enum.StrEnum):
+    """What runs for the capsule (the schema's `runtimes` table has the others' programs)."""
+
+    EXEC = "exec"    # argv, executed
+    WASM = "wasm"    # a WebAssembly module (the `wasm` section), run by exo_init.runtimes.wasm
 
 
 class RestartPolicy(enum.StrEnum):
@@ -164,6 +174,28 @@ class Quotas:
         return {path.split(".", 1)[0] for _, path, _ in self.cgroup_files()}
 
 
+WASM_MEMORY_LIMIT = 1 << 32  # a wasm32 memory's whole address space: what `memory_max = "max"` means
+
+
+def _default_bytes(section: Section, name: str) -> int:
+    """A size field's default ("16M") in bytes."""
+    m = SIZE_RE.fullmatch(str(section.field(name).default))
+    if m is None:
+        raise TypeError(f"schema: {section.name}.{name} default is not a size")
+    return int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
+
+
+@dataclass(frozen=True)
+class Wasm:
+    """A WebAssembly capsule's module and budgets (`runtime = "wasm"`)."""
+
+    module: str                                     # .wasm or .wat, absolute
+    entry: str = _default(WASM, "entry", str)       # the exported function called after instantiation
+    fuel: int = _default(WASM, "fuel", int)         # the run's fuel budget
+    memory_max: int = _default_bytes(WASM, "memory_max")  # bytes of linear memory at most
+    deadline: float = _default(WASM, "deadline", float)  # seconds the entry may run; 0: none
+
+
 class NetworkKind(enum.StrEnum):
     NONE = "none"    # an empty network namespace: only lo
     HOST = "host"    # the host's network namespace
@@ -209,7 +241,7 @@ class Capabilities:
 @dataclass(frozen=True)
 class Capsule:
     name: str
-    argv: tuple[str, ...]
+    argv: tuple[str, ...]            # () for a runtime capsule: the launch plan derives its command
     env: tuple[tuple[str, str], ...] = ()
     user: str | None = None          # None: root if capabilities.host, else a dynamic unprivileged uid
     group: str | None = None
@@ -226,6 +258,35 @@ class Capsule:
     watchdog_sec: float = _default(CAPSULE, "watchdog_sec", float)
     console: bool = _default(CAPSULE, "console", bool)
     description: str = _default(CAPSULE, "description", str)
+    runtime: Runtime = _default(CAPSULE, "runtime", Runtime)  # noqa: RUF009 (an enum member: immutable)
+    wasm: Wasm | None = None         # runtime = "wasm"
+
+    def runtime_options(self) -> dict[str, Any] | None:
+        """The configuration of the capsule's runtime (its section, as JSON values); None for exec."""
+        if self.runtime is Runtime.WASM and self.wasm is not None:
+            return {"module": self.wasm.module, "entry": self.wasm.entry, "fuel": self.wasm.fuel,
+                    "memory_max": self.wasm.memory_max, "deadline": self.wasm.deadline}
+        return None
+
+    def runtime_program(self) -> str | None:
+        """The module a runtime capsule's interpreter runs (`PYTHON -m PROGRAM`); None for exec."""
+        return None if self.runtime is Runtime.EXEC else SCHEMA.runtimes[self.runtime.value].program
+
+    def runtime_config(self, state_dir: str) -> RuntimeConfig:
+        """What a runtime capsule's runtime is given (lib/runtime.py's ENV_CONFIG), whoever runs it:
+        exo_init's launch plan, or a unit `exoctl export-systemd` wrote."""
+        options = self.runtime_options()
+        if options is None:
+            raise ValueError(f"capsule {self.name!r} has no runtime")
+        caps = self.capabilities
+        network: object = {"veth": {"address": caps.veth.address, "peer": caps.veth.peer}} if caps.veth else \
+            caps.network.value
+        grants = {"host": caps.host, "filesystem": {path: access.value for path, access in caps.filesystem},
+                  "network": network, "devices": list(caps.devices), "block_devices": caps.block_devices,
+                  "display": caps.display, "bus": caps.bus, "control": caps.control, "logs": caps.logs,
+                  "caps": list(caps.caps), "seccomp_deny": list(caps.seccomp_deny)}
+        return RuntimeConfig(runtime=self.runtime.value, capsule=self.name, options=options, grants=grants,
+                             state_dir=state_dir)
 
     @property
     def ordering(self) -> tuple[str, ...]:
@@ -335,6 +396,8 @@ def _path(value: Any, path: str, spec: FieldSpec) -> str:
     _no_nul(_expect(value, str, path, "an absolute path"), path)
     if not value.startswith("/"):
         raise FieldError(path, f"must be an absolute path, got {value!r}")
+    if spec.suffixes and not value.endswith(spec.suffixes):
+        raise FieldError(path, f"must end in {' or '.join(spec.suffixes)}, got {value!r}")
     return str(value)
 
 
@@ -634,6 +697,12 @@ def _quotas(obj: Any) -> Quotas:
     return Quotas(**parse_section(obj, QUOTAS, "quotas"))
 
 
+def _wasm(obj: Any) -> Wasm:
+    f = parse_section(obj, WASM, "wasm")
+    memory = f.pop("memory_max")
+    return Wasm(**f, memory_max=WASM_MEMORY_LIMIT if memory == "max" else int(memory))
+
+
 CAPABILITY_KEYS = CAPABILITIES.keys
 
 
@@ -653,20 +722,49 @@ def parse_capabilities(obj: Any) -> Capabilities:
 CAPSULE_KEYS = CAPSULE.keys
 
 
+def _runtime_rules(f: dict[str, Any], runtime: Runtime) -> None:
+    """`argv` is for exec; each runtime's section is for that runtime, which needs it (the schema's
+    `runtimes` table); a runtime supports only some readiness kinds."""
+    for other, spec in SCHEMA.runtimes.items():
+        if other != runtime.value and f[spec.section] is not None:
+            raise FieldError(spec.section, f"only for runtime = \"{other}\" (this capsule's runtime is "
+                                           f"\"{runtime.value}\")")
+    if runtime is Runtime.EXEC:
+        if f["argv"] is None:
+            raise FieldError("argv", "missing (the command to run, with arguments; required for runtime = \"exec\")")
+        return
+    spec = SCHEMA.runtimes[runtime.value]
+    if f["argv"] is not None:
+        raise FieldError("argv", f"a {runtime.value} capsule's command is derived (exo_init runs {spec.program}); "
+                                 "leave argv out")
+    if f[spec.section] is None:
+        raise FieldError(spec.section, f"missing (runtime = \"{runtime.value}\" needs its {spec.section} section)")
+
+
 def parse_capsule(name: str, obj: Any) -> Capsule:
     """One capsule's JSON object -> Capsule, or FieldError naming the field."""
     f = parse_section(obj, CAPSULE, "")
     if name in f["after"] + f["requires"]:
         raise FieldError("requires" if name in f["requires"] else "after", "a capsule cannot depend on itself")
     ctype = CapsuleType(f["type"])
+    runtime = Runtime(f["runtime"])
+    _runtime_rules(f, runtime)
+    readiness = _readiness(f["readiness"], ctype)
+    if runtime is not Runtime.EXEC and readiness.kind.value not in SCHEMA.runtimes[runtime.value].readiness:
+        kinds = SCHEMA.runtimes[runtime.value].readiness
+        raise FieldError("readiness.kind", f"a {runtime.value} capsule takes {' or '.join(kinds)}, got "
+                                           f"{readiness.kind.value!r}")
     return Capsule(**(f | {
         "name": name,
+        "argv": f["argv"] or (),
         "type": ctype,
-        "readiness": _readiness(f["readiness"], ctype),
+        "readiness": readiness,
         "restart": _restart(f["restart"]),
         "stop": _stop(f["stop"]),
         "quotas": _quotas(f["quotas"]),
         "capabilities": parse_capabilities(f["capabilities"]),
+        "runtime": runtime,
+        "wasm": _wasm(f["wasm"]) if f["wasm"] is not None else None,
     }))
 
 

@@ -1,6 +1,6 @@
 """The manifest schema: manifest_schema.json, the one table of the capsule manifest's fields.
 
-Each section (the capsule itself, `readiness`, `restart`, `stop`, `quotas`, `capabilities`) lists
+Each section (the capsule itself, `readiness`, `restart`, `stop`, `quotas`, `wasm`, `capabilities`) lists
 its fields in order, each with a type, a default (or `required`, or `nullable`: absent means
 unset), bounds for numbers and sizes, and a one-line doc. exo_init/pid1/manifest.py checks and
 fills documents by it, nixos-modules/manifest.nix does the same in Nix (reading the same file with
@@ -9,10 +9,17 @@ field reference is generated from it:
 
     python3 -m exo_init.pid1.manifest_schema README.md   # rewrite the reference in place
 
+`runtimes` names what a capsule's `runtime` may be besides `exec` (a program exo_init runs for
+the capsule instead of its `argv`): for each, the section holding its configuration (a nullable
+capsule field of the same name, required with that runtime and refused with any other), the Python
+module that runs it (`python3 -m PROGRAM`, exo_init/runtimes/) and the readiness kinds it supports.
+A new runtime is one entry here, one value of `capsule.runtime`, its section, and its program.
+
 Invariants (checked when the file is loaded, so a bad schema fails at import, not at boot): every
 type is a `FieldType`; every field has exactly one of a default, `required` or `nullable`; every
 numeric field (int, number, size, pids, cpu_max) has bounds with min <= max; enum defaults are
-among the values.
+among the values; `capsule.runtime` lists `exec` and exactly the runtimes, each runtime's section
+exists and is a nullable capsule field, and its readiness kinds are `readiness.kind` values.
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ class FieldSpec:
     values: tuple[str, ...] = ()             # ENUM, ENUM_LIST
     example: Any = None
     extra: Mapping[str, Any] | None = None   # CPU_MAX: percent, quota, period (Bounds), default_period
+    suffixes: tuple[str, ...] = ()           # PATH: it must end in one of these ("": any)
 
     @property
     def has_default(self) -> bool:
@@ -119,6 +127,17 @@ class Section:
 
 
 @dataclass(frozen=True)
+class RuntimeSpec:
+    """A capsule runtime other than `exec`: its configuration section, its program, its readiness."""
+
+    name: str
+    section: str                  # the capsule field (a section) holding its configuration
+    program: str                  # the Python module exo_init runs (`python3 -m PROGRAM`)
+    readiness: tuple[str, ...]    # the readiness kinds it supports
+    doc: str
+
+
+@dataclass(frozen=True)
 class Schema:
     version: int
     patterns: Mapping[str, str]
@@ -129,6 +148,7 @@ class Schema:
     signal_numbers: tuple[int, ...]
     top: Section
     sections: Mapping[str, Section]
+    runtimes: Mapping[str, RuntimeSpec]
 
     def section(self, name: str) -> Section:
         return self.sections[name]
@@ -160,7 +180,7 @@ def _field(raw: Mapping[str, Any], where: str) -> FieldSpec:
     where = f"{where}.{name}"
     ftype = FieldType(raw["type"])
     known = {"name", "type", "doc", "default", "required", "nullable", "nonempty", "min", "max", "values",
-             "example", "percent", "quota", "period", "default_period"}
+             "example", "percent", "quota", "period", "default_period", "suffixes"}
     if set(raw) - known:
         raise ValueError(f"{where}: unknown schema keys {sorted(set(raw) - known)}")
     spec = FieldSpec(
@@ -171,7 +191,10 @@ def _field(raw: Mapping[str, Any], where: str) -> FieldSpec:
         values=tuple(raw.get("values", ())), example=raw.get("example"),
         extra={k: _bounds(raw[k], f"{where}.{k}") for k in ("percent", "quota", "period")}
         | {"default_period": raw["default_period"]} if ftype is FieldType.CPU_MAX else None,
+        suffixes=tuple(raw.get("suffixes", ())),
     )
+    if spec.suffixes and ftype is not FieldType.PATH:
+        raise ValueError(f"{where}: suffixes are for paths")
     if [spec.required, spec.nullable, "default" in raw].count(True) != 1:
         raise ValueError(f"{where}: needs exactly one of default, required, nullable")
     if (ftype in NUMERIC or ftype is FieldType.SIZE) and spec.bounds is None:
@@ -191,6 +214,22 @@ def _section(name: str, raw: Mapping[str, Any]) -> Section:
                    fields=tuple(_field(f, name) for f in raw["fields"]))
 
 
+def _runtimes(raw: Mapping[str, Any], sections: Mapping[str, Section]) -> dict[str, RuntimeSpec]:
+    capsule = sections["capsule"]
+    runtimes = {name: RuntimeSpec(name=name, section=r["section"], program=r["program"],
+                                  readiness=tuple(r["readiness"]), doc=r["doc"]) for name, r in raw.items()}
+    if list(capsule.field("runtime").values) != ["exec", *runtimes]:
+        raise ValueError(f"capsule.runtime: its values must be exec and the runtimes {sorted(runtimes)}")
+    kinds = sections["readiness"].field("kind").values
+    for r in runtimes.values():
+        spec = capsule.field(r.section) if r.section in capsule.keys else None
+        if spec is None or spec.type is not FieldType.SECTION or not spec.nullable or r.section not in sections:
+            raise ValueError(f"runtimes.{r.name}: {r.section} must be a nullable capsule section")
+        if not set(r.readiness) <= set(kinds):
+            raise ValueError(f"runtimes.{r.name}: unknown readiness kinds {sorted(set(r.readiness) - set(kinds))}")
+    return runtimes
+
+
 def parse_schema(doc: Mapping[str, Any]) -> Schema:
     sections = {name: _section(name, raw) for name, raw in doc["sections"].items()}
     for spec in sections["capsule"].fields:
@@ -206,6 +245,7 @@ def parse_schema(doc: Mapping[str, Any]) -> Schema:
         signal_numbers=tuple(doc["signals"]["numbers"]),
         top=_section("top", {"doc": doc["top_doc"], "fill": True, "fields": doc["top"]}),
         sections=sections,
+        runtimes=_runtimes(doc.get("runtimes", {}), sections),
     )
 
 
@@ -244,6 +284,8 @@ def _type_text(spec: FieldSpec) -> str:
         return f"{base[spec.type]}, {number_text(spec.bounds.min)} to {number_text(spec.bounds.max)}"
     if spec.type is FieldType.SIZE and spec.bounds is not None:
         return f"size, at most {number_text(spec.bounds.max)} bytes"
+    if spec.type is FieldType.PATH and spec.suffixes:
+        return "absolute path ending in " + " or ".join(f"`{s}`" for s in spec.suffixes)
     return _TYPE_TEXT[spec.type]
 
 

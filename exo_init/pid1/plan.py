@@ -7,9 +7,18 @@ readiness file descriptor it gets. The facts that depend on the machine (the use
 dynamic uids other capsules hold, which paths exist) come in as a `Facts` value, so the whole
 plan is unit-tested without processes (tests/test_plan.py).
 
+A runtime capsule (manifest `runtime` other than `exec`, e.g. `wasm`) gets a derived command: the
+runtime interpreter (`Config.python`) running `-m PROGRAM` (the schema's `runtimes` table), with
+its configuration, grants and state directory in `$EXO_RUNTIME` (exo_init/lib/runtime.py: the
+runtime builds its capability import table from the grants). Its world gets, read-only, the module
+file (a grant the plan adds), the exo_init package and the interpreter's installation when they are
+not under the system's paths already, and, read-write, its state directory
+(`STATE/capsules/NAME`: the state disk's /var/lib/exosphere when there is one, else /run), which
+the host makes, owned by the capsule's uid, before the fork.
+
 A grant that cannot be honoured now (a granted path that does not exist, an unknown user, a socket
-whose service is not running) is a `PlanError` naming the field: the runner turns it into the
-capsule's `failed` state, never an exception out of the supervisor.
+whose service is not running, a module file that is not there) is a `PlanError` naming the field:
+the runner turns it into the capsule's `failed` state, never an exception out of the supervisor.
 """
 
 from __future__ import annotations
@@ -24,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exo_init.lib.paths import SYSTEM_BUS_DIR, WAYLAND_SOCKET
+from exo_init.lib.runtime import ENV_CONFIG
 from exo_init.pid1 import scope
 from exo_init.pid1.config import SYSTEM_PATH, Config
-from exo_init.pid1.manifest import Access, Capsule, NetworkKind, Quotas, ReadinessKind
+from exo_init.pid1.manifest import Access, Capsule, NetworkKind, Quotas, ReadinessKind, Runtime
 from exo_init.pid1.spawn import SpawnPlan
 from exo_init.pid1.zygote import PythonRun
 
@@ -145,6 +155,7 @@ class Facts:
     users: Users
     taken_uids: Container[int]            # uids held by the other capsules' runs
     mem_total: int = 0                    # bytes of RAM (0: unknown, no default memory limit)
+    state_dir: Path | None = None         # PID 1's state directory (None: RUNTIME/state)
     exists: Callable[[str], bool] = os.path.exists
     is_block_device: Callable[[str], bool] = _is_block_device
     interpreter: str = ""                 # PID 1's own Python (its realpath): programs on it may run in the fork
@@ -154,9 +165,14 @@ class Facts:
 def launch_plan(spec: Capsule, facts: Facts) -> SpawnPlan:
     """The complete, frozen plan of one run of `spec`; PlanError if it cannot be launched now."""
     ident = identity(spec, facts)
+    env = environment(spec, ident, facts.config)
+    argv, state = spec.argv, None
+    if spec.runtime is not Runtime.EXEC:
+        argv, state = runtime_argv(spec, facts), str(runtime_state_dir(spec, facts))
+        env |= runtime_environment(spec, facts, state)
     return SpawnPlan(
-        argv=spec.argv,
-        env=environment(spec, ident, facts.config),
+        argv=argv,
+        env=env,
         uid=ident.uid,
         gid=ident.gid,
         groups=ident.groups,
@@ -169,6 +185,7 @@ def launch_plan(spec: Capsule, facts: Facts) -> SpawnPlan:
         python=python_run(spec, ident, facts),
         quotas=spec.quotas,
         default_quotas=default_quotas(spec, facts),
+        state_dir=state,
     )
 
 
@@ -182,8 +199,11 @@ def python_run(spec: Capsule, ident: Identity, facts: Facts) -> PythonRun | None
     """The Python program to run in the forked child instead of exec'ing the interpreter (see
     zygote.py): only on PID 1's own interpreter, only for an unconfined capsule running as root
     (none other may see PID 1's memory), not on the console, with options and environment a fork
-    can honour. None: exec as usual."""
+    can honour; not a runtime capsule (its program is exo_init's runtime, run by the runtime
+    interpreter: exo_init --python). None: exec as usual."""
     if not facts.interpreter or spec.capabilities.isolated or ident.uid != 0 or spec.console:
+        return None
+    if spec.runtime is not Runtime.EXEC:
         return None
     if facts.realpath(spec.argv[0]) != facts.interpreter:
         return None
@@ -226,6 +246,57 @@ def ns_init(spec: Capsule, facts: Facts) -> str | None:
     return NS_INIT
 
 
+# --- runtime capsules ---------------------------------------------------------------------------------
+
+def runtime_argv(spec: Capsule, facts: Facts) -> tuple[str, ...]:
+    """`PYTHON -m PROGRAM` for a runtime capsule; PlanError if the interpreter or the module file
+    is not there."""
+    python = facts.config.python
+    if not facts.exists(python):
+        raise PlanError(f"runtime: the runtime interpreter {python} does not exist (exo_init --python)")
+    module = (spec.runtime_options() or {}).get("module")
+    if isinstance(module, str) and not facts.exists(module):
+        raise PlanError(f"{spec.runtime.value}.module: {module} does not exist")
+    program = spec.runtime_program()
+    assert program is not None
+    return (python, "-m", program)
+
+
+def runtime_state_dir(spec: Capsule, facts: Facts) -> Path:
+    """The capsule's own writable directory (compiled-module cache): STATE/capsules/NAME."""
+    base = facts.state_dir or facts.config.runtime_dir / "state"
+    return base / "capsules" / spec.name
+
+
+def runtime_environment(spec: Capsule, facts: Facts, state_dir: str) -> dict[str, str]:
+    """The runtime's configuration and where its package is; they win over the capsule's `env`."""
+    return {ENV_CONFIG: spec.runtime_config(state_dir).to_json(), "PYTHONPATH": facts.config.exo_lib,
+            "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _under(path: str, roots: tuple[str, ...] | list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def runtime_binds(spec: Capsule, facts: Facts) -> list[scope.Bind]:
+    """What a scoped runtime capsule's world needs besides its grants: the runtime's interpreter and
+    package (read-only, where they are not under the system's paths), the module file (read-only,
+    last: above a granted directory it is in), the state directory (read-write)."""
+    config = facts.config
+    binds: list[scope.Bind] = []
+    needed = [*config.python_paths, str(Path(config.exo_lib) / "exo_init")]
+    for path in dict.fromkeys(needed):
+        if not _under(path, scope.SYSTEM_PATHS) and facts.exists(path):
+            binds.append(scope.Bind(path, path, readonly=True))
+    options = spec.runtime_options() or {}
+    module = options.get("module")
+    if isinstance(module, str) and not _under(module, scope.SYSTEM_PATHS):
+        binds.append(scope.Bind(module, module, readonly=True))
+    state = str(runtime_state_dir(spec, facts))
+    binds.append(scope.Bind(state, state, readonly=False))
+    return binds
+
+
 def default_quotas(spec: Capsule, facts: Facts) -> Quotas:
     """An isolated capsule that declares no limit still gets some (a fork bomb or a leak in a
     scoped capsule must not take the machine): DEFAULT_PIDS_MAX tasks, half the RAM. A capsule
@@ -257,7 +328,8 @@ def identity(spec: Capsule, facts: Facts) -> Identity:
 
 
 def needs_notify_socket(spec: Capsule) -> bool:
-    return spec.readiness.kind is ReadinessKind.NOTIFY or spec.watchdog_sec > 0
+    """sd_notify readiness, the watchdog, and every runtime capsule (it reports its figures)."""
+    return spec.readiness.kind is ReadinessKind.NOTIFY or spec.watchdog_sec > 0 or spec.runtime is not Runtime.EXEC
 
 
 def scope_plan(spec: Capsule, ident: Identity, facts: Facts) -> scope.ScopePlan:
@@ -291,6 +363,8 @@ def scope_plan(spec: Capsule, ident: Identity, facts: Facts) -> scope.ScopePlan:
             binds.append(scope.Bind(str(sock), str(sock), readonly=True))
     if caps.network is NetworkKind.HOST and facts.exists("/etc/resolv.conf"):
         binds.append(scope.Bind("/etc/resolv.conf", "/etc/resolv.conf", readonly=True))
+    if spec.runtime is not Runtime.EXEC:
+        binds += runtime_binds(spec, facts)
     return scope.ScopePlan(
         root=str(config.runtime_dir / "scope-root"),
         hostname=spec.name,

@@ -7,7 +7,8 @@ import socket
 import struct
 from pathlib import Path
 
-from exo_init.pid1.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2, setns
+from exo_init.lib.openat2 import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
+from exo_init.pid1.syscalls import setns
 
 CLONE_NEWNET = 0x40000000
 
@@ -35,24 +36,24 @@ class NotifySocket:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def receive(self) -> list[tuple[int, dict[str, str]]]:
-        """Drain pending messages: [(sender pid, {"READY": "1", ...})]."""
-        out: list[tuple[int, dict[str, str]]] = []
+    def receive(self) -> list[tuple[int, int, dict[str, str]]]:
+        """Drain pending messages: [(sender pid, sender uid, {"READY": "1", ...})]."""
+        out: list[tuple[int, int, dict[str, str]]] = []
         while True:
             try:
                 data, ancdata, _flags, _addr = self.sock.recvmsg(4096, socket.CMSG_SPACE(_UCRED.size))
             except BlockingIOError:
                 return out
-            pid = 0
+            pid, uid = 0, -1
             for level, kind, payload in ancdata:
                 if level == socket.SOL_SOCKET and kind == SCM_CREDENTIALS and len(payload) >= _UCRED.size:
-                    pid = _UCRED.unpack(payload[: _UCRED.size])[0]
+                    pid, uid, _gid = _UCRED.unpack(payload[: _UCRED.size])
             fields: dict[str, str] = {}
             for line in data.decode(errors="replace").splitlines():
                 key, sep, value = line.partition("=")
                 if sep:
                     fields[key.strip()] = value
-            out.append((pid, fields))
+            out.append((pid, uid, fields))
 
     def close(self) -> None:
         self.sock.close()

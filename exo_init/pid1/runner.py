@@ -15,6 +15,12 @@ Life of one run:
     exited() (from the supervisor's reaper) -> exited | backoff (restart timer) | failed
     begin_stop() -> stop signal, stop timeout escalates to SIGKILL of the whole cgroup -> stopped
 
+A runtime capsule (exo_init/lib/runtime.py has the protocol) also reports figures against its
+budgets (`EXO_METRICS=`, kept in `metrics` and shown by `status`) and, when it ends badly, one line
+saying why (`EXO_FAILURE=`): that line is the run's reason, and an exit with EXIT_DETERMINISTIC (out
+of fuel, a trap, an ungranted import, a bad module) makes the capsule `failed` without a restart,
+whatever its restart policy.
+
 Invariants: a run's fds and timers are released by `_cleanup_run` (timers, notification fd),
 the log pipe at its EOF, the error pipe when read; a pid is either this runner's `pid` (its exit
 is handled here) or handed to the supervisor's abandoned set (reaped, only logged).
@@ -27,6 +33,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from exo_init.lib.runtime import (
+    EXIT_DETERMINISTIC,
+    NOTIFY_FAILURE,
+    NOTIFY_METRICS,
+    Metric,
+    ProtocolError,
+    one_line,
+    parse_metrics,
+)
 from exo_init.pid1.capsule import (
     STARTABLE,
     TRANSITIONS,
@@ -45,7 +60,7 @@ from exo_init.pid1.host import Host, LaunchError
 from exo_init.pid1.log import log
 from exo_init.pid1.logsink import LogSink
 from exo_init.pid1.loop import Loop, Timer
-from exo_init.pid1.manifest import Capsule, CapsuleType, ReadinessKind, RestartPolicy
+from exo_init.pid1.manifest import Capsule, CapsuleType, ReadinessKind, RestartPolicy, Runtime
 from exo_init.pid1.plan import Facts, PlanError, launch_plan
 
 TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
@@ -110,6 +125,8 @@ class CapsuleRunner:
         self.ready_at: float | None = None
         self.last_exit: RunEnd | None = None
         self.status_text = ""
+        self.metrics: dict[str, Metric] = {}   # a runtime capsule's last reported figures
+        self.runtime_failure = ""              # ... and the line saying why its run failed
         self.last_watchdog: float | None = None
         self.err_fd: int | None = None
         self.log_fd: int | None = None
@@ -148,6 +165,13 @@ class CapsuleRunner:
     @property
     def wanted(self) -> bool:
         return self.goal is not Goal.DOWN
+
+    @property
+    def own_uid(self) -> bool:
+        """Whether the run's uid is the capsule's own dynamic uid (a scoped capsule without `user`):
+        then every process with that uid is this capsule's."""
+        spec = self.spec
+        return self.uid is not None and spec is not None and spec.user is None and spec.capabilities.isolated
 
     @property
     def is_oneshot(self) -> bool:
@@ -208,6 +232,7 @@ class CapsuleRunner:
         self.status_text = ""
         usage = self.host.cpu_usage(self.name)  # the run's CPU % counts from here (note_cpu)
         self.cpu_sample, self.cpu_percent = (None if usage is None else (self.loop.now(), usage)), 0.0
+        self.metrics, self.runtime_failure = {}, ""
         self.ctx.watch_pid(run.pid, self)
         self.loop.add_reader(run.log_fd, lambda: self.on_log(run.log_fd))
         self.loop.add_reader(run.err_fd, lambda: self.on_exec_result(run.err_fd))
@@ -287,6 +312,14 @@ class CapsuleRunner:
         """An sd_notify message from one of this capsule's processes."""
         if "STATUS" in fields:
             self.status_text = fields["STATUS"]
+        if self.spec is not None and self.spec.runtime is not Runtime.EXEC:
+            if NOTIFY_METRICS in fields:
+                try:
+                    self.metrics = parse_metrics(fields[NOTIFY_METRICS])
+                except ProtocolError as e:
+                    log.debug("capsule %r: bad %s ignored: %s", self.name, NOTIFY_METRICS, e)
+            if fields.get(NOTIFY_FAILURE):
+                self.runtime_failure = one_line(fields[NOTIFY_FAILURE])
         if fields.get("WATCHDOG") == "1":
             self.last_watchdog = self.loop.now()
             self._arm_watchdog()
@@ -395,10 +428,20 @@ class CapsuleRunner:
             self.change_state(State.EXITED, str(end))
             self._kill_rest_then(self.ctx.schedule)
             return
+        if self.spec.runtime is not Runtime.EXEC and not end.clean:
+            # The runtime's own line (sd_notify, or else its last line of output) says why.
+            if end.exit_code == EXIT_DETERMINISTIC:
+                why = self.runtime_failure or last_output[:240] or "no reason given"
+                self.run_failed(f"{why} (deterministic: not restarted)", final=True)
+                return
+            if self.runtime_failure:
+                self.run_failed(f"{end}: {self.runtime_failure}")
+                return
         self.run_failed(str(end) + (f" (last output: {last_output[:160]!r})" if last_output else ""))
 
-    def run_failed(self, reason: str, abort: Abort | None = None) -> None:
-        """The current run ended badly, or must be ended (`abort`): restart with backoff, or give up."""
+    def run_failed(self, reason: str, abort: Abort | None = None, final: bool = False) -> None:
+        """The current run ended badly, or must be ended (`abort`): restart with backoff, or give up
+        (`final`: a deterministic failure, which would only happen again)."""
         assert self.spec is not None
         if abort is not None and self.pid is not None:
             self.host.signal(self.pid, abort.value)
@@ -413,7 +456,7 @@ class CapsuleRunner:
         self.consecutive_failures += 1
         self.failure_times.append(now)
         give_up = ""
-        if policy.policy is RestartPolicy.NEVER or not self.wanted:
+        if final or policy.policy is RestartPolicy.NEVER or not self.wanted:
             give_up = reason
         elif start_limit_hit(policy, self.failure_times, now):
             give_up = f"{reason}; start limit hit ({policy.limit_burst} failures within {policy.limit_interval:g} s)"
@@ -553,6 +596,8 @@ class CapsuleRunner:
             "error": self.load_error,
             "type": self.spec.type.value if self.spec else None,
             "description": self.spec.description if self.spec else "",
+            "runtime": self.spec.runtime.value if self.spec else None,
+            "metrics": {name: m.to_json() for name, m in self.metrics.items()},
             "cpu_percent": round(self.cpu_percent, 1),
             "log": str(self.log.path),
             "log_paused": self.log_paused,

@@ -38,6 +38,7 @@ class SpawnPlan:
     python: zygote.PythonRun | None = None  # run this Python program in the fork instead of exec'ing (zygote.py)
     quotas: Quotas = field(default_factory=Quotas)  # the cgroup limits declared (written before the fork)
     default_quotas: Quotas = field(default_factory=Quotas)  # where none is declared, if the controller is there
+    state_dir: str | None = None   # a runtime capsule's writable directory: made (owned by uid) before the fork
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@
   once nothing running depends on them. Called after every change; idempotent. `verdict` is a
   pure query of one capsule's dependencies.
 - **Reaper** (`reap`): the only place children are waited for; a capsule's main pid goes to its
-  runner, an abandoned one is only logged, anything else is an orphan.
+  runner, an abandoned one is only logged, anything else is an orphan. sd_notify messages still
+  queued are handled first: what a process said before it exited (a runtime's failure line) is
+  known when its exit is.
 - **Event bus** (`publish`): every state change of every runner goes to the console line, the
   listeners (control subscribers, the generation switcher) and the boot-complete check.
 - `apply` makes the set of runners match a manifest; `start/stop/restart/freeze` are the
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
 INTERPRETER = os.path.realpath(sys.executable)  # PID 1's Python: programs on it may run in its fork (zygote.py)
+NOTIFY_SENDERS_MAX = 4096  # sd_notify senders remembered (see Supervisor.notify_senders)
 SHUTDOWN_GRACE = 2.0       # beyond the longest stop timeout
 STOPPABLE = frozenset({State.STARTING, State.READY, State.BACKOFF})  # stopped by the scheduler once unwanted
 SHUTDOWN_MIN, SHUTDOWN_MAX = 5.0, 120.0
@@ -117,6 +120,13 @@ class Supervisor:
         self.by_pid: dict[int, CapsuleRunner] = {}
         self.abandoned: dict[int, str] = {}  # pids whose capsule has moved on: reaped, only logged
         self.notify: NotifySocket | None = None
+        # sd_notify senders seen alive (pid -> capsule, uid): a message a process sent just before
+        # it exited may be read after its /proc entry (and so its cgroup) is gone, e.g. a scoped
+        # runtime's last line, read between its exit and its namespace init's. Consulted only when
+        # the cgroup says nothing, and only for the same uid (a dynamic uid is the capsule's own;
+        # a root sender could do anything anyway); forgotten when the capsule's run ends; bounded.
+        self.notify_senders: dict[int, tuple[CapsuleRunner, int]] = {}
+        self.state_dir: Path | None = None  # where generations live (main.py); runtime capsules' state too
         self.listeners: list[Callable[[Event], None]] = []
         self.reload_hook: Callable[[], dict[str, list[str]]] | None = None
         self.manifest_source = ""
@@ -172,7 +182,8 @@ class Supervisor:
 
     def facts(self, runner: CapsuleRunner) -> Facts:
         return Facts(config=self.config, users=self.users(), taken_uids=OtherUids(self.uid_holders, runner.uid),
-                     mem_total=self.mem_total, interpreter=INTERPRETER if self.config.zygote else "")
+                     mem_total=self.mem_total, interpreter=INTERPRETER if self.config.zygote else "",
+                     state_dir=self.state_dir)
 
     def claim_uid(self, runner: CapsuleRunner, uid: int | None) -> None:
         """`runner`'s run holds `uid` now (the uids other runs hold are taken: facts)."""
@@ -426,19 +437,20 @@ class Supervisor:
     def status(self, name: str, stats: bool = True) -> dict[str, object]:
         return self.capsules[name].status(stats)
 
-    def status_all(self, names: list[str] | None = None, stats: bool = True) -> list[dict[str, object]]:
-        """Every capsule's status (or those `names` that exist), by name; `stats`: with cgroup figures."""
-        chosen = sorted(self.capsules) if names is None else sorted(n for n in set(names) if n in self.capsules)
-        return [self.status(name, stats) for name in chosen]
-
     # --- process events ---------------------------------------------------------------------------
 
     def reap(self) -> None:
         """The only place children are waited for: every exit, capsule or orphan, comes here."""
+        drained = False
         for pid, status in self.host.reap():
+            if not drained and self.notify is not None:
+                drained = True
+                self._on_notify()  # what the capsules said before they exited, first
             runner = self.by_pid.pop(pid, None)
             if runner is not None:
                 runner.exited(status)
+                for sender in [p for p, (r, _uid) in self.notify_senders.items() if r is runner]:
+                    del self.notify_senders[sender]
             elif pid in self.abandoned:
                 log.debug("reaped %d (%s): %s", pid, self.abandoned.pop(pid), RunEnd.from_status(status))
             else:
@@ -446,12 +458,23 @@ class Supervisor:
                 log.debug("reaped orphan %d: %s", pid, RunEnd.from_status(status))
 
     def _on_notify(self) -> None:
+        """Route each sd_notify message to its capsule: by main pid, else by the sender's cgroup,
+        else (the sender has exited since it sent it) by the same pid and uid seen alive, else by
+        its uid when that is a capsule's dynamic uid (no other process has it)."""
         assert self.notify is not None
-        for pid, fields in self.notify.receive():
+        for pid, uid, fields in self.notify.receive():
             runner = self.by_pid.get(pid)
             if runner is None:
                 owner = self.host.owner_of(pid)
                 runner = self.capsules.get(owner) if owner else None
+                if runner is not None:
+                    self.notify_senders[pid] = (runner, uid)
+                    while len(self.notify_senders) > NOTIFY_SENDERS_MAX:
+                        del self.notify_senders[next(iter(self.notify_senders))]
+                elif pid in self.notify_senders and self.notify_senders[pid][1] == uid:
+                    runner = self.notify_senders[pid][0]
+                else:  # gone before PID 1 read any of its messages: a dynamic uid is one capsule's
+                    runner = next((r for r in self.capsules.values() if r.uid == uid and r.own_uid), None)
             if runner is None:
                 log.debug("sd_notify from unknown pid %d ignored: %s", pid, fields)
                 continue

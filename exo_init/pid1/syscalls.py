@@ -84,26 +84,3 @@ def sethostname(name: str) -> None:
     raw = name.encode()
     _check(_libc.sethostname(raw, len(raw)), "sethostname", name)
 
-
-# openat2(2): the same number on x86_64 and aarch64 (the generic syscall table).
-SYS_OPENAT2 = 437
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_IN_ROOT = 0x10
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-_libc.syscall.restype = ctypes.c_long
-
-
-def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
-    """openat2(2) with `resolve` flags (RESOLVE_IN_ROOT: `path` as seen from `dirfd` as its root)."""
-    how = _OpenHow(flags, 0, resolve)
-    fd = _libc.syscall(ctypes.c_long(SYS_OPENAT2), ctypes.c_int(dirfd), path.encode(), ctypes.byref(how),
-                       ctypes.c_size_t(ctypes.sizeof(how)))
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"openat2({path}): {os.strerror(err)}")
-    return int(fd)

@@ -1,7 +1,9 @@
 """The Sentry dashboard: a Wayland client (pycairo into wl_shm) showing every capsule with its
 state colour, restarts, CPU and memory against its quota, a history graph of CPU and memory per
-capsule, the recent Sentry events and the current generation; redrawn every second from PID 1's
-control socket (read-only operations: status, info, events).
+capsule, the runtime capsules' budgets (a WebAssembly capsule's fuel used against `wasm.fuel`
+and its linear memory against `wasm.memory_max`: the `metrics` of its status), the recent Sentry
+events and the current generation; redrawn every second from PID 1's control socket (read-only
+operations: status, info, events).
 
 Data (`Snapshot`, `collect`, `History`) is separate from drawing (`render`, cairo only) and from
 the Wayland plumbing (`Window`). The layout is fixed so that a test can find things: capsule row
@@ -11,6 +13,7 @@ the Wayland plumbing (`Window`). The layout is fixed so that a test can find thi
 from __future__ import annotations
 
 import argparse
+import json
 import mmap
 import os
 import selectors
@@ -25,6 +28,7 @@ from typing import Any
 
 from exo_init.client.control import call
 from exo_init.lib.errors import ApiError
+from exo_init.lib.runtime import ProtocolError, metric_text, parse_metrics
 from exo_init.lib.units import fmt_bytes
 
 CONTROL = Path("/run/exosphere/control.sock")
@@ -36,6 +40,7 @@ TABLE_TOP = 64          # first row's top
 ROW_H = 26
 SWATCH_X, SWATCH_W, SWATCH_H = 16, 20, 18
 TABLE_W = 600           # the table's columns end here; the graphs are to the right
+BUDGET_H = 18           # a runtime capsule's line in the budgets list below the table
 HISTORY = 120           # samples kept per capsule (two minutes at 1 Hz)
 
 # Colours (R, G, B), 0-255 -----------------------------------------------------------------------------
@@ -61,6 +66,11 @@ def row_top(i: int) -> int:
     return TABLE_TOP + i * ROW_H
 
 
+def budget_top(rows: int, k: int) -> int:
+    """The top of the k-th runtime capsule's line in the budgets list, below `rows` table rows."""
+    return row_top(rows) + 24 + k * BUDGET_H
+
+
 def swatch_centre(i: int) -> tuple[int, int]:
     return SWATCH_X + SWATCH_W // 2, row_top(i) + 4 + SWATCH_H // 2
 
@@ -81,6 +91,8 @@ class CapsuleRow:
     memory: int                 # bytes
     memory_max: int | None      # bytes, None: no quota
     detail: str = ""
+    budgets: str = ""           # a runtime capsule's figures against its budgets ("fuel 1.2M/1G, memory 64K/16M")
+    budget: float | None = None  # the budget closest to exhaustion, as a fraction used (None: none)
 
 
 @dataclass(frozen=True)
@@ -102,16 +114,28 @@ def parse_cpu_max(value: str) -> float | None:
     return 100.0 * int(parts[0]) / period
 
 
+def budgets_of(status: Mapping[str, Any]) -> tuple[str, float | None]:
+    """A runtime capsule's metrics as one line, and the largest fraction of a limited one used."""
+    try:
+        metrics = parse_metrics(json.dumps(status.get("metrics") or {}))
+    except (ProtocolError, TypeError, ValueError):
+        return "", None
+    fractions = [m.value / m.limit for m in metrics.values() if m.limit]
+    return ", ".join(metric_text(n, m) for n, m in metrics.items()), max(fractions, default=None)
+
+
 def capsule_row(status: Mapping[str, Any]) -> CapsuleRow:
     cg = status.get("cgroup") or {}
     mem_max = str(cg.get("memory_max", "max"))
+    budgets, budget = budgets_of(status)
     return CapsuleRow(
         name=str(status["name"]), state=str(status["state"]), restarts=int(status.get("restarts") or 0),
         cpu_percent=float(status.get("cpu_percent") or 0.0),
         cpu_quota=parse_cpu_max(str(cg.get("cpu_max", "max"))),
         memory=int(cg.get("memory_current") or 0),
         memory_max=None if mem_max == "max" else int(mem_max),
-        detail=str(status.get("status_text") or status.get("reason") or ""))
+        detail=str(status.get("status_text") or status.get("reason") or ""),
+        budgets=budgets, budget=budget)
 
 
 def event_line(record: Mapping[str, Any]) -> str:
@@ -239,6 +263,20 @@ def render(ctx: Any, snap: Snapshot, history: History, width: int, height: int, 
         _bar(ctx, 450, top + 7, 70, 12, row.memory / limit if limit else 0.0, series_colour(row.name))
         _text(ctx, 526, top + 18, fmt_bytes(row.memory) + ("" if row.memory_max is None else
                                                            "/" + fmt_bytes(row.memory_max)), DIM, 11)
+    # Runtime budgets (fuel, linear memory, ...), below the table: a bar for the one closest to
+    # exhaustion and the figures.
+    shown = next((i for i in range(len(snap.capsules)) if row_top(i) + ROW_H > height), len(snap.capsules))
+    runtime_rows = [row for row in snap.capsules[:shown] if row.budgets]
+    if runtime_rows and budget_top(shown, 0) + BUDGET_H <= height:
+        _text(ctx, 44, budget_top(shown, 0) - 6, "runtime budgets", DIM, 11)
+        for k, row in enumerate(runtime_rows):
+            top = budget_top(shown, k)
+            if top + BUDGET_H > height:
+                break
+            _text(ctx, 44, top + 13, row.name[:20], TEXT, 11)
+            if row.budget is not None:
+                _bar(ctx, 190, top + 3, 100, 11, row.budget, series_colour(row.name))
+            _text(ctx, 300, top + 13, row.budgets[:48], DIM, 11)
     # History graphs: CPU (percent of one CPU) and memory (bytes), one line per capsule.
     gx, gw = TABLE_W + 16, width - TABLE_W - 32
     gh = max(60, (height - TABLE_TOP - 40) // 3)

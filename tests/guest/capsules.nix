@@ -13,6 +13,10 @@ let
     restart.policy = "never";
     inherit capabilities;
   };
+  # WebAssembly capsules (tests/vm/test_wasm.py): the modules are tests/guest/wasm/*.wat, compiled by
+  # the runtime (exo_init/runtimes/wasm.py) when they start; all scoped, as dynamic uids.
+  wasmDir = "/usr/lib/exosphere/test/wasm";
+  wasm = module: fields: { runtime = "wasm"; wasm = { module = "${wasmDir}/${module}"; } // fields; };
   attempts = {
     exists = [ "/root" "/var/lib/exosphere" "/etc/exosphere" "/srv/ro/file" "/dev/vda" "/dev/mem" "/dev/kmsg"
                "/dev/null" "/sys" "/run/exosphere/control.sock" "/run/dbus" ];
@@ -172,6 +176,60 @@ in
     argv = [ "/usr/bin/yes" ];
     autostart = false;
     restart.policy = "never";
+  };
+  # A hello module at boot: one line through exo.log, then it returns (exited 0).
+  wasm-hello = wasm "hello.wat" { } // {
+    description = "Hello from WebAssembly (a oneshot at boot)";
+    type = "oneshot";
+    restart.policy = "never";
+  };
+  # A runaway loop with a fuel budget: failed, not restarted, although its policy is "always".
+  wasm-spin = wasm "spin.wat" { fuel = 50000000; } // {
+    description = "A runaway loop: stops at its fuel budget";
+    autostart = false;
+    readiness.kind = "notify";
+    restart.policy = "always";
+  };
+  # The same loop with fuel to spare and a 2 s deadline (wall clock: restarted, then the start limit).
+  wasm-deadline = wasm "spin.wat" { fuel = 1000000000000000; deadline = 2; } // {
+    description = "A runaway loop: stopped at its deadline";
+    autostart = false;
+    readiness.kind = "notify";
+    restart = { policy = "on-failure"; delay = 0.5; limit_burst = 2; limit_interval = 120; };
+  };
+  wasm-grow = wasm "grow.wat" { memory_max = "1M"; } // {
+    description = "memory.grow past wasm.memory_max, then an out-of-bounds load";
+    autostart = false;
+    restart.policy = "never";
+  };
+  wasm-ungranted = wasm "ungranted.wat" { } // {
+    description = "Imports exo.fs_read without a filesystem grant";
+    autostart = false;
+    restart.policy = "never";
+  };
+  # The test writes /srv/wasm/fs.wat (tests/guest/wasm/fs.wat.in with @BASE@ = /srv/wasm) first.
+  wasm-fs = {
+    description = "Files through the import table: granted, ungranted, .. and symlink escapes";
+    runtime = "wasm";
+    wasm.module = "/srv/wasm/fs.wat";
+    type = "oneshot";
+    autostart = false;
+    restart.policy = "never";
+    capabilities.filesystem = { "/srv/wasm/ro" = "ro"; "/srv/wasm/rw" = "rw"; };
+  };
+  # A long-running module (ready once instantiated): its figures in exoctl status; the benchmark's.
+  wasm-ticker = wasm "ticker.wat" { } // {
+    description = "A WebAssembly service: a line and a 100 ms sleep, forever";
+    autostart = false;
+    readiness.kind = "notify";
+  };
+  # The benchmark's ordinary Python capsule: ready (sd_notify) as soon as it runs.
+  bench-python = {
+    description = "A Python capsule that is ready at once (tests/bench/wasm.py compares start-to-ready)";
+    argv = [ paths.python3 "-c" "from exo_init.lib.notify import sd_notify; import time; sd_notify('READY=1'); time.sleep(1000)" ];
+    env.PYTHONPATH = paths.exoInitLib;
+    autostart = false;
+    readiness.kind = "notify";
   };
   # A TCP service on the host's end of probe-veth's pair is what "reaches the other end" means.
   veth-peer = {

@@ -10,8 +10,9 @@ any user or from inside a capsule granted `control`; it prints one JSON line of 
     hostile.py SOCKET flood SECONDS          connect and close as fast as possible
     hostile.py SOCKET latency SECONDS        `info` every 50 ms; the worst and median round trip
                                              (SIGTERM ends it sooner)
-    hostile.py @FILE                         the arguments above from FILE, a JSON list (a capsule's
-                                             argv is fixed: the booted-image test writes FILE)
+    hostile.py @FILE                         the arguments above from FILE, a JSON list, once it
+                                             exists (a capsule's argv is fixed: the booted-image
+                                             test starts it, then writes FILE)
 
 Standalone (the standard library only), so it runs in any capsule with Python. Every wait is
 bounded; the socket closed by the server is what the attacks look for, and is reported.
@@ -282,7 +283,12 @@ def main(argv: list[str]) -> dict[str, object]:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if len(args) == 1 and args[0].startswith("@"):
+    if len(args) == 1 and args[0].startswith("@"):  # (waiting for the file, up to 5 minutes)
+        deadline = time.monotonic() + 300
+        while not os.path.exists(args[0][1:]):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"hostile.py: no {args[0][1:]} within 300 s")
+            time.sleep(0.1)
         with open(args[0][1:]) as f:
             args = [str(a) for a in json.load(f)]
     print(REPORT + json.dumps(main(args)), flush=True)

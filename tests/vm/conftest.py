@@ -24,7 +24,9 @@ TEST_LAYER = Layer(
            (GUEST / "scope_probe.py", "/usr/lib/exosphere/test/scope_probe.py"),
            (GUEST / "ready.py", "/usr/lib/exosphere/test/ready.py"),
            (GUEST / "bench_versus.py", "/usr/lib/exosphere/test/bench_versus.py"),
-           (GUEST / "hostile.py", "/usr/lib/exosphere/test/hostile.py")),
+           (GUEST / "hostile.py", "/usr/lib/exosphere/test/hostile.py"),
+           (GUEST / "bench_wasm.py", "/usr/lib/exosphere/test/bench_wasm.py"),
+           (GUEST / "wasm", "/usr/lib/exosphere/test/wasm")),
 )
 BOOT_TIMEOUT = 300.0
 

@@ -140,13 +140,18 @@ def as_user(m: Machine, *args: str, timeout: float = 120.0) -> dict[str, Any]:
     return parse_report(m.succeed(f"{USER} python3 {HOSTILE} {SOCK} {' '.join(map(shlex.quote, args))}", timeout))
 
 
-def from_capsule(m: Machine, *args: str, timeout: float = 180.0) -> dict[str, Any]:
-    """Run hostile.py with `args` as the `hostile` capsule (a dynamic uid) and return its report."""
-    m.succeed(f"echo {shlex.quote(json.dumps([SOCK, *args]))} > /srv/hostile/args.json")
+def from_capsule(m: Machine, name: str, *args: str, timeout: float = 180.0) -> tuple[dict[str, Any], Measured]:
+    """Run hostile.py with `args` as the `hostile` capsule (a dynamic uid); its report, and the
+    measurement over the attack. The capsule is started first and waits for its arguments: the
+    measurement covers the attack, not exoctl starting a capsule."""
+    m.succeed("rm -f /srv/hostile/args.json")
     m.succeed("exoctl --via socket start hostile")
-    st = m.wait_for_capsule("hostile", "exited", timeout)
+    with Measured(m, name) as t:
+        m.succeed(f"echo {shlex.quote(json.dumps([SOCK, *args]))} > /srv/hostile/args.tmp && "
+                  "mv /srv/hostile/args.tmp /srv/hostile/args.json")
+        st = m.wait_for_capsule("hostile", "exited", timeout)
     assert st["reason"] == "exited 0", st
-    return parse_report(m.succeed("exoctl --via socket logs hostile -n 5"))
+    return parse_report(m.succeed("exoctl --via socket logs hostile -n 5")), t
 
 
 def test_a_baseline_is_recorded(vm: Machine) -> None:
@@ -167,8 +172,8 @@ def test_idle_connections_from_a_user(vm: Machine) -> None:
 
 
 def test_idle_connections_from_a_capsule(vm: Machine) -> None:
-    with Measured(vm, "1100 idle connections (dynamic-uid capsule)") as t:
-        r = from_capsule(vm, "idle", "1100", str(control.REQUEST_DEADLINE + 4))
+    r, t = from_capsule(vm, "1100 idle connections (dynamic-uid capsule)", "idle", "1100",
+                        str(control.REQUEST_DEADLINE + 4))
     errors = {k: v for k, v in r.items() if k.isupper() and k != "EAGAIN"}
     t.row(f"held at most {figures(vm)['peak_per_uid']} at once, refused {t.delta('refused')}"
           + (f" (the capsule itself ran out of fds: {errors})" if errors else "") + "; closed all by "
@@ -178,8 +183,7 @@ def test_idle_connections_from_a_capsule(vm: Machine) -> None:
 
 
 def test_a_trickled_request(vm: Machine) -> None:
-    with Measured(vm, "a request trickled 1 byte / 0.5 s (capsule)") as t:
-        r = from_capsule(vm, "trickle", "30")
+    r, t = from_capsule(vm, "a request trickled 1 byte / 0.5 s (capsule)", "trickle", "30")
     t.row(f"closed it after {r['closed_after']} s, no answer")
     assert r["closed_after"] <= control.REQUEST_DEADLINE + 2 and r["answer"] == "", r
 
@@ -193,8 +197,7 @@ def test_answers_never_read(vm: Machine) -> None:
 
 
 def test_subscribers_never_reading(vm: Machine) -> None:
-    with Measured(vm, "30 subscribers never reading (capsule)") as t:
-        r = from_capsule(vm, "subscribers", "30", "6")
+    r, t = from_capsule(vm, "30 subscribers never reading (capsule)", "subscribers", "30", "6")
     t.row(f"kept {r['held']} (subscribers have no deadline; their output is bounded)")
     assert r["held"] == 30, r
 
@@ -220,8 +223,7 @@ def test_bytes_after_a_request(vm: Machine) -> None:
 
 
 def test_a_connect_flood(vm: Machine) -> None:
-    with Measured(vm, "connect/close flood, 5 s (capsule)") as t:
-        r = from_capsule(vm, "flood", "5")
+    r, t = from_capsule(vm, "connect/close flood, 5 s (capsule)", "flood", "5")
     t.row(f"the attacker connected {r['connects']} times ({r['errors'] or 'no errors'})")
 
 
