@@ -240,10 +240,11 @@ class CgroupTree:
 
     def stats(self, name: str) -> CgroupStats:
         """The capsule's figures. cpu.stat is read every time (CPU usage is sampled by its change);
-        the rest, a dozen files, at most once per STATS_TTL: `status` is called every second by the
-        Sentry and the dashboard each, on PID 1's loop, and under TCG reading them all took longer
-        than PID 1 may keep a root client waiting. What exo_init writes (freeze, kill, quotas)
-        drops the capsule's cached figures."""
+        the rest, a dozen files, at most once per STATS_TTL: `status` with figures runs on PID 1's
+        loop (the dashboard asks for its rows' every second, any client for all), and under TCG
+        reading them all took longer than PID 1 may keep a root client waiting. Nothing reads them
+        unasked (no periodic sampling). What exo_init writes (freeze, kill, quotas) drops the
+        capsule's cached figures."""
         leaf = self.path(name)
         cpu = _flat_keyed(_read(leaf / "cpu.stat"))
         now = time.monotonic()

@@ -112,14 +112,25 @@ class _ArgCmp(ctypes.Structure):
                 ("datum_b", ctypes.c_uint64))
 
 
-def _libseccomp() -> ctypes.CDLL:
-    import ctypes.util  # noqa: PLC0415 (only a capsule's child with seccomp_deny needs it)
+_LIBSECCOMP: list[ctypes.CDLL] = []  # loaded once per process (a capsule's child, or a test)
 
-    name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
+
+def _libseccomp() -> ctypes.CDLL:
+    """libseccomp by its soname (the dynamic loader's own search, no process started: ctypes.util's
+    find_library runs `ldconfig -p` in a subprocess, which in a capsule's namespace init became a
+    process of the capsule's PID namespace and cost every scoped start a fork and exec); find_library
+    only where the soname is not found."""
+    if _LIBSECCOMP:
+        return _LIBSECCOMP[0]
     try:
-        lib = ctypes.CDLL(name, use_errno=True)
-    except OSError as e:
-        raise OSError(errno.ENOENT, f"libseccomp is not installed ({e})") from None
+        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library  # noqa: PLC0415 (only where the loader does not find the soname)
+
+        try:
+            lib = ctypes.CDLL(find_library("seccomp") or "libseccomp.so", use_errno=True)
+        except OSError as e:
+            raise OSError(errno.ENOENT, f"libseccomp is not installed ({e})") from None
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
@@ -127,6 +138,7 @@ def _libseccomp() -> ctypes.CDLL:
                                            ctypes.POINTER(_ArgCmp)]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    _LIBSECCOMP.append(lib)
     return lib
 
 

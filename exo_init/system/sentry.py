@@ -419,8 +419,9 @@ class Sentry:
             readers: list[Any] = [events] + ([watcher.inotify] if watcher is not None else [])
             next_tick = time.monotonic() + interval
             while True:
-                readable, _, _ = select.select(readers, [], [], max(0.0, next_tick - time.monotonic()))
-                if events in readable:
+                wait = 0.0 if events.pending else max(0.0, next_tick - time.monotonic())  # (lines read already)
+                readable, _, _ = select.select(readers, [], [], wait)
+                if events in readable or events.pending:
                     for event in events.receive():
                         self.on_event(event)
                         self.follow(watcher, event)
