@@ -244,7 +244,7 @@ def step(what: str, fn: Callable[[], T], fallback: T) -> T:
     (a value in a manifest, a failing syscall, out of file descriptors) can end PID 1."""
     try:
         return fn()
-    except (Exception, SystemExit) as e:  # (SystemExit: argparse refusing a command line)
+    except (Exception, SystemExit) as e:  # (SystemExit: the option parser refusing a command line)
         log.error("boot step failed (continuing without it): %s", what, exc_info=e)  # (+ ": Type: message")
         return fallback
 
