@@ -211,7 +211,7 @@ let
   # image, exosphere.nix when services.exosphere.sentry.enable is set. `policy` is the sentry's
   # own configuration (see the module docstring): which action for which anomaly of which capsule.
   sentry = paths: policy: {
-    # It samples every capsule's cgroup and processes (psutil) and may roll back generations.
+    # It watches every capsule's cgroup files and may roll back generations.
     capabilities.host = true;
     description = "Sentry: watches capsules (OOM, pids.max, throttling, pressure, crash loops) and acts";
     argv = [

@@ -12,6 +12,11 @@ concatenated cpio segments, each cached by content:
 
 Outputs: vmlinuz + initrd.img for direct boot, and a hybrid ISO (BIOS + UEFI, CD or disk);
 with `disk_root`, also the stage-1 variant the choice was measured against (qemu/stage1.py).
+
+The systemd variant (`init="systemd"`, tests/bench/versus.py compares the two) is the same base
+plus systemd-sysv (a base of its own, cached by content the same way; the kernel must be the same
+version), the same layers, and the same Nix-rendered manifest's capsules as systemd units written
+by `exoctl export-systemd`'s translator; systemd is its init.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ PACKAGES = (
     "dbus", "kmod", "linux-image-amd64", "iproute2", "procps", "e2fsprogs",
     "libseccomp2",  # capabilities.seccomp_deny (exo_init/pid1/scope.py loads it through ctypes)
     "libglib2.0-bin", "udhcpc",  # gdbus (D-Bus calls from the shell); busybox's DHCP client
+    "dumb-init",  # a scoped capsule's namespace init (exo_init/pid1/spawn.py): 0.1 MB where Python's held 3
 )
 # Kernel modules the image ships besides the ones the manifest loads at boot (`kernelModules` in
 # nixos-modules/capsules.nix): drivers for the displays, disks and NICs of QEMU and VirtualBox.
@@ -65,7 +71,22 @@ CONSOLES = "console=tty0 console=ttyS0,115200 panic=10"
 KERNEL_CMDLINE = f"rdinit=/sbin/exo_init {CONSOLES}"
 DISK_ROOT_CMDLINE = f"{CONSOLES} exo.root=LABEL={ROOT_LABEL}"  # stage 1 (/init) finds the root disk
 
-EXO_INIT_SCRIPT = """#!/usr/bin/python3 -I
+# --- the systemd variant ---
+SYSTEMD_PACKAGES = ("systemd-sysv",)
+# systemd boots straight to the capsules' target (reaching it = every capsule ready). udev keeps the
+# kernel's interface names (eth0, as exo_init's image has no udev to rename them).
+SYSTEMD_CMDLINE = f"rdinit=/sbin/init systemd.unit=exosphere.target net.ifnames=0 {CONSOLES}"
+# exo_init's own management plane: its anomaly watcher, its D-Bus API and its status display talk
+# to exo_init's control socket and cannot run without it. systemd's counterparts are part of it (its
+# D-Bus API, `systemctl status`), so the systemd variant runs every other capsule, not these.
+EXO_INIT_PLANE = ("sentry", "dbus-bridge", "dashboard")
+# What exo_init does for capsules before any starts, and systemd needs said: the runtime directories
+# (tmpfiles.d), and the system bus is the dbus capsule's alone (Debian's own dbus units masked).
+SYSTEMD_TMPFILES = "d /run/exosphere 0755 root root -\nd /run/exosphere/wayland 0755 root root -\n"
+SYSTEMD_MASKED = ("dbus.socket", "dbus.service")
+MACHINE_ID = "3c0d5e5a1e8f4c6fa0b7e1d2c3b4a596"  # fixed: no first-boot units (systemd-firstboot would prompt)
+
+EXO_INIT_SCRIPT = """#!/usr/bin/python3 {flags}
 import sys
 sys.path.insert(0, "/usr/lib/exosphere")
 from exo_init.{module} import main
@@ -100,13 +121,13 @@ def _key(*parts: str | Path) -> str:
 
 # --- base: Debian root filesystem -------------------------------------------------------------------
 
-def build_rootfs(dest: Path) -> None:
+def build_rootfs(dest: Path, packages: Sequence[str] = PACKAGES) -> None:
     """mmdebstrap into directory `dest` (made under a temporary name, renamed when complete)."""
     tmp = dest.with_name(dest.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     run([
-        "mmdebstrap", "--variant=essential", f"--include={','.join(PACKAGES)}",
+        "mmdebstrap", "--variant=essential", f"--include={','.join(packages)}",
         "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
         "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-include=/usr/share/locale/C.UTF-8/*",
         "--aptopt=APT::Install-Recommends false", "--format=directory",
@@ -150,10 +171,11 @@ def boot_modules() -> list[str]:
                                capture=True).stdout))
 
 
-def build_base(cache: Path) -> Path:
+def build_base(cache: Path, extra_packages: Sequence[str] = ()) -> Path:
     """cache/base-<key>/{vmlinuz,base.cpio,kver}, built once per package and module list."""
     modules = sorted({*IMAGE_MODULES, *boot_modules()})
-    key = _key(SUITE, *PACKAGES, *modules, *PRUNE)
+    packages = (*PACKAGES, *extra_packages)
+    key = _key(SUITE, *packages, *modules, *PRUNE)
     out = cache / f"base-{key}"
     if (out / "base.cpio").exists():
         log(f"base {key}: cached")
@@ -161,8 +183,8 @@ def build_base(cache: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     staging = out / "rootfs"
     if not staging.is_dir():  # (an interrupted prune is simply redone: it is idempotent)
-        with step(f"mmdebstrap {SUITE} ({len(PACKAGES)} packages)"):
-            build_rootfs(staging)
+        with step(f"mmdebstrap {SUITE} ({len(packages)} packages)"):
+            build_rootfs(staging, packages)
     with step("prune"):
         kernels = sorted((staging / "boot").glob("vmlinuz-*"))
         if kernels:
@@ -259,10 +281,11 @@ def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer]) -> None
     for pkg in ("exo_init", "corecaps"):
         if (root / pkg).is_dir():
             shutil.copytree(root / pkg, lib / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for path, module in (("usr/sbin/exo_init", "pid1.main"), ("usr/bin/exoctl", "client.exoctl")):
+    # exoctl without site (a third of its start-up): it loads site-packages itself for D-Bus only
+    for path, module, flags in (("usr/sbin/exo_init", "pid1.main", "-I"), ("usr/bin/exoctl", "client.exoctl", "-IS")):
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(EXO_INIT_SCRIPT.format(module=module))
+        target.write_text(EXO_INIT_SCRIPT.format(module=module, flags=flags))
         target.chmod(0o755)
     (dest / "init").symlink_to("/usr/sbin/exo_init")
     etc = dest / "etc/exosphere"
@@ -286,6 +309,31 @@ def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer]) -> None
                         ignore=shutil.ignore_patterns("__pycache__"))
     # Byte-compile with the host's Python 3.11 (same bytecode as the image's): no compile at boot.
     run([sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", lib, dist])
+
+
+def stage_systemd(dest: Path, manifest_json: str) -> list[str]:
+    """The systemd variant's part of the layer: the manifest's capsules (except exo_init's own
+    plane) as units in /etc/systemd/system, by the translator `exoctl export-systemd` uses; the
+    runtime directories; Debian's dbus units masked; a machine id. Returns the unit names."""
+    from exo_init.client.systemd_units import export  # noqa: PLC0415 (only this variant needs it)
+    from exo_init.pid1.manifest import parse_manifest  # noqa: PLC0415
+
+    manifest = parse_manifest(json.loads(manifest_json), "rendered manifest")
+    workload = replace(manifest, capsules={n: c for n, c in manifest.capsules.items() if n not in EXO_INIT_PLANE})
+    units = dest / "etc/systemd/system"
+    units.mkdir(parents=True, exist_ok=True)
+    written = []
+    for unit in export(workload):
+        (units / unit.name).write_text(unit.text)
+        written.append(unit.name)
+    for name in SYSTEMD_MASKED:
+        (units / name).symlink_to("/dev/null")
+    tmpfiles = dest / "usr/lib/tmpfiles.d/exosphere.conf"
+    tmpfiles.parent.mkdir(parents=True, exist_ok=True)
+    tmpfiles.write_text(SYSTEMD_TMPFILES)
+    (dest / "etc/machine-id").write_text(MACHINE_ID + "\n")
+    log(f"systemd: {len(written) - 1} capsule units and exosphere.target; not run: {', '.join(EXO_INIT_PLANE)}")
+    return written
 
 
 GRUB_CFG = """set timeout=1
@@ -320,9 +368,12 @@ def build_iso(kernel: Path, initrd: Path, dest: Path, work: Path, *, cmdline: st
     shutil.rmtree(isoroot)
 
 
-def build(layers: Sequence[Layer] = (), iso: bool = True, disk_root: bool = False) -> Image:
-    """Build (or find in the cache) the image. Concurrent builds wait for each other: two
-    mmdebstraps into one cache entry would destroy each other's tree."""
+def build(layers: Sequence[Layer] = (), iso: bool = True, disk_root: bool = False, init: str = "exo_init") -> Image:
+    """Build (or find in the cache) the image; `init="systemd"`: the systemd variant (see the module
+    docstring). Concurrent builds wait for each other: two mmdebstraps into one cache entry would
+    destroy each other's tree."""
+    if init not in ("exo_init", "systemd") or (init == "systemd" and (iso or disk_root)):
+        raise StepFailed(f"no such image: init {init!r}, iso {iso}, disk_root {disk_root}")
     cache = cache_dir()
     with open(cache / ".lock", "w") as lock:
         try:
@@ -330,21 +381,28 @@ def build(layers: Sequence[Layer] = (), iso: bool = True, disk_root: bool = Fals
         except BlockingIOError:
             log(f"waiting for another build to finish (lock {cache / '.lock'})")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build(cache, layers, iso, disk_root)
+        return _build(cache, layers, iso, disk_root, init)
 
 
-def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool) -> Image:
+def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool, init: str) -> Image:
     started = time.monotonic()
-    with step("build Exosphere dev image"):
-        base = build_base(cache)
+    systemd = init == "systemd"
+    with step("build Exosphere dev image" + (" (systemd variant)" if systemd else "")):
+        base = kernel_base = build_base(cache)
+        if systemd:
+            base = build_base(cache, SYSTEMD_PACKAGES)
+            kvers = {(b / "kver").read_text().strip() for b in (kernel_base, base)}
+            if len(kvers) != 1:
+                raise StepFailed(f"the systemd base has another kernel than the base ({', '.join(sorted(kvers))}): "
+                                 f"remove {base} to rebuild it from the same packages")
         with step("render manifest (nix-instantiate)"):
             manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra])
         root = repo_root()
         key = _key(base.name, manifest_json, *WHEELS, root / "exo_init", root / "corecaps", Path(__file__),
                    root / DBUS_POLICY, *(root / "qemu" / f for f in ("stage1.py", "stage1-init", "kmods.py")),
                    *(f"{layer.name}:{src}:{dst}" for layer in layers for src, dst in layer.files),
-                   *(src for layer in layers for src, _ in layer.files))
-        name = "+".join(["exosphere", *(layer.name for layer in layers)])
+                   *(src for layer in layers for src, _ in layer.files), init)
+        name = "+".join(["exosphere" + ("-systemd" if systemd else ""), *(layer.name for layer in layers)])
         out = cache / f"image-{key}"
         initrd = out / "initrd.img"
         iso_path = out / f"{name}.iso"
@@ -354,6 +412,8 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool) -> 
                 shutil.rmtree(work)
             with step(f"layer {name}"):
                 stage_layer(work / "layer", manifest_json, layers)
+                if systemd:
+                    stage_systemd(work / "layer", manifest_json)
                 write_cpio(work / "layer", work / "layer.cpio")
             with open(out / "initrd.tmp", "wb") as dst:
                 for part in (base / "base.cpio", work / "layer.cpio"):
@@ -378,9 +438,9 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool) -> 
                 build_root_disk(work / "tree", root_disk)
                 build_stage1_initrd(work / "tree", (base / "kver").read_text().strip(), stage1, work)
                 shutil.rmtree(work)
-    image = Image(kernel=base / "vmlinuz", initrd=initrd, iso=iso_path if iso else None,
-                  manifest=out / "manifest.json", stage1=stage1 if disk_root else None,
-                  root_disk=root_disk if disk_root else None)
+    image = Image(kernel=kernel_base / "vmlinuz", initrd=initrd, iso=iso_path if iso else None,
+                  manifest=out / "manifest.json", cmdline=SYSTEMD_CMDLINE if systemd else KERNEL_CMDLINE,
+                  stage1=stage1 if disk_root else None, root_disk=root_disk if disk_root else None)
     sizes = {"kernel": image.kernel.stat().st_size, "initrd": initrd.stat().st_size}
     if image.iso is not None:
         sizes["iso"] = image.iso.stat().st_size
@@ -398,11 +458,14 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="qemu/build", description="Build the Exosphere dev image")
     p.add_argument("--no-iso", action="store_true", help="only kernel + initrd")
     p.add_argument("--disk-root", action="store_true", help="also the stage-1 initramfs and the ext4 root disk")
+    p.add_argument("--systemd", action="store_true", help="the systemd variant (same base + systemd-sysv, "
+                   "the capsules as systemd units); implies --no-iso")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         die("building the image needs root (mmdebstrap, device nodes, file ownership)", hint="run it with sudo")
     try:
-        build(iso=not args.no_iso, disk_root=args.disk_root)
+        build(iso=not (args.no_iso or args.systemd), disk_root=args.disk_root,
+              init="systemd" if args.systemd else "exo_init")
     except StepFailed as e:
         die(str(e))
 

@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from qemu.build import DISK_ROOT_CMDLINE, KERNEL_CMDLINE, build
+from qemu.build import DISK_ROOT_CMDLINE, build
 from qemu.util import StepFailed, cache_dir, die, log
 from qemu.vm import VMConfig, accel, qemu_argv, state_device
 
@@ -29,6 +29,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     boot.add_argument("--iso-disk", action="store_true", help="boot the hybrid ISO as a hard disk")
     boot.add_argument("--disk-root", action="store_true",
                       help="direct boot through the busybox stage 1 and an ext4 root disk (writes discarded)")
+    boot.add_argument("--systemd", action="store_true",
+                      help="the systemd variant: the same system and capsules, with systemd as PID 1 (for comparison)")
     p.add_argument("--uefi", action="store_true", help="UEFI firmware (OVMF) instead of SeaBIOS (ISO boots)")
     p.add_argument("--forward", action="append", default=[], metavar="HOST:GUEST",
                    help="forward a host TCP port (on 127.0.0.1) to a guest port")
@@ -41,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     if os.geteuid() != 0:
         die("qemu/run builds the image, which needs root", hint="run it with sudo")
     try:
-        image = build(iso=args.iso or args.iso_disk, disk_root=args.disk_root)
+        image = build(iso=args.iso or args.iso_disk, disk_root=args.disk_root,
+                      init="systemd" if args.systemd else "exo_init")
     except StepFailed as e:
         die(str(e))
     state = args.state_disk
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = VMConfig(
         kernel=None if (args.iso or args.iso_disk) else image.kernel,
         initrd=None if (args.iso or args.iso_disk) else image.stage1 if args.disk_root else image.initrd,
-        cmdline=f"{DISK_ROOT_CMDLINE if args.disk_root else KERNEL_CMDLINE} {args.append}".strip(),
+        cmdline=f"{DISK_ROOT_CMDLINE if args.disk_root else image.cmdline} {args.append}".strip(),
         root_disk=image.root_disk,
         cdrom=image.iso if args.iso else None,
         disk=image.iso if args.iso_disk else None,

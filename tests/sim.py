@@ -70,6 +70,8 @@ class SimHost:
     exits: list[tuple[int, int]] = field(default_factory=list)        # (pid, wait status) to be reaped
     fd_data: dict[int, list[bytes]] = field(default_factory=dict)     # pending pipe contents; [] = EOF next
     fd_owner: dict[int, tuple[str, str]] = field(default_factory=dict)  # fd -> (capsule, "err"|"log"|"notify")
+    cpu: dict[str, int] = field(default_factory=dict)                 # capsule -> its cgroup's CPU usage (usec)
+    queries: list[tuple[str, str]] = field(default_factory=list)      # (query, capsule): cgroup reads made
     clock: Callable[[], float] = lambda: 0.0
     _pids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
     _fds: Iterator[int] = field(default_factory=lambda: itertools.count(100))
@@ -133,6 +135,7 @@ class SimHost:
                 self._end(proc.pid, signal.SIGKILL)
 
     def populated(self, name: str) -> bool:
+        self.queries.append(("populated", name))
         return any(p.alive for p in self.procs.values() if p.name == name)
 
     def leftovers(self, name: str) -> list[int]:
@@ -147,10 +150,12 @@ class SimHost:
         return key in self.probes_ok
 
     def cpu_usage(self, name: str) -> int | None:
-        return None
+        self.queries.append(("cpu_usage", name))
+        return self.cpu.get(name)
 
     def stats(self, name: str) -> dict[str, object] | None:
-        return None
+        self.queries.append(("stats", name))
+        return {"cpu_usage_usec": self.cpu[name]} if name in self.cpu else None
 
     def freeze(self, name: str, frozen: bool) -> None:
         pass

@@ -116,19 +116,15 @@ def test_hardening_sysctls_are_written_and_each_failure_is_one_warning(tmp_path:
 def test_exo_init_log_is_rotated(tmp_path: Path) -> None:
     """5 MiB of log lines: exo_init.log stays under its size and LOGFILE_KEEP old files are kept."""
     path = tmp_path / "exo_init.log"
-    before = list(pid1_log.log.handlers), pid1_log.log.level, pid1_log.log.propagate
-    pid1_log.log.setLevel("DEBUG")
-    pid1_log.log.propagate = False
+    before = pid1_log.log.files[:]
     pid1_log.add_logfile(path)
     try:
         for i in range(5 * 1024):
             pid1_log.log.debug("line %d %s", i, "x" * 1000)
     finally:
-        for handler in set(pid1_log.log.handlers) - set(before[0]):
-            handler.close()
-            pid1_log.log.removeHandler(handler)
-        pid1_log.log.setLevel(before[1])
-        pid1_log.log.propagate = before[2]
+        for f in pid1_log.log.files[len(before):]:
+            f.close()
+        pid1_log.log.files = before
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["exo_init.log", *(f"exo_init.log.{i}" for i in range(1, pid1_log.LOGFILE_KEEP + 1))], files
     assert all(p.stat().st_size <= pid1_log.LOGFILE_BYTES for p in tmp_path.iterdir())

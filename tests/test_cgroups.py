@@ -40,3 +40,18 @@ def test_a_declared_limit_needs_its_controller_a_default_does_not(tmp_path: Path
         t.prepare("svc", Quotas(pids_max="16"))
     leaf = t.prepare("other", Quotas(), Quotas(pids_max="1024", memory_max="1000"))
     assert "pids.max" not in files(leaf) and "memory.max" not in files(leaf)
+
+
+def test_only_what_differs_from_the_leaf_is_written(tmp_path: Path) -> None:
+    """A new leaf holds the kernel's defaults; a reused one what this tree wrote last: a restart
+    with the same limits writes nothing. A leaf this tree did not make gets every reset."""
+    t = tree(tmp_path, {"cpu", "memory", "pids", "io"})
+    leaf = t.prepare("svc", Quotas())
+    assert files(leaf) == {}, "a new leaf already holds the defaults"
+    leaf = t.prepare("svc", Quotas(cpu_max="20000 100000"), Quotas(pids_max="1024"))
+    assert files(leaf) == {"cpu.max": "20000 100000", "pids.max": "1024"}
+    (leaf / "cpu.max").unlink()  # (a restart with the same limits must not write it again)
+    assert files(t.prepare("svc", Quotas(cpu_max="20000 100000"), Quotas(pids_max="1024"))) == {"pids.max": "1024"}
+    stranger = CgroupTree(tmp_path)  # e.g. a leaf left from before this tree: what it holds is unknown
+    stranger.controllers = frozenset({"cpu", "memory", "pids", "io"})
+    assert set(files(stranger.prepare("svc", Quotas()))) >= {"cpu.max", "memory.max", "pids.max", "io.weight"}

@@ -239,6 +239,28 @@ def test_stopping_the_bus_through_the_api_answers_and_falls_back(bus: Bus) -> No
 
 
 @live
+def test_auto_takes_the_socket_it_can_reach_and_dbus_otherwise(bus: Bus) -> None:
+    """The socket, when reachable, without loading the D-Bus bindings (most of exoctl's start-up);
+    D-Bus when the socket cannot be reached."""
+    code = ("import sys\nfrom exo_init.client import exoctl\ntry:\n"
+            "    exoctl.main(['--via', 'auto', '--socket', sys.argv[1], '--json', 'status', 'dbus'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('gi', 'exo_init.client.dbus_api') if m in sys.modules))")
+    r = subprocess.run([SYSTEM_PY, "-c", code, str(bus.control)], env=bus.env, capture_output=True, text=True,
+                       check=False, timeout=60)
+    assert json.loads(r.stdout.rsplit("}", 1)[0] + "}")["state"] == "ready" and r.stdout.splitlines()[-1] == "[]", r
+    r = subprocess.run([SYSTEM_PY, "-c", code, "/nonexistent/control.sock"], env=bus.env, capture_output=True,
+                       text=True, check=False, timeout=60)
+    assert json.loads(r.stdout.rsplit("}", 1)[0] + "}")["state"] == "ready", r
+    assert r.stdout.splitlines()[-1] == "['exo_init.client.dbus_api', 'gi']", r
+    # As the image runs it (python3 -IS: no site), the D-Bus path adds site-packages itself.
+    script = f"import sys; sys.path.insert(0, {str(REPO)!r}); from exo_init.client.exoctl import main; main()"
+    r = subprocess.run([SYSTEM_PY, "-IS", "-c", script, "--via", "dbus", "--json", "status", "dbus"], env=bus.env,
+                       capture_output=True, text=True, check=False, timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout)["state"] == "ready", r
+
+
+@live
 def test_killing_the_bus_restarts_it_and_the_bridge_cleanly(bus: Bus) -> None:
     before = {n: bus.exo.status(n) for n in ("dbus", "dbus-bridge")}
     os.kill(before["dbus"]["pid"], 9)

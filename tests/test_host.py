@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from exo_init.pid1.host import OsHost
-from exo_init.pid1.spawn import SpawnPlan
+from exo_init.pid1.spawn import SpawnPlan, read_spawn_error
 from tests.conftest import REPO
 
 # In a child process (its fd table is its own): lower RLIMIT_NOFILE until the launch's pipes do
@@ -92,3 +92,15 @@ def test_a_readiness_fd_equal_to_the_error_pipe_does_not_hide_an_exec_error() ->
     out = subprocess.run([sys.executable, "-c", ERR_FD_CLASH], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, timeout=60).stdout
     assert out.strip() == "exec /nonexistent/prog: No such file or directory"
+
+
+def test_a_spawn_error_is_read_whole_while_its_writer_has_not_exited_yet() -> None:
+    """A scoped capsule's child reports an error, then takes a while to exit (it is a PID
+    namespace's init): the message is read without waiting for EOF (it raised EAGAIN before)."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.write(w, b"exec /nonexistent: No such file or directory")
+    try:
+        assert read_spawn_error(r) == "exec /nonexistent: No such file or directory"
+    finally:
+        os.close(w)

@@ -24,6 +24,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     "corecaps": frozenset({"corecaps", "exo_init.client", "exo_init.lib"}),
 }
 
+# Single modules allowed one edge their layer does not have, each with its reason.
+EXCEPTIONS: dict[str, frozenset[str]] = {
+    # The systemd exporter reads a manifest with PID 1's own loader: one loader, the same Capsule
+    # values PID 1 runs (the loader is pure; exoctl imports it only for `export-systemd`).
+    "exo_init.client.systemd_units": frozenset({"exo_init.pid1.manifest"}),
+}
+
 
 def layer_of(module: str) -> str | None:
     for layer in ALLOWED:
@@ -86,7 +93,7 @@ def test_imports_only_go_down() -> None:
             target_layer = layer_of(target)
             if target_layer is None or target_layer == "exo_init":
                 continue  # the standard library, third-party packages, exo_init.__version__
-            if target_layer not in ALLOWED[layer]:
+            if target_layer not in ALLOWED[layer] and target not in EXCEPTIONS.get(module_name(path), ()):
                 wrong.append(f"{path.relative_to(REPO)}:{line}: {layer} imports {target}")
     assert wrong == [], "imports against the layering:\n" + "\n".join(wrong)
 

@@ -15,7 +15,7 @@ import pytest
 
 from exo_init.pid1 import scope
 from exo_init.pid1.capsule import TRANSITIONS, State, backoff_delay, start_limit_hit
-from exo_init.pid1.config import kernel_cmdline
+from exo_init.pid1.config import UsageError, kernel_cmdline, read_options
 from exo_init.pid1.graph import find_cycles, topological_order
 from exo_init.pid1.manifest import (
     CAPSULE,
@@ -384,6 +384,18 @@ def test_the_schema_ships_in_the_python_package(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     shipped = tmp_path / "out" / "exo_init" / "pid1" / "manifest_schema.json"
     assert shipped.read_text() == (REPO_ROOT / "exo_init" / "pid1" / "manifest_schema.json").read_text()
+
+
+def test_exo_init_options() -> None:
+    """exo_init's own small option parser: values (`--opt V`, `--opt=V`), flags; outside PID 1 an
+    unknown word is an error, as PID 1 the kernel's unknown words are ignored."""
+    assert read_options(["--manifest", "/m.json", "--runtime-dir=/r", "--no-cgroups", "--generation", "3"],
+                        strict=True) == {"--manifest": "/m.json", "--runtime-dir": "/r", "--no-cgroups": True,
+                                         "--generation": "3"}
+    assert read_options(["quiet", "splash", "--debug"], strict=False) == {"--debug": True}
+    for bad in (["--bogus"], ["--manifest"], ["--generation", "x"]):
+        with pytest.raises(UsageError):
+            read_options(bad, strict=True)
 
 
 def test_seccomp_classes_are_the_schemas() -> None:

@@ -318,3 +318,24 @@ def test_dashboard_capsule_shows_every_capsule_in_its_state(desktop: tuple[ExoIn
     t0 = time.monotonic()
     wait(lambda: swatches(load_png(png), len(names))[names.index("sleeper")] == "stopped", 5, "sleeper's row grey")
     print(f"\nsleeper stopped -> grey on the dashboard in {time.monotonic() - t0:.2f} s")
+
+
+def test_dashboard_asks_for_the_figures_of_the_rows_on_screen_only(tmp_path: Path) -> None:
+    """With more capsules than rows, PID 1 is asked for the figures of the rows shown; the names
+    (no figures) are re-read only when the set of capsules changed."""
+    e = ExoInit(tmp_path / "exo", {"capsules": {f"c{i}": {"argv": ["/bin/sleep", "1000"]} for i in range(6)}})
+    try:
+        for i in range(6):
+            e.wait_state(f"c{i}", "ready", 30)
+        collector = dash.Collector(e.runtime / "control.sock", rows=3)
+        snap = collector.snapshot()
+        assert [r.name for r in snap.capsules] == ["c0", "c1", "c2"] and collector.names == [f"c{i}" for i in range(6)]
+        names = collector.names
+        collector.snapshot()
+        assert collector.names is names, "the same set: the names were not asked for again"
+        e.write_manifest({"capsules": {f"c{i}": {"argv": ["/bin/sleep", "1000"]} for i in range(1, 6)}})
+        e.call("reload")
+        e.wait_for(lambda: "c0" not in [s["name"] for s in e.call("status", stats=False)], 10, "c0 removed")
+        assert [r.name for r in collector.snapshot().capsules] == ["c1", "c2", "c3"]
+    finally:
+        e.close()

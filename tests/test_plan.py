@@ -16,7 +16,7 @@ from exo_init.lib.runtime import ENV_CONFIG, RuntimeConfig
 from exo_init.pid1 import scope
 from exo_init.pid1.config import SYSTEM_PATH, Config, parse_args
 from exo_init.pid1.manifest import Capsule, parse_manifest
-from exo_init.pid1.plan import Facts, PlanError, UserEntry, Users, launch_plan
+from exo_init.pid1.plan import NS_INIT, Facts, PlanError, UserEntry, Users, cached_users, launch_plan
 
 CONFIG = Config(manifest=Path("/etc/exosphere/manifest.json"), runtime_dir=Path("/run/exosphere"),
                 log_dir=Path("/var/log/exosphere"), cgroup_root=None, pid1=True)
@@ -146,6 +146,25 @@ def test_an_isolated_capsule_without_limits_gets_default_ones() -> None:
     assert launch_plan(capsule(), facts()).default_quotas.memory_max is None  # RAM unknown
 
 
+def test_the_user_database_is_read_again_only_when_it_changed(tmp_path: Path) -> None:
+    passwd, group = tmp_path / "passwd", tmp_path / "group"
+    passwd.write_text("a\n")
+    group.write_text("b\n")
+    users = cached_users((str(passwd), str(group)))
+    first = users()
+    assert users() is first and first.users  # (the real database: this host has users)
+    group.write_text("b\nc\n")
+    assert users() is not first
+
+
+def test_the_small_namespace_init_where_the_system_has_it() -> None:
+    with_init = facts(existing=EXISTING | {NS_INIT})
+    assert launch_plan(capsule(), with_init).ns_init == NS_INIT
+    assert launch_plan(capsule(console=True), with_init).ns_init is None  # the terminal: exo_init's own init
+    assert launch_plan(capsule(capabilities={"host": True}), with_init).ns_init is None
+    assert launch_plan(capsule(), facts()).ns_init is None  # not installed: exo_init's own init
+
+
 # --- runtime capsules (runtime = "wasm") ----------------------------------------------------------------
 
 RT_CONFIG = replace(CONFIG, python="/opt/py/bin/python3", exo_lib="/opt/exo", python_paths=("/opt/py", "/usr/lib/py"))
@@ -196,6 +215,8 @@ def test_a_runtime_capsules_state_is_in_run_without_a_state_disk_and_its_module_
     unconfined = launch_plan(wasm_capsule(capabilities={"host": True}), rt_facts())
     assert unconfined.scope is None and unconfined.state_dir == "/run/exosphere/state/capsules/app"
     assert unconfined.argv[1:] == ("-m", "exo_init.runtimes.wasm")
+    own = replace(rt_facts(), interpreter="/opt/py/bin/python3", realpath=lambda p: p)
+    assert launch_plan(wasm_capsule(capabilities={"host": True}), own).python is None, "the runtime execs"
     exec_plan = launch_plan(capsule(), facts())
     assert exec_plan.state_dir is None and ENV_CONFIG not in exec_plan.env
 

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from exo_init.lib.runtime import EXIT_DETERMINISTIC, NOTIFY_FAILURE, NOTIFY_METRICS
-from exo_init.pid1.supervisor import ShutdownAction
+from exo_init.pid1.capsule import SETTLED, STARTABLE
+from exo_init.pid1.control import Parts, make_handler
+from exo_init.pid1.supervisor import STOPPABLE, ShutdownAction
 from tests.sim import Sim, SimProc
 
 NOTIFY = {"readiness": {"kind": "notify"}}
@@ -292,6 +294,17 @@ def test_scenario(sc: Scenario, tmp_path: Path) -> None:
     if sc.order:
         seen = iter((n, s) for _t, n, s in sim.trace)
         assert all(item in seen for item in sc.order), f"{sc.order} is not a subsequence; {where}"
+    assert_index_consistent(sim)
+
+
+def assert_index_consistent(sim: Sim) -> None:
+    """What the supervisor keeps as it goes (the runners a pass can act on; the wanted ones not yet
+    settled) is what a look at every runner finds."""
+    candidates = {n for n, r in sim.sup.capsules.items()
+                  if (r.wanted and r.spec is not None and r.state in STARTABLE)
+                  or (not r.wanted and r.state in STOPPABLE)}
+    unsettled = {n for n, r in sim.sup.capsules.items() if r.wanted and r.state not in SETTLED}
+    assert (sim.sup.candidates, sim.sup.unsettled) == (candidates, unsettled)
 
 
 def test_a_runtime_capsules_figures_are_kept_and_shown_and_bad_ones_ignored(tmp_path: Path) -> None:
@@ -431,3 +444,82 @@ def test_scheduler_trace_is_deterministic(tmp_path: Path) -> None:
         run_script(sim, sc.script)
         traces.append(sim.trace)
     assert traces[0] == traces[1] and len(traces[0]) > 10
+
+
+def test_steady_state_costs_the_host_nothing(tmp_path: Path) -> None:
+    """Nothing is sampled periodically: with every capsule ready and nobody asking, a minute passes
+    without a single cgroup read (a thousand capsules sampled every 2 s kept PID 1 busy)."""
+    sim = Sim(tmp_path, {f"c{i}": {} for i in range(50)}, cpu={f"c{i}": 0 for i in range(50)})
+    sim.advance(1.0)
+    sim.host.queries.clear()
+    sim.advance(60.0)
+    assert sim.host.queries == []
+    handle = make_handler(sim.sup)
+    assert all(s["state"] == "ready" for s in handle({"op": "status", "stats": False}, 0))
+    assert sim.host.queries == [], "status without stats reads no cgroup file"
+    some = handle({"op": "status", "names": ["c3", "nope", "c1"]}, 0)
+    assert isinstance(some, Parts)  # (with figures: one capsule per loop turn)
+    assert [part()["name"] for part in some.parts] == ["c1", "c3"]
+    assert sim.host.queries == [("stats", "c1"), ("stats", "c3")]
+
+
+def test_cpu_percent_comes_from_the_status_readings(tmp_path: Path) -> None:
+    sim = Sim(tmp_path, {"svc": {}}, cpu={"svc": 100_000})  # the cgroup's usage from earlier runs counts not
+    sim.advance(1.0)
+    sim.host.cpu["svc"] = 600_000  # 0.5 s of CPU in the run's first second
+    assert sim.sup.status("svc")["cpu_percent"] == 50.0
+    sim.advance(0.2)
+    sim.host.cpu["svc"] = 700_000
+    assert sim.sup.status("svc")["cpu_percent"] == 50.0  # too soon after the last reading: kept
+    sim.advance(1.8)
+    sim.host.cpu["svc"] = 800_000  # 0.2 s of CPU over the 2 s since the reading at t=1
+    assert sim.sup.status("svc")["cpu_percent"] == 10.0
+    sim.sup.restart("svc")
+    sim.settle()
+    sim.advance(1.0)
+    assert sim.sup.status("svc")["cpu_percent"] == 0.0  # a new run counts from its own start
+
+
+def test_dynamic_uids_stay_unique_and_a_restart_keeps_its_own(tmp_path: Path) -> None:
+    """The uids other runs hold are counted as runs claim and release them (not gathered from
+    every runner at each launch); a run's own uid is free for its next run."""
+    caps: dict[str, Any] = {f"s{i}": {"capabilities": {}} for i in range(30)}
+    sim = Sim(tmp_path, caps)
+    uids = {n: r.uid for n, r in sim.sup.capsules.items()}
+    assert len({u for u in uids.values() if u is not None and 61184 <= u < 65520}) == 30
+    sim.sup.restart("s3")
+    sim.settle()
+    assert sim.state("s3").value == "ready" and sim.sup.capsules["s3"].uid == uids["s3"]
+    assert sorted(sim.sup.uid_holders.values()) == [1] * 30
+    sim.sup.apply(Sim.manifest({n: c for n, c in caps.items() if n != "s3"}))
+    sim.settle()
+    assert uids["s3"] not in sim.sup.uid_holders and len(sim.sup.uid_holders) == 29
+
+
+def test_a_thousand_capsules_leave_nothing_for_the_scheduler_to_look_at(tmp_path: Path) -> None:
+    """A pass looks only at the runners it can act on: with every capsule ready there is none, a
+    capsule waiting for its dependency is one, and the boot completes once none is unsettled."""
+    caps: dict[str, Any] = {f"c{i:04d}": {} for i in range(1000)}
+    caps["db"] = NOTIFY
+    caps["web"] = {"requires": ["db"]}
+    sim = Sim(tmp_path, caps)
+    assert (sim.sup.candidates, sim.sup.unsettled, sim.sup.boot_reported) == ({"web"}, {"db", "web"}, False)
+    sim.notify("db", READY="1")
+    assert (sim.sup.candidates, sim.sup.unsettled, sim.sup.boot_reported) == (set(), set(), True)
+    sim.sup.stop("db")
+    sim.settle()
+    assert sim.states()["web"] == "stopped" and sim.sup.candidates == set()
+    sim.sup.apply(Sim.manifest({f"c{i:04d}": {} for i in range(10)}))
+    sim.settle()
+    assert len(sim.sup.capsules) == 10 and sim.sup.candidates == set() and sim.sup.unsettled == set()
+    assert_index_consistent(sim)
+
+
+def test_many_launches_failing_in_one_pass_do_not_recurse(tmp_path: Path) -> None:
+    """A launch that fails calls the scheduler again from inside its pass: a thousand of them (the
+    first benchmark's 1,000-capsule switch, when file descriptors ran out) made PID 1 hit Python's
+    recursion limit. A call from inside a pass asks for another pass instead."""
+    caps = {f"c{i:04d}": {"user": "nosuchuser"} for i in range(1500)}
+    sim = Sim(tmp_path, caps)
+    assert set(sim.states().values()) == {"failed"} and len(sim.sup.capsules) == 1500
+    assert all("unknown user" in r.reason for r in sim.sup.capsules.values())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import select
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import pytest
 
 from exo_init.lib import eventlog
-from exo_init.system.sentry import PolicyError, Sentry, parse_policy
+from exo_init.system.sentry import CgroupFiles, PolicyError, Sentry, Watcher, parse_policy
 from tests.exo import REPO, ExoInit, manifest_json
 
 PY = sys.executable
@@ -106,8 +108,71 @@ def test_sentry_rolls_back_a_committed_generation(tmp_path: Path) -> None:
         assert e.call("switch", target=str(three), **{"try": False})["generation"] == 3
         e.wait_for(lambda: e.call("generations")["current"] == 2, 20, "the sentry's rollback to generation 2")
         e.wait_for(lambda: "flaky" not in [s["name"] for s in e.call("status")], 10, "flaky removed")
+        # (the sentry records its action once PID 1 has answered: after the generation changed)
+        e.wait_for(lambda: any(r["kind"] == "action" for r in e.call("events")), 10, "the sentry's action record")
         action = [r for r in e.call("events") if r["kind"] == "action"][-1]
         assert action["action"] == "rollback" and action["capsule"] == "flaky" and action["ok"] is True, action
         assert e.status("sentry")["state"] == "ready" and e.status("base")["state"] == "ready"
     finally:
         e.close()
+
+
+def fake_cgroup(root: Path, name: str, **files: str) -> Path:
+    """A capsule's cgroup directory as files (this host's cgroup2 has no memory or pids controller
+    to make real ones; tests/vm/test_generations.py sees the sentry catch a real OOM kill)."""
+    leaf = root / name
+    leaf.mkdir(parents=True, exist_ok=True)
+    defaults = {"memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n", "pids.events": "max 0\n",
+                "cpu.max": "max 100000\n", "memory.max": "max\n", "pids.max": "max\n",
+                "cpu.stat": "usage_usec 0\nnr_throttled 0\nthrottled_usec 0\n"}
+    for file, text in {**defaults, **{k.replace("_", "."): v for k, v in files.items()}}.items():
+        (leaf / file).write_text(text)
+    return leaf
+
+
+def test_sentry_watches_cgroup_files_instead_of_polling(tmp_path: Path) -> None:
+    """Counters by inotify (a write to memory.events or pids.events is seen without a poll), a
+    cgroup that appears later starts from zero, cpu.stat read only for capsules with a CPU quota,
+    per-capsule memory pressure only when the parent's is high."""
+    log = tmp_path / "events.jsonl"
+    capsules = tmp_path / "capsules"
+    sentry = Sentry(tmp_path / "no.sock", parse_policy('{"thresholds": {"sustain": 2}}'), log, "sentry")
+    watcher = Watcher(CgroupFiles(capsules))
+    (capsules / "memory.pressure").parent.mkdir(parents=True)
+    (capsules / "memory.pressure").write_text("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    fake_cgroup(capsules, "hog", memory_events="oom_kill 2\n")
+    fake_cgroup(capsules, "spin", cpu_max="20000 100000\n")
+    fake_cgroup(capsules, "idle")
+    fake_cgroup(capsules, "sentry", memory_events="oom_kill 9\n")
+    for name in ("hog", "spin", "idle", "sentry"):
+        sentry.adopt(watcher, name, past_is_ours=False)  # the sentry's start: the past is not reported
+    assert set(watcher.watched) == {"hog", "spin", "idle"} and watcher.throttleable == {"spin"}
+
+    def changes() -> None:
+        select.select([watcher.inotify], [], [], 5)
+        for name in watcher.changed():
+            sentry.look(watcher, name)
+
+    (capsules / "hog" / "memory.events").write_text("oom_kill 3\n")
+    changes()
+    (capsules / "idle" / "pids.events").write_text("max 4\n")
+    changes()
+    fake_cgroup(capsules, "fresh", memory_events="oom_kill 1\n")
+    sentry.adopt(watcher, "fresh", past_is_ours=True)  # appeared while watched: it started at zero
+    for n in (1, 2, 3):
+        (capsules / "spin" / "cpu.stat").write_text(f"nr_throttled {10 * n}\nthrottled_usec {n}\n")
+        (capsules / "idle" / "cpu.stat").write_text(f"nr_throttled {10 * n}\n")  # no quota: not read
+        sentry.tick(watcher)
+    (capsules / "memory.pressure").write_text("some avg10=60.00 avg60=1.00 avg300=0.00 total=9\n")
+    fake_cgroup(capsules, "idle", memory_pressure="some avg10=70.00 avg60=1.00 avg300=0.00 total=9\n")
+    sentry.tick(watcher)
+    sentry.tick(watcher)
+    seen = [(r["capsule"], r["anomaly"], r.get("oom_kills") or r.get("refused_forks") or r.get("samples") or "")
+            for r in eventlog.tail(log, 100)]
+    assert seen == [("hog", "oom", 1), ("idle", "pids-max", 4), ("fresh", "oom", 1), ("spin", "throttled", 2),
+                    ("idle", "memory-pressure", "")], seen
+    shutil.rmtree(capsules / "hog")  # a removed capsule's watches go away
+    select.select([watcher.inotify], [], [], 5)
+    watcher.changed()
+    assert "hog" not in watcher.watched
+    watcher.inotify.close()

@@ -129,9 +129,9 @@ def test_crash_loop_backs_off_then_fails(exo: Any, mode: str) -> None:
     starts = [t for s, t in e.transitions("crasher") if s == "starting"]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(gaps) == 4
-    # backoff 0.1, 0.2, 0.4, 0.8 s: each gap grows (process run time adds a little to each)
-    assert all(later > earlier for earlier, later in itertools.pairwise(gaps)), gaps
-    assert gaps[-1] >= 0.8
+    # backoff 0.1, 0.2, 0.4, 0.8 s: each gap is at least its delay (the process's run time, longer on
+    # a loaded host, adds to each; the exact doubling is tests/test_scheduler.py's, on a simulated clock)
+    assert all(gap >= 0.1 * 2 ** i for i, gap in enumerate(gaps)), gaps
 
 
 def test_restart_always_restarts_clean_exit(exo: Any) -> None:
@@ -360,3 +360,19 @@ def test_a_noisy_capsule_slows_itself_not_pid1(exo: Any) -> None:
     assert e.status("quiet")["state"] == "ready"
     # The budget: a burst of 4 MiB plus 1 MiB/s (rotation keeps at most 4 files of just over 1 MiB).
     assert written < (4 + elapsed + 4) * 2**20
+
+
+def test_pid1_makes_room_for_a_pipe_per_capsule_and_gives_capsules_1024(exo: Any) -> None:
+    """exo_init raises its own limit on open files (a log pipe per running capsule: the default
+    1024 failed launches at about a thousand capsules); a capsule gets the conventional 1024."""
+    code = "import resource; print('NOFILE', resource.getrlimit(resource.RLIMIT_NOFILE)[0], flush=True)"
+    e = exo({"probe": {"argv": [PY, "-c", code], "type": "oneshot"},
+             "probe-exec": {"argv": [PY, "-X", "dev", "-c", code], "type": "oneshot"}})
+    e.wait_state("probe", "exited")
+    e.wait_state("probe-exec", "exited")
+    for name in ("probe", "probe-exec"):  # (in PID 1's fork, and exec'd)
+        lines = e.call("logs", name=name, lines=10)["lines"]
+        assert any(line.endswith("NOFILE 1024") for line in lines), lines
+    limits = Path(f"/proc/{e.proc.pid}/limits").read_text()
+    soft = int(next(line for line in limits.splitlines() if line.startswith("Max open files")).split()[3])
+    assert soft > 1024, limits

@@ -1,9 +1,13 @@
 """exoctl: operate a running Exosphere system (like systemctl/journalctl).
 
-Transport: the org.exosphere.Core1 D-Bus API on the system bus (the dbus-bridge capsule) by default;
-when the bus or the bridge is not there, exo_init's private control socket, with the same output
-and exit codes (`--via` forces one; `--socket PATH` means that socket). Both carry the same JSON
+Transport: exo_init's private control socket when this process can connect to it (loading the
+D-Bus bindings was most of exoctl's start-up), else the
+org.exosphere.Core1 D-Bus API on the system bus (the dbus-bridge capsule), with the same output and
+exit codes (`--via` forces one; `--socket PATH` means that socket). Both carry the same JSON
 documents, so `--json` prints the same either way.
+
+`exoctl export-systemd [MANIFEST] [-o DIR]` needs no running system: it writes the manifest's
+capsules as systemd units (exo_init/client/systemd_units.py).
 
 Exit codes: 0 success; 1 the operation failed; 2 usage error; 3 the capsule is not running
 (status); 4 no such capsule; 5 access denied; 6 exo_init cannot be reached.
@@ -15,17 +19,17 @@ import argparse
 import contextlib
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from exo_init.client import dbus_api
 from exo_init.client.control import call
 from exo_init.lib import ops
 from exo_init.lib.errors import ApiError
 from exo_init.lib.logfile import LogTail
-from exo_init.lib.paths import DEFAULT_RUNTIME
+from exo_init.lib.paths import DEFAULT_MANIFEST, DEFAULT_RUNTIME
 from exo_init.lib.runtime import metrics_text
 from exo_init.lib.text import printable
 from exo_init.lib.units import fmt_bytes, fmt_duration
@@ -41,6 +45,8 @@ class Unreachable(Exception):
 
 def system_bus_present() -> bool:
     """Cheap check before importing gi: is there a system bus to talk to at all?"""
+    from exo_init.client import dbus_api  # noqa: PLC0415
+
     address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
     return bool(address) or os.path.exists(dbus_api.DEFAULT_SYSTEM_BUS)
 
@@ -48,10 +54,17 @@ def system_bus_present() -> bool:
 def call_dbus(request: dict[str, Any], read_only: bool) -> Any:
     """`request` as an org.exosphere.Core1 method call: the result, ApiError for the API's
     errors, Unreachable when D-Bus cannot carry it (and trying the socket instead is safe)."""
+    from exo_init.client import dbus_api  # noqa: PLC0415
+
     if not system_bus_present():
         raise Unreachable(f"no system bus ({dbus_api.DEFAULT_SYSTEM_BUS} does not exist)")
     try:
-        # PyGObject's import is most of the D-Bus path's cost, so it is paid only here.
+        # PyGObject's import is most of the D-Bus path's cost, so it is paid only here; exoctl may
+        # run without site (python3 -S: a third of its start-up), so site-packages are added first.
+        if "site" not in sys.modules:
+            import site  # noqa: PLC0415
+
+            site.main()
         from gi.repository import Gio, GLib  # noqa: PLC0415
     except ImportError as e:
         raise Unreachable(f"no D-Bus bindings: {e}") from None
@@ -83,10 +96,26 @@ def call_dbus(request: dict[str, Any], read_only: bool) -> Any:
     return json.loads(reply.unpack()[0])
 
 
+def socket_reachable(path: Path) -> bool:
+    """Whether this process can connect to the control socket (a granted socket is bound read-only
+    into a scoped capsule: access(2) says no, connect(2) works)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(5.0)
+            probe.connect(str(path))
+        return True
+    except OSError:
+        return False
+
+
 def transport_call(args: argparse.Namespace, request: dict[str, Any]) -> Any:
     """One request over the chosen transport (see the module docstring)."""
     via = args.via or ("socket" if args.socket is not None else "auto")
     socket_path = args.socket or DEFAULT_RUNTIME / "control.sock"
+    if via == "auto" and socket_reachable(socket_path):
+        via = "socket"  # the same API without loading the D-Bus bindings (most of exoctl's start-up)
+    if via != "socket":
+        from exo_init.client import dbus_api  # noqa: PLC0415 (its dataclasses cost a socket call their start-up)
     if via != "socket" and dbus_api.supports(request["op"]):
         try:
             return call_dbus(request, read_only=request["op"] in ops.READ_ONLY)
@@ -165,7 +194,47 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("generations", help="the generations, with the current and the booted one")
     ev = sub.add_parser("events", help="the anomaly and action log (sentry, switches, rollbacks)")
     ev.add_argument("-n", "--lines", type=int, default=50)
+    ex = sub.add_parser("export-systemd", help="write the manifest's capsules as systemd units (offline)")
+    ex.add_argument("manifest", nargs="?", type=Path, default=DEFAULT_MANIFEST,
+                    help=f"the manifest to translate (default {DEFAULT_MANIFEST})")
+    ex.add_argument("-o", "--output", type=Path, default=None, help="write the unit files here (default: print them)")
+    ex.add_argument("--prefix", default="exo-", help="unit names are PREFIX<capsule>.service (default exo-)")
+    ex.add_argument("--systemd-version", type=int, default=252,
+                    help="the systemd the units are for (default 252, Debian bookworm's)")
+    ex.add_argument("--python", default="/usr/bin/python3", help="the interpreter that runs the readiness helper")
+    ex.add_argument("--helper", default=None, help="the readiness helper's path on the target system "
+                    "(default: where the dev image installs exo_init/client/systemd_ready.py)")
+    ex.add_argument("--only", action="append", default=[], metavar="NAME", help="only this capsule (repeatable)")
     return p
+
+
+def export_systemd(args: argparse.Namespace) -> int:
+    """The units of a manifest, printed or written to a directory; 1 if a capsule did not load."""
+    from exo_init.client import systemd_units  # noqa: PLC0415 (it imports the loader: only for this command)
+
+    try:
+        manifest = systemd_units.read_manifest(args.manifest)
+    except systemd_units.ExportError as e:
+        sys.stderr.write(f"exoctl: {e}\n")
+        return EXIT_FAILED
+    missing = [n for n in args.only if n not in manifest.capsules]
+    if missing:
+        sys.stderr.write(f"exoctl: no capsule named {missing[0]!r} in {args.manifest}\n")
+        return EXIT_NO_SUCH
+    options = systemd_units.Options(prefix=args.prefix, systemd_version=args.systemd_version, python=args.python,
+                                    helper=args.helper or systemd_units.HELPER)
+    units = systemd_units.export(manifest, options, args.only)
+    for error in manifest.errors.values():
+        sys.stderr.write(f"exoctl: skipped: {error}\n")
+    if args.output is None:
+        print("\n".join(f"### {u.name}\n{u.text}" for u in units), end="")
+    else:
+        args.output.mkdir(parents=True, exist_ok=True)
+        for u in units:
+            (args.output / u.name).write_text(u.text)
+        inexact = sum(len(u.inexact) for u in units)
+        print(f"{len(units)} units in {args.output} ({inexact} notes on what has no exact equivalent: grep inexact)")
+    return EXIT_FAILED if manifest.errors else 0
 
 
 def generation_request(args: argparse.Namespace, request: dict[str, Any]) -> None:
@@ -212,6 +281,8 @@ def print_changes(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command == "export-systemd":
+        sys.exit(export_systemd(args))
     request: dict[str, Any] = {"op": args.command}
     if getattr(args, "name", None) is not None:
         request["name"] = args.name

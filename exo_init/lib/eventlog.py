@@ -23,7 +23,10 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_LINE = 16 * 1024
 MAX_BYTES = 1024 * 1024

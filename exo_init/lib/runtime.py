@@ -29,9 +29,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 imports this module and does not carry it)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 ENV_CONFIG = "EXO_RUNTIME"          # the RuntimeConfig, as JSON
 EXIT_DETERMINISTIC = 65             # sysexits' EX_DATAERR: the input (the module) is what fails, and will again

@@ -46,6 +46,14 @@ def _read(path: Path | str, dir_fd: int | None = None) -> str:
         os.close(fd)
 
 
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)  # (as open(path, "w"))
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def _flat_keyed(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for line in text.splitlines():
@@ -92,6 +100,7 @@ class CgroupTree:
         self.root = root
         self.capsules = root / "capsules"
         self.controllers: frozenset[str] = frozenset()
+        self.written: dict[str, dict[str, str]] = {}  # capsule -> the limits this tree wrote to its leaf
         self._slow: dict[str, tuple[float, CgroupStats]] = {}  # name -> (read at, figures but cpu.stat's)
 
     def setup(self) -> list[str]:
@@ -136,30 +145,39 @@ class CgroupTree:
         `quotas` are the declared ones: each must be honoured. `defaults` fill what is not
         declared where the controller is there (a system without it runs the capsule unlimited);
         every other limit of a reused leaf goes back to the kernel's default, so a limit removed
-        from the manifest does not outlive it."""
+        from the manifest does not outlive it. Only what differs from what the leaf holds is
+        written: a new leaf holds the kernel's defaults, a reused one what this tree wrote last
+        (a start wrote nine files; a restart of an unconfined capsule now writes none)."""
         self._slow.pop(name, None)
         leaf = self.path(name)
-        leaf.mkdir(exist_ok=True)
-        declared = quotas.cgroup_files()
-        for field, filename, value in declared:
+        try:
+            leaf.mkdir()
+            holds: dict[str, str] | None = dict(RESETS)  # a new leaf: the kernel's defaults
+        except FileExistsError:
+            holds = self.written.get(name)  # None: made before this tree knew it, so unknown
+        wanted: dict[str, tuple[str, str | None]] = {}  # file -> (value, the field that declared it)
+        for field, filename, value in quotas.cgroup_files():
             ctrl = filename.split(".", 1)[0]
             if ctrl not in self.controllers:
                 raise QuotaError(field, f"the {ctrl} controller is not available on this system")
-            try:
-                (leaf / filename).write_text(value + "\n")
-            except OSError as e:
-                raise QuotaError(field, f"the kernel rejected {filename}={value!r}: {e.strerror}") from None
-        set_files = {filename for _, filename, _ in declared}
+            wanted[filename] = (value, field)
         fallback = {filename: value for _, filename, value in (defaults or Quotas()).cgroup_files()}
         for filename, reset in RESETS.items():
-            if filename in set_files or filename.split(".", 1)[0] not in self.controllers:
+            if filename not in wanted and filename.split(".", 1)[0] in self.controllers:
+                wanted[filename] = (fallback.get(filename, reset), None)
+        written = dict(holds or {})
+        for filename, (value, declared_by) in wanted.items():
+            if holds is not None and holds.get(filename) == value:
                 continue
-            value = fallback.get(filename, reset)
             try:
-                (leaf / filename).write_text(value + "\n")
+                _write(f"{leaf}/{filename}", value + "\n")
+                written[filename] = value
             except OSError as e:
+                if declared_by is not None:
+                    raise QuotaError(declared_by, f"the kernel rejected {filename}={value!r}: {e.strerror}") from None
                 if filename in fallback:  # a default the kernel refuses is not worth failing the start for
                     log.warning("capsule %r: default %s=%s not set: %s", name, filename, value, e.strerror)
+        self.written[name] = written
         return leaf
 
     def teardown(self) -> None:
@@ -181,7 +199,7 @@ class CgroupTree:
                         time.sleep(0.01)
 
     def populated(self, name: str) -> bool:
-        events = _read(self.path(name) / "cgroup.events")
+        events = _read(f"{self.capsules}/{name}/cgroup.events")
         return _flat_keyed(events).get("populated", 0) == 1
 
     def pids(self, name: str) -> list[int]:
@@ -212,6 +230,7 @@ class CgroupTree:
         (self.path(name) / "cgroup.freeze").write_text("1\n" if frozen else "0\n")
 
     def remove(self, name: str) -> None:
+        self.written.pop(name, None)
         self._slow.pop(name, None)
         try:
             self.path(name).rmdir()
@@ -221,10 +240,11 @@ class CgroupTree:
 
     def stats(self, name: str) -> CgroupStats:
         """The capsule's figures. cpu.stat is read every time (CPU usage is sampled by its change);
-        the rest, a dozen files, at most once per STATS_TTL: `status` is called every second by the
-        Sentry and the dashboard each, on PID 1's loop, and under TCG reading them all took longer
-        than PID 1 may keep a root client waiting. What exo_init writes (freeze, kill, quotas)
-        drops the capsule's cached figures."""
+        the rest, a dozen files, at most once per STATS_TTL: `status` with figures runs on PID 1's
+        loop (the dashboard asks for its rows' every second, any client for all), and under TCG
+        reading them all took longer than PID 1 may keep a root client waiting. Nothing reads them
+        unasked (no periodic sampling). What exo_init writes (freeze, kill, quotas) drops the
+        capsule's cached figures."""
         leaf = self.path(name)
         cpu = _flat_keyed(_read(leaf / "cpu.stat"))
         now = time.monotonic()
@@ -267,6 +287,11 @@ class CgroupTree:
             )
         finally:
             os.close(dfd)
+
+    def cpu_usage(self, name: str) -> int | None:
+        """The capsule's CPU time in microseconds (cpu.stat usage_usec); None without a cgroup."""
+        text = _read(f"{self.capsules}/{name}/cpu.stat")
+        return _flat_keyed(text).get("usage_usec", 0) if text else None
 
     def owner_of(self, pid: int) -> str | None:
         """The capsule whose cgroup holds `pid`, from /proc/PID/cgroup."""

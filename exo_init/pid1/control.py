@@ -46,7 +46,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
 
 from exo_init.lib import ops
 from exo_init.lib.errors import ApiError
@@ -58,6 +57,12 @@ from exo_init.pid1.loop import Loop
 from exo_init.pid1.manifest import ManifestError
 from exo_init.pid1.supervisor import ShutdownAction
 from exo_init.pid1.switch import Switcher
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object
 
 MAX_REQUEST = 16 * 1024          # one request line (a path is at most 4 KiB)
 MAX_CLIENTS = 256                # open connections, all uids together
@@ -130,7 +135,8 @@ class Parts:
     parts: Iterator[Callable[[], Any]]
 
 
-Handler = Callable[[dict[str, Any], int], Any]
+if TYPE_CHECKING:  # (an alias for annotations only: `Any` is not there at run time)
+    Handler = Callable[[dict[str, Any], int], Any]
 
 
 def _listen(path: Path, mode: int) -> socket.socket:
@@ -526,7 +532,9 @@ class Supervised(Protocol):
     def shutdown_action(self) -> str | None: ...
     @property
     def host(self) -> _Host: ...
-    def status(self, name: str) -> dict[str, object]: ...
+    @property
+    def capsule_set(self) -> int: ...
+    def status(self, name: str, stats: bool = True) -> dict[str, object]: ...
     def start(self, name: str) -> None: ...
     def stop(self, name: str) -> None: ...
     def restart(self, name: str) -> None: ...
@@ -553,6 +561,22 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
             raise ApiError("NoSuchCapsule", f"no capsule named {name[:100]!r}")
         return name
 
+    def status(request: dict[str, Any]) -> Any:
+        """One capsule (`name`), some (`names`: those that exist) or all, by name; `"stats": false`
+        leaves out the cgroup figures, which cost PID 1 a dozen file reads per capsule: with them,
+        several capsules are answered in parts (one per loop turn), without them at once."""
+        stats = request.get("stats", True)
+        names = request.get("names")
+        if not isinstance(stats, bool) or not (names is None or (
+                isinstance(names, list) and all(isinstance(n, str) for n in names))):
+            raise ApiError("BadRequest", '"stats" must be a boolean and "names" a list of capsule names')
+        if "name" in request:
+            return sup.status(capsule(request), stats)
+        chosen = sorted(sup.capsules) if names is None else sorted(n for n in set(names) if n in sup.capsules)
+        if not stats:
+            return [sup.status(name, False) for name in chosen]
+        return Parts(iter([partial(sup.status, name) for name in chosen]))
+
     def handle(request: dict[str, Any], uid: int) -> Any:
         op = request["op"]
         if op == "ping":
@@ -562,11 +586,10 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
                     "manifest": sup.manifest_source, "boot_complete": sup.boot_reported,
                     "orphans_reaped": sup.orphans_reaped, "shutting_down": sup.shutdown_action,
                     "cgroups": str(sup.host.cgroup_root) if sup.host.cgroup_root else None,
+                    "capsules": len(sup.capsules), "capsule_set": sup.capsule_set,
                     "generation": generations.running if generations is not None else None}
         if op == "status":
-            if "name" in request:
-                return sup.status(capsule(request))
-            return Parts(iter([partial(sup.status, name) for name in sorted(sup.capsules)]))
+            return status(request)
         if op == "logs":
             name = capsule(request)
             count = line_count(request)
@@ -581,10 +604,10 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
             "freeze": lambda name: sup.freeze(name, True), "thaw": lambda name: sup.freeze(name, False),
         }
         try:
-            if op in actions:
-                name = capsule(request)
-                actions[op](name)
-                return sup.status(name)
+            if op in actions:  # (the reply to a change is the capsule's status without its cgroup
+                name = capsule(request)  # figures: reading a dozen files before the loop turns again
+                actions[op](name)        # delayed the capsule's readiness)
+                return sup.status(name, stats=False)
             if op == "reload":
                 return sup.reload()
             if op in ("poweroff", "reboot"):

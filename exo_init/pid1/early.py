@@ -10,12 +10,15 @@ import os
 import resource
 import sys
 from pathlib import Path
-from typing import TextIO, cast
 
 from exo_init.pid1 import syscalls
 from exo_init.pid1.syscalls import MS_NODEV, MS_NOEXEC, MS_NOSUID
 
 RUN_LIMITS = "size=20%,nr_inodes=800k"
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 # (source, target, fstype, flags, data): the order matters (devpts needs /dev).
 API_MOUNTS = (
@@ -130,7 +133,7 @@ def console_for_status() -> TextIO:
     if len(names) > 1:
         tee = AllConsoles(names)
         if tee.fds:
-            return cast(TextIO, tee)
+            return tee  # type: ignore[return-value]  # (a write/flush stand-in for the consoles)
     return sys.stdout
 
 
@@ -151,27 +154,36 @@ def disable_ctrl_alt_del() -> list[str]:
     return []
 
 
-# PID 1's own bound on open files: RLIMIT_NOFILE is raised to this at start (the kernel's default
-# soft limit, 1024, is what a hostile client exhausted), and what PID 1 holds stays far below it
-# (the control socket's client table is 256; each capsule takes 3 or 4 while it runs).
-# A scoped capsule gets the kernel's default soft limit back (scope.CAPSULE_FD_LIMIT).
+# PID 1's own bound on open files: RLIMIT_NOFILE is raised at start as far as the kernel allows
+# (fs.nr_open), and at least to FD_LIMIT: the kernel's default soft limit, 1024, is what a hostile
+# client exhausted, and PID 1 holds a log pipe per running capsule (launches failed with EMFILE at
+# about a thousand capsules). The control socket's client table stays far below FD_LIMIT.
+# Every capsule gets the conventional soft limit back (scope.CAPSULE_FD_LIMIT, set in spawn's child).
 FD_LIMIT = 4096
+NR_OPEN = Path("/proc/sys/fs/nr_open")
 
 
 def raise_fd_limit(limit: int = FD_LIMIT) -> list[str]:
-    """Soft limit = `limit`, and the hard limit at least that (allowed to root)."""
+    """Soft and hard limit = fs.nr_open where allowed (root), else as far as they go; a warning
+    when the soft limit stays under `limit`."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= limit:
-        return []
-    want_hard = hard if hard == resource.RLIM_INFINITY or hard >= limit else limit
     try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, want_hard))
-    except (OSError, ValueError) as e:
-        try:  # not allowed to raise the hard limit: as far as it goes
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
-        except (OSError, ValueError):
-            pass
-        return [f"RLIMIT_NOFILE not raised to {limit} ({e}); it is {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}"]
+        ceiling = max(int(NR_OPEN.read_text()), limit)
+    except (OSError, ValueError):
+        ceiling = limit
+    error: Exception | None = None
+    for target in (ceiling, limit, hard):
+        if target == resource.RLIM_INFINITY or target <= soft:
+            continue
+        try:
+            want_hard = hard if hard == resource.RLIM_INFINITY or hard >= target else target
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, want_hard))
+            break
+        except (OSError, ValueError) as e:  # (not allowed to raise the hard limit: as far as it goes)
+            error = error or e
+    now = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if now != resource.RLIM_INFINITY and now < limit:
+        return [f"RLIMIT_NOFILE not raised to {limit} ({error}); it is {now}"]
     return []
 
 

@@ -17,12 +17,17 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from exo_init.pid1.cgroups import CgroupTree, QuotaError
 from exo_init.pid1.manifest import Quotas, Readiness, ReadinessKind
 from exo_init.pid1.readiness import probe_file, probe_tcp
 from exo_init.pid1.spawn import SpawnPlan, Wiring, read_spawn_error, spawn
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object
 
 
 class LaunchError(Exception):
@@ -182,7 +187,7 @@ class OsHost:
         return probe_tcp(readiness.host, readiness.port, None if ns_pid is None else f"/proc/{ns_pid}/ns/net")
 
     def cpu_usage(self, name: str) -> int | None:
-        return self.cgroups.stats(name).cpu_usage_usec if self.cgroups is not None else None
+        return self.cgroups.cpu_usage(name) if self.cgroups is not None else None
 
     def stats(self, name: str) -> dict[str, object] | None:
         if self.cgroups is None or not self.cgroups.path(name).is_dir():

@@ -15,9 +15,7 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, TextIO, TypeVar
 
 from exo_init.pid1 import early, syscalls
 from exo_init.pid1.config import SYSTEM_PATH, Config, parse_args
@@ -37,6 +35,13 @@ from exo_init.pid1.spawn import SpawnPlan, Wiring, spawn
 from exo_init.pid1.statedisk import prepare_state_dir
 from exo_init.pid1.supervisor import ShutdownAction, Supervisor
 from exo_init.pid1.switch import Switcher, boot_manifest
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn, TextIO, TypeVar
+
+    T = TypeVar("T")
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPWR, signal.SIGUSR2)
 EMERGENCY_SHELLS = ("/bin/sh", "/run/current-system/sw/bin/sh")
@@ -233,16 +238,13 @@ def console_stream(pid1: bool) -> TextIO:
     return early.console_for_status() if pid1 else sys.stderr
 
 
-T = TypeVar("T")
-
-
 def step(what: str, fn: Callable[[], T], fallback: T) -> T:
     """One step of the boot checklist: its result, or (it failed) one line on the console, the
     traceback in the log file, and `fallback`: the boot goes on, degraded. Nothing a step raises
     (a value in a manifest, a failing syscall, out of file descriptors) can end PID 1."""
     try:
         return fn()
-    except (Exception, SystemExit) as e:  # (SystemExit: argparse refusing a command line)
+    except (Exception, SystemExit) as e:  # (SystemExit: the option parser refusing a command line)
         log.error("boot step failed (continuing without it): %s", what, exc_info=e)  # (+ ": Type: message")
         return fallback
 

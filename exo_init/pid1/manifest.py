@@ -16,18 +16,23 @@ at load (no value reaches the supervisor that its arithmetic or the kernel canno
 from __future__ import annotations
 
 import enum
-import ipaddress
 import json
 import re
 import signal
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
+from exo_init.lib.runtime import RuntimeConfig
 from exo_init.pid1 import scope
 from exo_init.pid1.graph import find_cycles
 from exo_init.pid1.manifest_schema import SCHEMA, FieldSpec, FieldType, Section, number_text
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 MANIFEST_VERSION = SCHEMA.version
 NAME_RE = re.compile(SCHEMA.patterns["name"])
@@ -43,7 +48,6 @@ QUOTAS = SCHEMA.section("quotas")
 WASM = SCHEMA.section("wasm")
 CAPABILITIES = SCHEMA.section("capabilities")
 
-T = TypeVar("T")
 
 
 def _default(section: Section, name: str, kind: type[T]) -> T:
@@ -264,6 +268,26 @@ class Capsule:
                     "memory_max": self.wasm.memory_max, "deadline": self.wasm.deadline}
         return None
 
+    def runtime_program(self) -> str | None:
+        """The module a runtime capsule's interpreter runs (`PYTHON -m PROGRAM`); None for exec."""
+        return None if self.runtime is Runtime.EXEC else SCHEMA.runtimes[self.runtime.value].program
+
+    def runtime_config(self, state_dir: str) -> RuntimeConfig:
+        """What a runtime capsule's runtime is given (lib/runtime.py's ENV_CONFIG), whoever runs it:
+        exo_init's launch plan, or a unit `exoctl export-systemd` wrote."""
+        options = self.runtime_options()
+        if options is None:
+            raise ValueError(f"capsule {self.name!r} has no runtime")
+        caps = self.capabilities
+        network: object = {"veth": {"address": caps.veth.address, "peer": caps.veth.peer}} if caps.veth else \
+            caps.network.value
+        grants = {"host": caps.host, "filesystem": {path: access.value for path, access in caps.filesystem},
+                  "network": network, "devices": list(caps.devices), "block_devices": caps.block_devices,
+                  "display": caps.display, "bus": caps.bus, "control": caps.control, "logs": caps.logs,
+                  "caps": list(caps.caps), "seccomp_deny": list(caps.seccomp_deny)}
+        return RuntimeConfig(runtime=self.runtime.value, capsule=self.name, options=options, grants=grants,
+                             state_dir=state_dir)
+
     @property
     def ordering(self) -> tuple[str, ...]:
         """Every capsule this one must wait for: `requires` implies `after`."""
@@ -299,7 +323,8 @@ class Manifest:
 # holds it, or raises FieldError. The messages say what was expected and what was given; the ones
 # for bounds are worded as manifest.nix words them ("must be between 0 and 86400, got -1").
 
-Parser = Callable[[Any, str, FieldSpec], Any]
+if TYPE_CHECKING:  # (an alias for annotations only: `Any` is not there at run time)
+    Parser = Callable[[Any, str, FieldSpec], Any]
 
 
 SHOW_LIMIT = 200
@@ -538,6 +563,8 @@ def _grants(value: Any, path: str, spec: FieldSpec) -> tuple[tuple[str, Access],
 
 
 def _veth(obj: Any, path: str) -> Veth:
+    import ipaddress  # noqa: PLC0415 (only a veth grant needs it: PID 1 does not carry it otherwise)
+
     _expect(obj, dict, path, "an object {address, peer}")
     _keys(obj, ("address", "peer"), path)
     try:

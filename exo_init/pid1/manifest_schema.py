@@ -29,9 +29,11 @@ import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class FieldType(enum.StrEnum):
@@ -248,7 +250,9 @@ def parse_schema(doc: Mapping[str, Any]) -> Schema:
 
 
 def schema_text() -> str:
-    return resources.files("exo_init.pid1").joinpath("manifest_schema.json").read_text(encoding="utf-8")
+    # (beside this file, as package data; importlib.resources would bring zipfile, tempfile and
+    # threading into PID 1 for this one read)
+    return Path(__file__).with_name("manifest_schema.json").read_text(encoding="utf-8")
 
 
 SCHEMA = parse_schema(json.loads(schema_text()))

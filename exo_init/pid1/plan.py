@@ -23,22 +23,27 @@ the runner turns it into the capsule's `failed` state, never an exception out of
 
 from __future__ import annotations
 
+import functools
 import grp
 import os
 import pwd
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from exo_init.lib.runtime import ENV_CONFIG, RuntimeConfig
+from exo_init.lib.paths import SYSTEM_BUS_DIR, WAYLAND_SOCKET
+from exo_init.lib.runtime import ENV_CONFIG
 from exo_init.pid1 import scope
-from exo_init.pid1.config import SYSTEM_BUS_DIR, SYSTEM_PATH, WAYLAND_SOCKET, Config
-from exo_init.pid1.manifest import Access, Capabilities, Capsule, NetworkKind, Quotas, ReadinessKind, Runtime
-from exo_init.pid1.manifest_schema import SCHEMA
+from exo_init.pid1.config import SYSTEM_PATH, Config
+from exo_init.pid1.manifest import Access, Capsule, NetworkKind, Quotas, ReadinessKind, Runtime
 from exo_init.pid1.spawn import SpawnPlan
+from exo_init.pid1.zygote import PythonRun
 
 DEFAULT_PIDS_MAX = "1024"
+# The small init a scoped capsule's PID namespace runs (Debian's dumb-init: it waits on signals,
+# never on a timer). Where it is missing, exo_init's own Python nsinit takes its place.
+NS_INIT = "/usr/bin/dumb-init"
 
 
 def mem_total(meminfo: str = "/proc/meminfo") -> int:
@@ -95,7 +100,44 @@ class Users:
                    groups=groups, members={u: tuple(gids) for u, gids in members.items()})
 
     def uids(self) -> frozenset[int]:
+        return self._uids
+
+    @functools.cached_property
+    def _uids(self) -> frozenset[int]:
         return frozenset(e.uid for e in self.users.values())
+
+
+def cached_users(files: tuple[str, ...] = ("/etc/passwd", "/etc/group")) -> Callable[[], Users]:
+    """Users.read, again only when one of `files` changed (it parsed the databases for every
+    launch: a thousand launches, a thousand parses)."""
+    cache: dict[str, object] = {}
+
+    def users() -> Users:
+        key = []
+        for f in files:
+            try:
+                st = os.stat(f)
+                key.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                key.append((0, 0, 0))
+        if cache.get("key") != key or not isinstance(cache.get("users"), Users):
+            cache["users"], cache["key"] = Users.read(), key
+        found = cache["users"]
+        assert isinstance(found, Users)
+        return found
+
+    return users
+
+
+class Either:
+    """Membership in either of two containers, without copying them (the uids other capsules hold,
+    the user database's)."""
+
+    def __init__(self, a: Container[int], b: Container[int]) -> None:
+        self.a, self.b = a, b
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.a or item in self.b
 
 
 def _is_block_device(path: str) -> bool:
@@ -111,11 +153,13 @@ class Facts:
 
     config: Config
     users: Users
-    taken_uids: frozenset[int]            # dynamic uids held by the other capsules' runs
+    taken_uids: Container[int]            # uids held by the other capsules' runs
     mem_total: int = 0                    # bytes of RAM (0: unknown, no default memory limit)
     state_dir: Path | None = None         # PID 1's state directory (None: RUNTIME/state)
     exists: Callable[[str], bool] = os.path.exists
     is_block_device: Callable[[str], bool] = _is_block_device
+    interpreter: str = ""                 # PID 1's own Python (its realpath): programs on it may run in the fork
+    realpath: Callable[[str], str] = os.path.realpath
 
 
 def launch_plan(spec: Capsule, facts: Facts) -> SpawnPlan:
@@ -137,10 +181,69 @@ def launch_plan(spec: Capsule, facts: Facts) -> SpawnPlan:
         console=spec.console,
         notify_fd=spec.readiness.fd if spec.readiness.kind is ReadinessKind.FD else None,
         scope=scope_plan(spec, ident, facts) if spec.capabilities.isolated else None,
+        ns_init=ns_init(spec, facts),
+        python=python_run(spec, ident, facts),
         quotas=spec.quotas,
         default_quotas=default_quotas(spec, facts),
         state_dir=state,
     )
+
+
+# Interpreter options a forked PID 1 can honour (the rest -- -O, -X, -W, ... -- exec as before),
+# and the environment variables it can (any other PYTHON* one: exec).
+PYTHON_FLAGS = frozenset("IESsuBP")
+PYTHON_ENV = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"})
+
+
+def python_run(spec: Capsule, ident: Identity, facts: Facts) -> PythonRun | None:
+    """The Python program to run in the forked child instead of exec'ing the interpreter (see
+    zygote.py): only on PID 1's own interpreter, only for an unconfined capsule running as root
+    (none other may see PID 1's memory), not on the console, with options and environment a fork
+    can honour; not a runtime capsule (its program is exo_init's runtime, run by the runtime
+    interpreter: exo_init --python). None: exec as usual."""
+    if not facts.interpreter or spec.capabilities.isolated or ident.uid != 0 or spec.console:
+        return None
+    if spec.runtime is not Runtime.EXEC:
+        return None
+    if facts.realpath(spec.argv[0]) != facts.interpreter:
+        return None
+    env = dict(spec.env)
+    if any(k.startswith("PYTHON") and k not in PYTHON_ENV for k in env):
+        return None
+    flags, rest = "", list(spec.argv[1:])
+    while rest and rest[0].startswith("-") and rest[0] not in ("-", "-m", "-c") and not rest[0].startswith("--"):
+        if not set(rest[0][1:]) <= PYTHON_FLAGS:
+            return None
+        flags += rest.pop(0)[1:]
+    if not rest:
+        return None
+    isolated = "I" in flags
+    use_env = not (isolated or "E" in flags)
+    path: list[str] = []
+    if rest[0] in ("-m", "-c"):
+        if len(rest) < 2:
+            return None
+        kind, target, args = ("module" if rest[0] == "-m" else "code"), rest[1], rest[2:]
+        argv0 = "-c" if kind == "code" else rest[1]  # (-m: runpy sets the module's file)
+        first = spec.workdir if kind == "module" else ""
+    else:
+        kind, target, args, argv0 = "script", rest[0], rest[1:], rest[0]
+        first = os.path.dirname(facts.realpath(os.path.join(spec.workdir, rest[0])))
+    if not (isolated or "P" in flags):
+        path.append(first)
+    if use_env and env.get("PYTHONPATH"):
+        path += [p for p in env["PYTHONPATH"].split(":") if p]
+    return PythonRun(kind=kind, target=target, argv=(argv0, *args), path=tuple(path),
+                     unbuffered="u" in flags or bool(use_env and env.get("PYTHONUNBUFFERED")),
+                     dont_write_bytecode="B" in flags or bool(use_env and env.get("PYTHONDONTWRITEBYTECODE")))
+
+
+def ns_init(spec: Capsule, facts: Facts) -> str | None:
+    """The small init of an isolated capsule's PID namespace, if the system has it; a console
+    capsule keeps exo_init's own (it hands the terminal to the program, and ^C to it alone)."""
+    if not spec.capabilities.isolated or spec.console or not facts.exists(NS_INIT):
+        return None
+    return NS_INIT
 
 
 # --- runtime capsules ---------------------------------------------------------------------------------
@@ -154,7 +257,9 @@ def runtime_argv(spec: Capsule, facts: Facts) -> tuple[str, ...]:
     module = (spec.runtime_options() or {}).get("module")
     if isinstance(module, str) and not facts.exists(module):
         raise PlanError(f"{spec.runtime.value}.module: {module} does not exist")
-    return (python, "-m", SCHEMA.runtimes[spec.runtime.value].program)
+    program = spec.runtime_program()
+    assert program is not None
+    return (python, "-m", program)
 
 
 def runtime_state_dir(spec: Capsule, facts: Facts) -> Path:
@@ -163,23 +268,10 @@ def runtime_state_dir(spec: Capsule, facts: Facts) -> Path:
     return base / "capsules" / spec.name
 
 
-def grants_json(caps: Capabilities) -> dict[str, object]:
-    """The capsule's grants as the manifest has them (what a runtime builds its imports from)."""
-    network: object = {"veth": {"address": caps.veth.address, "peer": caps.veth.peer}} if caps.veth else \
-        caps.network.value
-    return {"host": caps.host, "filesystem": {path: access.value for path, access in caps.filesystem},
-            "network": network, "devices": list(caps.devices), "block_devices": caps.block_devices,
-            "display": caps.display, "bus": caps.bus, "control": caps.control, "logs": caps.logs,
-            "caps": list(caps.caps), "seccomp_deny": list(caps.seccomp_deny)}
-
-
 def runtime_environment(spec: Capsule, facts: Facts, state_dir: str) -> dict[str, str]:
     """The runtime's configuration and where its package is; they win over the capsule's `env`."""
-    options = spec.runtime_options()
-    assert options is not None
-    config = RuntimeConfig(runtime=spec.runtime.value, capsule=spec.name, options=options,
-                           grants=grants_json(spec.capabilities), state_dir=state_dir)
-    return {ENV_CONFIG: config.to_json(), "PYTHONPATH": facts.config.exo_lib, "PYTHONDONTWRITEBYTECODE": "1"}
+    return {ENV_CONFIG: spec.runtime_config(state_dir).to_json(), "PYTHONPATH": facts.config.exo_lib,
+            "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def _under(path: str, roots: tuple[str, ...] | list[str]) -> bool:
@@ -218,7 +310,7 @@ def default_quotas(spec: Capsule, facts: Facts) -> Quotas:
 def identity(spec: Capsule, facts: Facts) -> Identity:
     if spec.user is None and spec.capabilities.isolated:
         try:
-            uid = scope.dynamic_uid(spec.name, set(facts.taken_uids | facts.users.uids()))
+            uid = scope.dynamic_uid(spec.name, Either(facts.taken_uids, facts.users.uids()))
         except LookupError:
             raise PlanError(f"user: no free dynamic uid ({len(scope.DYNAMIC_UIDS)} in use)") from None
         return Identity(spec.name, uid, uid, (uid,), "/tmp")  # dynamic: no passwd entry on the host

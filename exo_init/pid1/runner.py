@@ -32,7 +32,6 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
 
 from exo_init.lib.runtime import (
     EXIT_DETERMINISTIC,
@@ -64,6 +63,12 @@ from exo_init.pid1.loop import Loop, Timer
 from exo_init.pid1.manifest import Capsule, CapsuleType, ReadinessKind, RestartPolicy, Runtime
 from exo_init.pid1.plan import Facts, PlanError, launch_plan
 
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object
+
 PROBE_INTERVAL = 0.1
 EMPTY_POLL = 0.02
 EMPTY_WAIT = 10.0     # how long killed processes may take to leave the cgroup
@@ -71,6 +76,7 @@ LOG_CHUNK = 65536     # one pipe read per wake-up: every capsule's pipe and the 
 LOG_RATE = 1 << 20    # bytes per second a capsule's output may cost PID 1 (its token bucket) ...
 LOG_BURST = 4 << 20   # ... after a burst of this much; beyond, PID 1 stops reading its pipe for a while
 LOG_DRAIN = 16        # reads of a pipe whose main process exited (what it wrote before it died)
+CPU_WINDOW = 0.5      # seconds: readings closer than this do not replace the CPU % (two pollers)
 
 
 class Context(Protocol):
@@ -85,11 +91,15 @@ class Context(Protocol):
 
     def facts(self, runner: CapsuleRunner) -> Facts: ...
 
+    def claim_uid(self, runner: CapsuleRunner, uid: int | None) -> None: ...
+
     def watch_pid(self, pid: int, runner: CapsuleRunner) -> None: ...
 
     def abandon_pid(self, pid: int, why: str) -> None: ...
 
     def remove(self, runner: CapsuleRunner) -> None: ...
+
+    def touched(self, runner: CapsuleRunner) -> None: ...
 
 
 class CapsuleRunner:
@@ -98,13 +108,13 @@ class CapsuleRunner:
         self.loop = ctx.loop
         self.host = ctx.host
         self.name = name
-        self.spec = spec
+        self._spec = spec
         self.log = log_sink
         self.load_error: str | None = None
         self.state = State.STOPPED
         self.state_since = self.loop.now()
         self.reason = ""
-        self.goal = Goal.DOWN
+        self._goal = Goal.DOWN
         self.pending: Pending = None
         # the current (or last) run
         self.pid: int | None = None
@@ -135,6 +145,24 @@ class CapsuleRunner:
     # --- state --------------------------------------------------------------------------------
 
     @property
+    def goal(self) -> Goal:
+        return self._goal
+
+    @goal.setter
+    def goal(self, goal: Goal) -> None:
+        self._goal = goal
+        self.ctx.touched(self)  # (what the scheduler must look at depends on goal, spec and state)
+
+    @property
+    def spec(self) -> Capsule | None:
+        return self._spec
+
+    @spec.setter
+    def spec(self, spec: Capsule | None) -> None:
+        self._spec = spec
+        self.ctx.touched(self)
+
+    @property
     def wanted(self) -> bool:
         return self.goal is not Goal.DOWN
 
@@ -160,6 +188,7 @@ class CapsuleRunner:
         if new not in TRANSITIONS[old]:
             raise AssertionError(f"capsule {self.name}: invalid transition {old} -> {new} ({reason})")
         self.state, self.reason, self.state_since = new, reason, self.loop.now()
+        self.ctx.touched(self)
         self.ctx.publish(self, Event(self.name, old, new, reason, time.time()))
 
     def want(self, again: bool = False) -> None:
@@ -191,7 +220,7 @@ class CapsuleRunner:
         self.change_state(State.STARTING, "starting")
         try:
             plan = launch_plan(spec, self.ctx.facts(self))
-            self.uid = plan.uid
+            self.ctx.claim_uid(self, plan.uid)
             run = self.host.launch(self.name, plan)
         except (PlanError, LaunchError) as e:
             self.fail(str(e))
@@ -201,6 +230,8 @@ class CapsuleRunner:
         self.started_at, self.ready_at = self.loop.now(), None
         self.scoped = plan.scope is not None
         self.status_text = ""
+        usage = self.host.cpu_usage(self.name)  # the run's CPU % counts from here (note_cpu)
+        self.cpu_sample, self.cpu_percent = (None if usage is None else (self.loop.now(), usage)), 0.0
         self.metrics, self.runtime_failure = {}, ""
         self.ctx.watch_pid(run.pid, self)
         self.loop.add_reader(run.log_fd, lambda: self.on_log(run.log_fd))
@@ -537,16 +568,18 @@ class CapsuleRunner:
 
     # --- status -------------------------------------------------------------------------------
 
-    def sample_cpu(self, now: float) -> None:
-        usage = self.host.cpu_usage(self.name)
-        if usage is None:
+    def note_cpu(self, usage: int, now: float) -> None:
+        """CPU % from two readings of the cgroup's usage: nothing samples it periodically (with a
+        thousand capsules that alone kept PID 1 busy); the first status of a run averages since its
+        start, each later one since the previous reading at least CPU_WINDOW ago."""
+        if self.cpu_sample is not None and now - self.cpu_sample[0] < CPU_WINDOW:
             return
-        if self.cpu_sample is not None and now > self.cpu_sample[0]:
-            dt = now - self.cpu_sample[0]
-            self.cpu_percent = max(0.0, (usage - self.cpu_sample[1]) / 1e6 / dt * 100)
+        if self.cpu_sample is not None:
+            self.cpu_percent = max(0.0, (usage - self.cpu_sample[1]) / 1e6 / (now - self.cpu_sample[0]) * 100)
         self.cpu_sample = (now, usage)
 
-    def status(self) -> dict[str, object]:
+    def status(self, stats: bool = True) -> dict[str, object]:
+        """The capsule's status; `stats`: with its cgroup figures (a dozen files read)."""
         now = self.loop.now()
         out: dict[str, object] = {
             "name": self.name,
@@ -569,7 +602,11 @@ class CapsuleRunner:
             "log": str(self.log.path),
             "log_paused": self.log_paused,
         }
-        stats = self.host.stats(self.name)
-        if stats is not None:
-            out["cgroup"] = stats
+        figures = self.host.stats(self.name) if stats else None
+        if figures is not None:
+            usage = figures.get("cpu_usage_usec")
+            if isinstance(usage, int):
+                self.note_cpu(usage, now)
+                out["cpu_percent"] = round(self.cpu_percent, 1)
+            out["cgroup"] = figures
         return out

@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
-import resource
 import signal
 import socket
 import struct
 import zlib
+from collections.abc import Container
 from dataclasses import dataclass
 
 from exo_init.pid1.syscalls import (
@@ -84,7 +83,7 @@ CAP_NUMBERS: dict[str, int] = {name: i for i, name in enumerate((
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/nix/store",
                 "/run/current-system", "/etc/ld.so.cache", "/etc/localtime")
 DEVICE_NODES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
-CAPSULE_FD_LIMIT = 1024  # RLIMIT_NOFILE's soft limit in a capsule (PID 1 raises its own: early.FD_LIMIT)
+CAPSULE_FD_LIMIT = 1024  # RLIMIT_NOFILE's soft limit in every capsule, set in spawn's child (PID 1 raises its own)
 DYNAMIC_UIDS = range(61184, 65520)  # systemd's DynamicUser= range: no package owns these
 FORWARDED_SIGNALS = frozenset({
     signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
@@ -113,12 +112,25 @@ class _ArgCmp(ctypes.Structure):
                 ("datum_b", ctypes.c_uint64))
 
 
+_LIBSECCOMP: list[ctypes.CDLL] = []  # loaded once per process (a capsule's child, or a test)
+
+
 def _libseccomp() -> ctypes.CDLL:
-    name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
+    """libseccomp by its soname (the dynamic loader's own search, no process started: ctypes.util's
+    find_library runs `ldconfig -p` in a subprocess, which in a capsule's namespace init became a
+    process of the capsule's PID namespace and cost every scoped start a fork and exec); find_library
+    only where the soname is not found."""
+    if _LIBSECCOMP:
+        return _LIBSECCOMP[0]
     try:
-        lib = ctypes.CDLL(name, use_errno=True)
-    except OSError as e:
-        raise OSError(errno.ENOENT, f"libseccomp is not installed ({e})") from None
+        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library  # noqa: PLC0415 (only where the loader does not find the soname)
+
+        try:
+            lib = ctypes.CDLL(find_library("seccomp") or "libseccomp.so", use_errno=True)
+        except OSError as e:
+            raise OSError(errno.ENOENT, f"libseccomp is not installed ({e})") from None
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
@@ -126,6 +138,7 @@ def _libseccomp() -> ctypes.CDLL:
                                            ctypes.POINTER(_ArgCmp)]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    _LIBSECCOMP.append(lib)
     return lib
 
 
@@ -268,7 +281,7 @@ class ScopePlan:
     seccomp_allow: tuple[str, ...] = ()   # classes of the baseline granted (manifest: seccomp_allow)
 
 
-def dynamic_uid(name: str, taken: set[int]) -> int:
+def dynamic_uid(name: str, taken: Container[int]) -> int:
     """A stable unprivileged uid for a capsule: hashed from its name, the next free one on collision."""
     span = len(DYNAMIC_UIDS)
     start = zlib.crc32(name.encode()) % span
@@ -450,8 +463,6 @@ def drop_privileges(plan: ScopePlan, uid: int, gid: int, groups: tuple[int, ...]
     for cap in plan.caps:
         prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
     prctl(PR_SET_NO_NEW_PRIVS, 1)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, CAPSULE_FD_LIMIT), hard))  # (PID 1 raised its own)
     load_seccomp(baseline_rules(plan.seccomp_allow, plan.seccomp_deny))
 
 

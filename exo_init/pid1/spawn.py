@@ -6,15 +6,17 @@ the exec succeeded. The parent never blocks on it; the supervisor reads it from 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import resource
 import signal
 import termios
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exo_init.pid1 import scope
+from exo_init.pid1 import scope, zygote
 from exo_init.pid1.manifest import Quotas
 
 
@@ -32,6 +34,8 @@ class SpawnPlan:
     console: bool = False          # stdin/stdout/stderr on /dev/console as controlling tty
     notify_fd: int | None = None   # readiness.kind = fd: the fd number the notification pipe gets
     scope: scope.ScopePlan | None = None  # isolated: own namespaces and root (see scope.py)
+    ns_init: str | None = None     # isolated: the small init the namespace's PID 1 becomes (None: nsinit in Python)
+    python: zygote.PythonRun | None = None  # run this Python program in the fork instead of exec'ing (zygote.py)
     quotas: Quotas = field(default_factory=Quotas)  # the cgroup limits declared (written before the fork)
     default_quotas: Quotas = field(default_factory=Quotas)  # where none is declared, if the controller is there
     state_dir: str | None = None   # a runtime capsule's writable directory: made (owned by uid) before the fork
@@ -94,6 +98,9 @@ def _child(plan: SpawnPlan, wiring: Wiring, err_w: int) -> None:
         signal.signal(sig, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # (PID 1 raised its own: early.raise_fd_limit)
+    if soft > scope.CAPSULE_FD_LIMIT:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (scope.CAPSULE_FD_LIMIT, hard))
     if wiring.cgroup_procs is not None:
         _step(f"cgroup {wiring.cgroup_procs.parent}", wiring.cgroup_procs.write_text, "0\n")
     os.setsid()
@@ -133,6 +140,8 @@ def _child(plan: SpawnPlan, wiring: Wiring, err_w: int) -> None:
         _step(f"setgid {plan.gid}", os.setgid, plan.gid)
         _step(f"setuid {plan.uid}", os.setuid, plan.uid)
     _step(f"chdir {plan.workdir}", os.chdir, plan.workdir)
+    if plan.python is not None:
+        zygote.run(plan.python, plan.argv, dict(plan.env), err_w)
     _step(f"exec {plan.argv[0]}", os.execve, plan.argv[0], list(plan.argv), dict(plan.env))
 
 
@@ -146,9 +155,13 @@ def _dup_above(fd: int, lowest: int) -> int:
 
 
 def _scoped(plan: SpawnPlan, sp: scope.ScopePlan, extra_fds: tuple[int, ...], err_w: int) -> None:
-    """We are PID 1 of the capsule's new PID namespace: build its world, fork the main process,
-    and stay behind as its init. Returns only in the main process, privileges dropped."""
+    """We are PID 1 of the capsule's new PID namespace: build its world, then either become the
+    small init of `plan.ns_init` (dumb-init), which forks and execs the program, or fork the main
+    process and stay behind as its init in Python (scope.nsinit). Returns only in that main
+    process, privileges dropped."""
     _step("scope", scope.enter, sp)
+    if plan.ns_init is not None:
+        _exec_ns_init(plan, plan.ns_init, sp)
     watched = set(scope.FORWARDED_SIGNALS) | {signal.SIGCHLD}
     signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     main = os.fork()
@@ -169,10 +182,34 @@ def _scoped(plan: SpawnPlan, sp: scope.ScopePlan, extra_fds: tuple[int, ...], er
     _step("privileges", scope.drop_privileges, sp, plan.uid, plan.gid, plan.groups)
 
 
+def _exec_ns_init(plan: SpawnPlan, init: str, sp: scope.ScopePlan) -> None:
+    """Drop privileges here, in the namespace's PID 1, and exec the small init with the program:
+    it forwards signals to it, reaps, and exits with its status (128+signal if it was killed, the
+    convention exo_init reads). A copy of PID 1's Python stays behind in no capsule: with it, each
+    scoped capsule held ~3 MB of private memory; the small init holds ~0.1 MB, and runs as the
+    capsule's uid without capabilities beyond the declared ones. The program is checked first, so
+    a missing one is still the capsule's spawn error (the small init's exec succeeding says
+    nothing about the program's)."""
+    _step("privileges", scope.drop_privileges, sp, plan.uid, plan.gid, plan.groups)
+    _step(f"chdir {plan.workdir}", os.chdir, plan.workdir)
+    if not os.access(plan.argv[0], os.X_OK):
+        code = errno.EACCES if os.path.exists(plan.argv[0]) else errno.ENOENT
+        error = OSError(code, os.strerror(code))
+        error.stage = f"exec {plan.argv[0]}"  # type: ignore[attr-defined]
+        raise error
+    _step(f"exec {init}", os.execve, init, [init, "--single-child", "--", *plan.argv], dict(plan.env))
+
+
 def read_spawn_error(fd: int) -> str | None:
     """Read the error pipe once it is readable: None = exec succeeded (EOF), else the message."""
     chunks = []
-    while data := os.read(fd, 4096):  # the child writes once, then exits: EOF follows at once
-        chunks.append(data)
-    os.close(fd)
+    try:
+        while data := os.read(fd, 4096):  # the child writes once (atomically: < PIPE_BUF), then exits
+            chunks.append(data)
+    except BlockingIOError:
+        # The message is there but the writer has not exited yet (a PID namespace's init takes a
+        # while to go): the message is whole, EOF would add nothing.
+        pass
+    finally:
+        os.close(fd)
     return b"".join(chunks).decode(errors="replace") or None

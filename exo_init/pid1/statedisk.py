@@ -9,7 +9,6 @@ RUNTIME/state (volatile). Not PID 1: --state-dir, or RUNTIME/state.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -76,9 +75,14 @@ def resolve_device(spec: str, timeout: float = DEVICE_WAIT) -> str:
 
 def mount_state_disk(device: str, target: Path) -> None:
     """Mount `device` (ext4, formatted if blank) at `target`; OSError with one line if impossible."""
+    import subprocess  # noqa: PLC0415 (only with a state disk: PID 1 does not carry it otherwise)
+
     started = time.monotonic()
-    subprocess.run(["modprobe", "-a", *STATE_MODULES], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=30, check=False)
+    try:
+        subprocess.run(["modprobe", "-a", *STATE_MODULES], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=30, check=False)
+    except subprocess.SubprocessError as e:
+        raise OSError(f"modprobe: {e}") from None
     device = resolve_device(device)
     with open(device, "rb") as f:
         head = f.read(BLANK_CHECK)
@@ -87,8 +91,11 @@ def mount_state_disk(device: str, target: Path) -> None:
         formatted = True
         if head.strip(b"\0"):
             raise OSError(f"state disk {device} holds data that is not an ext filesystem; not formatting it")
-        proc = subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "exo-state", device], capture_output=True,
-                              timeout=120, check=False)
+        try:
+            proc = subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "exo-state", device], capture_output=True,
+                                  timeout=120, check=False)
+        except subprocess.SubprocessError as e:
+            raise OSError(f"mkfs.ext4 {device}: {e}") from None
         if proc.returncode != 0:
             raise OSError(f"mkfs.ext4 {device} failed: {proc.stderr.decode(errors='replace').strip()}")
     target.mkdir(parents=True, exist_ok=True)
@@ -112,7 +119,7 @@ def prepare_state_dir(config: Config) -> tuple[Path, list[str]]:
         try:
             mount_state_disk(config.state_device, PERSISTENT_STATE)
             return PERSISTENT_STATE, []
-        except (OSError, subprocess.SubprocessError) as e:
+        except OSError as e:
             warnings.append(f"{e}; state is volatile (in {volatile})")
             return volatile, warnings
     try:

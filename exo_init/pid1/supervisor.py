@@ -21,10 +21,12 @@ and a fake clock (tests/test_scheduler.py).
 from __future__ import annotations
 
 import enum
+import os
+import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from exo_init.pid1.capsule import RUNNING, SETTLED, STARTABLE, Event, Goal, Remove, Replace, RunEnd, State
 from exo_init.pid1.cgroups import CgroupTree
@@ -34,13 +36,18 @@ from exo_init.pid1.log import log, status_line
 from exo_init.pid1.logsink import LogSink
 from exo_init.pid1.loop import Loop
 from exo_init.pid1.manifest import Manifest, ManifestError, load_manifest
-from exo_init.pid1.plan import Facts, Users, mem_total
+from exo_init.pid1.plan import Facts, Users, cached_users, mem_total
 from exo_init.pid1.readiness import NotifySocket
 from exo_init.pid1.runner import CapsuleRunner
 
-SAMPLE_INTERVAL = 2.0
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from typing import TextIO
+
+INTERPRETER = os.path.realpath(sys.executable)  # PID 1's Python: programs on it may run in its fork (zygote.py)
 NOTIFY_SENDERS_MAX = 4096  # sd_notify senders remembered (see Supervisor.notify_senders)
 SHUTDOWN_GRACE = 2.0       # beyond the longest stop timeout
+STOPPABLE = frozenset({State.STARTING, State.READY, State.BACKOFF})  # stopped by the scheduler once unwanted
 SHUTDOWN_MIN, SHUTDOWN_MAX = 5.0, 120.0
 
 
@@ -77,14 +84,37 @@ class DependencyFailed:
 Verdict = Ready | Wait | Pull | DependencyFailed
 
 
+class OtherUids:
+    """The uids held by every run but one runner's own, as a container (nothing copied per launch)."""
+
+    def __init__(self, holders: Counter[int], own: int | None) -> None:
+        self.holders, self.own = holders, own
+
+    def __contains__(self, uid: object) -> bool:
+        if not isinstance(uid, int):
+            return False
+        return self.holders.get(uid, 0) - (1 if uid == self.own else 0) > 0
+
+
 class Supervisor:
     def __init__(self, config: Config, console: TextIO, loop: Loop | None = None, host: Host | None = None,
-                 users: Callable[[], Users] = Users.read) -> None:
+                 users: Callable[[], Users] | None = None) -> None:
         self.config = config
         self.console = console
         self.loop = loop or Loop()
         self.host: Host = host or OsHost(None)
-        self.users = users
+        self.users = users or cached_users()
+        self.uid_holders: Counter[int] = Counter()  # uid -> how many runners hold it (dynamic uids are unique)
+        # What the scheduler looks at, kept as goals, definitions and states change (touched): the
+        # runners its pass can act on, in the order they were added, and the wanted ones not yet
+        # settled (boot complete once there is none). A pass over every runner after every event
+        # made a thousand capsules' start quadratic.
+        self.order: dict[str, int] = {}
+        self.capsule_set = 0  # counts additions and removals: a client re-reads the names when it changes
+        self.scheduling = False     # a scheduling pass is running (schedule is not re-entered) ...
+        self.schedule_again = False  # ... and was asked for again meanwhile
+        self.candidates: set[str] = set()
+        self.unsettled: set[str] = set()
         self.mem_total = mem_total()
         self.capsules: dict[str, CapsuleRunner] = {}
         self.by_pid: dict[int, CapsuleRunner] = {}
@@ -111,7 +141,8 @@ class Supervisor:
     # --- set-up ---------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        """The real system: runtime directories, the cgroup tree, the sd_notify socket."""
+        """The real system: runtime directories, the cgroup tree, the sd_notify socket (main.py
+        raised the limit on open files first: early.raise_fd_limit)."""
         self.config.runtime_dir.mkdir(parents=True, exist_ok=True)
         (self.config.runtime_dir / "scope-root").mkdir(exist_ok=True)  # isolated capsules build their root here
         self.config.wayland_dir.mkdir(exist_ok=True)  # the compositor's socket (capabilities.display)
@@ -131,7 +162,6 @@ class Supervisor:
             self.loop.add_reader(self.notify.fileno(), self._on_notify)
         except OSError as e:
             log.error("sd_notify socket %s unavailable: %s", self.config.notify_socket, e.strerror)
-        self.loop.call_later(SAMPLE_INTERVAL, self._sample)
 
     def load(self, path: Path | None = None) -> Manifest:
         """Read a manifest; ManifestError (one line naming the file and problem) if unusable."""
@@ -151,9 +181,19 @@ class Supervisor:
         self.check_boot_complete()
 
     def facts(self, runner: CapsuleRunner) -> Facts:
-        taken = frozenset(r.uid for r in self.capsules.values() if r.uid is not None and r is not runner)
-        return Facts(config=self.config, users=self.users(), taken_uids=taken, mem_total=self.mem_total,
+        return Facts(config=self.config, users=self.users(), taken_uids=OtherUids(self.uid_holders, runner.uid),
+                     mem_total=self.mem_total, interpreter=INTERPRETER if self.config.zygote else "",
                      state_dir=self.state_dir)
+
+    def claim_uid(self, runner: CapsuleRunner, uid: int | None) -> None:
+        """`runner`'s run holds `uid` now (the uids other runs hold are taken: facts)."""
+        if runner.uid is not None:
+            self.uid_holders[runner.uid] -= 1
+            if self.uid_holders[runner.uid] <= 0:
+                del self.uid_holders[runner.uid]
+        runner.uid = uid
+        if uid is not None:
+            self.uid_holders[uid] += 1
 
     def watch_pid(self, pid: int, runner: CapsuleRunner) -> None:
         self.by_pid[pid] = runner
@@ -163,9 +203,26 @@ class Supervisor:
         self.abandoned[pid] = why
 
     def remove(self, runner: CapsuleRunner) -> None:
+        self.claim_uid(runner, None)
         runner.release()
         self.host.forget(runner.name)
         self.capsules.pop(runner.name, None)
+        self.capsule_set += 1
+        self.candidates.discard(runner.name)
+        self.unsettled.discard(runner.name)
+
+    def touched(self, runner: CapsuleRunner) -> None:
+        """A runner's goal, definition or state changed: whether a scheduling pass can act on it
+        (start it, fail it, pull in its requirement, stop it), and whether the boot waits for it."""
+        name, wanted, state = runner.name, runner.wanted, runner.state
+        if (wanted and runner.spec is not None and state in STARTABLE) or (not wanted and state in STOPPABLE):
+            self.candidates.add(name)
+        else:
+            self.candidates.discard(name)
+        if wanted and state not in SETTLED:
+            self.unsettled.add(name)
+        else:
+            self.unsettled.discard(name)
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -182,11 +239,9 @@ class Supervisor:
             status_line(self.console, True, "stopped", runner.name)
 
     def check_boot_complete(self) -> None:
-        if self.boot_reported or self.shutdown_action is not None or self.applying:
+        if self.boot_reported or self.shutdown_action is not None or self.applying or self.unsettled:
             return
         wanted = [r for r in self.capsules.values() if r.wanted or r.state is State.FAILED]
-        if not all(r.state in SETTLED for r in wanted):
-            return
         self.boot_reported = True
         failed = sorted(r.name for r in wanted if r.state is State.FAILED)
         since_init = self.loop.now() - self.boot_started
@@ -262,19 +317,40 @@ class Supervisor:
         return self.apply(manifest)
 
     def _add(self, name: str) -> CapsuleRunner:
+        self.order.setdefault(name, len(self.order))
         runner = CapsuleRunner(self, name, None, LogSink(self.config.log_dir, name))
         self.capsules[name] = runner
+        self.capsule_set += 1
         return runner
 
     # --- scheduling -----------------------------------------------------------------------------
 
     def schedule(self) -> None:
         """Start what is wanted and whose dependencies are ready; stop what is unwanted once no
-        running capsule depends on it. Called after every change; idempotent."""
+        running capsule depends on it. Called after every change; idempotent. A call from inside
+        a pass (a launch that fails at once reports it) asks for one more pass instead of
+        recursing: a thousand such failures in one pass exceeded Python's recursion limit."""
+        if self.scheduling:
+            self.schedule_again = True
+            return
+        self.scheduling = True
+        try:
+            self.schedule_again = True
+            while self.schedule_again:
+                self.schedule_again = False
+                self._pass()
+        finally:
+            self.scheduling = False
+        if self.shutdown_action is not None and not any(
+                r.state in RUNNING or r.state is State.BACKOFF for r in self.capsules.values()):
+            self.done = True
+
+    def _pass(self) -> None:
         progress = True
         while progress:
             progress = False
-            for runner in list(self.capsules.values()):
+            for name in sorted(self.candidates, key=self.order.__getitem__):
+                runner = self.capsules[name]
                 if runner.wanted and runner.spec is not None and runner.state in STARTABLE:
                     if runner.state is not State.STOPPED and runner.goal is not Goal.AGAIN:
                         continue  # settled (exited or failed): only an explicit start runs it again
@@ -289,13 +365,9 @@ class Supervisor:
                             runner.goal = Goal.DOWN
                             runner.change_state(State.FAILED, reason)
                             progress = True
-                elif not runner.wanted and runner.state in (State.STARTING, State.READY, State.BACKOFF) \
-                        and not self._running_dependents(runner.name):
+                elif not runner.wanted and runner.state in STOPPABLE and not self._running_dependents(runner.name):
                     runner.begin_stop("stop requested")
                     progress = True
-        if self.shutdown_action is not None and not any(
-                r.state in RUNNING or r.state is State.BACKOFF for r in self.capsules.values()):
-            self.done = True
 
     def _running_dependents(self, name: str) -> bool:
         return any(r.spec is not None and name in r.spec.ordering and r.state in RUNNING
@@ -362,11 +434,8 @@ class Supervisor:
         self.host.freeze(name, frozen)
         runner.log.line(f"[exo_init] {'frozen' if frozen else 'thawed'}")
 
-    def status(self, name: str) -> dict[str, object]:
-        return self.capsules[name].status()
-
-    def status_all(self) -> list[dict[str, object]]:
-        return [self.status(name) for name in sorted(self.capsules)]
+    def status(self, name: str, stats: bool = True) -> dict[str, object]:
+        return self.capsules[name].status(stats)
 
     # --- process events ---------------------------------------------------------------------------
 
@@ -410,12 +479,6 @@ class Supervisor:
                 log.debug("sd_notify from unknown pid %d ignored: %s", pid, fields)
                 continue
             runner.on_notify(fields)
-
-    def _sample(self) -> None:
-        self.loop.call_later(SAMPLE_INTERVAL, self._sample)
-        now = self.loop.now()
-        for runner in self.capsules.values():
-            runner.sample_cpu(now)
 
     # --- shutdown -------------------------------------------------------------------------------
 

@@ -13,21 +13,26 @@ writes a new generation (or picks an existing one), applies the difference live,
 
 from __future__ import annotations
 
-import hashlib
-from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
 from exo_init.lib import eventlog
 from exo_init.lib.errors import ApiError
 from exo_init.pid1.capsule import Event, State
 from exo_init.pid1.config import Config
-from exo_init.pid1.generations import Generation, GenerationError, GenerationStore
+from exo_init.pid1.generations import Generation, GenerationError, GenerationStore, sha256_hex
 from exo_init.pid1.log import log
 from exo_init.pid1.loop import Loop, Timer
 from exo_init.pid1.manifest import Manifest, ManifestError, decode, load_manifest, parse_manifest
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
+if TYPE_CHECKING:
+    from collections import deque
+    from collections.abc import Callable, Mapping
+    from typing import Any, Protocol
+else:
+    Protocol = object
 
 DEFAULT_PROBATION = 20.0
 MAX_PROBATION = 3600.0
@@ -185,7 +190,7 @@ class Switcher:
         gen: Generation | None = None
         try:
             data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
+            digest = sha256_hex(data)
             running = self.store.get(self.running).sha256 if self.running is not None else None
             if running != digest:
                 gen = self.store.create(data, str(path))

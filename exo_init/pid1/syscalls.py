@@ -6,10 +6,11 @@ Each wrapper raises OSError naming the syscall and the path or argument it was g
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The C library PID 1 already runs on (dlopen(NULL)): ctypes.util.find_library would run
+# `ldconfig -p` in a subprocess at every boot.
+_libc = ctypes.CDLL(None, use_errno=True)
 
 MS_RDONLY = 1
 MS_NOSUID = 2

@@ -2,8 +2,11 @@
 
     python3 -m exo_init.system.sentry [--socket PATH] [--policy JSON] [--interval SECONDS]
 
-Inputs: capsule state events (the control socket's `subscribe`) and, every interval, each
-capsule's cgroup figures (the `status` op) plus psutil's view of its main process.
+Inputs, none of them a poll of every capsule: capsule state events (the control socket's
+`subscribe`); each capsule's memory.events and pids.events, watched by inotify in its cgroup
+directory (the kernel notifies a change); and every interval, cpu.stat of the capsules that have a
+CPU quota, the memory pressure of the capsules' parent cgroup (and each capsule's only when the
+parent's is high), and how long the starting ones have been starting.
 Anomalies: `oom` (memory.events oom_kill grew), `pids-max` (pids.events max grew), `throttled`
 (cpu.stat nr_throttled grew for `sustain` samples in a row), `memory-pressure` (memory PSI avg10
 above `memory_pressure` % for `sustain` samples), `crash-loop` (`crash_loop` restarts within
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import sys
 import time
 from collections import deque
@@ -33,6 +37,7 @@ from typing import Any
 from exo_init.client.control import Subscription, call
 from exo_init.lib import eventlog
 from exo_init.lib.errors import ApiError
+from exo_init.lib.inotify import IN_IGNORED, Inotify
 from exo_init.lib.notify import sd_notify
 from exo_init.lib.paths import DEFAULT_RUNTIME
 
@@ -116,18 +121,105 @@ class Track:
     last_fired: dict[str, float] = field(default_factory=dict)
 
 
-def process_figures(pid: Any) -> dict[str, Any]:
-    """psutil's view of a capsule's main process (empty if psutil or the process is missing)."""
-    if not isinstance(pid, int):
-        return {}
-    try:
-        import psutil  # noqa: PLC0415 (optional: the sentry works without it)
+def _flat_keyed(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
 
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            return {"rss": proc.memory_info().rss, "threads": proc.num_threads(), "proc_status": proc.status()}
-    except Exception:
-        return {}
+
+def psi_avg10(text: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith("some "):
+            for item in line.split()[1:]:
+                key, _, value = item.partition("=")
+                if key == "avg10":
+                    return float(value)
+    return None
+
+
+class CgroupFiles:
+    """The capsules' cgroup directories (`info`'s cgroup root + capsules/NAME), read by the sentry
+    itself: asking PID 1 for every capsule's `status` every second made PID 1 read a dozen files
+    per capsule per second for it."""
+
+    def __init__(self, capsules_dir: Path) -> None:
+        self.dir = capsules_dir
+
+    def path(self, name: str, file: str = "") -> str:
+        return f"{self.dir}/{name}/{file}" if name else f"{self.dir}/{file}"
+
+    def read(self, name: str, file: str) -> str | None:
+        try:
+            fd = os.open(self.path(name, file), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            return os.read(fd, 65536).decode(errors="replace")
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def counters(self, name: str) -> tuple[int, int] | None:
+        """(memory.events oom_kill, pids.events max), None if the cgroup is not there."""
+        mem, pids = self.read(name, "memory.events"), self.read(name, "pids.events")
+        if mem is None and pids is None:
+            return None
+        return _flat_keyed(mem or "").get("oom_kill", 0), _flat_keyed(pids or "").get("max", 0)
+
+    def value(self, name: str, file: str) -> str:
+        return (self.read(name, file) or "").strip() or "max"
+
+
+class Watcher:
+    """Every capsule's memory.events and pids.events watched by inotify (the kernel notifies a
+    change: no polling), and which capsules have a CPU quota (only those can be throttled)."""
+
+    FILES = ("memory.events", "pids.events")
+
+    def __init__(self, files: CgroupFiles) -> None:
+        self.files = files
+        self.inotify = Inotify()
+        self.by_wd: dict[int, str] = {}
+        self.watched: dict[str, list[int]] = {}
+        self.throttleable: set[str] = set()
+
+    def watch(self, name: str) -> bool:
+        """Watch the capsule's files (again); False if its cgroup does not exist (yet)."""
+        wds = []
+        for file in self.FILES:
+            try:
+                wds.append(self.inotify.add(self.files.path(name, file)))
+            except OSError:
+                continue
+        if not wds:
+            return False
+        self.watched[name] = wds
+        for wd in wds:
+            self.by_wd[wd] = name
+        if self.files.value(name, "cpu.max").split()[0] == "max":
+            self.throttleable.discard(name)
+        else:
+            self.throttleable.add(name)
+        return True
+
+    def changed(self) -> set[str]:
+        """The capsules whose watched files changed; a removed cgroup's watches are dropped."""
+        names = set()
+        for wd, mask in self.inotify.read():
+            name = self.by_wd.get(wd)
+            if name is None:
+                continue
+            if mask & IN_IGNORED:
+                self.by_wd.pop(wd, None)
+                self.watched.pop(name, None)
+                self.throttleable.discard(name)
+            else:
+                names.add(name)
+        return names
 
 
 class Sentry:
@@ -138,6 +230,8 @@ class Sentry:
         self.me = me
         self.tracks: dict[str, Track] = {}
         self.samples = 0
+        self.starting: dict[str, float] = {}   # capsule -> monotonic time it entered `starting`
+        self.pressured: set[str] = set()       # capsules with a memory-pressure run going
 
     def record(self, **record: Any) -> None:
         out = eventlog.append(self.event_log, {"source": "sentry", **record})
@@ -147,7 +241,13 @@ class Sentry:
 
     def on_event(self, event: dict[str, Any]) -> None:
         name = event.get("capsule")
-        if not isinstance(name, str) or name == self.me or event.get("new") != "backoff":
+        if not isinstance(name, str) or name == self.me:
+            return
+        if event.get("new") == "starting":
+            self.starting[name] = time.monotonic()
+        else:
+            self.starting.pop(name, None)
+        if event.get("new") != "backoff":
             return
         track = self.tracks.setdefault(name, Track())
         now = time.monotonic()
@@ -158,8 +258,43 @@ class Sentry:
             self.anomaly(name, "crash-loop", {"restarts": len(track.backoffs), "reason": event.get("reason", "")})
             track.backoffs.clear()
 
+    def check_counters(self, name: str, oom: int, pmax: int, detail: dict[str, Any]) -> None:
+        """OOM kills and refused forks since the last look (memory.events oom_kill, pids.events max)."""
+        track = self.tracks.setdefault(name, Track())
+        if track.oom_kill is not None and oom > track.oom_kill:
+            self.anomaly(name, "oom", {"oom_kills": oom - track.oom_kill, "memory_max": detail.get("memory_max"),
+                                       "last_exit": detail.get("last_exit", "")})
+        track.oom_kill = oom
+        if track.pids_events_max is not None and pmax > track.pids_events_max:
+            self.anomaly(name, "pids-max", {"refused_forks": pmax - track.pids_events_max,
+                                            "pids_max": detail.get("pids_max")})
+        track.pids_events_max = pmax
+
+    def check_throttled(self, name: str, nr: int, cpu_max: Any, throttled_usec: Any) -> None:
+        track = self.tracks.setdefault(name, Track())
+        grew = track.nr_throttled is not None and nr > track.nr_throttled
+        track.nr_throttled = nr
+        track.throttled_run = track.throttled_run + 1 if grew else 0
+        if track.throttled_run >= self.policy.thresholds["sustain"]:
+            self.anomaly(name, "throttled", {"samples": track.throttled_run, "cpu_max": cpu_max,
+                                             "throttled_usec": throttled_usec})
+            track.throttled_run = 0
+
+    def check_pressure(self, name: str, psi: float | None) -> None:
+        track = self.tracks.setdefault(name, Track())
+        above = psi is not None and psi > self.policy.thresholds["memory_pressure"]
+        track.pressure_run = track.pressure_run + 1 if above else 0
+        (self.pressured.add if above else self.pressured.discard)(name)
+        if track.pressure_run >= self.policy.thresholds["sustain"]:
+            self.anomaly(name, "memory-pressure", {"psi_memory_avg10": psi})
+            track.pressure_run = 0
+
+    def check_starting(self, name: str, since: float) -> None:
+        if since > self.policy.thresholds["not_ready_after"]:
+            self.anomaly(name, "not-ready", {"starting_for": round(since, 3)})
+
     def sample(self, capsules: list[dict[str, Any]]) -> None:
-        t = self.policy.thresholds
+        """Every check on `status` documents (a capsule's state and cgroup figures)."""
         self.samples += 1
         for st in capsules:
             name = st["name"]
@@ -172,31 +307,80 @@ class Sentry:
                 # within its first second counts). At our own first sample, the past is not ours.
                 track.oom_kill = track.pids_events_max = track.nr_throttled = 0
             if cg:
-                oom = int(cg.get("memory_oom_kill", 0))
-                if track.oom_kill is not None and oom > track.oom_kill:
-                    self.anomaly(name, "oom", {"oom_kills": oom - track.oom_kill, "memory_max": cg.get("memory_max"),
-                                               "last_exit": st.get("last_exit", "")})
-                track.oom_kill = oom
-                pmax = int(cg.get("pids_events_max", 0))
-                if track.pids_events_max is not None and pmax > track.pids_events_max:
-                    self.anomaly(name, "pids-max", {"refused_forks": pmax - track.pids_events_max,
-                                                    "pids_max": cg.get("pids_max")})
-                track.pids_events_max = pmax
-                nr = int(cg.get("cpu_nr_throttled", 0))
-                grew = track.nr_throttled is not None and nr > track.nr_throttled
-                track.nr_throttled = nr
-                track.throttled_run = track.throttled_run + 1 if grew else 0
-                if track.throttled_run >= t["sustain"]:
-                    self.anomaly(name, "throttled", {"samples": track.throttled_run, "cpu_max": cg.get("cpu_max"),
-                                                     "throttled_usec": cg.get("cpu_throttled_usec")})
-                    track.throttled_run = 0
-                psi = cg.get("psi_memory_avg10")
-                track.pressure_run = track.pressure_run + 1 if psi is not None and psi > t["memory_pressure"] else 0
-                if track.pressure_run >= t["sustain"]:
-                    self.anomaly(name, "memory-pressure", {"psi_memory_avg10": psi})
-                    track.pressure_run = 0
-            if st.get("state") == "starting" and float(st.get("since") or 0) > t["not_ready_after"]:
-                self.anomaly(name, "not-ready", {"starting_for": st.get("since")})
+                self.check_counters(name, int(cg.get("memory_oom_kill", 0)), int(cg.get("pids_events_max", 0)),
+                                    {**cg, "last_exit": st.get("last_exit", "")})
+                self.check_throttled(name, int(cg.get("cpu_nr_throttled", 0)), cg.get("cpu_max"),
+                                     cg.get("cpu_throttled_usec"))
+                self.check_pressure(name, cg.get("psi_memory_avg10"))
+            if st.get("state") == "starting":
+                self.check_starting(name, float(st.get("since") or 0))
+
+    # --- the cgroup files, watched ----------------------------------------------------------------
+
+    def look(self, watcher: Watcher, name: str) -> None:
+        """Read a capsule's counters now (its files changed, or its cgroup appeared)."""
+        if name == self.me:
+            return
+        counters = watcher.files.counters(name)
+        if counters is None:
+            return
+        track = self.tracks.setdefault(name, Track())
+        if track.oom_kill is None:  # first sight of a cgroup made while we watch: it started at 0
+            track.oom_kill = track.pids_events_max = 0
+        oom, pmax = counters
+        detail: dict[str, Any] = {}
+        if oom > (track.oom_kill or 0) or pmax > (track.pids_events_max or 0):  # (rare: what the record says)
+            detail = {"memory_max": watcher.files.value(name, "memory.max"),
+                      "pids_max": watcher.files.value(name, "pids.max"), "last_exit": self.last_exit(name)}
+        self.check_counters(name, oom, pmax, detail)
+
+    def last_exit(self, name: str) -> str:
+        try:
+            return str(call(self.control, {"op": "status", "name": name, "stats": False}).get("last_exit", ""))
+        except (ApiError, OSError, ValueError):
+            return ""
+
+    def adopt(self, watcher: Watcher | None, name: str, past_is_ours: bool) -> None:
+        """Start watching a capsule's cgroup (if it has one now)."""
+        if watcher is None or name == self.me or name in watcher.watched or not watcher.watch(name):
+            return
+        counters = watcher.files.counters(name)
+        if counters is not None and not past_is_ours:  # what happened before we looked is not ours
+            track = self.tracks.setdefault(name, Track())
+            track.oom_kill, track.pids_events_max = counters
+        self.look(watcher, name)
+
+    def follow(self, watcher: Watcher | None, event: dict[str, Any]) -> None:
+        """A capsule's cgroup is watched from the first event after it exists; a new run may come
+        with a new CPU quota."""
+        name = str(event.get("capsule"))
+        if watcher is not None and event.get("new") == "starting" and name in watcher.watched:
+            watcher.watch(name)
+        self.adopt(watcher, name, past_is_ours=True)
+
+    def tick(self, watcher: Watcher | None) -> None:
+        """The periodic checks, each on the few capsules it can concern: cpu.stat of the capsules
+        with a CPU quota; per-capsule memory pressure only when the capsules' parent shows some
+        (its `some` average is at least every child's); capsules starting for too long."""
+        self.samples += 1
+        now = time.monotonic()
+        for name, since in list(self.starting.items()):
+            self.check_starting(name, now - since)
+        if watcher is None:
+            return
+        files = watcher.files
+        for name in list(watcher.throttleable):
+            cpu = _flat_keyed(files.read(name, "cpu.stat") or "")
+            self.check_throttled(name, cpu.get("nr_throttled", 0), files.value(name, "cpu.max"),
+                                 cpu.get("throttled_usec"))
+        parent = psi_avg10(files.read("", "memory.pressure") or "")
+        if parent is not None and parent > self.policy.thresholds["memory_pressure"]:
+            for name in list(watcher.watched):
+                if name != self.me:
+                    self.check_pressure(name, psi_avg10(files.read(name, "memory.pressure") or ""))
+        else:
+            for name in list(self.pressured):
+                self.check_pressure(name, None)
 
     # --- action ----------------------------------------------------------------------------------
 
@@ -220,19 +404,33 @@ class Sentry:
     # --- main loop -------------------------------------------------------------------------------
 
     def run(self, interval: float) -> None:
-        """Subscribe, report ready, then sample every `interval` seconds and handle events between."""
+        """Events from PID 1's stream, counter changes from inotify, a tick every `interval` for the
+        rest: at steady state nothing is read per capsule (a thousand capsules polled through
+        `status` cost PID 1 and the sentry a CPU between them)."""
         with Subscription(self.control) as events:
+            root = call(self.control, {"op": "info"}).get("cgroups")
+            watcher = Watcher(CgroupFiles(Path(root) / "capsules")) if root else None
+            now = time.monotonic()
+            for st in call(self.control, {"op": "status", "stats": False}, timeout=60):
+                if st["state"] == "starting" and st["name"] != self.me:
+                    self.starting[st["name"]] = now - float(st.get("since") or 0)
+                self.adopt(watcher, st["name"], past_is_ours=False)
             sd_notify("READY=1\nSTATUS=watching")
-            next_sample = time.monotonic()
+            readers: list[Any] = [events] + ([watcher.inotify] if watcher is not None else [])
+            next_tick = time.monotonic() + interval
             while True:
-                for event in events.events(max(0.0, next_sample - time.monotonic())):
-                    self.on_event(event)
-                if time.monotonic() >= next_sample:
-                    next_sample = time.monotonic() + interval
-                    status = call(self.control, {"op": "status"})
-                    for st in status:
-                        st.update(process_figures(st.get("pid")))
-                    self.sample(status)
+                wait = 0.0 if events.pending else max(0.0, next_tick - time.monotonic())  # (lines read already)
+                readable, _, _ = select.select(readers, [], [], wait)
+                if events in readable or events.pending:
+                    for event in events.receive():
+                        self.on_event(event)
+                        self.follow(watcher, event)
+                if watcher is not None and watcher.inotify in readable:
+                    for name in watcher.changed():
+                        self.look(watcher, name)
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + interval
+                    self.tick(watcher)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -78,6 +78,34 @@ in
     restart.policy = "never";
     capabilities.host = true;
   };
+  # The spawn and restart benchmark (tests/bench/versus.py), the same capsules under exo_init and as
+  # systemd units: READY=1 at once (an interpreter without site, to keep the program's own start-up
+  # small), restarted at once when killed.
+  bench-notify = {
+    description = "sd_notify READY=1 at once, then sleeps (scoped)";
+    argv = [ paths.python3 "-I" "-S" "/usr/lib/exosphere/test/ready.py" ];
+    autostart = false;
+    readiness.kind = "notify";
+    restart = { policy = "always"; delay = 0; max_delay = 0; limit_burst = 1000; };
+  };
+  bench-notify-host = {
+    description = "sd_notify READY=1 at once, then sleeps (unconfined)";
+    argv = [ paths.python3 "-I" "-S" "/usr/lib/exosphere/test/ready.py" ];
+    autostart = false;
+    readiness.kind = "notify";
+    restart = { policy = "always"; delay = 0; max_delay = 0; limit_burst = 1000; };
+    capabilities.host = true;
+  };
+  # Prints its arguments as JSON: what the supervisor passed (tests/vm/test_versus.py compares them).
+  argv-probe = {
+    description = "Prints its argv as JSON";
+    argv = [ paths.python3 "-c" "import json, sys; print(json.dumps(sys.argv[1:]))"
+             "two words" "50%" "$HOME" "\${X}" ";" "back\\slash" "a \"quote\"" "" ];
+    type = "oneshot";
+    autostart = false;
+    restart.policy = "never";
+    capabilities.host = true;
+  };
   echo = {
     description = "TCP echo server on port 7777 (reached from the host by a port forward)";
     argv = [ paths.python3 "/usr/lib/exosphere/test/echo.py" "7777" ];

@@ -22,6 +22,8 @@ TEST_LAYER = Layer(
            (GUEST / "bench_spawn.py", "/usr/lib/exosphere/test/bench_spawn.py"),
            (GUEST / "echo.py", "/usr/lib/exosphere/test/echo.py"),
            (GUEST / "scope_probe.py", "/usr/lib/exosphere/test/scope_probe.py"),
+           (GUEST / "ready.py", "/usr/lib/exosphere/test/ready.py"),
+           (GUEST / "bench_versus.py", "/usr/lib/exosphere/test/bench_versus.py"),
            (GUEST / "hostile.py", "/usr/lib/exosphere/test/hostile.py"),
            (GUEST / "bench_wasm.py", "/usr/lib/exosphere/test/bench_wasm.py"),
            (GUEST / "wasm", "/usr/lib/exosphere/test/wasm")),
