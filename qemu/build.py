@@ -364,6 +364,7 @@ def grub_efi_dir(cache: Path, arch: Arch) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
+    tmp.mkdir()
     run(["mmdebstrap", "--variant=extract", f"--architectures={arch}", f"--include={package}",
          "--format=directory", SUITE, tmp / "root"])
     src = tmp / "root/usr/lib/grub" / plat.grub_efi

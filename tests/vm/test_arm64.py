@@ -16,7 +16,9 @@ import pytest
 
 from qemu.build import Image
 from tests.machine import Machine, boot_times
+from tests.test_scope import ESCAPE_EXPECTED
 from tests.vm.conftest import machines
+from tests.vm.test_scope import probe
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +71,17 @@ def test_control_api_answers_and_changes_state(arm: Machine) -> None:
     assert arm.wait_for_capsule("neighbour", "stopped", 60)["cgroup"]["pids_current"] == 0
     assert "no-such-capsule" in arm.fail("exoctl start no-such-capsule 2>&1")  # (a refusal naming it)
     assert json.loads(arm.succeed("exoctl --json info"))["pid"] == 1
+
+
+def test_scoped_capsules_cannot_escape_on_aarch64(arm: Machine) -> None:
+    """The attack, on the other ABI: the seccomp filter and the grants hold for aarch64's numbers
+    (mkdir is mkdirat there; the probe uses aarch64's syscall table)."""
+    caps = probe(arm, "probe-caps")
+    assert caps["mkdir"] == "EPERM" and caps["seccomp"] == "2" and int(caps["cap_eff"], 16) == 1 << 10, caps
+    root = probe(arm, "probe-root")
+    assert root["uid"] == 0 and int(root["cap_eff"], 16) == 0
+    wrong = {k: v for k, v in root["escape"].items() if v != ESCAPE_EXPECTED[k]}
+    assert set(root["escape"]) == set(ESCAPE_EXPECTED) and not wrong, wrong
 
 
 def test_wasm_capsule_ran_on_the_aarch64_wheel(arm: Machine) -> None:
