@@ -1,9 +1,13 @@
 # Exosphere OS as a NixOS flake: exo_init (a Python PID 1) supervising capsules under cgroup v2.
 #
 #   nix build .#iso          ISO image (BIOS + EFI, USB-bootable)      result/iso/*.iso
-#   nix build .#ova          VirtualBox appliance                      result/*.ova
+#   nix build .#ova          VirtualBox appliance (x86_64 only)        result/*.ova
 #   nix run .#vm             QEMU VM on this terminal (serial console)
-#   nix flake check          includes checks.x86_64-linux.boot (a NixOS VM test)
+#   nix flake check          includes checks.<system>.boot (a NixOS VM test)
+#   nix build .#packages.aarch64-linux.iso   the same for ARM64 (UEFI ISO; console on ttyAMA0)
+#
+# Systems: x86_64-linux and aarch64-linux (packages, apps, checks, devShells, formatter); the
+# NixOS configurations are exosphere-{iso,ova,vm} (x86_64) and exosphere-{iso,vm}-aarch64.
 #   nix develop              Python, pytest, ruff, mypy, QEMU, Nix
 #
 # The NixOS module is nixos-modules/exosphere.nix; the capsule manifest is rendered by the pure
@@ -42,12 +46,28 @@
   outputs =
     { self, nixpkgs }:
     let
-      system = "x86_64-linux";
       inherit (nixpkgs) lib;
-      pkgs = nixpkgs.legacyPackages.${system};
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      # builtins only (no lib.genAttrs): tests/test_nix.py evaluates the outputs against a stub nixpkgs.
+      forAllSystems =
+        f:
+        builtins.listToAttrs (
+          map (system: {
+            name = system;
+            value = f system;
+          }) systems
+        );
+      # The serial console: the PC's 16550 or the ARM virt machine's PL011.
+      serialConsole = system: if system == "aarch64-linux" then "ttyAMA0" else "ttyS0";
+      # The configurations' names: exosphere-iso (x86_64), exosphere-iso-aarch64.
+      suffix = system: if system == "x86_64-linux" then "" else "-aarch64";
 
       # Shared by every image.
       base =
+        system:
         { lib, ... }:
         {
           imports = [ self.nixosModules.exosphere ];
@@ -59,14 +79,11 @@
           documentation.enable = lib.mkDefault false;
         };
 
-      mkSystem = modules: lib.nixosSystem { modules = [ base ] ++ modules; };
-    in
-    {
-      nixosModules.exosphere = ./nixos-modules/exosphere.nix;
-      nixosModules.default = self.nixosModules.exosphere;
+      mkSystem = system: modules: lib.nixosSystem { modules = [ (base system) ] ++ modules; };
 
-      nixosConfigurations = {
-        exosphere-iso = mkSystem [
+      isoFor =
+        system:
+        mkSystem system [
           (
             {
               config,
@@ -82,19 +99,44 @@
               isoImage.makeUsbBootable = true;
               # Kernel messages on both; the last console= (the screen) is /dev/console.
               boot.kernelParams = [
-                "console=ttyS0,115200"
+                "console=${serialConsole system},115200"
                 "console=tty0"
               ];
             }
           )
         ];
 
-        exosphere-ova = mkSystem [
+      vmFor =
+        system:
+        mkSystem system [
+          (
+            { modulesPath, ... }:
+            {
+              imports = [ (modulesPath + "/virtualisation/qemu-vm.nix") ];
+              # Serial console on the terminal that runs the VM (qemu-vm.nix then makes the
+              # platform's serial port, ttyS0 or ttyAMA0, the last console=, i.e. /dev/console).
+              virtualisation.graphics = false;
+              virtualisation.memorySize = 1024;
+            }
+          )
+        ];
+    in
+    {
+      nixosModules.exosphere = ./nixos-modules/exosphere.nix;
+      nixosModules.default = self.nixosModules.exosphere;
+
+      nixosConfigurations = {
+        exosphere-iso = isoFor "x86_64-linux";
+        exosphere-vm = vmFor "x86_64-linux";
+        exosphere-iso-aarch64 = isoFor "aarch64-linux";
+        exosphere-vm-aarch64 = vmFor "aarch64-linux";
+
+        exosphere-ova = mkSystem "x86_64-linux" [
           (
             { config, modulesPath, ... }:
             {
               imports = [ (modulesPath + "/virtualisation/virtualbox-image.nix") ];
-              image.baseName = "exosphere-${config.system.nixos.label}-${system}";
+              image.baseName = "exosphere-${config.system.nixos.label}-x86_64-linux";
               virtualbox.vmName = "Exosphere OS";
               virtualbox.memorySize = 1024;
               boot.kernelParams = [
@@ -104,30 +146,29 @@
             }
           )
         ];
-
-        exosphere-vm = mkSystem [
-          (
-            { modulesPath, ... }:
-            {
-              imports = [ (modulesPath + "/virtualisation/qemu-vm.nix") ];
-              # Serial console on the terminal that runs the VM (qemu-vm.nix then makes ttyS0
-              # the last console=, i.e. /dev/console).
-              virtualisation.graphics = false;
-              virtualisation.memorySize = 1024;
-            }
-          )
-        ];
       };
 
-      packages.${system} = {
-        exo-init = pkgs.callPackage ./nixos-modules/package.nix { };
-        iso = self.nixosConfigurations.exosphere-iso.config.system.build.isoImage;
-        ova = self.nixosConfigurations.exosphere-ova.config.system.build.virtualBoxOVA;
-        vm = self.nixosConfigurations.exosphere-vm.config.system.build.vm;
-        default = self.packages.${system}.iso;
-      };
+      packages = forAllSystems (
+        system:
+        let
+          pkgs = nixpkgs.legacyPackages.${system};
+          configs = self.nixosConfigurations;
+        in
+        {
+          exo-init = pkgs.callPackage ./nixos-modules/package.nix { };
+          iso = configs."exosphere-iso${suffix system}".config.system.build.isoImage;
+          vm = configs."exosphere-vm${suffix system}".config.system.build.vm;
+          default = self.packages.${system}.iso;
+        }
+        // (
+          if system == "x86_64-linux" then
+            { ova = configs.exosphere-ova.config.system.build.virtualBoxOVA; }
+          else
+            { }
+        )
+      );
 
-      apps.${system} = {
+      apps = forAllSystems (system: {
         vm = {
           type = "app";
           # qemu-vm.nix names the script run-${config.system.name}-vm; system.name is the host name.
@@ -135,93 +176,107 @@
           meta.description = "Boot Exosphere OS in QEMU on this terminal";
         };
         default = self.apps.${system}.vm;
-      };
+      });
 
-      checks.${system} = {
-        exo-init = self.packages.${system}.exo-init;
+      checks = forAllSystems (
+        system:
+        let
+          pkgs = nixpkgs.legacyPackages.${system};
+        in
+        {
+          exo-init = self.packages.${system}.exo-init;
 
-        # Boot the module in a VM: exo_init is PID 1, the capsules come up, a quota is enforced
-        # by the kernel, and `exoctl poweroff` shuts the machine down cleanly.
-        boot = pkgs.testers.runNixOSTest {
-          name = "exosphere-boot";
-          globalTimeout = 900;
+          # Boot the module in a VM: exo_init is PID 1, the capsules come up, a quota is enforced
+          # by the kernel, and `exoctl poweroff` shuts the machine down cleanly.
+          boot = pkgs.testers.runNixOSTest {
+            name = "exosphere-boot";
+            globalTimeout = 900;
 
-          nodes.machine =
-            { pkgs, ... }:
-            {
-              imports = [ self.nixosModules.exosphere ];
-              services.exosphere.enable = true;
-              # A capsule that only sleeps, under limits the test can read back and trip.
-              services.exosphere.capsules.quota-probe = {
-                description = "Sleeps under quotas (boot test)";
-                argv = [
-                  "${pkgs.coreutils}/bin/sleep"
-                  "infinity"
-                ];
-                after = [ "kmod" ];
-                quotas = {
-                  cpu_max = "20%";
-                  memory_max = "64M";
-                  pids_max = 16;
+            nodes.machine =
+              { pkgs, ... }:
+              {
+                imports = [ self.nixosModules.exosphere ];
+                services.exosphere.enable = true;
+                # A capsule that only sleeps, under limits the test can read back and trip.
+                services.exosphere.capsules.quota-probe = {
+                  description = "Sleeps under quotas (boot test)";
+                  argv = [
+                    "${pkgs.coreutils}/bin/sleep"
+                    "infinity"
+                  ];
+                  after = [ "kmod" ];
+                  quotas = {
+                    cpu_max = "20%";
+                    memory_max = "64M";
+                    pids_max = 16;
+                  };
                 };
+                virtualisation.memorySize = 1024;
               };
-              virtualisation.memorySize = 1024;
-            };
 
-          # The driver's root shell is the `backdoor` capsule the module adds under the test
-          # instrumentation (no systemd: wait_for_unit and friends do not apply here).
-          testScript = ''
-            machine.start()
+            # The driver's root shell is the `backdoor` capsule the module adds under the test
+            # instrumentation (no systemd: wait_for_unit and friends do not apply here).
+            testScript = ''
+              machine.start()
 
-            with subtest("exo_init is PID 1 and the capsules are ready"):
-                machine.succeed("tr '\\0' ' ' < /proc/1/cmdline | grep -q exo_init")
-                machine.wait_until_succeeds("exoctl status kmod | grep -qw exited", timeout=300)
-                for name in ["console", "backdoor", "quota-probe"]:
-                    machine.wait_until_succeeds(f"exoctl status {name} | grep -qw ready", timeout=300)
+              with subtest("exo_init is PID 1 and the capsules are ready"):
+                  machine.succeed("tr '\\0' ' ' < /proc/1/cmdline | grep -q exo_init")
+                  machine.wait_until_succeeds("exoctl status kmod | grep -qw exited", timeout=300)
+                  for name in ["console", "backdoor", "quota-probe"]:
+                      machine.wait_until_succeeds(f"exoctl status {name} | grep -qw ready", timeout=300)
 
-            with subtest("quotas are written and enforced"):
-                pid = machine.succeed("pgrep -xf '.*/sleep infinity' | head -n1").strip()
-                cg = "/sys/fs/cgroup" + machine.succeed(f"cut -d: -f3 /proc/{pid}/cgroup").strip()
-                machine.succeed(
-                    f"test \"$(cat {cg}/memory.max)\" = 67108864",
-                    f"test \"$(cat {cg}/pids.max)\" = 16",
-                    f"test \"$(cat {cg}/cpu.max)\" = '20000 100000'",
-                )
-                # A shell moved into the capsule's cgroup cannot fork past pids.max (16): the
-                # kernel refuses the fork and counts it in pids.events. (The sleeps outlive
-                # bash's fork retries, so no slot frees up meanwhile.)
-                machine.execute(
-                    f"bash -c 'echo $$ > {cg}/cgroup.procs; "
-                    "for i in $(seq 32); do sleep 120 >/dev/null 2>&1 & done' || true"
-                )
-                machine.succeed(f"grep -Eq '^max [1-9]' {cg}/pids.events")
+              with subtest("quotas are written and enforced"):
+                  pid = machine.succeed("pgrep -xf '.*/sleep infinity' | head -n1").strip()
+                  cg = "/sys/fs/cgroup" + machine.succeed(f"cut -d: -f3 /proc/{pid}/cgroup").strip()
+                  machine.succeed(
+                      f"test \"$(cat {cg}/memory.max)\" = 67108864",
+                      f"test \"$(cat {cg}/pids.max)\" = 16",
+                      f"test \"$(cat {cg}/cpu.max)\" = '20000 100000'",
+                  )
+                  # A shell moved into the capsule's cgroup cannot fork past pids.max (16): the
+                  # kernel refuses the fork and counts it in pids.events. (The sleeps outlive
+                  # bash's fork retries, so no slot frees up meanwhile.)
+                  machine.execute(
+                      f"bash -c 'echo $$ > {cg}/cgroup.procs; "
+                      "for i in $(seq 32); do sleep 120 >/dev/null 2>&1 & done' || true"
+                  )
+                  machine.succeed(f"grep -Eq '^max [1-9]' {cg}/pids.events")
 
-            with subtest("clean poweroff"):
-                # The shell goes away with the machine, so do not wait for an answer.
-                machine.execute("exoctl poweroff", check_return=False, check_output=False)
-                machine.wait_for_shutdown()
-          '';
-        };
-      };
+              with subtest("clean poweroff"):
+                  # The shell goes away with the machine, so do not wait for an answer.
+                  machine.execute("exoctl poweroff", check_return=False, check_output=False)
+                  machine.wait_for_shutdown()
+            '';
+          };
+        }
+      );
 
-      devShells.${system}.default = pkgs.mkShell {
-        packages = [
-          (pkgs.python3.withPackages (
-            ps: with ps; [
-              psutil
-              pytest
-              pexpect
-              mypy
-              types-psutil
-            ]
-          ))
-          pkgs.ruff
-          pkgs.nix
-          pkgs.qemu
-          pkgs.nixfmt
-        ];
-      };
+      devShells = forAllSystems (
+        system:
+        let
+          pkgs = nixpkgs.legacyPackages.${system};
+        in
+        {
+          default = pkgs.mkShell {
+            packages = [
+              (pkgs.python3.withPackages (
+                ps: with ps; [
+                  psutil
+                  pytest
+                  pexpect
+                  mypy
+                  types-psutil
+                ]
+              ))
+              pkgs.ruff
+              pkgs.nix
+              pkgs.qemu
+              pkgs.nixfmt
+            ];
+          };
+        }
+      );
 
-      formatter.${system} = pkgs.nixfmt;
+      formatter = forAllSystems (system: nixpkgs.legacyPackages.${system}.nixfmt);
     };
 }

@@ -7,6 +7,8 @@ concatenated cpio segments, each cached by content:
 
   base   Debian bookworm from mmdebstrap (this machine's apt sources), pruned; keyed by the
          package list and the builder version.            ~/.cache/exosphere/base-<key>/
+         For a foreign architecture (arm64 here: `--arch arm64`) an extract-only bootstrap that
+         the builder configures itself (qemu/foreign.py; no maintainer script can run).
   layer  exo_init, corecaps, the Nix-rendered manifest;    ~/.cache/exosphere/image-<key>/
          extra layers (the test suite's guest agent) come after it and win.
 
@@ -34,6 +36,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from exo_init.pid1.manifest import parse_manifest
+from qemu import foreign
+from qemu.arch import Arch, Platform, is_foreign, platform
 from qemu.kmods import load_order, missing_modules
 from qemu.stage1 import ROOT_LABEL, build_root_disk, build_stage1_initrd, unpack
 from qemu.util import StepFailed, cache_dir, die, log, repo_root, run, sha256_of, step, write_cpio
@@ -47,25 +51,21 @@ PACKAGES = (
     "libseccomp2",  # capabilities.seccomp_deny (exo_init/pid1/scope.py loads it through ctypes)
     "libglib2.0-bin", "udhcpc",  # gdbus (D-Bus calls from the shell); busybox's DHCP client
     "dumb-init",  # a scoped capsule's namespace init (exo_init/pid1/spawn.py): 0.1 MB where Python's held 3
-)
+)  # (for amd64: `packages()` puts the platform's own kernel package in linux-image-amd64's place)
 # Kernel modules the image ships besides the ones the manifest loads at boot (`kernelModules` in
-# nixos-modules/capsules.nix): drivers for the displays, disks and NICs of QEMU and VirtualBox.
-# Their dependencies are added from modules.dep; every other module is removed.
-IMAGE_MODULES = (
-    "virtio_pci", "virtio_scsi", "virtio_input",
-    "virtio_gpu", "virtio_balloon", "bochs", "vmwgfx", "cirrus", "drm_vram_helper",
-    # ext4 asks for crc32c when it mounts a filesystem with metadata checksums (mkfs.ext4's
-    # default): a soft dependency that modules.dep does not list.
-    "crc32c_generic", "crc32c_intel",
-    "ext4", "vfat", "isofs", "squashfs", "overlay", "loop", "sr_mod", "sd_mod", "ahci", "ata_piix",
-    "e1000", "e1000e", "veth", "af_packet", "evdev", "psmouse", "ptp", "9pnet_virtio", "9p",
-)
+# nixos-modules/capsules.nix) are the platform's (qemu/arch.py: drivers for the displays, disks and
+# NICs of QEMU and VirtualBox). Their dependencies are added from modules.dep; every other module
+# is removed. ext4 asks for crc32c when it mounts a filesystem with metadata checksums (mkfs.ext4's
+# default): a soft dependency that modules.dep does not list, hence crc32c_* in the lists.
 PRUNE = (
     "boot", "usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
     "usr/share/bug", "usr/share/perl", "usr/share/perl5", "usr/lib/x86_64-linux-gnu/perl",
     "usr/lib/x86_64-linux-gnu/perl-base", "usr/lib/x86_64-linux-gnu/perl5", "var/cache/apt",
     "var/lib/apt/lists", "var/log", "usr/share/initramfs-tools", "etc/initramfs-tools", "usr/lib/firmware",
 )
+# What a foreign architecture's base prunes besides PRUNE: the device trees (QEMU's virt machine
+# makes its own).
+FOREIGN_PRUNE = ("usr/lib/linux-image-*",)
 DBUS_POLICY = Path("dbus/org.exosphere.Core1.conf")  # (relative to the repository)
 CONSOLES = "console=tty0 console=ttyS0,115200 panic=10"
 KERNEL_CMDLINE = f"rdinit=/sbin/exo_init {CONSOLES}"
@@ -110,6 +110,7 @@ class Image:
     iso: Path | None
     manifest: Path
     cmdline: str = KERNEL_CMDLINE
+    arch: Arch = Arch.AMD64
     sizes: dict[str, int] = field(default_factory=dict)
     stage1: Path | None = None          # the disk-root variant (qemu/stage1.py): its initramfs ...
     root_disk: Path | None = None       # ... and the root filesystem it mounts
@@ -119,37 +120,67 @@ def _key(*parts: str | Path) -> str:
     return sha256_of(BUILDER_VERSION, *parts)
 
 
+def kernel_cmdline(arch: Arch) -> str:
+    """The direct-boot command line: the platform's serial port is the last console (/dev/console)."""
+    return KERNEL_CMDLINE.replace("ttyS0", platform(arch).serial)
+
+
+def packages(arch: Arch) -> tuple[str, ...]:
+    return tuple(platform(arch).kernel_package if p == "linux-image-amd64" else p for p in PACKAGES)
+
+
+def prune_paths(arch: Arch) -> tuple[str, ...]:
+    triplet = platform(arch).triplet
+    own = tuple(p.replace("x86_64-linux-gnu", triplet) for p in PRUNE)
+    return (*own, *FOREIGN_PRUNE) if is_foreign(arch) else own
+
+
 # --- base: Debian root filesystem -------------------------------------------------------------------
 
-def build_rootfs(dest: Path, packages: Sequence[str] = PACKAGES) -> None:
-    """mmdebstrap into directory `dest` (made under a temporary name, renamed when complete)."""
+MERGED_USR_HOOK = "/usr/share/mmdebstrap/hooks/merged-usr/setup00.sh"  # (mmdebstrap's own)
+
+
+def build_rootfs(dest: Path, packages: Sequence[str], arch: Arch = Arch.AMD64) -> None:
+    """mmdebstrap `packages` into directory `dest` (made under a temporary name, renamed when
+    complete). A foreign architecture gets the essential set and the packages extracted,
+    unconfigured, into a merged-/usr tree (as the native bootstrap makes it); qemu/foreign.py
+    configures it."""
     tmp = dest.with_name(dest.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
+    variant = ["--variant=essential"]
+    if is_foreign(arch):
+        variant = ["--variant=extract", f"--architectures={arch}", "--include=?essential",
+                   f"--setup-hook={MERGED_USR_HOOK}"]
     run([
-        "mmdebstrap", "--variant=essential", f"--include={','.join(packages)}",
+        "mmdebstrap", *variant, f"--include={','.join(packages)}",
         "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
         "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-include=/usr/share/locale/C.UTF-8/*",
         "--aptopt=APT::Install-Recommends false", "--format=directory",
         SUITE, tmp,
     ])
+    if is_foreign(arch):
+        with step(f"configure the {arch} bootstrap (qemu/foreign.py)"):
+            foreign.configure(tmp)
     tmp.rename(dest)
 
 
-def prune(root: Path, modules: Sequence[str]) -> str:
+def prune(root: Path, modules: Sequence[str], arch: Arch = Arch.AMD64) -> str:
     """Remove what a booted Exosphere system never uses; returns the kernel version."""
-    for rel in PRUNE:
-        target = root / rel
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
+    for pattern in prune_paths(arch):
+        for target in root.glob(pattern) if "*" in pattern else [root / pattern]:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
     (root / "var/log").mkdir(exist_ok=True)
     versions = sorted(p.name for p in (root / "usr/lib/modules").iterdir())
     if len(versions) != 1:
         raise StepFailed(f"expected one kernel in the rootfs, found {versions}")
     kver = versions[0]
     moddir = root / "usr/lib/modules" / kver
+    if not (moddir / "modules.dep").exists():  # (an extract-only bootstrap: the kernel's postinst did not run)
+        run(["depmod", "-b", root, kver])
     keep = set(load_order(moddir, modules))
     missing = missing_modules(moddir, modules)
     if missing:
@@ -160,7 +191,8 @@ def prune(root: Path, modules: Sequence[str]) -> str:
             ko.unlink()
             removed += 1
     log(f"kernel {kver}: kept {len(keep)} modules, removed {removed}")
-    run(["chroot", root, "/usr/sbin/depmod", "-a", kver])  # the image's own kmod
+    # The host's depmod (bookworm's kmod, as the image's): it also runs for a foreign kernel.
+    run(["depmod", "-b", root, kver])
     return kver
 
 
@@ -171,11 +203,15 @@ def boot_modules() -> list[str]:
                                capture=True).stdout))
 
 
-def build_base(cache: Path, extra_packages: Sequence[str] = ()) -> Path:
-    """cache/base-<key>/{vmlinuz,base.cpio,kver}, built once per package and module list."""
-    modules = sorted({*IMAGE_MODULES, *boot_modules()})
-    packages = (*PACKAGES, *extra_packages)
-    key = _key(SUITE, *packages, *modules, *PRUNE)
+def build_base(cache: Path, arch: Arch = Arch.AMD64, extra_packages: Sequence[str] = ()) -> Path:
+    """cache/base-<key>/{vmlinuz,base.cpio,kver}, built once per architecture, package and module list."""
+    plat = platform(arch)
+    modules = sorted({*plat.modules, *boot_modules()})
+    pkgs = (*packages(arch), *extra_packages)
+    parts: tuple[str | Path, ...] = (SUITE, *pkgs, *modules, *prune_paths(arch))
+    if is_foreign(arch):  # (amd64's key stays what it was before there were other architectures)
+        parts = (*parts, str(arch), Path(foreign.__file__))
+    key = _key(*parts)
     out = cache / f"base-{key}"
     if (out / "base.cpio").exists():
         log(f"base {key}: cached")
@@ -183,15 +219,15 @@ def build_base(cache: Path, extra_packages: Sequence[str] = ()) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     staging = out / "rootfs"
     if not staging.is_dir():  # (an interrupted prune is simply redone: it is idempotent)
-        with step(f"mmdebstrap {SUITE} ({len(packages)} packages)"):
-            build_rootfs(staging, packages)
+        with step(f"mmdebstrap {SUITE} {arch} ({len(pkgs)} packages)"):
+            build_rootfs(staging, pkgs, arch)
     with step("prune"):
         kernels = sorted((staging / "boot").glob("vmlinuz-*"))
         if kernels:
             shutil.copy2(kernels[-1], out / "vmlinuz")
         elif not (out / "vmlinuz").exists():  # (a redone prune finds /boot gone, the kernel saved)
-            raise StepFailed("no /boot/vmlinuz-* in the rootfs: is linux-image-amd64 in PACKAGES?")
-        kver = prune(staging, modules)
+            raise StepFailed(f"no /boot/vmlinuz-* in the rootfs: is {plat.kernel_package} in the packages?")
+        kver = prune(staging, modules, arch)
         (out / "kver").write_text(kver + "\n")
     # Uncompressed on purpose: under TCG the kernel unpacks 170 MB of plain cpio in ~4 s, while
     # zstd took 8 s and the kernel's unzstd rejects a cpio segment appended after it.
@@ -206,40 +242,53 @@ def build_base(cache: Path, extra_packages: Sequence[str] = ()) -> Path:
 PYWAYLAND = "pywayland==0.4.19"  # the version exo_init.system.nexquelium.wlfix fixes (PYWAYLAND_VERSION)
 WASMTIME = "wasmtime==50.0.1"    # the WebAssembly runtime (exo_init/runtimes/wasm.py); qemu/setup-host pins the same
 WHEELS = (PYWAYLAND, WASMTIME)   # installed into the image's dist-packages
+# PyPI has no aarch64 wheel of pywayland (and bookworm no python3-pywayland): the arm64 image goes
+# without it, and so without the display capsules that need it (render.nix `display = false`).
+FOREIGN_WHEELS = {Arch.ARM64: (WASMTIME,)}
+
+
+def wheels(arch: Arch) -> tuple[str, ...]:
+    return FOREIGN_WHEELS.get(arch, WHEELS)
 # Every platform tag a wheel for the image may carry: bookworm has glibc 2.36, so manylinux_2_36
-# down to manylinux_2_17 and their legacy aliases (manylinux2014/2010/1). pip accepts a wheel only
-# for a tag it is given: with manylinux_2_34 alone it took wasmtime's py3-none-any wheel (which
-# holds only a Windows DLL, so `import wasmtime` failed) and found no manylinux1 wheel at all.
-MANYLINUX_TAGS = (*(f"manylinux_2_{minor}_x86_64" for minor in range(36, 16, -1)),
-                  "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64")
+# down to manylinux_2_17 and their legacy aliases (manylinux2014/2010/1; aarch64 has no 2010 or 1,
+# pip just finds none). pip accepts a wheel only for a tag it is given: with manylinux_2_34 alone it
+# took wasmtime's py3-none-any wheel (which holds only a Windows DLL, so `import wasmtime` failed)
+# and found no manylinux1 wheel at all.
+def manylinux_tags(arch: Arch = Arch.AMD64) -> tuple[str, ...]:
+    m = platform(arch).machine
+    return (*(f"manylinux_2_{minor}_{m}" for minor in range(36, 16, -1)),
+            f"manylinux2014_{m}", f"manylinux2010_{m}", f"manylinux1_{m}")
 
 
-def pip_download_argv(requirement: str, dest: Path) -> list[str | Path]:
+def pip_download_argv(requirement: str, dest: Path, arch: Arch = Arch.AMD64) -> list[str | Path]:
     """`pip download` of `requirement`'s wheel for the image: CPython 3.11 (bookworm's python3),
-    x86_64 Linux, every manylinux tag glibc 2.36 runs; binary wheels only, no dependencies."""
-    platforms = [arg for tag in MANYLINUX_TAGS for arg in ("--platform", tag)]
+    `arch`'s Linux, every manylinux tag glibc 2.36 runs; binary wheels only, no dependencies."""
+    platforms = [arg for tag in manylinux_tags(arch) for arg in ("--platform", tag)]
     return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.11",
             "--implementation", "cp", *platforms, "-d", dest, requirement]
 
 
-def wheel_dir(cache: Path, requirement: str) -> Path:
-    """The pinned wheel of `requirement` ("name==version"), downloaded once (cache/wheels/) and
-    unpacked once per version into cache/<name>-<version>/ (a directory to put on sys.path, or to
-    copy into dist-packages). StepFailed if the wheel is not for Linux (a py3-none-any wheel of a
-    package that has Linux wheels is the wrong one)."""
+def wheel_dir(cache: Path, requirement: str, arch: Arch = Arch.AMD64) -> Path:
+    """The pinned wheel of `requirement` ("name==version") for `arch`, downloaded once (cache/wheels/)
+    and unpacked once per version into cache/<name>-<version>/ (amd64; -<machine> appended for the
+    others: a directory to put on sys.path, or to copy into dist-packages). StepFailed if the wheel
+    is not for Linux (a py3-none-any wheel of a package that has Linux wheels is the wrong one)."""
     name, version = requirement.split("==", 1)
-    out = cache / f"{name}-{version}"
+    machine = platform(arch).machine
+    out = cache / (f"{name}-{version}" if arch is Arch.AMD64 else f"{name}-{version}-{machine}")
     if (out / name / "__init__.py").exists():
         return out
     wheels = cache / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    found = sorted(wheels.glob(f"{name}-{version}-*manylinux*.whl"))
+    pattern = f"{name}-{version}-*manylinux*_{machine}.whl"
+    found = sorted(wheels.glob(pattern))
     if not found:
-        run(pip_download_argv(requirement, wheels))
-        found = sorted(wheels.glob(f"{name}-{version}-*manylinux*.whl"))
+        run(pip_download_argv(requirement, wheels, arch))
+        found = sorted(wheels.glob(pattern))
     if not found:
         others = sorted(p.name for p in wheels.glob(f"{name}-{version}-*.whl"))
-        raise StepFailed(f"pip download {requirement} left no manylinux wheel in {wheels} (found: {others or 'none'})")
+        raise StepFailed(f"pip download {requirement} left no manylinux {machine} wheel in {wheels} "
+                         f"(found: {others or 'none'})")
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -261,11 +310,13 @@ def pywayland_dir(cache: Path) -> Path:
 
 # --- layer: Exosphere itself ------------------------------------------------------------------------
 
-def render_manifest(nix_extra: Sequence[Path]) -> str:
+def render_manifest(nix_extra: Sequence[Path], display: bool = True) -> str:
     """The manifest JSON from the Nix declaration (nixos-modules/render.nix), checked by exo_init's
-    own loader before it goes into the image."""
+    own loader before it goes into the image. `display`: the compositor and the dashboard."""
     render = repo_root() / "nixos-modules" / "render.nix"
     argv: list[str | Path] = ["nix-instantiate", "--store", "dummy://", "--eval", "--strict", "--json", render]
+    if not display:
+        argv += ["--arg", "display", "false"]
     if nix_extra:
         argv += ["--arg", "extra", "[ " + " ".join(str(p.resolve()) for p in nix_extra) + " ]"]
     text = run(argv, capture=True).stdout
@@ -275,7 +326,7 @@ def render_manifest(nix_extra: Sequence[Path]) -> str:
     return json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
 
 
-def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer]) -> None:
+def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer], arch: Arch = Arch.AMD64) -> None:
     root = repo_root()
     lib = dest / "usr/lib/exosphere"
     for pkg in ("exo_init", "corecaps"):
@@ -304,8 +355,8 @@ def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer]) -> None
             else:
                 shutil.copy2(src, target)
     dist = dest / "usr/lib/python3/dist-packages"  # pywayland (compositor, dashboard), wasmtime (wasm capsules)
-    for requirement in WHEELS:
-        shutil.copytree(wheel_dir(cache_dir(), requirement), dist, dirs_exist_ok=True,
+    for requirement in wheels(arch):
+        shutil.copytree(wheel_dir(cache_dir(), requirement, arch), dist, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
     # Byte-compile with the host's Python 3.11 (same bytecode as the image's): no compile at boot.
     run([sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", lib, dist])
@@ -351,9 +402,34 @@ menuentry "Exosphere OS (debug)" {{
 """
 
 
+def grub_efi_dir(cache: Path, arch: Arch) -> Path:
+    """GRUB's EFI modules for a foreign architecture (usr/lib/grub/<platform> of Debian's
+    grub-efi-<arch>-bin, extracted: it is not installable on this host), once per suite."""
+    plat = platform(arch)
+    package = f"grub-efi-{arch}-bin"
+    out = cache / f"grub-{plat.grub_efi}-{_key(SUITE, package)}"
+    if (out / "modinfo.sh").exists():
+        return out
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    run(["mmdebstrap", "--variant=extract", f"--architectures={arch}", f"--include={package}",
+         "--format=directory", SUITE, tmp / "root"])
+    src = tmp / "root/usr/lib/grub" / plat.grub_efi
+    if not (src / "modinfo.sh").exists():
+        raise StepFailed(f"{package} has no usr/lib/grub/{plat.grub_efi}/modinfo.sh")
+    if out.exists():
+        shutil.rmtree(out)
+    src.rename(out)
+    shutil.rmtree(tmp)
+    return out
+
+
 def build_iso(kernel: Path, initrd: Path, dest: Path, work: Path, *, cmdline: str = KERNEL_CMDLINE,
-              xorriso_extra: Sequence[str] = ()) -> None:
-    """grub-mkrescue: a hybrid image that boots under BIOS and UEFI, as a CD or as a disk.
+              xorriso_extra: Sequence[str] = (), arch: Arch = Arch.AMD64) -> None:
+    """grub-mkrescue: a hybrid image that boots under BIOS and UEFI, as a CD or as a disk (a foreign
+    architecture's: UEFI only, its GRUB from grub_efi_dir, its firmware's console on the serial port).
     `xorriso_extra` goes to xorriso (the appliance appends its state partition that way)."""
     isoroot = work / "isoroot"
     if isoroot.exists():
@@ -361,19 +437,26 @@ def build_iso(kernel: Path, initrd: Path, dest: Path, work: Path, *, cmdline: st
     (isoroot / "boot/grub").mkdir(parents=True)
     shutil.copy2(kernel, isoroot / "boot/vmlinuz")
     shutil.copy2(initrd, isoroot / "boot/initrd.img")
-    (isoroot / "boot/grub/grub.cfg").write_text(GRUB_CFG.format(cmdline=cmdline))
+    grub_cfg = GRUB_CFG.format(cmdline=cmdline)
+    platform_dir: list[str | Path] = []
+    if is_foreign(arch):
+        platform_dir = ["-d", grub_efi_dir(cache_dir(), arch)]
+        grub_cfg = "\n".join(line for line in grub_cfg.split("\n") if not line.startswith(("serial", "terminal_")))
+    (isoroot / "boot/grub/grub.cfg").write_text(grub_cfg)
     tmp = dest.with_name(dest.name + ".tmp")
-    run(["grub-mkrescue", "-o", tmp, isoroot, "--", "-volid", "EXOSPHERE", *xorriso_extra], capture=True)
+    run(["grub-mkrescue", *platform_dir, "-o", tmp, isoroot, "--", "-volid", "EXOSPHERE", *xorriso_extra],
+        capture=True)
     tmp.rename(dest)
     shutil.rmtree(isoroot)
 
 
-def build(layers: Sequence[Layer] = (), iso: bool = True, disk_root: bool = False, init: str = "exo_init") -> Image:
+def build(layers: Sequence[Layer] = (), iso: bool = True, disk_root: bool = False, init: str = "exo_init",
+          arch: Arch = Arch.AMD64) -> Image:
     """Build (or find in the cache) the image; `init="systemd"`: the systemd variant (see the module
     docstring). Concurrent builds wait for each other: two mmdebstraps into one cache entry would
     destroy each other's tree."""
-    if init not in ("exo_init", "systemd") or (init == "systemd" and (iso or disk_root)):
-        raise StepFailed(f"no such image: init {init!r}, iso {iso}, disk_root {disk_root}")
+    if init not in ("exo_init", "systemd") or (init == "systemd" and (iso or disk_root or is_foreign(arch))):
+        raise StepFailed(f"no such image: init {init!r}, iso {iso}, disk_root {disk_root}, arch {arch}")
     cache = cache_dir()
     with open(cache / ".lock", "w") as lock:
         try:
@@ -381,28 +464,35 @@ def build(layers: Sequence[Layer] = (), iso: bool = True, disk_root: bool = Fals
         except BlockingIOError:
             log(f"waiting for another build to finish (lock {cache / '.lock'})")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build(cache, layers, iso, disk_root, init)
+        return _build(cache, layers, iso, disk_root, init=init, arch=arch)
 
 
-def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool, init: str) -> Image:
+def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool, *, init: str, arch: Arch) -> Image:
     started = time.monotonic()
     systemd = init == "systemd"
-    with step("build Exosphere dev image" + (" (systemd variant)" if systemd else "")):
-        base = kernel_base = build_base(cache)
+    plat: Platform = platform(arch)
+    if disk_root and is_foreign(arch):
+        raise StepFailed(f"the disk-root variant is built for {Arch.AMD64} only (its stage 1 is the host's busybox "
+                         f"layout), not {arch}")
+    cmdline = SYSTEMD_CMDLINE if systemd else kernel_cmdline(arch)
+    with step(f"build Exosphere dev image ({arch}, {plat.machine})" + (" (systemd variant)" if systemd else "")):
+        base = kernel_base = build_base(cache, arch)
         if systemd:
-            base = build_base(cache, SYSTEMD_PACKAGES)
+            base = build_base(cache, arch, SYSTEMD_PACKAGES)
             kvers = {(b / "kver").read_text().strip() for b in (kernel_base, base)}
             if len(kvers) != 1:
                 raise StepFailed(f"the systemd base has another kernel than the base ({', '.join(sorted(kvers))}): "
                                  f"remove {base} to rebuild it from the same packages")
         with step("render manifest (nix-instantiate)"):
-            manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra])
+            manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra],
+                                            display=PYWAYLAND in wheels(arch))
         root = repo_root()
-        key = _key(base.name, manifest_json, *WHEELS, root / "exo_init", root / "corecaps", Path(__file__),
+        key = _key(base.name, manifest_json, *wheels(arch), root / "exo_init", root / "corecaps", Path(__file__),
                    root / DBUS_POLICY, *(root / "qemu" / f for f in ("stage1.py", "stage1-init", "kmods.py")),
                    *(f"{layer.name}:{src}:{dst}" for layer in layers for src, dst in layer.files),
                    *(src for layer in layers for src, _ in layer.files), init)
-        name = "+".join(["exosphere" + ("-systemd" if systemd else ""), *(layer.name for layer in layers)])
+        name = ("+".join(["exosphere" + ("-systemd" if systemd else ""), *(layer.name for layer in layers)])
+                + ("" if arch is Arch.AMD64 else f"-{arch}"))
         out = cache / f"image-{key}"
         initrd = out / "initrd.img"
         iso_path = out / f"{name}.iso"
@@ -411,7 +501,7 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool, ini
             if work.exists():
                 shutil.rmtree(work)
             with step(f"layer {name}"):
-                stage_layer(work / "layer", manifest_json, layers)
+                stage_layer(work / "layer", manifest_json, layers, arch)
                 if systemd:
                     stage_systemd(work / "layer", manifest_json)
                 write_cpio(work / "layer", work / "layer.cpio")
@@ -426,8 +516,8 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool, ini
         else:
             log(f"image {key}: cached")
         if iso and not iso_path.exists():
-            with step("hybrid ISO (grub-mkrescue, BIOS + UEFI)"):
-                build_iso(base / "vmlinuz", initrd, iso_path, out)
+            with step("hybrid ISO (grub-mkrescue, " + ("UEFI)" if is_foreign(arch) else "BIOS + UEFI)")):
+                build_iso(base / "vmlinuz", initrd, iso_path, out, cmdline=cmdline, arch=arch)
         stage1, root_disk = out / "stage1.img", out / "root.ext4"
         if disk_root and not (stage1.exists() and root_disk.exists()):
             with step("disk-root variant (stage 1 + ext4 root)"):
@@ -439,7 +529,7 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool, ini
                 build_stage1_initrd(work / "tree", (base / "kver").read_text().strip(), stage1, work)
                 shutil.rmtree(work)
     image = Image(kernel=kernel_base / "vmlinuz", initrd=initrd, iso=iso_path if iso else None,
-                  manifest=out / "manifest.json", cmdline=SYSTEMD_CMDLINE if systemd else KERNEL_CMDLINE,
+                  manifest=out / "manifest.json", cmdline=cmdline, arch=arch,
                   stage1=stage1 if disk_root else None, root_disk=root_disk if disk_root else None)
     sizes = {"kernel": image.kernel.stat().st_size, "initrd": initrd.stat().st_size}
     if image.iso is not None:
@@ -460,12 +550,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--disk-root", action="store_true", help="also the stage-1 initramfs and the ext4 root disk")
     p.add_argument("--systemd", action="store_true", help="the systemd variant (same base + systemd-sysv, "
                    "the capsules as systemd units); implies --no-iso")
+    p.add_argument("--arch", type=Arch, choices=list(Arch), default=Arch.AMD64,
+                   help="the image's architecture (arm64: an extract-only bootstrap configured by the builder)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         die("building the image needs root (mmdebstrap, device nodes, file ownership)", hint="run it with sudo")
     try:
         build(iso=not (args.no_iso or args.systemd), disk_root=args.disk_root,
-              init="systemd" if args.systemd else "exo_init")
+              init="systemd" if args.systemd else "exo_init", arch=args.arch)
     except StepFailed as e:
         die(str(e))
 

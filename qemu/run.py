@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from qemu.arch import Arch
 from qemu.build import DISK_ROOT_CMDLINE, build
 from qemu.util import StepFailed, cache_dir, die, log
 from qemu.vm import VMConfig, accel, qemu_argv, state_device
@@ -31,7 +32,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                       help="direct boot through the busybox stage 1 and an ext4 root disk (writes discarded)")
     boot.add_argument("--systemd", action="store_true",
                       help="the systemd variant: the same system and capsules, with systemd as PID 1 (for comparison)")
-    p.add_argument("--uefi", action="store_true", help="UEFI firmware (OVMF) instead of SeaBIOS (ISO boots)")
+    p.add_argument("--uefi", action="store_true",
+                   help="UEFI firmware (OVMF) instead of SeaBIOS (ISO boots; arm64 ISO boots are always UEFI)")
+    p.add_argument("--arch", type=Arch, choices=list(Arch), default=Arch.AMD64,
+                   help="the image's architecture: arm64 boots under qemu-system-aarch64 -M virt (TCG)")
     p.add_argument("--forward", action="append", default=[], metavar="HOST:GUEST",
                    help="forward a host TCP port (on 127.0.0.1) to a guest port")
     p.add_argument("--append", default="", help="extra kernel command line (direct boot)")
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         die("qemu/run builds the image, which needs root", hint="run it with sudo")
     try:
         image = build(iso=args.iso or args.iso_disk, disk_root=args.disk_root,
-                      init="systemd" if args.systemd else "exo_init")
+                      init="systemd" if args.systemd else "exo_init", arch=args.arch)
     except StepFailed as e:
         die(str(e))
     state = args.state_disk
@@ -65,12 +69,13 @@ def main(argv: list[str] | None = None) -> None:
         uefi=args.uefi, state_disk=state, memory_mb=args.memory, cpus=args.cpus,
         graphical=args.graphical, serial="stdio" if args.headless else "mon:stdio",
         qmp_socket=cache_dir() / "run-qmp.sock", hostfwd=fwd, no_reboot=args.headless,
-        probe_kernel=image.kernel,
+        probe_kernel=image.kernel, arch=args.arch,
     )
     if state is not None and cfg.kernel is not None:  # (the ISO's command line is its grub.cfg)
         cfg = replace(cfg, cmdline=f"{cfg.cmdline} exo.state={state_device(cfg)}")
     argv_ = qemu_argv(cfg)
-    log(f"booting with {accel(image.kernel).upper()} ({'Ctrl-A X quits' if not args.headless else 'headless'})")
+    how = "headless" if args.headless else "Ctrl-A X quits"
+    log(f"booting {args.arch} with {accel(image.kernel, args.arch).upper()} ({how})")
     log("$ " + " ".join(argv_))
     sys.stdout.flush()
     os.execvp(argv_[0], argv_)

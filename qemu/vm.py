@@ -1,7 +1,8 @@
 """QEMU command lines for the dev image, and the KVM probe.
 
 KVM is used only if a probe VM actually runs under it: on nested hosts /dev/kvm can exist while
-starting a guest aborts (an MSR assertion), so its presence proves nothing.
+starting a guest aborts (an MSR assertion), so its presence proves nothing. A foreign
+architecture's guest (arm64 on an x86_64 host: qemu-system-aarch64 -M virt) always runs under TCG.
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-QEMU = "qemu-system-x86_64"
+from qemu.arch import Arch, is_foreign, platform
+
+QEMU = platform(Arch.AMD64).qemu
 AGENT_PORT = "org.exosphere.agent"
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE.fd")
+OVMF_CODE = platform(Arch.AMD64).efi_firmware
+# TCG's default pointer authentication (QARMA) costs much of the guest's speed; QEMU's own
+# cheaper algorithm gives the guest the same feature.
+ARM64_TCG_CPU = "max,pauth-impdef=on"
 
 
 @functools.cache
-def kvm_works(kernel: Path | None = None) -> bool:
+def kvm_works(kernel: Path | None = None, arch: Arch = Arch.AMD64) -> bool:
     """Boot `kernel` under KVM with the CPU model we would use and wait for it to print its banner.
 
     Seen on nested hosts: `-cpu host` aborts on an MSR assertion, and other CPU models start but
@@ -27,7 +33,7 @@ def kvm_works(kernel: Path | None = None) -> bool:
     """
     if os.environ.get("EXO_ACCEL") in ("tcg", "kvm"):
         return os.environ["EXO_ACCEL"] == "kvm"
-    if kernel is None or not os.access("/dev/kvm", os.R_OK | os.W_OK):
+    if is_foreign(arch) or kernel is None or not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
     try:
         proc = subprocess.Popen([QEMU, "-accel", "kvm", "-machine", "q35", "-cpu", "host", "-m", "128",
@@ -48,8 +54,8 @@ def kvm_works(kernel: Path | None = None) -> bool:
     return b"Linux version" in seen
 
 
-def accel(kernel: Path | None = None) -> str:
-    return "kvm" if kvm_works(kernel) else "tcg"
+def accel(kernel: Path | None = None, arch: Arch = Arch.AMD64) -> str:
+    return "kvm" if kvm_works(kernel, arch) else "tcg"
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class VMConfig:
     no_reboot: bool = True
     extra: tuple[str, ...] = field(default_factory=tuple)
     probe_kernel: Path | None = None    # for ISO/disk boots: a kernel to probe KVM with
+    arch: Arch = Arch.AMD64             # arm64: -M virt, PL011 serial, virtio-gpu, UEFI for ISO boots
 
 
 def state_device(cfg: VMConfig) -> str:
@@ -81,31 +88,40 @@ def state_device(cfg: VMConfig) -> str:
 
 
 def qemu_argv(cfg: VMConfig) -> list[str]:
-    a = accel(cfg.kernel or cfg.probe_kernel)
-    argv = [QEMU, "-machine", "q35", "-accel", a, "-m", str(cfg.memory_mb), "-smp", str(cfg.cpus),
-            "-cpu", "host" if a == "kvm" else "max", "-nodefaults", "-no-user-config"]
-    if cfg.uefi:
-        argv += ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}"]
+    plat = platform(cfg.arch)
+    arm = cfg.arch is Arch.ARM64
+    a = accel(cfg.kernel or cfg.probe_kernel, cfg.arch)
+    cpu = "host" if a == "kvm" else ARM64_TCG_CPU if arm else "max"
+    argv = [plat.qemu, "-machine", plat.qemu_machine, "-accel", a, "-m", str(cfg.memory_mb), "-smp", str(cfg.cpus),
+            "-cpu", cpu, "-nodefaults", "-no-user-config"]
+    if arm and (cfg.uefi or cfg.kernel is None):  # (the virt machine has no BIOS: ISO boots are UEFI)
+        argv += ["-bios", str(plat.efi_firmware)]
+    elif cfg.uefi:
+        argv += ["-drive", f"if=pflash,format=raw,readonly=on,file={plat.efi_firmware}"]
     if cfg.kernel is not None:
         argv += ["-kernel", str(cfg.kernel)]
         if cfg.initrd is not None:
             argv += ["-initrd", str(cfg.initrd)]
         argv += ["-append", cfg.cmdline]
-    if cfg.cdrom is not None:
-        argv += ["-drive", f"file={cfg.cdrom},media=cdrom,readonly=on,if=none,id=cd0",
-                 "-device", "ide-cd,drive=cd0,bootindex=0"]
+    if cfg.cdrom is not None:  # (virt has no IDE: a SCSI CD on virtio-scsi there)
+        argv += ["-drive", f"file={cfg.cdrom},media=cdrom,readonly=on,if=none,id=cd0"]
+        argv += (["-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-cd,bus=scsi0.0,drive=cd0,bootindex=0"]
+                 if arm else ["-device", "ide-cd,drive=cd0,bootindex=0"])
     if cfg.disk is not None:
         argv += ["-drive", f"file={cfg.disk},format=raw,if=none,id=boot0",
-                 "-device", "ide-hd,drive=boot0,bootindex=0"]
+                 "-device", f"{'virtio-blk-pci' if arm else 'ide-hd'},drive=boot0,bootindex=0"]
     if cfg.root_disk is not None:
         argv += ["-drive", f"file={cfg.root_disk},format=raw,if=virtio,snapshot=on"]
     if cfg.state_disk is not None:
         argv += ["-drive", f"file={cfg.state_disk},format=raw,if=virtio,cache=unsafe"]
     argv += ["-serial", cfg.serial]
-    if cfg.graphical:
-        argv += ["-vga", cfg.vga]
+    if arm:  # the display is virtio-gpu (fbdev through its DRM driver); keyboard and tablet on virtio
+        argv += ["-device", "virtio-gpu-pci"]
+        argv += ["-device", "virtio-keyboard-pci", "-device", "virtio-tablet-pci"] if cfg.graphical else []
     else:
-        argv += ["-vga", cfg.vga, "-display", "none"]
+        argv += ["-vga", cfg.vga]
+    if not cfg.graphical:
+        argv += ["-display", "none"]
     argv += ["-device", "virtio-rng-pci"]
     fwd = "".join(f",hostfwd=tcp:127.0.0.1:{h}-:{g}" for h, g in cfg.hostfwd)
     argv += ["-netdev", f"user,id=net0{fwd}", "-device", "virtio-net-pci,netdev=net0"]

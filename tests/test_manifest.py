@@ -123,6 +123,16 @@ def test_bad_fields_are_named(capsule: dict[str, Any], field: str, text: str) ->
     assert str(err).startswith("capsule 'self': ")
 
 
+def test_seccomp_deny_of_a_syscall_this_abi_lacks_is_not_an_error() -> None:
+    """A manifest is shared by architectures: aarch64 has mkdirat but no mkdir, x86_64 no cacheflush.
+    Such a name is valid (nothing to filter on this ABI); a name no ABI has is not."""
+    assert scope.syscall_number("cacheflush") is None and scope.syscall_number("mkdirat") is not None
+    m = parse_manifest(manifest(c={"argv": ["/bin/x"], "capabilities": {"seccomp_deny": ["cacheflush", "mkdirat"]}}))
+    assert not m.errors and m.capsules["c"].capabilities.seccomp_deny == ("cacheflush", "mkdirat")
+    with pytest.raises(LookupError, match="unknown system call 'no_such_call'"):
+        scope.syscall_number("no_such_call")
+
+
 def test_cycles_and_missing_requirements_fail_transitively() -> None:
     m = parse_manifest(manifest(
         a={"argv": ["/x"], "requires": ["b"]}, b={"argv": ["/x"], "after": ["a"]},

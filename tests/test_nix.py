@@ -712,13 +712,46 @@ def test_flake_outputs_have_the_promised_names() -> None:
         "packages", "nixosModules", "nixosConfigurations", "checks", "apps", "devShells", "formatter",
     }  # fmt: skip
     assert set(shape["packages"]["x86_64-linux"]) >= {"exo-init", "iso", "ova", "vm", "default"}
-    assert "boot" in shape["checks"]["x86_64-linux"]
-    assert "vm" in shape["apps"]["x86_64-linux"]
-    assert "default" in shape["devShells"]["x86_64-linux"]
-    assert shape["formatter"] == ["x86_64-linux"]
+    assert set(shape["packages"]["aarch64-linux"]) == {"exo-init", "iso", "vm", "default"}  # (no VirtualBox)
+    for system in ("x86_64-linux", "aarch64-linux"):
+        assert "boot" in shape["checks"][system]
+        assert "vm" in shape["apps"][system]
+        assert "default" in shape["devShells"][system]
+    assert shape["formatter"] == ["aarch64-linux", "x86_64-linux"]
     assert "exosphere" in shape["nixosModules"]
-    assert set(shape["nixosConfigurations"]) >= {"exosphere-iso", "exosphere-ova", "exosphere-vm"}
+    assert set(shape["nixosConfigurations"]) >= {"exosphere-iso", "exosphere-ova", "exosphere-vm",
+                                                 "exosphere-iso-aarch64", "exosphere-vm-aarch64"}
     assert shape["module"] == str(MODULES / "exosphere.nix")
+
+
+def test_flake_configurations_target_their_platform() -> None:
+    """Each NixOS configuration's modules, applied to a stub (lib.nixosSystem returns its modules):
+    the platform, the image module it imports, and the serial console of that platform."""
+    expr = f"""
+      let
+        flake = import {FLAKE};
+        lib = {{ nixosSystem = args: args; mkDefault = x: x; mkForce = x: x; }};
+        stub = {{ outPath = "/nonexistent"; inherit lib; legacyPackages = {{ }}; }};
+        out = flake.outputs {{ self = out; nixpkgs = stub; }};
+        args = {{ inherit lib; config.system.nixos.label = "L"; modulesPath = "/m"; pkgs = {{ }}; }};
+        view = c: let ms = map (m: if builtins.isFunction m then m args else m) c.modules; in {{
+          platform = builtins.concatMap (m: if m ? nixpkgs then [ m.nixpkgs.hostPlatform ] else [ ]) ms;
+          imports = builtins.concatMap (m: map toString (m.imports or [ ])) ms;
+          params = builtins.concatMap (m: m.boot.kernelParams or [ ]) ms;
+          name = builtins.concatMap (m: if m ? image then [ m.image.baseName ] else [ ]) ms;
+        }};
+      in builtins.mapAttrs (_: view) out.nixosConfigurations
+    """
+    configs = nix_json("--expr", expr)
+    for name, system, console in (("exosphere-iso", "x86_64-linux", "ttyS0"),
+                                  ("exosphere-iso-aarch64", "aarch64-linux", "ttyAMA0")):
+        c = configs[name]
+        assert c["platform"] == [system] and "/m/installer/cd-dvd/iso-image.nix" in c["imports"], c
+        assert c["params"] == [f"console={console},115200", "console=tty0"], c
+        assert c["name"] == [f"exosphere-L-{system}"], c
+    assert configs["exosphere-vm-aarch64"]["platform"] == ["aarch64-linux"]
+    assert "/m/virtualisation/qemu-vm.nix" in configs["exosphere-vm-aarch64"]["imports"]
+    assert configs["exosphere-ova"]["platform"] == ["x86_64-linux"]
 
 
 def _path_literals(parsed: str) -> list[tuple[str, str]]:

@@ -142,12 +142,17 @@ def _libseccomp() -> ctypes.CDLL:
     return lib
 
 
-def syscall_number(name: str) -> int:
-    """The native syscall number of `name`; LookupError if the kernel ABI has no such syscall."""
+NR_SCMP_ERROR = -1  # libseccomp's answer for a name no ABI has; its other negative numbers are pseudo-syscalls
+
+
+def syscall_number(name: str) -> int | None:
+    """The native syscall number of `name`; None for a system call of other ABIs that this one does
+    not have (aarch64 has mkdirat but no mkdir: nothing to filter, as load_seccomp leaves it out);
+    LookupError if no ABI has such a system call."""
     nr = int(_libseccomp().seccomp_syscall_resolve_name(name.encode()))
-    if nr < 0:
+    if nr == NR_SCMP_ERROR:
         raise LookupError(f"unknown system call {name!r}")
-    return nr
+    return nr if nr >= 0 else None
 
 
 @dataclass(frozen=True)

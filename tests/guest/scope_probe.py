@@ -23,9 +23,17 @@ from functools import partial
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 
-# x86_64 system call numbers (the image and the test hosts are x86_64) and flags.
-SYS = {"clone": 56, "ptrace": 101, "personality": 135, "mount": 165, "keyctl": 250, "unshare": 272,
-       "perf_event_open": 298, "setns": 308, "bpf": 321, "userfaultfd": 323, "io_uring_setup": 425, "clone3": 435}
+# System call numbers of the machine the probe runs on (x86_64; aarch64: the arm64 image, whose
+# numbers are the generic table's), and flags.
+SYSCALLS = {
+    "x86_64": {"clone": 56, "ptrace": 101, "personality": 135, "mount": 165, "keyctl": 250, "unshare": 272,
+               "perf_event_open": 298, "setns": 308, "bpf": 321, "userfaultfd": 323, "io_uring_setup": 425,
+               "clone3": 435},
+    "aarch64": {"clone": 220, "ptrace": 117, "personality": 92, "mount": 40, "keyctl": 219, "unshare": 97,
+                "perf_event_open": 241, "setns": 268, "bpf": 280, "userfaultfd": 282, "io_uring_setup": 425,
+                "clone3": 435},
+}
+SYS = SYSCALLS[os.uname().machine]
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 SIGCHLD = 17
 AF_PACKET, AF_NETLINK, NETLINK_NETFILTER = 17, 16, 12

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qemu.build import KERNEL_CMDLINE, Image, Layer, build
+from qemu.arch import Arch
+from qemu.build import Image, Layer, build
 from qemu.vm import VMConfig
 from tests.machine import Machine
 
@@ -64,6 +65,14 @@ def disk_root_image(test_image: Image) -> Image:
 
 
 @pytest.fixture(scope="session")
+def arm64_image() -> Image:
+    """The test image for arm64 (an extract-only bootstrap, qemu/foreign.py), booted under TCG."""
+    if os.geteuid() != 0:
+        pytest.fail("the VM tests build the image, which needs root")
+    return build([TEST_LAYER], iso=False, arch=Arch.ARM64)
+
+
+@pytest.fixture(scope="session")
 def product_image() -> Image:
     """The image a user boots (no test layer), with its ISO."""
     return build([], iso=True)
@@ -87,8 +96,8 @@ def machines(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     booted: list[Machine] = []
 
     def factory(name: str = "exo", **vm: object) -> Machine:
-        cfg = VMConfig(**{"kernel": image.kernel, "initrd": image.initrd,
-                          "cmdline": KERNEL_CMDLINE, **vm})  # type: ignore[arg-type]
+        cfg = VMConfig(**{"kernel": image.kernel, "initrd": image.initrd, "cmdline": image.cmdline,
+                          "arch": image.arch, **vm})  # type: ignore[arg-type]
         m = Machine(name, cfg, tmp_path_factory.mktemp(name))
         booted.append(m)
         m.start()

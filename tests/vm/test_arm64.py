@@ -1,0 +1,104 @@
+"""The arm64 image (qemu.build --arch arm64: Debian's arm64 packages, extract-only, configured by the
+builder) booted under qemu-system-aarch64 -M virt (TCG) and driven by the same harness as x86_64:
+the serial console (PL011), the command channel (virtio-serial) and QMP.
+
+One boot for the module; the checks are the issue's: PID 1, a cgroup v2 quota, the control API,
+the architecture, and the wasmtime aarch64 wheel in use. The power-off test ends the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from qemu.build import Image
+from tests.machine import Machine, boot_times
+from tests.test_scope import ESCAPE_EXPECTED
+from tests.vm.conftest import machines
+from tests.vm.test_scope import probe
+
+
+@pytest.fixture(scope="module")
+def arm(arm64_image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+    with machines(arm64_image, tmp_path_factory) as factory:
+        yield factory("arm64")
+
+
+def test_boots_to_all_capsules_ready_on_aarch64(arm: Machine) -> None:
+    line = arm.wait_for_console_text(r"boot complete: (.*)\n", 10).group(1)
+    assert line.startswith("all capsules ready"), line
+    times = boot_times(arm.console)
+    print(f"\nARM64 BOOT (TCG): all capsules ready {times['since_init']:.2f} s after exo_init started, "
+          f"{times['since_kernel']:.2f} s after the kernel started")
+    assert arm.succeed("uname -m").strip() == "aarch64"
+    assert "Machine model: linux,dummy-virt" in arm.console  # (QEMU's virt machine, its device tree)
+    for name in ("kmod", "agent", "console", "dbus", "network"):
+        assert re.search(rf"\[  OK  \] (ready|exited) +{name}\b", arm.console), name
+    assert "Traceback" not in arm.console and "Kernel panic" not in arm.console
+
+
+def test_pid1_is_exo_init_on_the_arm64_python(arm: Machine) -> None:
+    cmdline = arm.succeed("tr '\\0' ' ' < /proc/1/cmdline").strip()
+    assert re.match(r"^/usr/bin/python3(\.\d+)? -I /(usr/)?sbin/exo_init", cmdline), cmdline
+    exe = arm.succeed("readlink /proc/1/exe").strip()
+    assert re.match(r"^/usr/bin/python3\.11$", exe), exe
+    assert arm.succeed("cat /proc/1/cgroup").strip() == "0::/exo.init"
+
+
+def test_memory_quota_kills_the_hog_inside_its_cgroup(arm: Machine) -> None:
+    """The attack: a capsule allocating without end is OOM-killed at its 64M memory.max."""
+    arm.succeed("exoctl start memhog")
+    st = arm.wait_for_capsule("memhog", "failed", 120)
+    assert "killed by SIGKILL" in st["reason"], st
+    assert st["cgroup"]["memory_max"] == str(64 << 20) and st["cgroup"]["memory_oom_kill"] >= 1, st["cgroup"]
+    assert arm.succeed("cat /sys/fs/cgroup/capsules/memhog/memory.max").strip() == str(64 << 20)
+    log = arm.succeed("exoctl logs memhog -n 200")
+    allocated = [int(n) for n in re.findall(r"allocated (\d+) MiB", log)]
+    assert allocated and max(allocated) <= 64, allocated
+
+
+def test_control_api_answers_and_changes_state(arm: Machine) -> None:
+    info = json.loads(arm.succeed("exoctl --json info"))
+    assert info["pid"] == 1 and info["pid1"] is True
+    rows = {r["name"]: r for r in json.loads(arm.succeed("exoctl --json status"))}
+    assert rows["agent"]["state"] == "ready" and rows["agent"]["cgroup"]["memory_current"] > 0
+    arm.succeed("exoctl start neighbour")
+    arm.wait_for_capsule("neighbour", "ready", 60)
+    arm.succeed("exoctl stop neighbour")
+    assert arm.wait_for_capsule("neighbour", "stopped", 60)["cgroup"]["pids_current"] == 0
+    assert "no-such-capsule" in arm.fail("exoctl start no-such-capsule 2>&1")  # (a refusal naming it)
+    assert json.loads(arm.succeed("exoctl --json info"))["pid"] == 1
+
+
+def test_scoped_capsules_cannot_escape_on_aarch64(arm: Machine) -> None:
+    """The attack, on the other ABI: the seccomp filter and the grants hold for aarch64's numbers
+    (mkdir is mkdirat there; the probe uses aarch64's syscall table)."""
+    caps = probe(arm, "probe-caps")
+    assert caps["mkdir"] == "EPERM" and caps["seccomp"] == "2" and int(caps["cap_eff"], 16) == 1 << 10, caps
+    root = probe(arm, "probe-root")
+    assert root["uid"] == 0 and int(root["cap_eff"], 16) == 0
+    wrong = {k: v for k, v in root["escape"].items() if v != ESCAPE_EXPECTED[k]}
+    assert set(root["escape"]) == set(ESCAPE_EXPECTED) and not wrong, wrong
+
+
+def test_wasm_capsule_ran_on_the_aarch64_wheel(arm: Machine) -> None:
+    out = arm.succeed("python3 -c 'import importlib.metadata as m, wasmtime, glob; "
+                      "print(m.version(\"wasmtime\"), glob.glob(\"/usr/lib/python3/dist-packages/wasmtime/*/*.so\"))'")
+    assert out.startswith("50.0.1 ") and "linux-aarch64" in out, out
+    st = arm.capsule_status("wasm-hello")
+    assert st["state"] == "exited" and st["reason"] == "exited 0", st
+    assert "hello from wasm" in arm.succeed("exoctl logs wasm-hello -n 20")
+
+
+def test_qmp_powerdown_presses_the_gpio_power_key(arm: Machine) -> None:
+    """QMP system_powerdown on virt is a GPIO key (no ACPI): the powerbutton capsule watches it."""
+    arm.wait_for_capsule("powerbutton", "ready", 30)
+    assert re.search(r"watching /dev/input/event\d", arm.succeed("exoctl logs powerbutton -n 5"))
+    arm.send_powerdown()
+    assert arm.wait_for_exit(120) == 0, arm.console_tail()
+    # (the kernel ignores the key on its own: only the capsule's poweroff request stops the capsules)
+    assert "exo_init: poweroff: stopping capsules" in arm.console and "exo_init: powering off" in arm.console
+    assert "Kernel panic" not in arm.console and "Traceback" not in arm.console
