@@ -100,7 +100,7 @@ def load_program(path: str) -> Program:
         if path.endswith(".json"):
             doc = jsonio.load(data, MAX_INPUT, cast.MAX_DEPTH + 8, path)
             return compile_cast(doc)
-        if path.endswith(".py"):
+        if path.endswith((".py", ".js", ".rs")):
             from crush.walkers import WalkError, walk_source  # noqa: PLC0415 - tree-sitter only when needed
             try:
                 return compile_cast(walk_source(data, os.path.basename(path)))
@@ -113,7 +113,7 @@ def load_program(path: str) -> Program:
         raise Failure(Exit.INPUT, f"{path}: {e}" if not isinstance(e, CompileError) else str(e)) from None
     except UnicodeDecodeError:
         pass
-    raise Failure(Exit.INPUT, f"{path}: not a CASM file, CASM text, Python source (.py) or CAST document (.json)")
+    raise Failure(Exit.INPUT, f"{path}: not a CASM file, CASM text, source (.py, .js, .rs) or CAST document (.json)")
 
 
 def _host(grants: Sequence[str]) -> ScopedHost:
