@@ -87,7 +87,7 @@ def test_both_modes_use_the_same_gas(path: Path) -> None:
     ("fn f(x: &mut i64) {}\nfn main() {}\n", "1:9", "unsupported &mut"),
     ("fn main() {\n    let x: i8 = 200;\n}\n", "2:17", "literal out of range for i8"),
     ("fn main() {\n    let x: i64 = 1;\n    let y: i32 = x;\n}\n", "3:18", "mismatched types"),
-    ("fn helper() {}\n", "1:1", "without fn main()"),
+    ("fn main(x: i64) {}\n", "1:1", "fn main with parameters"),
     ("fn main() {\n    let x = 1 +;\n}\n", "2:16", "syntax error"),
 ])
 def test_unsupported_constructs_get_one_error_with_line_and_column(source: str, where: str, what: str) -> None:
