@@ -16,6 +16,8 @@ in docs/crush.md ("JavaScript") to CAST. JavaScript's meaning is carried by type
   semantics (the left operand is evaluated once, through a one-parameter function).
 - `arr.map/filter/reduce/forEach/some/every/find/findIndex/sort(f)` call JavaScript helpers
   (HELPERS, walked from JavaScript source and prepended when used); other methods are `js.method`.
+- Capabilities: `exo.fs.read(path)`, `exo.log(text)`, ... (crush/cast.py CAPABILITIES) are `std.cap`
+  when `exo` is not a name of the program.
 - Refused, with their position: classes, `this`, `new` (but for Error/TypeError/RangeError/
   Array), destructuring, spread, `var`, `==`/`!=`, getters, generators, async, labels, regular
   expressions, `switch`, `delete`, `in`, `instanceof`, assignment used as a value, `++`/`--`
@@ -31,6 +33,7 @@ from typing import Any
 import tree_sitter
 import tree_sitter_javascript
 
+from crush.casm import CAP_ARITY
 from crush.walkers import WalkError
 from crush.walkers.treesitter import Base, CastNode, Node, named, parse
 
@@ -619,6 +622,12 @@ class _Walker(Base):
             if obj.type == "identifier" and key[0] not in self.declared and key in _STATIC:
                 return self.at(node, ["std.op", f"js.{key[0]}.{key[1]}", *args])
             name = self.text(prop)
+            cap = self.text(fn)[4:]
+            if self.text(fn).startswith("exo.") and "exo" not in self.declared and cap in CAP_ARITY:
+                low, high = CAP_ARITY[cap]
+                if not low <= len(args) <= high:
+                    raise self.fail(node, f"exo.{cap}() takes {low}..{high} arguments ({len(args)} given)")
+                return self.at(node, ["std.cap", cap, *args])
             target = self.expr(obj)
             if name in _CALLBACK_METHODS and (name != "sort" or args):
                 helper = f"{_HIDDEN}{name}"

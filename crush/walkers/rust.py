@@ -16,6 +16,7 @@ type, a documented difference).
   functions and `&self`/`&mut self` methods: the global functions `Type::name`), `#[derive]`
   (Debug, Clone, PartialEq, ... are accepted; `Copy` on a struct is refused, since struct values
   are shared references in CRUSH and only moves keep that unobservable). `main()` runs at the end.
+- Capabilities: `exo::fs::read(path)`, `exo::log(text)`, `exo::clock()`, ... are `std.cap`.
 - Blocks are expressions: a block, `if`, `match` or `loop` whose value is used is lowered with a
   destination (a `let` variable, an assignment, the function's return), so `break value` and
   statements inside work; in any other expression position only arms that are plain expressions
@@ -62,6 +63,13 @@ _UNSUPPORTED = {
     "const_item": "const item", "extern_crate_declaration": "extern crate", "foreign_mod_item": "extern block",
     "label": "loop label", "let_chain": "let chain", "let_condition": "if let", "unit_expression": "() value",
     "associated_type": "associated type", "yield_expression": "yield",
+}
+# the capabilities a Rust module may call as exo::NAME(...): parameter types, result type
+_CAPABILITY_TYPES: dict[str, tuple[list[str], str]] = {
+    "fs.read": (["String"], "String"), "fs.list": (["String"], "Vec<String>"),
+    "fs.write": (["String", "String"], "i64"),
+    "log": (["String"], UNIT), "clock": ([], "f64"), "sleep": (["f64"], UNIT), "yield": ([], UNIT),
+    "random": ([], "f64"),
 }
 _FMT_MACROS = ("println", "print", "format", "panic", "eprintln", "eprint")
 _INT_SUFFIX = re.compile(r"^(.*?)(i8|i16|i32|i64|i128|isize|u8|u16|u32|u64|u128|usize|f64|f32)?$")
@@ -861,6 +869,8 @@ class _Walker(Base):
             if (path, name) == ("Vec", "new"):
                 self.args(args_node, [])
                 return ["std.list"], expect if expect and expect.startswith("Vec<") else "Vec<?>"
+            if path == "exo" or path.startswith("exo::"):
+                return self.capability(node, path, name, args_node)
             sig = self.fns.get(f"{path}::{name}")
             if sig is None:
                 raise self.fail(fn, f"unsupported function {path}::{name}")
@@ -967,6 +977,14 @@ class _Walker(Base):
         if name == "clone" and not args:
             return recv, rt
         raise self.fail(node, f"unsupported method {name} on {rt}")
+
+    def capability(self, node: Node, path: str, name: str, args_node: Node) -> tuple[CastNode, str]:
+        """`exo::fs::read(path)`, `exo::log(text)`, ...: a capability call (crush/cast.py CAPABILITIES)."""
+        cap = ".".join([*path.split("::")[1:], name])
+        if cap not in _CAPABILITY_TYPES:
+            raise self.fail(node, f"unsupported capability exo::{path[5:] + '::' if path != 'exo' else ''}{name}")
+        params, ret = _CAPABILITY_TYPES[cap]
+        return self.at(node, ["std.cap", cap, *self.args(args_node, params)]), ret
 
     def push_str(self, node: Node) -> CastNode:
         """`s.push_str(t)` (a statement): strings are values in CRUSH, so the place is reassigned."""
