@@ -99,8 +99,8 @@ def test_mangled_sources_are_walked_or_refused_with_one_error(path: Path, edits:
     """A corpus program with bytes cut and inserted anywhere: a valid program, or one WalkError
     naming file:line:col; never another exception (and what is accepted compiles)."""
     data = path.read_bytes()
-    for at, cut, insert in edits:
-        at %= len(data) + 1
+    for offset, cut, insert in edits:
+        at = offset % (len(data) + 1)
         data = data[:at] + insert + data[at + cut:]
     try:
         doc = walk_source(data, path.name)
