@@ -119,7 +119,7 @@ def main() -> None:
             if any(c is None for c in commands):
                 print(f"  {lang:<10} native runtime not installed: skipped")
                 continue
-            native = best_of(runs, lambda c=commands: run_native(c), time.perf_counter)  # type: ignore[misc, arg-type]
+            native = best_of(runs, lambda c=commands: run_native(c), time.perf_counter)  # type: ignore[misc]
             slow = best_of(runs, lambda p=programs: run_vm(p, False))  # type: ignore[misc]
             fast = best_of(runs, lambda p=programs: run_vm(p, True))  # type: ignore[misc]
             print(f"  {lang:<10} native {native:7.3f}s  VM {slow:7.3f}s ({slow / native:6.2f}x)  "
@@ -142,7 +142,8 @@ def main() -> None:
             startup = best_of(runs, lambda c=cmd0: run_native([c]), time.perf_counter)  # type: ignore[misc]
             native = max(total - startup, 1e-4)
             print(f"  {lang:<10} native {native * 1000:8.1f} ms (+{startup * 1000:.0f} ms start-up)  "
-                  f"VM {slow * 1000:8.1f} ms ({slow / native:7.1f}x)  fast {fast * 1000:8.1f} ms ({fast / native:7.1f}x)")
+                  f"VM {slow * 1000:8.1f} ms ({slow / native:7.1f}x)  "
+                  f"fast {fast * 1000:8.1f} ms ({fast / native:7.1f}x)")
 
 
 if __name__ == "__main__":
