@@ -26,6 +26,8 @@ in docs/crush.md ("JavaScript") to CAST. JavaScript's meaning is carried by type
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -165,18 +167,14 @@ def walk(source: str, filename: str) -> dict[str, Any]:
     return walk_bytes(source.encode("utf-8", "surrogatepass"), filename)
 
 
-_helper_cache: dict[str, CastNode] = {}
-
-
+@functools.cache
 def _helpers() -> dict[str, CastNode]:
-    """name -> the `std.let NAME (std.fn ...)` of each helper (walked once per process)."""
-    if not _helper_cache:
-        walker = _Walker(HELPERS.encode(), "<crush-js-helpers>", hidden=True)
-        root = parse(walker.data, _LANGUAGE, walker.file)
-        for fn in named(root):
-            name = walker.text(fn.child_by_field_name("name") or fn)
-            _helper_cache[name] = walker.function(fn, name, declare=True)
-    return _helper_cache
+    """name -> the `std.let NAME (std.fn ...)` of each helper (walked once per process; callers
+    copy what they use, so the cached trees are never shared by two documents)."""
+    walker = _Walker(HELPERS.encode(), "<crush-js-helpers>", hidden=True)
+    root = parse(walker.data, _LANGUAGE, walker.file)
+    return {walker.text(fn.child_by_field_name("name") or fn): walker.function(fn, walker.text(
+        fn.child_by_field_name("name") or fn), declare=True) for fn in named(root)}
 
 
 class _Walker(Base):
@@ -199,7 +197,7 @@ class _Walker(Base):
         needed = set(self.used_helpers)
         if needed:
             needed |= {"__crush_arr"} | ({"__crush_before"} if "__crush_sort" in needed else set())
-        prelude = [helpers[name] for name in sorted(needed)]
+        prelude = [copy.deepcopy(helpers[name]) for name in sorted(needed)]
         return self.finish("javascript", ["std.seq", *prelude, *body])
 
     def _collect_names(self, root: Node) -> None:
