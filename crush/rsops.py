@@ -201,7 +201,6 @@ def debug_float(x: float) -> str:
         return display_float(x)
     a = abs(x)
     if a != 0 and (a < 1e-4 or a >= 1e16):
-        mant, _, e = f"{x:e}".partition("e")
         digits = repr(x)
         if "e" in digits:
             mant, _, e = digits.partition("e")
@@ -273,7 +272,7 @@ def debug(vm: Meter, v: Any, depth: int = 0) -> str:
 
 
 _SPEC = re.compile(r"(?:(?P<fill>.)?(?P<align>[<>^]))?(?P<sign>\+)?(?P<alt>#)?(?P<zero>0)?(?P<width>\d+)?"
-                   r"(?:\.(?P<prec>\d+))?(?P<kind>\?|x|X|b|o|e)?")
+                   r"(?:\.(?P<prec>\d+))?(?P<kind>\?|x|X|b|o)?")
 
 
 def format_value(vm: Meter, v: Any, spec: str) -> str:
@@ -286,11 +285,10 @@ def format_value(vm: Meter, v: Any, spec: str) -> str:
     if kind in ("x", "X", "b", "o"):
         if type(v) is not int:
             raise panic("unsupported: radix formatting of a non-integer")
-        n = v if v >= 0 else v + (1 << 128)  # negative integers print as their two's complement (width unknown)
-        body = format(n, {"x": "x", "X": "X", "b": "b", "o": "o"}[kind])
+        if v < 0:  # Rust prints the two's complement in the value's own width, which the value does not carry
+            raise panic("unsupported: radix formatting of a negative integer")
+        body = format(v, {"x": "x", "X": "X", "b": "b", "o": "o"}[kind])
         prefix = ("0" + kind.lower() if kind != "X" else "0x") if m.group("alt") else ""
-    elif kind == "e":
-        body, prefix = f"{float(v):e}", ""
     elif prec is not None and type(v) is float:
         body, prefix = format(v, f".{prec}f"), ""
         if math.isinf(v) or math.isnan(v):

@@ -1070,7 +1070,7 @@ class _Walker(Base):
                 value, _ = self.expr(named_args[index], None)
             else:
                 value, _ = self.expr_name(args[0], index)
-            if spec.endswith("#?") or "$" in spec or ".*" in spec:
+            if spec.endswith(("#?", "e", "E")) or "$" in spec or ".*" in spec:
                 raise self.fail(args[0], f"unsupported format spec {spec!r}")
             pieces.append(["std.op", "rs.fmt", value, ["std.str", spec]])
         if pos < len(fmt):
