@@ -201,19 +201,17 @@ class _Walker(Base):
         return self.finish("javascript", ["std.seq", *prelude, *body])
 
     def _collect_names(self, root: Node) -> None:
-        """Every name the program binds anywhere (a name bound nowhere may be a global builtin)."""
-        cursor = root.walk()
-        stack = [root]
+        """Every name the program binds anywhere (a name bound nowhere may be a global builtin).
+        Iterative, with each node's parent carried along (tree-sitter's Node.parent walks down
+        from the root: asking it of every node would be quadratic in the nesting)."""
+        binders = ("variable_declarator", "function_declaration", "formal_parameters", "catch_clause",
+                   "for_in_statement", "arrow_function", "function_expression", "assignment_pattern")
+        stack: list[tuple[Node, str]] = [(root, "")]
         while stack:
-            node = stack.pop()
-            if node.type == "identifier":
-                parent = node.parent
-                if parent is not None and parent.type in ("variable_declarator", "function_declaration",
-                                                          "formal_parameters", "catch_clause", "for_in_statement",
-                                                          "arrow_function", "function_expression"):
-                    self.declared.add(self.text(node))
-            stack.extend(node.named_children)
-        del cursor
+            node, parent = stack.pop()
+            if node.type == "identifier" and parent in binders:
+                self.declared.add(self.text(node))
+            stack.extend((c, node.type) for c in node.named_children)
 
     # --- statements ---------------------------------------------------------------------------
 
@@ -369,6 +367,10 @@ class _Walker(Base):
         yield self.at(node, ["std.try", body, handlers, *([fin] if fin is not None else [])])
 
     def expression_statement(self, node: Node) -> CastNode:
+        with self.enter(node):
+            return self._expression_statement(node)
+
+    def _expression_statement(self, node: Node) -> CastNode:
         """An expression whose value is not used: assignments and ++/-- are allowed here."""
         t = node.type
         if t == "parenthesized_expression":
@@ -400,6 +402,10 @@ class _Walker(Base):
         return self.expr(target)
 
     def assign(self, target: Node, value: CastNode, node: Node) -> CastNode:
+        with self.enter(target):
+            return self._assign(target, value, node)
+
+    def _assign(self, target: Node, value: CastNode, node: Node) -> CastNode:
         t = target.type
         if t == "identifier":
             return ["std.set", ["std.var", self.ident(target)], value]
@@ -417,6 +423,10 @@ class _Walker(Base):
     # --- expressions --------------------------------------------------------------------------
 
     def condition(self, node: Node) -> CastNode:
+        with self.enter(node):
+            return self._condition(node)
+
+    def _condition(self, node: Node) -> CastNode:
         """`node` as a bool (ToBoolean), with && || ! kept short-circuit."""
         t = node.type
         if t == "parenthesized_expression":

@@ -223,6 +223,10 @@ class _Walker(Base):
     # --- types --------------------------------------------------------------------------------
 
     def type_of(self, node: Node) -> str:
+        with self.enter(node):
+            return self._type_of(node)
+
+    def _type_of(self, node: Node) -> str:
         t = node.type
         text = self.text(node)
         if t == "primitive_type":
@@ -469,6 +473,10 @@ class _Walker(Base):
         return self.at(node, ["std.raise", ["std.op", "rs.panic", ["std.str", "non-exhaustive match"]]])
 
     def pattern(self, node: Node, tmp: str, vt: str) -> tuple[CastNode | None, str | None]:
+        with self.enter(node):
+            return self._pattern(node, tmp, vt)
+
+    def _pattern(self, node: Node, tmp: str, vt: str) -> tuple[CastNode | None, str | None]:
         """(test or None for "always", the name the arm binds or None)."""
         kids = [c for c in named(node) if c != node.child_by_field_name("condition")]
         p = kids[0] if node.type == "match_pattern" and kids else node
@@ -527,6 +535,10 @@ class _Walker(Base):
         return ["std.block", ["std.let", name], self.at(node, ["std.for", ["std.var", name], iterable, body])]
 
     def iterable(self, node: Node) -> tuple[CastNode, str]:
+        with self.enter(node):
+            return self._iterable(node)
+
+    def _iterable(self, node: Node) -> tuple[CastNode, str]:
         t = node.type
         if t == "parenthesized_expression":
             return self.iterable(named(node)[0])
@@ -589,6 +601,10 @@ class _Walker(Base):
         return ["std.set", target, value]
 
     def place(self, node: Node) -> tuple[CastNode, str]:
+        with self.enter(node):
+            return self._place(node)
+
+    def _place(self, node: Node) -> tuple[CastNode, str]:
         t = node.type
         if t == "identifier":
             name = self.text(node)
@@ -688,6 +704,10 @@ class _Walker(Base):
         raise self.fail(node, f"unsupported expression ({t})")
 
     def block_value(self, node: Node, expect: str | None) -> tuple[CastNode, str]:
+        with self.enter(node):
+            return self._block_value(node, expect)
+
+    def _block_value(self, node: Node, expect: str | None) -> tuple[CastNode, str]:
         """An if/match/block in an expression position: plain-expression arms only."""
         if node.type == "block":
             kids = named(node)

@@ -99,7 +99,11 @@ def test_gas_runs_out_in_an_endless_js_loop() -> None:
     (b"x" * (9 << 20), "source too large"),
     (b"let x = " + b"`${" * 5000 + b"1" + b"}`" * 5000 + b";", "nesting too deep"),
     (b"let f = " + b"() => " * 50_000 + b"1;", "nesting too deep"),
-], ids=["brackets", "parentheses", "utf8", "nul", "huge", "templates", "arrows"])
+    (b"if (" + b"!" * 100_000 + b"x) {}", "nesting too deep"),
+    (b"let z = " + b"a && " * 50_000 + b"b;", "nesting too deep"),
+    (b"(" * 50_000 + b"x" + b")" * 50_000 + b" = 1;", "nesting too deep"),
+], ids=["brackets", "parentheses", "utf8", "nul", "huge", "templates", "arrows", "negations", "conjunctions",
+        "target"])
 def test_hostile_sources_get_one_error(data: bytes, message: str) -> None:
     with pytest.raises(WalkError) as e:
         walk_source(data, "hostile.js")

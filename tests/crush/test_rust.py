@@ -124,7 +124,14 @@ def test_each_integer_type_panics_exactly_past_its_bounds(typ: str) -> None:
     (b"fn main() {}\0", "NUL"),
     (b"/" * (9 << 20), "source too large"),
     (b"fn main() { println!(\"{}\", " + b"vec![" * 10_000 + b"1" + b"]" * 10_000 + b"); }", "nesting too deep"),
-], ids=["parentheses", "blocks", "utf8", "nul", "huge", "macros"])
+    (b"fn main() { let v: " + b"Vec<" * 50_000 + b"i64" + b">" * 50_000 + b" = Vec::new(); }", "nesting too deep"),
+    (b"fn main() { let x: i64 = " + b"-" * 100_000 + b"1; }", "nesting too deep"),
+    (b"fn main() { for i in " + b"(" * 50_000 + b"0..1" + b")" * 50_000 + b" {} }", "nesting too deep"),
+    (b"fn main() { let x: i64 = if true { 1 } " + b"else if true { 1 } " * 20_000 + b"else { 2 }; }",
+     "nesting too deep"),
+    (b"fn main() { match 1 { " + b"1 | " * 50_000 + b"2 => {} _ => {} } }", "nesting too deep"),
+], ids=["parentheses", "blocks", "utf8", "nul", "huge", "macros", "types", "negations", "ranges", "else-ifs",
+        "or-patterns"])
 def test_hostile_sources_get_one_error(data: bytes, message: str) -> None:
     with pytest.raises(WalkError) as e:
         walk_source(data, "hostile.rs")
