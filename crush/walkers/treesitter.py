@@ -96,9 +96,13 @@ class Base:
 
     def finish(self, lang: str, body: CastNode) -> dict[str, Any]:
         doc = {"cast": cast.CAST_VERSION, "lang": lang, "file": self.file, "body": body}
-        if cast.depth(body) > cast.MAX_DEPTH:
-            raise WalkError(self.file, 1, 1, f"nesting too deep (the CAST nests more than {cast.MAX_DEPTH} levels)")
-        cast.check(doc)
+        try:
+            cast.check(doc)  # bounds the depth first (cast.MAX_DEPTH); the shape is the walker's own invariant
+        except cast.CastError as e:
+            if "nested deeper" in str(e):
+                raise WalkError(self.file, 1, 1, f"nesting too deep (the CAST nests more than {cast.MAX_DEPTH} "
+                                                 "levels)") from None
+            raise
         return doc
 
 
