@@ -4,7 +4,10 @@ Capabilities work from both languages, under the same grants as Python's."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from crush.caps import ScopedHost
 from crush.compiler import compile_cast
 from crush.errors import TrapCode
 from crush.walkers import WalkError, walk_source
-from tests.crush.support import run
+from tests.crush.support import REPO, run
 
 MODES = pytest.mark.parametrize("fast", [False, True], ids=["interpreter", "fast"])
 
@@ -109,3 +112,24 @@ def test_mangled_sources_are_walked_or_refused_with_one_error(path: Path, edits:
         assert "\n" not in str(e)
         return
     compile_cast(doc)
+
+
+@pytest.mark.parametrize(("name", "source", "output"), [
+    ("hello.js", "const who = 'crush';\nconsole.log(`hello ${who}`, 1 / 4);\n", "hello crush 0.25\n"),
+    ("hello.rs", "fn main() {\n    let x: u8 = 255;\n    println!(\"hello {}\", x as i32 + 1);\n}\n", "hello 256\n"),
+])
+def test_crush_compile_picks_the_walker_by_extension(tmp_path: Path, name: str, source: str, output: str) -> None:
+    src = tmp_path / name
+    src.write_text(source)
+    casm = tmp_path / "prog.casm"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "crush", "compile", str(src), "-o", str(casm)], env=env,
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "crush", "run", str(casm)], env=env, capture_output=True, text=True,
+                       timeout=300, check=False)
+    assert (r.returncode, r.stdout) == (0, output)
+    src.write_text(source.replace("1", "1 +", 1) if name.endswith(".rs") else "var x = 1;\n")
+    r = subprocess.run([sys.executable, "-m", "crush", "compile", str(src), "-o", str(casm)], env=env,
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 3 and r.stderr.startswith(f"crush: {name}:"), r.stderr
