@@ -20,7 +20,7 @@ in docs/crush.md ("JavaScript") to CAST. JavaScript's meaning is carried by type
   when `exo` is not a name of the program.
 - Refused, with their position: classes, `this`, `new` (but for Error/TypeError/RangeError/
   Array), destructuring, spread, `var`, `==`/`!=`, getters, generators, async, labels, regular
-  expressions, `switch`, `delete`, `in`, `instanceof`, assignment used as a value, `++`/`--`
+  expressions, `continue` inside `switch`, `delete`, `in`, `instanceof`, assignment used as a value, `++`/`--`
   inside an expression.
 """
 
@@ -61,7 +61,7 @@ _UNSUPPORTED = {
     "class_declaration": "class", "class": "class", "this": "this", "spread_element": "spread (...)",
     "array_pattern": "destructuring", "object_pattern": "destructuring", "generator_function_declaration":
     "generator", "generator_function": "generator", "await_expression": "await", "yield_expression": "yield",
-    "regex": "regular expression", "switch_statement": "switch", "labeled_statement": "label",
+    "regex": "regular expression", "labeled_statement": "label",
     "variable_declaration": "var (use let or const)", "import_statement": "import", "export_statement": "export",
     "with_statement": "with", "sequence_expression": "comma operator", "meta_property": "new.target",
     "super": "super", "optional_chain": "optional chaining (?.)",
@@ -269,6 +269,8 @@ class _Walker(Base):
                           self.block_of(self.field(node, "body"))]])]
         elif t == "for_statement":
             yield self.for_loop(node)
+        elif t == "switch_statement":
+            yield self.switch(node)
         elif t == "for_in_statement":
             yield self.for_of(node)
         elif t == "return_statement":
@@ -325,6 +327,45 @@ class _Walker(Base):
         loop.append(self.block_of(body))
         out.append(self.at(node, ["std.while", ["std.bool", True], loop]))
         return out
+
+    def switch(self, node: Node) -> CastNode:
+        """`switch`: the first clause whose value is === the discriminant (tested in order, the
+        default clause skipped) or else the default gives an index; every clause from that index
+        on runs (fallthrough) inside a one-pass loop that `break` leaves. A `continue` inside
+        would continue that loop instead of the enclosing one, so it is refused."""
+        clauses = [c for c in named(self.field(node, "body")) if c.type in ("switch_case", "switch_default")]
+        self._refuse_continue(node)
+        disc, index = self.temp("switch"), self.temp("case")
+        chain: CastNode = ["std.pass"]
+        default = next((i for i, c in enumerate(clauses) if c.type == "switch_default"), None)
+        if default is not None:
+            chain = ["std.set", ["std.var", index], ["std.float", float(default)]]
+        for i in reversed(range(len(clauses))):
+            c = clauses[i]
+            if c.type == "switch_case":
+                test = self.at(c, ["std.op", "js.seq", ["std.var", disc], self.expr(self.field(c, "value"))])
+                chain = ["std.if", test, ["std.set", ["std.var", index], ["std.float", float(i)]], chain]
+        body: CastNode = ["std.seq"]
+        for i, c in enumerate(clauses):
+            stmts = [s for s in named(c) if s != c.child_by_field_name("value")]
+            if stmts:
+                runs = ["std.op", "js.le", ["std.var", index], ["std.float", float(i)]]
+                body.append(["std.if", runs, ["std.seq", *self.statements(stmts)]])
+        body.append(["std.break"])
+        return ["std.block", self.at(node, ["std.let", disc, self.expr(self.field(node, "value"))]),
+                ["std.let", index, ["std.float", -1.0]], chain,
+                ["std.if", ["std.op", "js.ge", ["std.var", index], ["std.float", 0.0]],
+                 ["std.while", ["std.bool", True], body]]]
+
+    def _refuse_continue(self, node: Node) -> None:
+        stack = list(node.named_children)
+        while stack:
+            n = stack.pop()
+            if n.type == "continue_statement":
+                raise self.fail(n, "unsupported continue inside switch")
+            if n.type not in ("for_statement", "for_in_statement", "while_statement", "do_statement",
+                              "function_declaration", "function_expression", "arrow_function", "function"):
+                stack.extend(n.named_children)
 
     def _has_function(self, node: Node) -> bool:
         stack = [node]
