@@ -253,6 +253,8 @@ def _check(node: Any, want: str, path: str) -> None:
     if want != "*" and not _fits(spec.kind, want):
         raise CastError(f"{here}: {_KIND[spec.kind]} where {_KIND[want]} is expected")
     _operands(spec.operands, args, here)
+    if name == "std.op" and not args[0].startswith(tuple(OPS)):
+        raise CastError(f"{here}: {args[0][:40]!r} is not a typed operation (the families: {', '.join(OPS)})")
 
 
 _KIND = {"S": "a statement", "E": "an expression", "T": "a target", "*": "a node"}
