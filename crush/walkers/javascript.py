@@ -26,6 +26,7 @@ in docs/crush.md ("JavaScript") to CAST. JavaScript's meaning is carried by type
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import re
@@ -183,6 +184,7 @@ class _Walker(Base):
         self.hidden = hidden
         self.counter = 0
         self.declared: set[str] = set()
+        self.scopes: list[dict[str, str]] = [{}]  # name -> "const" or "let" (const assignments are refused)
         self.used_helpers: set[str] = set()
 
     def temp(self, what: str) -> str:
@@ -215,16 +217,30 @@ class _Walker(Base):
 
     # --- statements ---------------------------------------------------------------------------
 
-    def statements(self, nodes: list[Node]) -> list[CastNode]:
-        """A statement list with its function declarations hoisted to the top."""
+    @contextlib.contextmanager
+    def scope(self, names: dict[str, str] | None = None) -> Iterator[None]:
+        self.scopes.append(dict(names or {}))
+        try:
+            yield
+        finally:
+            self.scopes.pop()
+
+    def statements(self, nodes: list[Node], bindings: dict[str, str] | None = None) -> list[CastNode]:
+        """A statement list (a scope, with `bindings` declared in it) with its function
+        declarations hoisted to the top."""
         out: list[CastNode] = []
-        for n in nodes:
-            if n.type == "function_declaration":
-                name = self.ident(n.child_by_field_name("name"))
-                out.append(self.at(n, self.function(n, name, declare=True)))
-        for n in nodes:
-            if n.type != "function_declaration":
-                out.extend(self.statement(n))
+        with self.scope(bindings):
+            for n in nodes:
+                if n.type == "function_declaration":
+                    name = self.ident(n.child_by_field_name("name"))
+                    self.scopes[-1][name] = "let"
+            for n in nodes:
+                if n.type == "function_declaration":
+                    name = self.ident(n.child_by_field_name("name"))
+                    out.append(self.at(n, self.function(n, name, declare=True)))
+            for n in nodes:
+                if n.type != "function_declaration":
+                    out.extend(self.statement(n))
         return out
 
     def statement(self, node: Node) -> Iterator[CastNode]:
@@ -238,6 +254,7 @@ class _Walker(Base):
         if t == "expression_statement":
             yield self.at(node, self.expression_statement(named(node)[0]))
         elif t == "lexical_declaration":
+            kind = "const" if self.text(node).startswith("const") else "let"
             for decl in named(node):
                 if decl.type != "variable_declarator":
                     continue
@@ -248,6 +265,7 @@ class _Walker(Base):
                 init = self.expr(value) if value is not None else ["std.none"]
                 if value is not None and value.type in ("arrow_function", "function_expression", "function"):
                     init = self.function(value, name)
+                self.scopes[-1][name] = kind
                 yield self.at(decl, ["std.let", name, init])
         elif t == "statement_block":
             yield ["std.block", *self.statements(named(node))]
@@ -312,6 +330,11 @@ class _Walker(Base):
         body = self.field(node, "body")
         if init is not None and init.type == "lexical_declaration" and self._has_function(body):
             raise self.fail(node, "unsupported closure in a for loop with a let variable (each iteration's binding)")
+        with self.scope():
+            return self._for_loop(node, init, cond, update, body)
+
+    def _for_loop(self, node: Node, init: Node | None, cond: Node | None, update: Node | None,
+                  body: Node) -> CastNode:
         flag = self.temp("for")
         out: CastNode = ["std.block"]
         if init is not None and init.type != "empty_statement":
@@ -387,7 +410,8 @@ class _Walker(Base):
         name = self.ident(left)
         item = self.temp("item")
         iterable = self.at(node, ["std.op", "js.iterable", self.expr(self.field(node, "right"))])
-        body = ["std.block", ["std.let", name, ["std.var", item]], self.block_of(self.field(node, "body"))]
+        with self.scope({name: self.text(kind)}):
+            body = ["std.block", ["std.let", name, ["std.var", item]], self.block_of(self.field(node, "body"))]
         return ["std.block", ["std.let", item], self.at(node, ["std.for", ["std.var", item], iterable, body])]
 
     def try_statement(self, node: Node) -> Iterator[CastNode]:
@@ -399,9 +423,11 @@ class _Walker(Base):
         if handler is not None:
             param = handler.child_by_field_name("parameter")
             inner: CastNode = ["std.block"]
+            bound: dict[str, str] = {}
             if param is not None:
                 inner.append(["std.let", self.ident(param), ["std.op", "js.caught", ["std.var", exc]]])
-            inner.extend(self.statements(named(self.field(handler, "body"))))
+                bound[self.ident(param)] = "let"
+            inner.extend(self.statements(named(self.field(handler, "body")), bound))
             handlers.append([None, exc, inner])
         fin = ["std.block", *self.statements(named(self.field(final, "body")))] if final is not None else None
         yield ["std.let", exc]
@@ -449,7 +475,14 @@ class _Walker(Base):
     def _assign(self, target: Node, value: CastNode, node: Node) -> CastNode:
         t = target.type
         if t == "identifier":
-            return ["std.set", ["std.var", self.ident(target)], value]
+            name = self.ident(target)
+            for scope in reversed(self.scopes):
+                if name in scope:
+                    if scope[name] == "const":
+                        raise self.fail(target, f"unsupported assignment to the constant {name!r} "
+                                                "(JavaScript throws TypeError)")
+                    break
+            return ["std.set", ["std.var", name], value]
         if t == "member_expression":
             prop = self.field(target, "property")
             return ["std.expr", ["std.op", "js.set", self.expr(self.field(target, "object")),
@@ -730,10 +763,11 @@ class _Walker(Base):
         if len(set(params)) != len(params):
             raise self.fail(node, "unsupported duplicate parameter names")
         body_node = self.field(node, "body")
-        if body_node.type == "statement_block":
-            body = ["std.seq", *defaults, *self.statements(named(body_node))]
-        else:
-            body = ["std.seq", *defaults, self.at(body_node, ["std.return", self.expr(body_node)])]
+        with self.scope(dict.fromkeys(params, "let")):
+            if body_node.type == "statement_block":
+                body = ["std.seq", *defaults, *self.statements(named(body_node))]
+            else:
+                body = ["std.seq", *defaults, self.at(body_node, ["std.return", self.expr(body_node)])]
         all_params = [[p, ["std.none"]] for p in params] + [[f"$arg{i}", ["std.none"]] for i in range(EXTRA_PARAMS)]
         return self.at(node, ["std.fn", name, all_params, body])
 

@@ -67,6 +67,7 @@ def test_both_modes_use_the_same_gas(path: Path) -> None:
     ("let i = 0;\nlet j = i++;\n", "2:9", "unsupported assignment used as a value"),
     ("  for (let i = 0; i < 3; i++) { setTimeout(() => i); }\n", "1:3", "unsupported closure in a for loop"),
     ("let __crush_map = 1;\n", "1:5", "reserved"),
+    ("const k = 1;\n{\n  let k = 2;\n  k = 3;\n}\nk += 1;\n", "6:1", "unsupported assignment to the constant 'k'"),
     ("for (;;) {\n  switch (1) { case 1: continue; }\n}\n", "2:24", "unsupported continue inside switch"),
     ("let s = 'é';\nlet t = é + ;\n", "2:11", "syntax error"),
 ])
