@@ -280,6 +280,16 @@ _UNARY: dict[str, Callable[[Meter, Any], Any]] = {
 
 # --- property access -----------------------------------------------------------------------------
 
+def keys_in_order(d: dict[str, Any]) -> list[str]:
+    """An object's own keys in JavaScript's order: array-index keys ascending, then the others in
+    insertion order."""
+    index = sorted((k for k in d if _array_index(k) is not None and int(k) < 2 ** 32 - 1), key=int)
+    if not index:
+        return list(d)
+    numeric = set(index)
+    return index + [k for k in d if k not in numeric]
+
+
 def _array_index(key: Any) -> int | None:
     if type(key) in (float, int) and not math.isnan(key) and float(key).is_integer() and key >= 0:
         return int(key)
@@ -554,8 +564,8 @@ def inspect(vm: Meter, v: Any, depth: int = 0, indent: int = 0) -> str:
             return "[Object]"
         if not v:
             return "{}"
-        out = [f"{k if _IDENT.fullmatch(k) else _quote(k)}: {inspect(vm, x, depth + 1, indent + 2)}"
-               for k, x in v.items()]
+        out = [f"{k if _IDENT.fullmatch(k) else _quote(k)}: {inspect(vm, v[k], depth + 1, indent + 2)}"
+               for k in keys_in_order(v)]
         return _reduce(out, ("{", "}"), indent, True)
     return to_str(vm, v)
 
@@ -626,7 +636,7 @@ def _json(vm: Meter, v: Any, depth: int) -> str | None:
     if t is list:
         return "[" + ",".join(_json(vm, x, depth + 1) or "null" for x in v) + "]"
     if t is dict:
-        parts = [(k, _json(vm, x, depth + 1)) for k, x in v.items()]
+        parts = [(k, _json(vm, v[k], depth + 1)) for k in keys_in_order(v)]
         return "{" + ",".join(f"{_json(vm, k, depth)}:{s}" for k, s in parts if s is not None) + "}"
     return None
 
@@ -668,7 +678,10 @@ def new_error(name: str) -> Impl:
 # --- Math ----------------------------------------------------------------------------------------
 
 def _round(x: float) -> float:
-    return x if not math.isfinite(x) else float(math.floor(x + 0.5))
+    if not math.isfinite(x):
+        return x
+    r = float(math.floor(x + 0.5))
+    return math.copysign(0.0, x) if r == 0 else r  # -0.5 <= x < 0 rounds to -0
 
 
 _MATH1: dict[str, Callable[[float], float]] = {
@@ -737,7 +750,7 @@ def _is_array(vm: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
 
 def _keys(vm: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
     obj = _arg(args, 0)
-    keys: list[Any] = list(obj) if type(obj) is dict else \
+    keys: list[Any] = keys_in_order(obj) if type(obj) is dict else \
         [num_str(float(i)) for i in range(len(obj))] if type(obj) in (list, str) else []
     vm.charge(len(keys) * gas.CELL)
     vm.alloc(arena.list_size(keys) + sum(arena.str_size(k) for k in keys))
