@@ -38,7 +38,7 @@ import tree_sitter_javascript
 
 from crush.casm import CAP_ARITY
 from crush.walkers import WalkError
-from crush.walkers.treesitter import Base, CastNode, Node, named, parse
+from crush.walkers.treesitter import Base, CastNode, Node, named, parse, without_bom
 
 __all__ = ["WalkError", "walk", "walk_bytes"]
 
@@ -159,9 +159,7 @@ function __crush_sort(a, f) {
 
 
 def walk_bytes(data: bytes, filename: str) -> dict[str, Any]:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    return _Walker(data, filename).document()
+    return _Walker(without_bom(data), filename).document()
 
 
 def walk(source: str, filename: str) -> dict[str, Any]:
@@ -312,12 +310,6 @@ class _Walker(Base):
             raise self.fail(node, "unsupported function declaration here")
         else:
             raise self.fail(node, f"unsupported statement ({t})")
-
-    def field(self, node: Node, name: str) -> Node:
-        child = node.child_by_field_name(name)
-        if child is None:
-            raise self.fail(node, f"unsupported {node.type} without {name}")
-        return child
 
     def block_of(self, node: Node) -> CastNode:
         stmts = list(self.statement(node))

@@ -40,7 +40,7 @@ import tree_sitter_rust
 
 from crush.rsops import BITS, INT_TYPES, bounds
 from crush.walkers import WalkError
-from crush.walkers.treesitter import Base, CastNode, Node, named, parse
+from crush.walkers.treesitter import Base, CastNode, Node, named, parse, without_bom
 
 __all__ = ["WalkError", "walk", "walk_bytes"]
 
@@ -76,9 +76,7 @@ _INT_SUFFIX = re.compile(r"^(.*?)(i8|i16|i32|i64|i128|isize|u8|u16|u32|u64|u128|
 
 
 def walk_bytes(data: bytes, filename: str) -> dict[str, Any]:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    return _Walker(data, filename).document()
+    return _Walker(without_bom(data), filename).document()
 
 
 def walk(source: str, filename: str) -> dict[str, Any]:
@@ -1163,12 +1161,6 @@ class _Walker(Base):
         if name in ("println", "print", "panic", "assert", "assert_eq"):
             return ["std.call", ["std.fn", None, [], self.macro_statement(node)], []], UNIT
         raise self.fail(node, f"unsupported macro {name}!")
-
-    def field(self, node: Node, name: str) -> Node:
-        child = node.child_by_field_name(name)
-        if child is None:
-            raise self.fail(node, f"unsupported {node.type} without {name}")
-        return child
 
     def ident(self, node: Node) -> str:
         if node.type != "identifier":

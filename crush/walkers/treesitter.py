@@ -27,6 +27,10 @@ Node = tree_sitter.Node
 CastNode = list[Any]
 
 
+def without_bom(data: bytes) -> bytes:
+    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+
+
 def parse(data: bytes, language: tree_sitter.Language, filename: str) -> Node:
     if len(data) > MAX_SOURCE_BYTES:
         raise WalkError(filename, 1, 1, f"source too large ({len(data)} bytes; the limit is {MAX_SOURCE_BYTES})")
@@ -79,6 +83,13 @@ class Base:
 
     def text(self, node: Node) -> str:
         return self.data[node.start_byte:node.end_byte].decode("utf-8")
+
+    def field(self, node: Node, name: str) -> Node:
+        """The child in field NAME, which the subset requires (its absence is refused)."""
+        child = node.child_by_field_name(name)
+        if child is None:
+            raise self.fail(node, f"unsupported {node.type} without {name}")
+        return child
 
     @staticmethod
     def at(node: Node, body: CastNode) -> CastNode:

@@ -20,7 +20,7 @@ import pytest
 
 from crush.compiler import compile_cast
 from crush.walkers import WalkError, walk_source
-from tests.crush.support import run
+from tests.crush.support import assert_modes_use_the_same_gas, check_corpus_program, run
 
 CORPUS = sorted((Path(__file__).resolve().parent / "corpus_rs").glob("*.rs"))
 RUSTC = shutil.which("rustc")
@@ -63,19 +63,14 @@ def test_the_corpus_has_25_programs() -> None:
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
 def test_corpus_program_prints_what_the_rustc_binary_prints(path: Path, fast: bool) -> None:
     expected, ok = rust(path)
-    result = run(compile_cast(walk_source(path.read_bytes(), path.name)), fast=fast)
-    assert result.outcome.trap is None, result.outcome.trap
-    assert result.output == expected
-    assert (result.outcome.error is None) == ok, result.transcript
+    result = check_corpus_program(path, expected, ok, fast)
     if not ok:
         assert result.outcome.error is not None and result.outcome.error.etype.name == "Panic"
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
 def test_both_modes_use_the_same_gas(path: Path) -> None:
-    program = compile_cast(walk_source(path.read_bytes(), path.name))
-    slow, fast = run(program), run(program, fast=True)
-    assert (fast.output, fast.outcome.gas_used) == (slow.output, slow.outcome.gas_used)
+    assert_modes_use_the_same_gas(path)
 
 
 @pytest.mark.parametrize(("source", "where", "what"), [
