@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from crush import arena, gas, ops
+from crush import arena, gas, jsops, ops, rsops
 from crush.ops import EXHAUSTED, INTS, NATIVE, NUMBERS
 from crush.text import Meter, repr_value, str_format, str_value
 from crush.values import (
@@ -965,6 +965,8 @@ def _table() -> dict[str, Builtin]:
         "kwargs_update": h_kwargs_update, "stop_iteration": h_stop_iteration,
     }
     table.update({f"crush.{name}": Builtin(f"crush.{name}", impl) for name, impl in hidden.items()})
+    table.update(jsops.table())
+    table.update(rsops.table())
     return table
 
 

@@ -1,11 +1,13 @@
 """CAST, the CRUSH abstract syntax tree: the contract between the walkers and the compiler.
 
-A walker (crush/walkers/python.py; JavaScript and Rust later) turns source code into a CAST
+A walker (crush/walkers/python.py, javascript.py, rust.py) turns source code into a CAST
 *document*; the compiler (crush/compiler.py) lowers it to CASM. CAST is language-neutral in its
 structure and explicit about semantics where languages differ: control flow, bindings, functions
 and containers are `std.*` nodes every language shares; operators, truthiness, builtins and
 methods are namespaced by the language whose meaning they carry (`py.add` is Python's `+`:
-arbitrary-precision ints, str and list concatenation; `js.add` will be JavaScript's). A walker
+arbitrary-precision ints, str and list concatenation; `["std.op", "js.add", A, B]` is JavaScript's,
+`["std.op", "rs.add.i64", A, B]` Rust's on i64: the
+typed operations of `OPS`, implemented by the VM as builtins of the same names). A walker
 never emits a node whose meaning differs from its language's; the compiler never guesses.
 
 The JSON form is stable and versioned (`CAST_VERSION`), in the style of the Viwo design's
@@ -137,6 +139,11 @@ NODES: Mapping[str, NodeSpec] = {
                   "the last operand runs in every case (finally)"),
     "std.raise": _n("S", "E?", "raise the exception value (without: re-raise the one being handled)"),
     "std.cap": _n("E", "str *E", "call capability NAME with the arguments (a trap if not granted)"),
+    "std.op": _n("E", "str *E", "apply the typed operation NAME to the operands (evaluated left to right): an "
+                 "operation of the language whose meaning it carries, `js.add` (JavaScript's `+`), `rs.add.i32` "
+                 "(Rust's `+` on i32, panicking on overflow); OPS lists the families"),
+    "std.call": _n("E", "E [E]", "call with positional arguments; arity is the callee's rule (a JavaScript "
+                   "function's parameters all default to undefined)"),
     # --- Python semantics ---------------------------------------------------------------------------
     "py.call": _n("E", "E [E] kwargs", "call with positional arguments and keyword arguments"),
     "py.method": _n("E", "E name [E] kwargs",
@@ -177,6 +184,19 @@ PY_BUILTINS = (
     "AttributeError",  # what calling a method a value's type does not have raises
     "OSError", "FileNotFoundError",  # what the fs.* capabilities raise for a missing or unreadable path
 )
+
+
+# `std.op` names: the language prefix and what the operations mean (crush/jsops.py, crush/rsops.py
+# implement them as builtins of the same names; the compiler refuses another prefix, the verifier
+# an unknown name). `std.builtin` may also name the values "js.null" (JavaScript's null).
+OPS: Mapping[str, str] = {
+    "js.": "JavaScript: numbers are doubles; add (+: string concatenation or numeric), sub, mul, div, mod, pow, "
+           "the int32 bit operations, seq/sne (===, !==), lt/le/gt/ge, truth (ToBoolean), typeof, get/set "
+           "(property access), method, template, throw/caught, console.log, Math.*, ...",
+    "rs.": "Rust: integer operations typed by suffix (`rs.add.i64`, `rs.cast.u8`) with debug-build overflow "
+           "panics, f64 operations, indexing with bounds panics, formatting (println!), panic",
+}
+JS_VALUES = ("js.null",)
 
 
 # How deeply a document's JSON arrays may nest (an `@` wrapper and each node are one level each).
@@ -233,6 +253,8 @@ def _check(node: Any, want: str, path: str) -> None:
     if want != "*" and not _fits(spec.kind, want):
         raise CastError(f"{here}: {_KIND[spec.kind]} where {_KIND[want]} is expected")
     _operands(spec.operands, args, here)
+    if name == "std.op" and not args[0].startswith(tuple(OPS)):
+        raise CastError(f"{here}: {args[0][:40]!r} is not a typed operation (the families: {', '.join(OPS)})")
 
 
 _KIND = {"S": "a statement", "E": "an expression", "T": "a target", "*": "a node"}

@@ -3,6 +3,7 @@
     crush compile prog.py -o prog.casm         walk and compile (also prog.cast.json: a CAST document)
     crush run prog.casm|prog.py|prog.cast.json [--gas N] [--arena 16M] [--grant fs:/data:ro] [--grant log]
               [--seed N] [--fast] [--checkpoint-at N --state-out state.json]
+    crush link lib.rs util.js main.py -o prog.casm   one program from modules in any language (entry last)
     crush disasm prog.casm                     the text form (the input of run/check/disasm too)
     crush check prog.casm                      run the verifier
     crush resume state.json [--grant ...] [--fast] [--checkpoint-at N --state-out state.json]
@@ -33,6 +34,7 @@ from crush.caps import GrantError, ScopedHost
 from crush.casm import MAGIC, CasmError, Program, assemble, decode, disassemble, encode
 from crush.compiler import CompileError, compile_cast
 from crush.errors import TrapCode
+from crush.link import LinkError, link, split_name
 from crush.text import str_value
 from crush.verify import VerifyError, verify
 from crush.vm import VM, Outcome, Status, prelude
@@ -100,7 +102,7 @@ def load_program(path: str) -> Program:
         if path.endswith(".json"):
             doc = jsonio.load(data, MAX_INPUT, cast.MAX_DEPTH + 8, path)
             return compile_cast(doc)
-        if path.endswith(".py"):
+        if path.endswith((".py", ".js", ".rs")):
             from crush.walkers import WalkError, walk_source  # noqa: PLC0415 - tree-sitter only when needed
             try:
                 return compile_cast(walk_source(data, os.path.basename(path)))
@@ -113,7 +115,7 @@ def load_program(path: str) -> Program:
         raise Failure(Exit.INPUT, f"{path}: {e}" if not isinstance(e, CompileError) else str(e)) from None
     except UnicodeDecodeError:
         pass
-    raise Failure(Exit.INPUT, f"{path}: not a CASM file, CASM text, Python source (.py) or CAST document (.json)")
+    raise Failure(Exit.INPUT, f"{path}: not a CASM file, CASM text, source (.py, .js, .rs) or CAST document (.json)")
 
 
 def _host(grants: Sequence[str]) -> ScopedHost:
@@ -132,7 +134,11 @@ def traceback_text(vm: VM, outcome: Outcome) -> str:
     e = outcome.error
     assert e is not None
     lines = ["Traceback (most recent call last):"]
-    lines += [f'  File "{vm.program.file}", line {line}, in {name}' for name, line in reversed(e.tb)]
+    for name, line in reversed(e.tb):
+        fn, file = split_name(name, vm.program.file)
+        if fn == "<link>":  # the linked program's own body: runs the modules, no source line
+            continue
+        lines.append(f'  File "{file}", line {line}, in {fn}')
     message = str_value(vm, e)
     lines.append(f"{e.etype.name}: {message}" if message else e.etype.name)
     return "\n".join(lines)
@@ -186,6 +192,17 @@ def cmd_compile(args: argparse.Namespace) -> Exit:
     return Exit.OK
 
 
+def cmd_link(args: argparse.Namespace) -> Exit:
+    try:
+        program = link([load_program(m) for m in args.modules])
+    except LinkError as e:
+        raise Failure(Exit.INPUT, f"link: {e}") from None
+    Path(args.output).write_bytes(encode(program))
+    print(f"crush: {args.output}: {len(args.modules)} modules, {len(program.funcs)} functions, "
+          f"capabilities: {', '.join(program.caps) or 'none'}, hash {program.hash[:16]}", file=sys.stderr)
+    return Exit.OK
+
+
 def cmd_disasm(args: argparse.Namespace) -> Exit:
     sys.stdout.write(disassemble(load_program(args.program)))
     return Exit.OK
@@ -233,10 +250,14 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crush", description="CRUSH: compile, verify and run programs in the "
                                 "gas-metered, capability-mediated CRUSH VM.")
     sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("compile", help="compile a Python source or CAST document to CASM")
+    c = sub.add_parser("compile", help="compile a source (.py, .js, .rs: the walker by extension) or CAST document")
     c.add_argument("source")
     c.add_argument("-o", "--output", help="the .casm file to write (default: the source's name with .casm)")
     c.set_defaults(fn=cmd_compile)
+    ln = sub.add_parser("link", help="link modules (sources or CASM; libraries first, the entry last) into one")
+    ln.add_argument("modules", nargs="+")
+    ln.add_argument("-o", "--output", required=True, help="the .casm file to write")
+    ln.set_defaults(fn=cmd_link)
     d = sub.add_parser("disasm", help="print a program's CASM text")
     d.add_argument("program")
     d.set_defaults(fn=cmd_disasm)

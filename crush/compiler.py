@@ -830,7 +830,8 @@ class Compiler:
     def _builtin(self, node: Any, em: _Emitter) -> None:
         name = node[1]
         prefix, _, short = name.partition(".")
-        if prefix != "py" or (short not in cast.PY_BUILTINS and short not in EXC_TYPES):
+        python = prefix == "py" and (short in cast.PY_BUILTINS or short in EXC_TYPES)
+        if name not in cast.JS_VALUES and not python:
             raise self.error(f"unknown builtin {name!r}")
         em.emit(Op.LOAD_BUILTIN, self.const(name))
 
@@ -955,6 +956,18 @@ class Compiler:
             self.expr(a)
         em.emit(Op.CAP, self.caps.index(name), len(args))
 
+    def _op(self, node: Any, em: _Emitter) -> None:
+        name = node[1]
+        if not name.startswith(tuple(cast.OPS)):
+            raise self.error(f"unknown typed operation {name!r}")
+        em.emit(Op.LOAD_BUILTIN, self.const(name))
+        n = self._items(node[2:], "operand")
+        em.emit(Op.CALL, n)
+
+    def _plain_call(self, node: Any, em: _Emitter) -> None:
+        self.expr(node[1])
+        em.emit(Op.CALL, self._arguments(node[2], []))
+
     def _truth(self, node: Any, em: _Emitter) -> None:
         self.expr(node[1])
         em.emit(Op.TRUTH)
@@ -985,7 +998,7 @@ _EXPRESSIONS: dict[str, _Handler] = {
     "std.cond": Compiler._cond, "py.and": Compiler._and_or, "py.or": Compiler._and_or, "py.call": Compiler._call,
     "py.method": Compiler._method, "py.index": Compiler._index, "py.slice": Compiler._slice,
     "py.fstring": Compiler._fstring, "py.format": Compiler._format, "std.fn": Compiler._fn,
-    "std.cap": Compiler._cap, "py.truth": Compiler._truth,
+    "std.cap": Compiler._cap, "py.truth": Compiler._truth, "std.op": Compiler._op, "std.call": Compiler._plain_call,
 }
 
 

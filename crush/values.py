@@ -257,6 +257,9 @@ _HIERARCHY: tuple[tuple[str, str | None], ...] = (
     ("AssertionError", "Exception"), ("StopIteration", "Exception"),
     ("OSError", "Exception"), ("FileNotFoundError", "OSError"), ("FileExistsError", "OSError"),
     ("IsADirectoryError", "OSError"), ("NotADirectoryError", "OSError"), ("PermissionError", "OSError"),
+    # JavaScript (crush/jsops.py): `new Error(m)`, `new RangeError(m)` (JS's TypeError is Python's), and any
+    # other thrown value, carried as JSThrow(value); Rust (crush/rsops.py): a panic, which nothing catches
+    ("Error", "Exception"), ("RangeError", "Error"), ("JSThrow", "Exception"), ("Panic", "BaseException"),
 )
 
 

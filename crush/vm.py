@@ -43,6 +43,7 @@ from crush import ops, text
 from crush.arena import Arena
 from crush.casm import OPS, Handler, Names, Op, Operand, Program
 from crush.errors import GuestError, Trap, TrapCode, TrapError
+from crush.link import split_name
 from crush.ops import EXHAUSTED, IMMEDIATE
 from crush.prelude import PRELUDE
 from crush.values import (
@@ -894,6 +895,7 @@ class VM:
             if f.code.unit == "user":
                 p = pc if f is frame else f.pc - 1
                 line, func = f.code.line_at(p), f.code.qualname
+                func, file = split_name(func, file)  # a linked program's function names its module's file
                 break
         if error.code == TrapCode.OUT_OF_GAS:
             self.gas = 0

@@ -19,8 +19,8 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-# extension -> walker module (crush.walkers.NAME); JavaScript and Rust walkers will join here.
-WALKERS: Mapping[str, str] = {".py": "python"}
+# extension -> walker module (crush.walkers.NAME)
+WALKERS: Mapping[str, str] = {".py": "python", ".js": "javascript", ".rs": "rust"}
 
 
 def _one_line(text: str) -> str:

@@ -10,6 +10,7 @@ from crush.casm import Program
 from crush.compiler import compile_cast
 from crush.text import str_value
 from crush.vm import VM, Host, Outcome
+from crush.walkers import walk_source
 from crush.walkers.python import walk
 from tests.crush import cpython as reference
 
@@ -56,3 +57,19 @@ def cpython(source: str) -> str:
     exception's last line, as `Run.transcript` writes them."""
     outcome = reference.run_source(source)
     return outcome.stdout + (outcome.error + "\n" if outcome.error else "")
+
+
+def check_corpus_program(path: Path, expected: str, ok: bool, fast: bool) -> Run:
+    """A source in any language (the walker by extension) prints `expected` in CRUSH, and fails
+    with an uncaught exception exactly when the reference runtime failed (`ok` False)."""
+    result = run(compile_cast(walk_source(path.read_bytes(), path.name)), fast=fast)
+    assert result.outcome.trap is None, result.outcome.trap
+    assert result.output == expected
+    assert (result.outcome.error is None) == ok, result.transcript
+    return result
+
+
+def assert_modes_use_the_same_gas(path: Path) -> None:
+    program = compile_cast(walk_source(path.read_bytes(), path.name))
+    slow, fast = run(program), run(program, fast=True)
+    assert (fast.output, fast.outcome.gas_used) == (slow.output, slow.outcome.gas_used)

@@ -192,3 +192,20 @@ def f():
 print(f())
 """
     assert run_source(source).output == cpython(source)
+
+
+def test_typed_operations_and_plain_calls() -> None:
+    """std.op names a typed operation of a language (a VM builtin of that name); std.call calls
+    with positional arguments; a name outside the families, or one the VM lacks, is refused."""
+    add = ["std.op", "js.add", ["std.str", "n="], ["std.float", 1.0]]
+    assert run(compile_cast(doc(["std.expr", call("print", add)]))).output == "n=1\n"
+    overflow = ["std.op", "rs.add.u8", ["std.int", "200"], ["std.int", "100"]]
+    result = run(compile_cast(doc(["std.expr", overflow])))
+    assert result.outcome.error is not None and result.outcome.error.args == ("attempt to add with overflow",)
+    fn = ["std.fn", "f", [["x", None]], ["std.return", ["py.mul", ["std.var", "x"], ["std.int", "2"]]]]
+    assert run(compile_cast(doc(["std.expr", call("print", ["std.call", fn, [["std.int", "21"]]])]))).output == "42\n"
+    with pytest.raises(cast.CastError, match="not a typed operation"):
+        compile_cast(doc(["std.expr", ["std.op", "py.add", ["std.int", "1"], ["std.int", "2"]]]))
+    program = compile_cast(doc(["std.expr", ["std.op", "js.nope"]]))
+    trap = run(program).outcome.trap  # the verifier refuses an unknown builtin before anything runs
+    assert trap is not None and trap.code.name == "VERIFY_FAILED" and "js.nope" in trap.message

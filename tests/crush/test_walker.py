@@ -383,8 +383,9 @@ def test_error_is_one_line_whatever_the_file_name() -> None:
 
 def test_walk_source_picks_the_walker_by_extension() -> None:
     assert walk_source(b"print(1)\n", "a.py")["lang"] == "python"
-    with pytest.raises(WalkError, match=r"^a\.rs:1:1: no walker for this kind of file"):
-        walk_source(b"fn main() {}", "a.rs")
+    assert walk_source(b"fn main() {}", "a.rs")["lang"] == "rust"
+    with pytest.raises(WalkError, match=r"^a\.go:1:1: no walker for this kind of file"):
+        walk_source(b"package main", "a.go")
 
 
 # --- hostile input ------------------------------------------------------------------------------------

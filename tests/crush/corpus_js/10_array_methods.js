@@ -1,0 +1,10 @@
+const xs = [4, 8, 15, 16, 23, 42];
+console.log(xs.map(x => x * 2), xs.filter(x => x % 2 === 0));
+console.log(xs.reduce((a, b) => a + b), xs.reduce((a, b) => a + b, 100));
+console.log(xs.some(x => x > 40), xs.every(x => x > 3), xs.find(x => x > 10), xs.findIndex(x => x > 100));
+const out = [];
+xs.forEach((x, i) => out.push(i + ":" + x));
+console.log(out.join(" "));
+console.log(xs.indexOf(15), xs.includes(23), xs.slice(1, 3), xs.concat([1], 2), [1, 2, 3].reverse());
+const st = [1, 2, 3]; st.push(4, 5); console.log(st.pop(), st.shift(), st, st.length);
+const arr = [1, 2, 3, 4, 5]; console.log(arr.splice(1, 2), arr);

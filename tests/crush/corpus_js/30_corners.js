@@ -1,0 +1,13 @@
+console.log([1,2,3].toString(), String([]), [] + [], [1] + 1, typeof null, typeof (() => 1));
+console.log(-0, [-0], 0 * -1, 1 / -0, (0.000001234).toString(), 1e-7, 123e-20, 2**31 | 0, 2**32 + 5 >>> 0);
+console.log("abc".at(-1), "abc".charCodeAt(5), "a,b,,c".split(","), "".split(","), "x".split(""));
+const o = {b: 1, a: 2, "my key": 3, 7: "n"};
+console.log(o, Object.keys(o).length);
+console.log([undefined, null, NaN, -Infinity, "s", true, [], {}]);
+let s = 0; for (const ch of "héllo") s += ch.length; console.log(s);
+console.log(Math.min(), Math.max(), Math.max(1, NaN), Math.round(0.5), Math.round(-0.5), Math.round(1.5));
+console.log(parseInt("  -12abc"), parseInt("abc"), parseFloat(".5e1"), Number(""), Number(" 12 "), Number("1e3"));
+console.log(10 % 3.5, -10 % 3, 2 ** 0.5, (-8) ** (1/3), 0.1 * 3, 9007199254740993);
+console.log([10, 1, 5].indexOf(5), [NaN].includes(NaN), [NaN].indexOf(NaN));
+console.log(JSON.stringify({a: [1, {b: null}], c: "é\n", d: undefined, e: () => 1}));
+console.log([[1, 2], [3]].join(";"), [1, [2, [3, [4]]]].toString());
