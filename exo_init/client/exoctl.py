@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("name", nargs="?")
     for name in ("start", "stop", "restart", "freeze", "thaw"):
         sub.add_parser(name, help=f"{name} a capsule").add_argument("name")
+    sub.add_parser("checkpoint", help="a CRUSH capsule checkpoints now").add_argument("name")
     lg = sub.add_parser("logs", help="a capsule's log")
     lg.add_argument("name")
     lg.add_argument("-n", "--lines", type=int, default=50)
@@ -166,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("events", help="the anomaly and action log (sentry, switches, rollbacks)")
     ev.add_argument("-n", "--lines", type=int, default=50)
     return p
+
+
+GENERATION_COMMANDS = ("switch", "rollback", "generations", "events")
 
 
 def generation_request(args: argparse.Namespace, request: dict[str, Any]) -> None:
@@ -240,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(printable(line) for line in result["lines"]))
     elif args.command == "reload":
         print_changes(result)
-    elif args.command in ops.SOCKET_ONLY:
+    elif args.command in GENERATION_COMMANDS:
         print_generation_result(args.command, result)
     elif isinstance(result, dict) and "state" in result:
         print(printable(f"{result['name']}: {result['state']}"))

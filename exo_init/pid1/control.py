@@ -56,7 +56,7 @@ from exo_init.pid1.config import Config
 from exo_init.pid1.log import Throttle, log
 from exo_init.pid1.loop import Loop
 from exo_init.pid1.manifest import ManifestError
-from exo_init.pid1.supervisor import ShutdownAction
+from exo_init.pid1.supervisor import NotApplicable, ShutdownAction
 from exo_init.pid1.switch import Switcher
 
 MAX_REQUEST = 16 * 1024          # one request line (a path is at most 4 KiB)
@@ -531,6 +531,7 @@ class Supervised(Protocol):
     def stop(self, name: str) -> None: ...
     def restart(self, name: str) -> None: ...
     def freeze(self, name: str, frozen: bool) -> None: ...
+    def checkpoint(self, name: str) -> None: ...
     def reload(self) -> dict[str, list[str]]: ...
     def request_shutdown(self, action: ShutdownAction) -> None: ...
 
@@ -579,6 +580,7 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
         actions: dict[str, Callable[[str], None]] = {
             "start": sup.start, "stop": sup.stop, "restart": sup.restart,
             "freeze": lambda name: sup.freeze(name, True), "thaw": lambda name: sup.freeze(name, False),
+            "checkpoint": sup.checkpoint,
         }
         try:
             if op in actions:
@@ -592,6 +594,8 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
                 return {"action": op}
         except ManifestError as e:
             raise ApiError("InvalidManifest", str(e)) from None
+        except NotApplicable as e:
+            raise ApiError("NotApplicable", str(e)) from None
         except OSError as e:
             raise ApiError("Failed", f"{op}: {e.strerror or e}") from None
         raise ApiError("UnknownOperation", f"unknown operation {op!r}")
