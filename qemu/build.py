@@ -28,6 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from crush.casm import encode
+from crush.cli import Failure, load_program
+from crush.verify import VerifyError, verify
+from crush.vm import prelude
 from exo_init.pid1.manifest import parse_manifest
 from qemu.kmods import load_order, missing_modules
 from qemu.stage1 import ROOT_LABEL, build_root_disk, build_stage1_initrd, unpack
@@ -68,9 +72,11 @@ DISK_ROOT_CMDLINE = f"{CONSOLES} exo.root=LABEL={ROOT_LABEL}"  # stage 1 (/init)
 EXO_INIT_SCRIPT = """#!/usr/bin/python3 -I
 import sys
 sys.path.insert(0, "/usr/lib/exosphere")
-from exo_init.{module} import main
-main()
+from {module} import main
+sys.exit(main())
 """
+CRUSH_PROGRAMS = "corecaps/crush"                   # CRUSH programs in the Python subset (the repository's)
+CRUSH_PROGRAMS_DIR = "/usr/share/exosphere/crush"  # ... compiled to CASM in the image (render.nix: crushPrograms)
 
 
 @dataclass(frozen=True)
@@ -183,7 +189,10 @@ def build_base(cache: Path) -> Path:
 
 PYWAYLAND = "pywayland==0.4.19"  # the version exo_init.system.nexquelium.wlfix fixes (PYWAYLAND_VERSION)
 WASMTIME = "wasmtime==50.0.1"    # the WebAssembly runtime (exo_init/runtimes/wasm.py); qemu/setup-host pins the same
-WHEELS = (PYWAYLAND, WASMTIME)   # installed into the image's dist-packages
+# tree-sitter and its Python grammar: `crush compile prog.py` in the image (crush/walkers/python.py;
+# qemu/setup-host pins the same). The image's own CRUSH programs are compiled here, at build time.
+TREE_SITTER = ("tree-sitter==0.26.1", "tree-sitter-python==0.25.0")
+WHEELS = (PYWAYLAND, WASMTIME, *TREE_SITTER)  # installed into the image's dist-packages
 # Every platform tag a wheel for the image may carry: bookworm has glibc 2.36, so manylinux_2_36
 # down to manylinux_2_17 and their legacy aliases (manylinux2014/2010/1). pip accepts a wheel only
 # for a tag it is given: with manylinux_2_34 alone it took wasmtime's py3-none-any wheel (which
@@ -206,6 +215,7 @@ def wheel_dir(cache: Path, requirement: str) -> Path:
     copy into dist-packages). StepFailed if the wheel is not for Linux (a py3-none-any wheel of a
     package that has Linux wheels is the wrong one)."""
     name, version = requirement.split("==", 1)
+    name = name.replace("-", "_")  # the wheel's and the import package's spelling
     out = cache / f"{name}-{version}"
     if (out / name / "__init__.py").exists():
         return out
@@ -239,6 +249,20 @@ def pywayland_dir(cache: Path) -> Path:
 
 # --- layer: Exosphere itself ------------------------------------------------------------------------
 
+def compile_crush_programs(src: Path, dest: Path) -> None:
+    """Each `src/*.py` (CRUSH's Python subset) compiled to `dest/NAME.casm` (walker, compiler,
+    verifier: a program the verifier refuses fails the build, naming it)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for source in sorted(src.glob("*.py")):
+        if source.name == "__init__.py":
+            continue
+        try:
+            program = load_program(str(source))
+            verify(program, prelude().names)
+        except (Failure, VerifyError) as e:
+            raise StepFailed(f"CRUSH program {source}: {e}") from None
+        (dest / f"{source.stem}.casm").write_bytes(encode(program))
+
 def render_manifest(nix_extra: Sequence[Path]) -> str:
     """The manifest JSON from the Nix declaration (nixos-modules/render.nix), checked by exo_init's
     own loader before it goes into the image."""
@@ -256,14 +280,16 @@ def render_manifest(nix_extra: Sequence[Path]) -> str:
 def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer]) -> None:
     root = repo_root()
     lib = dest / "usr/lib/exosphere"
-    for pkg in ("exo_init", "corecaps"):
+    for pkg in ("exo_init", "corecaps", "crush"):
         if (root / pkg).is_dir():
             shutil.copytree(root / pkg, lib / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for path, module in (("usr/sbin/exo_init", "pid1.main"), ("usr/bin/exoctl", "client.exoctl")):
+    for path, module in (("usr/sbin/exo_init", "exo_init.pid1.main"), ("usr/bin/exoctl", "exo_init.client.exoctl"),
+                         ("usr/bin/crush", "crush.cli")):
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(EXO_INIT_SCRIPT.format(module=module))
         target.chmod(0o755)
+    compile_crush_programs(root / CRUSH_PROGRAMS, dest / CRUSH_PROGRAMS_DIR.lstrip("/"))
     (dest / "init").symlink_to("/usr/sbin/exo_init")
     etc = dest / "etc/exosphere"
     etc.mkdir(parents=True)
@@ -340,7 +366,8 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool) -> 
         with step("render manifest (nix-instantiate)"):
             manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra])
         root = repo_root()
-        key = _key(base.name, manifest_json, *WHEELS, root / "exo_init", root / "corecaps", Path(__file__),
+        key = _key(base.name, manifest_json, *WHEELS, root / "exo_init", root / "corecaps", root / "crush",
+                   Path(__file__),
                    root / DBUS_POLICY, *(root / "qemu" / f for f in ("stage1.py", "stage1-init", "kmods.py")),
                    *(f"{layer.name}:{src}:{dst}" for layer in layers for src, dst in layer.files),
                    *(src for layer in layers for src, _ in layer.files))

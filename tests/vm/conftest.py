@@ -24,7 +24,8 @@ TEST_LAYER = Layer(
            (GUEST / "scope_probe.py", "/usr/lib/exosphere/test/scope_probe.py"),
            (GUEST / "hostile.py", "/usr/lib/exosphere/test/hostile.py"),
            (GUEST / "bench_wasm.py", "/usr/lib/exosphere/test/bench_wasm.py"),
-           (GUEST / "wasm", "/usr/lib/exosphere/test/wasm")),
+           (GUEST / "wasm", "/usr/lib/exosphere/test/wasm"),
+           (GUEST / "crush", "/usr/lib/exosphere/test/crush")),
 )
 BOOT_TIMEOUT = 300.0
 

@@ -1,0 +1,171 @@
+"""CRUSH capsules in the booted image: the runtime (exo_init/runtimes/crush.py) with the crush package
+and tree-sitter the builder installed, under the image's own exo_init, cgroups and Scoped HAL.
+
+crush-hello (nixos-modules/capsules.nix, compiled from corecaps/crush/hello.py at image build) runs
+at boot on the console; the test capsules are tests/guest/capsules.nix's, their programs
+tests/guest/crush/*.py (compiled by the runtime when they start). The resume tests boot their own
+machines on a state disk: the computation is interrupted by `exoctl reboot` and by a power cut
+(QMP quit), and the next boot's run ends with the result and the total gas of an uninterrupted run
+(the same VM on the host) and CPython's result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crush.cli import load_program
+from crush.vm import VM, Status
+from tests.machine import Machine
+from tests.vm.conftest import MachineFactory
+from tests.vm.test_generations import STATE_CMDLINE, state_disk, write_manifest
+
+EXIT_DETERMINISTIC = 65
+GUEST_CRUSH = Path(__file__).resolve().parent.parent / "guest" / "crush"
+SUM_PROGRAM = "/usr/lib/exosphere/test/crush/sum.py"
+HELLO = "Hello, World! from a CRUSH capsule"
+
+
+def test_the_hello_capsule_prints_on_the_console_before_boot_complete(machine: Machine) -> None:
+    console = machine.console
+    hello, complete = console.find(HELLO), console.find("boot complete:")
+    assert 0 <= hello < complete, console[-3000:]
+    st = machine.capsule_status("crush-hello")
+    assert st["state"] == "exited" and st["reason"] == "exited 0" and st["runtime"] == "crush", st
+    assert 0 < st["metrics"]["gas"]["value"] < 100 and st["metrics"]["gas"]["limit"] == 100_000, st["metrics"]
+    lines = [m.group(1) for m in re.finditer(r"\] (?:ready|exited|failed) +(\S+)", console[:complete])]
+    print(f"\nconsole: hello at {hello}, boot complete at {complete}; capsule lines: {lines}")
+
+
+def test_the_crush_cli_is_in_the_image(machine: Machine) -> None:
+    out = machine.succeed("crush check /usr/share/exosphere/crush/hello.casm")
+    assert "verified" in out, out
+    machine.succeed("printf 'print(sum(i*i for i in range(10)))\\n' > /tmp/sq.py")
+    assert machine.succeed("crush run /tmp/sq.py").strip() == "285"
+
+
+def test_out_of_gas_fails_without_restart_and_the_neighbour_stays_ready(machine: Machine) -> None:
+    machine.succeed("exoctl start neighbour")
+    neighbour = machine.wait_for_capsule("neighbour", "ready", 30)
+    machine.succeed("exoctl start crush-spin")
+    st = machine.wait_for_capsule("crush-spin", "failed", 180)
+    line = "crush: out of gas at spin.py:4: all 2000000 of crush.gas used; gas 2M/2M, arena 32B/16M"
+    assert st["reason"] == f"{line} (deterministic: not restarted)", st
+    assert st["last_exit"] == f"exited {EXIT_DETERMINISTIC}" and st["status_text"] == line
+    time.sleep(3)  # several backoff delays of its policy ("always"): it is not restarted
+    again = machine.capsule_status("crush-spin")
+    assert again["state"] == "failed" and again["restarts"] == 0, again
+    after = machine.capsule_status("neighbour")
+    assert after["state"] == "ready" and after["pid"] == neighbour["pid"], after
+    assert "gas 2M/2M" in machine.succeed("exoctl status crush-spin; true")
+    machine.succeed("exoctl stop neighbour")
+
+
+def test_data_read_only_reads_there_and_is_refused_elsewhere_and_for_writes(machine: Machine) -> None:
+    machine.succeed("mkdir -p /data && echo 'data text' > /data/in.txt && chmod 644 /data/in.txt")
+    seen: dict[str, dict[str, Any]] = {}
+    for name in ("crush-data-read", "crush-data-outside", "crush-data-write"):
+        machine.succeed(f"exoctl start {name}")
+    for name, state in (("crush-data-read", "exited"), ("crush-data-outside", "failed"),
+                        ("crush-data-write", "failed")):
+        seen[name] = machine.wait_for_capsule(name, state, 180)
+    read_log = machine.succeed("exoctl logs crush-data-read -n 20")
+    assert "list ['in.txt']" in read_log and "read data text" in read_log, read_log
+    assert "missing [Errno 2] No such file or directory: '/data/missing.txt'" in read_log, read_log
+    outside = seen["crush-data-outside"]["reason"]
+    assert "data_outside.py:5: capability denied: fs.read('/etc/hostname'): outside every granted root" in outside
+    assert "read data text" in machine.succeed("exoctl logs crush-data-outside -n 20")
+    write = seen["crush-data-write"]["reason"]
+    assert "capability denied: the program declares 'fs.write', which is not granted" in write, write
+    assert "started" not in machine.succeed("exoctl logs crush-data-write -n 20").split("crush:")[0]
+    machine.fail("test -e /data/out.txt")
+    for name, st in seen.items():
+        print(f"\n{name}: {st['reason']}")
+
+
+# --- resume across a reboot and a power cut ---------------------------------------------------------------
+
+def reference() -> tuple[str, int]:
+    """The uninterrupted run, on the host (the same VM): its output and total gas; and CPython's."""
+    vm_out: list[str] = []
+    vm = VM(load_program(str(GUEST_CRUSH / "sum.py")), None, gas=10**9, out=vm_out.append)
+    outcome = vm.run()
+    assert outcome.status is Status.DONE
+    out = "".join(vm_out)
+    assert out == f"sum {sum(i * i for i in range(10**6)) % 2**32}\n", out   # CPython's
+    return out.split()[1], outcome.gas_used
+
+
+def add_sum_capsule(m: Machine, every: int) -> None:
+    """crush-sum, autostarted, in a new generation (on the state disk: the next boots run it)."""
+    capsule = {"crush-sum": {"runtime": "crush", "type": "oneshot", "restart": {"policy": "never"},
+                             "crush": {"program": SUM_PROGRAM, "checkpoint_every": every},
+                             "description": "sum of squares, checkpointed"}}
+    write_manifest(m, "/tmp/sum.json", capsule)
+    m.succeed("exoctl switch /tmp/sum.json --no-try")
+
+
+def metrics(m: Machine) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(m.succeed("exoctl --json status crush-sum"))
+    return dict(result.get("metrics") or {})
+
+
+def wait_for_progress(m: Machine, total: int) -> int:
+    """Poll until the last checkpoint holds 20-80 % of the total gas; that gas."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        saved = int(metrics(m).get("checkpoint_gas", {}).get("value", 0))
+        if 0.2 * total <= saved <= 0.8 * total:
+            return saved
+        assert saved < 0.8 * total, f"missed the window: checkpoint at {saved} of {total} gas"
+        time.sleep(0.5)
+    raise AssertionError("no checkpoint in the 20-80 % window")
+
+
+def finished(m: Machine) -> tuple[str, int, str]:
+    """crush-sum run to its end on this boot: its result, total gas and log."""
+    st = m.wait_for_capsule("crush-sum", "exited", 900)
+    assert st["reason"] == "exited 0", st
+    log = m.succeed("exoctl logs crush-sum -n 100")
+    result = re.findall(r"^sum (\d+)$", log, re.M)
+    done = re.search(r"sum.py: done: \d+ instructions, (\d+) gas", log)
+    assert result and done, log
+    return result[-1], int(done.group(1)), log
+
+
+@pytest.mark.parametrize("cut", ["reboot", "power-cut"])
+def test_a_computation_resumes_after_a_reboot_or_a_power_cut(make_machine: MachineFactory, tmp_path: Path,
+                                                             cut: str) -> None:
+    expected, total = reference()
+    disk = state_disk(tmp_path / "state.img")
+    m = make_machine(f"crush-{cut}1", state_disk=disk, cmdline=STATE_CMDLINE)
+    started = time.monotonic()
+    add_sum_capsule(m, total // 25)
+    saved = wait_for_progress(m, total)
+    print(f"\n{cut}: checkpoint at {saved} of {total} gas ({saved / total:.0%}) "
+          f"after {time.monotonic() - started:.1f} s")
+    if cut == "reboot":
+        m.succeed("(sleep 0.5; exoctl reboot) >/dev/null 2>&1 &")
+        assert m.wait_for_exit(180) == 0
+    else:
+        m.qmp.execute("quit")  # a power cut: no stop, no last checkpoint
+    m.stop()
+
+    m2 = make_machine(f"crush-{cut}2", state_disk=disk, cmdline=STATE_CMDLINE)
+    result, gas, log = finished(m2)
+    resumed = re.search(r"resumed from its checkpoint \((\d+) instructions, (\d+) gas used\)", log)
+    assert resumed, log
+    resumed_at = int(resumed.group(2))
+    print(f"{cut}: resumed at {resumed_at} gas ({resumed_at / total:.0%}); result {result}, {gas} gas in all")
+    assert resumed_at >= saved, "the last complete checkpoint (or a later one) is used"
+    if cut == "reboot":
+        assert resumed_at > saved, "the stop took a checkpoint of its own"
+    assert (result, gas) == (expected, total)
+    assert "start over" not in log and "cannot be resumed" not in log
+    left = m2.succeed("ls -a /var/lib/exosphere/capsules/crush-sum/").split()
+    assert sorted(left) == [".", ".."], "done: no checkpoint, no temporary file, nothing set aside"
