@@ -24,6 +24,7 @@ TEST_LAYER = Layer(
            (GUEST / "scope_probe.py", "/usr/lib/exosphere/test/scope_probe.py"),
            (GUEST / "hostile.py", "/usr/lib/exosphere/test/hostile.py"),
            (GUEST / "bench_wasm.py", "/usr/lib/exosphere/test/bench_wasm.py"),
+           (GUEST / "bench_corecaps.py", "/usr/lib/exosphere/test/bench_corecaps.py"),
            (GUEST / "wasm", "/usr/lib/exosphere/test/wasm"),
            (GUEST / "crush", "/usr/lib/exosphere/test/crush")),
 )
