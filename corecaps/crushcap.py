@@ -35,11 +35,14 @@ class WorldHost(ScopedHost):
 
     def _check(self, cap: str, path: Any) -> tuple[FsGrant, list[str]]:
         if type(path) is str and path.startswith("/") and "\0" not in path:
-            if cap == "fs.stat":
-                head, tail = os.path.split(path.rstrip("/") or "/")
-                path = os.path.join(os.path.realpath(head), tail) if tail else "/"
-            else:
-                path = os.path.realpath(path)
+            try:
+                if cap == "fs.stat":
+                    head, tail = os.path.split(path.rstrip("/") or "/")
+                    path = os.path.join(os.path.realpath(head), tail) if tail else "/"
+                else:
+                    path = os.path.realpath(path)
+            except OSError:  # a link it may not read: the access itself fails, with the shell's error
+                pass
         return super()._check(cap, path)
 
 

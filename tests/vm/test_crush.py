@@ -45,7 +45,7 @@ def test_the_hello_capsule_prints_on_the_console_before_boot_complete(machine: M
 def test_the_crush_cli_is_in_the_image(machine: Machine) -> None:
     out = machine.succeed("crush check /usr/share/exosphere/crush/hello.casm")
     assert "verified" in out, out
-    machine.succeed("printf 'print(sum(i*i for i in range(10)))\\n' > /tmp/sq.py")
+    machine.succeed("printf 'print(sum([i*i for i in range(10)]))\\n' > /tmp/sq.py")
     assert machine.succeed("crush run /tmp/sq.py").strip() == "285"
 
 
@@ -54,7 +54,7 @@ def test_out_of_gas_fails_without_restart_and_the_neighbour_stays_ready(machine:
     neighbour = machine.wait_for_capsule("neighbour", "ready", 30)
     machine.succeed("exoctl start crush-spin")
     st = machine.wait_for_capsule("crush-spin", "failed", 180)
-    line = "crush: out of gas at spin.py:4: all 2000000 of crush.gas used; gas 2M/2M, arena 32B/16M"
+    line = "crush: out of gas at spin.py:3: all 2000000 of crush.gas used; gas 2M/2M, arena 32B/16M"
     assert st["reason"] == f"{line} (deterministic: not restarted)", st
     assert st["last_exit"] == f"exited {EXIT_DETERMINISTIC}" and st["status_text"] == line
     time.sleep(3)  # several backoff delays of its policy ("always"): it is not restarted
