@@ -15,6 +15,7 @@ import pytest
 
 from qemu.build import compile_crush_programs
 from tests.exo import REPO
+from tests.test_printable import EVIL, clean
 
 pytest.importorskip("tree_sitter")
 
@@ -92,3 +93,11 @@ def test_cat_of_a_binary_file_is_one_clear_error(programs: Path, tree: Path) -> 
     """(A difference from the Python tool: CRUSH strings are text, so binary files are refused.)"""
     code, _, err = crushcap(programs, tree, "cat", "bin")
     assert code == 1 and err == f"cat: bin: fs.read: {str(tree / 'bin')!r} is not valid UTF-8\n"
+
+
+def test_ls_prints_no_escape_sequences(programs: Path, tmp_path: Path) -> None:
+    (tmp_path / f"file{EVIL}").write_text("x")
+    os.symlink(f"target{EVIL}", tmp_path / "link")
+    for args in ([str(tmp_path)], ["-l", str(tmp_path)]):
+        code, out, _ = crushcap(programs, tmp_path, "ls", *args)
+        assert code == 0 and clean(out) and "file" in out, out
