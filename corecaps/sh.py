@@ -4,7 +4,9 @@ Line editing and history (readline), pipelines (`a | b`), redirections (`<`, `>`
 lists, `$?`, quoting as in POSIX sh (shlex). Commands are, in order: builtins (cd, pwd, echo,
 exit, history, help), the CoreCaps (ls, cat, ps, top, and exoctl), then programs found on PATH in
 the capsule's world. CoreCaps run in a forked child of the shell, not a new interpreter: they start
-at once and live in the shell capsule's world, so they can do no more than its grants allow.
+at once and live in the shell capsule's world, so they can do no more than its grants allow. `ls`
+and `cat` are CRUSH programs (corecaps/crush/, compiled at image build; corecaps/crushcap.py runs
+them on the CRUSH VM, loaded once in the shell so a command's child starts with it ready).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from corecaps import crushcap
 from corecaps.tool import run
 
-CORECAPS = {"ls": "corecaps.ls", "cat": "corecaps.cat", "ps": "corecaps.ps", "top": "corecaps.top"}
+CORECAPS = {"ps": "corecaps.ps", "top": "corecaps.top"}   # Python CoreCaps; crushcap.CRUSH_CORECAPS: CRUSH ones
 BUILTINS = ("cd", "pwd", "echo", "exit", "history", "help")
 OPERATORS = ("|", "<", ">", ">>", ";")
 
@@ -105,7 +108,8 @@ class Shell:
                 print(f"{i:>5}  {line}")
             return 0
         if name == "help":
-            print("builtins: " + " ".join(BUILTINS) + "\ncorecaps: " + " ".join([*CORECAPS, "exoctl"])
+            print("builtins: " + " ".join(BUILTINS) + "\ncorecaps: "
+                  + " ".join([*crushcap.CRUSH_CORECAPS, *CORECAPS, "exoctl"])
                   + "\nsyntax:   a | b, < file, > file, >> file, a ; b, $? (last status), # comment")
             return 0
         return None
@@ -114,6 +118,8 @@ class Shell:
 
     def _target(self, name: str) -> Callable[[list[str]], int] | str | None:
         """What runs `name`: a CoreCap's main, a program path, or None (not found)."""
+        if name in crushcap.CRUSH_CORECAPS:
+            return lambda args: run(name, lambda a: crushcap.run_crushcap(name, a), args)
         if name in CORECAPS:
             module = importlib.import_module(CORECAPS[name])
             main: Callable[[list[str]], int] = module.main
@@ -261,6 +267,7 @@ class Shell:
 
 
 def main(argv: list[str]) -> int:
+    crushcap.warm()
     shell = Shell()
     if argv[:1] == ["-c"] and len(argv) > 1:
         try:

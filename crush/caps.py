@@ -4,7 +4,7 @@
 capabilities, each backed by something real. `parse_grant` reads the CLI's `--grant` strings:
 
     fs:ROOT:ro | fs:ROOT:rw   fs.read, fs.list, fs.stat (and fs.write for rw) under ROOT
-    log | clock | sleep | yield | random | control.status   that capability
+    log | clock | sleep | yield | random | control.status | stdin   that capability
 
 Before a run starts the VM refuses a program that declares a capability not granted (a
 CAPABILITY_DENIED trap, zero instructions executed). At a call, a path outside every granted
@@ -23,6 +23,7 @@ Sizes are checked against the arena and paid in gas before data is read.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import stat as stat_mod
@@ -57,6 +58,24 @@ class GrantError(ValueError):
     pass
 
 
+STDIN_CHUNK = 1 << 16
+
+
+def stdin_reader(fd: int = 0) -> Callable[[], str]:
+    """stdin.read's source: the next chunk of `fd` as text (UTF-8, split sequences kept for the
+    next chunk, invalid bytes replaced), "" at its end."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def read() -> str:
+        while True:
+            data = os.read(fd, STDIN_CHUNK)
+            text = decoder.decode(data, final=not data)
+            if text or not data:
+                return text
+
+    return read
+
+
 def parse_grant(text: str) -> tuple[str, FsGrant | None]:
     """A CLI grant: ("fs", FsGrant) or (capability name, None)."""
     if text.startswith("fs:"):
@@ -84,6 +103,7 @@ class ScopedHost:
     log: Callable[[str], None] | None = None
     clock: Callable[[], float] = time.time
     status: Callable[[str | None], Any] | None = None
+    stdin: Callable[[], str] | None = None   # stdin.read's source (absent: the capability cannot be granted)
 
     @classmethod
     def from_grants(cls, grants: Iterable[str], **kwargs: Any) -> ScopedHost:
@@ -98,7 +118,7 @@ class ScopedHost:
         return host
 
     def granted(self, cap: str) -> bool:
-        if cap == "control.status" and self.status is None:
+        if (cap == "control.status" and self.status is None) or (cap == "stdin.read" and self.stdin is None):
             return False
         return cap in self.caps
 
@@ -118,6 +138,12 @@ class ScopedHost:
             return None
         if cap == "clock":
             return self.now()
+        if cap == "stdin.read":
+            assert self.stdin is not None
+            chunk = self.stdin()
+            vm.charge(gas.words(len(chunk)) * gas.CAP_BYTE)
+            vm.alloc(arena.str_size(chunk))
+            return chunk
         if cap == "control.status":
             assert self.status is not None
             name = args[0] if args else None
@@ -271,8 +297,11 @@ def _stat(vm: Meter, dirfd: int, name: str, path: str) -> dict[str, Any]:
     mode = st.st_mode
     kind = "file" if stat_mod.S_ISREG(mode) else "dir" if stat_mod.S_ISDIR(mode) else \
         "symlink" if stat_mod.S_ISLNK(mode) else "other"
-    vm.alloc(arena.DICT + 4 * arena.DICT_ENTRY)
-    return {"size": st.st_size, "mode": stat_mod.S_IMODE(mode), "mtime": st.st_mtime, "kind": kind}
+    target = os.readlink(name, dir_fd=dirfd) if kind == "symlink" else None
+    vm.alloc(arena.DICT + 9 * arena.DICT_ENTRY + (arena.str_size(target) if target is not None else 0))
+    return {"size": st.st_size, "mode": stat_mod.S_IMODE(mode), "mtime": st.st_mtime, "kind": kind,
+            "uid": st.st_uid, "gid": st.st_gid, "nlink": st.st_nlink, "target": target,
+            "type": stat_mod.filemode(mode)[0]}
 
 
 def _write(vm: Meter, dirfd: int, name: str, path: str, text: Any) -> int:

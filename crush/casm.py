@@ -59,6 +59,7 @@ MAX_COUNT = 1 << 16         # count operands (arguments, items)
 CAP_ARITY: dict[str, tuple[int, int]] = {
     "fs.read": (1, 1), "fs.list": (1, 1), "fs.write": (2, 2), "fs.stat": (1, 1), "log": (1, 1),
     "clock": (0, 0), "sleep": (1, 1), "yield": (0, 0), "random": (0, 0), "control.status": (0, 1),
+    "stdin.read": (0, 0),
 }
 assert set(CAP_ARITY) == set(CAPABILITIES), "an arity for every capability of the CAST contract"
 

@@ -88,6 +88,7 @@ CAPABILITIES: Mapping[str, str] = {
     "yield": "yield() -> None: a point where the host may pause, checkpoint or reschedule",
     "random": "random() -> float in [0, 1): from a seeded generator whose state is serialised",
     "control.status": "control.status(name?) -> dict | list: exo_init's capsule status (read-only)",
+    "stdin.read": "stdin.read() -> str: the next chunk of the host's standard input ('' at its end)",
 }
 
 

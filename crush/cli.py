@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from crush import cast, jsonio, state
-from crush.caps import GrantError, ScopedHost
+from crush.caps import GrantError, ScopedHost, stdin_reader
 from crush.casm import MAGIC, CasmError, Program, assemble, decode, disassemble, encode
 from crush.compiler import CompileError, compile_cast
 from crush.errors import TrapCode
@@ -120,7 +120,8 @@ def load_program(path: str) -> Program:
 
 def _host(grants: Sequence[str]) -> ScopedHost:
     try:
-        return ScopedHost.from_grants(grants, log=lambda line: print(f"[log] {line}", file=sys.stderr))
+        return ScopedHost.from_grants(grants, log=lambda line: print(f"[log] {line}", file=sys.stderr),
+                                      stdin=stdin_reader())
     except GrantError as e:
         raise Failure(Exit.USAGE, str(e)) from None
 

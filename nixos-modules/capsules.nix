@@ -21,6 +21,9 @@
 #   dbusDaemon  dbus-daemon (the system bus)
 #   dbusConfig  the system bus's configuration file (it includes the packages' system.d policies)
 #   udhcpc      busybox's DHCP client (the network capsule runs it)
+# and may provide:
+#   crushPrograms  the directory of CRUSH programs compiled at image build (NAME.casm, from
+#                  corecaps/crush/NAME.py): with it, the set has the crush-hello capsule
 #
 # Capsules are isolated unless they say otherwise (see `capabilities` in exo_init/pid1/manifest.py): the
 # ones below that touch the machine itself (modules, devices, the network, the bus daemon) declare
@@ -67,7 +70,33 @@ let
     else
       paths;
 
-  capsules = paths: {
+  capsules =
+    paths:
+    base paths
+    // (
+      if paths ? crushPrograms then
+        {
+          # Stage 2 of the seeds: a Hello World CRUSH capsule, the first capsule exo_init starts (its
+          # name sorts before every capsule that can start at once), printing on the console. No
+          # grants: the program declares no capability. A oneshot: it prints and ends.
+          crush-hello = {
+            description = "Hello World, from a CRUSH program (compiled at image build)";
+            runtime = "crush";
+            crush = {
+              program = "${paths.crushPrograms}/hello.casm";
+              gas = 100000;
+              arena = "1M";
+            };
+            type = "oneshot";
+            console = true;
+            restart.policy = "never";
+          };
+        }
+      else
+        { }
+    );
+
+  base = paths: {
     # Load kernel modules, once, before anything that needs the devices.
     # There is no udev: this oneshot loads the drivers of the devices present (coldplug from
     # sysfs modaliases: VirtualBox's AHCI, e1000, VMSVGA, ...) and the modules named here.

@@ -469,6 +469,8 @@ let
 
     wasm = _: _: [ ];
 
+    crush = _: _: [ ];
+
     # `requires` implies `after`; neither may name the capsule itself; what it requires must exist.
     capsule =
       ctx: c:

@@ -48,6 +48,7 @@ let
         dbusDaemon = "/usr/bin/dbus-daemon";
         dbusConfig = "/usr/share/dbus-1/system.conf";
         udhcpc = "/sbin/udhcpc";
+        crushPrograms = "/usr/share/exosphere/crush"; # qemu/build.py compiles corecaps/crush/*.py there
       };
 
       capsulesNix = import ./capsules.nix;

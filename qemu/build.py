@@ -35,6 +35,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from crush.casm import encode
+from crush.cli import Failure, load_program
+from crush.verify import VerifyError, verify
+from crush.vm import prelude
 from exo_init.pid1.manifest import parse_manifest
 from qemu import foreign
 from qemu.arch import Arch, Platform, is_foreign, platform
@@ -89,9 +93,11 @@ MACHINE_ID = "3c0d5e5a1e8f4c6fa0b7e1d2c3b4a596"  # fixed: no first-boot units (s
 EXO_INIT_SCRIPT = """#!/usr/bin/python3 {flags}
 import sys
 sys.path.insert(0, "/usr/lib/exosphere")
-from exo_init.{module} import main
-main()
+from {module} import main
+sys.exit(main())
 """
+CRUSH_PROGRAMS = "corecaps/crush"                   # CRUSH programs in the Python subset (the repository's)
+CRUSH_PROGRAMS_DIR = "/usr/share/exosphere/crush"  # ... compiled to CASM in the image (render.nix: crushPrograms)
 
 
 @dataclass(frozen=True)
@@ -241,10 +247,13 @@ def build_base(cache: Path, arch: Arch = Arch.AMD64, extra_packages: Sequence[st
 
 PYWAYLAND = "pywayland==0.4.19"  # the version exo_init.system.nexquelium.wlfix fixes (PYWAYLAND_VERSION)
 WASMTIME = "wasmtime==50.0.1"    # the WebAssembly runtime (exo_init/runtimes/wasm.py); qemu/setup-host pins the same
-WHEELS = (PYWAYLAND, WASMTIME)   # installed into the image's dist-packages
+# tree-sitter and its Python grammar: `crush compile prog.py` in the image (crush/walkers/python.py;
+# qemu/setup-host pins the same). The image's own CRUSH programs are compiled here, at build time.
+TREE_SITTER = ("tree-sitter==0.26.1", "tree-sitter-python==0.25.0")
+WHEELS = (PYWAYLAND, WASMTIME, *TREE_SITTER)  # installed into the image's dist-packages
 # PyPI has no aarch64 wheel of pywayland (and bookworm no python3-pywayland): the arm64 image goes
 # without it, and so without the display capsules that need it (render.nix `display = false`).
-FOREIGN_WHEELS = {Arch.ARM64: (WASMTIME,)}
+FOREIGN_WHEELS = {Arch.ARM64: (WASMTIME, *TREE_SITTER)}
 
 
 def wheels(arch: Arch) -> tuple[str, ...]:
@@ -274,6 +283,7 @@ def wheel_dir(cache: Path, requirement: str, arch: Arch = Arch.AMD64) -> Path:
     others: a directory to put on sys.path, or to copy into dist-packages). StepFailed if the wheel
     is not for Linux (a py3-none-any wheel of a package that has Linux wheels is the wrong one)."""
     name, version = requirement.split("==", 1)
+    name = name.replace("-", "_")  # the wheel's and the import package's spelling
     machine = platform(arch).machine
     out = cache / (f"{name}-{version}" if arch is Arch.AMD64 else f"{name}-{version}-{machine}")
     if (out / name / "__init__.py").exists():
@@ -310,6 +320,21 @@ def pywayland_dir(cache: Path) -> Path:
 
 # --- layer: Exosphere itself ------------------------------------------------------------------------
 
+def compile_crush_programs(src: Path, dest: Path) -> None:
+    """Each `src/*.py` (CRUSH's Python subset) compiled to `dest/NAME.casm` (walker, compiler,
+    verifier: a program the verifier refuses fails the build, naming it)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for source in sorted(src.glob("*.py")):
+        if source.name == "__init__.py":
+            continue
+        try:
+            program = load_program(str(source))
+            verify(program, prelude().names)
+        except (Failure, VerifyError) as e:
+            raise StepFailed(f"CRUSH program {source}: {e}") from None
+        (dest / f"{source.stem}.casm").write_bytes(encode(program))
+
+
 def render_manifest(nix_extra: Sequence[Path], display: bool = True) -> str:
     """The manifest JSON from the Nix declaration (nixos-modules/render.nix), checked by exo_init's
     own loader before it goes into the image. `display`: the compositor and the dashboard."""
@@ -329,15 +354,18 @@ def render_manifest(nix_extra: Sequence[Path], display: bool = True) -> str:
 def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer], arch: Arch = Arch.AMD64) -> None:
     root = repo_root()
     lib = dest / "usr/lib/exosphere"
-    for pkg in ("exo_init", "corecaps"):
+    for pkg in ("exo_init", "corecaps", "crush"):
         if (root / pkg).is_dir():
             shutil.copytree(root / pkg, lib / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     # exoctl without site (a third of its start-up): it loads site-packages itself for D-Bus only
-    for path, module, flags in (("usr/sbin/exo_init", "pid1.main", "-I"), ("usr/bin/exoctl", "client.exoctl", "-IS")):
+    for path, module, flags in (("usr/sbin/exo_init", "exo_init.pid1.main", "-I"),
+                                ("usr/bin/exoctl", "exo_init.client.exoctl", "-IS"),
+                                ("usr/bin/crush", "crush.cli", "-I")):
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(EXO_INIT_SCRIPT.format(module=module, flags=flags))
         target.chmod(0o755)
+    compile_crush_programs(root / CRUSH_PROGRAMS, dest / CRUSH_PROGRAMS_DIR.lstrip("/"))
     (dest / "init").symlink_to("/usr/sbin/exo_init")
     etc = dest / "etc/exosphere"
     etc.mkdir(parents=True)
@@ -487,7 +515,8 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool, *, 
             manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra],
                                             display=PYWAYLAND in wheels(arch))
         root = repo_root()
-        key = _key(base.name, manifest_json, *wheels(arch), root / "exo_init", root / "corecaps", Path(__file__),
+        key = _key(base.name, manifest_json, *wheels(arch), root / "exo_init", root / "corecaps", root / "crush",
+                   Path(__file__),
                    root / DBUS_POLICY, *(root / "qemu" / f for f in ("stage1.py", "stage1-init", "kmods.py")),
                    *(f"{layer.name}:{src}:{dst}" for layer in layers for src, dst in layer.files),
                    *(src for layer in layers for src, _ in layer.files), init)

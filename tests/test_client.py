@@ -26,7 +26,7 @@ from tests.exo import REPO, ExoInit
 SAFE_ARGS: dict[str, dict[str, object]] = {
     "status": {"name": "svc"}, "logs": {"name": "svc", "lines": 1}, "start": {"name": "svc"},
     "stop": {"name": "svc"}, "restart": {"name": "svc"}, "freeze": {"name": "nope"}, "thaw": {"name": "nope"},
-    "switch": {"target": "/nonexistent.json"}, "events": {"lines": 1},
+    "switch": {"target": "/nonexistent.json"}, "events": {"lines": 1}, "checkpoint": {"name": "svc"},
 }
 NOT_CALLED = {"poweroff", "reboot", "subscribe"}  # (subscribe: see Subscription below; the others end it)
 

@@ -20,8 +20,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "exo_init.client": frozenset({"exo_init.client", "exo_init.lib"}),
     "exo_init.system": frozenset({"exo_init.system", "exo_init.client", "exo_init.lib"}),
     # capsule runtimes (python3 -m exo_init.runtimes.wasm): programs PID 1 runs for a capsule
-    "exo_init.runtimes": frozenset({"exo_init.runtimes", "exo_init.client", "exo_init.lib"}),
-    "corecaps": frozenset({"corecaps", "exo_init.client", "exo_init.lib"}),
+    "exo_init.runtimes": frozenset({"exo_init.runtimes", "exo_init.client", "exo_init.lib", "crush"}),
+    "corecaps": frozenset({"corecaps", "exo_init.client", "exo_init.lib", "crush"}),
 }
 
 # Single modules allowed one edge their layer does not have, each with its reason.

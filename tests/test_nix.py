@@ -424,6 +424,7 @@ FULL: dict[str, Any] = {
     "description": "every field",
     "runtime": "exec",
     "wasm": None,
+    "crush": None,
 }
 # The same capsule as a WebAssembly capsule: every field of the wasm section.
 FULL_WASM: dict[str, Any] = {
@@ -432,18 +433,28 @@ FULL_WASM: dict[str, Any] = {
              "memory_max": "2M", "deadline": 2.5},
 }
 
+# ... and as a CRUSH capsule: every field of the crush section.
+FULL_CRUSH: dict[str, Any] = {
+    **FULL, "argv": None, "runtime": "crush", "readiness": {"kind": "notify", "timeout": 5},
+    "crush": {"program": "/usr/share/exosphere/crush/hello.casm", "gas": 5000000, "arena": "1M",
+              "checkpoint_every": 100000, "on_bad_checkpoint": "restart", "fast": True},
+}
+
 
 def test_every_loader_field_is_known() -> None:
     assert set(FULL) == set(CAPSULE_KEYS)
     assert set(FULL["quotas"]) == set(QUOTA_KEYS)
     assert set(FULL_WASM["wasm"]) == set(SCHEMA.section("wasm").keys)
-    for full in (FULL, FULL_WASM):
+    assert set(FULL_CRUSH["crush"]) == set(SCHEMA.section("crush").keys)
+    for full in (FULL, FULL_WASM, FULL_CRUSH):
         doc = render_capsules({"web": full})
         loads_cleanly(doc)
         assert parse_capsule("web", doc["capsules"]["web"]) == parse_capsule("web", full)
         assert doc["capsules"]["web"]["stop"]["signal"] == "SIGINT"
     wasm = parse_capsule("web", FULL_WASM)
     assert wasm.argv == () and wasm.wasm is not None and wasm.wasm.memory_max == 2 << 20
+    crush = parse_capsule("web", FULL_CRUSH)
+    assert crush.argv == () and crush.crush is not None and crush.crush.arena == 1 << 20 and crush.crush.fast
 
 
 def test_every_signal_the_loader_knows() -> None:
@@ -512,6 +523,11 @@ PARITY: list[dict[str, Any]] = [
     {"runtime": "exec", "wasm": None},
     {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat"},
      "capabilities": {"filesystem": {"/srv/data": "ro"}}},
+    # CRUSH capsules
+    {"argv": None, "runtime": "crush", "crush": {"program": "/srv/hello.casm"}},
+    {"argv": None, "runtime": "crush", "crush": {"program": "/srv/a.py", "gas": 1, "arena": "max",
+                                                "checkpoint_every": 0, "on_bad_checkpoint": "restart"},
+     "readiness": {"kind": "notify"}, "capabilities": {"filesystem": {"/data": "ro"}}},
     # rejected by both
     {"argv": []},
     {"argv": ["bin/true"]},
@@ -602,6 +618,12 @@ PARITY: list[dict[str, Any]] = [
     {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.py"}},
     {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat", "entry": ""}},
     {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat", "fuel": 0}},
+    {"argv": None, "runtime": "crush"},
+    {"argv": None, "runtime": "crush", "crush": {"program": "/srv/a.wat"}},
+    {"argv": None, "runtime": "crush", "crush": {"program": "/srv/a.py", "gas": 0}},
+    {"argv": None, "runtime": "crush", "crush": {"program": "/srv/a.py", "on_bad_checkpoint": "delete"}},
+    {"argv": None, "runtime": "crush", "crush": {"program": "/srv/a.py"}, "readiness": {"kind": "tcp", "port": 1}},
+    {"argv": None, "runtime": "wasm", "crush": {"program": "/srv/a.py"}, "wasm": {"module": "/srv/a.wat"}},
     {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat", "fuel": "1000"}},
     {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat", "memory_max": "5G"}},
     {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat", "deadline": -1}},

@@ -232,6 +232,27 @@ def test_a_runtime_capsule_without_its_module_or_interpreter_is_a_plan_error(mis
         launch_plan(wasm_capsule(capabilities={"host": True}), rt_facts(RT_EXISTING - {missing}))
 
 
+def test_a_crush_capsule_runs_the_crush_runtime_with_its_program_and_the_crush_package() -> None:
+    doc = {"version": 1, "capsules": {"app": {"runtime": "crush", "crush": {"program": "/srv/data/app.casm",
+                                                                            "gas": 1000, "checkpoint_every": 10},
+                                              "capabilities": {"filesystem": {"/srv/data": "ro"}}}}}
+    spec = parse_manifest(doc, "test").capsules["app"]
+    existing = RT_EXISTING | {"/srv/data/app.casm", "/opt/exo/crush"}
+    plan = launch_plan(spec, rt_facts(existing))
+    assert plan.argv == ("/opt/py/bin/python3", "-m", "exo_init.runtimes.crush")
+    config = RuntimeConfig.from_json(plan.env[ENV_CONFIG])
+    assert config.options == {"program": "/srv/data/app.casm", "gas": 1000, "arena": 16 << 20, "checkpoint_every": 10,
+                              "on_bad_checkpoint": "fail", "fast": False}
+    assert plan.scope is not None
+    binds = [(b.target, b.readonly) for b in plan.scope.binds]
+    assert ("/opt/exo/crush", True) in binds and ("/opt/exo/exo_init", True) in binds
+    assert binds.index(("/srv/data/app.casm", True)) > binds.index(("/srv/data", True))
+    wasm_scope = launch_plan(wasm_capsule(), rt_facts(existing)).scope
+    assert wasm_scope is not None and "/opt/exo/crush" not in {b.target for b in wasm_scope.binds}
+    with pytest.raises(PlanError, match="^" + re.escape("crush.program: /srv/data/app.casm does not exist")):
+        launch_plan(spec, rt_facts(RT_EXISTING))
+
+
 def test_the_runtime_interpreter_comes_from_the_command_line_or_is_exo_inits_own() -> None:
     own = parse_args([], pid1=False)
     assert own.python == sys.executable and own.exo_lib == str(Path(__file__).resolve().parent.parent)

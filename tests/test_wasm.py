@@ -15,13 +15,11 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,31 +28,13 @@ import pytest
 from exo_init.lib.runtime import ENV_CONFIG, EXIT_DETERMINISTIC, RuntimeConfig, metrics_text, parse_metrics
 from exo_init.runtimes.grants import FileGrants, GrantError
 from tests.exo import REPO, ExoInit
+from tests.runtime_harness import Ran, run_runtime
 
 wasmtime = pytest.importorskip("wasmtime")
 
 WASM_DIR = REPO / "tests" / "guest" / "wasm"
 SYSTEM_PY = "/usr/bin/python3"
 EXIT_FAILED = 1
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-    notes: list[dict[str, str]] = field(default_factory=list)   # every sd_notify message, parsed
-
-    @property
-    def failure(self) -> str:
-        return next((n["EXO_FAILURE"] for n in reversed(self.notes) if "EXO_FAILURE" in n), "")
-
-    @property
-    def last_metrics(self) -> dict[str, Any]:
-        for note in reversed(self.notes):
-            if "EXO_METRICS" in note:
-                return {k: v.to_json() for k, v in parse_metrics(note["EXO_METRICS"]).items()}
-        return {}
 
 
 @pytest.fixture
@@ -73,26 +53,7 @@ def runtime(workdir: Path, module: Path, grants: dict[str, str] | None = None, s
     $NOTIFY_SOCKET), and collect its exit code, output and notifications."""
     opts = {"module": str(module), "entry": "_start", "fuel": 10**9, "memory_max": 16 << 20, "deadline": 0.0}
     opts.update(options)
-    state_dir = workdir / "state"
-    state_dir.mkdir(exist_ok=True)
-    config = RuntimeConfig(runtime="wasm", capsule="test", options=opts, grants={"filesystem": grants or {}},
-                           state_dir=str(state_dir) if state else None)
-    sock_path = workdir / "notify.sock"
-    sock_path.unlink(missing_ok=True)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind(str(sock_path))
-        env = {**os.environ, ENV_CONFIG: config.to_json(), "NOTIFY_SOCKET": str(sock_path), "PYTHONPATH": str(REPO)}
-        proc = subprocess.run([sys.executable, "-m", "exo_init.runtimes.wasm"], env=env, capture_output=True,
-                              text=True, timeout=timeout, check=False)
-        sock.setblocking(False)
-        notes: list[dict[str, str]] = []
-        while True:
-            try:
-                data = sock.recv(65536)
-            except BlockingIOError:
-                break
-            notes.append(dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line))
-    return Ran(proc.returncode, proc.stdout, proc.stderr, notes)
+    return run_runtime("wasm", workdir, opts, {"filesystem": grants or {}}, state=state, timeout=timeout)
 
 
 def wat(workdir: Path, name: str, text: str) -> Path:

@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("name", nargs="?")
     for name in ("start", "stop", "restart", "freeze", "thaw"):
         sub.add_parser(name, help=f"{name} a capsule").add_argument("name")
+    sub.add_parser("checkpoint", help="a CRUSH capsule checkpoints now").add_argument("name")
     lg = sub.add_parser("logs", help="a capsule's log")
     lg.add_argument("name")
     lg.add_argument("-n", "--lines", type=int, default=50)
@@ -235,6 +236,9 @@ def export_systemd(args: argparse.Namespace) -> int:
         inexact = sum(len(u.inexact) for u in units)
         print(f"{len(units)} units in {args.output} ({inexact} notes on what has no exact equivalent: grep inexact)")
     return EXIT_FAILED if manifest.errors else 0
+
+
+GENERATION_COMMANDS = ("switch", "rollback", "generations", "events")
 
 
 def generation_request(args: argparse.Namespace, request: dict[str, Any]) -> None:
@@ -311,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(printable(line) for line in result["lines"]))
     elif args.command == "reload":
         print_changes(result)
-    elif args.command in ops.SOCKET_ONLY:
+    elif args.command in GENERATION_COMMANDS:
         print_generation_result(args.command, result)
     elif isinstance(result, dict) and "state" in result:
         print(printable(f"{result['name']}: {result['state']}"))

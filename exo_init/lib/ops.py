@@ -28,6 +28,7 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
     Operation("restart", True, ("Restart",)),
     Operation("freeze", True, ("Freeze",)),
     Operation("thaw", True, ("Thaw",)),
+    Operation("checkpoint", True),   # a CRUSH capsule checkpoints now (SIGUSR1 to its runtime)
     Operation("reload", True, ("Reload",)),
     Operation("poweroff", True, ("PowerOff",)),
     Operation("reboot", True, ("Reboot",)),

@@ -55,7 +55,7 @@ from exo_init.pid1.config import Config
 from exo_init.pid1.log import Throttle, log
 from exo_init.pid1.loop import Loop
 from exo_init.pid1.manifest import ManifestError
-from exo_init.pid1.supervisor import ShutdownAction
+from exo_init.pid1.supervisor import NotApplicable, ShutdownAction
 from exo_init.pid1.switch import Switcher
 
 TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
@@ -539,6 +539,7 @@ class Supervised(Protocol):
     def stop(self, name: str) -> None: ...
     def restart(self, name: str) -> None: ...
     def freeze(self, name: str, frozen: bool) -> None: ...
+    def checkpoint(self, name: str) -> None: ...
     def reload(self) -> dict[str, list[str]]: ...
     def request_shutdown(self, action: ShutdownAction) -> None: ...
 
@@ -602,6 +603,7 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
         actions: dict[str, Callable[[str], None]] = {
             "start": sup.start, "stop": sup.stop, "restart": sup.restart,
             "freeze": lambda name: sup.freeze(name, True), "thaw": lambda name: sup.freeze(name, False),
+            "checkpoint": sup.checkpoint,
         }
         try:
             if op in actions:  # (the reply to a change is the capsule's status without its cgroup
@@ -615,6 +617,8 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
                 return {"action": op}
         except ManifestError as e:
             raise ApiError("InvalidManifest", str(e)) from None
+        except NotApplicable as e:
+            raise ApiError("NotApplicable", str(e)) from None
         except OSError as e:
             raise ApiError("Failed", f"{op}: {e.strerror or e}") from None
         raise ApiError("UnknownOperation", f"unknown operation {op!r}")

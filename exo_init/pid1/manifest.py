@@ -46,6 +46,7 @@ RESTART = SCHEMA.section("restart")
 STOP = SCHEMA.section("stop")
 QUOTAS = SCHEMA.section("quotas")
 WASM = SCHEMA.section("wasm")
+CRUSH = SCHEMA.section("crush")
 CAPABILITIES = SCHEMA.section("capabilities")
 
 
@@ -102,6 +103,7 @@ class Runtime(enum.StrEnum):
 
     EXEC = "exec"    # argv, executed
     WASM = "wasm"    # a WebAssembly module (the `wasm` section), run by exo_init.runtimes.wasm
+    CRUSH = "crush"  # a CRUSH program (the `crush` section), run by exo_init.runtimes.crush
 
 
 class RestartPolicy(enum.StrEnum):
@@ -196,6 +198,25 @@ class Wasm:
     deadline: float = _default(WASM, "deadline", float)  # seconds the entry may run; 0: none
 
 
+class BadCheckpoint(enum.StrEnum):
+    """What a CRUSH capsule does with a checkpoint it cannot resume (after moving it aside)."""
+
+    FAIL = "fail"          # the capsule fails, naming what is wrong
+    RESTART = "restart"    # the run starts over
+
+
+@dataclass(frozen=True)
+class Crush:
+    """A CRUSH capsule's program, budgets and checkpoint policy (`runtime = "crush"`)."""
+
+    program: str                                                  # .casm or .py, absolute
+    gas: int = _default(CRUSH, "gas", int)                        # the computation's gas budget
+    arena: int = _default_bytes(CRUSH, "arena")                   # bytes of live guest data at most
+    checkpoint_every: int = _default(CRUSH, "checkpoint_every", int)  # gas between checkpoints; 0: none
+    on_bad_checkpoint: BadCheckpoint = _default(CRUSH, "on_bad_checkpoint", BadCheckpoint)  # noqa: RUF009
+    fast: bool = _default(CRUSH, "fast", bool)                    # the VM's fast mode
+
+
 class NetworkKind(enum.StrEnum):
     NONE = "none"    # an empty network namespace: only lo
     HOST = "host"    # the host's network namespace
@@ -260,12 +281,17 @@ class Capsule:
     description: str = _default(CAPSULE, "description", str)
     runtime: Runtime = _default(CAPSULE, "runtime", Runtime)  # noqa: RUF009 (an enum member: immutable)
     wasm: Wasm | None = None         # runtime = "wasm"
+    crush: Crush | None = None       # runtime = "crush"
 
     def runtime_options(self) -> dict[str, Any] | None:
         """The configuration of the capsule's runtime (its section, as JSON values); None for exec."""
         if self.runtime is Runtime.WASM and self.wasm is not None:
             return {"module": self.wasm.module, "entry": self.wasm.entry, "fuel": self.wasm.fuel,
                     "memory_max": self.wasm.memory_max, "deadline": self.wasm.deadline}
+        if self.runtime is Runtime.CRUSH and self.crush is not None:
+            return {"program": self.crush.program, "gas": self.crush.gas, "arena": self.crush.arena,
+                    "checkpoint_every": self.crush.checkpoint_every,
+                    "on_bad_checkpoint": self.crush.on_bad_checkpoint.value, "fast": self.crush.fast}
         return None
 
     def runtime_program(self) -> str | None:
@@ -703,6 +729,13 @@ def _wasm(obj: Any) -> Wasm:
     return Wasm(**f, memory_max=WASM_MEMORY_LIMIT if memory == "max" else int(memory))
 
 
+def _crush(obj: Any) -> Crush:
+    f = parse_section(obj, CRUSH, "crush")
+    arena = f.pop("arena")
+    return Crush(**(f | {"arena": WASM_MEMORY_LIMIT if arena == "max" else int(arena),
+                         "on_bad_checkpoint": BadCheckpoint(f["on_bad_checkpoint"])}))
+
+
 CAPABILITY_KEYS = CAPABILITIES.keys
 
 
@@ -765,6 +798,7 @@ def parse_capsule(name: str, obj: Any) -> Capsule:
         "capabilities": parse_capabilities(f["capabilities"]),
         "runtime": runtime,
         "wasm": _wasm(f["wasm"]) if f["wasm"] is not None else None,
+        "crush": _crush(f["crush"]) if f["crush"] is not None else None,
     }))
 
 

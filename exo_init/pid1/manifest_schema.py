@@ -133,6 +133,7 @@ class RuntimeSpec:
     name: str
     section: str                  # the capsule field (a section) holding its configuration
     program: str                  # the Python module exo_init runs (`python3 -m PROGRAM`)
+    file: str                     # the section's path field naming the code it runs (bound into its world)
     readiness: tuple[str, ...]    # the readiness kinds it supports
     doc: str
 
@@ -216,7 +217,7 @@ def _section(name: str, raw: Mapping[str, Any]) -> Section:
 
 def _runtimes(raw: Mapping[str, Any], sections: Mapping[str, Section]) -> dict[str, RuntimeSpec]:
     capsule = sections["capsule"]
-    runtimes = {name: RuntimeSpec(name=name, section=r["section"], program=r["program"],
+    runtimes = {name: RuntimeSpec(name=name, section=r["section"], program=r["program"], file=r["file"],
                                   readiness=tuple(r["readiness"]), doc=r["doc"]) for name, r in raw.items()}
     if list(capsule.field("runtime").values) != ["exec", *runtimes]:
         raise ValueError(f"capsule.runtime: its values must be exec and the runtimes {sorted(runtimes)}")
@@ -227,6 +228,9 @@ def _runtimes(raw: Mapping[str, Any], sections: Mapping[str, Section]) -> dict[s
             raise ValueError(f"runtimes.{r.name}: {r.section} must be a nullable capsule section")
         if not set(r.readiness) <= set(kinds):
             raise ValueError(f"runtimes.{r.name}: unknown readiness kinds {sorted(set(r.readiness) - set(kinds))}")
+        file = sections[r.section].field(r.file) if r.file in sections[r.section].keys else None
+        if file is None or file.type is not FieldType.PATH or not file.required:
+            raise ValueError(f"runtimes.{r.name}: file {r.file!r} must be a required path of its section")
     return runtimes
 
 

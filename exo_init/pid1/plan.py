@@ -10,9 +10,10 @@ plan is unit-tested without processes (tests/test_plan.py).
 A runtime capsule (manifest `runtime` other than `exec`, e.g. `wasm`) gets a derived command: the
 runtime interpreter (`Config.python`) running `-m PROGRAM` (the schema's `runtimes` table), with
 its configuration, grants and state directory in `$EXO_RUNTIME` (exo_init/lib/runtime.py: the
-runtime builds its capability import table from the grants). Its world gets, read-only, the module
-file (a grant the plan adds), the exo_init package and the interpreter's installation when they are
-not under the system's paths already, and, read-write, its state directory
+runtime builds its capability import table from the grants). Its world gets, read-only, the file it
+runs (`wasm.module`, `crush.program`: a grant the plan adds), the exo_init package (and the crush
+package for a CRUSH capsule) and the interpreter's installation when they are not under the
+system's paths already, and, read-write, its state directory
 (`STATE/capsules/NAME`: the state disk's /var/lib/exosphere when there is one, else /run), which
 the host makes, owned by the capsule's uid, before the fork.
 
@@ -37,6 +38,7 @@ from exo_init.lib.runtime import ENV_CONFIG
 from exo_init.pid1 import scope
 from exo_init.pid1.config import SYSTEM_PATH, Config
 from exo_init.pid1.manifest import Access, Capsule, NetworkKind, Quotas, ReadinessKind, Runtime
+from exo_init.pid1.manifest_schema import SCHEMA
 from exo_init.pid1.spawn import SpawnPlan
 from exo_init.pid1.zygote import PythonRun
 
@@ -249,17 +251,27 @@ def ns_init(spec: Capsule, facts: Facts) -> str | None:
 # --- runtime capsules ---------------------------------------------------------------------------------
 
 def runtime_argv(spec: Capsule, facts: Facts) -> tuple[str, ...]:
-    """`PYTHON -m PROGRAM` for a runtime capsule; PlanError if the interpreter or the module file
-    is not there."""
+    """`PYTHON -m PROGRAM` for a runtime capsule; PlanError if the interpreter or the file it
+    runs is not there."""
     python = facts.config.python
     if not facts.exists(python):
         raise PlanError(f"runtime: the runtime interpreter {python} does not exist (exo_init --python)")
-    module = (spec.runtime_options() or {}).get("module")
-    if isinstance(module, str) and not facts.exists(module):
-        raise PlanError(f"{spec.runtime.value}.module: {module} does not exist")
+    runtime = SCHEMA.runtimes[spec.runtime.value]
+    code = runtime_file(spec)
+    if code is not None and not facts.exists(code):
+        raise PlanError(f"{runtime.section}.{runtime.file}: {code} does not exist")
     program = spec.runtime_program()
     assert program is not None
     return (python, "-m", program)
+
+
+def runtime_file(spec: Capsule) -> str | None:
+    """The file a runtime capsule runs (the `wasm.module`, the `crush.program`: the schema's
+    `runtimes` table names the field); None for exec."""
+    if spec.runtime is Runtime.EXEC:
+        return None
+    code = (spec.runtime_options() or {}).get(SCHEMA.runtimes[spec.runtime.value].file)
+    return code if isinstance(code, str) else None
 
 
 def runtime_state_dir(spec: Capsule, facts: Facts) -> Path:
@@ -280,18 +292,19 @@ def _under(path: str, roots: tuple[str, ...] | list[str]) -> bool:
 
 def runtime_binds(spec: Capsule, facts: Facts) -> list[scope.Bind]:
     """What a scoped runtime capsule's world needs besides its grants: the runtime's interpreter and
-    package (read-only, where they are not under the system's paths), the module file (read-only,
+    package (read-only, where they are not under the system's paths), the file it runs (read-only,
     last: above a granted directory it is in), the state directory (read-write)."""
     config = facts.config
     binds: list[scope.Bind] = []
     needed = [*config.python_paths, str(Path(config.exo_lib) / "exo_init")]
+    if spec.runtime is Runtime.CRUSH:
+        needed.append(str(Path(config.exo_lib) / "crush"))  # the CRUSH VM, beside exo_init
     for path in dict.fromkeys(needed):
         if not _under(path, scope.SYSTEM_PATHS) and facts.exists(path):
             binds.append(scope.Bind(path, path, readonly=True))
-    options = spec.runtime_options() or {}
-    module = options.get("module")
-    if isinstance(module, str) and not _under(module, scope.SYSTEM_PATHS):
-        binds.append(scope.Bind(module, module, readonly=True))
+    code = runtime_file(spec)
+    if code is not None and not _under(code, scope.SYSTEM_PATHS):
+        binds.append(scope.Bind(code, code, readonly=True))
     state = str(runtime_state_dir(spec, facts))
     binds.append(scope.Bind(state, state, readonly=False))
     return binds

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import os
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from exo_init.pid1.host import Host, OsHost
 from exo_init.pid1.log import log, status_line
 from exo_init.pid1.logsink import LogSink
 from exo_init.pid1.loop import Loop
-from exo_init.pid1.manifest import Manifest, ManifestError, load_manifest
+from exo_init.pid1.manifest import Manifest, ManifestError, Runtime, load_manifest
 from exo_init.pid1.plan import Facts, Users, cached_users, mem_total
 from exo_init.pid1.readiness import NotifySocket
 from exo_init.pid1.runner import CapsuleRunner
@@ -49,6 +50,10 @@ NOTIFY_SENDERS_MAX = 4096  # sd_notify senders remembered (see Supervisor.notify
 SHUTDOWN_GRACE = 2.0       # beyond the longest stop timeout
 STOPPABLE = frozenset({State.STARTING, State.READY, State.BACKOFF})  # stopped by the scheduler once unwanted
 SHUTDOWN_MIN, SHUTDOWN_MAX = 5.0, 120.0
+
+
+class NotApplicable(Exception):
+    """An operation that does not apply to this capsule now (the control API's NotApplicable)."""
 
 
 class ShutdownAction(enum.StrEnum):
@@ -433,6 +438,18 @@ class Supervisor:
         runner = self.capsules[name]
         self.host.freeze(name, frozen)
         runner.log.line(f"[exo_init] {'frozen' if frozen else 'thawed'}")
+
+    def checkpoint(self, name: str) -> None:
+        """Ask a running CRUSH capsule's runtime for a checkpoint now (SIGUSR1, which its
+        scope's init forwards); NotApplicable for any other capsule or one that is not running."""
+        runner = self.capsules[name]
+        if runner.spec is None or runner.spec.runtime is not Runtime.CRUSH:
+            runtime = runner.spec.runtime.value if runner.spec is not None else "undefined"
+            raise NotApplicable(f"{name} is not a CRUSH capsule (runtime {runtime}): it has no checkpoints")
+        if runner.state not in RUNNING or runner.pid is None:
+            raise NotApplicable(f"{name} is not running ({runner.state.value}): nothing to checkpoint")
+        self.host.signal(runner.pid, signal.SIGUSR1)
+        runner.log.line("[exo_init] checkpoint requested")
 
     def status(self, name: str, stats: bool = True) -> dict[str, object]:
         return self.capsules[name].status(stats)

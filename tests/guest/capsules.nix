@@ -17,6 +17,20 @@ let
   # the runtime (exo_init/runtimes/wasm.py) when they start; all scoped, as dynamic uids.
   wasmDir = "/usr/lib/exosphere/test/wasm";
   wasm = module: fields: { runtime = "wasm"; wasm = { module = "${wasmDir}/${module}"; } // fields; };
+  # CRUSH capsules (tests/vm/test_crush.py): Python-subset programs in tests/guest/crush/, compiled by
+  # the runtime (exo_init/runtimes/crush.py, tree-sitter in the image) when they start.
+  crushDir = "/usr/lib/exosphere/test/crush";
+  crush = program: fields: {
+    runtime = "crush";
+    crush = { program = "${crushDir}/${program}"; } // fields;
+    autostart = false;
+    restart.policy = "never";
+  };
+  crushData = program: crush program { } // {
+    description = "CRUSH with /data read-only";
+    type = "oneshot";
+    capabilities.filesystem."/data" = "ro";
+  };
   attempts = {
     exists = [ "/root" "/var/lib/exosphere" "/etc/exosphere" "/srv/ro/file" "/dev/vda" "/dev/mem" "/dev/kmsg"
                "/dev/null" "/sys" "/run/exosphere/control.sock" "/run/dbus" ];
@@ -177,6 +191,15 @@ in
     autostart = false;
     restart.policy = "never";
   };
+  # A runaway CRUSH loop with a gas budget: failed, not restarted, although its policy is "always".
+  crush-spin = crush "spin.py" { gas = 2000000; } // {
+    description = "A runaway CRUSH loop: stops at its gas budget";
+    readiness.kind = "notify";
+    restart.policy = "always";
+  };
+  crush-data-read = crushData "data_read.py";
+  crush-data-outside = crushData "data_outside.py";
+  crush-data-write = crushData "data_write.py";
   # A hello module at boot: one line through exo.log, then it returns (exited 0).
   wasm-hello = wasm "hello.wat" { } // {
     description = "Hello from WebAssembly (a oneshot at boot)";

@@ -27,7 +27,9 @@ TEST_LAYER = Layer(
            (GUEST / "bench_versus.py", "/usr/lib/exosphere/test/bench_versus.py"),
            (GUEST / "hostile.py", "/usr/lib/exosphere/test/hostile.py"),
            (GUEST / "bench_wasm.py", "/usr/lib/exosphere/test/bench_wasm.py"),
-           (GUEST / "wasm", "/usr/lib/exosphere/test/wasm")),
+           (GUEST / "bench_corecaps.py", "/usr/lib/exosphere/test/bench_corecaps.py"),
+           (GUEST / "wasm", "/usr/lib/exosphere/test/wasm"),
+           (GUEST / "crush", "/usr/lib/exosphere/test/crush")),
 )
 BOOT_TIMEOUT = 300.0
 
