@@ -247,13 +247,16 @@ let
       # The framebuffer exists once kmod has loaded the DRM driver (coldplug).
       requires = [ "kmod" ];
       # Its world: the framebuffer, the VT it switches to graphics mode (root owns both device
-      # nodes; KDSETMODE on a VT that is not its terminal needs CAP_SYS_TTY_CONFIG), and the
-      # directory it puts the Wayland socket in. Nothing else of the machine.
+      # nodes; KDSETMODE on a VT that is not its terminal needs CAP_SYS_TTY_CONFIG), the input
+      # devices (the /dev/input directory, so devices plugged in later appear in it; no other
+      # capsule gets them: keyboard and pointer reach clients only through the compositor), and
+      # the directory it puts the Wayland socket in. Nothing else of the machine.
       user = "root";
       capabilities = {
         devices = [
           "/dev/fb0"
           "/dev/tty1"
+          "/dev/input"
         ];
         filesystem."/run/exosphere/wayland" = "rw";
         caps = [ "CAP_SYS_TTY_CONFIG" ];

@@ -41,6 +41,7 @@ PACKAGES = (
     "dbus", "kmod", "linux-image-amd64", "iproute2", "procps", "e2fsprogs",
     "libseccomp2",  # capabilities.seccomp_deny (exo_init/pid1/scope.py loads it through ctypes)
     "libglib2.0-bin", "udhcpc",  # gdbus (D-Bus calls from the shell); busybox's DHCP client
+    "libxkbcommon0", "xkb-data",  # Nexquelium's keymaps (exo_init/system/nexquelium/xkb.py, through ctypes)
 )
 # Kernel modules the image ships besides the ones the manifest loads at boot (`kernelModules` in
 # nixos-modules/capsules.nix): drivers for the displays, disks and NICs of QEMU and VirtualBox.

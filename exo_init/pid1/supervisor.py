@@ -388,6 +388,15 @@ class Supervisor:
                 self.orphans_reaped += 1
                 log.debug("reaped orphan %d: %s", pid, RunEnd.from_status(status))
 
+    def manager(self, uid: int, op: str) -> str | None:
+        """The running capsule whose own dynamic uid is `uid` and whose `capabilities.manage`
+        grants `op` (a mutating control operation), or None."""
+        for runner in self.capsules.values():
+            if runner.pid is not None and runner.uid == uid and runner.own_uid and runner.spec is not None \
+                    and op in runner.spec.capabilities.manage:
+                return runner.name
+        return None
+
     def _on_notify(self) -> None:
         """Route each sd_notify message to its capsule: by main pid, else by the sender's cgroup,
         else (the sender has exited since it sent it) by the same pid and uid seen alive, else by

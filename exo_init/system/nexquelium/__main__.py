@@ -1,7 +1,11 @@
 """nexquelium: the compositor as a program (the `nexquelium` capsule).
 
     python3 -m exo_init.system.nexquelium [--backend auto|fbdev|offscreen] [--socket PATH]
-                                   [--output PNG] [--size WxH] [--fb DEVICE]
+                                   [--output PNG] [--size WxH] [--fb DEVICE] [--input DIR]
+                                   [--keymap LAYOUT]
+
+Input devices are the evdev nodes in --input (/dev/input: the capsule's grant), followed as they
+come and go. The keymap is xkbcommon's for the given layout (evdev rules, pc105).
 
 Ready (sd_notify) once the socket listens and the first frame is on the output. The first frame
 that shows a client is logged with the seconds since the kernel started (/proc/uptime).
@@ -20,6 +24,8 @@ from pathlib import Path
 from exo_init.lib.notify import sd_notify
 from exo_init.system.nexquelium.backends import Backend, BackendError, Fbdev, Offscreen
 from exo_init.system.nexquelium.compositor import Compositor, log
+from exo_init.system.nexquelium.devices import Watcher
+from exo_init.system.nexquelium.xkb import Keymap, Layout, XkbError
 
 DEFAULT_SOCKET = Path("/run/exosphere/wayland/wayland-0")
 DEFAULT_OUTPUT = Path("/run/exosphere/nexquelium/frame.png")
@@ -75,12 +81,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--output", default=str(DEFAULT_OUTPUT), help="PNG file of the offscreen backend")
     p.add_argument("--size", default="1024x768", help="offscreen output size")
     p.add_argument("--fb", default="/dev/fb0")
+    p.add_argument("--input", default="/dev/input", help="the directory of the evdev device nodes")
+    p.add_argument("--keymap", default="us", help="the XKB layout (us, de, fr, ...)")
     args = p.parse_args(argv)
+    try:
+        keymap = Keymap(Layout(layout=args.keymap))
+    except XkbError as e:
+        log(str(e))
+        sys.exit(1)
     try:
         backend = open_backend(args)
     except BackendError as e:
         log(str(e))
         sys.exit(1)
+    watcher = Watcher(Path(args.input))
+    if not watcher.watching:
+        log(f"{args.input}: not there (no input grant?): no keyboard, no pointer")
     tty = text_console_off() if backend.name == "fbdev" else None
     started = time.monotonic()
     first_client: list[float] = []
@@ -97,7 +113,9 @@ def main(argv: list[str] | None = None) -> None:
             sd_notify(f"STATUS={backend.name} {backend.width}x{backend.height}; first client frame "
                       f"{first_client[0]:.2f} s after kernel start")
 
-    comp = Compositor(backend, on_present)
+    comp = Compositor(backend, on_present, keymap=keymap, watcher=watcher)
+    for path, why in sorted(watcher.refused.items()):
+        log(f"input: {path} not used: {why}")
     comp.listen(Path(args.socket))
 
     def stop(_sig: int, _frame: object) -> None:
