@@ -280,11 +280,19 @@ let
       env.PYTHONPATH = paths.exoInitLib;
       requires = [ "nexquelium" ];
       # The Wayland socket (WAYLAND_DISPLAY is set by exo_init), exo_init's control socket (it
-      # reads status and events; as a dynamic uid it cannot change anything) and the font
+      # reads status, events and logs; of the mutating operations only the five it offers a
+      # person, through `manage`: PID 1 records each call in the event log) and the font
       # configuration. An unprivileged dynamic uid, no network.
       capabilities = {
         display = true;
         control = true;
+        manage = [
+          "start"
+          "stop"
+          "restart"
+          "freeze"
+          "thaw"
+        ];
         filesystem."/etc/fonts" = "ro";
       };
       readiness.kind = "notify"; # ready once its first frame is committed

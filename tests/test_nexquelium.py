@@ -597,3 +597,52 @@ def test_dashboard_capsule_shows_every_capsule_in_its_state(desktop: tuple[ExoIn
     t0 = time.monotonic()
     wait(lambda: swatches(load_png(png), len(names))[names.index("sleeper")] == "stopped", 5, "sleeper's row grey")
     print(f"\nsleeper stopped -> grey on the dashboard in {time.monotonic() - t0:.2f} s")
+
+
+def test_the_dashboard_is_driven_by_keyboard_and_pointer(tmp_path: Path) -> None:
+    """The real dashboard (a client process) in a compositor fed input events: a click selects a
+    capsule's row, the arrow keys move the selection, `r` restarts the selected capsule through
+    PID 1 (a real exo_init; the caller is root here: the grant is tested in tests/test_manage.py
+    and in the booted image)."""
+    if subprocess.run([SYSTEM_PY, "-c", "import cairo"], check=False, capture_output=True).returncode != 0:
+        pytest.fail(f"{SYSTEM_PY} with python3-cairo is needed (qemu/setup-host installs it)")
+    e = ExoInit(tmp_path / "exo", {"capsules": {"other": {"argv": ["/bin/sleep", "1000"]},
+                                                "sleeper": {"argv": ["/bin/sleep", "1000"]}}})
+    run = Path(f"/tmp/nqd-{os.getpid()}")
+    running = Running(run, 1024, 768)
+    dashboard = subprocess.Popen([SYSTEM_PY, "-m", "exo_init.system.dashboard", "--control",
+                                  str(e.runtime / "control.sock"), "--display", str(running.socket)],
+                                 env=dashboard_env(), cwd=REPO)
+    canvas = running.comp.canvas
+
+    def highlighted(row: int) -> bool:
+        return canvas.pixel(dash.SWATCH_X + dash.SWATCH_W + 20, dash.row_top(row) + 3) == dash.SELECTED
+
+    try:
+        first = e.wait_state("sleeper", "ready", 30)["pid"]
+        wait(lambda: [v.title for v in running.comp.views()] == [dash.TITLE], 30, "the dashboard's view")
+        wait(lambda: canvas.pixel(700, 4) == dash.HEADER, 30, "the dashboard drawn")
+        assert not highlighted(0) and not highlighted(1)
+        running.point(200, dash.row_top(1) + 12)
+        running.send((devices.EV_KEY, devices.BTN_LEFT, 1))
+        running.send((devices.EV_KEY, devices.BTN_LEFT, 0))
+        wait(lambda: highlighted(1) and not highlighted(0), 10, "sleeper's row selected by the click")
+        running.key(103, True)  # up
+        running.key(103, False)
+        wait(lambda: highlighted(0) and not highlighted(1), 10, "the selection moved up")
+        running.key(108, True)  # down
+        running.key(108, False)
+        wait(lambda: highlighted(1), 10, "the selection moved down")
+        running.key(19, True)   # r: restart
+        running.key(19, False)
+        wait(lambda: e.status("sleeper")["pid"] != first, 10, "sleeper restarted")
+        assert e.status("sleeper")["state"] in ("starting", "ready")
+        assert dashboard.poll() is None
+    finally:
+        dashboard.terminate()
+        dashboard.wait(10)
+        running.close()
+        e.close()
+        for p in sorted(run.glob("*")):
+            p.unlink()
+        run.rmdir()
