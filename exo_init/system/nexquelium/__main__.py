@@ -101,7 +101,15 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     first_client: list[float] = []
 
+    reported = [0.0, 0]  # when the input latency was last put in STATUS, and the sample count then
+
     def on_present(comp: Compositor, shown: bool) -> None:
+        n = len(comp.latencies)
+        if n and n != reported[1] and time.monotonic() - reported[0] >= 1.0:
+            ms = sorted(v * 1000 for v in comp.latencies)
+            sd_notify(f"STATUS={backend.name} {backend.width}x{backend.height}; input to frame: median "
+                      f"{ms[n // 2]:.0f} ms, max {ms[-1]:.0f} ms over the last {n} inputs answered")
+            reported[:] = [time.monotonic(), n]
         if comp.frames_presented == 1:
             sd_notify(f"READY=1\nSTATUS={backend.name} {backend.width}x{backend.height}")
             log(f"ready: {backend.name} {backend.width}x{backend.height}, socket {args.socket}, "

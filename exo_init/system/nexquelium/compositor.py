@@ -21,6 +21,7 @@ import socket
 import struct
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,7 @@ CURSOR = (0xFF, 0xFF, 0xFF)
 CURSOR_EDGE = (0x00, 0x00, 0x00)
 PING_INTERVAL = 5.0             # seconds between pings of a client with a view
 PING_TIMEOUT = 10.0             # no pong within this: the client is disconnected
+LATENCY_SAMPLES = 200
 
 Res = Resource[Any]
 
@@ -123,6 +125,12 @@ class Compositor:
         self.last_ping_round = time.monotonic()
         self.ping_interval, self.ping_timeout = ping
         self.disconnected: list[str] = []                  # views dropped for not answering pings
+        # Input-to-frame latency: from an input event reaching the active view's client to the
+        # present of the first frame with a buffer it committed after it (seconds).
+        self.input_at: float | None = None
+        self.answered = False
+        self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self.seat.on_input = self._input_delivered
         wlfix.on_destroyed.append(self._forget)
         self.globals = [self._global(WlCompositor, 4, self._bind_compositor),
                         self._global(WlShm, 1, self._bind_shm),
@@ -346,6 +354,10 @@ class Compositor:
             self.activate(views[i])
         return True
 
+    def _input_delivered(self) -> None:
+        if self.input_at is None:
+            self.input_at = time.monotonic()
+
     def cursor_moved(self) -> None:
         self.dirty = True
 
@@ -379,6 +391,9 @@ class Compositor:
         if self.cursor_shown:
             self._draw_cursor()
         self.backend.present(self.canvas)
+        if self.answered and self.input_at is not None:
+            self.latencies.append(time.monotonic() - self.input_at)
+            self.input_at, self.answered = None, False
         self.dirty = False
         self.last_present = time.monotonic()
         self.frames_presented += 1
@@ -457,6 +472,8 @@ class Compositor:
                     return
                 s.image = (buf.rows(), buf.width, buf.height, buf.stride)
                 wlfix.post_event(buf_res, 0)  # wl_buffer.release: the contents are copied
+                if s is self.active and self.input_at is not None:
+                    self.answered = True
             self.dirty = True
             if s.image is not None and s.toplevel is not None and not s.mapped_at:
                 s.mapped_at = time.monotonic()
