@@ -261,8 +261,12 @@ let
         filesystem."/run/exosphere/wayland" = "rw";
         caps = [ "CAP_SYS_TTY_CONFIG" ];
       };
-      # Ready once the socket listens and the first frame is on the output.
-      readiness.kind = "notify";
+      # Ready once the socket listens and the first frame is on the output. (Its start-up, the
+      # Python imports above all, took over 30 s under TCG on a loaded host: 90 s to get there.)
+      readiness = {
+        kind = "notify";
+        timeout = 90;
+      };
       restart.policy = "always";
       # A lower CPU weight than the default 100: at boot, the other capsules go first.
       quotas = {

@@ -364,6 +364,26 @@ def test_pointer_enters_the_view_and_the_bar_switches_views(running: Running) ->
         second.close()
 
 
+def test_input_to_frame_latency_is_measured(running: Running) -> None:
+    """A key reaches the active client; its next committed frame, once presented, is a sample."""
+    client = Client(running.socket, "typist")
+    try:
+        client.input()
+        client.show(RED)
+        client.wait_for(("enter", True, []))
+        assert not running.comp.latencies
+        running.key(KEY_A, True)
+        client.wait_for(("key", KEY_A, 1))
+        t0 = time.monotonic()
+        client.show(BLUE)  # the answer to the key (returns once its frame callback came)
+        wait(lambda: len(running.comp.latencies) == 1, 5, "a latency sample")
+        assert 0 < running.comp.latencies[0] < time.monotonic() - t0 + 5
+        client.show(RED)  # no input since: no new sample
+        assert len(running.comp.latencies) == 1
+    finally:
+        client.close()
+
+
 def test_a_crashed_or_stalled_client_loses_its_view_only(tmp_path: Path) -> None:
     running = Running(tmp_path, ping=(0.2, 2.0))
     first, stalled, crashing = (Client(running.socket, t) for t in ("first", "stalled", "crashing"))
