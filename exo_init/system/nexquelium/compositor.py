@@ -61,7 +61,8 @@ BAR_TEXT = (0xE8, 0xEC, 0xF2)
 CURSOR = (0xFF, 0xFF, 0xFF)
 CURSOR_EDGE = (0x00, 0x00, 0x00)
 PING_INTERVAL = 5.0             # seconds between pings of a client with a view
-PING_TIMEOUT = 10.0             # no pong within this: the client is disconnected
+PING_TIMEOUT = 30.0             # no pong within this: the client is disconnected (a client busy for
+#                                 seconds, the dashboard waiting on PID 1 under a loaded TCG guest, is not stalled)
 LATENCY_SAMPLES = 200
 
 Res = Resource[Any]
