@@ -249,8 +249,9 @@ let
       # Its world: the framebuffer, the VT it switches to graphics mode (root owns both device
       # nodes; KDSETMODE on a VT that is not its terminal needs CAP_SYS_TTY_CONFIG), the input
       # devices (the /dev/input directory, so devices plugged in later appear in it; no other
-      # capsule gets them: keyboard and pointer reach clients only through the compositor), and
-      # the directory it puts the Wayland socket in. Nothing else of the machine.
+      # capsule gets them: keyboard and pointer reach clients only through the compositor), the
+      # directory it puts the Wayland socket in and the one where exo_init says which capsule
+      # each display client's uid is. Nothing else of the machine.
       user = "root";
       capabilities = {
         devices = [
@@ -258,7 +259,11 @@ let
           "/dev/tty1"
           "/dev/input"
         ];
-        filesystem."/run/exosphere/wayland" = "rw";
+        filesystem = {
+          "/run/exosphere/wayland" = "rw";
+          # exo_init's {uid: capsule} of the display capsules: the names in the view bar
+          "/run/exosphere/display" = "ro";
+        };
         caps = [ "CAP_SYS_TTY_CONFIG" ];
       };
       # Ready once the socket listens and the first frame is on the output. (Its start-up, the

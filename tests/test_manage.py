@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from exo_init.pid1.manifest import parse_manifest
+from exo_init.pid1.scope import DYNAMIC_UIDS
 from tests.exo import ExoInit
 
 SYSTEM_PY = "/usr/bin/python3"
@@ -40,6 +41,13 @@ def caller(control: Path, *calls: str, **capabilities: object) -> dict[str, obje
     return {"argv": [SYSTEM_PY, "-c", CALLER, str(control), *calls], "type": "oneshot",
             "requires": ["target"], "capabilities": {"control": True, **capabilities},
             "restart": {"policy": "never"}}
+
+
+def _comm(proc: Path) -> str:
+    try:
+        return (proc / "comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def report(e: ExoInit, name: str) -> dict[str, str]:
@@ -86,3 +94,31 @@ def test_a_manage_grant_that_cannot_hold_is_refused(capabilities: dict[str, obje
     assert "c" not in m.capsules
     assert message in str(m.errors["c"]), m.errors
 
+
+
+def test_exo_init_names_the_display_clients_by_uid(tmp_path: Path) -> None:
+    """Config.display_clients: {uid: capsule} of the running capsules granted `display` (what
+    Nexquelium names the views with), kept true as they start and stop."""
+    e = ExoInit(tmp_path / "exo", {"capsules": {}})
+    try:
+        clients = e.runtime / "display" / "clients.json"
+        e.write_manifest({"capsules": {
+            "painter": {"argv": ["/bin/sleep", "1000"], "capabilities": {"display": True}},
+            "plain": {"argv": ["/bin/sleep", "1000"]},
+            "rooted": {"argv": ["/bin/sleep", "1000"], "user": "root", "capabilities": {"display": True}},
+        }})
+        e.call("reload")
+        e.wait_state("painter", "ready", 30)
+        e.wait_state("rooted", "ready", 30)
+        e.wait_for(lambda: clients.exists() and list(json.loads(clients.read_text()).values()) == ["painter"], 10,
+                   "painter named (not the root one, whose uid is not its own)")
+        uid = int(next(iter(json.loads(clients.read_text()))))
+        assert uid in DYNAMIC_UIDS
+        # The uid is the one painter's program runs as (its `sleep`, inside its PID namespace).
+        sleepers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _comm(p) == "sleep"]
+        assert uid in {p.stat().st_uid for p in sleepers}
+        e.call("stop", name="painter")
+        e.wait_state("painter", "stopped", 30)
+        e.wait_for(lambda: json.loads(clients.read_text()) == {}, 10, "painter gone from the names")
+    finally:
+        e.close()

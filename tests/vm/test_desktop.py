@@ -110,6 +110,9 @@ def test_views_keyboard_focus_and_the_switcher(desk: Machine, artifacts: Path) -
     assert (tab(pic, 0), tab(pic, 1)) == ("tab", "active")
     keys(desk, "a")
     desk.wait_until_succeeds("exoctl logs viewer -n 50 | grep -q 'viewer: key 30 1'", 30)
+    # Each view is named by its capsule (exo_init's uid -> capsule map), not by what it calls itself.
+    desk.wait_until_succeeds("exoctl logs nexquelium -n 400 | grep -q \"view named: viewer ('viewer')\"", 30)
+    assert "view named: dashboard ('Exosphere Sentry')" in log_of(desk, "nexquelium")
     # Alt+Tab: the compositor's chord. The dashboard comes back and has the keyboard: keys typed
     # now do not reach the viewer.
     keys(desk, "alt", "tab")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import os
 import signal
 import sys
@@ -29,6 +30,7 @@ from exo_init.system.nexquelium.xkb import Keymap, Layout, XkbError
 
 DEFAULT_SOCKET = Path("/run/exosphere/wayland/wayland-0")
 DEFAULT_OUTPUT = Path("/run/exosphere/nexquelium/frame.png")
+DEFAULT_CLIENTS = Path("/run/exosphere/display/clients.json")  # exo_init's Config.display_clients
 KDSETMODE = 0x4B3A
 KD_TEXT, KD_GRAPHICS = 0, 1
 GRAPHICS_TTY = Path("/dev/tty1")   # the VT the framebuffer console shows (console=tty0)
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fb", default="/dev/fb0")
     p.add_argument("--input", default="/dev/input", help="the directory of the evdev device nodes")
     p.add_argument("--keymap", default="us", help="the XKB layout (us, de, fr, ...)")
+    p.add_argument("--clients", default=str(DEFAULT_CLIENTS),
+                   help="PID 1's {uid: capsule} of the display capsules (JSON), to name the views")
     args = p.parse_args(argv)
     try:
         keymap = Keymap(Layout(layout=args.keymap))
@@ -121,7 +125,15 @@ def main(argv: list[str] | None = None) -> None:
             sd_notify(f"STATUS={backend.name} {backend.width}x{backend.height}; first client frame "
                       f"{first_client[0]:.2f} s after kernel start")
 
-    comp = Compositor(backend, on_present, keymap=keymap, watcher=watcher)
+    def client_name(_pid: int, uid: int) -> str | None:
+        try:
+            clients = json.loads(Path(args.clients).read_text())
+        except (OSError, ValueError):
+            return None
+        name = clients.get(str(uid)) if isinstance(clients, dict) else None
+        return name if isinstance(name, str) else None
+
+    comp = Compositor(backend, on_present, keymap=keymap, watcher=watcher, client_name=client_name)
     for path, why in sorted(watcher.refused.items()):
         log(f"input: {path} not used: {why}")
     comp.listen(Path(args.socket))

@@ -64,6 +64,7 @@ PING_INTERVAL = 5.0             # seconds between pings of a client with a view
 PING_TIMEOUT = 30.0             # no pong within this: the client is disconnected (a client busy for
 #                                 seconds, the dashboard waiting on PID 1 under a loaded TCG guest, is not stalled)
 LATENCY_SAMPLES = 200
+NAME_RETRY = 1.0
 
 Res = Resource[Any]
 
@@ -84,6 +85,7 @@ class Surface:
     acked: bool = False
     client: int = 0                                        # the wl_client's address
     name: str = ""                                         # its capsule's name, when known
+    name_tried: float = 0.0                                # when it was last looked up
     mapped_at: float = 0.0                                 # first shown (0: never)
 
     @property
@@ -380,9 +382,21 @@ class Compositor:
             if 0 < r < 11:
                 self.canvas.fill(x + 1, y + r, max(0, r // 2 - 1), 1, CURSOR)
 
+    def _name_views(self, views: list[Surface]) -> None:
+        """Look up the capsule of each view not named yet (again each NAME_RETRY seconds: PID 1
+        publishes a capsule's uid once it runs, which may be after its client connected)."""
+        now = time.monotonic()
+        for v in views:
+            if not v.name and self.client_name is not None and now - v.name_tried >= NAME_RETRY:
+                v.name_tried = now
+                v.name = self._name_of(v.resource) or ""
+                if v.name:
+                    log(f"view named: {v.name} ({v.title!r})")
+
     def repaint(self) -> None:
         self.canvas.clear()
         views = self.views()
+        self._name_views(views)
         active = self.active
         shown = active is not None and active.image is not None and active in views
         if shown and active is not None and active.image is not None:
@@ -449,7 +463,6 @@ class Compositor:
     def _create_surface(self, parent: Res, new_id: int) -> None:
         res = self.new_resource(WlSurface, parent, new_id)
         surface = Surface(res, client=wlfix.address(wlfix.client_of(res)))
-        surface.name = self._name_of(res) or ""
         self.surfaces[wlfix.address(res._ptr)] = surface
 
         def attach(r: Res, buffer: Res | None, x: int, y: int) -> None:
@@ -478,6 +491,7 @@ class Compositor:
             self.dirty = True
             if s.image is not None and s.toplevel is not None and not s.mapped_at:
                 s.mapped_at = time.monotonic()
+                log(f"view shown: {s.title!r}")
                 self.activate(s)  # a new view comes to the front
             elif s.image is None and s is self.active:
                 others = [v for v in self.views() if v is not s]
