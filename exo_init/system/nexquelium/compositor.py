@@ -61,8 +61,9 @@ BAR_TEXT = (0xE8, 0xEC, 0xF2)
 CURSOR = (0xFF, 0xFF, 0xFF)
 CURSOR_EDGE = (0x00, 0x00, 0x00)
 PING_INTERVAL = 5.0             # seconds between pings of a client with a view
-PING_TIMEOUT = 30.0             # no pong within this: the client is disconnected (a client busy for
-#                                 seconds, the dashboard waiting on PID 1 under a loaded TCG guest, is not stalled)
+# No pong within PING_TIMEOUT: the client is disconnected. (A client busy for seconds, such as the
+# dashboard waiting on PID 1 in a loaded TCG guest, is not stalled: 10 s dropped it there.)
+PING_TIMEOUT = 30.0
 LATENCY_SAMPLES = 200
 NAME_RETRY = 1.0
 
