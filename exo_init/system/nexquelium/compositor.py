@@ -335,6 +335,7 @@ class Compositor:
     def activate(self, surface: Surface | None) -> None:
         """Make `surface` the active view: shown, keyboard focus, configured activated."""
         old, self.active = self.active, surface
+        self.input_at, self.answered = None, False  # an input before the switch: no one's answer to time
         for s in (old, surface):
             if s is not None and s.toplevel is not None and s.toplevel._ptr is not None and s.xdg is not None:
                 self._configure(s)
