@@ -75,6 +75,11 @@ def row_top(i: int) -> int:
     return TABLE_TOP + i * ROW_H
 
 
+def rows_fitting(height: int) -> int:
+    """How many table rows a window `height` pixels high shows (the rest are cut off)."""
+    return max(0, (height - TABLE_TOP) // ROW_H)
+
+
 def budget_top(rows: int, k: int) -> int:
     """The top of the k-th runtime capsule's line in the budgets list, below `rows` table rows."""
     return row_top(rows) + 24 + k * BUDGET_H
