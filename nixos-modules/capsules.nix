@@ -276,19 +276,31 @@ let
       # The framebuffer exists once kmod has loaded the DRM driver (coldplug).
       requires = [ "kmod" ];
       # Its world: the framebuffer, the VT it switches to graphics mode (root owns both device
-      # nodes; KDSETMODE on a VT that is not its terminal needs CAP_SYS_TTY_CONFIG), and the
-      # directory it puts the Wayland socket in. Nothing else of the machine.
+      # nodes; KDSETMODE on a VT that is not its terminal needs CAP_SYS_TTY_CONFIG), the input
+      # devices (the /dev/input directory, so devices plugged in later appear in it; no other
+      # capsule gets them: keyboard and pointer reach clients only through the compositor), the
+      # directory it puts the Wayland socket in and the one where exo_init says which capsule
+      # each display client's uid is. Nothing else of the machine.
       user = "root";
       capabilities = {
         devices = [
           "/dev/fb0"
           "/dev/tty1"
+          "/dev/input"
         ];
-        filesystem."/run/exosphere/wayland" = "rw";
+        filesystem = {
+          "/run/exosphere/wayland" = "rw";
+          # exo_init's {uid: capsule} of the display capsules: the names in the view bar
+          "/run/exosphere/display" = "ro";
+        };
         caps = [ "CAP_SYS_TTY_CONFIG" ];
       };
-      # Ready once the socket listens and the first frame is on the output.
-      readiness.kind = "notify";
+      # Ready once the socket listens and the first frame is on the output. (Its start-up, the
+      # Python imports above all, took over 30 s under TCG on a loaded host: 90 s to get there.)
+      readiness = {
+        kind = "notify";
+        timeout = 90;
+      };
       restart.policy = "always";
       # A lower CPU weight than the default 100: at boot, the other capsules go first.
       quotas = {
@@ -306,11 +318,19 @@ let
       env.PYTHONPATH = paths.exoInitLib;
       requires = [ "nexquelium" ];
       # The Wayland socket (WAYLAND_DISPLAY is set by exo_init), exo_init's control socket (it
-      # reads status and events; as a dynamic uid it cannot change anything) and the font
+      # reads status, events and logs; of the mutating operations only the five it offers a
+      # person, through `manage`: PID 1 records each call in the event log) and the font
       # configuration. An unprivileged dynamic uid, no network.
       capabilities = {
         display = true;
         control = true;
+        manage = [
+          "start"
+          "stop"
+          "restart"
+          "freeze"
+          "thaw"
+        ];
         filesystem."/etc/fonts" = "ro";
       };
       readiness.kind = "notify"; # ready once its first frame is committed

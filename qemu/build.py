@@ -55,6 +55,7 @@ PACKAGES = (
     "libseccomp2",  # capabilities.seccomp_deny (exo_init/pid1/scope.py loads it through ctypes)
     "libglib2.0-bin", "udhcpc",  # gdbus (D-Bus calls from the shell); busybox's DHCP client
     "dumb-init",  # a scoped capsule's namespace init (exo_init/pid1/spawn.py): 0.1 MB where Python's held 3
+    "libxkbcommon0", "xkb-data",  # Nexquelium's keymaps (exo_init/system/nexquelium/xkb.py, through ctypes)
 )  # (for amd64: `packages()` puts the platform's own kernel package in linux-image-amd64's place)
 # Kernel modules the image ships besides the ones the manifest loads at boot (`kernelModules` in
 # nixos-modules/capsules.nix) are the platform's (qemu/arch.py: drivers for the displays, disks and

@@ -18,14 +18,20 @@ from typing import Any
 import pytest
 from pywayland import ffi, lib
 from pywayland.client import Display as ClientDisplay
-from pywayland.protocol.wayland import WlCompositor, WlShm
+from pywayland.protocol.wayland import WlCompositor, WlSeat, WlShm
 from pywayland.protocol.xdg_shell import XdgToplevel, XdgWmBase
 from pywayland.server.display import Display as ServerDisplay
 from pywayland.server.eventloop import EventLoop
 
 from exo_init.system import dashboard as dash
-from exo_init.system.nexquelium import backends, wlfix
-from exo_init.system.nexquelium.compositor import XDG_STATE_ACTIVATED, XDG_STATE_FULLSCREEN, Compositor
+from exo_init.system.nexquelium import backends, devices, wlfix
+from exo_init.system.nexquelium.compositor import (
+    BAR_H,
+    TAB_ACTIVE,
+    XDG_STATE_ACTIVATED,
+    XDG_STATE_MAXIMIZED,
+    Compositor,
+)
 from qemu.build import PYWAYLAND, pywayland_dir
 from qemu.util import cache_dir
 from tests.exo import ExoInit
@@ -70,20 +76,42 @@ def test_upstream_event_loop_has_no_fd() -> None:
 # --- a compositor in this process (a thread), real clients over a real socket ----------------------
 
 class Running:
-    def __init__(self, tmp: Path, width: int = 160, height: int = 120) -> None:
+    def __init__(self, tmp: Path, width: int = 160, height: int = 120, **options: Any) -> None:
         self.socket = tmp / "wl"
         self.png = tmp / "frame.png"
-        self.comp = Compositor(backends.Offscreen(self.png, width, height))
+        self.comp = Compositor(backends.Offscreen(self.png, width, height), **options)
+        # A keyboard and a tablet: the compositor's evdev decoding, fed input_event structs
+        # through a pipe (the host has no /dev/input; the booted tests use real devices).
+        read_end, self.input = os.pipe()
+        os.set_blocking(read_end, False)
+        self.device = devices.Device(read_end, "pipe", devices.Capabilities(
+            keyboard=True, pointer=True, abs_range=((0, 32767), (0, 32767))), "test input")
+        self.comp.add_device(self.device)
         self.comp.listen(self.socket)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.comp.run, kwargs={"until": self.stop.is_set}, daemon=True)
         self.thread.start()
+
+    def send(self, *events: tuple[int, int, int]) -> None:
+        """input_events (type, code, value), then SYN_REPORT."""
+        data = b"".join(devices.EVENT.pack(0, 0, t, c, v) for t, c, v in events)
+        os.write(self.input, data + devices.EVENT.pack(0, 0, devices.EV_SYN, devices.SYN_REPORT, 0))
+
+    def key(self, code: int, pressed: bool) -> None:
+        self.send((devices.EV_KEY, code, int(pressed)))
+
+    def point(self, x: int, y: int) -> None:
+        """The tablet to output pixel (x, y)."""
+        w, h = self.comp.canvas.width - 1, self.comp.canvas.height - 1
+        self.send((devices.EV_ABS, devices.ABS_X, round(x * 32767 / w)),
+                  (devices.EV_ABS, devices.ABS_Y, round(y * 32767 / h)))
 
     def close(self) -> None:
         self.stop.set()
         self.thread.join(5)
         assert not self.thread.is_alive()
         self.comp.close()
+        os.close(self.input)
 
 
 @pytest.fixture
@@ -107,7 +135,7 @@ class Client:
     def __init__(self, path: Path, title: str) -> None:
         self.d = ClientDisplay(str(path))
         self.d.connect()
-        registry = self.d.get_registry()
+        registry = self.registry = self.d.get_registry()
         self.globals: dict[str, int] = {}
         registry.dispatcher["global"] = lambda _r, name, iface, _v: self.globals.__setitem__(iface, name)
         self.d.roundtrip()
@@ -116,6 +144,7 @@ class Client:
         self.formats: list[int] = []
         self.shm.dispatcher["format"] = lambda _s, fmt: self.formats.append(fmt)
         wm = registry.bind(self.globals["xdg_wm_base"], XdgWmBase, 1)
+        wm.dispatcher["ping"] = lambda w, serial: w.pong(serial)
         self.surface = self.compositor.create_surface()
         xdg = wm.get_xdg_surface(self.surface)
         top = xdg.get_toplevel()
@@ -123,6 +152,7 @@ class Client:
         self.configure: tuple[int, int, bytes] | None = None
         self.serial: int | None = None
         top.dispatcher["configure"] = lambda _t, w, h, states: setattr(self, "configure", (w, h, states))
+        self.kept = [wm, xdg, top]  # (a proxy pywayland collects gets no more events: no pong, no configure)
 
         def on_xdg(x: Any, serial: int) -> None:
             x.ack_configure(serial)
@@ -131,6 +161,48 @@ class Client:
         xdg.dispatcher["configure"] = on_xdg
         self.surface.commit()
         self.d.roundtrip()
+        self.events: list[tuple[Any, ...]] = []   # keyboard and pointer events, in order
+        self.keymap: bytes = b""
+
+    def input(self) -> None:
+        """Bind the seat and get its keyboard and pointer; their events go to `events`."""
+        seat = self.registry.bind(self.globals["wl_seat"], WlSeat, 4)
+        self.caps: list[int] = []
+        seat.dispatcher["capabilities"] = lambda _s, caps: self.caps.append(caps)
+        seat.dispatcher["name"] = lambda _s, name: None
+        kb = seat.get_keyboard()
+        self.proxies = [seat, kb]  # (a proxy pywayland collects gets no more events)
+
+        def on_keymap(_k: Any, fmt: int, fd: int, size: int) -> None:
+            self.keymap_fd = fd
+            with mmap.mmap(fd, size, mmap.MAP_PRIVATE, mmap.PROT_READ) as m:
+                self.keymap = m[:]
+            self.events.append(("keymap", fmt, size))
+
+        kb.dispatcher["keymap"] = on_keymap
+        kb.dispatcher["enter"] = lambda _k, _serial, surface, keys: self.events.append(
+            ("enter", surface == self.surface, sorted(struct.unpack(f"={len(keys) // 4}I", keys))))
+        kb.dispatcher["leave"] = lambda _k, _serial, surface: self.events.append(("leave", surface == self.surface))
+        kb.dispatcher["key"] = lambda _k, _serial, _t, key, state: self.events.append(("key", key, state))
+        kb.dispatcher["modifiers"] = lambda _k, _serial, dep, lat, lock, group: self.events.append(
+            ("modifiers", dep, lat, lock, group))
+        kb.dispatcher["repeat_info"] = lambda _k, rate, delay: self.events.append(("repeat_info", rate, delay))
+        ptr = seat.get_pointer()
+        self.proxies.append(ptr)
+        ptr.dispatcher["enter"] = lambda _p, _serial, surface, x, y: self.events.append(
+            ("pointer_enter", surface == self.surface, round(x), round(y)))
+        ptr.dispatcher["leave"] = lambda _p, _serial, surface: self.events.append(("pointer_leave",))
+        ptr.dispatcher["motion"] = lambda _p, _t, x, y: self.events.append(("motion", round(x), round(y)))
+        ptr.dispatcher["button"] = lambda _p, _serial, _t, button, state: self.events.append(("button", button, state))
+        self.d.roundtrip()
+
+    def wait_for(self, event: tuple[Any, ...], timeout: float = 5) -> None:
+        end = time.monotonic() + timeout
+        while event not in self.events:
+            assert time.monotonic() < end, f"{event} not received within {timeout} s: {self.events}"
+            self.d.dispatch(block=False)
+            self.d.roundtrip()
+            time.sleep(0.01)
 
     def show(self, colour: tuple[int, int, int]) -> int:
         """Fill a buffer with `colour`, commit it with a frame callback; returns the callback time."""
@@ -166,11 +238,14 @@ def test_requests_reach_the_compositor_and_configure_carries_its_states(running:
     client = Client(running.socket, "first")
     try:
         assert set(client.globals) >= {"wl_compositor", "wl_shm", "xdg_wm_base", "wl_output", "wl_seat"}
-        assert client.configure == (160, 120, struct.pack("=II", XDG_STATE_FULLSCREEN, XDG_STATE_ACTIVATED))
+        # Maximized to the output above the view bar; activated once it is shown.
+        assert client.configure == (160, 120 - BAR_H, struct.pack("=I", XDG_STATE_MAXIMIZED))
         assert client.serial is not None and client.formats == [0, 1]
         assert [s.title for s in running.comp.surfaces.values()] == ["first"]
         client.show((200, 30, 40))
-        assert running.comp.canvas.pixel(80, 60) == (200, 30, 40)
+        client.d.roundtrip()
+        assert client.configure == (160, 120 - BAR_H, struct.pack("=II", XDG_STATE_MAXIMIZED, XDG_STATE_ACTIVATED))
+        assert running.comp.canvas.pixel(40, 30) == (200, 30, 40)
         wait(lambda: running.png.exists() and load_png(running.png).rgb(5, 5) == (200, 30, 40), 10, "PNG frame")
     finally:
         client.close()
@@ -186,13 +261,237 @@ def test_a_disconnected_client_leaves_nothing_behind(running: Running) -> None:
     client.close()
     wait(lambda: not running.comp.surfaces and len(wlfix.LIVE) == before, 5, "resources released")
     assert all(r._ptr is None for r in resources if r not in wlfix.LIVE.values())
-    wait(lambda: running.comp.canvas.pixel(80, 60) == tuple(reversed(backends.BACKGROUND)), 5, "background again")
+    wait(lambda: running.comp.canvas.pixel(40, 30) == tuple(reversed(backends.BACKGROUND)), 5, "background again")
     second = Client(running.socket, "second")  # and the compositor still serves
     try:
         second.show((0, 0, 250))
         assert running.comp.canvas.pixel(1, 1) == (0, 0, 250)
     finally:
         second.close()
+
+
+# --- input, several views ------------------------------------------------------------------------------
+
+KEY_A, KEY_LEFTSHIFT, KEY_LEFTALT, KEY_TAB = 30, 42, 56, 15
+RED, BLUE = (200, 30, 40), (20, 40, 220)
+
+
+def test_keymap_and_keys_reach_only_the_active_view(running: Running) -> None:
+    first, second = Client(running.socket, "first"), Client(running.socket, "second")
+    try:
+        for c in (first, second):
+            c.input()
+            c.wait_for(("keymap", 1, len(running.comp.keymap.text)))
+            c.wait_for(("repeat_info", 25, 600))
+            assert c.caps[-1] == 3  # pointer | keyboard: the device is there
+            # The keymap is xkbcommon's text (a C string), in a memfd the client cannot change.
+            assert c.keymap.startswith(b"xkb_keymap {") and c.keymap.endswith(b"};\n\0"), c.keymap[-20:]
+            assert b"<AC01>" in c.keymap  # the key of evdev code 30 (KEY_A) on a pc105 keyboard
+            with pytest.raises(PermissionError):
+                os.pwrite(c.keymap_fd, b"X", 0)
+            os.close(c.keymap_fd)
+        first.show(RED)
+        first.wait_for(("enter", True, []))
+        second.show(BLUE)  # the newest view is active: shown, and it has the keyboard
+        second.wait_for(("enter", True, []))
+        first.wait_for(("leave", True))
+        wait(lambda: running.comp.canvas.pixel(40, 30) == BLUE, 5, "the second view shown")
+        running.key(KEY_LEFTSHIFT, True)
+        running.key(KEY_A, True)
+        running.key(KEY_A, False)
+        running.key(KEY_LEFTSHIFT, False)
+        second.wait_for(("modifiers", 1, 0, 0, 0))  # Shift depressed
+        second.wait_for(("key", KEY_A, 1))
+        second.wait_for(("key", KEY_A, 0))
+        second.wait_for(("modifiers", 0, 0, 0, 0))
+        first.d.roundtrip()
+        assert not [e for e in first.events if e[0] in ("key", "modifiers") and e[1:] != (0, 0, 0, 0)], first.events
+        # Alt+Tab: the compositor's chord. The first view comes back, gets the keyboard (with Alt
+        # held, as enter's key array says), the second loses it; Tab reaches nobody.
+        running.key(KEY_LEFTALT, True)
+        running.key(KEY_TAB, True)
+        running.key(KEY_TAB, False)
+        first.wait_for(("enter", True, [KEY_LEFTALT]))
+        second.wait_for(("leave", True))
+        running.key(KEY_LEFTALT, False)
+        first.wait_for(("key", KEY_LEFTALT, 0))
+        wait(lambda: running.comp.canvas.pixel(40, 30) == RED, 5, "the first view shown again")
+        for c in (first, second):
+            c.d.roundtrip()
+            assert ("key", KEY_TAB, 1) not in c.events and ("key", KEY_TAB, 0) not in c.events
+        assert ("key", KEY_LEFTALT, 0) not in second.events  # the release went to the new focus only
+    finally:
+        first.close()
+        second.close()
+
+
+def test_pointer_enters_the_view_and_the_bar_switches_views(running: Running) -> None:
+    first, second = Client(running.socket, "first"), Client(running.socket, "second")
+    try:
+        first.input()
+        second.input()
+        first.show(RED)
+        second.show(BLUE)
+        second.wait_for(("pointer_enter", True, 80, 60))  # the pointer starts at the output's centre
+        running.point(30, 20)
+        second.wait_for(("motion", 30, 20))
+        running.point(50, 25)
+        second.wait_for(("motion", 50, 25))
+        running.send((devices.EV_KEY, devices.BTN_LEFT, 1))
+        running.send((devices.EV_KEY, devices.BTN_LEFT, 0))
+        second.wait_for(("button", devices.BTN_LEFT, 1))
+        second.wait_for(("button", devices.BTN_LEFT, 0))
+        # Into the bar: the view loses the pointer; a click on the first name activates that view.
+        views = running.comp.views()
+        assert [v.label for v in views] == ["first", "second"]
+        running.point(10, 120 - BAR_H // 2)
+        second.wait_for(("pointer_leave",))
+        wait(lambda: running.comp.canvas.pixel(80 + 3, 120 - 4) == TAB_ACTIVE
+             and running.comp.canvas.pixel(3, 120 - 4) != TAB_ACTIVE, 5, "the second name marked")
+        running.send((devices.EV_KEY, devices.BTN_LEFT, 1))
+        running.send((devices.EV_KEY, devices.BTN_LEFT, 0))
+        first.wait_for(("enter", True, []))
+        wait(lambda: running.comp.canvas.pixel(40, 30) == RED, 5, "the first view shown")
+        wait(lambda: running.comp.canvas.pixel(3, 120 - 4) == TAB_ACTIVE, 5, "the first name marked")
+        running.point(40, 40)
+        first.wait_for(("pointer_enter", True, 40, 40))
+        second.d.roundtrip()
+        assert ("button", devices.BTN_LEFT, 1) not in first.events  # the bar's click is the compositor's
+        # The cursor is drawn over the view.
+        wait(lambda: running.comp.canvas.pixel(40, 42) == (0, 0, 0), 5, "the cursor")
+    finally:
+        first.close()
+        second.close()
+
+
+def test_input_to_frame_latency_is_measured(running: Running) -> None:
+    """A key reaches the active client; its next committed frame, once presented, is a sample."""
+    client = Client(running.socket, "typist")
+    try:
+        client.input()
+        client.show(RED)
+        client.wait_for(("enter", True, []))
+        assert not running.comp.latencies
+        running.key(KEY_A, True)
+        client.wait_for(("key", KEY_A, 1))
+        t0 = time.monotonic()
+        client.show(BLUE)  # the answer to the key (returns once its frame callback came)
+        wait(lambda: len(running.comp.latencies) == 1, 5, "a latency sample")
+        assert 0 < running.comp.latencies[0] < time.monotonic() - t0 + 5
+        client.show(RED)  # no input since: no new sample
+        assert len(running.comp.latencies) == 1
+    finally:
+        client.close()
+
+
+def test_a_crashed_or_stalled_client_loses_its_view_only(tmp_path: Path) -> None:
+    running = Running(tmp_path, ping=(0.2, 2.0))
+    first, stalled, crashing = (Client(running.socket, t) for t in ("first", "stalled", "crashing"))
+
+    def answering(cond: Any, what: str) -> None:
+        """Wait for `cond` while `first` reads its events (and so answers pings)."""
+        end = time.monotonic() + 10
+        while not cond():
+            assert time.monotonic() < end, f"{what}: not within 10 s"
+            first.d.dispatch(block=False)
+            first.d.roundtrip()
+            time.sleep(0.02)
+
+    try:
+        first.input()
+        first.show(RED)
+        stalled.show(BLUE)
+        crashing.show((10, 200, 10))
+        assert [v.label for v in running.comp.views()] == ["first", "stalled", "crashing"]
+        crashing.close()  # a crash: its connection goes
+        answering(lambda: [v.label for v in running.comp.views()] == ["first", "stalled"], "the crashed view gone")
+        answering(lambda: running.comp.canvas.pixel(40, 30) == BLUE, "the previous view shown")
+        # `stalled` reads nothing from now on; `first` goes on answering pings.
+        answering(lambda: running.comp.disconnected == ["stalled"], "the stalled client disconnected")
+        assert [v.label for v in running.comp.views()] == ["first"]
+        answering(lambda: running.comp.canvas.pixel(40, 30) == RED, "the remaining view shown")
+        first.wait_for(("enter", True, []))
+        running.key(KEY_A, True)
+        first.wait_for(("key", KEY_A, 1))
+        assert running.comp.disconnected == ["stalled"]
+    finally:
+        first.close()
+        stalled.close()
+        running.close()
+
+
+def test_a_view_is_clipped_to_its_area(running: Running) -> None:
+    """A client's buffer bigger than it was told cannot draw over the bar (or anything else)."""
+    client = Client(running.socket, "greedy")
+    try:
+        assert client.configure is not None
+        client.configure = (400, 400, b"")  # ignores the configured size
+        client.show(RED)
+        wait(lambda: running.comp.canvas.pixel(150, 90) == RED, 5, "the view")
+        assert running.comp.canvas.pixel(150, 120 - BAR_H) != RED
+        assert running.comp.canvas.pixel(150, 119) != RED
+    finally:
+        client.close()
+
+
+def test_names_come_from_the_client_name_function(tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+
+    def name(pid: int, uid: int) -> str | None:
+        seen.append((pid, uid))
+        return "capsule-x"
+
+    running = Running(tmp_path, client_name=name)
+    client = Client(running.socket, "a title")
+    try:
+        client.show(RED)
+        assert [v.label for v in running.comp.views()] == ["capsule-x"]
+        assert seen[0] == (os.getpid(), os.getuid())  # the peer's credentials (SO_PEERCRED)
+    finally:
+        client.close()
+        running.close()
+
+
+def test_evdev_frames_decode_like_the_kernel_sends_them() -> None:
+    """Events come out at SYN_REPORT, relative motion is summed, kernel autorepeat (value 2) is
+    dropped, SYN_DROPPED discards the frame, a tablet's axes become fractions of the output."""
+    dev = devices.Device(-1, "x", devices.Capabilities(keyboard=True, pointer=True, abs_range=((0, 100), (0, 200))))
+    assert dev.feed(devices.EV_REL, devices.REL_X, 3) == []
+    dev.feed(devices.EV_REL, devices.REL_X, 2)
+    dev.feed(devices.EV_REL, devices.REL_Y, -1)
+    dev.feed(devices.EV_KEY, KEY_A, 2)
+    assert dev.feed(devices.EV_SYN, devices.SYN_REPORT, 0) == [devices.Motion(5.0, -1.0)]
+    dev.feed(devices.EV_KEY, KEY_A, 1)
+    assert dev.feed(devices.EV_SYN, devices.SYN_DROPPED, 0) == []
+    assert dev.feed(devices.EV_SYN, devices.SYN_REPORT, 0) == []
+    dev.feed(devices.EV_ABS, devices.ABS_X, 50)
+    dev.feed(devices.EV_ABS, devices.ABS_Y, 50)
+    dev.feed(devices.EV_KEY, devices.BTN_LEFT, 1)
+    dev.feed(devices.EV_REL, devices.REL_WHEEL, 1)
+    assert dev.feed(devices.EV_SYN, devices.SYN_REPORT, 0) == [
+        devices.MoveTo(0.5, 0.25), devices.Button(devices.BTN_LEFT, True), devices.Scroll(-10.0, 0.0)]
+
+
+def test_hotplug_watcher_follows_the_directory(tmp_path: Path) -> None:
+    """inotify wakes the compositor when a node appears; a node that is not an evdev device is
+    refused, with the reason."""
+    import selectors
+
+    w = devices.Watcher(tmp_path)
+    try:
+        assert w.watching
+        sel = selectors.DefaultSelector()
+        sel.register(w.fileno(), selectors.EVENT_READ)
+        assert sel.select(0) == []
+        (tmp_path / "event7").write_bytes(b"")
+        assert sel.select(2), "no inotify wake-up"
+        w.drain()
+        assert w.scan() == ([], [])
+        assert w.refused == {str(tmp_path / "event7"): "Inappropriate ioctl for device"}
+        assert not w.devices
+        sel.close()
+    finally:
+        w.close()
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the upstream bug, on purpose
@@ -339,3 +638,52 @@ def test_dashboard_asks_for_the_figures_of_the_rows_on_screen_only(tmp_path: Pat
         assert [r.name for r in collector.snapshot().capsules] == ["c1", "c2", "c3"]
     finally:
         e.close()
+
+
+def test_the_dashboard_is_driven_by_keyboard_and_pointer(tmp_path: Path) -> None:
+    """The real dashboard (a client process) in a compositor fed input events: a click selects a
+    capsule's row, the arrow keys move the selection, `r` restarts the selected capsule through
+    PID 1 (a real exo_init; the caller is root here: the grant is tested in tests/test_manage.py
+    and in the booted image)."""
+    if subprocess.run([SYSTEM_PY, "-c", "import cairo"], check=False, capture_output=True).returncode != 0:
+        pytest.fail(f"{SYSTEM_PY} with python3-cairo is needed (qemu/setup-host installs it)")
+    e = ExoInit(tmp_path / "exo", {"capsules": {"other": {"argv": ["/bin/sleep", "1000"]},
+                                                "sleeper": {"argv": ["/bin/sleep", "1000"]}}})
+    run = Path(f"/tmp/nqd-{os.getpid()}")
+    running = Running(run, 1024, 768)
+    dashboard = subprocess.Popen([SYSTEM_PY, "-m", "exo_init.system.dashboard", "--control",
+                                  str(e.runtime / "control.sock"), "--display", str(running.socket)],
+                                 env=dashboard_env(), cwd=REPO)
+    canvas = running.comp.canvas
+
+    def highlighted(row: int) -> bool:
+        return canvas.pixel(dash.SWATCH_X + dash.SWATCH_W + 20, dash.row_top(row) + 3) == dash.SELECTED
+
+    try:
+        first = e.wait_state("sleeper", "ready", 30)["pid"]
+        wait(lambda: [v.title for v in running.comp.views()] == [dash.TITLE], 30, "the dashboard's view")
+        wait(lambda: canvas.pixel(700, 4) == dash.HEADER, 30, "the dashboard drawn")
+        assert not highlighted(0) and not highlighted(1)
+        running.point(200, dash.row_top(1) + 12)
+        running.send((devices.EV_KEY, devices.BTN_LEFT, 1))
+        running.send((devices.EV_KEY, devices.BTN_LEFT, 0))
+        wait(lambda: highlighted(1) and not highlighted(0), 10, "sleeper's row selected by the click")
+        running.key(103, True)  # up
+        running.key(103, False)
+        wait(lambda: highlighted(0) and not highlighted(1), 10, "the selection moved up")
+        running.key(108, True)  # down
+        running.key(108, False)
+        wait(lambda: highlighted(1), 10, "the selection moved down")
+        running.key(19, True)   # r: restart
+        running.key(19, False)
+        wait(lambda: e.status("sleeper")["pid"] != first, 10, "sleeper restarted")
+        assert e.status("sleeper")["state"] in ("starting", "ready")
+        assert dashboard.poll() is None
+    finally:
+        dashboard.terminate()
+        dashboard.wait(10)
+        running.close()
+        e.close()
+        for p in sorted(run.glob("*")):
+            p.unlink()
+        run.rmdir()

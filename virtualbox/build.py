@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from exo_init import __version__
 from qemu.build import KERNEL_CMDLINE, Image, Layer, build, build_iso
 from qemu.util import StepFailed, cache_dir, die, log, run, sha256_of, step
 
@@ -89,9 +90,14 @@ def ovf_descriptor(vmdk_name: str, vmdk_size: int, capacity: int, hw: Hardware) 
     _sub(net, "ovf", "Description", "Network for NAT")
     vs = _sub(env, "ovf", "VirtualSystem", ovf_id=NAME)
     _sub(vs, "ovf", "Info", "Exosphere OS: a Linux system whose PID 1 is exo_init")
+    # The machine's name: VirtualBox falls back to ovf:id without it, other importers (virt-v2v,
+    # VMware's ovftool) read only this element.
+    _sub(vs, "ovf", "Name", NAME)
     prod = _sub(vs, "ovf", "ProductSection")
     _sub(prod, "ovf", "Info", "Product")
-    _sub(prod, "ovf", "Product", "Exosphere OS")
+    for key, value in (("Product", "Exosphere OS"), ("Vendor", "Exosphere"), ("Version", __version__),
+                       ("FullVersion", __version__)):  # the schema's order
+        _sub(prod, "ovf", key, value)
     os_sec = _sub(vs, "ovf", "OperatingSystemSection", ovf_id="101")  # 101 = Other Linux (64-bit)
     _sub(os_sec, "ovf", "Info", "The guest operating system")
     _sub(os_sec, "ovf", "Description", "Linux 2.6 / 3.x / 4.x / 5.x (64-bit)")

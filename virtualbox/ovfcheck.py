@@ -128,6 +128,9 @@ def check(data: bytes) -> list[str]:
         if not vid:
             errors.append("VirtualSystem: ovf:id is required")
         _section_info_first(vs, where, errors)
+        name_el = vs.find(f"{{{OVF}}}Name")
+        if name_el is None or not (name_el.text or "").strip():
+            errors.append(f"{where}: no ovf:Name (importers such as virt-v2v read the machine's name from it)")
         for el in list(vs)[1:]:
             ns, name = local(el.tag)
             if ns == OVF and name not in SYSTEM_SECTIONS and name != "Name":

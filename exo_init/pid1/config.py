@@ -68,6 +68,12 @@ class Config:
         """The compositor's XDG_RUNTIME_DIR: its socket is lib.paths.WAYLAND_SOCKET in here."""
         return self.runtime_dir / "wayland"
 
+    @property
+    def display_clients(self) -> Path:
+        """{uid: capsule} of the running capsules granted `display` (JSON), for the compositor to
+        name a client's views: a directory of its own, which the clients do not see."""
+        return self.runtime_dir / "display" / "clients.json"
+
 
 def kernel_cmdline(text: str) -> dict[str, str]:
     """`exo.manifest=/x exo.debug` -> {"exo.manifest": "/x", "exo.debug": ""} (exo.* keys only)."""

@@ -157,11 +157,13 @@ def _listen(path: Path, mode: int) -> socket.socket:
 
 
 class ControlServer:
-    def __init__(self, loop: Loop, path: Path, handler: Handler, root_path: Path | None = None) -> None:
+    def __init__(self, loop: Loop, path: Path, handler: Handler, root_path: Path | None = None,
+                 may_mutate: Callable[[int, str], bool] | None = None) -> None:
         """Listen on `path` (mode 0666: everyone may read; mutating calls are checked per caller)
         and, given `root_path`, on a socket only root can connect to (mode 0600): root's clients
         (exo_init/client/control.py prefers it) never queue behind a flood of other users'
-        connects."""
+        connects. A mutating call needs uid 0 or `may_mutate(uid, op)` (a capsule's `manage` grant)."""
+        self.may_mutate = may_mutate
         self.loop = loop
         self.path = path
         self.handler = handler
@@ -330,8 +332,9 @@ class ControlServer:
     def _answer(self, c: _Client, request: dict[str, Any]) -> None:
         op = request["op"]
         try:
-            if ops.OPERATIONS[op].mutating and c.uid != 0:
-                raise ApiError("AccessDenied", f"{op} needs root (caller uid {c.uid})")
+            if ops.OPERATIONS[op].mutating and c.uid != 0 and not (self.may_mutate and self.may_mutate(c.uid, op)):
+                raise ApiError("AccessDenied", f"{op} needs root or a capsule granted capabilities.manage = "
+                                               f'[ "{op}" ] (caller uid {c.uid})')
             if op == "subscribe":
                 c.streaming, c.deadline = True, float("inf")
                 self.loop.add_reader(c.fd, lambda: self._readable(c))  # to see it leave
@@ -540,6 +543,7 @@ class Supervised(Protocol):
     def restart(self, name: str) -> None: ...
     def freeze(self, name: str, frozen: bool) -> None: ...
     def checkpoint(self, name: str) -> None: ...
+    def manager(self, uid: int, op: str) -> str | None: ...
     def reload(self) -> dict[str, list[str]]: ...
     def request_shutdown(self, action: ShutdownAction) -> None: ...
 
@@ -608,7 +612,10 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
         try:
             if op in actions:  # (the reply to a change is the capsule's status without its cgroup
                 name = capsule(request)  # figures: reading a dozen files before the loop turns again
-                actions[op](name)        # delayed the capsule's readiness)
+                by = sup.manager(uid, op) if uid != 0 else None  # delayed the capsule's readiness)
+                actions[op](name)
+                if by is not None and generations is not None:  # a capsule's `manage` grant: on the record
+                    generations.record(kind="action", action=op, capsule=name, by=by)
                 return sup.status(name, stats=False)
             if op == "reload":
                 return sup.reload()

@@ -294,8 +294,9 @@ def main(argv: list[str] | None = None) -> None:
     step("supervisor set-up (cgroups, sd_notify socket)", sup.setup, None)
     wakeup = step("signals", lambda: install_signal_wakeup(sup), None)
     switcher = step("generation store", lambda: open_generations(sup), None)
-    control = step("control socket", lambda: ControlServer(sup.loop, config.control_socket, make_handler(sup, switcher),
-                                                           config.root_control_socket), None)
+    control = step("control socket", lambda: ControlServer(
+        sup.loop, config.control_socket, make_handler(sup, switcher), config.root_control_socket,
+        may_mutate=lambda uid, op: sup.manager(uid, op) is not None), None)
     if control is not None:
         sup.listeners.append(control.publish)
     manifest = step("boot manifest", lambda: load_boot_manifest(sup, switcher), None) or emergency_manifest()

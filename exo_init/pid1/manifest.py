@@ -249,6 +249,7 @@ class Capabilities:
     display: bool = _default(CAPABILITIES, "display", bool)  # the Wayland socket (WAYLAND_DISPLAY)
     bus: bool = _default(CAPABILITIES, "bus", bool)  # the D-Bus system bus socket
     control: bool = _default(CAPABILITIES, "control", bool)  # exo_init's control socket (mutations need uid 0)
+    manage: tuple[str, ...] = ()                      # mutating control operations granted (start, stop, ...)
     logs: bool = _default(CAPABILITIES, "logs", bool)  # the capsule logs, read-only (exo_init's log directory)
     caps: tuple[str, ...] = ()                        # Linux capabilities kept ("CAP_NET_BIND_SERVICE")
     seccomp_deny: tuple[str, ...] = ()                # syscalls that fail with EPERM (beyond the baseline)
@@ -749,6 +750,8 @@ def parse_capabilities(obj: Any) -> Capabilities:
         return Capabilities(host=True)
     f = parse_section(obj, CAPABILITIES, "capabilities")
     network, veth = f.pop("network")
+    if f["manage"] and not f["control"]:
+        raise FieldError("capabilities.manage", "needs control = true (the control socket it calls through)")
     return Capabilities(**f, network=network, veth=veth)
 
 
@@ -783,6 +786,10 @@ def parse_capsule(name: str, obj: Any) -> Capsule:
     runtime = Runtime(f["runtime"])
     _runtime_rules(f, runtime)
     readiness = _readiness(f["readiness"], ctype)
+    capabilities = parse_capabilities(f["capabilities"])
+    if capabilities.manage and f["user"] is not None:
+        raise FieldError("capabilities.manage", "needs the capsule's own dynamic uid (no user): PID 1 knows the "
+                                                "caller by its uid")
     if runtime is not Runtime.EXEC and readiness.kind.value not in SCHEMA.runtimes[runtime.value].readiness:
         kinds = SCHEMA.runtimes[runtime.value].readiness
         raise FieldError("readiness.kind", f"a {runtime.value} capsule takes {' or '.join(kinds)}, got "
@@ -795,7 +802,7 @@ def parse_capsule(name: str, obj: Any) -> Capsule:
         "restart": _restart(f["restart"]),
         "stop": _stop(f["stop"]),
         "quotas": _quotas(f["quotas"]),
-        "capabilities": parse_capabilities(f["capabilities"]),
+        "capabilities": capabilities,
         "runtime": runtime,
         "wasm": _wasm(f["wasm"]) if f["wasm"] is not None else None,
         "crush": _crush(f["crush"]) if f["crush"] is not None else None,

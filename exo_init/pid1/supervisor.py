@@ -21,6 +21,7 @@ and a fake clock (tests/test_scheduler.py).
 from __future__ import annotations
 
 import enum
+import json
 import os
 import signal
 import sys
@@ -142,6 +143,7 @@ class Supervisor:
         self.boot_reported = False
         self.orphans_reaped = 0
         self.applying = False
+        self.display_clients_written: dict[str, str] | None = None
 
     # --- set-up ---------------------------------------------------------------------------------
 
@@ -151,6 +153,8 @@ class Supervisor:
         self.config.runtime_dir.mkdir(parents=True, exist_ok=True)
         (self.config.runtime_dir / "scope-root").mkdir(exist_ok=True)  # isolated capsules build their root here
         self.config.wayland_dir.mkdir(exist_ok=True)  # the compositor's socket (capabilities.display)
+        self.config.display_clients.parent.mkdir(exist_ok=True)
+        self.listeners.append(self._write_display_clients)
         cgroups = None
         if self.config.cgroup_root is not None:
             tree = CgroupTree(self.config.cgroup_root)
@@ -473,6 +477,35 @@ class Supervisor:
             else:
                 self.orphans_reaped += 1
                 log.debug("reaped orphan %d: %s", pid, RunEnd.from_status(status))
+
+    def display_clients(self) -> dict[int, str]:
+        """uid -> name of the running capsules granted `display` that have their own uid."""
+        return {r.uid: r.name for r in self.capsules.values()
+                if r.pid is not None and r.uid is not None and r.own_uid and r.spec is not None
+                and r.spec.capabilities.display}
+
+    def _write_display_clients(self, _event: Event) -> None:
+        """Keep Config.display_clients true (on every state change; written when it changed)."""
+        clients = {str(uid): name for uid, name in sorted(self.display_clients().items())}
+        if clients == self.display_clients_written:
+            return
+        path = self.config.display_clients
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(clients))
+            tmp.replace(path)
+            self.display_clients_written = clients
+        except OSError as e:
+            log.warning("%s: %s", path, e.strerror or e)
+
+    def manager(self, uid: int, op: str) -> str | None:
+        """The running capsule whose own dynamic uid is `uid` and whose `capabilities.manage`
+        grants `op` (a mutating control operation), or None."""
+        for runner in self.capsules.values():
+            if runner.pid is not None and runner.uid == uid and runner.own_uid and runner.spec is not None \
+                    and op in runner.spec.capabilities.manage:
+                return runner.name
+        return None
 
     def _on_notify(self) -> None:
         """Route each sd_notify message to its capsule: by main pid, else by the sender's cgroup,

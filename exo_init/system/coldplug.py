@@ -1,5 +1,6 @@
 """The `kmod` capsule's program: load the drivers for the devices present (coldplug, what udev
-does at boot, from the `modalias` files in sysfs) and the modules the configuration names.
+does at boot, from the `modalias` files in sysfs, again for the devices the loaded drivers
+added) and the modules the configuration names.
 
 Usage: python3 -m exo_init.system.coldplug [MODULE ...]
 Devices without a module in the image are skipped quietly; a named MODULE that cannot be loaded
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 MODPROBE = "/usr/sbin/modprobe"
+PASSES = 3
 
 
 def modaliases(sysfs: Path = Path("/sys/devices")) -> list[str]:
@@ -32,10 +34,17 @@ def modaliases(sysfs: Path = Path("/sys/devices")) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     named = sys.argv[1:] if argv is None else argv
     modprobe = os.environ.get("MODPROBE", MODPROBE)
-    aliases = modaliases()
-    # -b: honour blacklists; -q: an alias with no module in the image is not an error.
-    subprocess.run([modprobe, "-a", "-b", "-q", *aliases], check=False)
-    print(f"coldplug: {len(aliases)} device aliases tried", flush=True)
+    # -b: honour blacklists; -q: an alias with no module in the image is not an error. A driver
+    # loaded in one pass may add devices (virtio_pci -> the virtio devices, a USB host controller
+    # -> its hub): the next pass tries their aliases, until a pass finds nothing new.
+    tried: set[str] = set()
+    for _pass in range(PASSES):
+        aliases = [a for a in modaliases() if a not in tried]
+        if not aliases:
+            break
+        tried.update(aliases)
+        subprocess.run([modprobe, "-a", "-b", "-q", *aliases], check=False)
+    print(f"coldplug: {len(tried)} device aliases tried", flush=True)
     if named:
         r = subprocess.run([modprobe, "-a", *named], check=False)
         if r.returncode != 0:

@@ -3,7 +3,13 @@ state colour, restarts, CPU and memory against its quota, a history graph of CPU
 capsule, the runtime capsules' budgets (a WebAssembly capsule's fuel used against `wasm.fuel`
 and its linear memory against `wasm.memory_max`: the `metrics` of its status), the recent Sentry
 events and the current generation; redrawn every second from PID 1's control socket (read-only
-operations: status, info, events).
+operations: status, info, events, logs).
+
+It can be acted on: a capsule is selected with the arrow keys or a click on its row; the panel on
+the right shows its details and last log lines, and start / stop / restart / freeze / thaw go to
+PID 1 by a click on their buttons or their keys (s, t, r, f, u; key codes of a US layout). PID 1
+refuses them unless the dashboard capsule is granted `capabilities.manage`, and records each one
+it carries out in the event log (the events list below shows it).
 
 Data (`Snapshot`, `collect`, `History`) is separate from drawing (`render`, cairo only) and from
 the Wayland plumbing (`Window`). The layout is fixed so that a test can find things: capsule row
@@ -22,7 +28,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +48,9 @@ SWATCH_X, SWATCH_W, SWATCH_H = 16, 20, 18
 TABLE_W = 600           # the table's columns end here; the graphs are to the right
 BUDGET_H = 18           # a runtime capsule's line in the budgets list below the table
 HISTORY = 120           # samples kept per capsule (two minutes at 1 Hz)
+BUTTON_W, BUTTON_H, BUTTON_GAP = 70, 22, 6
+LOG_LINES = 6           # of the selected capsule, in its panel
+SELECTED = (44, 54, 76)  # the selected row's background
 
 # Colours (R, G, B), 0-255 -----------------------------------------------------------------------------
 BACKGROUND = (24, 28, 36)
@@ -66,6 +75,11 @@ def row_top(i: int) -> int:
     return TABLE_TOP + i * ROW_H
 
 
+def rows_fitting(height: int) -> int:
+    """How many table rows a window `height` pixels high shows (the rest are cut off)."""
+    return max(0, (height - TABLE_TOP) // ROW_H)
+
+
 def budget_top(rows: int, k: int) -> int:
     """The top of the k-th runtime capsule's line in the budgets list, below `rows` table rows."""
     return row_top(rows) + 24 + k * BUDGET_H
@@ -77,6 +91,48 @@ def swatch_centre(i: int) -> tuple[int, int]:
 
 def series_colour(name: str) -> tuple[int, int, int]:
     return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
+
+
+@dataclass(frozen=True)
+class Panels:
+    """Where the right column's parts go for a window of `width` x `height`."""
+    x: int
+    w: int
+    graph_h: int
+    cpu_top: int
+    memory_top: int
+    details_top: int
+    events_top: int
+
+
+def panels(width: int, height: int) -> Panels:
+    x, w = TABLE_W + 16, max(200, width - TABLE_W - 32)
+    gh = max(60, (height - TABLE_TOP - 40) // 4)
+    cpu = TABLE_TOP
+    memory = cpu + gh + 34
+    details = memory + gh + 40
+    return Panels(x, w, gh, cpu, memory, details, max(details + 200, height - 8 * 14 - 26))
+
+
+# action -> its key (the letter, and its evdev code as wl_keyboard.key sends it on a US layout)
+ACTION_KEYS = {"start": ("s", 31), "stop": ("t", 20), "restart": ("r", 19), "freeze": ("f", 33), "thaw": ("u", 22)}
+ACTIONS = tuple(ACTION_KEYS)
+KEY_ACTIONS = {code: op for op, (_letter, code) in ACTION_KEYS.items()}
+KEY_UP, KEY_DOWN = 103, 108
+BTN_LEFT = 0x110
+
+
+def action_buttons(width: int, height: int) -> list[tuple[str, int, int]]:
+    """(action, x, y) of each button (BUTTON_W x BUTTON_H) in the selected capsule's panel."""
+    p = panels(width, height)
+    y = p.details_top + 58
+    return [(op, p.x + k * (BUTTON_W + BUTTON_GAP), y) for k, op in enumerate(ACTIONS)]
+
+
+def row_at(y: float) -> int | None:
+    """The table row under y (a click), or None."""
+    i = int((y - TABLE_TOP) // ROW_H)
+    return i if y >= TABLE_TOP and i >= 0 else None
 
 
 # Data ----------------------------------------------------------------------------------------------
@@ -103,6 +159,63 @@ class Snapshot:
     events: tuple[str, ...]
     time: float
     error: str = ""
+    selected: str | None = None       # the capsule whose panel is shown
+    logs: tuple[str, ...] = ()        # its last log lines
+    message: str = ""                 # the outcome of the last action
+
+
+@dataclass
+class Controls:
+    """The dashboard's input: the selected capsule and what the last action said."""
+    control: Path
+    selected: str | None = None
+    message: str = ""
+    actions: list[str] = field(default_factory=list)  # carried out (for the figures)
+
+    def select(self, names: list[str], step: int = 0, index: int | None = None) -> None:
+        if not names:
+            return
+        if index is not None:
+            if 0 <= index < len(names):
+                self.selected = names[index]
+            return
+        i = names.index(self.selected) if self.selected in names else (-1 if step > 0 else 0)
+        self.selected = names[max(0, min(len(names) - 1, i + step))]
+
+    def act(self, op: str) -> None:
+        """Ask PID 1 for `op` on the selected capsule; the answer goes to `message`."""
+        if self.selected is None:
+            self.message = f"{op}: select a capsule first"
+            return
+        try:
+            st = call(self.control, {"op": op, "name": self.selected}, timeout=10)
+            self.message = f"{op} {self.selected}: done, now {st.get('state', '?')}"
+            self.actions.append(op)
+        except ApiError as e:
+            self.message = f"{op} {self.selected}: {e.name}: {e.message}"[:120]
+        except (OSError, ValueError) as e:
+            self.message = f"{op} {self.selected}: control socket: {e}"[:120]
+
+    def key(self, code: int, names: list[str]) -> bool:
+        """A key press; True when it changed something (redraw now)."""
+        if code in (KEY_UP, KEY_DOWN):
+            self.select(names, -1 if code == KEY_UP else 1)
+            return True
+        if code in KEY_ACTIONS:
+            self.act(KEY_ACTIONS[code])
+            return True
+        return False
+
+    def click(self, x: float, y: float, width: int, height: int, names: list[str]) -> bool:
+        for op, bx, by in action_buttons(width, height):
+            if bx <= x < bx + BUTTON_W and by <= y < by + BUTTON_H:
+                self.act(op)
+                return True
+        row = row_at(y)
+        if x < TABLE_W and row is not None and row < len(names):
+            self.select(names, index=row)
+            return True
+        return False
 
 
 def parse_cpu_max(value: str) -> float | None:
@@ -146,9 +259,10 @@ def event_line(record: Mapping[str, Any]) -> str:
 
 
 def collect(control: Path, hostname_fallback: str = "exosphere", names: list[str] | None = None,
-            info: dict[str, Any] | None = None) -> Snapshot:
+            info: dict[str, Any] | None = None, selected: str | None = None) -> Snapshot:
     """One snapshot from PID 1's control socket (read-only operations): every capsule, or only
-    `names` (with their figures; PID 1 reads a dozen cgroup files for each)."""
+    `names` (with their figures; PID 1 reads a dozen cgroup files for each), with the last log
+    lines of the `selected` capsule."""
     try:
         info = info if info is not None else call(control, {"op": "info"}, timeout=5)
         request: dict[str, Any] = {"op": "status"} if names is None else {"op": "status", "names": names}
@@ -159,7 +273,15 @@ def collect(control: Path, hostname_fallback: str = "exosphere", names: list[str
         events = tuple(event_line(r) for r in call(control, {"op": "events", "lines": 8}, timeout=5))
     except (OSError, ValueError, ApiError):
         events = ()
-    return Snapshot(str(info.get("hostname") or hostname_fallback), info.get("generation"), rows, events, time.time())
+    logs: tuple[str, ...] = ()
+    if selected is not None:
+        try:
+            logs = tuple(str(line) for line in call(control, {"op": "logs", "name": selected, "lines": LOG_LINES},
+                                                    timeout=5)["lines"])
+        except (OSError, ValueError, ApiError, KeyError, TypeError) as e:
+            logs = (f"(logs: {e})",)
+    return Snapshot(str(info.get("hostname") or hostname_fallback), info.get("generation"), rows, events, time.time(),
+                    selected=selected, logs=logs)
 
 
 class Collector:
@@ -174,7 +296,7 @@ class Collector:
         self.names: list[str] = []
         self.capsule_set: object = None
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, selected: str | None = None) -> Snapshot:
         try:
             info = call(self.control, {"op": "info"}, timeout=5)
             if info.get("capsule_set") != self.capsule_set or self.capsule_set is None:
@@ -182,11 +304,7 @@ class Collector:
                 self.capsule_set = info.get("capsule_set")
         except (OSError, ValueError, ApiError) as e:
             return Snapshot("exosphere", None, (), (), time.time(), error=f"control socket: {e}")
-        return collect(self.control, names=self.names[:self.rows], info=info)
-
-
-def visible_rows(height: int) -> int:
-    return max(1, (height - TABLE_TOP) // ROW_H + 1)
+        return collect(self.control, names=self.names[:self.rows], info=info, selected=selected)
 
 
 @dataclass
@@ -249,6 +367,10 @@ def render(ctx: Any, snap: Snapshot, history: History, width: int, height: int, 
         top = row_top(i)
         if top + ROW_H > height:
             break
+        if row.name == snap.selected:
+            _rgb(ctx, SELECTED)
+            ctx.rectangle(SWATCH_X + SWATCH_W + 2, top + 1, TABLE_W - SWATCH_X - SWATCH_W - 4, ROW_H - 2)
+            ctx.fill()
         _rgb(ctx, STATE_COLOURS.get(row.state, UNKNOWN_STATE))
         ctx.rectangle(SWATCH_X, top + 4, SWATCH_W, SWATCH_H)
         ctx.fill()
@@ -278,24 +400,66 @@ def render(ctx: Any, snap: Snapshot, history: History, width: int, height: int, 
                 _bar(ctx, 190, top + 3, 100, 11, row.budget, series_colour(row.name))
             _text(ctx, 300, top + 13, row.budgets[:48], DIM, 11)
     # History graphs: CPU (percent of one CPU) and memory (bytes), one line per capsule.
-    gx, gw = TABLE_W + 16, width - TABLE_W - 32
-    gh = max(60, (height - TABLE_TOP - 40) // 3)
-    _graph(ctx, gx, TABLE_TOP, gw, gh, "CPU % (history)", history.cpu, 100.0)
-    _graph(ctx, gx, TABLE_TOP + gh + 30, gw, gh, "memory (history)", history.memory,
-           float(max((max(v) for v in history.memory.values() if v), default=1)))
+    p = panels(width, height)
+    top_memory = float(max((max(v) for v in history.memory.values() if v), default=1))
+    _graph(ctx, p.x, p.cpu_top, p.w, p.graph_h, "CPU % of one CPU", history.cpu, 100.0, "100%")
+    _graph(ctx, p.x, p.memory_top, p.w, p.graph_h, "memory", history.memory, top_memory, fmt_bytes(int(top_memory)))
+    _details(ctx, snap, width, height)
     # Recent Sentry events.
-    ey = TABLE_TOP + 2 * gh + 76
-    _text(ctx, gx, ey, "recent Sentry events", DIM, 12)
-    for j, line in enumerate(snap.events[-8:] if snap.events else ("(none)",)):
-        _text(ctx, gx, ey + 18 + 16 * j, line, TEXT, 11)
+    _text(ctx, p.x, p.events_top, "recent Sentry events", DIM, 12)
+    for j, line in enumerate(snap.events[-6:] if snap.events else ("(none)",)):
+        _text(ctx, p.x, p.events_top + 16 + 14 * j, line, TEXT, 11)
+
+
+def _details(ctx: Any, snap: Snapshot, width: int, height: int) -> None:
+    """The selected capsule: its state and detail, the action buttons, its last log lines."""
+    p = panels(width, height)
+    y = p.details_top
+    row = next((r for r in snap.capsules if r.name == snap.selected), None)
+    if row is None:
+        _text(ctx, p.x, y + 14, "select a capsule: arrow keys or a click on its row", DIM, 12)
+    else:
+        _rgb(ctx, STATE_COLOURS.get(row.state, UNKNOWN_STATE))
+        ctx.rectangle(p.x, y + 2, 14, 14)
+        ctx.fill()
+        _text(ctx, p.x + 22, y + 14, f"{row.name}  ·  {row.state}  ·  restarts {row.restarts}", TEXT, 14)
+        _text(ctx, p.x, y + 34, (row.detail or "-")[:64], DIM, 11)
+        _text(ctx, p.x, y + 50, f"cpu {row.cpu_percent:.0f}%   memory {fmt_bytes(row.memory)}", DIM, 11)
+    for op, bx, by in action_buttons(width, height):
+        _rgb(ctx, (60, 70, 92) if row is not None else (40, 44, 54))
+        ctx.rectangle(bx, by, BUTTON_W, BUTTON_H)
+        ctx.fill()
+        _text(ctx, bx + 6, by + 15, f"{op} [{ACTION_KEYS[op][0]}]", TEXT, 11)
+    by = action_buttons(width, height)[0][2] + BUTTON_H
+    if snap.message:
+        _text(ctx, p.x, by + 16, snap.message[:70], TEXT, 11)
+    for j, line in enumerate(snap.logs[-LOG_LINES:]):
+        _text(ctx, p.x, by + 34 + 13 * j, line[:72], DIM, 10)
 
 
 def _graph(ctx: Any, x: int, y: int, w: int, h: int, title: str, series: Mapping[str, deque[Any]],  # noqa: PLR0917
-           scale: float) -> None:
-    _text(ctx, x, y - 4, title, DIM, 11)
+           scale: float, top_label: str) -> None:
+    """A history graph: the title and the value of its top edge, a time axis below (the last
+    HISTORY seconds), and a legend of the busiest series (colour and name)."""
+    _text(ctx, x, y - 4, f"{title}  (top: {top_label})", DIM, 11)
     _rgb(ctx, (32, 37, 48))
     ctx.rectangle(x, y, w, h)
     ctx.fill()
+    _rgb(ctx, (70, 76, 90))
+    for k, label in enumerate((f"-{HISTORY // 60} min", f"-{HISTORY // 120} min", "now")):
+        tx = x + w * k / 2
+        ctx.rectangle(tx - (1 if k else 0), y + h, 1, 4)
+        ctx.fill()
+        _text(ctx, min(tx, x + w - 22) - (0 if k == 0 else 14 if k == 1 else 0), y + h + 14, label, DIM, 10)
+        _rgb(ctx, (70, 76, 90))
+    busiest = sorted(((float(v[-1]), n) for n, v in series.items() if v), reverse=True)[:4]
+    lx = x + 6
+    for _v, name in busiest:
+        _rgb(ctx, series_colour(name))
+        ctx.rectangle(lx, y + 6, 10, 3)
+        ctx.fill()
+        _text(ctx, lx + 13, y + 11, name[:14], TEXT, 10)
+        lx += 26 + 6 * min(14, len(name))
     scale = max(scale, 1e-9)
     ctx.set_line_width(1.5)
     for name, values in sorted(series.items()):
@@ -326,11 +490,13 @@ def memory_total() -> int:
 # Wayland -------------------------------------------------------------------------------------------
 
 class Window:
-    """A fullscreen xdg toplevel with one wl_shm buffer that cairo draws into."""
+    """An xdg toplevel of the size the compositor configures (a new buffer when it changes), one
+    wl_shm buffer that cairo draws into, and the seat's keyboard and pointer: key presses and
+    clicks are queued in `keys` and `clicks` for the main loop."""
 
     def __init__(self, display_name: str) -> None:
         from pywayland.client import Display  # noqa: PLC0415  (heavy: only the client needs it)
-        from pywayland.protocol.wayland import WlCompositor, WlShm  # noqa: PLC0415
+        from pywayland.protocol.wayland import WlCompositor, WlSeat, WlShm  # noqa: PLC0415
         from pywayland.protocol.xdg_shell import XdgWmBase  # noqa: PLC0415
 
         self.display = Display(display_name)
@@ -360,7 +526,17 @@ class Window:
         self.closed = False
         self.busy = False
         self.buffer: Any = None
+        self.buffer_size = (0, 0)
         self.pixels: mmap.mmap | None = None
+        self.keys: list[int] = []                     # evdev codes of keys pressed, not yet handled
+        self.clicks: list[tuple[float, float]] = []   # left-button presses, surface coordinates
+        self.pointer = (0.0, 0.0)
+        self.input_proxies: list[Any] = []            # (pywayland drops the events of a collected proxy)
+        if "wl_seat" in found:
+            seat = registry.bind(found["wl_seat"][0], WlSeat, min(4, found["wl_seat"][1]))
+            seat.dispatcher["capabilities"] = self._on_capabilities
+            seat.dispatcher["name"] = lambda *_a: None
+            self.input_proxies.append(seat)
 
         def on_configure(_t: Any, width: int, height: int, _states: bytes) -> None:
             if width > 0 and height > 0:
@@ -384,7 +560,35 @@ class Window:
             self.size = (1024, 768)
         self._allocate()
 
+    def _on_capabilities(self, seat: Any, caps: int) -> None:
+        kinds = {type(p).__name__ for p in self.input_proxies}
+        if caps & 2 and "WlKeyboardProxy" not in kinds:
+            kb = seat.get_keyboard()
+            kb.dispatcher["keymap"] = lambda _k, _fmt, fd, _size: os.close(fd)  # (key codes are enough)
+            kb.dispatcher["key"] = lambda _k, _serial, _t, key, state: self.keys.append(key) if state == 1 else None
+            for event in ("enter", "leave", "modifiers", "repeat_info"):
+                kb.dispatcher[event] = lambda *_a: None
+            self.input_proxies.append(kb)
+        if caps & 1 and "WlPointerProxy" not in kinds:
+            ptr = seat.get_pointer()
+
+            def at(x: float, y: float) -> None:
+                self.pointer = (x, y)
+
+            ptr.dispatcher["enter"] = lambda _p, _serial, _surface, x, y: at(x, y)
+            ptr.dispatcher["motion"] = lambda _p, _t, x, y: at(x, y)
+            ptr.dispatcher["button"] = lambda _p, _serial, _t, button, state: \
+                self.clicks.append(self.pointer) if state == 1 and button == BTN_LEFT else None
+            for event in ("leave", "axis", "frame", "axis_source", "axis_stop", "axis_discrete"):
+                ptr.dispatcher[event] = lambda *_a: None
+            self.input_proxies.append(ptr)
+
     def _allocate(self) -> None:
+        if self.buffer is not None:
+            self.buffer.destroy()
+        if self.pixels is not None:
+            self.pixels.close()
+        self.buffer_size = self.size
         width, height = self.size
         stride = width * 4
         fd = os.memfd_create("exo-dashboard", os.MFD_CLOEXEC)
@@ -408,6 +612,8 @@ class Window:
 
         if self.busy or self.pixels is None:
             return False
+        if self.size != self.buffer_size:  # configured to another size: a new buffer
+            self._allocate()
         width, height = self.size
         surface = cairo.ImageSurface.create_for_data(self.pixels, cairo.FORMAT_ARGB32, width, height, width * 4)
         ctx = cairo.Context(surface)
@@ -434,16 +640,19 @@ def main(argv: list[str] | None = None) -> None:
     history = History()
     total = memory_total()
     control = Path(args.control)
+    controls = Controls(control)
     sel = selectors.DefaultSelector()
     sel.register(window.display.get_fd(), selectors.EVENT_READ)
     next_frame = time.monotonic()
     frames = 0
-    collector = Collector(control, visible_rows(window.size[1]))
+    collector = Collector(control, max(1, rows_fitting(window.size[1])))
+    names: list[str] = []
     while not window.closed:
         now = time.monotonic()
         if now >= next_frame:
-            collector.rows = visible_rows(window.size[1])
-            snap = collector.snapshot()
+            collector.rows = max(1, rows_fitting(window.size[1]))
+            snap = replace(collector.snapshot(selected=controls.selected), message=controls.message)
+            names = [r.name for r in snap.capsules]
             history.add(snap)
             if window.show(lambda ctx, w, h, s=snap: render(ctx, s, history, w, h, total)):
                 frames += 1
@@ -451,6 +660,15 @@ def main(argv: list[str] | None = None) -> None:
                     sd_notify(f"READY=1\nSTATUS={window.size[0]}x{window.size[1]}")
             next_frame = max(next_frame + args.interval, now + args.interval / 4)
         window.display.dispatch(block=False)
+        changed = False
+        while window.keys:
+            changed |= controls.key(window.keys.pop(0), names)
+        while window.clicks:
+            x, y = window.clicks.pop(0)
+            changed |= controls.click(x, y, window.size[0], window.size[1], names)
+        if changed:
+            next_frame = time.monotonic()  # show the selection or the action's outcome now
+            continue
         window.display.flush()
         if sel.select(max(0.0, next_frame - time.monotonic())) and window.display.dispatch(block=True) < 0:
             print("dashboard: the compositor went away", file=sys.stderr, flush=True)

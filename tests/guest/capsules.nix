@@ -261,4 +261,12 @@ in
     autostart = false;
     capabilities.host = true;
   };
+  # A second display client (tests/vm/test_desktop.py): a magenta view that logs the input it gets.
+  viewer = {
+    description = "A Wayland client filling its view with one colour, logging its keyboard and pointer events";
+    argv = [ paths.python3 "/usr/lib/exosphere/test/viewer.py" ];
+    autostart = false;
+    requires = [ "nexquelium" ];
+    capabilities.display = true;
+  };
 }

@@ -22,6 +22,7 @@ TEST_LAYER = Layer(
            (GUEST / "hogs.py", "/usr/lib/exosphere/test/hogs.py"),
            (GUEST / "bench_spawn.py", "/usr/lib/exosphere/test/bench_spawn.py"),
            (GUEST / "echo.py", "/usr/lib/exosphere/test/echo.py"),
+           (GUEST / "viewer.py", "/usr/lib/exosphere/test/viewer.py"),
            (GUEST / "scope_probe.py", "/usr/lib/exosphere/test/scope_probe.py"),
            (GUEST / "ready.py", "/usr/lib/exosphere/test/ready.py"),
            (GUEST / "bench_versus.py", "/usr/lib/exosphere/test/bench_versus.py"),

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -42,7 +45,8 @@ def test_descriptor_is_valid_ovf(appliance: Appliance) -> None:
     assert check(ovf) == []
     text = ovf.decode()
     for needle in ("<vbox:OSType ovf:required=\"false\">Linux_64</vbox:OSType>", ">AHCI<", ">E1000<", ">NAT<",
-                   "controller=\"VMSVGA\"", "<rasd:VirtualQuantity>1024</rasd:VirtualQuantity>"):
+                   "controller=\"VMSVGA\"", "<rasd:VirtualQuantity>1024</rasd:VirtualQuantity>",
+                   "<ovf:Name>exosphere</ovf:Name>", "<ovf:Vendor>Exosphere</ovf:Vendor>"):
         assert needle in text, needle
 
 
@@ -72,6 +76,52 @@ def test_checker_sees_rasd_order(appliance: Appliance) -> None:
         "<rasd:ResourceSubType>AHCI</rasd:ResourceSubType>",
         "<rasd:ResourceSubType>AHCI</rasd:ResourceSubType><rasd:Address>0</rasd:Address>", 1)
     assert any("out of schema order" in e for e in check(swapped.encode()))
+
+
+def v2v_print_source(ova_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Debian's virt-v2v reading the appliance like an importer (no conversion, no libguestfs VM)."""
+    return subprocess.run(["virt-v2v", "-i", "ova", str(ova_dir), "--print-source"], capture_output=True,
+                          text=True, timeout=300, check=False, env={**os.environ, "LANG": "C"})
+
+
+def unpack_with_descriptor(appliance: Appliance, dest: Path, ovf: bytes) -> Path:
+    """The appliance as an OVA directory (which virt-v2v also takes) with `ovf` as its descriptor
+    and a manifest that matches it."""
+    dest.mkdir()
+    (dest / "exosphere.ovf").write_bytes(ovf)
+    try:  # (virt-v2v refuses a symbolic link: "references a file outside the archive")
+        os.link(appliance.vmdk, dest / "exosphere-disk1.vmdk")
+    except OSError:
+        shutil.copyfile(appliance.vmdk, dest / "exosphere-disk1.vmdk")
+    (dest / "exosphere.mf").write_text(f"SHA256(exosphere.ovf)= {hashlib.sha256(ovf).hexdigest()}\n"
+                                       f"SHA256(exosphere-disk1.vmdk)= {sha256_file(appliance.vmdk)}\n")
+    return dest
+
+
+def test_virt_v2v_reads_the_appliance(appliance: Appliance, tmp_path: Path) -> None:
+    ovf = appliance.ovf.read_bytes()
+    # Renamed, so that the name virt-v2v prints can only come from the descriptor (its fallback is
+    # the file name).
+    out = v2v_print_source(unpack_with_descriptor(appliance, tmp_path / "renamed", ovf))
+    assert out.returncode == 0, out.stderr
+    assert "warning" not in out.stdout + out.stderr, out.stdout + out.stderr
+    fields = dict(re.findall(r"^\s*([a-zA-Z ]+?): (.*)$", out.stdout, re.MULTILINE))
+    assert fields["source name"] == "exosphere", out.stdout
+    assert fields["memory"] == f"{1024 << 20} (bytes)" and fields["nr vCPUs"] == "2", out.stdout
+    assert fields["firmware"] == "bios", out.stdout
+    assert re.search(r"^\s*0 \[sata\]$", out.stdout, re.MULTILINE), out.stdout
+    assert re.search(r'"NAT" \[e1000\]', out.stdout), out.stdout
+
+
+def test_virt_v2v_warns_without_the_name(appliance: Appliance, tmp_path: Path) -> None:
+    """The importer's complaint this descriptor fixed (issue 21), so the test above can fail."""
+    ovf = appliance.ovf.read_text()
+    assert "<ovf:Name>exosphere</ovf:Name>" in ovf
+    broken = ovf.replace("<ovf:Name>exosphere</ovf:Name>", "", 1).encode()
+    assert any("no ovf:Name" in e for e in check(broken))
+    out = v2v_print_source(unpack_with_descriptor(appliance, tmp_path / "renamed", broken))
+    assert "could not parse ovf:Name" in out.stderr + out.stdout, out.stderr
+    assert "source name: renamed" in out.stdout, out.stdout
 
 
 def test_manifest_digests_match(appliance: Appliance, tmp_path: Path) -> None:

@@ -39,10 +39,12 @@ class Canvas:
     def clear(self) -> None:
         self.pixels[:] = bytes((*BACKGROUND, 0xFF)) * (self.width * self.height)
 
-    def blit(self, data: bytes, width: int, height: int, stride: int, *, x: int = 0, y: int = 0) -> None:
-        """Copy a client buffer (rows of `stride` bytes) to (x, y), clipped to the canvas."""
-        w = min(width, self.width - x)
-        h = min(height, self.height - y)
+    def blit(self, data: bytes, width: int, height: int, stride: int, *, x: int = 0, y: int = 0,
+             clip: tuple[int, int] | None = None) -> None:
+        """Copy a client buffer (rows of `stride` bytes) to (x, y), clipped to the canvas and to
+        `clip` (the width and height of the area it may cover)."""
+        w = min(width, self.width - x, clip[0] if clip else width)
+        h = min(height, self.height - y, clip[1] if clip else height)
         if w <= 0 or h <= 0 or x < 0 or y < 0:
             return
         row = w * 4
@@ -52,6 +54,15 @@ class Canvas:
         for r in range(h):
             dst = (y + r) * self.stride + x * 4
             self.pixels[dst:dst + row] = data[r * stride:r * stride + row]
+
+    def fill(self, x: int, y: int, w: int, h: int, colour: tuple[int, int, int]) -> None:
+        """A rectangle of `colour` (R, G, B), clipped to the canvas."""
+        x0, y0, x1, y1 = max(0, x), max(0, y), min(self.width, x + w), min(self.height, y + h)
+        if x1 <= x0 or y1 <= y0:
+            return
+        row = bytes((colour[2], colour[1], colour[0], 0xFF)) * (x1 - x0)
+        for r in range(y0, y1):
+            self.pixels[(r * self.width + x0) * 4:(r * self.width + x1) * 4] = row
 
     def pixel(self, x: int, y: int) -> tuple[int, int, int]:
         """(R, G, B) at (x, y)."""
