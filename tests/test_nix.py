@@ -424,6 +424,8 @@ FULL: dict[str, Any] = {
     "description": "every field",
     "runtime": "exec",
     "wasm": None,
+    "health": {"kind": "exec", "path": "/run/ok", "host": "::1", "port": 8080, "argv": ["/bin/true", "x"],
+               "interval": 2.5, "timeout": 1.5, "threshold": 4, "action": "restart", "network": True},
 }
 # The same capsule as a WebAssembly capsule: every field of the wasm section.
 FULL_WASM: dict[str, Any] = {
@@ -437,6 +439,7 @@ def test_every_loader_field_is_known() -> None:
     assert set(FULL) == set(CAPSULE_KEYS)
     assert set(FULL["quotas"]) == set(QUOTA_KEYS)
     assert set(FULL_WASM["wasm"]) == set(SCHEMA.section("wasm").keys)
+    assert set(FULL["health"]) == set(SCHEMA.section("health").keys)
     for full in (FULL, FULL_WASM):
         doc = render_capsules({"web": full})
         loads_cleanly(doc)
@@ -512,7 +515,21 @@ PARITY: list[dict[str, Any]] = [
     {"runtime": "exec", "wasm": None},
     {"argv": None, "runtime": "wasm", "wasm": {"module": "/srv/a.wat"},
      "capabilities": {"filesystem": {"/srv/data": "ro"}}},
+    # liveness checks
+    {"health": {"kind": "tcp", "port": 80, "network": True, "action": "restart"}},
+    {"health": {"kind": "file", "path": "/run/ok", "interval": 0.1, "threshold": 1000}},
+    {"health": {"kind": "exec", "argv": ["/bin/true"], "timeout": 0.5}},
+    {"health": {"kind": "notify-watchdog"}},
+    {"health": None},
     # rejected by both
+    {"health": {"kind": "tcp"}},
+    {"health": {"kind": "file", "path": "run/ok"}},
+    {"health": {"kind": "exec"}},
+    {"health": {"kind": "file", "path": "/x", "argv": ["/bin/true"]}},
+    {"health": {"kind": "http"}},
+    {"health": {"path": "/x"}},
+    {"health": {"kind": "file", "path": "/x", "action": "reboot"}},
+    {"type": "oneshot", "health": {"kind": "notify-watchdog"}},
     {"argv": []},
     {"argv": ["bin/true"]},
     {"argv": "/bin/true"},

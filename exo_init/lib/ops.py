@@ -28,6 +28,7 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
     Operation("restart", True, ("Restart",)),
     Operation("freeze", True, ("Freeze",)),
     Operation("thaw", True, ("Thaw",)),
+    Operation("degrade", True),  # the Sentry: {"name", "reason"} ("" clears it)
     Operation("reload", True, ("Reload",)),
     Operation("poweroff", True, ("PowerOff",)),
     Operation("reboot", True, ("Reboot",)),

@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
                                                            config.root_control_socket), None)
     if control is not None:
         sup.listeners.append(control.publish)
+        sup.health_listeners.append(control.publish)
     manifest = step("boot manifest", lambda: load_boot_manifest(sup, switcher), None) or emergency_manifest()
     if pid1:
         warn_all(step("hostname", lambda: early.set_hostname(manifest.hostname), []))

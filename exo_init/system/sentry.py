@@ -10,6 +10,7 @@ above `memory_pressure` % for `sustain` samples), `crash-loop` (`crash_loop` res
 `crash_window` s), `not-ready` (starting for longer than `not_ready_after` s).
 Actions: `log`, `restart`, `freeze`, `kill` (stop the capsule), `rollback` (the generation).
 Every anomaly and action is a line in the event log (`exoctl events`).
+Liveness checks (a capsule's manifest `health`) and network partitions: exo_init/system/liveness.py.
 
 Policy (JSON, from --policy or $EXO_SENTRY_POLICY; declared in Nix with the capsule):
     {"default": "log", "capsules": {"web": {"oom": "restart", "crash-loop": "rollback"},
@@ -35,6 +36,8 @@ from exo_init.lib import eventlog
 from exo_init.lib.errors import ApiError
 from exo_init.lib.notify import sd_notify
 from exo_init.lib.paths import DEFAULT_RUNTIME
+from exo_init.system.liveness import Liveness
+from exo_init.system.network import LINK_STATE
 
 ANOMALIES = ("oom", "pids-max", "throttled", "memory-pressure", "crash-loop", "not-ready")
 ACTIONS = ("log", "restart", "freeze", "kill", "rollback")
@@ -131,13 +134,14 @@ def process_figures(pid: Any) -> dict[str, Any]:
 
 
 class Sentry:
-    def __init__(self, control: Path, policy: Policy, event_log: Path, me: str) -> None:
+    def __init__(self, control: Path, policy: Policy, event_log: Path, me: str, link_state: Path = LINK_STATE) -> None:
         self.control = control
         self.policy = policy
         self.event_log = event_log
         self.me = me
         self.tracks: dict[str, Track] = {}
         self.samples = 0
+        self.liveness = Liveness(self.record, self.anomaly, self.degrade, link_state)  # health checks, partitions
 
     def record(self, **record: Any) -> None:
         out = eventlog.append(self.event_log, {"source": "sentry", **record})
@@ -146,6 +150,10 @@ class Sentry:
     # --- detection -------------------------------------------------------------------------------
 
     def on_event(self, event: dict[str, Any]) -> None:
+        if "health" in event:
+            if event.get("capsule") != self.me:
+                self.liveness.on_health(event)
+            return
         name = event.get("capsule")
         if not isinstance(name, str) or name == self.me or event.get("new") != "backoff":
             return
@@ -200,10 +208,11 @@ class Sentry:
 
     # --- action ----------------------------------------------------------------------------------
 
-    def anomaly(self, name: str, kind: str, detail: dict[str, Any]) -> None:
+    def anomaly(self, name: str, kind: str, detail: dict[str, Any], action: str | None = None) -> None:
+        """Record an anomaly and act on it: by `action` (a manifest's health.action), else the policy."""
         track = self.tracks.setdefault(name, Track())
         now = time.monotonic()
-        action = self.policy.action(name, kind)
+        action = action if action in ACTIONS else self.policy.action(name, kind)
         cooling = now - track.last_fired.get(kind, -1e9) < self.policy.thresholds["cooldown"]
         self.record(kind="anomaly", anomaly=kind, capsule=name, action="log" if cooling else action, **detail)
         if cooling or action == "log":
@@ -216,6 +225,13 @@ class Sentry:
             self.record(kind="action", action=action, capsule=name, anomaly=kind, ok=True)
         except (ApiError, OSError, ValueError) as e:
             self.record(kind="action", action=action, capsule=name, anomaly=kind, ok=False, error=str(e))
+
+    def degrade(self, name: str, reason: str) -> None:
+        """Mark a capsule degraded in PID 1 (`reason`), or clear it ("")."""
+        try:
+            call(self.control, {"op": "degrade", "name": name, "reason": reason})
+        except (ApiError, OSError, ValueError) as e:
+            self.record(kind="action", action="degrade", capsule=name, ok=False, error=str(e))
 
     # --- main loop -------------------------------------------------------------------------------
 
@@ -233,6 +249,7 @@ class Sentry:
                     for st in status:
                         st.update(process_figures(st.get("pid")))
                     self.sample(status)
+                    self.liveness.tick()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -241,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--policy", default=None, help="policy JSON (default $EXO_SENTRY_POLICY)")
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--event-log", type=Path, default=None, help="default: the one exo_init reports")
+    p.add_argument("--link-state", type=Path, default=LINK_STATE, help="the network capsule's link report")
     args = p.parse_args(argv)
     try:
         policy = parse_policy(args.policy if args.policy is not None else os.environ.get("EXO_SENTRY_POLICY", ""))
@@ -254,7 +272,8 @@ def main(argv: list[str] | None = None) -> None:
                 event_log = Path(call(args.socket, {"op": "generations"})["event_log"])
             except ApiError:  # exo_init has no generation store: the volatile default
                 event_log = args.socket.parent / "state" / "events.jsonl"
-        Sentry(args.socket, policy, event_log, os.environ.get("EXO_CAPSULE", "sentry")).run(args.interval)
+        Sentry(args.socket, policy, event_log, os.environ.get("EXO_CAPSULE", "sentry"),
+               args.link_state).run(args.interval)
     except (OSError, ConnectionError, ApiError, ValueError) as e:
         sys.stderr.write(f"exo-sentry: {e}\n")
         sys.exit(1)
