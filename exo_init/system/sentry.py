@@ -141,10 +141,19 @@ class Sentry:
         self.me = me
         self.tracks: dict[str, Track] = {}
         self.samples = 0
+        self.pressure_acted_at = -1e9  # monotonic: the last action on memory pressure
+        self.unrecorded = 0            # records the event log could not take (a full disk)
         self.liveness = Liveness(self.record, self.anomaly, self.degrade, link_state)  # health checks, partitions
 
     def record(self, **record: Any) -> None:
-        out = eventlog.append(self.event_log, {"source": "sentry", **record})
+        """A line in the event log, and in our own log; a full disk loses the former, never the sentry."""
+        out = {"time": round(time.time(), 3), "source": "sentry", **record}
+        try:
+            eventlog.append(self.event_log, out)
+        except OSError as e:
+            self.unrecorded += 1
+            print(f"event log {self.event_log}: {e.strerror or e} ({self.unrecorded} records not written)",
+                  file=sys.stderr, flush=True)
         print(json.dumps(out, sort_keys=True), flush=True)
 
     # --- detection -------------------------------------------------------------------------------
@@ -169,6 +178,7 @@ class Sentry:
     def sample(self, capsules: list[dict[str, Any]]) -> None:
         t = self.policy.thresholds
         self.samples += 1
+        pressured: list[tuple[float, str]] = []  # (memory PSI, capsule) sustained above the threshold
         for st in capsules:
             name = st["name"]
             if name == self.me:
@@ -201,10 +211,25 @@ class Sentry:
                 psi = cg.get("psi_memory_avg10")
                 track.pressure_run = track.pressure_run + 1 if psi is not None and psi > t["memory_pressure"] else 0
                 if track.pressure_run >= t["sustain"]:
-                    self.anomaly(name, "memory-pressure", {"psi_memory_avg10": psi})
+                    pressured.append((float(psi or 0.0), name))
                     track.pressure_run = 0
             if st.get("state") == "starting" and float(st.get("since") or 0) > t["not_ready_after"]:
                 self.anomaly(name, "not-ready", {"starting_for": st.get("since")})
+        self.memory_pressure(pressured)
+
+    def memory_pressure(self, pressured: list[tuple[float, str]]) -> None:
+        """Memory pressure in several capsules at once: act on the worst offender (the highest PSI)
+        only, and on no other for `cooldown` seconds (the pressure may be gone with it); the rest
+        are recorded with action log."""
+        now = time.monotonic()
+        waiting = now - self.pressure_acted_at < self.policy.thresholds["cooldown"]
+        for rank, (psi, name) in enumerate(sorted(pressured, reverse=True)):
+            detail: dict[str, Any] = {"psi_memory_avg10": psi, "offenders": len(pressured)}
+            if rank == 0 and not waiting:
+                self.anomaly(name, "memory-pressure", {**detail, "worst": True})
+                self.pressure_acted_at = now
+            else:
+                self.anomaly(name, "memory-pressure", {**detail, "worst": False}, action="log")
 
     # --- action ----------------------------------------------------------------------------------
 

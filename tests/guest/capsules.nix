@@ -97,10 +97,71 @@ in
       EXO_SENTRY_POLICY = builtins.toJSON {
         default = "log";
         capsules.quarantine = { pids-max = "freeze"; };
+        # tests/vm/test_drills.py: memory pressure across three capsules; the worst one is stopped
+        capsules.pressure-a = { memory-pressure = "kill"; };
+        capsules.pressure-b = { memory-pressure = "kill"; };
+        capsules.pressure-c = { memory-pressure = "kill"; };
       };
     };
     readiness.kind = "notify";
     restart = { policy = "always"; limit_burst = 1000; };
+  };
+  # tests/vm/test_drills.py: the Sentry drills.
+  # Needs the network: its check connects to the gateway (a port nothing listens on: refused is an
+  # answer, so the network is there; a timeout is not). A partition degrades it, no restart storm.
+  uplink = {
+    description = "Needs the network (its liveness check reaches the gateway)";
+    capabilities.host = true;
+    argv = [ "/bin/sleep" "infinity" ];
+    autostart = false;
+    after = [ "network" ];
+    health = {
+      kind = "exec";
+      argv = [ paths.shell "-c" "timeout 2 ${paths.shell} -c 'exec 3<>/dev/tcp/10.0.2.2/9' 2>/dev/null; test $? -ne 124" ];
+      interval = 2;
+      timeout = 4;
+      threshold = 2;
+      action = "restart";
+      network = true;
+    };
+  };
+  # Memory pressure in three capsules at once (PSI): a holds the most above its memory.high.
+  pressure-a = {
+    description = "Memory pressure: 64M over a 16M memory.high";
+    argv = hog "pressure" ++ [ "64" ];
+    autostart = false;
+    restart.policy = "never";
+    quotas = { memory_high = "16M"; memory_max = "256M"; };
+  };
+  pressure-b = {
+    description = "Memory pressure: 24M over a 16M memory.high";
+    argv = hog "pressure" ++ [ "24" ];
+    autostart = false;
+    restart.policy = "never";
+    quotas = { memory_high = "16M"; memory_max = "256M"; };
+  };
+  pressure-c = {
+    description = "Memory pressure: 24M over a 16M memory.high";
+    argv = hog "pressure" ++ [ "24" ];
+    autostart = false;
+    restart.policy = "never";
+    quotas = { memory_high = "16M"; memory_max = "256M"; };
+  };
+  # A fork storm in an unconfined capsule: only its own pids.max stops it.
+  hoststorm = {
+    description = "Fork storm in a host capsule (pids.max 64)";
+    capabilities.host = true;
+    argv = hog "fork";
+    autostart = false;
+    restart.policy = "never";
+    quotas.pids_max = 64;
+  };
+  # Ignores SIGTERM: the poweroff must still end within its stop timeout.
+  stubborn = {
+    description = "Ignores SIGTERM (stop timeout 4 s)";
+    argv = hog "stubborn";
+    autostart = false;
+    stop.timeout = 4;
   };
   quarantine = {
     description = "Forks until pids.max; the sentry's policy freezes it";
