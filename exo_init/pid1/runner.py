@@ -509,9 +509,16 @@ class CapsuleRunner:
         if self.pid is not None:
             self.host.signal(self.pid, self.spec.stop.signal)
             self.host.signal(self.pid, signal.SIGCONT)  # a stopped (SIGSTOP) process must see it
+            self._thaw()  # a frozen one (the Sentry's freeze) too: else only the stop timeout ends it
             self.set_timer("stop", self.spec.stop.timeout, self._stop_timeout)
         else:
             self._kill_rest_then(self._stopped)
+
+    def _thaw(self) -> None:
+        try:
+            self.host.freeze(self.name, False)
+        except OSError:
+            pass  # no cgroup2 (nothing can be frozen), or the cgroup is gone
 
     def cancel_backoff(self, reason: str) -> None:
         """A capsule waiting to restart is stopped at once (stop, restart)."""

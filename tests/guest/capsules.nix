@@ -107,8 +107,9 @@ in
     restart = { policy = "always"; limit_burst = 1000; };
   };
   # tests/vm/test_drills.py: the Sentry drills.
-  # Needs the network: its check connects to the gateway (a port nothing listens on: refused is an
-  # answer, so the network is there; a timeout is not). A partition degrades it, no restart storm.
+  # Needs the network: its check connects to the gateway, on a port nothing listens on: refused is
+  # an answer (the network is there: exit 0); a partition makes the connect hang until the check's
+  # timeout kills it. A partition degrades it: no restart storm.
   uplink = {
     description = "Needs the network (its liveness check reaches the gateway)";
     capabilities.host = true;
@@ -117,9 +118,9 @@ in
     after = [ "network" ];
     health = {
       kind = "exec";
-      argv = [ paths.shell "-c" "timeout 2 ${paths.shell} -c 'exec 3<>/dev/tcp/10.0.2.2/9' 2>/dev/null; test $? -ne 124" ];
-      interval = 2;
-      timeout = 4;
+      argv = [ paths.shell "-c" ": <>/dev/tcp/10.0.2.2/9 2>/dev/null; true" ];
+      interval = 3;
+      timeout = 10;
       threshold = 2;
       action = "restart";
       network = true;
@@ -127,25 +128,25 @@ in
   };
   # Memory pressure in three capsules at once (PSI): a holds the most above its memory.high.
   pressure-a = {
-    description = "Memory pressure: 64M over a 16M memory.high";
-    argv = hog "pressure" ++ [ "64" ];
+    description = "Memory pressure: 48M over a 32M memory.high";
+    argv = hog "pressure" ++ [ "48" ];
     autostart = false;
     restart.policy = "never";
-    quotas = { memory_high = "16M"; memory_max = "256M"; };
+    quotas = { memory_high = "32M"; memory_max = "256M"; };
   };
   pressure-b = {
-    description = "Memory pressure: 24M over a 16M memory.high";
-    argv = hog "pressure" ++ [ "24" ];
+    description = "Memory pressure: 36M over a 32M memory.high";
+    argv = hog "pressure" ++ [ "36" ];
     autostart = false;
     restart.policy = "never";
-    quotas = { memory_high = "16M"; memory_max = "256M"; };
+    quotas = { memory_high = "32M"; memory_max = "256M"; };
   };
   pressure-c = {
-    description = "Memory pressure: 24M over a 16M memory.high";
-    argv = hog "pressure" ++ [ "24" ];
+    description = "Memory pressure: 36M over a 32M memory.high";
+    argv = hog "pressure" ++ [ "36" ];
     autostart = false;
     restart.policy = "never";
-    quotas = { memory_high = "16M"; memory_max = "256M"; };
+    quotas = { memory_high = "32M"; memory_max = "256M"; };
   };
   # A fork storm in an unconfined capsule: only its own pids.max stops it.
   hoststorm = {
