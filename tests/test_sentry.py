@@ -134,6 +134,22 @@ def test_memory_pressure_acts_on_the_worst_offender_only(tmp_path: Path) -> None
     assert later == [("b", "log"), ("c", "log")]
 
 
+def test_the_worst_offender_need_not_be_the_first_to_sustain(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    sentry = Sentry(tmp_path / "no.sock", parse_policy('{"default": "kill", "thresholds": {"sustain": 3}}'),
+                    log, "sentry")
+
+    def st(name: str, psi: float) -> dict[str, Any]:
+        return {"name": name, "state": "ready", "since": 1.0, "cgroup": {"psi_memory_avg10": psi}}
+
+    sentry.sample([st("early", 30.0), st("worse", 5.0)])
+    sentry.sample([st("early", 30.0), st("worse", 60.0)])
+    assert eventlog.tail(log, 10) == []
+    sentry.sample([st("early", 30.0), st("worse", 70.0)])  # early sustains; worse is higher now
+    acted = [(r["capsule"], r["action"]) for r in eventlog.tail(log, 10) if r["kind"] == "anomaly"]
+    assert acted == [("worse", "kill"), ("early", "log")]
+
+
 def test_a_full_event_log_does_not_stop_the_sentry(tmp_path: Path) -> None:
     full = Path("/dev/full")
     if not full.exists():

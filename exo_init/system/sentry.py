@@ -178,7 +178,8 @@ class Sentry:
     def sample(self, capsules: list[dict[str, Any]]) -> None:
         t = self.policy.thresholds
         self.samples += 1
-        pressured: list[tuple[float, str]] = []  # (memory PSI, capsule) sustained above the threshold
+        pressured: list[tuple[float, str]] = []  # (memory PSI, capsule) above the threshold now
+        sustained: list[str] = []                # ... and for `sustain` samples in a row
         for st in capsules:
             name = st["name"]
             if name == self.me:
@@ -209,18 +210,22 @@ class Sentry:
                                                      "throttled_usec": cg.get("cpu_throttled_usec")})
                     track.throttled_run = 0
                 psi = cg.get("psi_memory_avg10")
-                track.pressure_run = track.pressure_run + 1 if psi is not None and psi > t["memory_pressure"] else 0
-                if track.pressure_run >= t["sustain"]:
+                above = psi is not None and psi > t["memory_pressure"]
+                track.pressure_run = track.pressure_run + 1 if above else 0
+                if above:
                     pressured.append((float(psi or 0.0), name))
+                if track.pressure_run >= t["sustain"]:
+                    sustained.append(name)
                     track.pressure_run = 0
             if st.get("state") == "starting" and float(st.get("since") or 0) > t["not_ready_after"]:
                 self.anomaly(name, "not-ready", {"starting_for": st.get("since")})
-        self.memory_pressure(pressured)
+        if sustained:
+            self.memory_pressure(pressured)
 
     def memory_pressure(self, pressured: list[tuple[float, str]]) -> None:
-        """Memory pressure in several capsules at once: act on the worst offender (the highest PSI)
-        only, and on no other for `cooldown` seconds (the pressure may be gone with it); the rest
-        are recorded with action log."""
+        """Memory pressure sustained in a capsule: of every capsule above the threshold now, act on
+        the worst offender (the highest PSI) only, and on no other for `cooldown` seconds (the
+        pressure may be gone with it); the rest are recorded with action log."""
         now = time.monotonic()
         waiting = now - self.pressure_acted_at < self.policy.thresholds["cooldown"]
         for rank, (psi, name) in enumerate(sorted(pressured, reverse=True)):

@@ -119,8 +119,8 @@ in
     health = {
       kind = "exec";
       argv = [ paths.shell "-c" ": <>/dev/tcp/10.0.2.2/9 2>/dev/null; true" ];
-      interval = 3;
-      timeout = 10;
+      interval = 2;
+      timeout = 6;
       threshold = 2;
       action = "restart";
       network = true;

@@ -97,12 +97,14 @@ def partition_drill(m: Machine) -> None:
                             and r["kind"] == "anomaly" and r["time"] >= t0, 60)
     assert partition["capsule"] == "network" and partition["reason"] == "link down", partition
     detect = partition["time"] - t0
-    m.wait_until("uplink degraded", lambda: (m.capsule_status("uplink")["degraded"] == "network partition", ""), 60)
-    # A partition of a while: the check keeps failing every 3 s; nothing may be restarted.
+    m.wait_until("uplink degraded", lambda: (m.capsule_status("uplink")["degraded"] == "network partition", ""), 180)
+    degraded = wait_record(m, "uplink degraded", lambda r: r.get("capsule") == "uplink" and r.get("action") == "degrade"
+                           and r["time"] >= t0, 30)
+    # A partition of a while: the check keeps failing; nothing may be restarted.
     time.sleep(15)
     during = m.capsule_status("uplink")
     assert during["pid"] == before["pid"] and during["restarts"] == before["restarts"], during
-    assert during["health"]["state"] == "failing" and during["health"]["failures"] >= 3, during["health"]
+    assert during["health"]["state"] == "failing" and during["health"]["failures"] >= 2, during["health"]
     assert m.capsule_status("network")["restarts"] == network_before["restarts"]
     t1 = now(m)
     m.qmp.execute("set_link", name="net0", up=True)
@@ -118,8 +120,8 @@ def partition_drill(m: Machine) -> None:
     assert "lease renew" in healed["reason"], healed  # the lease was renewed (udhcpc, SIGUSR1)
     ROWS.append(Row("network partition (set_link off)", "network-partition; uplink", "degraded (no restart)",
                     detect, recovered["time"] - t1, "nothing (0 restarts)"))
-    print(f"\npartition: detected in {detect:.2f} s, link back -> lease renewed in {healed['time'] - t1:.2f} s,"
-          f" uplink healthy in {recovered['time'] - t1:.2f} s; partition lasted {healed['duration']:.1f} s")
+    print(f"\npartition: detected in {detect:.2f} s, uplink degraded after {degraded['time'] - t0:.2f} s, "
+          f"link back -> lease renewed in {healed['time'] - t1:.2f} s, uplink healthy in {recovered['time'] - t1:.2f} s; partition lasted {healed['duration']:.1f} s")
 
 
 def test_memory_pressure_the_worst_offender_is_stopped(dm: Machine) -> None:
@@ -131,8 +133,7 @@ def test_memory_pressure_the_worst_offender_is_stopped(dm: Machine) -> None:
 
 def pressure_drill(m: Machine) -> None:
     t0 = now(m)
-    for name in ("pressure-b", "pressure-c", "pressure-a"):
-        m.succeed(f"exoctl start {name}", timeout=120)
+    m.succeed("exoctl start pressure-a; exoctl start pressure-b; exoctl start pressure-c", timeout=180)
     worst = wait_record(m, "the Sentry acting on memory pressure", lambda r: r.get("anomaly") == "memory-pressure"
                         and r["kind"] == "anomaly" and r.get("worst") is True and r["time"] >= t0, 180)
     assert worst["capsule"] == "pressure-a" and worst["action"] == "kill", worst
@@ -221,9 +222,16 @@ def full_disk_drill(m: Machine, fill: str, current: int, sentry_before: int) -> 
     out = m.fail("exoctl switch /tmp/drill-next.json --no-try 2>&1")
     assert "No space left on device" in out, out
     assert generations(m)["current"] == current
-    # An anomaly while the disk is full: the Sentry cannot record it, and goes on.
+    # An anomaly while the disk is full: recorded if the event log's last block has room, else
+    # counted in the Sentry's own log; either way the Sentry goes on.
     m.succeed("exoctl start crasher")
-    m.wait_until_succeeds("exoctl logs sentry -n 50 | grep -q 'No space left on device'", 90)
+
+    def crash_loop_seen() -> tuple[bool, str]:
+        logged = m.execute("exoctl logs sentry -n 50 | grep -c 'records not written'").out.strip()
+        recorded = [r for r in events(m) if r.get("anomaly") == "crash-loop" and r["time"] >= t0]
+        return bool(recorded) or logged not in ("", "0"), f"{logged} {recorded}"
+
+    m.wait_until("the crash loop seen by the Sentry", crash_loop_seen, 120)
     assert m.capsule_status("sentry")["state"] == "ready" and sentry_restarts(m) == sentry_before
     seen = now(m)
     for line in m.succeed("tail -n 50 /var/lib/exosphere/events.jsonl || true").splitlines():
