@@ -121,7 +121,8 @@ def partition_drill(m: Machine) -> None:
     ROWS.append(Row("network partition (set_link off)", "network-partition; uplink", "degraded (no restart)",
                     detect, recovered["time"] - t1, "nothing (0 restarts)"))
     print(f"\npartition: detected in {detect:.2f} s, uplink degraded after {degraded['time'] - t0:.2f} s, "
-          f"link back -> lease renewed in {healed['time'] - t1:.2f} s, uplink healthy in {recovered['time'] - t1:.2f} s; partition lasted {healed['duration']:.1f} s")
+          f"link back -> lease renewed in {healed['time'] - t1:.2f} s, "
+          f"uplink healthy in {recovered['time'] - t1:.2f} s; partition lasted {healed['duration']:.1f} s")
 
 
 def test_memory_pressure_the_worst_offender_is_stopped(dm: Machine) -> None:
