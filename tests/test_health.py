@@ -4,6 +4,7 @@ with the real Sentry acting on the verdicts and on a network partition (the link
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -181,6 +182,9 @@ def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
         time.sleep(1.0)  # (the Sentry samples every 0.2 s: several chances to restart web, which it must not)
         assert e.status("web")["restarts"] == 0 and e.status("web")["state"] == "ready"
         assert e.status("local")["degraded"] == "", "only capsules whose check needs the network"
+        shown = subprocess.run([PY, "-m", "exo_init.client.exoctl", "--socket", str(e.runtime / "control.sock"),
+                                "status"], capture_output=True, text=True, timeout=30, cwd=REPO).stdout
+        assert "degraded: network partition" in next(line for line in shown.splitlines() if line.startswith("web"))
         records = e.call("events")
         partition = [r for r in records if r.get("anomaly") == "network-partition"]
         assert partition and partition[0]["kind"] == "anomaly" and partition[0]["interface"] == "eth0", records
