@@ -183,7 +183,7 @@ def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
         assert e.status("web")["restarts"] == 0 and e.status("web")["state"] == "ready"
         assert e.status("local")["degraded"] == "", "only capsules whose check needs the network"
         shown = subprocess.run([PY, "-m", "exo_init.client.exoctl", "--socket", str(e.runtime / "control.sock"),
-                                "status"], capture_output=True, text=True, timeout=30, cwd=REPO).stdout
+                                "status"], capture_output=True, text=True, timeout=30, cwd=REPO, check=True).stdout
         assert "degraded: network partition" in next(line for line in shown.splitlines() if line.startswith("web"))
         records = e.call("events")
         partition = [r for r in records if r.get("anomaly") == "network-partition"]
