@@ -120,8 +120,8 @@ in
       kind = "exec";
       argv = [ paths.shell "-c" ": <>/dev/tcp/10.0.2.2/9 2>/dev/null; true" ];
       interval = 2;
-      timeout = 6;
-      threshold = 2;
+      timeout = 10;
+      threshold = 3;
       action = "restart";
       network = true;
     };
