@@ -3,6 +3,14 @@
 paths:
 let
   hog = mode: [ paths.python3 "/usr/lib/exosphere/test/hogs.py" mode ];
+  # Holds `held` MiB over a 32M memory.high, allocating and freeing beyond it (tests/vm/test_drills.py).
+  pressure = held: {
+    description = "Memory pressure: ${held}M over a 32M memory.high";
+    argv = hog "pressure" ++ [ held ];
+    autostart = false;
+    restart.policy = "never";
+    quotas = { memory_high = "32M"; memory_max = "256M"; };
+  };
   # Scope probes (tests/vm/test_scope.py): report what their world allows, then exit.
   probe = todo: capabilities: {
     description = "Scope probe";
@@ -129,27 +137,9 @@ in
     };
   };
   # Memory pressure in three capsules at once (PSI): a holds the most above its memory.high.
-  pressure-a = {
-    description = "Memory pressure: 48M over a 32M memory.high";
-    argv = hog "pressure" ++ [ "48" ];
-    autostart = false;
-    restart.policy = "never";
-    quotas = { memory_high = "32M"; memory_max = "256M"; };
-  };
-  pressure-b = {
-    description = "Memory pressure: 36M over a 32M memory.high";
-    argv = hog "pressure" ++ [ "36" ];
-    autostart = false;
-    restart.policy = "never";
-    quotas = { memory_high = "32M"; memory_max = "256M"; };
-  };
-  pressure-c = {
-    description = "Memory pressure: 36M over a 32M memory.high";
-    argv = hog "pressure" ++ [ "36" ];
-    autostart = false;
-    restart.policy = "never";
-    quotas = { memory_high = "32M"; memory_max = "256M"; };
-  };
+  pressure-a = pressure "48";
+  pressure-b = pressure "36";
+  pressure-c = pressure "36";
   # A fork storm in an unconfined capsule: only its own pids.max stops it.
   hoststorm = {
     description = "Fork storm in a host capsule (pids.max 64)";
