@@ -4,6 +4,7 @@ with the real Sentry acting on the verdicts and on a network partition (the link
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -198,3 +199,30 @@ def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
         assert e.status("web")["restarts"] == 0
     finally:
         e.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and mounts need root")
+def test_exec_check_of_an_isolated_capsule_runs_in_its_world(tmp_path: Path) -> None:
+    """The check runs in the capsule's PID namespace (a handful of processes in its /proc, not the
+    host's hundreds) and root (no /run/exosphere-health-test, which the host has), as its dynamic
+    uid: it passes only there; the same command run on the host fails."""
+    marker = Path("/run/exosphere-health-test")
+    marker.write_text("")
+    inside = f'test ! -e {marker} && test "$(id -u)" -ne 0 && test "$(ls /proc | grep -c "^[0-9]")" -lt 10'
+    e = ExoInit(tmp_path / "exo", {"capsules": {
+        "iso": {"argv": ["/bin/sleep", "1000"], "capabilities": {},
+                "health": {"kind": "exec", "argv": ["/bin/sh", "-c", inside], "interval": 0.3, "threshold": 1}},
+        "iso-bad": {"argv": ["/bin/sleep", "1000"], "capabilities": {},
+                    "health": {"kind": "exec", "argv": ["/bin/sh", "-c", "test $(id -u) -eq 0"], "interval": 0.3,
+                               "threshold": 1}},
+    }})
+    try:
+        e.wait_state("iso", "ready")
+        e.wait_for(lambda: (e.status("iso")["health"] or {}).get("checks", 0) >= 3, 20, "three checks of iso")
+        assert e.status("iso")["health"]["state"] == "ok", e.status("iso")
+        assert health_events(e, "iso") == []
+        e.wait_for(lambda: health_events(e, "iso-bad"), 20, "iso-bad failing (not root inside)")
+        assert "exited 1" in health_events(e, "iso-bad")[0]["detail"]
+    finally:
+        e.close()
+        marker.unlink()
