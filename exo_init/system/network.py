@@ -432,6 +432,7 @@ class Capsule:
                 self.link_state(interface, "link up, renewing the lease")
                 udhcpc.send_signal(signal.SIGUSR1)
             else:
+                self.lease = False  # to be confirmed again (renewed) once the link is back
                 self.report(f"{interface}: link down (partitioned)")
                 self.link_state(interface, "link down")
 

@@ -144,7 +144,8 @@ def pressure_drill(m: Machine) -> None:
     for other in ("pressure-b", "pressure-c"):
         st = m.capsule_status(other)
         assert st["state"] == "ready" and st["restarts"] == 0, st
-    records = [r for r in events(m) if r.get("anomaly") == "memory-pressure" and r["time"] >= t0]
+    records = [r for r in events(m) if r.get("anomaly") == "memory-pressure" and r["kind"] == "anomaly"
+               and r["time"] >= t0]
     others = sorted({(r["capsule"], r["psi_memory_avg10"]) for r in records if not r.get("worst")})
     print(f"\nmemory pressure: worst pressure-a at PSI {worst['psi_memory_avg10']}% among {worst['offenders']} "
           f"offender(s); the others recorded: {others}")
