@@ -471,6 +471,19 @@ let
 
     crush = _: _: [ ];
 
+    health =
+      ctx: h:
+      let
+        kind = h.kind or null; # (a missing kind is the field check's problem)
+      in
+      check (ctx.type != "oneshot") "health: a oneshot capsule runs to completion; it takes no liveness check"
+      ++ check (
+        kind != "file" || (isString h.path && hasPrefix "/" h.path)
+      ) "health.path must be an absolute path when health.kind is \"file\", got ${show h.path}"
+      ++ check (kind != "tcp" || h.port != 0) "health.port must be set when health.kind is \"tcp\""
+      ++ check (kind != "exec" || h ? argv) "health.argv must be set when health.kind is \"exec\""
+      ++ check (kind == "exec" || kind == null || !(h ? argv)) "health.argv is only for health.kind = \"exec\"";
+
     # `requires` implies `after`; neither may name the capsule itself; what it requires must exist.
     capsule =
       ctx: c:

@@ -113,7 +113,7 @@ class ExoInit:
         return last
 
     def transitions(self, name: str) -> list[tuple[str, float]]:
-        return [(e["new"], e["time"]) for e in self.events if e["capsule"] == name]
+        return [(e["new"], e["time"]) for e in self.events if e["capsule"] == name and "new" in e]
 
     def log(self) -> str:
         return self.output.read_text(errors="replace")

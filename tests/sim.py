@@ -19,9 +19,9 @@ from typing import Any
 
 from exo_init.pid1.capsule import State
 from exo_init.pid1.config import Config
-from exo_init.pid1.host import Launched, LaunchError
+from exo_init.pid1.host import CheckCommand, Launched, LaunchError
 from exo_init.pid1.loop import Loop
-from exo_init.pid1.manifest import Manifest, Readiness, ReadinessKind, parse_manifest
+from exo_init.pid1.manifest import Health, HealthKind, Manifest, Readiness, ReadinessKind, parse_manifest
 from exo_init.pid1.plan import UserEntry, Users
 from exo_init.pid1.spawn import SpawnPlan
 from exo_init.pid1.supervisor import Supervisor
@@ -144,10 +144,16 @@ class SimHost:
     def forget(self, name: str) -> None:
         pass
 
-    def probe(self, readiness: Readiness, ns_pid: int | None) -> bool:
-        key = f"file:{readiness.path}" if readiness.kind is ReadinessKind.FILE else \
+    def probe(self, readiness: Readiness | Health, ns_pid: int | None) -> bool:
+        key = f"file:{readiness.path}" if readiness.kind in (ReadinessKind.FILE, HealthKind.FILE) else \
             f"tcp:{readiness.host}:{readiness.port}"
         return key in self.probes_ok
+
+    def spawn_check(self, name: str, check: CheckCommand) -> int:
+        raise OSError(38, "the simulation runs no check commands")
+
+    def kill_check(self, pid: int) -> None:
+        pass
 
     def cpu_usage(self, name: str) -> int | None:
         self.queries.append(("cpu_usage", name))

@@ -235,7 +235,8 @@ RUNTIME_SECTIONS = {spec.section: name for name, spec in SCHEMA.runtimes.items()
 
 def _patch(section: str, name: str, value: Any) -> dict[str, Any]:
     """A capsule patch setting one field; restart's delays get a partner that keeps max >= delay; a
-    runtime's section comes with that runtime (argv null: a runtime capsule has none)."""
+    runtime's section comes with that runtime (argv null: a runtime capsule has none); a health check
+    with its kind."""
     if section == "capsule":
         return {name: value}
     fields: dict[str, Any] = {name: value}
@@ -243,6 +244,8 @@ def _patch(section: str, name: str, value: Any) -> dict[str, Any]:
         fields["max_delay"] = RESTART.field("max_delay").bounds.max  # type: ignore[union-attr]
     if (section, name) == ("restart", "max_delay"):
         fields["delay"] = 0
+    if section == "health":  # a check needs its kind (a file check needs nothing bounded)
+        fields = {"kind": "file", "path": "/x"} | fields
     if section in RUNTIME_SECTIONS:
         required = {f.name: f.example for f in SCHEMA.section(section).fields if f.required}
         return {"runtime": RUNTIME_SECTIONS[section], "argv": None, section: required | fields}

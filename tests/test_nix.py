@@ -425,6 +425,8 @@ FULL: dict[str, Any] = {
     "runtime": "exec",
     "wasm": None,
     "crush": None,
+    "health": {"kind": "exec", "path": "/run/ok", "host": "::1", "port": 8080, "argv": ["/bin/true", "x"],
+               "interval": 2.5, "timeout": 1.5, "threshold": 4, "action": "restart", "network": True},
 }
 # The same capsule as a WebAssembly capsule: every field of the wasm section.
 FULL_WASM: dict[str, Any] = {
@@ -446,6 +448,7 @@ def test_every_loader_field_is_known() -> None:
     assert set(FULL["quotas"]) == set(QUOTA_KEYS)
     assert set(FULL_WASM["wasm"]) == set(SCHEMA.section("wasm").keys)
     assert set(FULL_CRUSH["crush"]) == set(SCHEMA.section("crush").keys)
+    assert set(FULL["health"]) == set(SCHEMA.section("health").keys)
     for full in (FULL, FULL_WASM, FULL_CRUSH):
         doc = render_capsules({"web": full})
         loads_cleanly(doc)
@@ -528,7 +531,21 @@ PARITY: list[dict[str, Any]] = [
     {"argv": None, "runtime": "crush", "crush": {"program": "/srv/a.py", "gas": 1, "arena": "max",
                                                 "checkpoint_every": 0, "on_bad_checkpoint": "restart"},
      "readiness": {"kind": "notify"}, "capabilities": {"filesystem": {"/data": "ro"}}},
+    # liveness checks
+    {"health": {"kind": "tcp", "port": 80, "network": True, "action": "restart"}},
+    {"health": {"kind": "file", "path": "/run/ok", "interval": 0.1, "threshold": 1000}},
+    {"health": {"kind": "exec", "argv": ["/bin/true"], "timeout": 0.5}},
+    {"health": {"kind": "notify-watchdog"}},
+    {"health": None},
     # rejected by both
+    {"health": {"kind": "tcp"}},
+    {"health": {"kind": "file", "path": "run/ok"}},
+    {"health": {"kind": "exec"}},
+    {"health": {"kind": "file", "path": "/x", "argv": ["/bin/true"]}},
+    {"health": {"kind": "http"}},
+    {"health": {"path": "/x"}},
+    {"health": {"kind": "file", "path": "/x", "action": "reboot"}},
+    {"type": "oneshot", "health": {"kind": "notify-watchdog"}},
     {"argv": []},
     {"argv": ["bin/true"]},
     {"argv": "/bin/true"},

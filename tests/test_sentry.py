@@ -176,3 +176,50 @@ def test_sentry_watches_cgroup_files_instead_of_polling(tmp_path: Path) -> None:
     watcher.changed()
     assert "hog" not in watcher.watched
     watcher.inotify.close()
+
+
+def test_memory_pressure_acts_on_the_worst_offender_only(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    policy = parse_policy('{"default": "kill", "thresholds": {"sustain": 2, "memory_pressure": 10}}')
+    sentry = Sentry(tmp_path / "no.sock", policy, log, "sentry")
+
+    def st(name: str, psi: float) -> dict[str, Any]:
+        return {"name": name, "state": "ready", "since": 1.0, "cgroup": {"psi_memory_avg10": psi}}
+
+    for _ in range(2):
+        sentry.sample([st("a", 80.0), st("b", 30.0), st("c", 12.0), st("calm", 1.0)])
+    records = eventlog.tail(log, 100)
+    anomalies = [(r["capsule"], r["action"], r["worst"]) for r in records if r["kind"] == "anomaly"]
+    assert anomalies == [("a", "kill", True), ("b", "log", False), ("c", "log", False)], records
+    # (no control socket here: the one action is attempted, and fails, once)
+    assert [r["capsule"] for r in records if r["kind"] == "action"] == ["a"]
+    for _ in range(2):  # within the cooldown: no second victim, even the worst one now
+        sentry.sample([st("b", 30.0), st("c", 12.0)])
+    later = [(r["capsule"], r["action"]) for r in eventlog.tail(log, 100)[len(records):] if r["kind"] == "anomaly"]
+    assert later == [("b", "log"), ("c", "log")]
+
+
+def test_the_worst_offender_need_not_be_the_first_to_sustain(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    sentry = Sentry(tmp_path / "no.sock", parse_policy('{"default": "kill", "thresholds": {"sustain": 3}}'),
+                    log, "sentry")
+
+    def st(name: str, psi: float) -> dict[str, Any]:
+        return {"name": name, "state": "ready", "since": 1.0, "cgroup": {"psi_memory_avg10": psi}}
+
+    sentry.sample([st("early", 30.0), st("worse", 5.0)])
+    sentry.sample([st("early", 30.0), st("worse", 60.0)])
+    assert eventlog.tail(log, 10) == []
+    sentry.sample([st("early", 30.0), st("worse", 70.0)])  # early sustains; worse is higher now
+    acted = [(r["capsule"], r["action"]) for r in eventlog.tail(log, 10) if r["kind"] == "anomaly"]
+    assert acted == [("worse", "kill"), ("early", "log")]
+
+
+def test_a_full_event_log_does_not_stop_the_sentry(tmp_path: Path) -> None:
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("no /dev/full")
+    sentry = Sentry(tmp_path / "no.sock", parse_policy(""), full, "sentry")
+    sentry.record(kind="anomaly", anomaly="oom", capsule="x", action="log")
+    sentry.record(kind="anomaly", anomaly="oom", capsule="y", action="log")
+    assert sentry.unrecorded == 2

@@ -144,6 +144,8 @@ def status_table(rows: list[dict[str, Any]]) -> str:
             mem = f"{fmt_bytes(cg.get('memory_current', 0))}/{limit}"
         pids = f"{cg.get('pids_current', 0)}/{cg.get('pids_max', 'max')}" if cg else "-"
         detail = r.get("error") or r.get("status_text") or r.get("reason") or ""
+        if r.get("degraded"):
+            detail = f"degraded: {r['degraded']}; {detail}"
         lines.append(tuple(printable(str(cell)) for cell in (
             r["name"], r["state"], fmt_duration(r.get("uptime")), str(r.get("restarts", 0)),
             f"{r.get('cpu_percent', 0):.1f}", mem, pids, *((budget or "-",) if extra else ()), detail)))

@@ -29,6 +29,7 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
     Operation("freeze", True, ("Freeze",)),
     Operation("thaw", True, ("Thaw",)),
     Operation("checkpoint", True),   # a CRUSH capsule checkpoints now (SIGUSR1 to its runtime)
+    Operation("degrade", True),  # the Sentry: {"name", "reason"} ("" clears it)
     Operation("reload", True, ("Reload",)),
     Operation("poweroff", True, ("PowerOff",)),
     Operation("reboot", True, ("Reboot",)),

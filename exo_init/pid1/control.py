@@ -52,6 +52,7 @@ from exo_init.lib.errors import ApiError
 from exo_init.lib.logfile import tail
 from exo_init.pid1.capsule import Event
 from exo_init.pid1.config import Config
+from exo_init.pid1.health import HealthEvent
 from exo_init.pid1.log import Throttle, log
 from exo_init.pid1.loop import Loop
 from exo_init.pid1.manifest import ManifestError
@@ -386,7 +387,7 @@ class ControlServer:
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: Event | HealthEvent) -> None:
         subscribers = [c for c in self.clients.values() if c.streaming]
         if subscribers:
             line = reply_line({"event": event.to_json()})
@@ -544,6 +545,7 @@ class Supervised(Protocol):
     def freeze(self, name: str, frozen: bool) -> None: ...
     def checkpoint(self, name: str) -> None: ...
     def manager(self, uid: int, op: str) -> str | None: ...
+    def degrade(self, name: str, reason: str) -> None: ...
     def reload(self) -> dict[str, list[str]]: ...
     def request_shutdown(self, action: ShutdownAction) -> None: ...
 
@@ -602,6 +604,13 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
             if logfile is None:
                 return {"path": None, "lines": []}
             return {"path": str(logfile.path), "lines": tail(logfile.path, count)}
+        if op == "degrade":
+            reason = request.get("reason", "")
+            if not isinstance(reason, str) or len(reason) > 500 or not reason.isprintable():
+                raise ApiError("BadRequest", '"reason" must be a printable string of at most 500 characters')
+            name = capsule(request)
+            sup.degrade(name, reason)
+            return sup.status(name)
         if op in ("switch", "rollback", "generations", "events"):
             return generation_op(generations, request)
         actions: dict[str, Callable[[str], None]] = {

@@ -152,10 +152,16 @@ class GenerationStore:
         tmp.mkdir()
         meta = {"number": number, "created": time.time(), "source": source,
                 "sha256": sha256_hex(manifest)}
-        _write_synced(tmp / MANIFEST, manifest)
-        _write_synced(tmp / META, json.dumps(meta, indent=2).encode() + b"\n")
-        _fsync_path(tmp)
-        os.rename(tmp, self.root / str(number))
+        try:
+            _write_synced(tmp / MANIFEST, manifest)
+            _write_synced(tmp / META, json.dumps(meta, indent=2).encode() + b"\n")
+            _fsync_path(tmp)
+            os.rename(tmp, self.root / str(number))
+        except OSError:  # a full disk: leave nothing half-written behind
+            import shutil  # noqa: PLC0415 (only to clean up a failed write)
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         _fsync_path(self.root)
         return self.get(number)
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from exo_init.pid1.cgroups import CgroupTree, QuotaError
-from exo_init.pid1.manifest import Quotas, Readiness, ReadinessKind
+from exo_init.pid1.manifest import Health, HealthKind, Quotas, Readiness, ReadinessKind
 from exo_init.pid1.readiness import probe_file, probe_tcp
 from exo_init.pid1.spawn import SpawnPlan, Wiring, read_spawn_error, spawn
 
@@ -42,6 +43,17 @@ class Launched:
     err_fd: int                 # EOF without data: the exec succeeded (spawn.py)
     log_fd: int                 # stdout and stderr
     notify_fd: int | None       # readiness.kind = fd
+
+
+@dataclass(frozen=True)
+class CheckCommand:
+    """A health check command (health.kind = "exec") for one run of a capsule."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    uid: int
+    gid: int
+    ns_pid: int | None          # an isolated capsule's namespace init: run in its namespaces and root
 
 
 class Host(Protocol):
@@ -68,7 +80,11 @@ class Host(Protocol):
 
     def forget(self, name: str) -> None: ...
 
-    def probe(self, readiness: Readiness, ns_pid: int | None) -> bool: ...
+    def probe(self, readiness: Readiness | Health, ns_pid: int | None) -> bool: ...
+
+    def spawn_check(self, name: str, check: CheckCommand) -> int: ...
+
+    def kill_check(self, pid: int) -> None: ...
 
     def cpu_usage(self, name: str) -> int | None: ...
 
@@ -179,12 +195,39 @@ class OsHost:
         if self.cgroups is not None:
             self.cgroups.remove(name)
 
-    def probe(self, readiness: Readiness, ns_pid: int | None) -> bool:
-        """A file or TCP readiness probe; `ns_pid` (a scoped capsule's namespace init): as seen
-        from inside its root and its network namespace."""
-        if readiness.kind is ReadinessKind.FILE:
+    def probe(self, readiness: Readiness | Health, ns_pid: int | None) -> bool:
+        """A file or TCP probe (readiness or health); `ns_pid` (a scoped capsule's namespace init):
+        as seen from inside its root and its network namespace."""
+        if readiness.kind in (ReadinessKind.FILE, HealthKind.FILE):
             return probe_file(readiness.path, None if ns_pid is None else f"/proc/{ns_pid}/root")
         return probe_tcp(readiness.host, readiness.port, None if ns_pid is None else f"/proc/{ns_pid}/ns/net")
+
+    def spawn_check(self, name: str, check: CheckCommand) -> int:
+        """Fork a health check command into the capsule's cgroup; through nsenter into the
+        namespaces and root of `check.ns_pid` (an isolated capsule's namespace init), as the
+        capsule's uid and gid. Its output is discarded; OSError if it cannot be forked."""
+        nsenter = shutil.which("nsenter")
+        if nsenter is None:
+            raise OSError(errno.ENOENT, "nsenter (util-linux) not found")
+        argv = [nsenter, f"--setuid={check.uid}", f"--setgid={check.gid}"]
+        if check.ns_pid is not None:
+            argv += [f"--target={check.ns_pid}", "--mount", "--uts", "--ipc", "--net", "--pid", "--root", "--wd"]
+        procs = self.cgroups.path(name) / "cgroup.procs" if self.cgroups is not None else None
+        plan = SpawnPlan(argv=(*argv, "--", *check.argv), env=check.env, uid=0, gid=0, groups=(), workdir="/")
+        devnull = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            pid, err_fd = spawn(plan, Wiring(stdout_fd=devnull, cgroup_procs=procs))
+        finally:
+            os.close(devnull)
+        os.close(err_fd)  # a failure before exec shows as exit 127
+        return pid
+
+    def kill_check(self, pid: int) -> None:
+        """SIGKILL a check's process group (nsenter and the command it forked)."""
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass  # already gone
 
     def cpu_usage(self, name: str) -> int | None:
         return self.cgroups.cpu_usage(name) if self.cgroups is not None else None

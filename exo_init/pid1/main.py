@@ -299,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         may_mutate=lambda uid, op: sup.manager(uid, op) is not None), None)
     if control is not None:
         sup.listeners.append(control.publish)
+        sup.health_listeners.append(control.publish)
     manifest = step("boot manifest", lambda: load_boot_manifest(sup, switcher), None) or emergency_manifest()
     if pid1:
         warn_all(step("hostname", lambda: early.set_hostname(manifest.hostname), []))

@@ -47,6 +47,7 @@ STOP = SCHEMA.section("stop")
 QUOTAS = SCHEMA.section("quotas")
 WASM = SCHEMA.section("wasm")
 CRUSH = SCHEMA.section("crush")
+HEALTH = SCHEMA.section("health")
 CAPABILITIES = SCHEMA.section("capabilities")
 
 
@@ -217,6 +218,39 @@ class Crush:
     fast: bool = _default(CRUSH, "fast", bool)                    # the VM's fast mode
 
 
+class HealthKind(enum.StrEnum):
+    TCP = "tcp"                          # a TCP port accepts connections
+    FILE = "file"                        # a path exists
+    NOTIFY_WATCHDOG = "notify-watchdog"  # WATCHDOG=1 (sd_notify) within the last interval
+    EXEC = "exec"                        # a command exits 0, inside the capsule's world
+
+
+class HealthAction(enum.StrEnum):
+    """What the Sentry does with a failing capsule (its policy's actions)."""
+
+    LOG = "log"
+    RESTART = "restart"
+    FREEZE = "freeze"
+    KILL = "kill"
+    ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True)
+class Health:
+    """A liveness check (exo_init/pid1/health.py runs it; the Sentry acts on its failures)."""
+
+    kind: HealthKind
+    path: str = _default(HEALTH, "path", str)
+    host: str = _default(HEALTH, "host", str)
+    port: int = _default(HEALTH, "port", int)
+    argv: tuple[str, ...] = ()
+    interval: float = _default(HEALTH, "interval", float)
+    timeout: float = _default(HEALTH, "timeout", float)
+    threshold: int = _default(HEALTH, "threshold", int)
+    action: HealthAction = _default(HEALTH, "action", HealthAction)  # noqa: RUF009 (an enum member: immutable)
+    network: bool = _default(HEALTH, "network", bool)
+
+
 class NetworkKind(enum.StrEnum):
     NONE = "none"    # an empty network namespace: only lo
     HOST = "host"    # the host's network namespace
@@ -283,6 +317,7 @@ class Capsule:
     runtime: Runtime = _default(CAPSULE, "runtime", Runtime)  # noqa: RUF009 (an enum member: immutable)
     wasm: Wasm | None = None         # runtime = "wasm"
     crush: Crush | None = None       # runtime = "crush"
+    health: Health | None = None     # a liveness check
 
     def runtime_options(self) -> dict[str, Any] | None:
         """The configuration of the capsule's runtime (its section, as JSON values); None for exec."""
@@ -737,6 +772,21 @@ def _crush(obj: Any) -> Crush:
                          "on_bad_checkpoint": BadCheckpoint(f["on_bad_checkpoint"])}))
 
 
+def _health(obj: Any, ctype: CapsuleType) -> Health:
+    f = parse_section(obj, HEALTH, "health")
+    h = Health(**(f | {"kind": HealthKind(f["kind"]), "action": HealthAction(f["action"]), "argv": f["argv"] or ()}))
+    if ctype is CapsuleType.ONESHOT:
+        raise FieldError("health", "a oneshot capsule runs to completion; it takes no liveness check")
+    if h.kind is HealthKind.FILE and not h.path.startswith("/"):
+        raise FieldError("health.path", "kind file needs an absolute path")
+    if h.kind is HealthKind.TCP and h.port == 0:
+        raise FieldError("health.port", "kind tcp needs a port")
+    if (h.kind is HealthKind.EXEC) != bool(h.argv):
+        raise FieldError("health.argv", "kind exec needs argv" if h.kind is HealthKind.EXEC else
+                         f"only for kind exec (this check's kind is \"{h.kind.value}\")")
+    return h
+
+
 CAPABILITY_KEYS = CAPABILITIES.keys
 
 
@@ -806,6 +856,7 @@ def parse_capsule(name: str, obj: Any) -> Capsule:
         "runtime": runtime,
         "wasm": _wasm(f["wasm"]) if f["wasm"] is not None else None,
         "crush": _crush(f["crush"]) if f["crush"] is not None else None,
+        "health": _health(f["health"], ctype) if f["health"] is not None else None,
     }))
 
 

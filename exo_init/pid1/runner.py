@@ -56,11 +56,12 @@ from exo_init.pid1.capsule import (
     backoff_delay,
     start_limit_hit,
 )
-from exo_init.pid1.host import Host, LaunchError
+from exo_init.pid1.health import HealthCheck, HealthEvent
+from exo_init.pid1.host import CheckCommand, Host, LaunchError
 from exo_init.pid1.log import log
 from exo_init.pid1.logsink import LogSink
 from exo_init.pid1.loop import Loop, Timer
-from exo_init.pid1.manifest import Capsule, CapsuleType, ReadinessKind, RestartPolicy, Runtime
+from exo_init.pid1.manifest import Capsule, CapsuleType, Health, ReadinessKind, RestartPolicy, Runtime
 from exo_init.pid1.plan import Facts, PlanError, launch_plan
 
 TYPE_CHECKING = False  # (typing itself is not imported at run time: PID 1 does not carry it)
@@ -101,6 +102,10 @@ class Context(Protocol):
 
     def touched(self, runner: CapsuleRunner) -> None: ...
 
+    def watch_helper(self, pid: int, on_exit: Callable[[int], None]) -> None: ...
+
+    def publish_health(self, runner: CapsuleRunner, event: HealthEvent) -> None: ...
+
 
 class CapsuleRunner:
     def __init__(self, ctx: Context, name: str, spec: Capsule | None, log_sink: LogSink) -> None:
@@ -120,6 +125,7 @@ class CapsuleRunner:
         self.pid: int | None = None
         self.pgid: int | None = None           # its session/process group (no-cgroup mode)
         self.uid: int | None = None
+        self.gid: int | None = None
         self.scoped = False                    # its main pid is the init of its own PID namespace
         self.started_at: float | None = None   # loop clock
         self.ready_at: float | None = None
@@ -128,6 +134,8 @@ class CapsuleRunner:
         self.metrics: dict[str, Metric] = {}   # a runtime capsule's last reported figures
         self.runtime_failure = ""              # ... and the line saying why its run failed
         self.last_watchdog: float | None = None
+        self.health: HealthCheck | None = None  # the run's liveness check (from ready on)
+        self.degraded = ""                      # why the Sentry marked it degraded ("": it is not)
         self.err_fd: int | None = None
         self.log_fd: int | None = None
         self.notify_fd: int | None = None
@@ -221,6 +229,7 @@ class CapsuleRunner:
         try:
             plan = launch_plan(spec, self.ctx.facts(self))
             self.ctx.claim_uid(self, plan.uid)
+            self.gid = plan.gid
             run = self.host.launch(self.name, plan)
         except (PlanError, LaunchError) as e:
             self.fail(str(e))
@@ -292,7 +301,34 @@ class CapsuleRunner:
         self.cancel_timer("probe")
         self.ready_at = self.loop.now()
         self.change_state(State.READY, how)
+        if self.spec is not None and self.spec.health is not None:
+            self.health = HealthCheck(self, self.spec.health)
         self.ctx.schedule()
+
+    # --- liveness (health.py's Checked) --------------------------------------------------------
+
+    def probe_health(self, spec: Health) -> bool:
+        return self.host.probe(spec, self.pid if self.scoped else None)
+
+    def spawn_health(self, spec: Health) -> int:
+        assert self.spec is not None and self.uid is not None and self.gid is not None
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", **dict(self.spec.env), "EXO_CAPSULE": self.name}
+        pid = self.host.spawn_check(self.name, CheckCommand(spec.argv, env, self.uid, self.gid,
+                                                            self.pid if self.scoped else None))
+        check = self.health
+        self.ctx.watch_helper(pid, lambda status: check.exited(pid, status) if check is not None else None)
+        return pid
+
+    def kill_health(self, pid: int) -> None:
+        self.host.kill_check(pid)
+
+    def watchdog_age(self) -> float:
+        now = self.loop.now()
+        return now - max(self.last_watchdog or 0.0, self.ready_at or now)
+
+    def report_health(self, event: HealthEvent) -> None:
+        self.log.line(f"[exo_init] health {event.health.value}: {event.detail}")
+        self.ctx.publish_health(self, event)
 
     def _probe(self) -> None:
         self._fired("probe")
@@ -486,6 +522,8 @@ class CapsuleRunner:
     def _cleanup_run(self) -> None:
         for key in ("ready", "probe", "watchdog", "stop"):
             self.cancel_timer(key)
+        if self.health is not None:
+            self.health.cancel()
         self._close_notify_fd()
 
     # --- stop ---------------------------------------------------------------------------------
@@ -503,9 +541,16 @@ class CapsuleRunner:
         if self.pid is not None:
             self.host.signal(self.pid, self.spec.stop.signal)
             self.host.signal(self.pid, signal.SIGCONT)  # a stopped (SIGSTOP) process must see it
+            self._thaw()  # a frozen one (the Sentry's freeze) too: else only the stop timeout ends it
             self.set_timer("stop", self.spec.stop.timeout, self._stop_timeout)
         else:
             self._kill_rest_then(self._stopped)
+
+    def _thaw(self) -> None:
+        try:
+            self.host.freeze(self.name, False)
+        except OSError:
+            pass  # no cgroup2 (nothing can be frozen), or the cgroup is gone
 
     def cancel_backoff(self, reason: str) -> None:
         """A capsule waiting to restart is stopped at once (stop, restart)."""
@@ -559,6 +604,8 @@ class CapsuleRunner:
         """The capsule is removed: cancel every timer, close its pipes and its log."""
         for key in list(self.timers):
             self.cancel_timer(key)
+        if self.health is not None:
+            self.health.cancel()
         for fd in (self.err_fd, self.log_fd, self.notify_fd):
             if fd is not None:
                 self.loop.remove_reader(fd)
@@ -601,6 +648,8 @@ class CapsuleRunner:
             "cpu_percent": round(self.cpu_percent, 1),
             "log": str(self.log.path),
             "log_paused": self.log_paused,
+            "health": self.health.status() if self.health is not None and self.state is State.READY else None,
+            "degraded": self.degraded,
         }
         figures = self.host.stats(self.name) if stats else None
         if figures is not None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from exo_init.pid1.capsule import RUNNING, SETTLED, STARTABLE, Event, Goal, Remove, Replace, RunEnd, State
 from exo_init.pid1.cgroups import CgroupTree
 from exo_init.pid1.config import Config
+from exo_init.pid1.health import HealthEvent
 from exo_init.pid1.host import Host, OsHost
 from exo_init.pid1.log import log, status_line
 from exo_init.pid1.logsink import LogSink
@@ -134,6 +135,8 @@ class Supervisor:
         self.notify_senders: dict[int, tuple[CapsuleRunner, int]] = {}
         self.state_dir: Path | None = None  # where generations live (main.py); runtime capsules' state too
         self.listeners: list[Callable[[Event], None]] = []
+        self.health_listeners: list[Callable[[HealthEvent], None]] = []  # liveness verdicts (health.py)
+        self.helpers: dict[int, Callable[[int], None]] = {}  # pids of health checks -> their exit handler
         self.reload_hook: Callable[[], dict[str, list[str]]] | None = None
         self.manifest_source = ""
         self.hostname = "exosphere"
@@ -210,6 +213,17 @@ class Supervisor:
     def abandon_pid(self, pid: int, why: str) -> None:
         self.by_pid.pop(pid, None)
         self.abandoned[pid] = why
+
+    def watch_helper(self, pid: int, on_exit: Callable[[int], None]) -> None:
+        self.helpers[pid] = on_exit
+
+    def publish_health(self, runner: CapsuleRunner, event: HealthEvent) -> None:
+        log.info("%s: health %s: %s", runner.name, event.health, event.detail)
+        for listener in list(self.health_listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("health listener failed")
 
     def remove(self, runner: CapsuleRunner) -> None:
         self.claim_uid(runner, None)
@@ -455,6 +469,13 @@ class Supervisor:
         self.host.signal(runner.pid, signal.SIGUSR1)
         runner.log.line("[exo_init] checkpoint requested")
 
+    def degrade(self, name: str, reason: str) -> None:
+        """The Sentry marks a capsule degraded (`reason`) or, with "", not any more (shown by status)."""
+        runner = self.capsules[name]
+        if runner.degraded != reason:
+            runner.degraded = reason
+            runner.log.line(f"[exo_init] degraded: {reason}" if reason else "[exo_init] no longer degraded")
+
     def status(self, name: str, stats: bool = True) -> dict[str, object]:
         return self.capsules[name].status(stats)
 
@@ -472,6 +493,8 @@ class Supervisor:
                 runner.exited(status)
                 for sender in [p for p, (r, _uid) in self.notify_senders.items() if r is runner]:
                     del self.notify_senders[sender]
+            elif pid in self.helpers:
+                self.helpers.pop(pid)(status)
             elif pid in self.abandoned:
                 log.debug("reaped %d (%s): %s", pid, self.abandoned.pop(pid), RunEnd.from_status(status))
             else:

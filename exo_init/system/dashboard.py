@@ -247,7 +247,8 @@ def capsule_row(status: Mapping[str, Any]) -> CapsuleRow:
         cpu_quota=parse_cpu_max(str(cg.get("cpu_max", "max"))),
         memory=int(cg.get("memory_current") or 0),
         memory_max=None if mem_max == "max" else int(mem_max),
-        detail=str(status.get("status_text") or status.get("reason") or ""),
+        detail=f"degraded: {status['degraded']}" if status.get("degraded") else
+        str(status.get("status_text") or status.get("reason") or ""),
         budgets=budgets, budget=budget)
 
 

@@ -182,6 +182,8 @@ class Core1:
         return json.dumps(self._run(method, args, ctx), sort_keys=True)
 
     def publish_event(self, event: dict[str, Any]) -> None:
+        if "new" not in event:
+            return  # a health verdict (exo_init/pid1/health.py), not a state change
         self.CapsuleStateChanged(str(event.get("capsule", "")), str(event.get("old", "")),
                                  str(event.get("new", "")), str(event.get("reason", "")))
 

@@ -41,6 +41,9 @@ from exo_init.lib.notify import sd_notify
 from exo_init.lib.paths import DEFAULT_RUNTIME
 
 ARPHRD_ETHER = 1
+IFF_LOWER_UP = 0x10000
+RTMGRP_LINK = 1
+LINK_STATE = DEFAULT_RUNTIME / "network" / "link.json"  # what the Sentry reads (exo_init/system/liveness.py)
 LINK_WAIT = 15.0        # seconds to wait for an ethernet device to appear (its driver is loading)
 STOP_GRACE = 3.0        # udhcpc gets this long to exit on SIGTERM
 HOOK_EVENTS = ("deconfig", "bound", "renew", "leasefail", "nak")
@@ -199,6 +202,15 @@ def hook_script(python: str = sys.executable) -> str:
 
 # --- netlink (pyroute2) ------------------------------------------------------------------------------
 
+def carrier_of(msg: Any) -> bool | None:
+    """Whether an RTM_NEWLINK message says the link has carrier (None: it does not say)."""
+    carrier = msg.get_attr("IFLA_CARRIER")
+    if carrier is not None:
+        return bool(carrier)
+    flags = msg.get("flags")
+    return bool(flags & IFF_LOWER_UP) if isinstance(flags, int) else None
+
+
 class Links:
     """The few netlink operations the capsule needs, over one pyroute2 IPRoute socket."""
 
@@ -234,6 +246,14 @@ class Links:
         if lease.routers:
             self.ipr.route("replace", dst="0.0.0.0/0", gateway=lease.routers[0], oif=idx)
 
+    def monitor(self) -> Any:
+        """A second netlink socket, bound to link events (carrier changes)."""
+        from pyroute2 import IPRoute  # noqa: PLC0415
+
+        mon = IPRoute()
+        mon.bind(groups=RTMGRP_LINK)
+        return mon
+
     def close(self) -> None:
         self.ipr.close()
 
@@ -268,6 +288,25 @@ class Capsule:
         self.links = Links()
         self.ready = False
         self.resolv = Path(args.resolv_conf)
+        self.carrier = True   # the link's carrier, as netlink last said
+        self.lease = False    # whether a lease (or a static address) is applied
+        self.online: bool | None = None
+
+    def link_state(self, interface: str, reason: str) -> None:
+        """Report online (carrier and a lease) or not to LINK_STATE, on every change: the Sentry
+        records a partition (link down, lease lost) and its end from it. Written once the link was first
+        online."""
+        online = self.carrier and self.lease
+        if online == self.online or (self.online is None and not online):
+            return  # (not yet online at start is no partition)
+        self.online = online
+        doc = {"online": online, "interface": interface, "carrier": self.carrier, "lease": self.lease,
+               "reason": reason, "time": time.time()}
+        try:
+            write_file_atomically(Path(self.args.runtime_dir) / "link.json", json.dumps(doc) + "\n")
+        except OSError as e:
+            print(f"link state not written: {e.strerror or e}", file=sys.stderr, flush=True)
+        print(f"link {'online' if online else 'offline'}: {reason}", flush=True)
 
     def report(self, status: str, ready: bool = False) -> None:
         print(status, flush=True)
@@ -291,10 +330,14 @@ class Capsule:
         if action == "deconfig":
             self.links.flush(interface)
             self.links.up(interface)
+            self.lease = False
+            self.link_state(interface, "lease lost")
             self.report(f"{interface}: waiting for a DHCP lease")
         elif action in ("bound", "renew"):
             lease = lease_from_hook({**event, "interface": interface})
             self.configure(lease)
+            self.lease = True
+            self.link_state(interface, f"lease {action}")
             if lease.seconds is not None:
                 print(f"{action}: lease of {lease.seconds} s from {event.get('serverid', '?')}", flush=True)
         elif action in ("leasefail", "nak"):
@@ -309,6 +352,8 @@ class Capsule:
         static = static_config(os.environ, interface)
         if static is not None:
             self.configure(static)
+            self.lease = True
+            self.link_state(interface, "static address")
             return self.idle()
         return self.dhcp(interface)
 
@@ -337,6 +382,9 @@ class Capsule:
         sel = selectors.DefaultSelector()
         sel.register(sock, selectors.EVENT_READ, "hook")
         sel.register(pidfd, selectors.EVENT_READ, "exit")
+        monitor = self.links.monitor()
+        sel.register(monitor.fileno(), selectors.EVENT_READ, "link")
+        index = self.links.index(interface)
         try:
             while True:
                 for key, _ in sel.select():
@@ -344,6 +392,9 @@ class Capsule:
                         code = proc.wait()
                         print(f"udhcpc exited with status {code}", file=sys.stderr, flush=True)
                         return 1
+                    if key.data == "link":
+                        self.on_link(monitor.get(), index, interface, proc)
+                        continue
                     data = sock.recv(65536)
                     try:
                         self.on_hook(json.loads(data), interface)
@@ -364,6 +415,26 @@ class Capsule:
         finally:
             os.close(pidfd)
             sock.close()
+            monitor.close()
+
+    def on_link(self, messages: Any, index: int, interface: str, udhcpc: subprocess.Popen[bytes]) -> None:
+        """Netlink link events: carrier lost is a partition; carrier back asks udhcpc to renew the
+        lease (SIGUSR1), whose `renew`/`bound` ends it."""
+        for msg in messages:
+            if msg.get("event") != "RTM_NEWLINK" or msg.get("index") != index:
+                continue
+            carrier = carrier_of(msg)
+            if carrier is None or carrier == self.carrier:
+                continue
+            self.carrier = carrier
+            if carrier:
+                self.report(f"{interface}: link up, renewing the lease")
+                self.link_state(interface, "link up, renewing the lease")
+                udhcpc.send_signal(signal.SIGUSR1)
+            else:
+                self.lease = False  # to be confirmed again (renewed) once the link is back
+                self.report(f"{interface}: link down (partitioned)")
+                self.link_state(interface, "link down")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,6 +13,7 @@ above `memory_pressure` % for `sustain` samples), `crash-loop` (`crash_loop` res
 `crash_window` s), `not-ready` (starting for longer than `not_ready_after` s).
 Actions: `log`, `restart`, `freeze`, `kill` (stop the capsule), `rollback` (the generation).
 Every anomaly and action is a line in the event log (`exoctl events`).
+Liveness checks (a capsule's manifest `health`) and network partitions: exo_init/system/liveness.py.
 
 Policy (JSON, from --policy or $EXO_SENTRY_POLICY; declared in Nix with the capsule):
     {"default": "log", "capsules": {"web": {"oom": "restart", "crash-loop": "rollback"},
@@ -40,6 +41,8 @@ from exo_init.lib.errors import ApiError
 from exo_init.lib.inotify import IN_IGNORED, Inotify
 from exo_init.lib.notify import sd_notify
 from exo_init.lib.paths import DEFAULT_RUNTIME
+from exo_init.system.liveness import Liveness
+from exo_init.system.network import LINK_STATE
 
 ANOMALIES = ("oom", "pids-max", "throttled", "memory-pressure", "crash-loop", "not-ready")
 ACTIONS = ("log", "restart", "freeze", "kill", "rollback")
@@ -223,7 +226,7 @@ class Watcher:
 
 
 class Sentry:
-    def __init__(self, control: Path, policy: Policy, event_log: Path, me: str) -> None:
+    def __init__(self, control: Path, policy: Policy, event_log: Path, me: str, link_state: Path = LINK_STATE) -> None:
         self.control = control
         self.policy = policy
         self.event_log = event_log
@@ -232,14 +235,28 @@ class Sentry:
         self.samples = 0
         self.starting: dict[str, float] = {}   # capsule -> monotonic time it entered `starting`
         self.pressured: set[str] = set()       # capsules with a memory-pressure run going
+        self.pressure_acted_at = -1e9  # monotonic: the last action on memory pressure
+        self.unrecorded = 0            # records the event log could not take (a full disk)
+        self.liveness = Liveness(self.record, self.anomaly, self.degrade, link_state)  # health checks, partitions
 
     def record(self, **record: Any) -> None:
-        out = eventlog.append(self.event_log, {"source": "sentry", **record})
+        """A line in the event log, and in our own log; a full disk loses the former, never the sentry."""
+        out = {"time": round(time.time(), 3), "source": "sentry", **record}
+        try:
+            eventlog.append(self.event_log, out)
+        except OSError as e:
+            self.unrecorded += 1
+            print(f"event log {self.event_log}: {e.strerror or e} ({self.unrecorded} records not written)",
+                  file=sys.stderr, flush=True)
         print(json.dumps(out, sort_keys=True), flush=True)
 
     # --- detection -------------------------------------------------------------------------------
 
     def on_event(self, event: dict[str, Any]) -> None:
+        if "health" in event:
+            if event.get("capsule") != self.me:
+                self.liveness.on_health(event)
+            return
         name = event.get("capsule")
         if not isinstance(name, str) or name == self.me:
             return
@@ -280,14 +297,23 @@ class Sentry:
                                              "throttled_usec": throttled_usec})
             track.throttled_run = 0
 
-    def check_pressure(self, name: str, psi: float | None) -> None:
-        track = self.tracks.setdefault(name, Track())
-        above = psi is not None and psi > self.policy.thresholds["memory_pressure"]
-        track.pressure_run = track.pressure_run + 1 if above else 0
-        (self.pressured.add if above else self.pressured.discard)(name)
-        if track.pressure_run >= self.policy.thresholds["sustain"]:
-            self.anomaly(name, "memory-pressure", {"psi_memory_avg10": psi})
-            track.pressure_run = 0
+    def check_pressure(self, readings: list[tuple[str, float | None]]) -> None:
+        """One look at the memory pressure (PSI some avg10) of the capsules in `readings`: where it
+        was sustained in one of them, act on the worst offender of those above the threshold now."""
+        pressured: list[tuple[float, str]] = []  # (memory PSI, capsule) above the threshold now
+        sustained = False                        # ... and in one of them for `sustain` looks in a row
+        for name, psi in readings:
+            track = self.tracks.setdefault(name, Track())
+            above = psi is not None and psi > self.policy.thresholds["memory_pressure"]
+            track.pressure_run = track.pressure_run + 1 if above else 0
+            (self.pressured.add if above else self.pressured.discard)(name)
+            if psi is not None and above:
+                pressured.append((psi, name))
+            if track.pressure_run >= self.policy.thresholds["sustain"]:
+                sustained = True
+                track.pressure_run = 0
+        if sustained:
+            self.memory_pressure(pressured)
 
     def check_starting(self, name: str, since: float) -> None:
         if since > self.policy.thresholds["not_ready_after"]:
@@ -296,6 +322,7 @@ class Sentry:
     def sample(self, capsules: list[dict[str, Any]]) -> None:
         """Every check on `status` documents (a capsule's state and cgroup figures)."""
         self.samples += 1
+        readings: list[tuple[str, float | None]] = []
         for st in capsules:
             name = st["name"]
             if name == self.me:
@@ -311,9 +338,25 @@ class Sentry:
                                     {**cg, "last_exit": st.get("last_exit", "")})
                 self.check_throttled(name, int(cg.get("cpu_nr_throttled", 0)), cg.get("cpu_max"),
                                      cg.get("cpu_throttled_usec"))
-                self.check_pressure(name, cg.get("psi_memory_avg10"))
+                psi = cg.get("psi_memory_avg10")
+                readings.append((name, float(psi) if psi is not None else None))
             if st.get("state") == "starting":
                 self.check_starting(name, float(st.get("since") or 0))
+        self.check_pressure(readings)
+
+    def memory_pressure(self, pressured: list[tuple[float, str]]) -> None:
+        """Memory pressure sustained in a capsule: of every capsule above the threshold now, act on
+        the worst offender (the highest PSI) only, and on no other for `cooldown` seconds (the
+        pressure may be gone with it); the rest are recorded with action log."""
+        now = time.monotonic()
+        waiting = now - self.pressure_acted_at < self.policy.thresholds["cooldown"]
+        for rank, (psi, name) in enumerate(sorted(pressured, reverse=True)):
+            detail: dict[str, Any] = {"psi_memory_avg10": psi, "offenders": len(pressured)}
+            if rank == 0 and not waiting:
+                self.anomaly(name, "memory-pressure", {**detail, "worst": True})
+                self.pressure_acted_at = now
+            else:
+                self.anomaly(name, "memory-pressure", {**detail, "worst": False}, action="log")
 
     # --- the cgroup files, watched ----------------------------------------------------------------
 
@@ -375,19 +418,18 @@ class Sentry:
                                  cpu.get("throttled_usec"))
         parent = psi_avg10(files.read("", "memory.pressure") or "")
         if parent is not None and parent > self.policy.thresholds["memory_pressure"]:
-            for name in list(watcher.watched):
-                if name != self.me:
-                    self.check_pressure(name, psi_avg10(files.read(name, "memory.pressure") or ""))
+            self.check_pressure([(name, psi_avg10(files.read(name, "memory.pressure") or ""))
+                                 for name in list(watcher.watched) if name != self.me])
         else:
-            for name in list(self.pressured):
-                self.check_pressure(name, None)
+            self.check_pressure([(name, None) for name in list(self.pressured)])
 
     # --- action ----------------------------------------------------------------------------------
 
-    def anomaly(self, name: str, kind: str, detail: dict[str, Any]) -> None:
+    def anomaly(self, name: str, kind: str, detail: dict[str, Any], action: str | None = None) -> None:
+        """Record an anomaly and act on it: by `action` (a manifest's health.action), else the policy."""
         track = self.tracks.setdefault(name, Track())
         now = time.monotonic()
-        action = self.policy.action(name, kind)
+        action = action if action in ACTIONS else self.policy.action(name, kind)
         cooling = now - track.last_fired.get(kind, -1e9) < self.policy.thresholds["cooldown"]
         self.record(kind="anomaly", anomaly=kind, capsule=name, action="log" if cooling else action, **detail)
         if cooling or action == "log":
@@ -400,6 +442,13 @@ class Sentry:
             self.record(kind="action", action=action, capsule=name, anomaly=kind, ok=True)
         except (ApiError, OSError, ValueError) as e:
             self.record(kind="action", action=action, capsule=name, anomaly=kind, ok=False, error=str(e))
+
+    def degrade(self, name: str, reason: str) -> None:
+        """Mark a capsule degraded in PID 1 (`reason`), or clear it ("")."""
+        try:
+            call(self.control, {"op": "degrade", "name": name, "reason": reason})
+        except (ApiError, OSError, ValueError) as e:
+            self.record(kind="action", action="degrade", capsule=name, ok=False, error=str(e))
 
     # --- main loop -------------------------------------------------------------------------------
 
@@ -431,6 +480,7 @@ class Sentry:
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + interval
                     self.tick(watcher)
+                    self.liveness.tick()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -439,6 +489,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--policy", default=None, help="policy JSON (default $EXO_SENTRY_POLICY)")
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--event-log", type=Path, default=None, help="default: the one exo_init reports")
+    p.add_argument("--link-state", type=Path, default=LINK_STATE, help="the network capsule's link report")
     args = p.parse_args(argv)
     try:
         policy = parse_policy(args.policy if args.policy is not None else os.environ.get("EXO_SENTRY_POLICY", ""))
@@ -452,7 +503,8 @@ def main(argv: list[str] | None = None) -> None:
                 event_log = Path(call(args.socket, {"op": "generations"})["event_log"])
             except ApiError:  # exo_init has no generation store: the volatile default
                 event_log = args.socket.parent / "state" / "events.jsonl"
-        Sentry(args.socket, policy, event_log, os.environ.get("EXO_CAPSULE", "sentry")).run(args.interval)
+        Sentry(args.socket, policy, event_log, os.environ.get("EXO_CAPSULE", "sentry"),
+               args.link_state).run(args.interval)
     except (OSError, ConnectionError, ApiError, ValueError) as e:
         sys.stderr.write(f"exo-sentry: {e}\n")
         sys.exit(1)

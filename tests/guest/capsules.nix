@@ -3,6 +3,14 @@
 paths:
 let
   hog = mode: [ paths.python3 "/usr/lib/exosphere/test/hogs.py" mode ];
+  # Holds `held` MiB over a 32M memory.high, allocating and freeing beyond it (tests/vm/test_drills.py).
+  pressure = held: {
+    description = "Memory pressure: ${held}M over a 32M memory.high";
+    argv = hog "pressure" ++ [ held ];
+    autostart = false;
+    restart.policy = "never";
+    quotas = { memory_high = "32M"; memory_max = "256M"; };
+  };
   # Scope probes (tests/vm/test_scope.py): report what their world allows, then exit.
   probe = todo: capabilities: {
     description = "Scope probe";
@@ -139,10 +147,56 @@ in
       EXO_SENTRY_POLICY = builtins.toJSON {
         default = "log";
         capsules.quarantine = { pids-max = "freeze"; };
+        # tests/vm/test_drills.py: memory pressure across three capsules; the worst one is stopped
+        capsules.pressure-a = { memory-pressure = "kill"; };
+        capsules.pressure-b = { memory-pressure = "kill"; };
+        capsules.pressure-c = { memory-pressure = "kill"; };
+        # one victim of memory pressure per 2 minutes (a loaded TCG host makes the drill slow)
+        thresholds.cooldown = 120;
       };
     };
     readiness.kind = "notify";
     restart = { policy = "always"; limit_burst = 1000; };
+  };
+  # tests/vm/test_drills.py: the Sentry drills.
+  # Needs the network: its check connects to the gateway, on a port nothing listens on: "refused"
+  # is an answer (the network is there: exit 0); in a partition the connect fails otherwise (no
+  # route to host) or hangs until the check's timeout kills it. A partition degrades it: no restart storm.
+  uplink = {
+    description = "Needs the network (its liveness check reaches the gateway)";
+    capabilities.host = true;
+    argv = [ "/bin/sleep" "infinity" ];
+    autostart = false;
+    after = [ "network" ];
+    health = {
+      kind = "exec";
+      argv = [ paths.shell "-c" "case $( { : <>/dev/tcp/10.0.2.2/9; } 2>&1 ) in ''|*refused*) exit 0;; *) exit 1;; esac" ];
+      interval = 2;
+      timeout = 10;
+      threshold = 3;
+      action = "restart";
+      network = true;
+    };
+  };
+  # Memory pressure in three capsules at once (PSI): a holds the most above its memory.high.
+  pressure-a = pressure "48";
+  pressure-b = pressure "36";
+  pressure-c = pressure "36";
+  # A fork storm in an unconfined capsule: only its own pids.max stops it.
+  hoststorm = {
+    description = "Fork storm in a host capsule (pids.max 64)";
+    capabilities.host = true;
+    argv = hog "fork";
+    autostart = false;
+    restart.policy = "never";
+    quotas.pids_max = 64;
+  };
+  # Ignores SIGTERM: the poweroff must still end within its stop timeout.
+  stubborn = {
+    description = "Ignores SIGTERM (stop timeout 4 s)";
+    argv = hog "stubborn";
+    autostart = false;
+    stop.timeout = 4;
   };
   quarantine = {
     description = "Forks until pids.max; the sentry's policy freezes it";

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -52,5 +53,29 @@ def idle() -> None:
         time.sleep(1)
 
 
+def pressure() -> None:
+    """Hold argv[2] MiB, then allocate and free 4 MiB over and over: above memory.high, every
+    allocation makes the kernel reclaim (nothing to reclaim without swap) and throttle us, which
+    is memory pressure (PSI) in our cgroup."""
+    held = bytearray(int(sys.argv[2]) << 20)
+    for i in range(0, len(held), 4096):
+        held[i] = 1
+    print(f"holding {len(held) >> 20} MiB", flush=True)
+    while True:
+        chunk = bytearray(4 << 20)
+        for i in range(0, len(chunk), 4096):
+            chunk[i] = 1
+        del chunk
+
+
+def stubborn() -> None:
+    """Ignore SIGTERM: only the stop timeout's SIGKILL ends us."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("ignoring SIGTERM", flush=True)
+    while True:
+        time.sleep(3600)
+
+
 if __name__ == "__main__":
-    {"mem": mem, "fork": fork, "cpu": cpu, "crash": crash, "idle": idle}[sys.argv[1]]()
+    {"mem": mem, "fork": fork, "cpu": cpu, "crash": crash, "idle": idle, "pressure": pressure,
+     "stubborn": stubborn}[sys.argv[1]]()

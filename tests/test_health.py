@@ -1,0 +1,228 @@
+"""Liveness checks (a capsule's `health`): the manifest rules, and each kind run by a real exo_init,
+with the real Sentry acting on the verdicts and on a network partition (the link report)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exo_init.pid1.manifest import FieldError, HealthAction, HealthKind, parse_capsule
+from tests.exo import REPO, ExoInit, manifest_json
+
+PY = sys.executable
+
+
+def test_health_section_is_checked() -> None:
+    c = parse_capsule("web", {"argv": ["/bin/sleep", "1"], "health": {
+        "kind": "tcp", "port": 8080, "interval": 2, "threshold": 4, "action": "restart", "network": True}})
+    assert c.health is not None
+    assert (c.health.kind, c.health.port, c.health.interval, c.health.threshold, c.health.action, c.health.network) \
+        == (HealthKind.TCP, 8080, 2.0, 4, HealthAction.RESTART, True)
+    assert parse_capsule("web", {"argv": ["/bin/sleep", "1"]}).health is None
+    for health, field, message in (
+        ({"kind": "tcp"}, "health.port", "needs a port"),
+        ({"kind": "file", "path": "rel"}, "health.path", "absolute"),
+        ({"kind": "exec"}, "health.argv", "needs argv"),
+        ({"kind": "file", "path": "/x", "argv": ["/bin/true"]}, "health.argv", "only for kind exec"),
+        ({"kind": "exec", "argv": ["true"]}, "health.argv[0]", "absolute"),
+        ({"kind": "http"}, "health.kind", "unknown kind"),
+        ({"kind": "file", "path": "/x", "interval": 0}, "health.interval", "between"),
+        ({"kind": "file", "path": "/x", "action": "explode"}, "health.action", "explode"),
+        ({"kind": "file", "path": "/x", "bogus": 1}, "health.bogus", ""),
+    ):
+        with pytest.raises(FieldError) as err:
+            parse_capsule("web", {"argv": ["/bin/sleep", "1"], "health": health})
+        assert err.value.field == field and message in err.value.message, (health, str(err.value))
+    with pytest.raises(FieldError, match="oneshot"):
+        parse_capsule("job", {"argv": ["/bin/true"], "type": "oneshot", "health": {"kind": "file", "path": "/x"}})
+
+
+def health_events(e: ExoInit, name: str) -> list[dict[str, Any]]:
+    return [ev for ev in e.events if ev.get("capsule") == name and "health" in ev]
+
+
+def test_file_and_exec_checks_report_failing_and_ok(tmp_path: Path) -> None:
+    flag = tmp_path / "alive"
+    flag.write_text("")
+    exec_flag = tmp_path / "exec-alive"
+    exec_flag.write_text("")
+    e = ExoInit(tmp_path / "exo", {"capsules": {
+        "filed": {"argv": ["/bin/sleep", "100"],
+                  "health": {"kind": "file", "path": str(flag), "interval": 0.2, "threshold": 2}},
+        "execd": {"argv": ["/bin/sleep", "100"],
+                  "health": {"kind": "exec", "argv": ["/bin/sh", "-c", f"test -e {exec_flag}"],
+                             "interval": 0.2, "threshold": 2}},
+        # the check runs as the capsule's user: uid 65534 passes, anything else fails
+        "nobody": {"argv": ["/bin/sleep", "100"], "user": "nobody",
+                   "health": {"kind": "exec", "argv": ["/bin/sh", "-c", 'test "$(id -u)" = 65534'],
+                              "interval": 0.2, "threshold": 1}},
+        "hung": {"argv": ["/bin/sleep", "100"],
+                 "health": {"kind": "exec", "argv": ["/bin/sleep", "30"], "interval": 0.2, "timeout": 0.3,
+                            "threshold": 1}},
+    }}, cgroups=False)
+    try:
+        for name in ("filed", "execd", "nobody", "hung"):
+            e.wait_state(name, "ready")
+        e.wait_for(lambda: e.status("filed")["health"]["state"] == "ok", 10, "filed ok")
+        e.wait_for(lambda: e.status("execd")["health"]["state"] == "ok", 10, "execd ok")
+        e.wait_for(lambda: e.status("nobody")["health"]["checks"] >= 3, 10, "three checks of nobody")
+        assert e.status("nobody")["health"]["state"] == "ok", e.status("nobody")
+        e.wait_for(lambda: health_events(e, "hung"), 10, "hung failing")
+        hung = health_events(e, "hung")[0]
+        assert hung["health"] == "failing" and "still running after 0.3 s" in hung["detail"], hung
+        assert health_events(e, "filed") == [] and health_events(e, "execd") == []
+
+        flag.unlink()
+        exec_flag.unlink()
+        e.wait_for(lambda: health_events(e, "filed") and health_events(e, "execd"), 10, "failing events")
+        filed, execd = health_events(e, "filed")[0], health_events(e, "execd")[0]
+        assert filed["health"] == "failing" and filed["failures"] == 2 and "missing" in filed["detail"], filed
+        assert execd["health"] == "failing" and "exited 1" in execd["detail"] and execd["action"] == "log", execd
+        st = e.status("filed")
+        assert st["state"] == "ready" and st["restarts"] == 0, "PID 1 reports; it does not act"
+        flag.write_text("")
+        e.wait_for(lambda: len(health_events(e, "filed")) == 2, 10, "filed ok again")
+        assert health_events(e, "filed")[1]["health"] == "ok"
+        assert "[exo_init] health failing" in "\n".join(e.call("logs", name="filed")["lines"])
+        e.call("stop", name="hung")
+        e.wait_state("hung", "stopped")
+        assert e.status("hung")["health"] is None
+    finally:
+        e.close()
+
+
+def test_notify_watchdog_check(tmp_path: Path) -> None:
+    beat = ("import os, socket, time\n"
+            "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+            "s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n"
+            "for _ in range(15):\n"
+            "    s.sendto(b'WATCHDOG=1', os.environ['NOTIFY_SOCKET']); time.sleep(0.1)\n"
+            "time.sleep(100)\n")
+    e = ExoInit(tmp_path / "exo", {"capsules": {
+        "beats": {"argv": [PY, "-c", beat], "readiness": {"kind": "notify"},
+                  "health": {"kind": "notify-watchdog", "interval": 0.4, "threshold": 2}}}}, cgroups=False)
+    try:
+        e.wait_state("beats", "ready")
+        e.wait_for(lambda: e.status("beats")["health"]["checks"] >= 2, 10, "two checks")
+        assert health_events(e, "beats") == [] and e.status("beats")["health"]["state"] == "ok"
+        e.wait_for(lambda: health_events(e, "beats"), 10, "silent capsule failing")
+        assert "no WATCHDOG=1" in health_events(e, "beats")[0]["detail"]
+    finally:
+        e.close()
+
+
+def sentry_capsule(e: ExoInit, link: Path) -> dict[str, Any]:
+    return {"argv": [PY, "-m", "exo_init.system.sentry", "--socket", str(e.runtime / "control.sock"),
+                     "--interval", "0.2", "--link-state", str(link)],
+            "env": {"PYTHONPATH": str(REPO), "EXO_SENTRY_POLICY": json.dumps({"thresholds": {"cooldown": 0}})},
+            "readiness": {"kind": "notify"}, "restart": {"policy": "always"}}
+
+
+def test_sentry_restarts_a_failing_capsule_by_its_manifest(tmp_path: Path) -> None:
+    flag = tmp_path / "alive"
+    e = ExoInit(tmp_path / "exo", {"capsules": {"base": {"argv": ["/bin/sleep", "100"]}}}, cgroups=False)
+    try:
+        # The capsule makes its own flag at start: a restart heals it.
+        web = {"argv": ["/bin/sh", "-c", f"touch {flag}; exec sleep 100"],
+               "health": {"kind": "file", "path": str(flag), "interval": 0.2, "threshold": 2, "action": "restart"}}
+        manifest = tmp_path / "with-sentry.json"
+        manifest.write_text(manifest_json({"sentry": sentry_capsule(e, tmp_path / "link.json"), "web": web}))
+        e.call("switch", target=str(manifest), **{"try": False})
+        e.wait_state("sentry", "ready")
+        e.wait_state("web", "ready")
+        e.wait_for(lambda: e.status("web")["health"] and e.status("web")["health"]["state"] == "ok", 30, "web ok")
+        flag.unlink()
+        e.wait_for(lambda: any(
+            r.get("kind") == "action" and r.get("capsule") == "web" for r in e.call("events")), 10, "sentry acts")
+        records = [r for r in e.call("events") if r.get("capsule") == "web"]
+        anomaly = next(r for r in records if r["kind"] == "anomaly")
+        assert anomaly["anomaly"] == "unhealthy" and anomaly["action"] == "restart" and anomaly["failures"] == 2
+        assert next(r for r in records if r["kind"] == "action")["ok"] is True
+        e.wait_for(lambda: e.status("web")["state"] == "ready" and e.status("web")["health"] is not None and
+                   e.status("web")["health"]["state"] == "ok", 10, "web healthy after its restart")
+        assert flag.exists()
+    finally:
+        e.close()
+
+
+def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
+    link = tmp_path / "link.json"
+    up = tmp_path / "upstream"
+    up.write_text("")
+
+    def report(online: bool) -> None:
+        tmp = link.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"online": online, "interface": "eth0", "reason": "test link"}))
+        tmp.replace(link)
+
+    report(True)
+    e = ExoInit(tmp_path / "exo", {"capsules": {"base": {"argv": ["/bin/sleep", "100"]}}}, cgroups=False)
+    try:
+        web = {"argv": ["/bin/sleep", "100"],
+               "health": {"kind": "file", "path": str(up), "interval": 0.2, "threshold": 2, "action": "restart",
+                          "network": True}}
+        local = {"argv": ["/bin/sleep", "100"],
+                 "health": {"kind": "file", "path": str(up), "interval": 0.2, "threshold": 2, "action": "log"}}
+        manifest = tmp_path / "with-sentry.json"
+        manifest.write_text(manifest_json({"sentry": sentry_capsule(e, link), "web": web, "local": local}))
+        e.call("switch", target=str(manifest), **{"try": False})
+        for name in ("sentry", "web", "local"):
+            e.wait_state(name, "ready")
+        e.wait_for(lambda: (e.status("web")["health"] or {}).get("state") == "ok", 30, "web ok")
+        # The partition: the link report goes offline, and the upstream the check needs is gone.
+        report(False)
+        up.unlink()
+        e.wait_for(lambda: e.status("web")["degraded"] == "network partition", 30, "web degraded")
+        time.sleep(1.0)  # (the Sentry samples every 0.2 s: several chances to restart web, which it must not)
+        assert e.status("web")["restarts"] == 0 and e.status("web")["state"] == "ready"
+        assert e.status("local")["degraded"] == "", "only capsules whose check needs the network"
+        shown = subprocess.run([PY, "-m", "exo_init.client.exoctl", "--socket", str(e.runtime / "control.sock"),
+                                "status"], capture_output=True, text=True, timeout=30, cwd=REPO, check=True).stdout
+        assert "degraded: network partition" in next(line for line in shown.splitlines() if line.startswith("web"))
+        records = e.call("events")
+        partition = [r for r in records if r.get("anomaly") == "network-partition"]
+        assert partition and partition[0]["kind"] == "anomaly" and partition[0]["interface"] == "eth0", records
+        assert not any(r.get("kind") == "action" and r.get("capsule") == "web" for r in records), records
+        # The link returns, the check passes: recovered with no action taken.
+        report(True)
+        up.write_text("")
+        e.wait_for(lambda: e.status("web")["degraded"] == "", 30, "web no longer degraded")
+        e.wait_for(lambda: any(r.get("anomaly") == "network-partition" and r["kind"] == "recovered"
+                               for r in e.call("events")), 30, "the partition's end recorded")
+        assert e.status("web")["restarts"] == 0
+    finally:
+        e.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and mounts need root")
+def test_exec_check_of_an_isolated_capsule_runs_in_its_world(tmp_path: Path) -> None:
+    """The check runs in the capsule's PID namespace (a handful of processes in its /proc, not the
+    host's hundreds) and root (no /run/exosphere-health-test, which the host has), as its dynamic
+    uid: it passes only there; the same command run on the host fails."""
+    marker = Path("/run/exosphere-health-test")
+    marker.write_text("")
+    inside = f'test ! -e {marker} && test "$(id -u)" -ne 0 && test "$(ls /proc | grep -c "^[0-9]")" -lt 10'
+    e = ExoInit(tmp_path / "exo", {"capsules": {
+        "iso": {"argv": ["/bin/sleep", "1000"], "capabilities": {},
+                "health": {"kind": "exec", "argv": ["/bin/sh", "-c", inside], "interval": 0.3, "threshold": 1}},
+        "iso-bad": {"argv": ["/bin/sleep", "1000"], "capabilities": {},
+                    "health": {"kind": "exec", "argv": ["/bin/sh", "-c", "test $(id -u) -eq 0"], "interval": 0.3,
+                               "threshold": 1}},
+    }})
+    try:
+        e.wait_state("iso", "ready")
+        e.wait_for(lambda: (e.status("iso")["health"] or {}).get("checks", 0) >= 3, 20, "three checks of iso")
+        assert e.status("iso")["health"]["state"] == "ok", e.status("iso")
+        assert health_events(e, "iso") == []
+        e.wait_for(lambda: health_events(e, "iso-bad"), 20, "iso-bad failing (not root inside)")
+        assert "exited 1" in health_events(e, "iso-bad")[0]["detail"]
+    finally:
+        e.close()
+        marker.unlink()
