@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from exo_init.lib.cgroupfmt import flat_keyed, psi_avg10
 from exo_init.pid1.log import log
 from exo_init.pid1.manifest import Quotas
 
@@ -52,25 +53,6 @@ def _write(path: str, text: str) -> None:
         os.write(fd, text.encode())
     finally:
         os.close(fd)
-
-
-def _flat_keyed(text: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
-
-
-def _psi_avg10(text: str) -> float | None:
-    for line in text.splitlines():
-        if line.startswith("some "):
-            for item in line.split()[1:]:
-                key, _, value = item.partition("=")
-                if key == "avg10":
-                    return float(value)
-    return None
 
 
 @dataclass(frozen=True)
@@ -200,7 +182,7 @@ class CgroupTree:
 
     def populated(self, name: str) -> bool:
         events = _read(f"{self.capsules}/{name}/cgroup.events")
-        return _flat_keyed(events).get("populated", 0) == 1
+        return flat_keyed(events).get("populated", 0) == 1
 
     def pids(self, name: str) -> list[int]:
         return [int(p) for p in _read(self.path(name) / "cgroup.procs").split()]
@@ -246,7 +228,7 @@ class CgroupTree:
         unasked (no periodic sampling). What exo_init writes (freeze, kill, quotas) drops the
         capsule's cached figures."""
         leaf = self.path(name)
-        cpu = _flat_keyed(_read(leaf / "cpu.stat"))
+        cpu = flat_keyed(_read(leaf / "cpu.stat"))
         now = time.monotonic()
         cached = self._slow.get(name)
         if cached is None or now - cached[0] > STATS_TTL:
@@ -267,9 +249,9 @@ class CgroupTree:
             return _read(name, dfd)
 
         try:
-            mem_events = _flat_keyed(read("memory.events"))
-            pids_events = _flat_keyed(read("pids.events"))
-            events = _flat_keyed(read("cgroup.events"))
+            mem_events = flat_keyed(read("memory.events"))
+            pids_events = flat_keyed(read("pids.events"))
+            events = flat_keyed(read("cgroup.events"))
             return CgroupStats(
                 memory_current=int(read("memory.current").strip() or 0),
                 memory_max=read("memory.max").strip() or "max",
@@ -280,9 +262,9 @@ class CgroupTree:
                 pids_events_max=pids_events.get("max", 0),
                 cpu_max=read("cpu.max").strip() or "max",
                 frozen=events.get("frozen", 0) == 1,
-                psi_cpu_avg10=_psi_avg10(read("cpu.pressure")),
-                psi_memory_avg10=_psi_avg10(read("memory.pressure")),
-                psi_io_avg10=_psi_avg10(read("io.pressure")),
+                psi_cpu_avg10=psi_avg10(read("cpu.pressure")),
+                psi_memory_avg10=psi_avg10(read("memory.pressure")),
+                psi_io_avg10=psi_avg10(read("io.pressure")),
                 populated=events.get("populated", 0) == 1,
             )
         finally:
@@ -291,7 +273,7 @@ class CgroupTree:
     def cpu_usage(self, name: str) -> int | None:
         """The capsule's CPU time in microseconds (cpu.stat usage_usec); None without a cgroup."""
         text = _read(f"{self.capsules}/{name}/cpu.stat")
-        return _flat_keyed(text).get("usage_usec", 0) if text else None
+        return flat_keyed(text).get("usage_usec", 0) if text else None
 
     def owner_of(self, pid: int) -> str | None:
         """The capsule whose cgroup holds `pid`, from /proc/PID/cgroup."""

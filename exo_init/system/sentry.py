@@ -37,6 +37,7 @@ from typing import Any
 
 from exo_init.client.control import Subscription, call
 from exo_init.lib import eventlog
+from exo_init.lib.cgroupfmt import flat_keyed, psi_avg10
 from exo_init.lib.errors import ApiError
 from exo_init.lib.inotify import IN_IGNORED, Inotify
 from exo_init.lib.notify import sd_notify
@@ -124,25 +125,6 @@ class Track:
     last_fired: dict[str, float] = field(default_factory=dict)
 
 
-def _flat_keyed(text: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
-
-
-def psi_avg10(text: str) -> float | None:
-    for line in text.splitlines():
-        if line.startswith("some "):
-            for item in line.split()[1:]:
-                key, _, value = item.partition("=")
-                if key == "avg10":
-                    return float(value)
-    return None
-
-
 class CgroupFiles:
     """The capsules' cgroup directories (`info`'s cgroup root + capsules/NAME), read by the sentry
     itself: asking PID 1 for every capsule's `status` every second made PID 1 read a dozen files
@@ -171,7 +153,7 @@ class CgroupFiles:
         mem, pids = self.read(name, "memory.events"), self.read(name, "pids.events")
         if mem is None and pids is None:
             return None
-        return _flat_keyed(mem or "").get("oom_kill", 0), _flat_keyed(pids or "").get("max", 0)
+        return flat_keyed(mem or "").get("oom_kill", 0), flat_keyed(pids or "").get("max", 0)
 
     def value(self, name: str, file: str) -> str:
         return (self.read(name, file) or "").strip() or "max"
@@ -413,7 +395,7 @@ class Sentry:
             return
         files = watcher.files
         for name in list(watcher.throttleable):
-            cpu = _flat_keyed(files.read(name, "cpu.stat") or "")
+            cpu = flat_keyed(files.read(name, "cpu.stat") or "")
             self.check_throttled(name, cpu.get("nr_throttled", 0), files.value(name, "cpu.max"),
                                  cpu.get("throttled_usec"))
         parent = psi_avg10(files.read("", "memory.pressure") or "")
