@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crush.caps import FsGrant, ScopedHost, stdin_reader
+from crush.caps import FsGrant, ScopedHost, os_error, stdin_reader
 from crush.casm import CasmError, Program, decode
 from crush.cli import traceback_text
 from crush.vm import VM, Status, prelude
@@ -38,11 +38,11 @@ class WorldHost(ScopedHost):
             try:
                 if cap == "fs.stat":
                     head, tail = os.path.split(path.rstrip("/") or "/")
-                    path = os.path.join(os.path.realpath(head), tail) if tail else "/"
+                    path = os.path.join(os.path.realpath(head, strict=True), tail) if tail else "/"
                 else:
-                    path = os.path.realpath(path)
-            except OSError:  # a link it may not read: the access itself fails, with the shell's error
-                pass
+                    path = os.path.realpath(path, strict=True)
+            except OSError as e:  # missing, or a link it may not read (/proc/1/root): the shell's error
+                raise os_error(e, path) from None
         return super()._check(cap, path)
 
 

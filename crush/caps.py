@@ -160,7 +160,7 @@ class ScopedHost:
         try:
             root = os.open(grant.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as e:
-            raise _os_error(e, path) from None
+            raise os_error(e, path) from None
         try:
             dirfd = root
             try:
@@ -181,7 +181,7 @@ class ScopedHost:
                 if dirfd != root:
                     os.close(dirfd)
         except OSError as e:
-            raise _os_error(e, path) from None
+            raise os_error(e, path) from None
         finally:
             os.close(root)
 
@@ -238,7 +238,8 @@ _ERRORS = {errno.ENOENT: "FileNotFoundError", errno.EEXIST: "FileExistsError", e
            errno.ENOTDIR: "NotADirectoryError", errno.EACCES: "PermissionError", errno.EPERM: "PermissionError"}
 
 
-def _os_error(e: OSError, path: str) -> Exception:
+def os_error(e: OSError, path: str) -> Exception:
+    """The guest's exception for a failed file access (FileNotFoundError, PermissionError, ...)."""
     name = _ERRORS.get(e.errno or 0, "OSError")
     return exc(name, f"[Errno {e.errno}] {os.strerror(e.errno or 0)}: {path!r}")
 

@@ -101,3 +101,15 @@ def test_ls_prints_no_escape_sequences(programs: Path, tmp_path: Path) -> None:
     for args in ([str(tmp_path)], ["-l", str(tmp_path)]):
         code, out, _ = crushcap(programs, tmp_path, "ls", *args)
         assert code == 0 and clean(out) and "file" in out, out
+
+
+
+def test_a_link_that_cannot_be_resolved_is_the_shells_error(programs: Path, tree: Path) -> None:
+    """A path through a link that does not resolve (a loop here; in the image, /proc/1/root, which
+    the shell's user may not read): the Python tool printed the system's error, and so does the
+    CRUSH one (its own path resolution must not turn it into a capability refusal)."""
+    (tree / "loop").symlink_to("loop")
+    code, _, err = crushcap(programs, tree, "ls", "loop/x")
+    assert (code, err) == (1, "ls: loop/x: Too many levels of symbolic links\n")
+    code, _, err = crushcap(programs, tree, "cat", "loop/x")
+    assert (code, err) == (1, "cat: loop/x: Too many levels of symbolic links\n")
