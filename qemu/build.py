@@ -87,7 +87,10 @@ SYSTEMD_CMDLINE = f"rdinit=/sbin/init systemd.unit=exosphere.target net.ifnames=
 EXO_INIT_PLANE = ("sentry", "dbus-bridge", "dashboard")
 # What exo_init does for capsules before any starts, and systemd needs said: the runtime directories
 # (tmpfiles.d), and the system bus is the dbus capsule's alone (Debian's own dbus units masked).
-SYSTEMD_TMPFILES = "d /run/exosphere 0755 root root -\nd /run/exosphere/wayland 0755 root root -\n"
+SYSTEMD_TMPFILES = (
+    "d /run/exosphere 0755 root root -\nd /run/exosphere/wayland 0755 root root -\n"
+    "d /run/exosphere/display 0755 root root -\n"  # (the compositor's grant: exo_init writes clients.json there)
+)
 SYSTEMD_MASKED = ("dbus.socket", "dbus.service")
 MACHINE_ID = "3c0d5e5a1e8f4c6fa0b7e1d2c3b4a596"  # fixed: no first-boot units (systemd-firstboot would prompt)
 

@@ -130,6 +130,9 @@ def finished(m: Machine) -> tuple[str, int, str]:
     """crush-sum run to its end on this boot: its result, total gas and log."""
     st = m.wait_for_capsule("crush-sum", "exited", 900)
     assert st["reason"] == "exited 0", st
+    # (the last lines may reach the log file a moment after the exit is reported: PID 1 drains the
+    # capsule's pipe in its loop, not in the reaper)
+    m.wait_until_succeeds("exoctl logs crush-sum -n 100 | grep -q 'sum.py: done: '", 60)
     log = m.succeed("exoctl logs crush-sum -n 100")
     result = re.findall(r"^sum (\d+)$", log, re.M)
     done = re.search(r"sum.py: done: \d+ instructions, (\d+) gas", log)
