@@ -134,7 +134,7 @@ def finished(m: Machine) -> tuple[str, int, str]:
     # capsule's pipe in its loop, not in the reaper)
     m.wait_until_succeeds("exoctl logs crush-sum -n 100 | grep -q 'sum.py: done: '", 60)
     log = m.succeed("exoctl logs crush-sum -n 100")
-    result = re.findall(r"^sum (\d+)$", log, re.M)
+    result = re.findall(r"^(?:\S+ )?sum (\d+)$", log, re.M)  # (exoctl logs: a time stamp first)
     done = re.search(r"sum.py: done: \d+ instructions, (\d+) gas", log)
     assert result and done, log
     return result[-1], int(done.group(1)), log
