@@ -3,11 +3,16 @@ over the line limit kept (shortened and marked), concurrent writers never corrup
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
+import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from exo_init.lib import eventlog
 
@@ -99,3 +104,25 @@ def test_concurrent_writers_across_rotations(tmp_path: Path) -> None:
         mine = [r["i"] for r in found if r["who"] == who]
         assert mine == sorted(mine) and mine[-1] == count - 1, mine[-5:]
     assert eventlog.tail(log, 5)[-1]["i"] == count - 1
+
+
+def test_a_full_disk_leaves_no_torn_line(tmp_path: Path) -> None:
+    """A record that does not fit is not written at all (the part a full disk took is taken back)."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mnt)], check=True)
+    try:
+        log = mnt / "events.jsonl"
+        eventlog.append(log, {"kind": "first"})
+        with open(mnt / "fill", "wb", buffering=0) as fill, contextlib.suppress(OSError):
+            while True:
+                fill.write(b"x" * 100)
+                fill.flush()
+        before = log.read_bytes()
+        with pytest.raises(OSError):
+            eventlog.append(log, {"kind": "anomaly", "detail": "y" * 6000})
+        assert log.read_bytes() == before
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)

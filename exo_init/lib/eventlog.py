@@ -19,6 +19,7 @@ Written by exo_init (switches, rollbacks) and by the sentry capsule (anomalies, 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -74,7 +75,10 @@ def append(path: Path, record: dict[str, Any]) -> dict[str, Any]:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line: end it first
             line = b"\n" + line
-        os.write(fd, line)
+        written = os.write(fd, line)
+        if written != len(line):  # a full disk took part of it: take that back (no torn line), and say so
+            os.ftruncate(fd, size)
+            raise OSError(errno.ENOSPC, f"{path}: {written} of {len(line)} bytes written (no space left)")
         os.fsync(fd)
     finally:
         os.close(fd)
