@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from exo_init.lib import eventlog
-from exo_init.system.sentry import CgroupFiles, PolicyError, Sentry, Watcher, parse_policy
+from exo_init.system.sentry import CgroupFiles, PolicyError, Sentry, Watcher, over_high, parse_policy
 from tests.exo import REPO, ExoInit, manifest_json
 
 PY = sys.executable
@@ -213,6 +213,32 @@ def test_the_worst_offender_need_not_be_the_first_to_sustain(tmp_path: Path) -> 
     sentry.sample([st("early", 30.0), st("worse", 70.0)])  # early sustains; worse is higher now
     acted = [(r["capsule"], r["action"]) for r in eventlog.tail(log, 10) if r["kind"] == "anomaly"]
     assert acted == [("worse", "kill"), ("early", "log")]
+
+
+def test_the_worst_offender_holds_the_most_above_its_memory_high(tmp_path: Path) -> None:
+    """PSI of capsules throttled at memory.high is noisy (each stalls most of the time); what they
+    hold above it is not: the booted drill's 48M capsule is stopped, not a 36M one that stalled more."""
+    log = tmp_path / "events.jsonl"
+    sentry = Sentry(tmp_path / "no.sock", parse_policy('{"default": "kill", "thresholds": {"sustain": 2}}'),
+                    log, "sentry")
+    high = 32 << 20
+
+    def st(name: str, psi: float, held: int) -> dict[str, Any]:
+        cg = {"psi_memory_avg10": psi, "memory_current": str(held << 20), "memory_high": str(high)}
+        return {"name": name, "state": "ready", "since": 1.0, "cgroup": cg}
+
+    for _ in range(2):
+        sentry.sample([st("b", 71.0, 36), st("a", 47.0, 48), st("c", 66.0, 36), st("small", 90.0, 0)])
+    acted = [(r["capsule"], r["action"], r["over_memory_high"]) for r in eventlog.tail(log, 10)
+             if r["kind"] == "anomaly"]
+    assert acted == [("a", "kill", 16 << 20), ("b", "log", 4 << 20), ("c", "log", 4 << 20), ("small", "log", 0)]
+
+
+def test_over_high_reads_cgroup_figures() -> None:
+    assert over_high("50331648\n", "33554432\n") == 16 << 20
+    assert over_high("1000", "max") == 0
+    assert over_high("1000", "2000") == 0
+    assert over_high(None, None) == 0
 
 
 def test_a_full_event_log_does_not_stop_the_sentry(tmp_path: Path) -> None:

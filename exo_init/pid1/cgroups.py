@@ -62,6 +62,7 @@ class CgroupStats:
     cpu_nr_throttled: int = 0
     memory_current: int = 0
     memory_max: str = "max"
+    memory_high: str = "max"
     memory_oom_kill: int = 0
     memory_events_max: int = 0
     pids_current: int = 0
@@ -255,6 +256,7 @@ class CgroupTree:
             return CgroupStats(
                 memory_current=int(read("memory.current").strip() or 0),
                 memory_max=read("memory.max").strip() or "max",
+                memory_high=read("memory.high").strip() or "max",
                 memory_oom_kill=mem_events.get("oom_kill", 0),
                 memory_events_max=mem_events.get("max", 0),
                 pids_current=int(read("pids.current").strip() or 0),

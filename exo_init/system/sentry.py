@@ -33,7 +33,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from exo_init.client.control import Subscription, call
 from exo_init.lib import eventlog
@@ -51,6 +51,21 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "sustain": 5, "memory_pressure": 20.0, "crash_loop": 3, "crash_window": 60.0, "not_ready_after": 60.0,
     "cooldown": 30.0,
 }
+
+
+class Pressure(NamedTuple):
+    """One capsule's memory pressure: PSI some avg10 (None: unknown) and bytes above memory.high."""
+    name: str
+    psi: float | None
+    over_high: int = 0
+
+
+def over_high(current: object, high: object) -> int:
+    """Bytes of memory.current above memory.high; 0 without a limit ("max") or a figure."""
+    try:
+        return max(0, int(str(current).strip()) - int(str(high).strip()))
+    except ValueError:
+        return 0
 
 
 class PolicyError(Exception):
@@ -279,18 +294,18 @@ class Sentry:
                                              "throttled_usec": throttled_usec})
             track.throttled_run = 0
 
-    def check_pressure(self, readings: list[tuple[str, float | None]]) -> None:
+    def check_pressure(self, readings: list[Pressure]) -> None:
         """One look at the memory pressure (PSI some avg10) of the capsules in `readings`: where it
         was sustained in one of them, act on the worst offender of those above the threshold now."""
-        pressured: list[tuple[float, str]] = []  # (memory PSI, capsule) above the threshold now
-        sustained = False                        # ... and in one of them for `sustain` looks in a row
-        for name, psi in readings:
-            track = self.tracks.setdefault(name, Track())
-            above = psi is not None and psi > self.policy.thresholds["memory_pressure"]
+        pressured: list[Pressure] = []  # capsules above the threshold now
+        sustained = False               # ... and one of them for `sustain` looks in a row
+        for reading in readings:
+            track = self.tracks.setdefault(reading.name, Track())
+            above = reading.psi is not None and reading.psi > self.policy.thresholds["memory_pressure"]
             track.pressure_run = track.pressure_run + 1 if above else 0
-            (self.pressured.add if above else self.pressured.discard)(name)
-            if psi is not None and above:
-                pressured.append((psi, name))
+            (self.pressured.add if above else self.pressured.discard)(reading.name)
+            if above:
+                pressured.append(reading)
             if track.pressure_run >= self.policy.thresholds["sustain"]:
                 sustained = True
                 track.pressure_run = 0
@@ -304,7 +319,7 @@ class Sentry:
     def sample(self, capsules: list[dict[str, Any]]) -> None:
         """Every check on `status` documents (a capsule's state and cgroup figures)."""
         self.samples += 1
-        readings: list[tuple[str, float | None]] = []
+        readings: list[Pressure] = []
         for st in capsules:
             name = st["name"]
             if name == self.me:
@@ -321,24 +336,30 @@ class Sentry:
                 self.check_throttled(name, int(cg.get("cpu_nr_throttled", 0)), cg.get("cpu_max"),
                                      cg.get("cpu_throttled_usec"))
                 psi = cg.get("psi_memory_avg10")
-                readings.append((name, float(psi) if psi is not None else None))
+                readings.append(Pressure(name, float(psi) if psi is not None else None,
+                                         over_high(cg.get("memory_current"), cg.get("memory_high"))))
             if st.get("state") == "starting":
                 self.check_starting(name, float(st.get("since") or 0))
         self.check_pressure(readings)
 
-    def memory_pressure(self, pressured: list[tuple[float, str]]) -> None:
+    def memory_pressure(self, pressured: list[Pressure]) -> None:
         """Memory pressure sustained in a capsule: of every capsule above the threshold now, act on
-        the worst offender (the highest PSI) only, and on no other for `cooldown` seconds (the
-        pressure may be gone with it); the rest are recorded with action log."""
+        the worst offender only, and on no other for `cooldown` seconds (the pressure may be gone
+        with it); the rest are recorded with action log. The worst offender holds the most memory
+        above its own memory.high (the cause of its stalls, and a steady figure); the highest PSI
+        decides between equals (PSI alone is noisy: every capsule throttled at its memory.high
+        stalls most of the time)."""
         now = time.monotonic()
         waiting = now - self.pressure_acted_at < self.policy.thresholds["cooldown"]
-        for rank, (psi, name) in enumerate(sorted(pressured, reverse=True)):
-            detail: dict[str, Any] = {"psi_memory_avg10": psi, "offenders": len(pressured)}
+        ranked = sorted(pressured, key=lambda r: (r.over_high, r.psi or 0.0, r.name), reverse=True)
+        for rank, reading in enumerate(ranked):
+            detail: dict[str, Any] = {"psi_memory_avg10": reading.psi, "over_memory_high": reading.over_high,
+                                      "offenders": len(pressured)}
             if rank == 0 and not waiting:
-                self.anomaly(name, "memory-pressure", {**detail, "worst": True})
+                self.anomaly(reading.name, "memory-pressure", {**detail, "worst": True})
                 self.pressure_acted_at = now
             else:
-                self.anomaly(name, "memory-pressure", {**detail, "worst": False}, action="log")
+                self.anomaly(reading.name, "memory-pressure", {**detail, "worst": False}, action="log")
 
     # --- the cgroup files, watched ----------------------------------------------------------------
 
@@ -400,10 +421,17 @@ class Sentry:
                                  cpu.get("throttled_usec"))
         parent = psi_avg10(files.read("", "memory.pressure") or "")
         if parent is not None and parent > self.policy.thresholds["memory_pressure"]:
-            self.check_pressure([(name, psi_avg10(files.read(name, "memory.pressure") or ""))
-                                 for name in list(watcher.watched) if name != self.me])
+            self.check_pressure([self.pressure(files, name) for name in list(watcher.watched) if name != self.me])
         else:
-            self.check_pressure([(name, None) for name in list(self.pressured)])
+            self.check_pressure([Pressure(name, None) for name in list(self.pressured)])
+
+    @staticmethod
+    def pressure(files: CgroupFiles, name: str) -> Pressure:
+        """A capsule's memory PSI, and (only where it is above 0) how much it holds above memory.high."""
+        psi = psi_avg10(files.read(name, "memory.pressure") or "")
+        if not psi:
+            return Pressure(name, psi)
+        return Pressure(name, psi, over_high(files.read(name, "memory.current"), files.read(name, "memory.high")))
 
     # --- action ----------------------------------------------------------------------------------
 
