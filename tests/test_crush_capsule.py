@@ -26,7 +26,7 @@ import pytest
 from exo_init.lib.runtime import EXIT_DETERMINISTIC
 from exo_init.pid1.manifest import parse_capsule, parse_manifest
 from exo_init.runtimes.crush import CHECKPOINT
-from tests.exo import REPO, ExoInit
+from tests.exo import REPO, ExoInit, manifest_json
 from tests.runtime_harness import Ran, run_runtime
 
 pytest.importorskip("tree_sitter")
@@ -271,6 +271,35 @@ def test_exo_init_fails_a_runaway_program_at_its_gas_and_keeps_the_neighbour(tmp
         assert again["state"] == "failed" and again["restarts"] == 0
         assert e.status("neighbour")["pid"] == neighbour["pid"]
         assert "gas 300k/300k" in exoctl(e, "status", "runaway").stdout
+    finally:
+        e.close()
+
+
+@needs_root
+def test_the_sentry_records_a_run_out_of_gas(tmp_path: Path, short_dir: Path) -> None:
+    """Out of gas is an event of the Sentry's (anomaly `runtime-failure`, with the runtime's line),
+    acted on by its policy: here a rollback would be the answer to a bad generation's program."""
+    runaway = crush_capsule(program(short_dir, "spin.py", SPIN), crush={"gas": 300_000}, capabilities={},
+                            autostart=False)
+    e = ExoInit(tmp_path / "exo", {"capsules": {"runaway": runaway}})
+    try:
+        sentry = {"argv": [sys.executable, "-m", "exo_init.system.sentry", "--socket", str(e.runtime / "control.sock")],
+                  "env": {"PYTHONPATH": str(REPO), "EXO_SENTRY_POLICY": json.dumps({"default": "log"})},
+                  "readiness": {"kind": "notify"}, "restart": {"policy": "always"}}
+        manifest = tmp_path / "with-sentry.json"
+        manifest.write_text(manifest_json({"sentry": sentry, "runaway": runaway}))
+        e.call("switch", target=str(manifest), **{"try": False})
+        e.wait_state("sentry", "ready", 30)
+        e.call("start", name="runaway")
+        e.wait_state("runaway", "failed", 60)
+
+        def recorded() -> list[dict[str, Any]]:
+            return [r for r in e.call("events") if r.get("capsule") == "runaway" and r["kind"] == "anomaly"]
+
+        e.wait_for(lambda: bool(recorded()), 20, "the sentry's record of runaway's failure")
+        (anomaly,) = recorded()
+        assert anomaly["anomaly"] == "runtime-failure" and anomaly["action"] == "log", anomaly
+        assert anomaly["reason"].startswith("crush: out of gas at spin.py:2: all 300000 of crush.gas used"), anomaly
     finally:
         e.close()
 

@@ -191,7 +191,7 @@ class CapsuleRunner:
         return self.state is State.READY or (self.state is State.EXITED and self.last_exit is not None
                                              and self.last_exit.clean)
 
-    def change_state(self, new: State, reason: str = "") -> None:
+    def change_state(self, new: State, reason: str = "", final: bool = False) -> None:
         old = self.state
         if new is old:
             return
@@ -199,7 +199,7 @@ class CapsuleRunner:
             raise AssertionError(f"capsule {self.name}: invalid transition {old} -> {new} ({reason})")
         self.state, self.reason, self.state_since = new, reason, self.loop.now()
         self.ctx.touched(self)
-        self.ctx.publish(self, Event(self.name, old, new, reason, time.time()))
+        self.ctx.publish(self, Event(self.name, old, new, reason, time.time(), final))
 
     def want(self, again: bool = False) -> None:
         """Make the capsule wanted; `again` also restarts it from exited or failed."""
@@ -502,7 +502,7 @@ class CapsuleRunner:
         if give_up:
             self.goal = Goal.DOWN
             self._kill_rest_then(lambda: None)
-            self.change_state(State.FAILED, give_up)
+            self.change_state(State.FAILED, give_up, final=final)
             self.ctx.schedule()
             return
         delay = backoff_delay(policy, self.consecutive_failures)
