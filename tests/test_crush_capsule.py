@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from exo_init.lib.runtime import EXIT_DETERMINISTIC
+from exo_init.lib.runtime import EXIT_DETERMINISTIC, parse_metrics
 from exo_init.pid1.manifest import parse_capsule, parse_manifest
-from exo_init.runtimes.crush import CHECKPOINT
+from exo_init.runtimes.crush import CHECKPOINT, SLICE, GasRate
 from tests.exo import REPO, ExoInit, manifest_json
 from tests.runtime_harness import Ran, run_runtime
 
@@ -156,6 +156,58 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result_and_gas(short_dir: Pa
     assert "resumed from its checkpoint" in second.err
     assert second.out == out and done_gas(second.err) == gas
     assert not (short_dir / "state" / CHECKPOINT).exists(), "a finished run leaves no checkpoint"
+
+
+def test_a_gas_rate_throttles_the_run_and_changes_nothing_else(short_dir: Path) -> None:
+    """crush.gas_per_period: the same output and gas as an unthrottled run, in at least the whole
+    periods its gas needs (a lower bound: a loaded machine only adds to it), waiting, not failed."""
+    prog = program(short_dir, "sum.py", SUM_SQUARES)
+    out, gas = uninterrupted(short_dir, prog)
+    per_period, period = gas // 4 + 1, 0.25          # 4 periods' worth: at least 3 waits
+    t0 = time.monotonic()
+    ran = crush(short_dir, prog, gas_per_period=per_period, period=period)
+    took = time.monotonic() - t0
+    assert ran.code == 0, ran.err
+    assert ran.out == out and done_gas(ran.err) == gas
+    assert took >= 3 * period, took
+    assert ran.last_metrics["gas_throttled"]["value"] > 0, ran.last_metrics
+
+
+def test_a_stop_while_throttled_takes_a_checkpoint(short_dir: Path) -> None:
+    prog = program(short_dir, "sum.py", SUM_SQUARES)
+    out, gas = uninterrupted(short_dir, prog)
+
+    def throttled(notes: list[dict[str, str]]) -> bool:
+        """Waiting for the next period: its figures say it has used its period's gas."""
+        for n in notes:
+            metrics = parse_metrics(n["EXO_METRICS"]) if "EXO_METRICS" in n else {}
+            if "gas" in metrics and metrics["gas"].value >= gas // 10:
+                return True
+        return False
+
+    first = crush(short_dir, prog, gas_per_period=gas // 10, period=3600.0, until=throttled)
+    assert first.code == 0 and first.out == "", first.err
+    assert "paused at a checkpoint on stop" in first.err
+    second = crush(short_dir, prog)  # the rate is the manifest's: none now
+    assert second.code == 0 and second.out == out and done_gas(second.err) == gas, second.err
+
+
+@pytest.mark.parametrize(("used", "now", "wait"), [
+    (0, 0.0, 0.0), (99, 0.5, 0.0),            # within the first period's 100
+    (100, 0.5, 0.5), (100, 1.0, 0.0),         # used up: wait for the next period
+    (250, 0.2, 1.8), (250, 2.0, 0.0),         # an overrun is paid back by later periods
+])
+def test_gas_rate_is_a_token_bucket(used: int, now: float, wait: float) -> None:
+    rate = GasRate(per_period=100, period=1.0, t0=0.0, base=0)
+    assert rate.wait(used, now) == pytest.approx(wait)
+
+
+def test_gas_rate_slices_follow_the_allowance() -> None:
+    rate = GasRate(per_period=1000, period=1.0, t0=10.0, base=500)
+    assert rate.steps(500, 10.0, 1.0) == 1000
+    assert rate.steps(900, 10.0, 4.0) == 150     # 600 gas left at about 4 gas an instruction
+    assert rate.steps(1600, 10.5, 4.0) == 1      # none left: one instruction, then the wait
+    assert GasRate(0, 1.0, 0.0, 0).steps(10**9, 0.0, 1.0) == SLICE
 
 
 def test_checkpoints_every_n_gas_and_on_request(short_dir: Path) -> None:
