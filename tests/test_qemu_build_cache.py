@@ -76,7 +76,7 @@ def test_what_is_not_an_input_changes_nothing(tmp_path: Path) -> None:
     assert key(root) == before
 
 
-Change = Callable[[Path], None]
+Change = Callable[[Path], object]
 
 
 def edit(rel: str) -> Change:
