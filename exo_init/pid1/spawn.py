@@ -197,6 +197,11 @@ def _exec_ns_init(plan: SpawnPlan, init: str, sp: scope.ScopePlan) -> None:
         error = OSError(code, os.strerror(code))
         error.stage = f"exec {plan.argv[0]}"  # type: ignore[attr-defined]
         raise error
+    # The signals it forwards stay blocked across the exec: until the small init has set up its
+    # handling, a PID namespace's init drops a default-action signal from outside (a stop right
+    # after the exec waited out the stop timeout, then SIGKILL), while a blocked one stays pending
+    # for it. (dumb-init blocks every signal itself, and unblocks them in the program's child.)
+    signal.pthread_sigmask(signal.SIG_BLOCK, scope.FORWARDED_SIGNALS)
     _step(f"exec {init}", os.execve, init, [init, "--single-child", "--", *plan.argv], dict(plan.env))
 
 
