@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from corecaps import crushcap
-from corecaps.tool import run
+from corecaps.tool import exit_status, run
 
 CORECAPS = {"ps": "corecaps.ps", "top": "corecaps.top"}   # Python CoreCaps; crushcap.CRUSH_CORECAPS: CRUSH ones
 BUILTINS = ("cd", "pwd", "echo", "exit", "history", "help")
@@ -131,7 +131,7 @@ class Shell:
                 try:
                     exoctl.main(args)
                 except SystemExit as e:
-                    return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                    return exit_status(e)
                 return 0
             return call_exoctl
         if "/" in name:

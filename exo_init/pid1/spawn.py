@@ -207,6 +207,7 @@ def _exec_ns_init(plan: SpawnPlan, init: str, sp: scope.ScopePlan) -> None:
         error = OSError(code, os.strerror(code))
         error.stage = f"exec {plan.argv[0]}"  # type: ignore[attr-defined]
         raise error
+    # (The forwarded signals are still blocked, as _child left them: pending across the exec.)
     _step(f"exec {init}", os.execve, init, [init, "--single-child", "--", *plan.argv], dict(plan.env))
 
 

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crush.cli import load_program
 from crush.vm import VM, Status
 from qemu.build import Image
@@ -183,6 +185,7 @@ def check_resumed(m: Machine, saved: int, expected: str, total: int, what: str) 
     return at
 
 
+@pytest.mark.timeout(3 * 2400)  # three boots, each a machine with its own 2400 s budget (booted())
 def test_a_computation_resumes_after_a_reboot_and_after_a_power_cut(test_image: Image, tmp_path: Path) -> None:
     expected, total = reference()
     disk = state_disk(tmp_path / "state.img")
