@@ -274,8 +274,11 @@ def test_the_manifest_takes_a_crush_section_and_refuses_bad_ones() -> None:
     spec = parse_capsule("c", {"runtime": "crush", "crush": {"program": "/p/x.casm", "arena": "1M",
                                                               "checkpoint_every": 5}})
     assert spec.runtime_options() == {"program": "/p/x.casm", "gas": 10**9, "arena": 1 << 20, "checkpoint_every": 5,
-                                      "on_bad_checkpoint": "fail", "fast": False}
+                                      "on_bad_checkpoint": "fail", "fast": False, "gas_per_period": 0, "period": 1.0}
     bad = {
+        "crush.gas_per_period: must be between 0": {"runtime": "crush", "crush": {"program": "/p/x.py",
+                                                                                  "gas_per_period": -1}},
+        "crush.period: must be between 0.01": {"runtime": "crush", "crush": {"program": "/p/x.py", "period": 0}},
         "crush: missing": {"runtime": "crush"},
         "crush.program: must end in .py or .casm": {"runtime": "crush", "crush": {"program": "/p/x.wat"}},
         "crush.gas: must be between 1": {"runtime": "crush", "crush": {"program": "/p/x.py", "gas": 0}},
