@@ -40,7 +40,7 @@ VM_TEST_TIMEOUT = 3 * BOOT_TIMEOUT
 # The first test needing an image also builds it (a cold build with downloads: minutes): its bound
 # has this much more per image it builds.
 IMAGE_BUILD_TIMEOUT = 1800.0
-IMAGES = ("test_image", "disk_root_image", "arm64_image", "product_image")
+IMAGES = ("test_image", "disk_root_image", "arm64_image", "arm64_product_image", "product_image")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -96,6 +96,14 @@ def arm64_image() -> Image:
     if os.geteuid() != 0:
         pytest.fail("the VM tests build the image, which needs root")
     return build([TEST_LAYER], iso=False, arch=Arch.ARM64)
+
+
+@pytest.fixture(scope="session")
+def arm64_product_image() -> Image:
+    """The arm64 image a user boots (no test layer), with its UEFI ISO."""
+    if os.geteuid() != 0:
+        pytest.fail("the VM tests build the image, which needs root")
+    return build([], iso=True, arch=Arch.ARM64)
 
 
 @pytest.fixture(scope="session")
