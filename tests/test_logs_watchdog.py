@@ -74,7 +74,8 @@ def test_watchdog_keep_alives_keep_a_capsule_and_silence_restarts_it(exo: Any, t
         f"4 times its watchdog_sec with keep-alives: the same run ({st})"
     flag.unlink()
     e.wait_for(lambda: e.status("dog")["restarts"] >= 1, 10, "a restart once the keep-alives stop")
-    assert any("watchdog timeout" in ev.get("reason", "") for ev in e.events if ev["capsule"] == "dog"), e.events
+    e.wait_for(lambda: any("watchdog timeout" in ev.get("reason", "") for ev in e.events if ev["capsule"] == "dog"),
+               10, "a watchdog timeout event")
     assert e.wait_state("dog", "ready")["pid"] != first["pid"]
 
 
@@ -97,6 +98,8 @@ def test_a_run_longer_than_reset_after_resets_the_backoff(exo: Any, tmp_path: Pa
     e.call("start", name="flaky")  # (once subscribed to its events: tests/exo.py's watcher)
     e.wait_for(lambda: (tmp_path / "count").exists() and (tmp_path / "count").read_text() == "6", 30, "the 6th run")
     e.wait_state("flaky", "ready")
+    e.wait_for(lambda: any(ev["capsule"] == "flaky" and ev.get("new") == "ready" for ev in e.events), 10,
+               "flaky's ready event (the backoff events come before it)")
     delays = [re.search(r"restart in ([\d.]+) s", ev["reason"]).group(1)  # type: ignore[union-attr]
               for ev in e.events if ev["capsule"] == "flaky" and ev.get("new") == "backoff"]
     assert delays == ["0.10", "0.20", "0.40", "0.10", "0.20"], delays
