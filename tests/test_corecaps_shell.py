@@ -15,20 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from qemu.build import compile_crush_programs
 from tests.exo import REPO, ExoInit
 
 pytest.importorskip("tree_sitter")
 
 SHELL = ("import sys\nfrom pathlib import Path\nimport corecaps.crushcap as c\n"
          "c.PROGRAMS = Path(sys.argv[1])\nfrom corecaps.sh import main\nsys.exit(main(sys.argv[2:]))")
-
-
-@pytest.fixture(scope="module")
-def programs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("crush-programs")
-    compile_crush_programs(REPO / "corecaps" / "crush", out)
-    return out
 
 
 @pytest.fixture

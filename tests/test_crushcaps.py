@@ -13,18 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from qemu.build import compile_crush_programs
 from tests.exo import REPO
 from tests.test_printable import EVIL, clean
 
 pytest.importorskip("tree_sitter")
-
-
-@pytest.fixture(scope="module")
-def programs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("crush-programs")
-    compile_crush_programs(REPO / "corecaps" / "crush", out)
-    return out
 
 
 @pytest.fixture

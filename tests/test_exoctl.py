@@ -60,7 +60,8 @@ def test_restart_is_a_new_process_and_names_its_state(exo: ExoInit) -> None:
     assert done.stdout in {f"svc: {state}\n" for state in ("stopping", "stopped", "starting", "ready")}, done.stdout
     after = exo.wait_state("svc", "ready")
     assert after["pid"] != before["pid"], "restart ran a new process"
-    assert [s for s, _ in exo.transitions("svc")][-3:] == ["stopped", "starting", "ready"]
+    exo.wait_for(lambda: [s for s, _ in exo.transitions("svc")][-4:] == ["stopping", "stopped", "starting", "ready"],
+                 10, "svc's events: stopping, stopped, starting, ready")
     done = exoctl(exo, "restart", "nope")
     assert (done.returncode, done.stdout, done.stderr) == (4, "", "exoctl: no capsule named 'nope'\n")
     assert exo.status("svc")["pid"] == after["pid"]

@@ -13,34 +13,15 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
-
-from tests.exo import ExoInit
 
 PY = sys.executable
 MIB = 1 << 20
 KEPT = 3
 
 
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Any]:
-    started: list[ExoInit] = []
-
-    def start(capsules: dict[str, Any]) -> ExoInit:
-        e = ExoInit(tmp_path / f"exo{len(started)}", {"capsules": capsules}, cgroups=False)
-        started.append(e)
-        return e
-
-    yield start
-    for e in started:
-        e.close()
-
-
-def test_a_capsules_log_rotates_at_1_mib_keeping_3(start: Any, tmp_path: Path) -> None:
+def test_a_capsules_log_rotates_at_1_mib_keeping_3(exo: Any, tmp_path: Path) -> None:
     """6 MiB of numbered 1000-byte lines: the current file and 3 older ones, each rotated once past
     1 MiB (and not long before), holding the last lines in order with none missing or torn."""
     done = tmp_path / "done"
@@ -48,7 +29,7 @@ def test_a_capsules_log_rotates_at_1_mib_keeping_3(start: Any, tmp_path: Path) -
     writer = (f"import sys, pathlib\nfor i in range({lines}):\n"
               "    sys.stdout.write(f'{i:08d} ' + 'x' * 991 + '\\n')\n"
               f"sys.stdout.flush()\npathlib.Path({str(done)!r}).touch()\nimport time; time.sleep(100)\n")
-    e = start({"chatty": {"argv": [PY, "-u", "-c", writer]}})
+    e = exo({"chatty": {"argv": [PY, "-u", "-c", writer]}}, cgroups=False)
     e.wait_for(done.exists, 60, "the capsule wrote 6 MiB")
     path = Path(e.call("logs", name="chatty", lines=1)["path"])
 
@@ -82,10 +63,10 @@ BEAT = ("import os, socket, time, pathlib\n"
         "time.sleep(100)\n")
 
 
-def test_watchdog_keep_alives_keep_a_capsule_and_silence_restarts_it(start: Any, tmp_path: Path) -> None:
+def test_watchdog_keep_alives_keep_a_capsule_and_silence_restarts_it(exo: Any, tmp_path: Path) -> None:
     flag = tmp_path / "stopped-beating"
-    e = start({"dog": {"argv": [PY, "-c", BEAT], "env": {"FLAG": str(flag)}, "readiness": {"kind": "notify"},
-                       "watchdog_sec": 1.0, "restart": {"policy": "on-failure", "delay": 0.1}}})
+    e = exo({"dog": {"argv": [PY, "-c", BEAT], "env": {"FLAG": str(flag)}, "readiness": {"kind": "notify"},
+                       "watchdog_sec": 1.0, "restart": {"policy": "on-failure", "delay": 0.1}}}, cgroups=False)
     first = e.wait_state("dog", "ready")
     e.wait_for(flag.exists, 30, "4 s of WATCHDOG=1 every 0.05 s")
     st = e.status("dog")
@@ -93,7 +74,8 @@ def test_watchdog_keep_alives_keep_a_capsule_and_silence_restarts_it(start: Any,
         f"4 times its watchdog_sec with keep-alives: the same run ({st})"
     flag.unlink()
     e.wait_for(lambda: e.status("dog")["restarts"] >= 1, 10, "a restart once the keep-alives stop")
-    assert any("watchdog timeout" in ev.get("reason", "") for ev in e.events if ev["capsule"] == "dog"), e.events
+    e.wait_for(lambda: any("watchdog timeout" in ev.get("reason", "") for ev in e.events if ev["capsule"] == "dog"),
+               10, "a watchdog timeout event")
     assert e.wait_state("dog", "ready")["pid"] != first["pid"]
 
 
@@ -106,16 +88,18 @@ FLAKY = ("import os, pathlib, sys, time\n"
          "sys.exit(1)\n")
 
 
-def test_a_run_longer_than_reset_after_resets_the_backoff(start: Any, tmp_path: Path) -> None:
+def test_a_run_longer_than_reset_after_resets_the_backoff(exo: Any, tmp_path: Path) -> None:
     """Runs 1-3 fail at once (delays 0.1, 0.2, 0.4 s), run 4 lasts 4.5 s (> reset_after 3 s) then
     fails: its delay is 0.1 s again, not 0.8 s; run 5 fails at once: 0.2 s. (A run failing "at
     once" is a Python start-up: well under 3 s even on a loaded host.)"""
-    e = start({"flaky": {"argv": [PY, "-c", FLAKY], "env": {"COUNT": str(tmp_path / "count")},
+    e = exo({"flaky": {"argv": [PY, "-c", FLAKY], "env": {"COUNT": str(tmp_path / "count")},
                          "restart": {"policy": "on-failure", "delay": 0.1, "max_delay": 10, "reset_after": 3.0,
-                                     "limit_burst": 100}, "autostart": False}})
+                                     "limit_burst": 100}, "autostart": False}}, cgroups=False)
     e.call("start", name="flaky")  # (once subscribed to its events: tests/exo.py's watcher)
     e.wait_for(lambda: (tmp_path / "count").exists() and (tmp_path / "count").read_text() == "6", 30, "the 6th run")
     e.wait_state("flaky", "ready")
+    e.wait_for(lambda: any(ev["capsule"] == "flaky" and ev.get("new") == "ready" for ev in e.events), 10,
+               "flaky's ready event (the backoff events come before it)")
     delays = [re.search(r"restart in ([\d.]+) s", ev["reason"]).group(1)  # type: ignore[union-attr]
               for ev in e.events if ev["capsule"] == "flaky" and ev.get("new") == "backoff"]
     assert delays == ["0.10", "0.20", "0.40", "0.10", "0.20"], delays

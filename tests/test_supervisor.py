@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +36,6 @@ def sh(script: str) -> list[str]:
 @pytest.fixture(params=["cgroups", "no-cgroups"] if host_cgroup_parent() else ["no-cgroups"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def exo(tmp_path: Path) -> Iterator[Any]:
-    started: list[ExoInit] = []
-
-    def start(capsules: dict[str, Any], cgroups: bool = True) -> ExoInit:
-        e = ExoInit(tmp_path / f"exo{len(started)}", {"capsules": capsules}, cgroups=cgroups)
-        started.append(e)
-        return e
-
-    yield start
-    for e in started:
-        e.close()
 
 
 def test_dependencies_wait_for_readiness(exo: Any, tmp_path: Path) -> None:
