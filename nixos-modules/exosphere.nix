@@ -297,6 +297,12 @@ in
       (mkIf backdoor {
         backdoor = {
           description = "NixOS test driver root shell on /dev/hvc0";
+          # Unconfined, as backdoor.service is: the driver's commands read /proc/1, pgrep every
+          # process, move shells between cgroups and call exoctl as root, and the script needs
+          # /dev/hvc0 and the serial port. An isolated capsule (the default) would get a dynamic
+          # uid, its own PID and mount namespaces and a /dev without hvc0, and the driver would
+          # wait for the handshake until its global timeout.
+          capabilities.host = true;
           argv = [ "${backdoorScript}" ];
           env.PATH = "${
             lib.makeBinPath [

@@ -1079,6 +1079,10 @@ def test_module_backdoor_capsule(tmp_path: Path) -> None:
     assert commands[-2] == 'echo "Spawning backdoor root shell..."'
     assert commands[-1].startswith('PS1="" exec /nix/store/bash/bin/bash --norc /dev/hvc0')
     assert backdoor["stop"]["signal"] == "SIGHUP"
+    # The driver's root shell: unconfined (host namespaces, /dev/hvc0, uid 0), as backdoor.service.
+    assert backdoor["capabilities"] == {"host": True}
+    capsule = parse_capsule("backdoor", backdoor)
+    assert capsule.capabilities.host and capsule.user is None
 
 
 def test_module_pid1_wiring(tmp_path: Path) -> None:
