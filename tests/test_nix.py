@@ -38,6 +38,7 @@ from exo_init.pid1.manifest import (
     parse_manifest,
 )
 from exo_init.pid1.manifest_schema import SCHEMA, FieldSpec, FieldType
+from tests import nixos_stub
 from tests.test_manifest import bound_cases
 
 REPO = Path(__file__).resolve().parent.parent
@@ -842,136 +843,18 @@ def test_relative_path_literals_exist(path: Path) -> None:
 # /etc/exosphere/manifest.json loads, the PID 1 wiring and the two scripts. Whether nixpkgs accepts
 # the module is checked by `nix flake check` on a machine with nixpkgs.
 
-MODULE_HARNESS = r"""
-{ modulePath, modulesPath, extraJson, testing }:
-let
-  inherit (builtins) attrNames concatStringsSep filter foldl' isFunction listToAttrs mapAttrs removeAttrs;
-  option = attrs: attrs // { _option = true; };
-  # Types are data here, so the test can read which type each option got.
-  types = {
-    str = "str"; bool = "bool"; port = "port"; package = "package"; nonEmptyStr = "nonEmptyStr";
-    anything = "anything";
-    enum = values: { enum = values; }; nullOr = t: { nullOr = t; }; either = a: b: { either = [ a b ]; };
-    listOf = t: { listOf = t; }; nonEmptyListOf = t: { nonEmptyListOf = t; };
-    attrsOf = t: { _attrsOf = t; };
-    submodule = m: { _submodule = m; };
-    numbers = { nonnegative = "number"; between = lo: hi: { numbersBetween = [ lo hi ]; }; };
-    ints = { between = lo: hi: { intsBetween = [ lo hi ]; }; unsigned = "int"; positive = "ints.positive"; };
-  };
-  lib = {
-    inherit types mapAttrs;
-    mkOption = option;
-    mkEnableOption = _: option { default = false; };
-    mkDefault = v: v;
-    mkOverride = _: v: v;
-    mkIf = cond: v: if cond then v else { };
-    mkMerge = foldl' (a: b: a // b) { };
-    literalExpression = x: x;
-    filterAttrs = pred: set: removeAttrs set (filter (n: !pred n set.${n}) (attrNames set));
-    getAttrs = names: set: listToAttrs (map (n: { name = n; value = set.${n}; }) names);
-    makeBinPath = ps: concatStringsSep ":" (map (p: "${p}/bin") ps);
-    optional = cond: x: if cond then [ x ] else [ ];
-  };
-  pythonPackages = { psutil = "psutil"; pyroute2 = "pyroute2"; pydbus = "pydbus"; pygobject3 = "pygobject3";
-                     wasmtime = "wasmtime"; };
-  # A stub script's "store path" carries its text after a newline, so the test can read it.
-  script = name: text: { inherit name text; outPath = "/nix/store/${name}\n${text}"; };
-  pkgs = {
-    kmod = "/nix/store/kmod"; bash = "/nix/store/bash"; bashInteractive = "/nix/store/bash-interactive";
-    coreutils = "/nix/store/coreutils";
-    # withPackages names the environment by the packages asked for (a name nixpkgs' python3Packages
-    # has, per the stand-in set below; anything else is an evaluation error).
-    python3 = { sitePackages = "lib/python3/site-packages";
-                withPackages = f: "/nix/store/python-env-" + concatStringsSep "+" (f pythonPackages); };
-    dbus = "/nix/store/dbus"; busybox = "/nix/store/busybox";
-    writeTextDir = path: text: { outPath = "/nix/store/textdir/${path}\n${text}"; };
-    writeShellScript = script;
-    writeShellScriptBin = script;
-    callPackage = _: _: "/nix/store/exo-init";
-  };
-  # A submodule's options, also inside nullOr (a nullable section).
-  subOptions = name: type:
-    let sub = type._submodule or (type.nullOr._submodule or null); in
-    if sub == null then null else (if isFunction sub then sub { inherit name; } else sub).options;
-  # Option values from definitions: the defined value, else the option's default (nested); a
-  # nullable submodule that is not defined is its default, null.
-  fill = name: opts: def: mapAttrs (k: o:
-    let sub = subOptions name o.type; in
-    if sub != null && (def ? ${k} || !(o.type ? nullOr)) then fill name sub (def.${k} or { })
-    else if def ? ${k} then def.${k}
-    else o.default or (throw "${name}.${k}: no definition and no default")) opts;
-  capsuleOptions = name: subOptions name mod.options.services.exosphere.capsules.type._attrsOf;
-  defined = mod.config.services.exosphere.capsules // builtins.fromJSON extraJson;
-  config = {
-    services.exosphere = {
-      enable = true;
-      package = "/nix/store/exo-init";
-      hostname = mod.options.services.exosphere.hostname.default;
-      capsules = mapAttrs (name: fill name (capsuleOptions name)) defined;
-      sentry.enable = false;
-      dashboard.enable = false;
-    };
-    testing.backdoor = testing == "on";
-    networking.hostName = "exo-test";
-    boot.initrd.systemd.enable = false;
-    nix.package = "/nix/store/nix";
-  };
-  mod = import modulePath {
-    inherit config lib pkgs modulesPath;
-    options = if testing == "absent" then { } else { testing.backdoor = { }; };
-  };
-  fields = name: attrNames (subOptions "x" (capsuleOptions "x").${name}.type);
-  # Each option as { type; default; description; example; } (a submodule's type as its options').
-  describe = opts: mapAttrs (_: o:
-    let
-      sub = subOptions "x" o.type;
-      described = { submodule = describe sub; };
-    in
-    removeAttrs o [ "_option" ]
-    // (if sub != null then { type = if o.type ? nullOr then { nullOr = described; } else described; } else { })) opts;
-in
-{
-  manifestJson = mod.config.environment.etc."exosphere/manifest.json".text;
-  systemdExecutable = mod.config.boot.systemdExecutable;
-  kernelParams = mod.config.boot.kernelParams;
-  initrdSystemd = mod.config.boot.initrd.systemd.enable;
-  assertions = map (a: a.assertion) mod.config.assertions;
-  hostname = config.services.exosphere.hostname;
-  capsuleFields = attrNames (capsuleOptions "x");
-  readinessFields = fields "readiness";
-  restartFields = fields "restart";
-  stopFields = fields "stop";
-  quotaFields = fields "quotas";
-  capsuleOptions = describe (capsuleOptions "x");
-  systemPackages = map toString mod.config.environment.systemPackages;
-  dbusEnable = mod.config.services.dbus.enable;
-  dbusPackages = map toString mod.config.services.dbus.packages;
-}
-"""
-
-
-def eval_module(tmp_path: Path, extra: dict[str, Any], testing: str = "on") -> Any:
-    # modulesPath/../lib/qemu-common.nix is where exosphere.nix finds the serial device name.
-    (tmp_path / "nixpkgs" / "nixos" / "modules").mkdir(parents=True)
-    (tmp_path / "nixpkgs" / "nixos" / "lib").mkdir()
-    (tmp_path / "nixpkgs" / "nixos" / "lib" / "qemu-common.nix").write_text(
-        '{ lib, pkgs }: { qemuSerialDevice = "ttyS0"; }\n'
-    )
-    harness = tmp_path / "harness.nix"
-    harness.write_text(MODULE_HARNESS)
-    return nix_json(
-        str(harness),
-        "--argstr", "modulePath", str(MODULES / "exosphere.nix"),
-        "--argstr", "modulesPath", str(tmp_path / "nixpkgs" / "nixos" / "modules"),
-        "--argstr", "extraJson", json.dumps(extra),
-        "--argstr", "testing", testing,
-    )  # fmt: skip
+def eval_module(tmp_path: Path, extra: dict[str, Any], testing: str = "on", node: Path | None = None) -> Any:
+    try:
+        return nixos_stub.eval_module(tmp_path, extra, testing, node)
+    except nixos_stub.EvalError as e:
+        pytest.fail(str(e))
 
 
 def stub_script(path: str) -> str:
     """The text of a stub script from its (stub) store path."""
-    assert "\n" in path, path
-    return path.split("\n", 1)[1]
+    script = nixos_stub.split_script(path)
+    assert script is not None, path
+    return script[1]
 
 
 def bash_syntax_ok(text: str) -> None:
