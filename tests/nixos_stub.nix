@@ -5,7 +5,7 @@
 # tests/vm/test_nixos_module.py, which maps these store paths onto the dev image's programs and
 # boots the manifest the module renders. `nodePath`: a NixOS module of the flake's checks (e.g.
 # nixos-modules/boot-test.nix) whose services.exosphere.capsules are added.
-{ modulePath, modulesPath, extraJson, testing, nodePath ? "" }:
+{ modulePath, modulesPath, extraJson, testing, nodePath ? "", sentry ? "off" }:
 let
   inherit (builtins) attrNames concatStringsSep filter foldl' isFunction listToAttrs mapAttrs removeAttrs;
   option = attrs: attrs // { _option = true; };
@@ -33,6 +33,7 @@ let
     getAttrs = names: set: listToAttrs (map (n: { name = n; value = set.${n}; }) names);
     makeBinPath = ps: concatStringsSep ":" (map (p: "${p}/bin") ps);
     optional = cond: x: if cond then [ x ] else [ ];
+    splitString = s: filter builtins.isString (builtins.split "[.]" s);
   };
   pythonPackages = { psutil = "psutil"; pyroute2 = "pyroute2"; pydbus = "pydbus"; pygobject3 = "pygobject3";
                      wasmtime = "wasmtime"; };
@@ -72,7 +73,7 @@ let
       package = "/nix/store/exo-init";
       hostname = mod.options.services.exosphere.hostname.default;
       capsules = mapAttrs (name: fill name (capsuleOptions name)) defined;
-      sentry.enable = false;
+      sentry = { enable = sentry == "on"; policy = { }; dsnFile = null; };
       dashboard.enable = false;
     };
     testing.backdoor = testing == "on";
@@ -93,8 +94,59 @@ let
     in
     removeAttrs o [ "_option" ]
     // (if sub != null then { type = if o.type ? nullOr then { nullOr = described; } else described; } else { })) opts;
+
+  # The NixOS options the module sets besides its own, each with a check of the type nixpkgs
+  # declares for it (nixos-25.11; the declaring file is named), written like that type's `check`.
+  # Every option the module sets must be in this table (optionErrors says which is not).
+  is = {
+    str = builtins.isString;
+    bool = builtins.isBool;
+    listOf = check: x: builtins.isList x && builtins.all check x;
+    attrsOf = check: x: builtins.isAttrs x && builtins.all (n: check x.${n}) (attrNames x);
+    strMatching = re: x: builtins.isString x && builtins.match re x != null;
+    # types.path: coercible to a string that starts with "/".
+    path = x: (builtins.isString x || builtins.isPath x || (builtins.isAttrs x && x ? outPath))
+      && builtins.substring 0 1 (toString x) == "/";
+    # types.package: a derivation or a store path (the stand-in's packages are store paths).
+    package = x: let s = if builtins.isAttrs x && x ? outPath then x.outPath else x; in
+      builtins.isString s && builtins.substring 0 11 s == "/nix/store/";
+  };
+  # environment.etc.<name>: a submodule; the module sets only `text` (types.nullOr types.lines).
+  etcEntry = x: builtins.isAttrs x && attrNames x == [ "text" ] && builtins.isString x.text;
+  nixosOptions = {
+    # nixos/modules/misc/assertions.nix: listOf unspecified, read as { assertion; message; }
+    assertions = is.listOf (a: builtins.isAttrs a && builtins.isBool a.assertion && builtins.isString a.message);
+    warnings = is.listOf is.str;                                   # nixos/modules/misc/assertions.nix
+    "boot.initrd.systemd.enable" = is.bool;                        # system/boot/systemd/initrd.nix (mkEnableOption)
+    "boot.systemdExecutable" = is.str;                             # system/boot/stage-2.nix
+    "boot.kernelParams" = is.listOf (is.strMatching ''([^"[:space:]]|"[^"]*")+''); # system/boot/kernel.nix (kernelParam)
+    "environment.etc" = is.attrsOf etcEntry;                       # system/etc/etc.nix
+    "environment.systemPackages" = is.listOf is.package;           # config/system-path.nix
+    "services.dbus.enable" = is.bool;                              # services/system/dbus.nix
+    "services.dbus.packages" = is.listOf is.path;                  # services/system/dbus.nix
+  };
+  # The option paths the module's config sets (its own services.exosphere.* aside), down to a
+  # declared option or a leaf.
+  setPaths = prefix: v:
+    let name = concatStringsSep "." prefix; in
+    if prefix == [ "services" "exosphere" ] then [ ]
+    else if nixosOptions ? ${name} || !(builtins.isAttrs v) || v ? outPath then [ name ]
+    else builtins.concatLists (map (k: setPaths (prefix ++ [ k ]) v.${k}) (attrNames v));
+  valueAt = name: builtins.foldl' (v: k: v.${k}) mod.config (lib.splitString name);
 in
 {
+  optionErrors = builtins.concatLists (map (name:
+    if !(nixosOptions ? ${name}) then [ "${name}: not declared in tests/nixos_stub.nix" ]
+    else if !(nixosOptions.${name} (valueAt name)) then [ "${name}: not of its nixpkgs type" ]
+    else [ ]) (setPaths [ ] mod.config));
+  optionsSet = setPaths [ ] mod.config;
+  # The checks refuse what nixpkgs' types refuse (so optionErrors can fail).
+  refused = {
+    kernelParamWithSpace = !(nixosOptions."boot.kernelParams" [ "exo.python=/a b" ]);
+    etcEntryWithoutText = !(etcEntry { source = "/nix/store/x"; });
+    packageNotInStore = !(nixosOptions."environment.systemPackages" [ "/usr/bin" ]);
+    boolAsString = !(nixosOptions."services.dbus.enable" "true");
+  };
   manifestJson = mod.config.environment.etc."exosphere/manifest.json".text;
   systemdExecutable = mod.config.boot.systemdExecutable;
   kernelParams = mod.config.boot.kernelParams;

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from exo_init.pid1 import early
 from exo_init.pid1.manifest import (
     CAPSULE_KEYS,
     QUOTA_KEYS,
@@ -843,9 +844,10 @@ def test_relative_path_literals_exist(path: Path) -> None:
 # /etc/exosphere/manifest.json loads, the PID 1 wiring and the two scripts. Whether nixpkgs accepts
 # the module is checked by `nix flake check` on a machine with nixpkgs.
 
-def eval_module(tmp_path: Path, extra: dict[str, Any], testing: str = "on", node: Path | None = None) -> Any:
+def eval_module(tmp_path: Path, extra: dict[str, Any], testing: str = "on", node: Path | None = None,
+                sentry: bool = False) -> Any:
     try:
-        return nixos_stub.eval_module(tmp_path, extra, testing, node)
+        return nixos_stub.eval_module(tmp_path, extra, testing, node, sentry)
     except nixos_stub.EvalError as e:
         pytest.fail(str(e))
 
@@ -1008,6 +1010,40 @@ def test_module_switch_script(tmp_path: Path) -> None:
     assert positions == sorted(positions)
     assert 'nix-env -p "$profile" --rollback' in script
     assert "profile=/nix/var/nix/profiles/system" in script
+
+
+@pytest.mark.parametrize(("testing", "sentry"), [("on", True), ("off", False), ("absent", False)])
+def test_module_sets_nixos_options_with_their_nixpkgs_types(tmp_path: Path, testing: str, sentry: bool) -> None:
+    """Every NixOS option the module sets (besides its own) is declared in the stand-in with the
+    type nixpkgs gives it, and its value passes that type's check; the checks refuse bad values."""
+    out = eval_module(tmp_path, {}, testing, sentry=sentry)
+    assert out["optionErrors"] == []
+    assert {"boot.systemdExecutable", "boot.kernelParams", "environment.etc"} <= set(out["optionsSet"])
+    assert all(out["refused"].values()), out["refused"]
+
+
+# What a fresh NixOS root has before exo_init runs (stage 2: /etc, /etc/nixos, /tmp; the store), and
+# exo_init's own runtime directory: a filesystem grant must name one of these or a base directory.
+FRESH_NIXOS_ROOT = {"/etc", "/etc/nixos", "/tmp", "/nix/store"}
+
+
+def test_every_capsule_the_module_can_produce_loads_with_the_grants_it_needs(tmp_path: Path) -> None:
+    """All of them at once (defaults, sentry, the test driver's backdoor, the boot check's probe):
+    exo_init's loader accepts each; the ones that touch the machine are `host`, the backdoor
+    included (the test driver needs PID 1's namespaces and /dev/hvc0); every path granted exists
+    on a fresh NixOS root once exo_init made its base directories."""
+    out = eval_module(tmp_path, {}, "on", node=MODULES / "boot-test.nix", sentry=True)
+    doc = json.loads(out["manifestJson"])
+    loads_cleanly(doc)
+    capsules = {name: parse_capsule(name, c) for name, c in doc["capsules"].items()}
+    assert set(capsules) == MODULE_DEFAULTS | {"sentry", "backdoor", "quota-probe"}
+    host = {name for name, c in capsules.items() if c.capabilities.host}
+    assert host == {"kmod", "powerbutton", "dbus", "network", "sentry", "backdoor"}
+    exists = FRESH_NIXOS_ROOT | {path for path, _ in early.BASE_DIRECTORIES}
+    for name, c in capsules.items():
+        for path, _access in c.capabilities.filesystem:
+            assert path in exists or path.startswith("/run/exosphere/"), f"{name}: {path} is not on a fresh root"
+    assert dict(capsules["console"].capabilities.filesystem).keys() == {"/etc", "/var/log"}
 
 
 PACKAGE_HARNESS = r"""
