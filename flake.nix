@@ -137,6 +137,11 @@
             {
               imports = [ (modulesPath + "/virtualisation/virtualbox-image.nix") ];
               image.baseName = "exosphere-${config.system.nixos.label}-x86_64-linux";
+              # The configuration that is rebuilt and rolled back in place (README, "The Nix
+              # flake"): installed on its disk with GRUB (virtualbox-image.nix), so
+              # `nixos-rebuild boot` adds a boot entry it can really boot. It is run from the
+              # unconfined root shell on tty2 (Alt+F2); the console shell is scoped.
+              services.exosphere.rootShell.enable = true;
               virtualbox.vmName = "Exosphere OS";
               virtualbox.memorySize = 1024;
               boot.kernelParams = [

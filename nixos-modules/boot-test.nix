@@ -3,10 +3,12 @@
 #
 # tests/vm/test_nixos_module.py evaluates this file too (with tests/nixos_stub.nix standing in for
 # nixpkgs) and boots its capsules, with the module's, on the dev image: keep it to options the
-# stand-in knows (services.exosphere.*, virtualisation.memorySize).
+# stand-in knows (services.exosphere.enable, .capsules, .rootShell; virtualisation.memorySize).
 { pkgs, ... }:
 {
   services.exosphere.enable = true;
+  # The unconfined root shell nixos-rebuild is run from (on tty2).
+  services.exosphere.rootShell.enable = true;
   services.exosphere.capsules.quota-probe = {
     description = "Sleeps under quotas (boot test)";
     argv = [

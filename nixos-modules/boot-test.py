@@ -11,7 +11,7 @@ machine.start()
 with subtest("exo_init is PID 1 and the capsules are ready"):
     machine.succeed("tr '\\0' ' ' < /proc/1/cmdline | grep -q exo_init")
     machine.wait_until_succeeds("exoctl status kmod | grep -qw exited", timeout=300)
-    for name in ["console", "backdoor", "quota-probe"]:
+    for name in ["console", "backdoor", "quota-probe", "syslog", "root-shell"]:
         machine.wait_until_succeeds(f"exoctl status {name} | grep -qw ready", timeout=300)
 
 with subtest("the backdoor is an unconfined root shell"):
@@ -21,6 +21,15 @@ with subtest("the backdoor is an unconfined root shell"):
         "test \"$(readlink /proc/self/ns/pid)\" = \"$(readlink /proc/1/ns/pid)\"",
         "test \"$(readlink /proc/self/ns/mnt)\" = \"$(readlink /proc/1/ns/mnt)\"",
     )
+
+with subtest("/dev/log takes messages (switch-to-configuration's logger needs it)"):
+    machine.succeed("test -S /dev/log", "logger -t exosphere-boot-test hello-from-the-test")
+    machine.wait_until_succeeds("exoctl logs syslog | grep -q hello-from-the-test", timeout=60)
+
+with subtest("the root shell is an unconfined bash on tty2"):
+    pid = machine.succeed("exoctl --json status root-shell | grep -o '\"pid\": [0-9]*' | grep -o '[0-9]*$'").strip()
+    machine.wait_until_succeeds("ps -eo tty=,comm= | grep -Eq '^tty2 +bash$'", timeout=60)
+    machine.succeed(f"test \"$(readlink /proc/{pid}/ns/mnt)\" = \"$(readlink /proc/1/ns/mnt)\"")
 
 with subtest("quotas are written and enforced"):
     pid = machine.succeed("pgrep -xf '.*/sleep infinity' | head -n1").strip()

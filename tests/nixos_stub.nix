@@ -5,7 +5,7 @@
 # tests/vm/test_nixos_module.py, which maps these store paths onto the dev image's programs and
 # boots the manifest the module renders. `nodePath`: a NixOS module of the flake's checks (e.g.
 # nixos-modules/boot-test.nix) whose services.exosphere.capsules are added.
-{ modulePath, modulesPath, extraJson, testing, nodePath ? "", sentry ? "off" }:
+{ modulePath, modulesPath, extraJson, testing, nodePath ? "", sentry ? "off", initrdSystemd ? "off" }:
 let
   inherit (builtins) attrNames concatStringsSep filter foldl' isFunction listToAttrs mapAttrs removeAttrs;
   option = attrs: attrs // { _option = true; };
@@ -14,7 +14,7 @@ let
     str = "str"; bool = "bool"; port = "port"; package = "package"; nonEmptyStr = "nonEmptyStr";
     anything = "anything";
     enum = values: { enum = values; }; nullOr = t: { nullOr = t; }; either = a: b: { either = [ a b ]; };
-    listOf = t: { listOf = t; }; nonEmptyListOf = t: { nonEmptyListOf = t; };
+    listOf = t: { listOf = t; }; strMatching = re: { strMatching = re; }; nonEmptyListOf = t: { nonEmptyListOf = t; };
     attrsOf = t: { _attrsOf = t; };
     submodule = m: { _submodule = m; };
     numbers = { nonnegative = "number"; between = lo: hi: { numbersBetween = [ lo hi ]; }; };
@@ -26,6 +26,7 @@ let
     mkEnableOption = _: option { default = false; };
     mkDefault = v: v;
     mkOverride = _: v: v;
+    mkForce = v: v;
     mkIf = cond: v: if cond then v else { };
     mkMerge = foldl' (a: b: a // b) { };
     literalExpression = x: x;
@@ -46,7 +47,7 @@ let
     # has, per the stand-in set below; anything else is an evaluation error).
     python3 = { sitePackages = "lib/python3/site-packages";
                 withPackages = f: "/nix/store/python-env-" + concatStringsSep "+" (f pythonPackages); };
-    dbus = "/nix/store/dbus"; busybox = "/nix/store/busybox";
+    dbus = "/nix/store/dbus"; busybox = "/nix/store/busybox"; util-linux = "/nix/store/util-linux";
     writeTextDir = path: text: { outPath = "/nix/store/textdir/${path}\n${text}"; };
     writeShellScript = script;
     writeShellScriptBin = script;
@@ -74,11 +75,13 @@ let
       hostname = mod.options.services.exosphere.hostname.default;
       capsules = mapAttrs (name: fill name (capsuleOptions name)) defined;
       sentry = { enable = sentry == "on"; policy = { }; dsnFile = null; };
+      rootShell = { enable = node.services.exosphere.rootShell.enable or false;
+                    tty = node.services.exosphere.rootShell.tty or "tty2"; };
       dashboard.enable = false;
     };
     testing.backdoor = testing == "on";
     networking.hostName = "exo-test";
-    boot.initrd.systemd.enable = false;
+    boot.initrd.systemd.enable = initrdSystemd == "on";
     nix.package = "/nix/store/nix";
   };
   mod = import modulePath {
@@ -124,12 +127,16 @@ let
     "environment.systemPackages" = is.listOf is.package;           # config/system-path.nix
     "services.dbus.enable" = is.bool;                              # services/system/dbus.nix
     "services.dbus.packages" = is.listOf is.path;                  # services/system/dbus.nix
+    # system/boot/systemd/initrd.nix: services.<name>.serviceConfig is attrsOf unitOption (a
+    # list of strings here); storePaths: listOf (either singleLineStr a store path)
+    "boot.initrd.systemd.services.initrd-switch-root.serviceConfig.ExecStart" = is.listOf is.str;
+    "boot.initrd.systemd.storePaths" = is.listOf (x: is.package x);
   };
   # The option paths the module's config sets (its own services.exosphere.* aside), down to a
   # declared option or a leaf.
   setPaths = prefix: v:
     let name = concatStringsSep "." prefix; in
-    if prefix == [ "services" "exosphere" ] then [ ]
+    if prefix == [ "services" "exosphere" ] || v == { } then [ ]  # ({ }: the stand-in's mkIf false)
     else if nixosOptions ? ${name} || !(builtins.isAttrs v) || v ? outPath then [ name ]
     else builtins.concatLists (map (k: setPaths (prefix ++ [ k ]) v.${k}) (attrNames v));
   valueAt = name: builtins.foldl' (v: k: v.${k}) mod.config (lib.splitString name);
@@ -140,6 +147,7 @@ in
     else if !(nixosOptions.${name} (valueAt name)) then [ "${name}: not of its nixpkgs type" ]
     else [ ]) (setPaths [ ] mod.config));
   optionsSet = setPaths [ ] mod.config;
+  initrdSwitchRoot = mod.config.boot.initrd.systemd.services.initrd-switch-root.serviceConfig.ExecStart or null;
   # The checks refuse what nixpkgs' types refuse (so optionErrors can fail).
   refused = {
     kernelParamWithSpace = !(nixosOptions."boot.kernelParams" [ "exo.python=/a b" ]);
@@ -150,8 +158,6 @@ in
   manifestJson = mod.config.environment.etc."exosphere/manifest.json".text;
   systemdExecutable = mod.config.boot.systemdExecutable;
   kernelParams = mod.config.boot.kernelParams;
-  initrdSystemd = mod.config.boot.initrd.systemd.enable;
-  assertions = map (a: a.assertion) mod.config.assertions;
   hostname = config.services.exosphere.hostname;
   capsuleFields = attrNames (capsuleOptions "x");
   readinessFields = fields "readiness";

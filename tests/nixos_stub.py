@@ -19,12 +19,12 @@ class EvalError(Exception):
     """nix-instantiate failed; the message is its stderr."""
 
 
-def eval_module(workdir: Path, extra: dict[str, Any], testing: str = "on", node: Path | None = None,
-                sentry: bool = False) -> Any:
+def eval_module(workdir: Path, extra: dict[str, Any], testing: str = "on", *, node: Path | None = None,
+                sentry: bool = False, initrd_systemd: bool = False) -> Any:
     """The harness's outputs (manifestJson, kernelParams, ...) for the module with `extra` capsules
     (JSON) and the capsules of the NixOS module `node`; `testing`: "on", "off" or "absent" (the
-    testing.backdoor option); `sentry`: services.exosphere.sentry.enable. `workdir` gets the
-    stand-in modulesPath."""
+    testing.backdoor option); `sentry`: services.exosphere.sentry.enable; `initrd_systemd`:
+    boot.initrd.systemd.enable. `workdir` gets the stand-in modulesPath."""
     nix_instantiate = shutil.which("nix-instantiate")
     if nix_instantiate is None:
         raise EvalError("nix-instantiate is not installed (qemu/setup-host installs nix-bin)")
@@ -38,7 +38,8 @@ def eval_module(workdir: Path, extra: dict[str, Any], testing: str = "on", node:
             "--argstr", "modulesPath", str(workdir / "nixpkgs" / "nixos" / "modules"),
             "--argstr", "extraJson", json.dumps(extra), "--argstr", "testing", testing,
             "--argstr", "nodePath", str(node) if node is not None else "",
-            "--argstr", "sentry", "on" if sentry else "off"]
+            "--argstr", "sentry", "on" if sentry else "off",
+            "--argstr", "initrdSystemd", "on" if initrd_systemd else "off"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
     if proc.returncode != 0:
         raise EvalError(f"nix-instantiate (tests/nixos_stub.nix) failed:\n{proc.stderr}")

@@ -72,6 +72,8 @@ pytestmark = pytest.mark.skipif(
 MINIMAL: dict[str, Any] = {"argv": ["/bin/true"]}
 # The capsules the NixOS module declares by default (capsules.nix).
 MODULE_DEFAULTS = {"kmod", "console", "powerbutton", "dbus", "dbus-bridge", "network"}
+# ... and the ones only the NixOS module adds (the dev image has its own /dev/log-less world).
+MODULE_ONLY = {"syslog"}
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -844,10 +846,12 @@ def test_relative_path_literals_exist(path: Path) -> None:
 # /etc/exosphere/manifest.json loads, the PID 1 wiring and the two scripts. Whether nixpkgs accepts
 # the module is checked by `nix flake check` on a machine with nixpkgs.
 
-def eval_module(tmp_path: Path, extra: dict[str, Any], testing: str = "on", node: Path | None = None,
-                sentry: bool = False) -> Any:
+def eval_module(tmp_path: Path, extra: dict[str, Any], testing: str = "on", *, node: Path | None = None,
+                sentry: bool = False, initrd_systemd: bool = False) -> Any:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     try:
-        return nixos_stub.eval_module(tmp_path, extra, testing, node, sentry)
+        return nixos_stub.eval_module(tmp_path, extra, testing, node=node, sentry=sentry,
+                                      initrd_systemd=initrd_systemd)
     except nixos_stub.EvalError as e:
         pytest.fail(str(e))
 
@@ -936,7 +940,7 @@ def test_module_renders_a_manifest_the_loader_accepts(tmp_path: Path) -> None:
     doc = json.loads(out["manifestJson"])
     loads_cleanly(doc)
     assert doc["hostname"] == "exo-test"
-    assert set(doc["capsules"]) == MODULE_DEFAULTS | {"backdoor", "probe", "hello"}
+    assert set(doc["capsules"]) == MODULE_DEFAULTS | MODULE_ONLY | {"backdoor", "probe", "hello"}
     assert "wasm" not in doc["capsules"]["probe"] and "argv" not in doc["capsules"]["hello"]
     assert parse_capsule("hello", doc["capsules"]["hello"]) == parse_capsule("hello", hello)
     assert None not in walk(doc)
@@ -950,7 +954,7 @@ def test_module_renders_a_manifest_the_loader_accepts(tmp_path: Path) -> None:
 @pytest.mark.parametrize("testing", ["absent", "off"])
 def test_module_without_the_test_driver_has_no_backdoor(tmp_path: Path, testing: str) -> None:
     out = eval_module(tmp_path, {}, testing=testing)
-    assert set(json.loads(out["manifestJson"])["capsules"]) == MODULE_DEFAULTS
+    assert set(json.loads(out["manifestJson"])["capsules"]) == MODULE_DEFAULTS | MODULE_ONLY
 
 
 def test_module_backdoor_capsule(tmp_path: Path) -> None:
@@ -976,8 +980,7 @@ def test_module_pid1_wiring(tmp_path: Path) -> None:
     # Runtime capsules run with the capsules' Python, which has wasmtime (ps.wasmtime).
     env = "/nix/store/python-env-psutil+pyroute2+pydbus+pygobject3+wasmtime"
     assert out["kernelParams"] == [f"exo.python={env}/bin/python3"]
-    assert out["assertions"] == [True]  # scripted stage 1
-    assert out["initrdSystemd"] is False
+    assert out["initrdSwitchRoot"] == {}  # scripted stage 1 (the stand-in's mkIf false): initrd untouched
     assert out["hostname"] == "exo-test"  # defaults to networking.hostName
     assert out["systemPackages"][0] == "/nix/store/exo-init"  # exo_init and exoctl
 
@@ -1022,6 +1025,46 @@ def test_module_sets_nixos_options_with_their_nixpkgs_types(tmp_path: Path, test
     assert all(out["refused"].values()), out["refused"]
 
 
+def test_module_boots_exo_init_with_systemd_in_stage_1(tmp_path: Path) -> None:
+    """boot.initrd.systemd.enable (nixpkgs' default from 26.05): initrd-switch-root.service's
+    command is replaced (forced, after an empty one that resets the list) by a script in the
+    initrd that switch-roots into this generation's exo_init, or into NEW_INIT (init= that is not
+    a NixOS closure, from /etc/switch-root.conf) when set; boot.systemdExecutable stays for the
+    scripted stage 1."""
+    out = eval_module(tmp_path, {}, initrd_systemd=True)
+    assert out["optionErrors"] == []
+    empty, script_path = out["initrdSwitchRoot"]
+    assert empty == ""
+    script = stub_script(script_path)
+    bash_syntax_ok(script)
+    commands = [line for line in script.splitlines() if line.strip()]
+    exo_init = "/nix/store/exo-init/bin/exo_init"
+    assert commands == [f'exec systemctl --no-block switch-root /sysroot "${{NEW_INIT:-{exo_init}}}"']
+    assert out["systemdExecutable"] == "/nix/store/exo-init/bin/exo_init"
+    # The script is in the initrd (storePaths), and nothing of this is set with the scripted stage 1.
+    assert "boot.initrd.systemd.storePaths" in out["optionsSet"]
+    scripted = eval_module(tmp_path / "scripted", {})
+    assert not any(name.startswith("boot.initrd") for name in scripted["optionsSet"])
+
+
+def test_module_syslog_and_root_shell_capsules(tmp_path: Path) -> None:
+    """/dev/log for switch-to-configuration (busybox syslogd into its capsule log, ready once the
+    socket exists), and the opt-in unconfined root shell on a VT nixos-rebuild is run from."""
+    out = eval_module(tmp_path, {}, node=MODULES / "boot-test.nix")
+    capsules = json.loads(out["manifestJson"])["capsules"]
+    syslog = capsules["syslog"]
+    assert syslog["argv"] == ["/nix/store/busybox/bin/busybox", "syslogd", "-n", "-O", "-"]
+    assert (syslog["readiness"]["kind"], syslog["readiness"]["path"]) == ("file", "/dev/log")
+    shell = capsules["root-shell"]
+    assert shell["capabilities"] == {"host": True} and shell["stop"]["signal"] == "SIGHUP"
+    script = stub_script(shell["argv"][0])
+    bash_syntax_ok(script)
+    assert "exec <> /dev/tty2 >&0 2>&0" in script
+    assert "setsid --ctty --wait /nix/store/bash-interactive/bin/bash --login" in script
+    # Off unless asked for.
+    assert "root-shell" not in json.loads(eval_module(tmp_path / "off", {})["manifestJson"])["capsules"]
+
+
 # What a fresh NixOS root has before exo_init runs (stage 2: /etc, /etc/nixos, /tmp; the store), and
 # exo_init's own runtime directory: a filesystem grant must name one of these or a base directory.
 FRESH_NIXOS_ROOT = {"/etc", "/etc/nixos", "/tmp", "/nix/store"}
@@ -1036,9 +1079,9 @@ def test_every_capsule_the_module_can_produce_loads_with_the_grants_it_needs(tmp
     doc = json.loads(out["manifestJson"])
     loads_cleanly(doc)
     capsules = {name: parse_capsule(name, c) for name, c in doc["capsules"].items()}
-    assert set(capsules) == MODULE_DEFAULTS | {"sentry", "backdoor", "quota-probe"}
+    assert set(capsules) == MODULE_DEFAULTS | MODULE_ONLY | {"sentry", "backdoor", "quota-probe", "root-shell"}
     host = {name for name, c in capsules.items() if c.capabilities.host}
-    assert host == {"kmod", "powerbutton", "dbus", "network", "sentry", "backdoor"}
+    assert host == {"kmod", "powerbutton", "dbus", "network", "sentry", "backdoor", "syslog", "root-shell"}
     exists = FRESH_NIXOS_ROOT | {path for path, _ in early.BASE_DIRECTORIES}
     for name, c in capsules.items():
         for path, _access in c.capabilities.filesystem:

@@ -57,6 +57,8 @@ STORE_LINKS = {
     "/nix/store/kmod/bin/modprobe": "/usr/sbin/modprobe",
     "/nix/store/dbus/bin/dbus-daemon": "/usr/bin/dbus-daemon",
     "/nix/store/busybox/bin/udhcpc": "/usr/sbin/udhcpc",
+    "/nix/store/busybox/bin/busybox": "/usr/bin/busybox",
+    "/nix/store/util-linux": "/usr",
     "/nix/store/exo-init/bin/exo_init": "/usr/sbin/exo_init",
     "/nix/store/exo-init/bin/exoctl": "/usr/bin/exoctl",
     "/nix/store/exo-init/lib/python3/site-packages": "/usr/lib/exosphere",
@@ -100,7 +102,7 @@ def unscript(value: Any, scripts: dict[str, str]) -> Any:
 def nixos_tree(workdir: Path) -> tuple[Path, str]:
     """The layer's tree (cached by content: the image key includes its path) and the kernel
     command line, from the module's evaluation."""
-    out = nixos_stub.eval_module(workdir, {}, "on", NODE)
+    out = nixos_stub.eval_module(workdir, {}, "on", node=NODE)
     scripts: dict[str, str] = {}
     manifest = unscript(json.loads(out["manifestJson"]), scripts)
     params = [str(p) for p in out["kernelParams"]]
