@@ -25,17 +25,21 @@
 #     and nixos-modules/exosphere.nix and package.nix evaluate, both against a stub nixpkgs (a
 #     stand-in lib/pkgs: capsule options mirror the manifest fields and loader defaults, the
 #     rendered /etc/exosphere/manifest.json loads, PID 1 wiring, the backdoor and switch scripts
-#     pass `bash -n`); every relative path literal exists.
+#     pass `bash -n`; every NixOS option the module sets is checked against the type nixpkgs
+#     gives it, for either stage 1); every relative path literal exists.
+#   * Booted on the Debian dev image (tests/vm/test_nixos_module.py): checks.boot's script
+#     (nixos-modules/boot-test.py) against the manifest the module renders for its machine
+#     (nixos-modules/boot-test.nix), store paths mapped onto Debian's programs, on a root made like
+#     a fresh NixOS one, through the test driver's backdoor protocol.
 #   * Checked by reading nixpkgs sources (nixos-25.11 era), not by evaluation: the option names
-#     used (boot.systemdExecutable, boot.initrd.systemd.enable, image.baseName,
+#     used (boot.systemdExecutable, boot.initrd.systemd.enable / services / storePaths, image.baseName,
 #     isoImage.makeEfiBootable / makeUsbBootable, virtualbox.vmName / memorySize,
 #     virtualisation.graphics / memorySize, testing.backdoor, system.build.isoImage /
 #     virtualBoxOVA / vm), testers.runNixOSTest, buildPythonApplication's pyproject /
 #     build-system / dependencies, lib.fileset.maybeMissing, the test driver's Machine API.
-#   * Not verified: evaluating the NixOS configurations, building anything, running the VM test,
-#     and the nixpkgs narHash (it cannot be re-checked offline; `nix flake metadata` will).
-#     The VM test assumes `exoctl status NAME` prints the capsule state words (ready / exited) and
-#     that `exoctl poweroff` exists.
+#   * Not verified: evaluating the NixOS configurations, building anything, running the VM test
+#     under nixpkgs' driver, NixOS's own stage 1 and activation, nixos-rebuild, and the nixpkgs
+#     narHash (it cannot be re-checked offline; `nix flake metadata` will).
 #
 # Flakes only see files tracked by git: `git add` new files before `nix build` / `nix flake check`.
 {
