@@ -151,9 +151,11 @@ let
   # to /etc/switch-root.conf for a NixOS closure (then systemd picks its compiled-in init) and
   # NEW_INIT=<init=> otherwise; initrd-switch-root.service reads that file (EnvironmentFile) and
   # runs `systemctl --no-block switch-root /sysroot "$NEW_INIT"`. The same, with exo_init for a
-  # NixOS closure: this generation's exo_init, as each generation's initrd is its own.
+  # NixOS closure: this generation's exo_init, as each generation's initrd is its own. (systemctl
+  # by its path: the initrd's /bin holds boot.initrd.systemd.initrdBin, systemd's among them, and
+  # PID 1's PATH is not passed to units.)
   initrdSwitchRoot = pkgs.writeShellScript "exosphere-initrd-switch-root" ''
-    exec systemctl --no-block switch-root /sysroot "''${NEW_INIT:-${cfg.package}/bin/exo_init}"
+    exec /bin/systemctl --no-block switch-root /sysroot "''${NEW_INIT:-${cfg.package}/bin/exo_init}"
   '';
 
   # --- administration ----------------------------------------------------------------------------

@@ -1039,7 +1039,7 @@ def test_module_boots_exo_init_with_systemd_in_stage_1(tmp_path: Path) -> None:
     bash_syntax_ok(script)
     commands = [line for line in script.splitlines() if line.strip()]
     exo_init = "/nix/store/exo-init/bin/exo_init"
-    assert commands == [f'exec systemctl --no-block switch-root /sysroot "${{NEW_INIT:-{exo_init}}}"']
+    assert commands == [f'exec /bin/systemctl --no-block switch-root /sysroot "${{NEW_INIT:-{exo_init}}}"']
     assert out["systemdExecutable"] == "/nix/store/exo-init/bin/exo_init"
     # The script is in the initrd (storePaths), and nothing of this is set with the scripted stage 1.
     assert "boot.initrd.systemd.storePaths" in out["optionsSet"]
