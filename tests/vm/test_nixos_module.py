@@ -31,7 +31,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,29 +167,22 @@ class DriverMachine:
             shell, _ = self.listener.accept()
         except TimeoutError:
             raise HarnessError("QEMU did not connect the virtconsole's socket") from None
-        seen = b""
-        while HANDSHAKE not in seen:
-            left = end - time.monotonic()
-            if left <= 0:
-                raise TestFailure(f"no {HANDSHAKE.decode()!r} on the virtconsole within {BOOT_TIMEOUT:g} s "
-                                  f"(it said {seen[-300:]!r}); console:\n{self.vm.console_tail()}")
-            shell.settimeout(left)
-            with contextlib.suppress(TimeoutError):
-                chunk = shell.recv(1024)
-                if not chunk:
-                    raise TestFailure(f"the virtconsole closed before the handshake (it said {seen[-300:]!r})")
-                seen += chunk
+        seen = self._read(shell, lambda data: HANDSHAKE in data, end - time.monotonic(),
+                          f"{HANDSHAKE.decode()!r} on the virtconsole")
+        if HANDSHAKE not in seen:
+            raise TestFailure(f"the virtconsole closed before the handshake (it said {seen[-300:]!r})")
         self.shell = shell
         return shell
 
-    def _line(self, shell: socket.socket, timeout: float, command: str) -> bytes:
-        """The shell's next newline-ended block (the driver reads so)."""
+    def _read(self, shell: socket.socket, done: Callable[[bytes], bool], timeout: float, what: str) -> bytes:
+        """What the shell sends until `done` says it is complete or the connection closes; a
+        TestFailure naming `what` after `timeout` seconds."""
         end = time.monotonic() + timeout
         data = b""
-        while not data.endswith(b"\n"):
+        while not done(data):
             left = end - time.monotonic()
             if left <= 0:
-                raise TestFailure(f"no answer to {command!r} within {timeout:g} s (got {data[-200:]!r}); "
+                raise TestFailure(f"no {what} within {timeout:g} s (got {data[-300:]!r}); "
                                   f"console:\n{self.vm.console_tail()}")
             shell.settimeout(left)
             with contextlib.suppress(TimeoutError):
@@ -198,6 +191,10 @@ class DriverMachine:
                     break
                 data += chunk
         return data
+
+    def _line(self, shell: socket.socket, timeout: float, command: str) -> bytes:
+        """The shell's next newline-ended block (the driver reads so)."""
+        return self._read(shell, lambda data: data.endswith(b"\n"), timeout, f"answer to {command!r}")
 
     def execute(self, command: str, check_return: bool = True, check_output: bool = True,
                 timeout: int | None = 900) -> tuple[int, str]:
