@@ -182,7 +182,7 @@ class DriverMachine:
         while not done(data):
             left = end - time.monotonic()
             if left <= 0:
-                raise TestFailure(f"no {what} within {timeout:g} s (got {data[-300:]!r}); "
+                raise TestFailure(f"no {what} within {timeout:.0f} s (got {data[-300:]!r}); "
                                   f"console:\n{self.vm.console_tail()}")
             shell.settimeout(left)
             with contextlib.suppress(TimeoutError):
