@@ -25,17 +25,21 @@
 #     and nixos-modules/exosphere.nix and package.nix evaluate, both against a stub nixpkgs (a
 #     stand-in lib/pkgs: capsule options mirror the manifest fields and loader defaults, the
 #     rendered /etc/exosphere/manifest.json loads, PID 1 wiring, the backdoor and switch scripts
-#     pass `bash -n`); every relative path literal exists.
+#     pass `bash -n`; every NixOS option the module sets is checked against the type nixpkgs
+#     gives it, for either stage 1); every relative path literal exists.
+#   * Booted on the Debian dev image (tests/vm/test_nixos_module.py): checks.boot's script
+#     (nixos-modules/boot-test.py) against the manifest the module renders for its machine
+#     (nixos-modules/boot-test.nix), store paths mapped onto Debian's programs, on a root made like
+#     a fresh NixOS one, through the test driver's backdoor protocol.
 #   * Checked by reading nixpkgs sources (nixos-25.11 era), not by evaluation: the option names
-#     used (boot.systemdExecutable, boot.initrd.systemd.enable, image.baseName,
+#     used (boot.systemdExecutable, boot.initrd.systemd.enable / services / storePaths, image.baseName,
 #     isoImage.makeEfiBootable / makeUsbBootable, virtualbox.vmName / memorySize,
 #     virtualisation.graphics / memorySize, testing.backdoor, system.build.isoImage /
 #     virtualBoxOVA / vm), testers.runNixOSTest, buildPythonApplication's pyproject /
 #     build-system / dependencies, lib.fileset.maybeMissing, the test driver's Machine API.
-#   * Not verified: evaluating the NixOS configurations, building anything, running the VM test,
-#     and the nixpkgs narHash (it cannot be re-checked offline; `nix flake metadata` will).
-#     The VM test assumes `exoctl status NAME` prints the capsule state words (ready / exited) and
-#     that `exoctl poweroff` exists.
+#   * Not verified: evaluating the NixOS configurations, building anything, running the VM test
+#     under nixpkgs' driver, NixOS's own stage 1 and activation, nixos-rebuild, and the nixpkgs
+#     narHash (it cannot be re-checked offline; `nix flake metadata` will).
 #
 # Flakes only see files tracked by git: `git add` new files before `nix build` / `nix flake check`.
 {
@@ -137,6 +141,11 @@
             {
               imports = [ (modulesPath + "/virtualisation/virtualbox-image.nix") ];
               image.baseName = "exosphere-${config.system.nixos.label}-x86_64-linux";
+              # The configuration that is rebuilt and rolled back in place (README, "The Nix
+              # flake"): installed on its disk with GRUB (virtualbox-image.nix), so
+              # `nixos-rebuild boot` adds a boot entry it can really boot. It is run from the
+              # unconfined root shell on tty2 (Alt+F2); the console shell is scoped.
+              services.exosphere.rootShell.enable = true;
               virtualbox.vmName = "Exosphere OS";
               virtualbox.memorySize = 1024;
               boot.kernelParams = [
@@ -186,67 +195,20 @@
         {
           exo-init = self.packages.${system}.exo-init;
 
-          # Boot the module in a VM: exo_init is PID 1, the capsules come up, a quota is enforced
-          # by the kernel, and `exoctl poweroff` shuts the machine down cleanly.
+          # Boot the module in a VM: exo_init is PID 1, the capsules come up, the driver's root
+          # shell is unconfined, a quota is enforced by the kernel, and `exoctl poweroff` shuts the
+          # machine down cleanly. tests/vm/test_nixos_module.py runs the same script and capsules
+          # on the dev image (through a stand-in for the driver).
           boot = pkgs.testers.runNixOSTest {
             name = "exosphere-boot";
             globalTimeout = 900;
-
-            nodes.machine =
-              { pkgs, ... }:
-              {
-                imports = [ self.nixosModules.exosphere ];
-                services.exosphere.enable = true;
-                # A capsule that only sleeps, under limits the test can read back and trip.
-                services.exosphere.capsules.quota-probe = {
-                  description = "Sleeps under quotas (boot test)";
-                  argv = [
-                    "${pkgs.coreutils}/bin/sleep"
-                    "infinity"
-                  ];
-                  after = [ "kmod" ];
-                  quotas = {
-                    cpu_max = "20%";
-                    memory_max = "64M";
-                    pids_max = 16;
-                  };
-                };
-                virtualisation.memorySize = 1024;
-              };
-
-            # The driver's root shell is the `backdoor` capsule the module adds under the test
-            # instrumentation (no systemd: wait_for_unit and friends do not apply here).
-            testScript = ''
-              machine.start()
-
-              with subtest("exo_init is PID 1 and the capsules are ready"):
-                  machine.succeed("tr '\\0' ' ' < /proc/1/cmdline | grep -q exo_init")
-                  machine.wait_until_succeeds("exoctl status kmod | grep -qw exited", timeout=300)
-                  for name in ["console", "backdoor", "quota-probe"]:
-                      machine.wait_until_succeeds(f"exoctl status {name} | grep -qw ready", timeout=300)
-
-              with subtest("quotas are written and enforced"):
-                  pid = machine.succeed("pgrep -xf '.*/sleep infinity' | head -n1").strip()
-                  cg = "/sys/fs/cgroup" + machine.succeed(f"cut -d: -f3 /proc/{pid}/cgroup").strip()
-                  machine.succeed(
-                      f"test \"$(cat {cg}/memory.max)\" = 67108864",
-                      f"test \"$(cat {cg}/pids.max)\" = 16",
-                      f"test \"$(cat {cg}/cpu.max)\" = '20000 100000'",
-                  )
-                  # A shell moved into the capsule's cgroup cannot fork past pids.max (16): the
-                  # kernel refuses the fork and counts it in pids.events. (The sleeps outlive
-                  # bash's fork retries, so no slot frees up meanwhile.)
-                  machine.execute(
-                      f"bash -c 'echo $$ > {cg}/cgroup.procs; "
-                      "for i in $(seq 32); do sleep 120 >/dev/null 2>&1 & done' || true"
-                  )
-                  machine.succeed(f"grep -Eq '^max [1-9]' {cg}/pids.events")
-
-              with subtest("clean poweroff"):
-                  # The shell goes away with the machine, so do not wait for an answer.
-                  machine.execute("exoctl poweroff", check_return=False, check_output=False)
-                  machine.wait_for_shutdown()
-            '';
+            nodes.machine = {
+              imports = [
+                self.nixosModules.exosphere
+                ./nixos-modules/boot-test.nix
+              ];
+            };
+            testScript = builtins.readFile ./nixos-modules/boot-test.py;
           };
         }
       );

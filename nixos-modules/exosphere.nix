@@ -7,13 +7,19 @@
 #     quotas = { memory_max = "128M"; cpu_max = "50%"; };
 #   };
 #
-# How PID 1 is replaced: with the scripted stage 1 (boot.initrd.systemd.enable = false), stage 1
-# execs the system's `init` (stage-2-init.sh), which mounts the early filesystems, runs the
-# activation script (users, /etc, /run/current-system, ...) and finally execs
-# `boot.systemdExecutable`. Pointing that option at exo_init makes exo_init PID 1; nothing of
-# systemd runs (no udevd, journald, getty, networkd, timers, systemd.services). Whatever the system
-# needs at run time is a capsule. With systemd in stage 1 the switch to stage 2 is done by systemd
-# itself and that option is not used, hence the assertion below.
+# How PID 1 is replaced, with either stage 1:
+#   * scripted (boot.initrd.systemd.enable = false; nixos-25.11's default): stage 1 execs the
+#     system's `init` (stage-2-init.sh), which mounts the early filesystems, runs the activation
+#     script (users, /etc, /run/current-system, ...) and finally execs `boot.systemdExecutable`,
+#     which this module points at exo_init;
+#   * systemd (nixpkgs' default from 26.05; the scripted one is to be removed in 26.11): the
+#     initrd's initrd-nixos-activation.service runs the activation (prepare-root) in /sysroot, then
+#     initrd-switch-root.service switch-roots into systemd's compiled-in init, not
+#     boot.systemdExecutable; this module replaces that unit's command with one that switch-roots
+#     into exo_init (or into init= when the kernel was not given a NixOS closure, as before).
+# Either way nothing of systemd runs after stage 1 (no udevd, journald, getty, networkd, timers,
+# systemd.services, systemd-tmpfiles: exo_init makes the base directories itself). Whatever the
+# system needs at run time is a capsule.
 #
 # The capsule options are the manifest fields one to one (same snake_case names, types, bounds,
 # defaults and docs), derived from the schema exo_init/pid1/manifest_schema.json (see schema.nix).
@@ -139,6 +145,32 @@ let
     PS1="" exec ${pkgs.bash}/bin/bash --norc /dev/hvc0
   '';
 
+  # --- systemd stage 1 ---------------------------------------------------------------------------
+
+  # nixos/modules/system/boot/systemd/initrd.nix: initrd-nixos-activation writes NEW_INIT= (empty)
+  # to /etc/switch-root.conf for a NixOS closure (then systemd picks its compiled-in init) and
+  # NEW_INIT=<init=> otherwise; initrd-switch-root.service reads that file (EnvironmentFile) and
+  # runs `systemctl --no-block switch-root /sysroot "$NEW_INIT"`. The same, with exo_init for a
+  # NixOS closure: this generation's exo_init, as each generation's initrd is its own. (systemctl
+  # by its path: the initrd's /bin holds boot.initrd.systemd.initrdBin, systemd's among them, and
+  # PID 1's PATH is not passed to units.)
+  initrdSwitchRoot = pkgs.writeShellScript "exosphere-initrd-switch-root" ''
+    exec /bin/systemctl --no-block switch-root /sysroot "''${NEW_INIT:-${cfg.package}/bin/exo_init}"
+  '';
+
+  # --- administration ----------------------------------------------------------------------------
+
+  # An unconfined root shell on a virtual terminal (services.exosphere.rootShell): what
+  # nixos-rebuild and exosphere-switch need (the console shell is scoped: no capabilities, a
+  # read-only root). A new session with the VT as its controlling terminal; logging out starts a
+  # new one.
+  rootShellScript = pkgs.writeShellScript "exosphere-root-shell" ''
+    exec <> /dev/${cfg.rootShell.tty} >&0 2>&0
+    echo "Exosphere root shell (unconfined) on ${cfg.rootShell.tty}"
+    cd /root 2>/dev/null || cd /
+    exec ${pkgs.util-linux}/bin/setsid --ctty --wait ${pkgs.bashInteractive}/bin/bash --login
+  '';
+
   # --- live switch -------------------------------------------------------------------------------
 
   exosphereSwitch = pkgs.writeShellScriptBin "exosphere-switch" ''
@@ -226,6 +258,18 @@ in
       description = "The rendered manifest, as written to /etc/exosphere/manifest.json.";
     };
 
+    rootShell = {
+      enable = mkEnableOption ''
+        an unconfined root shell capsule (`root-shell`) on a virtual terminal, without a login:
+        what `nixos-rebuild boot` and `exosphere-switch` are run from (the console shell is
+        scoped). Whoever has the machine's keyboard or screen is root'';
+      tty = mkOption {
+        type = types.strMatching "tty[0-9]+";
+        default = "tty2";
+        description = "The virtual terminal of the root shell (Alt+F2 for tty2).";
+      };
+    };
+
     sentry = {
       enable = mkEnableOption "the Sentry capsule (watches capsules, logs anomalies to the event log, acts by policy)";
       policy = mkOption {
@@ -269,20 +313,15 @@ in
   };
 
   config = mkIf cfg.enable {
-    assertions = [
-      {
-        assertion = !config.boot.initrd.systemd.enable;
-        message = ''
-          services.exosphere needs the scripted stage 1 (boot.initrd.systemd.enable = false):
-          it becomes PID 1 through boot.systemdExecutable, which only stage-2-init.sh execs.
-        '';
-      }
-    ];
-
-    # nixos-25.11 still defaults to the scripted stage 1; later releases switch to systemd in
-    # stage 1 by default. Ask for the scripted one above default priority, below a plain
-    # definition (which then trips the assertion above, with its explanation).
-    boot.initrd.systemd.enable = lib.mkOverride 900 false;
+    # With systemd in stage 1: switch-root into exo_init (see initrdSwitchRoot). The scripted
+    # stage 1 (nixos-25.11's default) uses boot.systemdExecutable, below.
+    boot.initrd.systemd.services.initrd-switch-root.serviceConfig.ExecStart = mkIf config.boot.initrd.systemd.enable (
+      lib.mkForce [
+        ""
+        "${initrdSwitchRoot}"
+      ]
+    );
+    boot.initrd.systemd.storePaths = mkIf config.boot.initrd.systemd.enable [ initrdSwitchRoot ];
 
     warnings =
       lib.optional cfg.dashboard.enable "services.exosphere.dashboard is not implemented yet; it has no effect.";
@@ -294,9 +333,47 @@ in
     services.exosphere.capsules = lib.mkMerge [
       (lib.mapAttrs (_: mkDefaultLeaves) (defaultCapsules paths))
       (mkIf cfg.sentry.enable { sentry = mkDefaultLeaves (defaultCapsules.sentry paths cfg.sentry.policy); })
+      {
+        # /dev/log: switch-to-configuration (nixos-rebuild boot, exosphere-switch) sets up its
+        # logger through it (or syslog on 127.0.0.1) and stops without one; journald, which
+        # provides it on NixOS, does not run here. The messages go to this capsule's log
+        # (`exoctl logs syslog`), which exo_init rotates.
+        syslog = mkDefaultLeaves {
+          description = "syslog socket /dev/log (busybox syslogd), into this capsule's log";
+          # It makes the socket in the host's /dev.
+          capabilities.host = true;
+          argv = [
+            "${pkgs.busybox}/bin/busybox"
+            "syslogd"
+            "-n"
+            "-O"
+            "-"
+          ];
+          readiness = {
+            kind = "file";
+            path = "/dev/log";
+          };
+          restart.policy = "always";
+        };
+      }
+      (mkIf cfg.rootShell.enable {
+        root-shell = mkDefaultLeaves {
+          description = "Unconfined root shell on /dev/${cfg.rootShell.tty} (services.exosphere.rootShell)";
+          capabilities.host = true;
+          argv = [ "${rootShellScript}" ];
+          restart.policy = "always";
+          stop.signal = "SIGHUP";
+        };
+      })
       (mkIf backdoor {
         backdoor = {
           description = "NixOS test driver root shell on /dev/hvc0";
+          # Unconfined, as backdoor.service is: the driver's commands read /proc/1, pgrep every
+          # process, move shells between cgroups and call exoctl as root, and the script needs
+          # /dev/hvc0 and the serial port. An isolated capsule (the default) would get a dynamic
+          # uid, its own PID and mount namespaces and a /dev without hvc0, and the driver would
+          # wait for the handshake until its global timeout.
+          capabilities.host = true;
           argv = [ "${backdoorScript}" ];
           env.PATH = "${
             lib.makeBinPath [

@@ -382,9 +382,9 @@ def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer], arch: A
         for src, target_path in layer.files:
             target = dest / target_path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
+            if src.is_dir():  # (symlinks stay symlinks: a layer may point into the image, e.g. /nix/store/x -> /usr)
                 shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-                                dirs_exist_ok=True)
+                                dirs_exist_ok=True, symlinks=True)
             else:
                 shutil.copy2(src, target)
     dist = dest / "usr/lib/python3/dist-packages"  # pywayland (compositor, dashboard), wasmtime (wasm capsules)

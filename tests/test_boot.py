@@ -113,6 +113,39 @@ def test_hardening_sysctls_are_written_and_each_failure_is_one_warning(tmp_path:
     assert not (tmp_path / "kernel/yama").exists() and not (tmp_path / "kernel/kexec_load_disabled").exists()
 
 
+def test_base_directories_on_a_root_with_only_what_nixos_stage_2_makes(tmp_path: Path) -> None:
+    """A fresh NixOS root (stage 2 made /etc, /etc/nixos and /tmp, with mode 1777; tmpfiles never
+    ran): every base directory is made with its mode (the umask does not narrow /var/tmp), and the
+    console capsule's /var/log grant exists. A second run changes nothing and says nothing."""
+    root = tmp_path / "root"
+    (root / "etc/nixos").mkdir(parents=True)
+    (root / "tmp").mkdir(mode=0o755)  # (a mode tmpfiles would correct)
+    (root / "run").mkdir()
+    assert not (root / "var").exists()
+    assert early.make_base_directories(root) == []
+    for name, mode in early.BASE_DIRECTORIES:
+        path = root / name.lstrip("/")
+        assert path.is_dir() and not path.is_symlink(), name
+        assert oct(path.stat().st_mode & 0o7777) == oct(mode), name
+    assert "/var/log" in dict(early.BASE_DIRECTORIES) and "/var/lib" in dict(early.BASE_DIRECTORIES)
+    assert early.make_base_directories(root) == []
+
+
+def test_base_directories_leave_symlinks_and_report_what_is_in_the_way(tmp_path: Path) -> None:
+    """/var/log a symlink to another disk's directory: kept, not chmodded. A file where /var/lib
+    should be, and a parent that cannot be made: one warning each, the others still made."""
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var/log").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "var/lib").write_text("")
+    table = (("/var/log", 0o755), ("/var/lib", 0o755), ("/var/cache", 0o755), ("/nope/x", 0o755))
+    warnings = early.make_base_directories(tmp_path, table)
+    assert warnings == ["/var/lib: not a directory; capsules granted it will not start",
+                        "/nope/x: No such file or directory"], warnings
+    assert (tmp_path / "var/log").is_symlink() and (tmp_path / "elsewhere").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "var/cache").is_dir()
+
+
 def test_exo_init_log_is_rotated(tmp_path: Path) -> None:
     """5 MiB of log lines: exo_init.log stays under its size and LOGFILE_KEEP old files are kept."""
     path = tmp_path / "exo_init.log"

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from exo_init.pid1 import early
 from exo_init.pid1.manifest import (
     CAPSULE_KEYS,
     QUOTA_KEYS,
@@ -38,6 +39,7 @@ from exo_init.pid1.manifest import (
     parse_manifest,
 )
 from exo_init.pid1.manifest_schema import SCHEMA, FieldSpec, FieldType
+from tests import nixos_stub
 from tests.test_manifest import bound_cases
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,6 +72,8 @@ pytestmark = pytest.mark.skipif(
 MINIMAL: dict[str, Any] = {"argv": ["/bin/true"]}
 # The capsules the NixOS module declares by default (capsules.nix).
 MODULE_DEFAULTS = {"kmod", "console", "powerbutton", "dbus", "dbus-bridge", "network"}
+# ... and the ones only the NixOS module adds (the dev image has its own /dev/log-less world).
+MODULE_ONLY = {"syslog"}
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -843,136 +847,21 @@ def test_relative_path_literals_exist(path: Path) -> None:
 # /etc/exosphere/manifest.json loads, the PID 1 wiring and the two scripts. Whether nixpkgs accepts
 # the module is checked by `nix flake check` on a machine with nixpkgs.
 
-MODULE_HARNESS = r"""
-{ modulePath, modulesPath, extraJson, testing }:
-let
-  inherit (builtins) attrNames concatStringsSep filter foldl' isFunction listToAttrs mapAttrs removeAttrs;
-  option = attrs: attrs // { _option = true; };
-  # Types are data here, so the test can read which type each option got.
-  types = {
-    str = "str"; bool = "bool"; port = "port"; package = "package"; nonEmptyStr = "nonEmptyStr";
-    anything = "anything";
-    enum = values: { enum = values; }; nullOr = t: { nullOr = t; }; either = a: b: { either = [ a b ]; };
-    listOf = t: { listOf = t; }; nonEmptyListOf = t: { nonEmptyListOf = t; };
-    attrsOf = t: { _attrsOf = t; };
-    submodule = m: { _submodule = m; };
-    numbers = { nonnegative = "number"; between = lo: hi: { numbersBetween = [ lo hi ]; }; };
-    ints = { between = lo: hi: { intsBetween = [ lo hi ]; }; unsigned = "int"; positive = "ints.positive"; };
-  };
-  lib = {
-    inherit types mapAttrs;
-    mkOption = option;
-    mkEnableOption = _: option { default = false; };
-    mkDefault = v: v;
-    mkOverride = _: v: v;
-    mkIf = cond: v: if cond then v else { };
-    mkMerge = foldl' (a: b: a // b) { };
-    literalExpression = x: x;
-    filterAttrs = pred: set: removeAttrs set (filter (n: !pred n set.${n}) (attrNames set));
-    getAttrs = names: set: listToAttrs (map (n: { name = n; value = set.${n}; }) names);
-    makeBinPath = ps: concatStringsSep ":" (map (p: "${p}/bin") ps);
-    optional = cond: x: if cond then [ x ] else [ ];
-  };
-  pythonPackages = { psutil = "psutil"; pyroute2 = "pyroute2"; pydbus = "pydbus"; pygobject3 = "pygobject3";
-                     wasmtime = "wasmtime"; };
-  # A stub script's "store path" carries its text after a newline, so the test can read it.
-  script = name: text: { inherit name text; outPath = "/nix/store/${name}\n${text}"; };
-  pkgs = {
-    kmod = "/nix/store/kmod"; bash = "/nix/store/bash"; bashInteractive = "/nix/store/bash-interactive";
-    coreutils = "/nix/store/coreutils";
-    # withPackages names the environment by the packages asked for (a name nixpkgs' python3Packages
-    # has, per the stand-in set below; anything else is an evaluation error).
-    python3 = { sitePackages = "lib/python3/site-packages";
-                withPackages = f: "/nix/store/python-env-" + concatStringsSep "+" (f pythonPackages); };
-    dbus = "/nix/store/dbus"; busybox = "/nix/store/busybox";
-    writeTextDir = path: text: { outPath = "/nix/store/textdir/${path}\n${text}"; };
-    writeShellScript = script;
-    writeShellScriptBin = script;
-    callPackage = _: _: "/nix/store/exo-init";
-  };
-  # A submodule's options, also inside nullOr (a nullable section).
-  subOptions = name: type:
-    let sub = type._submodule or (type.nullOr._submodule or null); in
-    if sub == null then null else (if isFunction sub then sub { inherit name; } else sub).options;
-  # Option values from definitions: the defined value, else the option's default (nested); a
-  # nullable submodule that is not defined is its default, null.
-  fill = name: opts: def: mapAttrs (k: o:
-    let sub = subOptions name o.type; in
-    if sub != null && (def ? ${k} || !(o.type ? nullOr)) then fill name sub (def.${k} or { })
-    else if def ? ${k} then def.${k}
-    else o.default or (throw "${name}.${k}: no definition and no default")) opts;
-  capsuleOptions = name: subOptions name mod.options.services.exosphere.capsules.type._attrsOf;
-  defined = mod.config.services.exosphere.capsules // builtins.fromJSON extraJson;
-  config = {
-    services.exosphere = {
-      enable = true;
-      package = "/nix/store/exo-init";
-      hostname = mod.options.services.exosphere.hostname.default;
-      capsules = mapAttrs (name: fill name (capsuleOptions name)) defined;
-      sentry.enable = false;
-      dashboard.enable = false;
-    };
-    testing.backdoor = testing == "on";
-    networking.hostName = "exo-test";
-    boot.initrd.systemd.enable = false;
-    nix.package = "/nix/store/nix";
-  };
-  mod = import modulePath {
-    inherit config lib pkgs modulesPath;
-    options = if testing == "absent" then { } else { testing.backdoor = { }; };
-  };
-  fields = name: attrNames (subOptions "x" (capsuleOptions "x").${name}.type);
-  # Each option as { type; default; description; example; } (a submodule's type as its options').
-  describe = opts: mapAttrs (_: o:
-    let
-      sub = subOptions "x" o.type;
-      described = { submodule = describe sub; };
-    in
-    removeAttrs o [ "_option" ]
-    // (if sub != null then { type = if o.type ? nullOr then { nullOr = described; } else described; } else { })) opts;
-in
-{
-  manifestJson = mod.config.environment.etc."exosphere/manifest.json".text;
-  systemdExecutable = mod.config.boot.systemdExecutable;
-  kernelParams = mod.config.boot.kernelParams;
-  initrdSystemd = mod.config.boot.initrd.systemd.enable;
-  assertions = map (a: a.assertion) mod.config.assertions;
-  hostname = config.services.exosphere.hostname;
-  capsuleFields = attrNames (capsuleOptions "x");
-  readinessFields = fields "readiness";
-  restartFields = fields "restart";
-  stopFields = fields "stop";
-  quotaFields = fields "quotas";
-  capsuleOptions = describe (capsuleOptions "x");
-  systemPackages = map toString mod.config.environment.systemPackages;
-  dbusEnable = mod.config.services.dbus.enable;
-  dbusPackages = map toString mod.config.services.dbus.packages;
-}
-"""
-
-
-def eval_module(tmp_path: Path, extra: dict[str, Any], testing: str = "on") -> Any:
-    # modulesPath/../lib/qemu-common.nix is where exosphere.nix finds the serial device name.
-    (tmp_path / "nixpkgs" / "nixos" / "modules").mkdir(parents=True)
-    (tmp_path / "nixpkgs" / "nixos" / "lib").mkdir()
-    (tmp_path / "nixpkgs" / "nixos" / "lib" / "qemu-common.nix").write_text(
-        '{ lib, pkgs }: { qemuSerialDevice = "ttyS0"; }\n'
-    )
-    harness = tmp_path / "harness.nix"
-    harness.write_text(MODULE_HARNESS)
-    return nix_json(
-        str(harness),
-        "--argstr", "modulePath", str(MODULES / "exosphere.nix"),
-        "--argstr", "modulesPath", str(tmp_path / "nixpkgs" / "nixos" / "modules"),
-        "--argstr", "extraJson", json.dumps(extra),
-        "--argstr", "testing", testing,
-    )  # fmt: skip
+def eval_module(tmp_path: Path, extra: dict[str, Any], testing: str = "on", *, node: Path | None = None,
+                sentry: bool = False, initrd_systemd: bool = False) -> Any:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    try:
+        return nixos_stub.eval_module(tmp_path, extra, testing, node=node, sentry=sentry,
+                                      initrd_systemd=initrd_systemd)
+    except nixos_stub.EvalError as e:
+        pytest.fail(str(e))
 
 
 def stub_script(path: str) -> str:
     """The text of a stub script from its (stub) store path."""
-    assert "\n" in path, path
-    return path.split("\n", 1)[1]
+    script = nixos_stub.split_script(path)
+    assert script is not None, path
+    return script[1]
 
 
 def bash_syntax_ok(text: str) -> None:
@@ -1052,7 +941,7 @@ def test_module_renders_a_manifest_the_loader_accepts(tmp_path: Path) -> None:
     doc = json.loads(out["manifestJson"])
     loads_cleanly(doc)
     assert doc["hostname"] == "exo-test"
-    assert set(doc["capsules"]) == MODULE_DEFAULTS | {"backdoor", "probe", "hello"}
+    assert set(doc["capsules"]) == MODULE_DEFAULTS | MODULE_ONLY | {"backdoor", "probe", "hello"}
     assert "wasm" not in doc["capsules"]["probe"] and "argv" not in doc["capsules"]["hello"]
     assert parse_capsule("hello", doc["capsules"]["hello"]) == parse_capsule("hello", hello)
     assert None not in walk(doc)
@@ -1066,7 +955,7 @@ def test_module_renders_a_manifest_the_loader_accepts(tmp_path: Path) -> None:
 @pytest.mark.parametrize("testing", ["absent", "off"])
 def test_module_without_the_test_driver_has_no_backdoor(tmp_path: Path, testing: str) -> None:
     out = eval_module(tmp_path, {}, testing=testing)
-    assert set(json.loads(out["manifestJson"])["capsules"]) == MODULE_DEFAULTS
+    assert set(json.loads(out["manifestJson"])["capsules"]) == MODULE_DEFAULTS | MODULE_ONLY
 
 
 def test_module_backdoor_capsule(tmp_path: Path) -> None:
@@ -1080,6 +969,10 @@ def test_module_backdoor_capsule(tmp_path: Path) -> None:
     assert commands[-2] == 'echo "Spawning backdoor root shell..."'
     assert commands[-1].startswith('PS1="" exec /nix/store/bash/bin/bash --norc /dev/hvc0')
     assert backdoor["stop"]["signal"] == "SIGHUP"
+    # The driver's root shell: unconfined (host namespaces, /dev/hvc0, uid 0), as backdoor.service.
+    assert backdoor["capabilities"] == {"host": True}
+    capsule = parse_capsule("backdoor", backdoor)
+    assert capsule.capabilities.host and capsule.user is None
 
 
 def test_module_pid1_wiring(tmp_path: Path) -> None:
@@ -1088,8 +981,7 @@ def test_module_pid1_wiring(tmp_path: Path) -> None:
     # Runtime capsules run with the capsules' Python, which has wasmtime (ps.wasmtime).
     env = "/nix/store/python-env-psutil+pyroute2+pydbus+pygobject3+wasmtime"
     assert out["kernelParams"] == [f"exo.python={env}/bin/python3"]
-    assert out["assertions"] == [True]  # scripted stage 1
-    assert out["initrdSystemd"] is False
+    assert out["initrdSwitchRoot"] == {}  # scripted stage 1 (the stand-in's mkIf false): initrd untouched
     assert out["hostname"] == "exo-test"  # defaults to networking.hostName
     assert out["systemPackages"][0] == "/nix/store/exo-init"  # exo_init and exoctl
 
@@ -1122,6 +1014,80 @@ def test_module_switch_script(tmp_path: Path) -> None:
     assert positions == sorted(positions)
     assert 'nix-env -p "$profile" --rollback' in script
     assert "profile=/nix/var/nix/profiles/system" in script
+
+
+@pytest.mark.parametrize(("testing", "sentry"), [("on", True), ("off", False), ("absent", False)])
+def test_module_sets_nixos_options_with_their_nixpkgs_types(tmp_path: Path, testing: str, sentry: bool) -> None:
+    """Every NixOS option the module sets (besides its own) is declared in the stand-in with the
+    type nixpkgs gives it, and its value passes that type's check; the checks refuse bad values."""
+    out = eval_module(tmp_path, {}, testing, sentry=sentry)
+    assert out["optionErrors"] == []
+    assert {"boot.systemdExecutable", "boot.kernelParams", "environment.etc"} <= set(out["optionsSet"])
+    assert all(out["refused"].values()), out["refused"]
+
+
+def test_module_boots_exo_init_with_systemd_in_stage_1(tmp_path: Path) -> None:
+    """boot.initrd.systemd.enable (nixpkgs' default from 26.05): initrd-switch-root.service's
+    command is replaced (forced, after an empty one that resets the list) by a script in the
+    initrd that switch-roots into this generation's exo_init, or into NEW_INIT (init= that is not
+    a NixOS closure, from /etc/switch-root.conf) when set; boot.systemdExecutable stays for the
+    scripted stage 1."""
+    out = eval_module(tmp_path, {}, initrd_systemd=True)
+    assert out["optionErrors"] == []
+    empty, script_path = out["initrdSwitchRoot"]
+    assert empty == ""
+    script = stub_script(script_path)
+    bash_syntax_ok(script)
+    commands = [line for line in script.splitlines() if line.strip()]
+    exo_init = "/nix/store/exo-init/bin/exo_init"
+    assert commands == [f'exec /bin/systemctl --no-block switch-root /sysroot "${{NEW_INIT:-{exo_init}}}"']
+    assert out["systemdExecutable"] == "/nix/store/exo-init/bin/exo_init"
+    # The script is in the initrd (storePaths), and nothing of this is set with the scripted stage 1.
+    assert "boot.initrd.systemd.storePaths" in out["optionsSet"]
+    scripted = eval_module(tmp_path / "scripted", {})
+    assert not any(name.startswith("boot.initrd") for name in scripted["optionsSet"])
+
+
+def test_module_syslog_and_root_shell_capsules(tmp_path: Path) -> None:
+    """/dev/log for switch-to-configuration (busybox syslogd into its capsule log, ready once the
+    socket exists), and the opt-in unconfined root shell on a VT nixos-rebuild is run from."""
+    out = eval_module(tmp_path, {}, node=MODULES / "boot-test.nix")
+    capsules = json.loads(out["manifestJson"])["capsules"]
+    syslog = capsules["syslog"]
+    assert syslog["argv"] == ["/nix/store/busybox/bin/busybox", "syslogd", "-n", "-O", "-"]
+    assert (syslog["readiness"]["kind"], syslog["readiness"]["path"]) == ("file", "/dev/log")
+    shell = capsules["root-shell"]
+    assert shell["capabilities"] == {"host": True} and shell["stop"]["signal"] == "SIGHUP"
+    script = stub_script(shell["argv"][0])
+    bash_syntax_ok(script)
+    assert "exec <> /dev/tty2 >&0 2>&0" in script
+    assert "setsid --ctty --wait /nix/store/bash-interactive/bin/bash --login" in script
+    # Off unless asked for.
+    assert "root-shell" not in json.loads(eval_module(tmp_path / "off", {})["manifestJson"])["capsules"]
+
+
+# What a fresh NixOS root has before exo_init runs (stage 2: /etc, /etc/nixos, /tmp; the store), and
+# exo_init's own runtime directory: a filesystem grant must name one of these or a base directory.
+FRESH_NIXOS_ROOT = {"/etc", "/etc/nixos", "/tmp", "/nix/store"}
+
+
+def test_every_capsule_the_module_can_produce_loads_with_the_grants_it_needs(tmp_path: Path) -> None:
+    """All of them at once (defaults, sentry, the test driver's backdoor, the boot check's probe):
+    exo_init's loader accepts each; the ones that touch the machine are `host`, the backdoor
+    included (the test driver needs PID 1's namespaces and /dev/hvc0); every path granted exists
+    on a fresh NixOS root once exo_init made its base directories."""
+    out = eval_module(tmp_path, {}, "on", node=MODULES / "boot-test.nix", sentry=True)
+    doc = json.loads(out["manifestJson"])
+    loads_cleanly(doc)
+    capsules = {name: parse_capsule(name, c) for name, c in doc["capsules"].items()}
+    assert set(capsules) == MODULE_DEFAULTS | MODULE_ONLY | {"sentry", "backdoor", "quota-probe", "root-shell"}
+    host = {name for name, c in capsules.items() if c.capabilities.host}
+    assert host == {"kmod", "powerbutton", "dbus", "network", "sentry", "backdoor", "syslog", "root-shell"}
+    exists = FRESH_NIXOS_ROOT | {path for path, _ in early.BASE_DIRECTORIES}
+    for name, c in capsules.items():
+        for path, _access in c.capabilities.filesystem:
+            assert path in exists or path.startswith("/run/exosphere/"), f"{name}: {path} is not on a fresh root"
+    assert dict(capsules["console"].capabilities.filesystem).keys() == {"/etc", "/var/log"}
 
 
 PACKAGE_HARNESS = r"""

@@ -61,6 +61,48 @@ def mount_api_filesystems() -> list[str]:
     return warnings
 
 
+# The directories every capsule may count on, whatever made the root: on Debian the packages ship
+# them, on NixOS systemd-tmpfiles makes them (tmpfiles.d var.conf, tmp.conf, legacy.conf), and
+# tmpfiles never runs under exo_init, while NixOS's scripted stage 2 makes only /etc, /etc/nixos
+# and /tmp. A fresh root (the ISO's tmpfs, a new disk) lacked /var/log, so the console capsule's
+# /var/log grant refused its start. (path, mode): made root-owned when missing, its mode set as
+# tmpfiles' `d` lines set it; made in this order (parents first) after the API file systems (/run).
+BASE_DIRECTORIES: tuple[tuple[str, int], ...] = (
+    ("/tmp", 0o1777),
+    ("/var", 0o755),
+    ("/var/tmp", 0o1777),
+    ("/var/log", 0o755),
+    ("/var/lib", 0o755),
+    ("/var/cache", 0o755),
+    ("/var/spool", 0o755),
+    ("/run/lock", 0o755),
+)
+
+
+def make_base_directories(root: Path = Path("/"),
+                          table: tuple[tuple[str, int], ...] = BASE_DIRECTORIES) -> list[str]:
+    """Each directory of `table` under `root`: made when missing, its mode set when it differs; one
+    warning per one that cannot be (a read-only root, a file in the way). A symlink to a directory
+    is left as it is (an administrator's choice, e.g. /var/log on another disk)."""
+    warnings: list[str] = []
+    for name, mode in table:
+        path = root / name.lstrip("/")
+        try:
+            try:
+                os.mkdir(path, mode)
+            except FileExistsError:
+                if path.is_symlink() and path.is_dir():
+                    continue
+                if not path.is_dir():
+                    warnings.append(f"{name}: not a directory; capsules granted it will not start")
+                    continue
+            if os.stat(path).st_mode & 0o7777 != mode:  # (mkdir's mode went through the umask)
+                os.chmod(path, mode)
+        except OSError as e:
+            warnings.append(f"{name}: {e.strerror or e}")
+    return warnings
+
+
 def setup_console() -> list[str]:
     """stdin from /dev/null, stdout/stderr on /dev/console."""
     warnings: list[str] = []

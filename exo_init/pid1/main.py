@@ -268,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(sys.stderr, None)  # (until the console is set up: what the kernel gave us)
     if pid1:
         warnings += step("API file systems", early.mount_api_filesystems, [])
+        warnings += step("base directories", early.make_base_directories, [])
         warnings += step("console", early.setup_console, [])
         warnings += step("Ctrl-Alt-Del", early.disable_ctrl_alt_del, [])
     os.environ["PATH"] = SYSTEM_PATH
