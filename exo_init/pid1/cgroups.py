@@ -21,6 +21,12 @@ RESETS = {"cpu.max": "max", "cpu.weight": "100", "memory.max": "max", "memory.hi
           "memory.swap.max": "max", "pids.max": "max", "io.weight": "default 100", "memory.oom.group": "0"}
 
 
+def _key(filename: str, value: str) -> str:
+    """What one write sets: a file, or one device's line of a keyed file (`io.max`: a line per
+    device, each write adding or changing one; two devices are two writes)."""
+    return f"{filename} {value.split(None, 1)[0]}" if filename == "io.max" else filename
+
+
 class QuotaError(Exception):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"quotas.{field}: {message}")
@@ -138,23 +144,24 @@ class CgroupTree:
             holds: dict[str, str] | None = dict(RESETS)  # a new leaf: the kernel's defaults
         except FileExistsError:
             holds = self.written.get(name)  # None: made before this tree knew it, so unknown
-        wanted: dict[str, tuple[str, str | None]] = {}  # file -> (value, the field that declared it)
+        # what to write, by key: the file's name, or for a keyed file (io.max) the file and the device
+        wanted: dict[str, tuple[str, str, str | None]] = {}  # key -> (file, value, the field that declared it)
         for field, filename, value in quotas.cgroup_files():
             ctrl = filename.split(".", 1)[0]
             if ctrl not in self.controllers:
                 raise QuotaError(field, f"the {ctrl} controller is not available on this system")
-            wanted[filename] = (value, field)
+            wanted[_key(filename, value)] = (filename, value, field)
         fallback = {filename: value for _, filename, value in (defaults or Quotas()).cgroup_files()}
         for filename, reset in RESETS.items():
             if filename not in wanted and filename.split(".", 1)[0] in self.controllers:
-                wanted[filename] = (fallback.get(filename, reset), None)
+                wanted[filename] = (filename, fallback.get(filename, reset), None)
         written = dict(holds or {})
-        for filename, (value, declared_by) in wanted.items():
-            if holds is not None and holds.get(filename) == value:
+        for key, (filename, value, declared_by) in wanted.items():
+            if holds is not None and holds.get(key) == value:
                 continue
             try:
                 _write(f"{leaf}/{filename}", value + "\n")
-                written[filename] = value
+                written[key] = value
             except OSError as e:
                 if declared_by is not None:
                     raise QuotaError(declared_by, f"the kernel rejected {filename}={value!r}: {e.strerror}") from None
