@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 from tests.machine import Machine
 from tests.vm.test_generations import events
 
 LEAF = "/sys/fs/cgroup/capsules"
+# loop0 and loop1 backed by files (LOOP_SET_FD; a device already bound says EBUSY: set up already)
+LOOP_SET_FD = """
+import errno, fcntl, os
+for i in (0, 1):
+    try:
+        fcntl.ioctl(os.open(f"/dev/loop{i}", os.O_RDWR), 0x4C00, os.open(f"/tmp/loop{i}.img", os.O_RDWR))
+    except OSError as e:
+        if e.errno != errno.EBUSY:
+            raise
+"""
 
 
 def cgroup_file(m: Machine, capsule: str, name: str) -> str:
@@ -22,8 +33,8 @@ def cgroup_file(m: Machine, capsule: str, name: str) -> str:
 def test_every_other_quota_is_written_to_the_capsules_cgroup(machine: Machine) -> None:
     """quotas.cpu_weight, memory_high, memory_swap_max, io_weight, io_max (two devices: two lines)
     and memory_oom_group, as the kernel holds them for the running capsule."""
-    machine.succeed("modprobe loop && for i in 0 1; do [ -e /tmp/loop$i.img ] || "
-                    "{ truncate -s 8M /tmp/loop$i.img && losetup /dev/loop$i /tmp/loop$i.img; }; done")
+    machine.succeed("modprobe loop && truncate -s 8M /tmp/loop0.img /tmp/loop1.img")
+    machine.succeed(f"python3 -c {shlex.quote(LOOP_SET_FD)}")  # (the image has no losetup)
     assert machine.succeed("cat /sys/block/loop0/dev /sys/block/loop1/dev").split() == ["7:0", "7:1"]
     machine.succeed("exoctl start quotas-all")
     st = machine.wait_for_capsule("quotas-all", "ready", 30)
