@@ -50,9 +50,10 @@ SHUTDOWN_TIMEOUT = 120.0
 
 
 def typed(m: Machine, line: str, answer: str, timeout: float = 60.0) -> re.Match[str]:
-    """Type `line` on the serial console (the shell there) and wait for a line matching `answer`."""
+    """Type `line` on the serial console (the shell there) and wait for a line matching `answer`
+    (after the shell's prompt, `# `, if it was printed just before)."""
     start = m.send_console(line + "\n")
-    return m.wait_for_console_text(answer, timeout, start=start)
+    return m.wait_for_console_text(rf"^(?:# )?{answer}", timeout, start=start)
 
 
 def test_an_unusable_boot_manifest_boots_the_root_recovery_shell_and_sigpwr_powers_off(
@@ -63,9 +64,9 @@ def test_an_unusable_boot_manifest_boots_the_root_recovery_shell_and_sigpwr_powe
     assert "no usable manifest: starting the emergency shell (root) on the console" in console
     assert re.search(r"^\[  OK  \] ready +emergency$", console, re.MULTILINE), m.console_tail(60)
     assert re.search(r"boot complete: all capsules ready; 1 capsules", console), m.console_tail(60)
-    typed(m, "echo uid=$(id -u)", r"^uid=0$")
+    typed(m, "echo uid=$(id -u)", r"uid=0$")
     # unconfined: PID 1 of its world is exo_init (a scoped shell would see its own namespace init)
-    typed(m, "tr '\\0' ' ' </proc/1/cmdline; echo", r"^\S*python3 -I \S*exo_init \n")
+    typed(m, "tr '\\0' ' ' </proc/1/cmdline; echo", r"\S*python3 -I \S*exo_init \n")
     mark = len(m.console)
     m.send_console("kill -PWR 1\n")
     assert m.wait_for_exit(SHUTDOWN_TIMEOUT) == 0, m.console_tail(40)
@@ -108,7 +109,7 @@ def test_ten_loop_errors_start_the_emergency_shell_and_pid1_keeps_reaping(
     errors = re.findall(r"supervisor error \(continuing\): RuntimeError: a fault injected by the test$",
                         m.console[mark:], re.MULTILINE)
     assert len(errors) == 10, m.console[mark:]
-    typed(m, "echo uid=$(id -u)", r"^uid=0$")
+    typed(m, "echo uid=$(id -u)", r"uid=0$")
     # PID 1 only reaps now: an orphan is reaped (no zombie left), the control socket is not served,
     # the capsules it started are left running (the agent answers, the same process).
     orphan = int(m.succeed("sh -c 'sleep 1 >/dev/null 2>&1 & echo $!'"))
