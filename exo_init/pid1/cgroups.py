@@ -16,9 +16,11 @@ from exo_init.pid1.manifest import Quotas
 KNOWN_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc")
 STATS_TTL = 1.0  # seconds the figures other than cpu.stat's may be old (CgroupTree.stats)
 INIT_CPU_WEIGHT = 1000  # exo_init's leaf against all capsules together (/capsules: the default 100)
-# The kernel's defaults of the limits a manifest can set (io.max lines are per device: not reset).
+# The kernel's defaults of the limits a manifest can set (io.max lines are per device: each device's
+# line no longer declared is set back to IO_MAX_RESET, CgroupTree._reset_io_max).
 RESETS = {"cpu.max": "max", "cpu.weight": "100", "memory.max": "max", "memory.high": "max",
           "memory.swap.max": "max", "pids.max": "max", "io.weight": "default 100", "memory.oom.group": "0"}
+IO_MAX_RESET = "rbps=max wbps=max riops=max wiops=max"
 
 
 def _key(filename: str, value: str) -> str:
@@ -167,8 +169,30 @@ class CgroupTree:
                     raise QuotaError(declared_by, f"the kernel rejected {filename}={value!r}: {e.strerror}") from None
                 if filename in fallback:  # a default the kernel refuses is not worth failing the start for
                     log.warning("capsule %r: default %s=%s not set: %s", name, filename, value, e.strerror)
+        if "io" in self.controllers:
+            self._reset_io_max(name, leaf, wanted, holds, written)
         self.written[name] = written
         return leaf
+
+    @staticmethod
+    def _reset_io_max(name: str, leaf: Path, wanted: dict[str, tuple[str, str, str | None]],
+                      holds: dict[str, str] | None, written: dict[str, str]) -> None:
+        """io.max holds a line per device, which no write of another device's line replaces: a
+        device's limits that the manifest no longer declares are set back to max (which removes
+        the line). The leaf's lines are those this tree wrote, or (a leaf it did not make) read."""
+        if holds is not None:
+            devices = [key.split()[1] for key in holds if key.startswith("io.max ")]
+        else:
+            devices = [line.split()[0] for line in _read(leaf / "io.max").splitlines() if line.strip()]
+        for device in devices:
+            key = f"io.max {device}"
+            if key in wanted:
+                continue
+            written.pop(key, None)
+            try:
+                _write(f"{leaf}/io.max", f"{device} {IO_MAX_RESET}\n")
+            except OSError as e:  # (a device that is gone took its limits with it)
+                log.warning("capsule %r: io.max of %s not reset: %s", name, device, e.strerror)
 
     def teardown(self) -> None:
         """Move this process back to the parent cgroup and remove the (emptied) tree."""
