@@ -39,6 +39,15 @@ let
     type = "oneshot";
     capabilities.filesystem."/data" = "ro";
   };
+  # Two WATCHDOG=1, then silence: aborted 2 s later, restarted (tests/vm/test_promises.py).
+  quietDog = resetAfter: {
+    description = "Two WATCHDOG=1, then silence (watchdog_sec 2, reset_after ${toString resetAfter})";
+    argv = hog "watchdog" ++ [ "2" ];
+    autostart = false;
+    readiness.kind = "notify";
+    watchdog_sec = 2;
+    restart = { delay = 0.5; max_delay = 8; reset_after = resetAfter; limit_burst = 100; };
+  };
   attempts = {
     exists = [ "/root" "/var/lib/exosphere" "/etc/exosphere" "/srv/ro/file" "/dev/vda" "/dev/mem" "/dev/kmsg"
                "/dev/null" "/sys" "/run/exosphere/control.sock" "/run/dbus" ];
@@ -386,20 +395,6 @@ in
     readiness.kind = "notify";
     watchdog_sec = 5;
   };
-  dog-quiet = {
-    description = "Two WATCHDOG=1, then silence (watchdog_sec 2, reset_after 2)";
-    argv = hog "watchdog" ++ [ "2" ];
-    autostart = false;
-    readiness.kind = "notify";
-    watchdog_sec = 2;
-    restart = { delay = 0.5; max_delay = 8; reset_after = 2; limit_burst = 100; };
-  };
-  dog-quiet-noreset = {
-    description = "Two WATCHDOG=1, then silence (watchdog_sec 2, reset_after 60)";
-    argv = hog "watchdog" ++ [ "2" ];
-    autostart = false;
-    readiness.kind = "notify";
-    watchdog_sec = 2;
-    restart = { delay = 0.5; max_delay = 8; reset_after = 60; limit_burst = 100; };
-  };
+  dog-quiet = quietDog 2;
+  dog-quiet-noreset = quietDog 60;
 }
