@@ -55,3 +55,19 @@ def test_only_what_differs_from_the_leaf_is_written(tmp_path: Path) -> None:
     stranger = CgroupTree(tmp_path)  # e.g. a leaf left from before this tree: what it holds is unknown
     stranger.controllers = frozenset({"cpu", "memory", "pids", "io"})
     assert set(files(stranger.prepare("svc", Quotas()))) >= {"cpu.max", "memory.max", "pids.max", "io.weight"}
+
+
+def test_an_io_max_device_no_longer_declared_is_set_back_to_max(tmp_path: Path) -> None:
+    """io.max holds a line per device: a device's limit the next run does not declare is written
+    back to max (the kernel then drops the line), once; a leaf this tree did not make is read. (The
+    stand-in file keeps only the last write: the kernel's keeps every device's line.)"""
+    t = tree(tmp_path, {"io"})
+    leaf = t.prepare("svc", Quotas(io_max=("7:0 rbps=1048576", "7:1 wbps=1024")))
+    leaf = t.prepare("svc", Quotas(io_max=("7:1 wbps=1024",)))
+    assert files(leaf)["io.max"] == "7:0 rbps=max wbps=max riops=max wiops=max"
+    (leaf / "io.max").unlink()
+    assert "io.max" not in files(t.prepare("svc", Quotas(io_max=("7:1 wbps=1024",)))), "reset once, not again"
+    (leaf / "io.max").write_text("8:0 rbps=2048 wbps=max riops=max wiops=max\n")  # as the kernel shows it
+    stranger = CgroupTree(tmp_path)
+    stranger.controllers = frozenset({"io"})
+    assert files(stranger.prepare("svc", Quotas()))["io.max"] == "8:0 rbps=max wbps=max riops=max wiops=max"

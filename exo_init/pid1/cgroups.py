@@ -16,9 +16,17 @@ from exo_init.pid1.manifest import Quotas
 KNOWN_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc")
 STATS_TTL = 1.0  # seconds the figures other than cpu.stat's may be old (CgroupTree.stats)
 INIT_CPU_WEIGHT = 1000  # exo_init's leaf against all capsules together (/capsules: the default 100)
-# The kernel's defaults of the limits a manifest can set (io.max lines are per device: not reset).
+# The kernel's defaults of the limits a manifest can set (io.max lines are per device: each device's
+# line no longer declared is set back to IO_MAX_RESET, CgroupTree._reset_io_max).
 RESETS = {"cpu.max": "max", "cpu.weight": "100", "memory.max": "max", "memory.high": "max",
           "memory.swap.max": "max", "pids.max": "max", "io.weight": "default 100", "memory.oom.group": "0"}
+IO_MAX_RESET = "rbps=max wbps=max riops=max wiops=max"
+
+
+def _key(filename: str, value: str) -> str:
+    """What one write sets: a file, or one device's line of a keyed file (`io.max`: a line per
+    device, each write adding or changing one; two devices are two writes)."""
+    return f"{filename} {value.split(None, 1)[0]}" if filename == "io.max" else filename
 
 
 class QuotaError(Exception):
@@ -138,30 +146,53 @@ class CgroupTree:
             holds: dict[str, str] | None = dict(RESETS)  # a new leaf: the kernel's defaults
         except FileExistsError:
             holds = self.written.get(name)  # None: made before this tree knew it, so unknown
-        wanted: dict[str, tuple[str, str | None]] = {}  # file -> (value, the field that declared it)
+        # what to write, by key: the file's name, or for a keyed file (io.max) the file and the device
+        wanted: dict[str, tuple[str, str, str | None]] = {}  # key -> (file, value, the field that declared it)
         for field, filename, value in quotas.cgroup_files():
             ctrl = filename.split(".", 1)[0]
             if ctrl not in self.controllers:
                 raise QuotaError(field, f"the {ctrl} controller is not available on this system")
-            wanted[filename] = (value, field)
+            wanted[_key(filename, value)] = (filename, value, field)
         fallback = {filename: value for _, filename, value in (defaults or Quotas()).cgroup_files()}
         for filename, reset in RESETS.items():
             if filename not in wanted and filename.split(".", 1)[0] in self.controllers:
-                wanted[filename] = (fallback.get(filename, reset), None)
+                wanted[filename] = (filename, fallback.get(filename, reset), None)
         written = dict(holds or {})
-        for filename, (value, declared_by) in wanted.items():
-            if holds is not None and holds.get(filename) == value:
+        for key, (filename, value, declared_by) in wanted.items():
+            if holds is not None and holds.get(key) == value:
                 continue
             try:
                 _write(f"{leaf}/{filename}", value + "\n")
-                written[filename] = value
+                written[key] = value
             except OSError as e:
                 if declared_by is not None:
                     raise QuotaError(declared_by, f"the kernel rejected {filename}={value!r}: {e.strerror}") from None
                 if filename in fallback:  # a default the kernel refuses is not worth failing the start for
                     log.warning("capsule %r: default %s=%s not set: %s", name, filename, value, e.strerror)
+        if "io" in self.controllers:
+            self._reset_io_max(name, leaf, wanted, holds, written)
         self.written[name] = written
         return leaf
+
+    @staticmethod
+    def _reset_io_max(name: str, leaf: Path, wanted: dict[str, tuple[str, str, str | None]],
+                      holds: dict[str, str] | None, written: dict[str, str]) -> None:
+        """io.max holds a line per device, which no write of another device's line replaces: a
+        device's limits that the manifest no longer declares are set back to max (which removes
+        the line). The leaf's lines are those this tree wrote, or (a leaf it did not make) read."""
+        if holds is not None:
+            devices = [key.split()[1] for key in holds if key.startswith("io.max ")]
+        else:
+            devices = [line.split()[0] for line in _read(leaf / "io.max").splitlines() if line.strip()]
+        for device in devices:
+            key = f"io.max {device}"
+            if key in wanted:
+                continue
+            written.pop(key, None)
+            try:
+                _write(f"{leaf}/io.max", f"{device} {IO_MAX_RESET}\n")
+            except OSError as e:  # (a device that is gone took its limits with it)
+                log.warning("capsule %r: io.max of %s not reset: %s", name, device, e.strerror)
 
     def teardown(self) -> None:
         """Move this process back to the parent cgroup and remove the (emptied) tree."""

@@ -122,6 +122,7 @@ class CapsuleRunner:
         self.reason = ""
         self._goal = Goal.DOWN
         self.pending: Pending = None
+        self.fail_when_stopped = ""  # the run is being stopped because a required capsule failed: why
         # the current (or last) run
         self.pid: int | None = None
         self.pgid: int | None = None           # its session/process group (no-cgroup mode)
@@ -227,6 +228,7 @@ class CapsuleRunner:
         spec = self.spec
         assert spec is not None
         self.goal = Goal.UP
+        self.fail_when_stopped = ""
         self.change_state(State.STARTING, "starting")
         try:
             plan = launch_plan(spec, self.ctx.facts(self))
@@ -288,6 +290,19 @@ class CapsuleRunner:
         self.change_state(State.FAILED, reason)
         log.error("capsule %r: %s", self.name, reason)
         self.ctx.schedule()
+
+    def requirement_failed(self, reason: str) -> None:
+        """A capsule this one requires failed while this one runs (or waits to restart): the run is
+        stopped as by `stop`, and the capsule ends `failed` with `reason`, not restarted."""
+        self.goal = Goal.DOWN
+        if self.state is State.BACKOFF:
+            self.cancel_timer("backoff")
+            self.change_state(State.FAILED, reason)
+            log.error("capsule %r: %s", self.name, reason)
+            return
+        if self.state in (State.STARTING, State.READY):
+            self.fail_when_stopped = reason
+            self.begin_stop(reason)
 
     def _abandon(self, why: str) -> None:
         """Detach the current main process: its exit is reaped but changes nothing."""
@@ -608,7 +623,12 @@ class CapsuleRunner:
             return
         self.cancel_timer("stop")
         self.cancel_timer("stop-resend")
-        self.change_state(State.STOPPED, "stopped")
+        failed, self.fail_when_stopped = self.fail_when_stopped, ""
+        if failed:
+            self.change_state(State.FAILED, failed)
+            log.error("capsule %r: %s", self.name, failed)
+        else:
+            self.change_state(State.STOPPED, "stopped")
         self._after_stopped()
 
     def _after_stopped(self) -> None:

@@ -1,7 +1,8 @@
 """The supervisor: the scheduler, the reaper and the event bus, over one runner per capsule.
 
 - **Scheduler** (`schedule`): starts every wanted capsule whose dependencies are ready, fails
-  those whose required dependency failed, pulls in stopped requirements, stops unwanted capsules
+  those whose required dependency failed (a running one is stopped first: a requirement may fail
+  at run time), pulls in stopped requirements, stops unwanted capsules
   once nothing running depends on them. Called after every change; idempotent. `verdict` is a
   pure query of one capsule's dependencies.
 - **Reaper** (`reap`): the only place children are waited for; a capsule's main pid goes to its
@@ -122,6 +123,7 @@ class Supervisor:
         self.schedule_again = False  # ... and was asked for again meanwhile
         self.candidates: set[str] = set()
         self.unsettled: set[str] = set()
+        self.newly_failed: set[str] = set()  # failed since the last pass: what requires them fails too
         self.mem_total = mem_total()
         self.capsules: dict[str, CapsuleRunner] = {}
         self.by_pid: dict[int, CapsuleRunner] = {}
@@ -184,6 +186,8 @@ class Supervisor:
     def publish(self, runner: CapsuleRunner, event: Event) -> None:
         """The event bus: every state change of every capsule."""
         log.debug("%s: %s -> %s %s", event.capsule, event.old, event.new, event.reason)
+        if event.new is State.FAILED:
+            self.newly_failed.add(runner.name)
         self._console_line(runner, event)
         for listener in list(self.listeners):
             try:
@@ -371,7 +375,7 @@ class Supervisor:
     def _pass(self) -> None:
         progress = True
         while progress:
-            progress = False
+            progress = self._fail_dependents()
             for name in sorted(self.candidates, key=self.order.__getitem__):
                 runner = self.capsules[name]
                 if runner.wanted and runner.spec is not None and runner.state in STARTABLE:
@@ -391,6 +395,24 @@ class Supervisor:
                 elif not runner.wanted and runner.state in STOPPABLE and not self._running_dependents(runner.name):
                     runner.begin_stop("stop requested")
                     progress = True
+
+    def _fail_dependents(self) -> bool:
+        """A capsule that failed fails the running capsules that require it (`requires`: "fails if
+        they fail", at start or at run time): each is stopped, then `failed`; one in backoff fails at
+        once. (A stopped one is failed by the pass's verdict.) One look at every runner per batch."""
+        failed = {n for n in self.newly_failed if n in self.capsules and self.capsules[n].state is State.FAILED}
+        self.newly_failed.clear()
+        if not failed:
+            return False
+        acted = False
+        for runner in list(self.capsules.values()):
+            if not runner.wanted or runner.spec is None or runner.state not in STOPPABLE:
+                continue
+            name = next((n for n in runner.spec.requires if n in failed), None)
+            if name is not None:
+                runner.requirement_failed(f"required capsule {name!r} failed")
+                acted = True
+        return acted
 
     def _running_dependents(self, name: str) -> bool:
         return any(r.spec is not None and name in r.spec.ordering and r.state in RUNNING

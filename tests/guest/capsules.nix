@@ -39,6 +39,15 @@ let
     type = "oneshot";
     capabilities.filesystem."/data" = "ro";
   };
+  # Two WATCHDOG=1, then silence: aborted 2 s later, restarted (tests/vm/test_promises.py).
+  quietDog = resetAfter: {
+    description = "Two WATCHDOG=1, then silence (watchdog_sec 2, reset_after ${toString resetAfter})";
+    argv = hog "watchdog" ++ [ "2" ];
+    autostart = false;
+    readiness.kind = "notify";
+    watchdog_sec = 2;
+    restart = { delay = 0.5; max_delay = 8; reset_after = resetAfter; limit_burst = 100; };
+  };
   attempts = {
     exists = [ "/root" "/var/lib/exosphere" "/etc/exosphere" "/srv/ro/file" "/dev/vda" "/dev/mem" "/dev/kmsg"
                "/dev/null" "/sys" "/run/exosphere/control.sock" "/run/dbus" ];
@@ -151,6 +160,8 @@ in
         capsules.pressure-a = { memory-pressure = "kill"; };
         capsules.pressure-b = { memory-pressure = "kill"; };
         capsules.pressure-c = { memory-pressure = "kill"; };
+        # tests/vm/test_promises.py: the restart action
+        capsules.relaunch = { pids-max = "restart"; };
         # one victim of memory pressure per 2 minutes (a loaded TCG host makes the drill slow)
         thresholds.cooldown = 120;
       };
@@ -330,4 +341,68 @@ in
     after = [ "nexquelium" ]; # (not `requires`: the arm64 image has no display capsules, and no viewer test)
     capabilities.display = true;
   };
+  # tests/vm/test_promises.py: README's promises, one capsule (or pair) each.
+  # Every quota besides cpu.max, memory.max and pids.max; the io.max lines name loop0 and loop1,
+  # which the test sets up first (the loop module makes them).
+  quotas-all = {
+    description = "cpu.weight, memory.high, memory.swap.max, io.weight, io.max on two devices, memory.oom.group";
+    argv = hog "idle";
+    autostart = false;
+    quotas = {
+      cpu_weight = 42;
+      memory_high = "40M";
+      memory_swap_max = "8M";
+      io_weight = 250;
+      io_max = [ "7:0 rbps=2097152 wiops=120" "7:1 wbps=1048576" ];
+      memory_oom_group = true;
+    };
+  };
+  # A quota the loader takes and the kernel refuses: io.max of a block device that does not exist.
+  quota-rejected = {
+    description = "io.max for a device that does not exist (259:4000)";
+    argv = hog "idle";
+    autostart = false;
+    quotas.io_max = [ "259:4000 rbps=1048576" ];
+  };
+  # `requires` at run time: needed is killed while both run; needy (requires) fails with it,
+  # after-needed (ordering only) does not.
+  needed = {
+    description = "Required by needy; the test kills it";
+    argv = hog "idle";
+    autostart = false;
+    restart.policy = "never";
+  };
+  needy = {
+    description = "Requires needed";
+    argv = hog "idle";
+    autostart = false;
+    requires = [ "needed" ];
+  };
+  after-needed = {
+    description = "Starts after needed (ordering only)";
+    argv = hog "idle";
+    autostart = false;
+    after = [ "needed" ];
+  };
+  # The Sentry's restart action (its policy above: pids-max -> restart).
+  relaunch = {
+    description = "Forks until pids.max; the sentry's policy restarts it";
+    argv = hog "fork";
+    autostart = false;
+    quotas = { pids_max = 8; memory_max = "128M"; };
+    restart.policy = "never";
+  };
+  # WATCHDOG=1: dog pings every 0.25 s (watchdog_sec 10: a loaded TCG guest stalls for seconds)
+  # and stays; the quiet ones ping twice, then stop: aborted 2 s later and restarted. Each run lasts
+  # more than 2 s, so reset_after = 2 resets the backoff every time (0.5 s each time) where
+  # reset_after = 60 lets it double.
+  dog = {
+    description = "Sends WATCHDOG=1 every 0.25 s (watchdog_sec 10)";
+    argv = hog "watchdog" ++ [ "0" ];
+    autostart = false;
+    readiness.kind = "notify";
+    watchdog_sec = 10;
+  };
+  dog-quiet = quietDog 2;
+  dog-quiet-noreset = quietDog 60;
 }

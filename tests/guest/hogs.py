@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -76,6 +77,23 @@ def stubborn() -> None:
         time.sleep(3600)
 
 
+def watchdog() -> None:
+    """sd_notify READY=1, then WATCHDOG=1 every 0.25 s: forever (argv[2] = 0) or argv[2] times, then
+    nothing more (the process keeps running: only the missed watchdog can end it)."""
+    pings = int(sys.argv[2])
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
+        print(f"ready; WATCHDOG_USEC={os.environ.get('WATCHDOG_USEC')}", flush=True)
+        sent = 0
+        while pings == 0 or sent < pings:
+            s.sendto(b"WATCHDOG=1", os.environ["NOTIFY_SOCKET"])
+            sent += 1
+            time.sleep(0.25)
+    print(f"sent WATCHDOG=1 {sent} times; silent from now on", flush=True)
+    while True:
+        time.sleep(3600)
+
+
 if __name__ == "__main__":
     {"mem": mem, "fork": fork, "cpu": cpu, "crash": crash, "idle": idle, "pressure": pressure,
-     "stubborn": stubborn}[sys.argv[1]]()
+     "stubborn": stubborn, "watchdog": watchdog}[sys.argv[1]]()

@@ -29,6 +29,7 @@ TEST_LAYER = Layer(
            (GUEST / "hostile.py", "/usr/lib/exosphere/test/hostile.py"),
            (GUEST / "bench_wasm.py", "/usr/lib/exosphere/test/bench_wasm.py"),
            (GUEST / "bench_corecaps.py", "/usr/lib/exosphere/test/bench_corecaps.py"),
+           (GUEST / "not-a-manifest.json", "/usr/lib/exosphere/test/not-a-manifest.json"),
            (GUEST / "wasm", "/usr/lib/exosphere/test/wasm"),
            (GUEST / "crush", "/usr/lib/exosphere/test/crush")),
 )

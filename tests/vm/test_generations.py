@@ -12,6 +12,7 @@ import pytest
 from qemu.build import KERNEL_CMDLINE
 from tests.machine import Machine
 from tests.vm.conftest import MachineFactory
+from tests.vm.test_power import assert_clean_end
 
 STATE_CMDLINE = KERNEL_CMDLINE + " exo.state=/dev/vda"
 
@@ -154,3 +155,12 @@ def test_quarantined_capsule_is_frozen_and_thawed(gm: Machine) -> None:
     st = gm.capsule_status("quarantine")
     assert st["cgroup"]["frozen"] is False and st["state"] == "ready", st
     gm.succeed("exoctl stop quarantine")
+
+
+def test_exoctl_reboot_reboots_cleanly(gm: Machine) -> None:
+    """Last in the module (it ends the machine): `exoctl reboot` stops every capsule and reboots
+    (RB_AUTOBOOT: QEMU, run with -no-reboot, exits 0), no panic, no traceback."""
+    gm.renew_deadline()
+    gm.succeed("(sleep 0.5; exoctl reboot) >/dev/null 2>&1 &")
+    assert_clean_end(gm, "reboot")
+    assert "reboot: stopping capsules" in gm.console

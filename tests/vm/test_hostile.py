@@ -34,6 +34,7 @@ from tests.guest.hostile import STARTED, parse_report
 from tests.machine import Machine
 from tests.test_scope import ESCAPE_EXPECTED
 from tests.vm.conftest import MachineFactory
+from tests.vm.test_power import assert_clean_end
 
 HOSTILE = "/usr/lib/exosphere/test/hostile.py"
 SOCK = "/run/exosphere/control.sock"
@@ -307,3 +308,13 @@ def test_pid1_kept_serving_and_nothing_else_moved(vm: Machine) -> None:
     assert "supervisor error" not in console and "emergency shell" not in console
     assert "Traceback" not in console
     assert ready_capsules(vm) == BASELINE
+
+
+def test_sigusr2_to_pid1_powers_off_cleanly_after_the_attacks(vm: Machine) -> None:
+    """Last in the module (it ends the machine): SIGUSR2 to PID 1 is a poweroff (README; SIGPWR is
+    tested from the recovery shell, tests/vm/test_emergency.py), and the attacked system goes down
+    cleanly: QEMU exits 0, every capsule stopped, no panic, no traceback."""
+    vm.renew_deadline()
+    vm.succeed("(sleep 0.5; kill -USR2 1) >/dev/null 2>&1 &")
+    assert_clean_end(vm, "poweroff")
+    assert "signal SIGUSR2: poweroff" in vm.console
