@@ -587,7 +587,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="the image's architecture (arm64: an extract-only bootstrap configured by the builder)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
-        die("building the image needs root (mmdebstrap, device nodes, file ownership)", hint="run it with sudo")
+        die("building the image needs root (mmdebstrap, device nodes, file ownership)", hint="run it as root, or through sudo")
     try:
         build(iso=not (args.no_iso or args.systemd), disk_root=args.disk_root,
               init="systemd" if args.systemd else "exo_init", arch=args.arch)

@@ -45,7 +45,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if os.geteuid() != 0:
-        die("qemu/run builds the image, which needs root", hint="run it with sudo")
+        die("qemu/run builds the image, which needs root", hint="run it as root, or through sudo")
     try:
         image = build(iso=args.iso or args.iso_disk, disk_root=args.disk_root,
                       init="systemd" if args.systemd else "exo_init", arch=args.arch)
