@@ -58,7 +58,8 @@ def fake_sudo() -> Iterator[tuple[Path, Path]]:
 
 def run_as(uid: int, argv: list[str], path: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": path}
-    pre = [] if uid == 0 else [shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    setpriv = shutil.which("setpriv") or "setpriv"
+    pre = [] if uid == 0 else [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
     return subprocess.run([*pre, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
                           check=False)
 
