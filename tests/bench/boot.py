@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from qemu.build import DISK_ROOT_CMDLINE, KERNEL_CMDLINE, Image, build
+from qemu.build import DISK_ROOT_CMDLINE, KERNEL_CMDLINE, VERBOSE_KERNEL, Image, build
 from qemu.vm import VMConfig, accel
 from tests.machine import Machine, boot_times
 from tests.vm.conftest import BOOT_TIMEOUT, TEST_LAYER
@@ -37,9 +37,11 @@ class Boot:
 
 
 def vm_config(image: Image, variant: str) -> VMConfig:
+    # The kernel's messages are the time points ("Linux version", "Run ... as init"): not quiet.
     if variant == "direct":
-        return VMConfig(kernel=image.kernel, initrd=image.initrd, cmdline=KERNEL_CMDLINE)
-    return VMConfig(kernel=image.kernel, initrd=image.stage1, cmdline=DISK_ROOT_CMDLINE, root_disk=image.root_disk)
+        return VMConfig(kernel=image.kernel, initrd=image.initrd, cmdline=f"{KERNEL_CMDLINE} {VERBOSE_KERNEL}")
+    return VMConfig(kernel=image.kernel, initrd=image.stage1, cmdline=f"{DISK_ROOT_CMDLINE} {VERBOSE_KERNEL}",
+                    root_disk=image.root_disk)
 
 
 def boot_once(image: Image, variant: str, workdir: Path) -> Boot:
