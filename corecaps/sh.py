@@ -130,7 +130,7 @@ class Shell:
             main: Callable[[list[str]], int] = module.main
             return lambda args: run(name, main, args)
         if name == "exoctl":
-            from exo_init.client import exoctl  # noqa: PLC0415 -- imported in the child that runs it
+            from exo_init.client import exoctl  # noqa: PLC0415 -- loaded by warm() in an interactive shell
 
             def call_exoctl(args: list[str]) -> int:
                 try:
@@ -253,6 +253,7 @@ class Shell:
         if readline is not None:
             readline.parse_and_bind("tab: complete")
             readline.parse_and_bind("set enable-bracketed-paste off")  # no escape noise on a serial line
+        warm()
         wait_for_boot(DEFAULT_RUNTIME / CONTROL_SOCKET, BOOT_WAIT)
         print("Exosphere sh: type help for the commands, exit to leave.", flush=True)
         while True:
@@ -270,6 +271,14 @@ class Shell:
                 self.line(text)
             except SystemExit as e:
                 return int(e.code) if isinstance(e.code, int) else 0
+
+
+def warm() -> None:
+    """Import the Python CoreCaps and exoctl now, once, in the interactive shell: each command's
+    forked child then finds them loaded (importing exoctl or psutil in every child was most of the
+    time from Enter to first output under TCG: tests/bench/typed.py)."""
+    for module in (*CORECAPS.values(), "exo_init.client.exoctl"):
+        importlib.import_module(module)
 
 
 def wait_for_boot(control: Path, timeout: float) -> None:
