@@ -574,7 +574,8 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool, *, 
     image = Image(kernel=kernel_base / "vmlinuz", initrd=initrd, iso=iso_path if iso else None,
                   manifest=out / "manifest.json", cmdline=cmdline, arch=arch,
                   stage1=stage1 if disk_root else None, root_disk=root_disk if disk_root else None)
-    sizes = {"kernel": image.kernel.stat().st_size, "initrd": initrd.stat().st_size}
+    sizes = {"kernel": image.kernel.stat().st_size, "base": (base / "base.cpio").stat().st_size,
+             "initrd": initrd.stat().st_size}
     if image.iso is not None:
         sizes["iso"] = image.iso.stat().st_size
     if image.stage1 is not None and image.root_disk is not None:
