@@ -17,10 +17,21 @@ KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] (.*)$", re.M)  # printk's time stamp
 def test_kernel_console_is_quiet_until_boot_complete(machine: Machine) -> None:
     done = machine.wait_for_console_text(BOOT_COMPLETE, 60)
     boot = machine.console[:done.start()]
-    kernel = KERNEL_LINE.findall(boot)
-    # `quiet`: warnings and errors only. The flood was ahci, drm and ata link lines (info).
-    assert not [line for line in kernel if re.search(r"ahci|drm|ata\d|Run \S+ as init|Linux version", line)], kernel
-    assert len(kernel) <= 5, "\n".join(kernel)
+    on_console = KERNEL_LINE.findall(boot)
+    # The flood (info level): not one line of it on the console.
+    flood = re.compile(r"ahci|ata\d|drm|Run \S+ as init|Linux version|pci |input:|virtio")
+    assert [line for line in on_console if flood.search(line)] == [], on_console
+    # The kernel log with each message's level (`dmesg -r`: <facility*8+level>): `quiet` lets only
+    # errors and worse (level < 4) onto the console (an RCU stall on a loaded host, say), and the
+    # info lines are in the log, not on the console. (When other tests filled the log buffer and
+    # its start is gone, only the check above holds.)
+    raw = machine.succeed("dmesg -r")
+    logged = [(int(m.group(1)) & 7, m.group(2)) for m in re.finditer(r"^<(\d+)>\[\s*\d+\.\d+\] (.*)$", raw, re.M)]
+    if re.match(r"<\d+>\[\s*0\.0+\] ", raw):
+        allowed = {text for level, text in logged if level < 4}
+        assert [line for line in on_console if line not in allowed] == [], on_console
+        info = [text for level, text in logged if level >= 6 and flood.search(text)]
+        assert info and not set(info) & set(on_console), (info, on_console)
     ready = re.findall(r"\[  OK  \] ready +(\S+)", boot)  # exo_init's status lines stay
     assert "console" in ready and len(ready) >= 5, boot[-3000:]
 
