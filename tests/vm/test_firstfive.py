@@ -17,7 +17,7 @@ KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] (.*)$", re.M)  # printk's time stamp
 def test_kernel_console_is_quiet_until_boot_complete(machine: Machine) -> None:
     done = machine.wait_for_console_text(BOOT_COMPLETE, 60)
     boot = machine.console[:done.start()]
-    on_console = KERNEL_LINE.findall(boot)
+    on_console = [line.rstrip("\r") for line in KERNEL_LINE.findall(boot)]
     # The flood (info level): not one line of it on the console.
     flood = re.compile(r"ahci|ata\d|drm|Run \S+ as init|Linux version|pci |input:|virtio")
     assert [line for line in on_console if flood.search(line)] == [], on_console
