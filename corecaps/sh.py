@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corecaps import crushcap
-from corecaps.tool import run
+from corecaps.tool import exit_status, run
 from exo_init.lib.errors import ApiError
 from exo_init.lib.paths import CONTROL_SOCKET, DEFAULT_RUNTIME
 
@@ -136,7 +136,7 @@ class Shell:
                 try:
                     exoctl.main(args)
                 except SystemExit as e:
-                    return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                    return exit_status(e)
                 return 0
             return call_exoctl
         if "/" in name:

@@ -17,10 +17,19 @@ def report(tool: str, what: str, err: OSError) -> None:
     sys.stderr.write(f"{tool}: {what}: {err.strerror or err}\n")
 
 
+def exit_status(e: SystemExit) -> int:
+    """The exit status a SystemExit stands for (sys.exit(None) is 0, sys.exit("text") is 1)."""
+    return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+
+
 def run(tool: str, main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
-    """Call main(args); a broken pipe ends quietly (`ls | head`), anything else is one line."""
+    """Call main(args); a broken pipe ends quietly (`ls | head`), anything else is one line.
+    argparse's own exits (its usage errors, 2, even with exit_on_error=False; -h, 0) are statuses:
+    the shell runs a CoreCap in its forked child, where a SystemExit would not be one."""
     try:
         return main(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:
+        return exit_status(e)
     except Refused as e:
         sys.stderr.write(f"{tool}: {e}\n")
         return USAGE

@@ -242,7 +242,7 @@ in
         description = ''
           The Sentry's policy (exo_init/system/sentry.py): `default` action, per-capsule action (one for
           every anomaly, or anomaly -> action), and `thresholds`. Anomalies: `oom`, `pids-max`,
-          `throttled`, `memory-pressure`, `crash-loop`, `not-ready`; actions: `log`, `restart`,
+          `throttled`, `memory-pressure`, `crash-loop`, `not-ready`, `runtime-failure`; actions: `log`, `restart`,
           `freeze`, `kill`, `rollback`. Checked when the sentry starts (a bad policy: it exits 2).
         '';
       };

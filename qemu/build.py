@@ -24,6 +24,7 @@ by `exoctl export-systemd`'s translator; systemd is its init.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
@@ -31,7 +32,7 @@ import shutil
 import sys
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -492,20 +493,39 @@ def build_iso(kernel: Path, initrd: Path, dest: Path, work: Path, *, cmdline: st
     shutil.rmtree(isoroot)
 
 
-def build(layers: Sequence[Layer] = (), iso: bool = True, disk_root: bool = False, init: str = "exo_init",
-          arch: Arch = Arch.AMD64) -> Image:
-    """Build (or find in the cache) the image; `init="systemd"`: the systemd variant (see the module
-    docstring). Concurrent builds wait for each other: two mmdebstraps into one cache entry would
-    destroy each other's tree."""
-    if init not in ("exo_init", "systemd") or (init == "systemd" and (iso or disk_root or is_foreign(arch))):
-        raise StepFailed(f"no such image: init {init!r}, iso {iso}, disk_root {disk_root}, arch {arch}")
-    cache = cache_dir()
+def image_key(root: Path, base: Path, manifest_json: str, layers: Sequence[Layer], *, arch: Arch, init: str) -> str:
+    """The cache key of an image (cache/image-<key>/): everything its layer is made of, by content.
+    Where the repository or a layer's files are does not matter; what they hold, and where in the
+    image each goes, does."""
+    return _key(base.name, manifest_json, *wheels(arch), root / "exo_init", root / "corecaps", root / "crush",
+                root / "qemu" / "build.py",
+                root / DBUS_POLICY, *(root / "qemu" / f for f in ("stage1.py", "stage1-init", "kmods.py")),
+                *(f"{layer.name}:{dst}" for layer in layers for _, dst in layer.files),
+                *(src for layer in layers for src, _ in layer.files), init)
+
+
+@contextlib.contextmanager
+def build_lock(cache: Path) -> Iterator[None]:
+    """Held while building into `cache`: concurrent builds wait for each other (two mmdebstraps
+    into one cache entry would destroy each other's tree). The lock is the kernel's (flock): a
+    builder that dies releases it."""
     with open(cache / ".lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log(f"waiting for another build to finish (lock {cache / '.lock'})")
             fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def build(layers: Sequence[Layer] = (), iso: bool = True, disk_root: bool = False, init: str = "exo_init",
+          arch: Arch = Arch.AMD64) -> Image:
+    """Build (or find in the cache) the image; `init="systemd"`: the systemd variant (see the module
+    docstring). Concurrent builds wait for each other (build_lock)."""
+    if init not in ("exo_init", "systemd") or (init == "systemd" and (iso or disk_root or is_foreign(arch))):
+        raise StepFailed(f"no such image: init {init!r}, iso {iso}, disk_root {disk_root}, arch {arch}")
+    cache = cache_dir()
+    with build_lock(cache):
         return _build(cache, layers, iso, disk_root, init=init, arch=arch)
 
 
@@ -528,12 +548,7 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool, *, 
         with step("render manifest (nix-instantiate)"):
             manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra],
                                             display=PYWAYLAND in wheels(arch))
-        root = repo_root()
-        key = _key(base.name, manifest_json, *wheels(arch), root / "exo_init", root / "corecaps", root / "crush",
-                   Path(__file__),
-                   root / DBUS_POLICY, *(root / "qemu" / f for f in ("stage1.py", "stage1-init", "kmods.py")),
-                   *(f"{layer.name}:{src}:{dst}" for layer in layers for src, dst in layer.files),
-                   *(src for layer in layers for src, _ in layer.files), init)
+        key = image_key(repo_root(), base, manifest_json, layers, arch=arch, init=init)
         name = ("+".join(["exosphere" + ("-systemd" if systemd else ""), *(layer.name for layer in layers)])
                 + ("" if arch is Arch.AMD64 else f"-{arch}"))
         out = cache / f"image-{key}"

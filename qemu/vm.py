@@ -1,20 +1,23 @@
 """QEMU command lines for the dev image, and the KVM probe.
 
 KVM is used only if a probe VM actually runs under it: on nested hosts /dev/kvm can exist while
-starting a guest aborts (an MSR assertion), so its presence proves nothing. A foreign
-architecture's guest (arm64 on an x86_64 host: qemu-system-aarch64 -M virt) always runs under TCG.
+starting a guest aborts (an MSR assertion), so its presence proves nothing. EXO_ACCEL=tcg|kvm
+overrides the probe. A foreign architecture's guest (arm64 on an x86_64 host: qemu-system-aarch64
+-M virt) always runs under TCG, whatever EXO_ACCEL says.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import selectors
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from qemu.arch import Arch, is_foreign, platform
+from qemu.util import StepFailed
 
 QEMU = platform(Arch.AMD64).qemu
 AGENT_PORT = "org.exosphere.agent"
@@ -24,38 +27,69 @@ OVMF_CODE = platform(Arch.AMD64).efi_firmware
 ARM64_TCG_CPU = "max,pauth-impdef=on"
 
 
+ACCELERATORS = ("tcg", "kvm")
+PROBE_TIMEOUT = 8.0  # seconds for the probe kernel's banner under KVM
+
+
+def forced_accel() -> str | None:
+    """EXO_ACCEL=tcg|kvm: that accelerator, without the probe; unset or empty: None (probe)."""
+    value = os.environ.get("EXO_ACCEL", "")
+    if value and value not in ACCELERATORS:
+        raise StepFailed(f"EXO_ACCEL={value!r}: expected tcg or kvm (or unset, to probe for KVM)")
+    return value or None
+
+
+def prints_banner(argv: list[str], timeout: float) -> bool:
+    """Whether the program `argv` prints a Linux kernel's banner ("Linux version") within
+    `timeout` seconds; it is killed either way. A program that cannot start, or ends, says no."""
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return False
+    assert proc.stdout is not None
+    try:
+        seen = b""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while b"Linux version" not in seen:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    break  # (no banner in time)
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break  # (it ended)
+                seen += chunk
+        return b"Linux version" in seen
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
 @functools.cache
-def kvm_works(kernel: Path | None = None, arch: Arch = Arch.AMD64) -> bool:
+def kvm_works(kernel: Path | None = None) -> bool:
     """Boot `kernel` under KVM with the CPU model we would use and wait for it to print its banner.
 
     Seen on nested hosts: `-cpu host` aborts on an MSR assertion, and other CPU models start but
     the guest never prints anything. Only a kernel that actually talks proves KVM works.
     """
-    if os.environ.get("EXO_ACCEL") in ("tcg", "kvm"):
-        return os.environ["EXO_ACCEL"] == "kvm"
-    if is_foreign(arch) or kernel is None or not os.access("/dev/kvm", os.R_OK | os.W_OK):
+    if kernel is None or not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
-    try:
-        proc = subprocess.Popen([QEMU, "-accel", "kvm", "-machine", "q35", "-cpu", "host", "-m", "128",
-                                 "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
-                                 "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1 rdinit=/none"],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    except FileNotFoundError:
-        return False
-    assert proc.stdout is not None
-    os.set_blocking(proc.stdout.fileno(), False)
-    seen = b""
-    deadline = time.monotonic() + 8.0
-    while time.monotonic() < deadline and proc.poll() is None and b"Linux version" not in seen:
-        seen += proc.stdout.read() or b""
-        time.sleep(0.1)
-    proc.kill()
-    proc.wait()
-    return b"Linux version" in seen
+    return prints_banner([QEMU, "-accel", "kvm", "-machine", "q35", "-cpu", "host", "-m", "128",
+                          "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
+                          "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1 rdinit=/none"], PROBE_TIMEOUT)
 
 
 def accel(kernel: Path | None = None, arch: Arch = Arch.AMD64) -> str:
-    return "kvm" if kvm_works(kernel, arch) else "tcg"
+    """The accelerator a VM runs under: TCG for a foreign architecture, else EXO_ACCEL's, else KVM
+    when the probe proves it works (kvm_works), else TCG."""
+    if is_foreign(arch):
+        return "tcg"
+    forced = forced_accel()
+    if forced is not None:
+        return forced
+    return "kvm" if kvm_works(kernel) else "tcg"
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,9 @@ class SimHost:
         if sig not in proc.ignores and sig != signal.SIGCONT:
             self._end(pid, int(sig))
 
+    def program_started(self, init_pid: int) -> bool:
+        return True
+
     def kill_all(self, name: str, pgid: int | None) -> None:
         for proc in list(self.procs.values()):
             if proc.name == name and proc.alive:

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from exo_init.lib.runtime import EXIT_DETERMINISTIC
+from exo_init.lib.runtime import EXIT_DETERMINISTIC, parse_metrics
 from exo_init.pid1.manifest import parse_capsule, parse_manifest
-from exo_init.runtimes.crush import CHECKPOINT
-from tests.exo import REPO, ExoInit
+from exo_init.runtimes.crush import CHECKPOINT, SLICE, GasRate
+from tests.exo import REPO, ExoInit, manifest_json
 from tests.runtime_harness import Ran, run_runtime
 
 pytest.importorskip("tree_sitter")
@@ -158,6 +158,58 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_result_and_gas(short_dir: Pa
     assert not (short_dir / "state" / CHECKPOINT).exists(), "a finished run leaves no checkpoint"
 
 
+def test_a_gas_rate_throttles_the_run_and_changes_nothing_else(short_dir: Path) -> None:
+    """crush.gas_per_period: the same output and gas as an unthrottled run, in at least the whole
+    periods its gas needs (a lower bound: a loaded machine only adds to it), waiting, not failed."""
+    prog = program(short_dir, "sum.py", SUM_SQUARES)
+    out, gas = uninterrupted(short_dir, prog)
+    per_period, period = gas // 4 + 1, 0.25          # 4 periods' worth: at least 3 waits
+    t0 = time.monotonic()
+    ran = crush(short_dir, prog, gas_per_period=per_period, period=period)
+    took = time.monotonic() - t0
+    assert ran.code == 0, ran.err
+    assert ran.out == out and done_gas(ran.err) == gas
+    assert took >= 3 * period, took
+    assert ran.last_metrics["gas_throttled"]["value"] > 0, ran.last_metrics
+
+
+def test_a_stop_while_throttled_takes_a_checkpoint(short_dir: Path) -> None:
+    prog = program(short_dir, "sum.py", SUM_SQUARES)
+    out, gas = uninterrupted(short_dir, prog)
+
+    def throttled(notes: list[dict[str, str]]) -> bool:
+        """Waiting for the next period: its figures say it has used its period's gas."""
+        for n in notes:
+            metrics = parse_metrics(n["EXO_METRICS"]) if "EXO_METRICS" in n else {}
+            if "gas" in metrics and metrics["gas"].value >= gas // 10:
+                return True
+        return False
+
+    first = crush(short_dir, prog, gas_per_period=gas // 10, period=3600.0, until=throttled)
+    assert first.code == 0 and first.out == "", first.err
+    assert "paused at a checkpoint on stop" in first.err
+    second = crush(short_dir, prog)  # the rate is the manifest's: none now
+    assert second.code == 0 and second.out == out and done_gas(second.err) == gas, second.err
+
+
+@pytest.mark.parametrize(("used", "now", "wait"), [
+    (0, 0.0, 0.0), (99, 0.5, 0.0),            # within the first period's 100
+    (100, 0.5, 0.5), (100, 1.0, 0.0),         # used up: wait for the next period
+    (250, 0.2, 1.8), (250, 2.0, 0.0),         # an overrun is paid back by later periods
+])
+def test_gas_rate_is_a_token_bucket(used: int, now: float, wait: float) -> None:
+    rate = GasRate(per_period=100, period=1.0, t0=0.0, base=0)
+    assert rate.wait(used, now) == pytest.approx(wait)
+
+
+def test_gas_rate_slices_follow_the_allowance() -> None:
+    rate = GasRate(per_period=1000, period=1.0, t0=10.0, base=500)
+    assert rate.steps(500, 10.0, 1.0) == 1000
+    assert rate.steps(900, 10.0, 4.0) == 150     # 600 gas left at about 4 gas an instruction
+    assert rate.steps(1600, 10.5, 4.0) == 1      # none left: one instruction, then the wait
+    assert GasRate(0, 1.0, 0.0, 0).steps(10**9, 0.0, 1.0) == SLICE
+
+
 def test_checkpoints_every_n_gas_and_on_request(short_dir: Path) -> None:
     prog = program(short_dir, "sum.py", SUM_SQUARES)
     ran = crush(short_dir, prog, checkpoint_every=1_000_000)
@@ -222,8 +274,11 @@ def test_the_manifest_takes_a_crush_section_and_refuses_bad_ones() -> None:
     spec = parse_capsule("c", {"runtime": "crush", "crush": {"program": "/p/x.casm", "arena": "1M",
                                                               "checkpoint_every": 5}})
     assert spec.runtime_options() == {"program": "/p/x.casm", "gas": 10**9, "arena": 1 << 20, "checkpoint_every": 5,
-                                      "on_bad_checkpoint": "fail", "fast": False}
+                                      "on_bad_checkpoint": "fail", "fast": False, "gas_per_period": 0, "period": 1.0}
     bad = {
+        "crush.gas_per_period: must be between 0": {"runtime": "crush", "crush": {"program": "/p/x.py",
+                                                                                  "gas_per_period": -1}},
+        "crush.period: must be between 0.01": {"runtime": "crush", "crush": {"program": "/p/x.py", "period": 0}},
         "crush: missing": {"runtime": "crush"},
         "crush.program: must end in .py or .casm": {"runtime": "crush", "crush": {"program": "/p/x.wat"}},
         "crush.gas: must be between 1": {"runtime": "crush", "crush": {"program": "/p/x.py", "gas": 0}},
@@ -271,6 +326,35 @@ def test_exo_init_fails_a_runaway_program_at_its_gas_and_keeps_the_neighbour(tmp
         assert again["state"] == "failed" and again["restarts"] == 0
         assert e.status("neighbour")["pid"] == neighbour["pid"]
         assert "gas 300k/300k" in exoctl(e, "status", "runaway").stdout
+    finally:
+        e.close()
+
+
+@needs_root
+def test_the_sentry_records_a_run_out_of_gas(tmp_path: Path, short_dir: Path) -> None:
+    """Out of gas is an event of the Sentry's (anomaly `runtime-failure`, with the runtime's line),
+    acted on by its policy: here a rollback would be the answer to a bad generation's program."""
+    runaway = crush_capsule(program(short_dir, "spin.py", SPIN), crush={"gas": 300_000}, capabilities={},
+                            autostart=False)
+    e = ExoInit(tmp_path / "exo", {"capsules": {"runaway": runaway}})
+    try:
+        sentry = {"argv": [sys.executable, "-m", "exo_init.system.sentry", "--socket", str(e.runtime / "control.sock")],
+                  "env": {"PYTHONPATH": str(REPO), "EXO_SENTRY_POLICY": json.dumps({"default": "log"})},
+                  "readiness": {"kind": "notify"}, "restart": {"policy": "always"}}
+        manifest = tmp_path / "with-sentry.json"
+        manifest.write_text(manifest_json({"sentry": sentry, "runaway": runaway}))
+        e.call("switch", target=str(manifest), **{"try": False})
+        e.wait_state("sentry", "ready", 30)
+        e.call("start", name="runaway")
+        e.wait_state("runaway", "failed", 60)
+
+        def recorded() -> list[dict[str, Any]]:
+            return [r for r in e.call("events") if r.get("capsule") == "runaway" and r["kind"] == "anomaly"]
+
+        e.wait_for(lambda: bool(recorded()), 20, "the sentry's record of runaway's failure")
+        (anomaly,) = recorded()
+        assert anomaly["anomaly"] == "runtime-failure" and anomaly["action"] == "log", anomaly
+        assert anomaly["reason"].startswith("crush: out of gas at spin.py:2: all 300000 of crush.gas used"), anomaly
     finally:
         e.close()
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import tempfile
+import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,31 +190,67 @@ def test_exoctl_over_dbus_matches_the_socket(bus: Bus) -> None:
         assert d.returncode == s.returncode == 4 and d.stderr == s.stderr == "exoctl: no capsule named 'nope'\n"
 
 
+class Monitor:
+    """`gdbus monitor` on the bus, read line by line with a deadline per wait (a signal that never
+    comes fails the test naming what the monitor printed, instead of hanging the suite)."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.proc = subprocess.Popen(["gdbus", "monitor", "--system", "--dest", dbus_api.BUS_NAME], env=bus.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.seen: list[str] = []
+        self._pending: list[str] = []
+        self._partial = b""
+
+    def read_until(self, done: Callable[[str], bool], what: str, timeout: float = 30.0) -> None:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        end = time.monotonic() + timeout
+        while True:
+            while self._pending:
+                line = self._pending.pop(0)
+                self.seen.append(line)
+                if done(line):
+                    return
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"gdbus monitor: {what} not seen within {timeout:g} s; it printed:\n"
+                                     + "\n".join(self.seen[-40:]))
+            if not select.select([fd], [], [], left)[0]:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise AssertionError(f"gdbus monitor exited ({self.proc.wait()}) before {what}; it printed:\n"
+                                     + "\n".join(self.seen[-40:]))
+            *lines, self._partial = (self._partial + chunk).split(b"\n")
+            self._pending += [line.decode(errors="replace") for line in lines]
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
 @live
 def test_start_stop_over_dbus_with_signals(bus: Bus) -> None:
-    monitor = subprocess.Popen(["gdbus", "monitor", "--system", "--dest", dbus_api.BUS_NAME], env=bus.env,
-                               stdout=subprocess.PIPE, text=True)
+    monitor = Monitor(bus)
     try:
-        assert monitor.stdout is not None
-        for line in monitor.stdout:  # subscribed once it has seen the name's owner
-            if "is owned by" in line:
-                break
+        monitor.read_until(lambda line: "is owned by" in line, "the name's owner (subscribed)")
         assert bus.call("Start", "sleeper").returncode == 0
         bus.exo.wait_state("sleeper", "ready")
         stopped = bus.exoctl("--via", "dbus", "stop", "sleeper")
         assert stopped.returncode == 0 and stopped.stdout.startswith("sleeper: "), stopped
         bus.exo.wait_state("sleeper", "stopped")
         seen: list[tuple[str, str]] = []
-        for line in monitor.stdout:
+
+        def state_change(line: str) -> bool:
             m = re.search(r"CapsuleStateChanged \('sleeper', '(\w+)', '(\w+)'", line)
             if m:
                 seen.append((m.group(1), m.group(2)))
-            if seen[-1:] == [("stopping", "stopped")]:
-                break
+            return seen[-1:] == [("stopping", "stopped")]
+
+        monitor.read_until(state_change, "sleeper's CapsuleStateChanged stopping -> stopped")
         assert seen == [("stopped", "starting"), ("starting", "ready"), ("ready", "stopping"), ("stopping", "stopped")]
     finally:
-        monitor.kill()
-        monitor.wait()
+        monitor.close()
 
 
 @live

@@ -23,6 +23,7 @@ from pywayland.protocol.xdg_shell import XdgToplevel, XdgWmBase
 from pywayland.server.display import Display as ServerDisplay
 from pywayland.server.eventloop import EventLoop
 
+from exo_init.pid1.capsule import State
 from exo_init.system import dashboard as dash
 from exo_init.system.nexquelium import backends, devices, wlfix
 from exo_init.system.nexquelium.compositor import (
@@ -35,7 +36,7 @@ from exo_init.system.nexquelium.compositor import (
 from qemu.build import PYWAYLAND, pywayland_dir
 from qemu.util import cache_dir
 from tests.exo import ExoInit
-from tests.pixels import SYSTEM_PY, Picture, classify, close, load_png
+from tests.pixels import SYSTEM_PY, Picture, classify, close, colour_name, load_png, readme_state_colours, shown_state
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -588,8 +589,20 @@ def desktop(tmp_path: Path) -> Iterator[tuple[ExoInit, Path]]:
             run.rmdir()
 
 
+README_COLOURS = readme_state_colours((REPO / "README.md").read_text())
+
+
+def test_readme_gives_every_state_its_own_colour() -> None:
+    assert set(README_COLOURS) == set(State), "README names a colour for each capsule state, and only those"
+    assert len(set(README_COLOURS.values())) == len(README_COLOURS), README_COLOURS
+    named = {"green": (0, 128, 0), "amber": (255, 191, 0), "orange": (255, 165, 0), "grey": (128, 128, 128),
+             "blue": (0, 0, 255), "purple": (128, 0, 128), "red": (255, 0, 0)}  # (their usual RGB values)
+    assert {name: colour_name(rgb) for name, rgb in named.items()} == {name: name for name in named}
+
+
 def swatches(pic: Picture, count: int) -> list[str | None]:
-    return [classify(pic.rgb(*dash.swatch_centre(i)), dash.STATE_COLOURS) for i in range(count)]
+    """The state each row's swatch shows, by README's colour for it (not the dashboard's own table)."""
+    return [shown_state(pic.rgb(*dash.swatch_centre(i)), README_COLOURS) for i in range(count)]
 
 
 def test_dashboard_capsule_shows_every_capsule_in_its_state(desktop: tuple[ExoInit, Path]) -> None:

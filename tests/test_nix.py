@@ -439,7 +439,8 @@ FULL_WASM: dict[str, Any] = {
 FULL_CRUSH: dict[str, Any] = {
     **FULL, "argv": None, "runtime": "crush", "readiness": {"kind": "notify", "timeout": 5},
     "crush": {"program": "/usr/share/exosphere/crush/hello.casm", "gas": 5000000, "arena": "1M",
-              "checkpoint_every": 100000, "on_bad_checkpoint": "restart", "fast": True},
+              "checkpoint_every": 100000, "on_bad_checkpoint": "restart", "fast": True,
+              "gas_per_period": 5000, "period": 0.5},
 }
 
 

@@ -242,7 +242,8 @@ def test_a_crush_capsule_runs_the_crush_runtime_with_its_program_and_the_crush_p
     assert plan.argv == ("/opt/py/bin/python3", "-m", "exo_init.runtimes.crush")
     config = RuntimeConfig.from_json(plan.env[ENV_CONFIG])
     assert config.options == {"program": "/srv/data/app.casm", "gas": 1000, "arena": 16 << 20, "checkpoint_every": 10,
-                              "on_bad_checkpoint": "fail", "fast": False}
+                              "on_bad_checkpoint": "fail", "fast": False,
+                              "gas_per_period": 0, "period": 1.0}
     assert plan.scope is not None
     binds = [(b.target, b.readonly) for b in plan.scope.binds]
     assert ("/opt/exo/crush", True) in binds and ("/opt/exo/exo_init", True) in binds

@@ -53,7 +53,7 @@ def repo_words(code: str, top: frozenset[str], block: bool) -> Iterator[tuple[st
     a command is the first word (after `sudo`) of a code block's line."""
     words = code.split()
     for i, raw in enumerate(words):
-        word = raw.lstrip(LEAD).rstrip(TRAIL)
+        word = raw.lstrip(LEAD).rstrip(TRAIL).split("::", 1)[0]  # (pytest's FILE::TEST names FILE)
         first = word.split("/", 1)[0]
         if first not in top or ("/" not in word and word not in top):
             continue

@@ -117,6 +117,15 @@ def test_network_host_and_grants_that_cannot_be_honoured(tmp_path: Path, world: 
         e.close()
 
 
+def program_running(init_pid: int, comm: str) -> bool:
+    """Whether the namespace init `init_pid` has a child running `comm` (exec'd)."""
+    try:
+        children = Path(f"/proc/{init_pid}/task/{init_pid}/children").read_text().split()
+        return any(Path(f"/proc/{c}/comm").read_text().strip() == comm for c in children)
+    except OSError:
+        return False
+
+
 def test_a_scoped_capsule_is_stopped_by_its_signal_and_reports_how_it_died(tmp_path: Path) -> None:
     """The namespace's init forwards the stop signal; a killed main process reads "killed by"."""
     e = ExoInit(tmp_path / "exo", {"capsules": {
@@ -124,7 +133,11 @@ def test_a_scoped_capsule_is_stopped_by_its_signal_and_reports_how_it_died(tmp_p
         "victim": {"argv": ["/bin/sleep", "1000"], "capabilities": {}, "restart": {"policy": "never"}},
     }})
     try:
-        e.wait_state("sleeper", "ready")
+        sleeper = e.wait_state("sleeper", "ready")
+        # Ready ("started") is the namespace init's exec; a stop before it has exec'd the program
+        # can be lost in dumb-init (its child runs a do-nothing handler between fork and exec), so
+        # the stop waits for the program.
+        e.wait_for(lambda: program_running(sleeper["pid"], "sleep"), 10, "sleep running under the namespace init")
         e.call("stop", name="sleeper")
         st = e.wait_state("sleeper", "stopped", 10)
         assert "killed by SIGTERM" in e.call("logs", name="sleeper", lines=5)["lines"][-1], st
@@ -134,6 +147,25 @@ def test_a_scoped_capsule_is_stopped_by_its_signal_and_reports_how_it_died(tmp_p
         os.kill(inner[0], 9)
         st = e.wait_state("victim", "failed", 10)
         assert st["reason"].startswith("killed by SIGKILL"), st
+    finally:
+        e.close()
+
+
+def test_a_stop_right_after_the_start_reaches_the_program(tmp_path: Path) -> None:
+    """A stop signal sent while the capsule's namespace is still being built (before its small init
+    waits for signals) is kept pending, not dropped: a PID namespace's init ignores a signal it has
+    no handler for, and the stop would wait for its timeout's SIGKILL (seen once in CI under load)."""
+    e = ExoInit(tmp_path / "exo", {"capsules": {
+        "early": {"argv": ["/bin/sleep", "1000"], "capabilities": {}, "autostart": False,
+                  "restart": {"policy": "never"}, "stop": {"timeout": 60}},
+    }})
+    try:
+        for attempt in range(5):
+            e.call("start", name="early")
+            e.call("stop", name="early")
+            st = e.wait_state("early", "stopped", 20)
+            last = e.call("logs", name="early", lines=5)["lines"][-1]
+            assert "killed by SIGTERM" in last, (attempt, last, st)
     finally:
         e.close()
 

@@ -96,15 +96,24 @@ def test_notification_fd_readiness(exo: Any, tmp_path: Path) -> None:
 
 
 def test_file_and_tcp_probes(exo: Any, tmp_path: Path) -> None:
-    flag = tmp_path / "flag"
+    """Ready when the file exists / the port accepts connections: not at exec, and not at bind()
+    (each capsule waits at a gate first, and says when it got there)."""
+    flag, bound, gate = tmp_path / "flag", tmp_path / "bound", tmp_path / "gate"
     port = 20000 + os.getpid() % 20000
-    server = (f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); time.sleep(0.5); "
-              "s.listen(); time.sleep(100)")
+    server = (f"import pathlib, socket, time\ns = socket.socket(); s.bind(('127.0.0.1', {port}))\n"
+              f"pathlib.Path({str(bound)!r}).touch()\n"
+              f"while not pathlib.Path({str(gate)!r}).exists(): time.sleep(0.02)\n"
+              "s.listen(); time.sleep(100)\n")
     e = exo({
-        "file": {"argv": sh(f"sleep 0.3; touch {flag}; exec sleep 100"),
+        "file": {"argv": sh(f"touch {bound}.file; while [ ! -e {gate} ]; do sleep 0.02; done; touch {flag}; "
+                            "exec sleep 100"),
                  "readiness": {"kind": "file", "path": str(flag)}},
         "tcp": {"argv": [PY, "-c", server], "readiness": {"kind": "tcp", "port": port}},
     })
+    e.wait_for(lambda: bound.exists() and Path(f"{bound}.file").exists(), 30, "both capsules at their gates")
+    assert e.status("tcp")["state"] == e.status("file")["state"] == "starting", \
+        "running, the port bound but not listening, the file not there: not ready"
+    gate.touch()
     e.wait_state("file", "ready")
     assert flag.exists()
     e.wait_state("tcp", "ready")

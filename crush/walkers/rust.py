@@ -734,9 +734,15 @@ class _Walker(Base):
         if is_float:
             if node.type == "integer_literal" and suffix != "f64":
                 raise self.fail(node, "mismatched types: expected f64, found integer")
-            value = float(digits) * (-1 if negative else 1)
+            try:
+                value = float(digits) * (-1 if negative else 1)
+            except ValueError:  # a suffix that is none (tree-sitter reads `3.99f4` as one float literal)
+                raise self.fail(node, f"invalid float literal `{self.text(node)}`") from None
             return ["std.float", value if value not in (float("inf"), float("-inf")) else str(value)], "f64"
-        value = int(digits, 0) if digits[:2].lower() in ("0x", "0o", "0b") else int(digits)
+        try:
+            value = int(digits, 0) if digits[:2].lower() in ("0x", "0o", "0b") else int(digits)
+        except ValueError:
+            raise self.fail(node, f"invalid integer literal `{self.text(node)}`") from None
         value = -value if negative else value
         typ = suffix or (expect if expect in BITS else INT)
         lo, hi = bounds(typ if typ != INT else "i128")

@@ -9,8 +9,8 @@ documents, so `--json` prints the same either way.
 `exoctl export-systemd [MANIFEST] [-o DIR]` needs no running system: it writes the manifest's
 capsules as systemd units (exo_init/client/systemd_units.py).
 
-Exit codes: 0 success; 1 the operation failed; 2 usage error; 3 the capsule is not running
-(status); 4 no such capsule; 5 access denied; 6 exo_init cannot be reached.
+Exit codes: 0 success; 1 the operation failed (or, for reload, skipped a capsule it could not load);
+2 usage error; 3 the capsule is not running (status); 4 no such capsule; 5 access denied; 6 exo_init cannot be reached.
 """
 
 from __future__ import annotations
@@ -279,10 +279,13 @@ def print_generation_result(command: str, result: Any) -> None:
 
 
 def print_changes(result: dict[str, Any]) -> None:
-    """What a reload or switch did, one line per capsule."""
-    for kind in ("added", "removed", "changed", "errors"):
+    """What a reload or switch did, one line per capsule; a capsule it could not load is an error
+    line on stderr (the others were applied)."""
+    for kind in ("added", "removed", "changed"):
         for item in result.get(kind, []):
             print(f"{kind}: {printable(str(item))}")
+    for error in result.get("errors", []):
+        sys.stderr.write(f"exoctl: {printable(str(error))}\n")
 
 
 SHUTDOWN_TEXT = {"poweroff": "powering off: every capsule stops, then the machine powers off",
@@ -347,6 +350,8 @@ def main(argv: list[str] | None = None) -> None:
         print(human(result))
     if args.command == "status" and args.name and result.get("state") not in ("ready", "starting", "exited"):
         sys.exit(EXIT_NOT_RUNNING)
+    if isinstance(result, dict) and result.get("errors"):
+        sys.exit(EXIT_FAILED)  # (a reload that skipped a capsule it could not load)
 
 
 if __name__ == "__main__":

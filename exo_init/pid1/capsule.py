@@ -121,10 +121,14 @@ class Event:
     new: State
     reason: str
     time: float  # wall clock
+    final: bool = False  # failed for good: a runtime's deterministic failure (out of its budget, ...)
 
     def to_json(self) -> dict[str, object]:
-        return {"capsule": self.capsule, "old": self.old.value, "new": self.new.value,
-                "reason": self.reason, "time": self.time}
+        out: dict[str, object] = {"capsule": self.capsule, "old": self.old.value, "new": self.new.value,
+                                  "reason": self.reason, "time": self.time}
+        if self.final:
+            out["final"] = True
+        return out
 
 
 def backoff_delay(policy: Restart, consecutive_failures: int) -> float:

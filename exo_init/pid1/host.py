@@ -76,6 +76,8 @@ class Host(Protocol):
 
     def populated(self, name: str) -> bool: ...
 
+    def program_started(self, init_pid: int) -> bool: ...
+
     def leftovers(self, name: str) -> list[int]: ...
 
     def forget(self, name: str) -> None: ...
@@ -183,6 +185,23 @@ class OsHost:
                 os.killpg(pgid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+    def program_started(self, init_pid: int) -> bool:
+        """Whether a namespace's small init has started its program: a child of it runs another
+        executable (its fork, until the exec, runs the init's own). True when it cannot be known."""
+        try:
+            own = os.readlink(f"/proc/{init_pid}/exe")
+            with open(f"/proc/{init_pid}/task/{init_pid}/children") as f:
+                children = f.read().split()
+        except OSError:
+            return True
+        for child in children:
+            try:
+                if os.readlink(f"/proc/{child}/exe") != own:
+                    return True
+            except OSError:
+                continue
+        return False
 
     def populated(self, name: str) -> bool:
         """Whether the capsule's cgroup still holds processes (always False without cgroups)."""

@@ -216,6 +216,8 @@ class Crush:
     checkpoint_every: int = _default(CRUSH, "checkpoint_every", int)  # gas between checkpoints; 0: none
     on_bad_checkpoint: BadCheckpoint = _default(CRUSH, "on_bad_checkpoint", BadCheckpoint)  # noqa: RUF009
     fast: bool = _default(CRUSH, "fast", bool)                    # the VM's fast mode
+    gas_per_period: int = _default(CRUSH, "gas_per_period", int)  # gas per `period` s at most; 0: no rate
+    period: float = _default(CRUSH, "period", float)              # seconds
 
 
 class HealthKind(enum.StrEnum):
@@ -327,7 +329,8 @@ class Capsule:
         if self.runtime is Runtime.CRUSH and self.crush is not None:
             return {"program": self.crush.program, "gas": self.crush.gas, "arena": self.crush.arena,
                     "checkpoint_every": self.crush.checkpoint_every,
-                    "on_bad_checkpoint": self.crush.on_bad_checkpoint.value, "fast": self.crush.fast}
+                    "on_bad_checkpoint": self.crush.on_bad_checkpoint.value, "fast": self.crush.fast,
+                    "gas_per_period": self.crush.gas_per_period, "period": self.crush.period}
         return None
 
     def runtime_program(self) -> str | None:

@@ -73,6 +73,7 @@ else:
 PROBE_INTERVAL = 0.1
 EMPTY_POLL = 0.02
 EMPTY_WAIT = 10.0     # how long killed processes may take to leave the cgroup
+STOP_RESEND = 0.1     # a stop signal sent before a small init's program ran is sent again after this
 LOG_CHUNK = 65536     # one pipe read per wake-up: every capsule's pipe and the control socket get turns
 LOG_RATE = 1 << 20    # bytes per second a capsule's output may cost PID 1 (its token bucket) ...
 LOG_BURST = 4 << 20   # ... after a burst of this much; beyond, PID 1 stops reading its pipe for a while
@@ -127,6 +128,7 @@ class CapsuleRunner:
         self.uid: int | None = None
         self.gid: int | None = None
         self.scoped = False                    # its main pid is the init of its own PID namespace
+        self.small_init = False                # ... and that init is the small one (dumb-init)
         self.started_at: float | None = None   # loop clock
         self.ready_at: float | None = None
         self.last_exit: RunEnd | None = None
@@ -189,7 +191,7 @@ class CapsuleRunner:
         return self.state is State.READY or (self.state is State.EXITED and self.last_exit is not None
                                              and self.last_exit.clean)
 
-    def change_state(self, new: State, reason: str = "") -> None:
+    def change_state(self, new: State, reason: str = "", final: bool = False) -> None:
         old = self.state
         if new is old:
             return
@@ -197,7 +199,7 @@ class CapsuleRunner:
             raise AssertionError(f"capsule {self.name}: invalid transition {old} -> {new} ({reason})")
         self.state, self.reason, self.state_since = new, reason, self.loop.now()
         self.ctx.touched(self)
-        self.ctx.publish(self, Event(self.name, old, new, reason, time.time()))
+        self.ctx.publish(self, Event(self.name, old, new, reason, time.time(), final))
 
     def want(self, again: bool = False) -> None:
         """Make the capsule wanted; `again` also restarts it from exited or failed."""
@@ -238,6 +240,7 @@ class CapsuleRunner:
         self.log_fd, self.notify_fd = run.log_fd, run.notify_fd
         self.started_at, self.ready_at = self.loop.now(), None
         self.scoped = plan.scope is not None
+        self.small_init = plan.scope is not None and plan.ns_init is not None
         self.status_text = ""
         usage = self.host.cpu_usage(self.name)  # the run's CPU % counts from here (note_cpu)
         self.cpu_sample, self.cpu_percent = (None if usage is None else (self.loop.now(), usage)), 0.0
@@ -499,7 +502,7 @@ class CapsuleRunner:
         if give_up:
             self.goal = Goal.DOWN
             self._kill_rest_then(lambda: None)
-            self.change_state(State.FAILED, give_up)
+            self.change_state(State.FAILED, give_up, final=final)
             self.ctx.schedule()
             return
         delay = backoff_delay(policy, self.consecutive_failures)
@@ -539,12 +542,26 @@ class CapsuleRunner:
         self.change_state(State.STOPPING, reason)
         self._cleanup_run()
         if self.pid is not None:
-            self.host.signal(self.pid, self.spec.stop.signal)
-            self.host.signal(self.pid, signal.SIGCONT)  # a stopped (SIGSTOP) process must see it
+            self._send_stop()
             self._thaw()  # a frozen one (the Sentry's freeze) too: else only the stop timeout ends it
             self.set_timer("stop", self.spec.stop.timeout, self._stop_timeout)
         else:
             self._kill_rest_then(self._stopped)
+
+    def _send_stop(self) -> None:
+        """The stop signal, and SIGCONT (a stopped process must see it). A small init (dumb-init)
+        forwards it to its program, but between its fork and the program's exec its child still has
+        the init's catch-all handler, which would take the signal and drop it: while the init's
+        program has not started (looked at before sending: a program running then gets the
+        forwarded signal), it is sent again every STOP_RESEND s, within the stop timeout."""
+        self._fired("stop-resend")
+        if self.state is not State.STOPPING or self.pid is None or self.spec is None:
+            return
+        started = not self.small_init or self.host.program_started(self.pid)
+        self.host.signal(self.pid, self.spec.stop.signal)
+        self.host.signal(self.pid, signal.SIGCONT)
+        if not started:
+            self.set_timer("stop-resend", STOP_RESEND, self._send_stop)
 
     def _thaw(self) -> None:
         try:
@@ -560,6 +577,7 @@ class CapsuleRunner:
 
     def _stop_timeout(self) -> None:
         self._fired("stop")
+        self.cancel_timer("stop-resend")
         if self.state is State.STOPPING:
             log.warning("capsule %r did not stop within %g s; killing it", self.name,
                         self.spec.stop.timeout if self.spec else 0)
@@ -589,6 +607,7 @@ class CapsuleRunner:
         if self.state is not State.STOPPING:
             return
         self.cancel_timer("stop")
+        self.cancel_timer("stop-resend")
         self.change_state(State.STOPPED, "stopped")
         self._after_stopped()
 

@@ -55,6 +55,10 @@ def spawn(plan: SpawnPlan, wiring: Wiring) -> tuple[int, int]:
     fork (or the PID namespace for it) fails; every fd it opened is closed again then."""
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = -1
+    # Every signal blocked across the fork: the child resets PID 1's handlers before it lets one
+    # in (none of them may run in the child), and a scoped child keeps the forwarded ones blocked
+    # until its namespace's init waits for them (see _child). PID 1 gets its own at the unblock.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
         if plan.scope is not None:
             scope.new_pid_namespace_for_next_child()
@@ -64,8 +68,10 @@ def spawn(plan: SpawnPlan, wiring: Wiring) -> tuple[int, int]:
         os.close(err_w)
         raise
     finally:
-        if pid != 0 and plan.scope is not None:
-            scope.restore_pid_namespace()
+        if pid != 0:
+            if plan.scope is not None:
+                scope.restore_pid_namespace()
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     if pid == 0:  # child: nothing here may return or raise
         try:
             # The error pipe must survive the fd shuffle: above every fd number the plan targets.
@@ -97,7 +103,11 @@ def _child(plan: SpawnPlan, wiring: Wiring, err_w: int) -> None:
                 signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGPWR, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    # A scoped child is its PID namespace's init: the kernel drops a signal such an init has no
+    # handler for unless it is blocked, so a stop signal sent before the small init (or our nsinit)
+    # waits for signals would be lost and the stop would take its timeout's SIGKILL. Blocked, it
+    # stays pending across exec until dumb-init's sigwait (or nsinit's sigwaitinfo) takes it.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set() if plan.scope is None else scope.FORWARDED_SIGNALS)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # (PID 1 raised its own: early.raise_fd_limit)
     if soft > scope.CAPSULE_FD_LIMIT:
         resource.setrlimit(resource.RLIMIT_NOFILE, (scope.CAPSULE_FD_LIMIT, hard))
@@ -197,6 +207,7 @@ def _exec_ns_init(plan: SpawnPlan, init: str, sp: scope.ScopePlan) -> None:
         error = OSError(code, os.strerror(code))
         error.stage = f"exec {plan.argv[0]}"  # type: ignore[attr-defined]
         raise error
+    # (The forwarded signals are still blocked, as _child left them: pending across the exec.)
     _step(f"exec {init}", os.execve, init, [init, "--single-child", "--", *plan.argv], dict(plan.env))
 
 

@@ -34,8 +34,16 @@ refused capability, a refused program or checkpoint are deterministic (exit EXIT
 program does not catch prints its traceback and exits EXIT_FAILED (restarted by the policy: it
 may depend on the files it read).
 
+Gas is also a rate where `crush.gas_per_period` is set: at most that much gas in each
+`crush.period` seconds of a run (`GasRate`, a token bucket aligned on the run's start). A program
+that has used its period's gas waits for the next period, throttled like a cgroup at its cpu.max,
+not failed; a slice that overran the allowance (instructions cost more than 1 gas) is paid back
+by the next periods, so over any whole number of periods the rate holds. A stop or a checkpoint
+request ends the wait.
+
 Figures (EXO_METRICS): `gas` used against `crush.gas`, `arena` live bytes against `crush.arena`,
-`checkpoint_gas` (the gas used at the last checkpoint) and `checkpoint_age` (seconds since it).
+`checkpoint_gas` (the gas used at the last checkpoint) and `checkpoint_age` (seconds since it);
+with a rate, `gas_throttled` (seconds spent waiting for the next period).
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ SLICE = 200_000                # instructions between two looks at signals, chec
 CHECKPOINT = "checkpoint.json"
 ALWAYS = ("log", "clock", "sleep", "yield", "random")  # capabilities that reach nothing outside the capsule
 CONTROL_TIMEOUT = 10.0
+METRICS_FORCE_WAIT = 1.0       # a throttled wait this long sends the figures at once (not rate-limited)
 
 
 @dataclass(frozen=True)
@@ -78,19 +87,53 @@ class Options:
     checkpoint_every: int
     on_bad_checkpoint: str
     fast: bool
+    gas_per_period: int = 0
+    period: float = 1.0
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> Options:
         try:
             opts = cls(program=str(raw["program"]), gas=int(raw["gas"]), arena=int(raw["arena"]),
                        checkpoint_every=int(raw["checkpoint_every"]), on_bad_checkpoint=str(raw["on_bad_checkpoint"]),
-                       fast=bool(raw["fast"]))
+                       fast=bool(raw["fast"]), gas_per_period=int(raw.get("gas_per_period", 0)),
+                       period=float(raw.get("period", 1.0)))
         except (KeyError, TypeError, ValueError) as e:
             raise Failure(f"crush runtime: bad configuration ({e!r})") from None
-        if opts.gas < 1 or opts.arena < 1 or opts.checkpoint_every < 0 or opts.on_bad_checkpoint not in ("fail",
-                                                                                                          "restart"):
+        if (opts.gas < 1 or opts.arena < 1 or opts.checkpoint_every < 0 or opts.gas_per_period < 0
+                or not opts.period > 0 or opts.on_bad_checkpoint not in ("fail", "restart")):
             raise Failure(f"crush runtime: bad configuration {dict(raw)!r}")
         return opts
+
+
+@dataclass
+class GasRate:
+    """`crush.gas_per_period`: a token bucket of `per_period` gas per `period` seconds, aligned on
+    the run's start `t0` (with `base` gas used then). Invariant: the gas spent since t0 is below
+    per_period * (whole periods since t0 + 1) whenever the run goes on; a slice that overran is
+    paid back by waiting for a later period. per_period 0: no rate."""
+
+    per_period: int
+    period: float
+    t0: float
+    base: int
+    throttled: float = 0.0   # seconds spent waiting, this run
+
+    def allowed(self, now: float) -> int:
+        return self.per_period * (int((now - self.t0) // self.period) + 1)
+
+    def wait(self, used: int, now: float) -> float:
+        """Seconds to wait before the run may go on (0: now)."""
+        spent = used - self.base
+        if self.per_period <= 0 or spent < self.allowed(now):
+            return 0.0
+        return max(0.0, self.t0 + (spent // self.per_period) * self.period - now)
+
+    def steps(self, used: int, now: float, gas_per_step: float) -> int:
+        """How many instructions the next slice may run: about the allowance left (SLICE at most)."""
+        if self.per_period <= 0:
+            return SLICE
+        left = self.allowed(now) - (used - self.base)
+        return max(1, min(SLICE, int(left / max(1.0, gas_per_step))))
 
 
 @dataclass
@@ -205,6 +248,7 @@ class Run:
     saved_at: float | None = None        # time.monotonic() of it
     next_due: int = 0                    # gas used at which checkpoint_every takes the next one
     checkpoints: int = 0
+    rate: GasRate | None = None          # crush.gas_per_period, from the run's start
 
     def __post_init__(self) -> None:
         self.opts = Options.parse(self.config.options)
@@ -226,6 +270,8 @@ class Run:
         if self.saved_gas is not None and self.saved_at is not None:
             out["checkpoint_gas"] = Metric(self.saved_gas, self.opts.gas, "count")
             out["checkpoint_age"] = Metric(round(time.monotonic() - self.saved_at, 1), None, "seconds")
+        if self.rate is not None:
+            out["gas_throttled"] = Metric(round(self.rate.throttled, 2), None, "seconds")
         return out
 
     def budgets(self) -> str:
@@ -322,15 +368,18 @@ class Run:
         used = vm.gas_limit - vm.gas
         if self.opts.checkpoint_every > 0:
             self.next_due = (used // self.opts.checkpoint_every + 1) * self.opts.checkpoint_every
+        if self.opts.gas_per_period > 0:
+            self.rate = GasRate(self.opts.gas_per_period, self.opts.period, time.monotonic(), used)
         self.reporter.ready(f"running {self.name}", self.metrics())
         if vm.pending is not None:  # resumed inside a sleep: wait out what is left of it
             self.suspended(vm)
         while True:
-            outcome = vm.run(SLICE)
+            outcome = vm.run(self.slice(vm))
             sys.stdout.flush()
             if outcome.status is Status.PAUSED or outcome.status is Status.SUSPENDED:
                 if outcome.status is Status.SUSPENDED:
                     self.suspended(vm)
+                self.throttle(vm)
                 if self.signals.stop:
                     self.checkpoint("stop")
                     return f"{self.name}: paused at a checkpoint on stop; {self.budgets()}"
@@ -342,6 +391,26 @@ class Run:
                 self.reporter.metrics(self.metrics)
                 continue
             return self.end(vm)
+
+    def slice(self, vm: VM) -> int:
+        """The next slice's instructions: SLICE, or with a rate about what its period allows."""
+        if self.rate is None:
+            return SLICE
+        used = vm.gas_limit - vm.gas
+        return self.rate.steps(used, time.monotonic(), used / vm.steps if vm.steps else 1.0)
+
+    def throttle(self, vm: VM) -> None:
+        """With a rate: wait while the period's gas is used up (a stop or checkpoint request ends it)."""
+        if self.rate is None:
+            return
+        while not self.signals.stop and not self.signals.checkpoint:
+            now = time.monotonic()
+            left = self.rate.wait(vm.gas_limit - vm.gas, now)
+            if left <= 0:
+                return
+            self.reporter.metrics(self.metrics, force=left >= METRICS_FORCE_WAIT)  # a long wait: say so now
+            self.signals.wait(left)
+            self.rate.throttled += time.monotonic() - now
 
     def suspended(self, vm: VM) -> None:
         """A sleep (checkpoint, then wait for its wake time or a signal) or a yield; then go on."""

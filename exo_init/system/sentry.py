@@ -10,7 +10,9 @@ parent's is high), and how long the starting ones have been starting.
 Anomalies: `oom` (memory.events oom_kill grew), `pids-max` (pids.events max grew), `throttled`
 (cpu.stat nr_throttled grew for `sustain` samples in a row), `memory-pressure` (memory PSI avg10
 above `memory_pressure` % for `sustain` samples), `crash-loop` (`crash_loop` restarts within
-`crash_window` s), `not-ready` (starting for longer than `not_ready_after` s).
+`crash_window` s), `not-ready` (starting for longer than `not_ready_after` s), `runtime-failure`
+(a runtime capsule failed for good: out of its gas or fuel, a trap, a refused capability; the
+record carries the runtime's line).
 Actions: `log`, `restart`, `freeze`, `kill` (stop the capsule), `rollback` (the generation).
 Every anomaly and action is a line in the event log (`exoctl events`).
 Liveness checks (a capsule's manifest `health`) and network partitions: exo_init/system/liveness.py.
@@ -45,7 +47,7 @@ from exo_init.lib.paths import DEFAULT_RUNTIME
 from exo_init.system.liveness import Liveness
 from exo_init.system.network import LINK_STATE
 
-ANOMALIES = ("oom", "pids-max", "throttled", "memory-pressure", "crash-loop", "not-ready")
+ANOMALIES = ("oom", "pids-max", "throttled", "memory-pressure", "crash-loop", "not-ready", "runtime-failure")
 ACTIONS = ("log", "restart", "freeze", "kill", "rollback")
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "sustain": 5, "memory_pressure": 20.0, "crash_loop": 3, "crash_window": 60.0, "not_ready_after": 60.0,
@@ -261,6 +263,9 @@ class Sentry:
             self.starting[name] = time.monotonic()
         else:
             self.starting.pop(name, None)
+        if event.get("new") == "failed" and event.get("final") is True:
+            self.anomaly(name, "runtime-failure", {"reason": str(event.get("reason", ""))[:400]})
+            return
         if event.get("new") != "backoff":
             return
         track = self.tracks.setdefault(name, Track())

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crush.caps import ScopedHost
@@ -96,6 +96,7 @@ CORPUS = sorted([*(Path(__file__).resolve().parent / "corpus_js").glob("*.js"),
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(Path(__file__).resolve().parent / "corpus_rs" / "03_u8_wrapping.rs", [(280, 1, b"")])  # `3.99f4`: ValueError
 @given(st.sampled_from(CORPUS), st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 8),
                                                    st.binary(max_size=6)), min_size=1, max_size=4))
 def test_mangled_sources_are_walked_or_refused_with_one_error(path: Path, edits: list[tuple[int, int, bytes]]) -> None:

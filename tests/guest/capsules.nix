@@ -251,6 +251,13 @@ in
     readiness.kind = "notify";
     restart.policy = "always";
   };
+  # The same loop with a gas rate: throttled (waits for its next period), then out of its gas.
+  crush-rate = crush "spin.py" { gas = 100000; gas_per_period = 20000; period = 1.0; } // {
+    description = "A CRUSH loop at 20k gas a second: throttled, then out of its 100k gas";
+    readiness.kind = "notify";
+    autostart = false;
+    restart.policy = "never";
+  };
   crush-data-read = crushData "data_read.py";
   crush-data-outside = crushData "data_outside.py";
   crush-data-write = crushData "data_write.py";

@@ -33,13 +33,22 @@ TEST_LAYER = Layer(
            (GUEST / "crush", "/usr/lib/exosphere/test/crush")),
 )
 BOOT_TIMEOUT = float(os.environ.get("EXO_BOOT_TIMEOUT", "300"))  # (a host loaded by other work: more)
+# pytest-timeout's bound for one booted test, its fixtures' boots included (the slowest took ~140 s
+# under load): its own waits (a boot, BOOT_TIMEOUT; commands, 60-300 s) fit inside it and fail first
+# with what they saw. A test with a larger budget of its own says so with @pytest.mark.timeout.
+VM_TEST_TIMEOUT = 3 * BOOT_TIMEOUT
+# The first test needing an image also builds it (a cold build with downloads: minutes): its bound
+# has this much more per image it builds.
+IMAGE_BUILD_TIMEOUT = 1800.0
+IMAGES = ("test_image", "disk_root_image", "arm64_image", "arm64_product_image", "product_image")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the VM tests, and run the modules on the shared machine before the modules that boot
-    their own: the shared machine stops after its last user (see `machine`), so the boot-heavy
-    modules run beside no idle guest. Under TCG two guests share two host cores, and a third,
-    idle one (its dashboard redraws every second) made their boots take 73-94 s instead of ~30 s."""
+    """Mark the VM tests, and run the modules on the shared machine before
+    the modules that boot their own: the shared machine stops after its last user (see `machine`),
+    so the boot-heavy modules run beside no idle guest. Under TCG two guests share two host cores,
+    and a third, idle one (its dashboard redraws every second) made their boots take 73-94 s
+    instead of ~30 s."""
     here = Path(__file__).resolve().parent
     for item in items:  # (this hook sees every collected item, not only this directory's)
         if here in Path(item.fspath).resolve().parents:
@@ -52,6 +61,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return 1 if item.fspath in on_shared else 2
 
     items.sort(key=phase)  # (stable: each module's tests stay together and in order)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Each booted test's bound (pytest-timeout), once -k/-m have chosen what runs: the first test
+    that needs an image builds it."""
+    built: set[str] = set()
+    for item in session.items:
+        if item.get_closest_marker("vm") is None:
+            continue
+        builds = [name for name in IMAGES if name in getattr(item, "fixturenames", ()) and name not in built]
+        built.update(builds)
+        own = item.get_closest_marker("timeout")
+        bound = float(own.args[0]) if own is not None else VM_TEST_TIMEOUT
+        item.add_marker(pytest.mark.timeout(bound + IMAGE_BUILD_TIMEOUT * len(builds)), append=False)
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +96,14 @@ def arm64_image() -> Image:
     if os.geteuid() != 0:
         pytest.fail("the VM tests build the image, which needs root")
     return build([TEST_LAYER], iso=False, arch=Arch.ARM64)
+
+
+@pytest.fixture(scope="session")
+def arm64_product_image() -> Image:
+    """The arm64 image a user boots (no test layer), with its UEFI ISO."""
+    if os.geteuid() != 0:
+        pytest.fail("the VM tests build the image, which needs root")
+    return build([], iso=True, arch=Arch.ARM64)
 
 
 @pytest.fixture(scope="session")

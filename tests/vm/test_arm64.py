@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from qemu.build import Image
+from qemu.vm import VMConfig
 from tests.machine import Machine, boot_times
 from tests.test_scope import ESCAPE_EXPECTED
 from tests.vm.conftest import machines
+from tests.vm.test_iso import ISO_BOOT_TIMEOUT
 from tests.vm.test_scope import probe
 
 
@@ -103,3 +106,21 @@ def test_qmp_powerdown_presses_the_gpio_power_key(arm: Machine) -> None:
     # (the kernel ignores the key on its own: only the capsule's poweroff request stops the capsules)
     assert "exo_init: poweroff: stopping capsules" in arm.console and "exo_init: powering off" in arm.console
     assert "Kernel panic" not in arm.console and "Traceback" not in arm.console
+
+
+def test_the_uefi_iso_boots_to_all_capsules_ready(arm64_product_image: Image, tmp_path: Path) -> None:
+    """The arm64 ISO a user boots (`qemu/run --arch arm64 --iso`): AAVMF, GRUB EFI for arm64, the
+    kernel's EFI stub, exo_init, every capsule of the product manifest ready; the serial console is
+    the only channel (no test layer). Then the GPIO power key powers it off."""
+    assert arm64_product_image.iso is not None
+    cfg = VMConfig(cdrom=arm64_product_image.iso, uefi=True, arch=arm64_product_image.arch,
+                   probe_kernel=arm64_product_image.kernel)
+    m = Machine("arm64-iso", cfg, tmp_path)
+    with m.running():
+        line = m.wait_for_console_text(r"boot complete: (.*)\n", ISO_BOOT_TIMEOUT).group(1)
+        assert line.startswith("all capsules ready"), m.console_tail()
+        times = boot_times(m.console)
+        print(f"\nARM64 ISO (UEFI, TCG): all capsules ready {times['since_kernel']:.2f} s after kernel start")
+        assert "Traceback" not in m.console and "Kernel panic" not in m.console
+        m.send_powerdown()
+        assert m.wait_for_exit(120) == 0, m.console_tail()

@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crush.cli import load_program
 from crush.vm import VM, Status
 from qemu.build import Image
 from qemu.vm import VMConfig
 from tests.machine import Machine
-from tests.vm.test_generations import STATE_CMDLINE, state_disk, write_manifest
+from tests.vm.test_generations import STATE_CMDLINE, events, state_disk, write_manifest
 
 EXIT_DETERMINISTIC = 65
 GUEST_CRUSH = Path(__file__).resolve().parent.parent / "guest" / "crush"
@@ -66,6 +68,18 @@ def test_out_of_gas_fails_without_restart_and_the_neighbour_stays_ready(machine:
     assert after["state"] == "ready" and after["pid"] == neighbour["pid"], after
     assert "gas 2M/2M" in machine.succeed("exoctl status crush-spin; true")
     machine.succeed("exoctl stop neighbour")
+    failures = [r for r in events(machine) if r.get("anomaly") == "runtime-failure" and r["capsule"] == "crush-spin"]
+    assert len(failures) == 1 and failures[0]["reason"].startswith(line), failures
+
+
+def test_a_gas_rate_throttles_then_the_budget_ends_the_run(machine: Machine) -> None:
+    """100k gas at 20k a second: about 4 s of waiting for its next periods before it runs out (the
+    20k of each period take milliseconds even under TCG); then failed like any run out of gas."""
+    machine.succeed("exoctl start crush-rate")
+    st = machine.wait_for_capsule("crush-rate", "failed", 300)
+    assert st["reason"].startswith("crush: out of gas at spin.py:3: all 100000 of crush.gas used"), st
+    assert st["metrics"]["gas"]["value"] == 100_000, st["metrics"]
+    assert st["metrics"]["gas_throttled"]["value"] >= 2.0, st["metrics"]
 
 
 def test_data_read_only_reads_there_and_is_refused_elsewhere_and_for_writes(machine: Machine) -> None:
@@ -171,6 +185,7 @@ def check_resumed(m: Machine, saved: int, expected: str, total: int, what: str) 
     return at
 
 
+@pytest.mark.timeout(3 * 2400)  # three boots, each a machine with its own 2400 s budget (booted())
 def test_a_computation_resumes_after_a_reboot_and_after_a_power_cut(test_image: Image, tmp_path: Path) -> None:
     expected, total = reference()
     disk = state_disk(tmp_path / "state.img")

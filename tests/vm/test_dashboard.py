@@ -12,7 +12,7 @@ from pathlib import Path
 from exo_init.system import dashboard as dash
 from exo_init.system.nexquelium.compositor import BAR_H
 from tests.machine import Machine, TestFailure, boot_times
-from tests.pixels import Picture, classify, close, load_png
+from tests.pixels import Picture, close, load_png, readme_state_colours, shown_state
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,8 +22,12 @@ def rows(machine: Machine) -> list[dict[str, object]]:
     return sorted(out, key=lambda r: str(r["name"]))  # the dashboard's order (status is sorted by name)
 
 
+README_COLOURS = readme_state_colours((REPO / "README.md").read_text())
+
+
 def swatch_states(pic: Picture, count: int) -> list[str | None]:
-    return [classify(pic.rgb(*dash.swatch_centre(i)), dash.STATE_COLOURS) for i in range(count)]
+    """The state each row's swatch shows, by README's colour for it (not the dashboard's own table)."""
+    return [shown_state(pic.rgb(*dash.swatch_centre(i)), README_COLOURS) for i in range(count)]
 
 
 def screen(machine: Machine, dest: Path) -> Picture:
