@@ -16,14 +16,19 @@ import os
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from corecaps import crushcap
 from corecaps.tool import exit_status, run
+from exo_init.lib.errors import ApiError
+from exo_init.lib.paths import CONTROL_SOCKET, DEFAULT_RUNTIME
 
 CORECAPS = {"ps": "corecaps.ps", "top": "corecaps.top"}   # Python CoreCaps; crushcap.CRUSH_CORECAPS: CRUSH ones
 BUILTINS = ("cd", "pwd", "echo", "exit", "history", "help")
+BOOT_WAIT = 600.0  # the longest the first prompt waits for "boot complete" (then it comes anyway)
 OPERATORS = ("|", "<", ">", ">>", ";")
 
 
@@ -125,7 +130,7 @@ class Shell:
             main: Callable[[list[str]], int] = module.main
             return lambda args: run(name, main, args)
         if name == "exoctl":
-            from exo_init.client import exoctl  # noqa: PLC0415 -- imported in the child that runs it
+            from exo_init.client import exoctl  # noqa: PLC0415 -- loaded by warm() in an interactive shell
 
             def call_exoctl(args: list[str]) -> int:
                 try:
@@ -248,6 +253,8 @@ class Shell:
         if readline is not None:
             readline.parse_and_bind("tab: complete")
             readline.parse_and_bind("set enable-bracketed-paste off")  # no escape noise on a serial line
+        warm()
+        wait_for_boot(DEFAULT_RUNTIME / CONTROL_SOCKET, BOOT_WAIT)
         print("Exosphere sh: type help for the commands, exit to leave.", flush=True)
         while True:
             try:
@@ -264,6 +271,32 @@ class Shell:
                 self.line(text)
             except SystemExit as e:
                 return int(e.code) if isinstance(e.code, int) else 0
+
+
+def warm() -> None:
+    """Import the Python CoreCaps and exoctl now, once, in the interactive shell: each command's
+    forked child then finds them loaded (importing exoctl or psutil in every child was most of the
+    time from Enter to first output under TCG: tests/bench/typed.py)."""
+    for module in (*CORECAPS.values(), "exo_init.client.exoctl"):
+        importlib.import_module(module)
+
+
+def wait_for_boot(control: Path, timeout: float) -> None:
+    """Return once PID 1 has reported "boot complete" (its last boot status line), at most `timeout`
+    seconds from now, or at once if PID 1 cannot be asked: the shell's first prompt then comes after
+    the boot's status lines on the console, not among them."""
+    from exo_init.client import control as api  # noqa: PLC0415 -- only an interactive session waits
+
+    deadline = time.monotonic() + timeout
+    try:
+        with api.Subscription(control, timeout=10.0) as sub:  # (subscribed first: no event is missed)
+            while not api.call(control, {"op": "info"}).get("boot_complete"):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                sub.events(left)
+    except (OSError, ApiError, ValueError):
+        return
 
 
 def main(argv: list[str]) -> int:

@@ -74,14 +74,20 @@ PRUNE = (
 FOREIGN_PRUNE = ("usr/lib/linux-image-*",)
 DBUS_POLICY = Path("dbus/org.exosphere.Core1.conf")  # (relative to the repository)
 CONSOLES = "console=tty0 console=ttyS0,115200 panic=10"
-KERNEL_CMDLINE = f"rdinit=/sbin/exo_init {CONSOLES}"
-DISK_ROOT_CMDLINE = f"{CONSOLES} exo.root=LABEL={ROOT_LABEL}"  # stage 1 (/init) finds the root disk
+# The kernel's console is quiet as distributions boot it (`quiet`: only warnings and errors), so the
+# console shows exo_init's status lines, not ahci/drm/ata lines between them. VERBOSE_KERNEL, later
+# on the command line, wins: `qemu/run --verbose-kernel`, the ISO's debug entry, the boot benchmarks.
+QUIET = "quiet"
+VERBOSE_KERNEL = "loglevel=7"
+KERNEL_CMDLINE = f"rdinit=/sbin/exo_init {CONSOLES} {QUIET}"
+DISK_ROOT_CMDLINE = f"{CONSOLES} {QUIET} exo.root=LABEL={ROOT_LABEL}"  # stage 1 (/init) finds the root disk
 
 # --- the systemd variant ---
 SYSTEMD_PACKAGES = ("systemd-sysv",)
 # systemd boots straight to the capsules' target (reaching it = every capsule ready). udev keeps the
 # kernel's interface names (eth0, as exo_init's image has no udev to rename them).
-SYSTEMD_CMDLINE = f"rdinit=/sbin/init systemd.unit=exosphere.target net.ifnames=0 {CONSOLES}"
+# (`loglevel=4` is `quiet` for the kernel alone: systemd reads `quiet` too and would hide its status lines.)
+SYSTEMD_CMDLINE = f"rdinit=/sbin/init systemd.unit=exosphere.target net.ifnames=0 {CONSOLES} loglevel=4"
 # exo_init's own management plane: its anomaly watcher, its D-Bus API and its status display talk
 # to exo_init's control socket and cannot run without it. systemd's counterparts are part of it (its
 # D-Bus API, `systemctl status`), so the systemd variant runs every other capsule, not these.
@@ -375,6 +381,10 @@ def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer], arch: A
     etc = dest / "etc/exosphere"
     etc.mkdir(parents=True)
     (etc / "manifest.json").write_text(manifest_json)
+    # The host name has one source, the manifest (exo_init sets it; the dashboard shows it): the
+    # base's /etc/hostname is the build host's (mmdebstrap copies it), so the layer writes the
+    # manifest's over it (the systemd variant's systemd reads it too).
+    (dest / "etc/hostname").write_text(json.loads(manifest_json)["hostname"] + "\n")
     policy = dest / "usr/share/dbus-1/system.d" / DBUS_POLICY.name  # the bus policy for Core1
     policy.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(root / DBUS_POLICY, policy)
@@ -428,8 +438,8 @@ menuentry "Exosphere OS" {{
     linux /boot/vmlinuz {cmdline}
     initrd /boot/initrd.img
 }}
-menuentry "Exosphere OS (debug)" {{
-    linux /boot/vmlinuz {cmdline} exo.debug
+menuentry "Exosphere OS (debug: the kernel's messages, exo.debug)" {{
+    linux /boot/vmlinuz {cmdline} {verbose} exo.debug
     initrd /boot/initrd.img
 }}
 """
@@ -470,7 +480,7 @@ def build_iso(kernel: Path, initrd: Path, dest: Path, work: Path, *, cmdline: st
     (isoroot / "boot/grub").mkdir(parents=True)
     shutil.copy2(kernel, isoroot / "boot/vmlinuz")
     shutil.copy2(initrd, isoroot / "boot/initrd.img")
-    grub_cfg = GRUB_CFG.format(cmdline=cmdline)
+    grub_cfg = GRUB_CFG.format(cmdline=cmdline, verbose=VERBOSE_KERNEL)
     platform_dir: list[str | Path] = []
     if is_foreign(arch):
         platform_dir = ["-d", grub_efi_dir(cache_dir(), arch)]
@@ -579,7 +589,8 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool, *, 
     image = Image(kernel=kernel_base / "vmlinuz", initrd=initrd, iso=iso_path if iso else None,
                   manifest=out / "manifest.json", cmdline=cmdline, arch=arch,
                   stage1=stage1 if disk_root else None, root_disk=root_disk if disk_root else None)
-    sizes = {"kernel": image.kernel.stat().st_size, "initrd": initrd.stat().st_size}
+    sizes = {"kernel": image.kernel.stat().st_size, "base": (base / "base.cpio").stat().st_size,
+             "initrd": initrd.stat().st_size}
     if image.iso is not None:
         sizes["iso"] = image.iso.stat().st_size
     if image.stage1 is not None and image.root_disk is not None:
@@ -602,7 +613,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="the image's architecture (arm64: an extract-only bootstrap configured by the builder)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
-        die("building the image needs root (mmdebstrap, device nodes, file ownership)", hint="run it with sudo")
+        die("building the image needs root (mmdebstrap, device nodes, file ownership)",
+            hint="run it as root, or through sudo")
     try:
         build(iso=not (args.no_iso or args.systemd), disk_root=args.disk_root,
               init="systemd" if args.systemd else "exo_init", arch=args.arch)

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from qemu.arch import Arch
-from qemu.build import DISK_ROOT_CMDLINE, Image, build
+from qemu.build import DISK_ROOT_CMDLINE, VERBOSE_KERNEL, Image, build
 from qemu.util import StepFailed, cache_dir, die, log
 from qemu.vm import VMConfig, accel, forced_accel, qemu_argv, state_device
 
@@ -47,6 +47,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--forward", action="append", default=[], type=port_pair, metavar="HOST:GUEST",
                    help="forward a host TCP port (on 127.0.0.1) to a guest port")
     p.add_argument("--append", default="", help="extra kernel command line (direct boot)")
+    p.add_argument("--verbose-kernel", action="store_true",
+                   help=f"the kernel's messages on the console too (direct boot: appends {VERBOSE_KERNEL}; "
+                        "the ISO's debug entry does the same)")
     return p.parse_args(argv)
 
 
@@ -55,7 +58,8 @@ def vm_config(args: argparse.Namespace, image: Image) -> VMConfig:
     cfg = VMConfig(
         kernel=None if (args.iso or args.iso_disk) else image.kernel,
         initrd=None if (args.iso or args.iso_disk) else image.stage1 if args.disk_root else image.initrd,
-        cmdline=f"{DISK_ROOT_CMDLINE if args.disk_root else image.cmdline} {args.append}".strip(),
+        cmdline=" ".join(filter(None, (DISK_ROOT_CMDLINE if args.disk_root else image.cmdline,
+                                       VERBOSE_KERNEL if args.verbose_kernel else "", args.append))),
         root_disk=image.root_disk if args.disk_root else None,
         cdrom=image.iso if args.iso else None,
         disk=image.iso if args.iso_disk else None,
@@ -72,7 +76,7 @@ def vm_config(args: argparse.Namespace, image: Image) -> VMConfig:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if os.geteuid() != 0:
-        die("qemu/run builds the image, which needs root", hint="run it with sudo")
+        die("qemu/run builds the image, which needs root", hint="run it as root, or through sudo")
     try:
         forced_accel()  # (a bad EXO_ACCEL is said before the build, not after it)
         image = build(iso=args.iso or args.iso_disk, disk_root=args.disk_root,

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from qemu.arch import Arch, platform
-from qemu.build import DISK_ROOT_CMDLINE, KERNEL_CMDLINE, Image
+from qemu.build import DISK_ROOT_CMDLINE, KERNEL_CMDLINE, VERBOSE_KERNEL, Image
 from qemu.run import parse, vm_config
 from qemu.util import StepFailed
 from qemu.vm import OVMF_CODE, VMConfig, accel, forced_accel, kvm_works, prints_banner, qemu_argv
@@ -82,6 +82,10 @@ def test_each_flag_changes_what_it_says(image: Image, tmp_path: Path) -> None:
     _, argv = run_argv(image, "--memory", "512", "--cpus", "1", "--append", "quiet loglevel=3")
     assert option(argv, "-m") == ["512"] and option(argv, "-smp") == ["1"]
     assert option(argv, "-append") == [f"{KERNEL_CMDLINE} quiet loglevel=3"]
+    # the kernel's console is quiet by default; --verbose-kernel's loglevel comes later, so it wins
+    assert " quiet" in KERNEL_CMDLINE and VERBOSE_KERNEL not in KERNEL_CMDLINE
+    _, argv = run_argv(image, "--verbose-kernel", "--append", "exo.debug")
+    assert option(argv, "-append") == [f"{KERNEL_CMDLINE} {VERBOSE_KERNEL} exo.debug"]
     _, argv = run_argv(image, "--iso")
     assert "-kernel" not in argv and "-append" not in argv
     assert option(argv, "-drive") == [f"file={image.iso},media=cdrom,readonly=on,if=none,id=cd0"]

@@ -8,7 +8,10 @@ Checked in every document, by reading its Markdown (no rendering):
   package with __main__.py) or an installed one (`pytest`, `http.server`);
 - every relative link (`[x](docs/architecture.md#glossary)`, an image) points at a file that
   exists, and its `#anchor` at a heading of that file (GitHub's slugs);
-- README's layout table: each file or folder named in a row exists inside that row's folder.
+- README's layout table: each file or folder named in a row exists inside that row's folder;
+- README's figures table: every figure names a command a reader can run that prints figures (a
+  benchmark module, a script, or `python3 -m pytest -s` on test files that print), and the date
+  of the run (issue 24: a figure nobody can re-measure goes stale unnoticed).
 Backticked paths are relative to the repository root in every document; links are relative to
 the document, as GitHub resolves them.
 """
@@ -50,7 +53,7 @@ def repo_words(code: str, top: frozenset[str], block: bool) -> Iterator[tuple[st
     a command is the first word (after `sudo`) of a code block's line."""
     words = code.split()
     for i, raw in enumerate(words):
-        word = raw.lstrip(LEAD).rstrip(TRAIL)
+        word = raw.lstrip(LEAD).rstrip(TRAIL).split("::", 1)[0]  # (pytest's FILE::TEST names FILE)
         first = word.split("/", 1)[0]
         if first not in top or ("/" not in word and word not in top):
             continue
@@ -142,6 +145,63 @@ def layout_problems(text: str, repo: Path) -> list[str]:
     return problems
 
 
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}\b")
+
+
+def command_problem(command: str, repo: Path) -> str | None:
+    """Why `command` is not one a reader can run to get a figure, or None."""
+    words = command.split()
+    if words[:2] == ["python3", "-m"] and len(words) > 2:
+        module = words[2]
+        if not module_runs(module, repo):
+            return f"python3 -m {module}: no such module"
+        if module == "pytest":
+            files = [w for w in words[3:] if w.endswith(".py") or ".py::" in w]
+            if not ({"-s", "--collect-only"} & set(words)) or not files:
+                return "pytest without -s (or --collect-only) and a test file prints no figure"
+            if "--collect-only" in words:
+                return None  # (it prints the count of cases)
+            for f in files:
+                path = repo / f.split("::")[0]
+                if not path.is_file() or "print(" not in path.read_text():
+                    return f"{f}: not a test file that prints"
+            return None
+        source = repo.joinpath(*module.split(".")).with_suffix(".py")
+        if source.is_file() and not re.search(r"\b(print|log)\(", source.read_text()):
+            return f"python3 -m {module} prints nothing"
+        return None
+    path = repo / words[0] if words else repo
+    if words and path.is_file() and os.access(path, os.X_OK):
+        return None
+    return f"{command}: not a command in this repository"
+
+
+def figure_problems(text: str, repo: Path) -> list[str]:
+    """Each row of README's '## Figures' table: a runnable command that prints figures, and a date."""
+    section = text.split("\n## Figures\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| ---")][1:]
+    assert rows, "README has no figures table"
+    problems: list[str] = []
+    for row in rows:
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", row.strip().strip("|"))]
+        if len(cells) != 4:
+            problems.append(f"figure row {row[:60]!r}: {len(cells)} cells, not figure | value | command | measured")
+            continue
+        figure, _, command, measured = cells
+        commands = INLINE.findall(command)
+        if not commands:
+            problems.append(f"figure {figure[:60]!r}: no command")
+        problems += [f"figure {figure[:60]!r}: {why}" for c in commands
+                     if (why := command_problem(c, repo)) is not None]
+        if not DATE.match(measured):
+            problems.append(f"figure {figure[:60]!r}: no date of the run")
+    return problems
+
+
+def test_every_figure_has_a_command_and_a_date() -> None:
+    assert figure_problems((REPO / "README.md").read_text(), REPO) == []
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))
 def test_paths_exist(doc: Path) -> None:
     assert missing_paths(doc.read_text(), REPO) == []
@@ -163,8 +223,10 @@ def test_layout_table_names_exist() -> None:
 
 def test_readme_names_the_two_commands_and_the_cheap_first_step() -> None:
     first_screen = "\n".join((REPO / "README.md").read_text().splitlines()[:25])
-    for command in ("sudo qemu/run", "sudo tests/run", 'tests/run -m "not vm"'):
+    for command in ("qemu/run", "tests/run", 'tests/run -m "not vm"'):
         assert command in first_screen
+    # As written, with no sudo: they work as root on a machine without sudo (tests/test_as_root.py).
+    assert "sudo " not in "\n".join(split_code(first_screen)[0])
 
 
 # The checkers themselves, on a small repository of their own: each finds what it should.
@@ -191,6 +253,35 @@ def test_checkers_find_what_is_missing(tmp_path: Path) -> None:
                                                           "gone.md: no such file"]
     layout = "intro\n## Layout\n\n| path | what |\n| --- | --- |\n| `pkg/` | `mod.py`, `run`, `lost.py` |\n"
     assert layout_problems(layout, tmp_path) == ["layout row pkg: lost.py not found"]
+
+
+def test_figure_checker_finds_figures_without_a_command_or_a_date(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "bench.py").write_text("print(1)\n")
+    (tmp_path / "tests" / "quiet.py").write_text("x = 1\n")
+    (tmp_path / "tests" / "test_x.py").write_text("def test_x() -> None:\n    print(2)\n")
+    (tmp_path / "run").write_text("#!/bin/sh\n")
+    (tmp_path / "run").chmod(0o755)
+    table = "\n".join([
+        "intro", "## Figures", "", "| figure | value | command | measured |", "| --- | --- | --- | --- |",
+        "| good bench | 1 s | `python3 -m tests.bench 3` | 2026-12-04 (abc) |",
+        "| good test | 2 s | `python3 -m pytest -s tests/test_x.py` | 2026-12-04 |",
+        "| good script | 3 | `run` | 2026-12-04 |",
+        "| good count | 9 | `python3 -m pytest --collect-only -q tests/test_x.py -k x` | 2026-12-04 |",
+        "| no command | 4 s | measured by hand | 2026-12-04 |",
+        "| no date | 5 s | `python3 -m tests.bench` | recently |",
+        "| silent module | 6 | `python3 -m tests.quiet` | 2026-12-04 |",
+        "| pytest without -s | 7 | `python3 -m pytest tests/test_x.py` | 2026-12-04 |",
+        "| gone | 8 | `python3 -m tests.gone` | 2026-12-04 |",
+        "", "## Next", "",
+    ])
+    assert figure_problems(table, tmp_path) == [
+        "figure 'no command': no command",
+        "figure 'no date': no date of the run",
+        "figure 'silent module': python3 -m tests.quiet prints nothing",
+        "figure 'pytest without -s': pytest without -s (or --collect-only) and a test file prints no figure",
+        "figure 'gone': python3 -m tests.gone: no such module",
+    ]
 
 
 def test_slugs_follow_github() -> None:

@@ -288,6 +288,28 @@ def print_changes(result: dict[str, Any]) -> None:
         sys.stderr.write(f"exoctl: {printable(str(error))}\n")
 
 
+SHUTDOWN_TEXT = {"poweroff": "powering off: every capsule stops, then the machine powers off",
+                 "reboot": "rebooting: every capsule stops, then the machine restarts"}
+
+
+def human(result: Any) -> str:
+    """A person's reading of a result no command above formats: an accepted shutdown as a sentence,
+    a record (`info`) as one `key: value` line each, `outer.inner` for a record in it (`--json`
+    gives the API's JSON)."""
+    if isinstance(result, dict) and set(result) == {"action"} and result["action"] in SHUTDOWN_TEXT:
+        return SHUTDOWN_TEXT[result["action"]]
+    if isinstance(result, dict):
+        rows = sorted(flat(result))
+        width = max((len(k) for k, _ in rows), default=0)
+        return "\n".join(printable(f"{k + ':':<{width + 1}} {'-' if v is None else v}") for k, v in rows)
+    return printable(str(result))
+
+
+def flat(record: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    return [kv for k, v in record.items()
+            for kv in (flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [(f"{prefix}{k}", v)])]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "export-systemd":
@@ -325,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     elif isinstance(result, dict) and "state" in result:
         print(printable(f"{result['name']}: {result['state']}"))
     else:
-        print(json.dumps(result, sort_keys=True))
+        print(human(result))
     if args.command == "status" and args.name and result.get("state") not in ("ready", "starting", "exited"):
         sys.exit(EXIT_NOT_RUNNING)
     if isinstance(result, dict) and result.get("errors"):

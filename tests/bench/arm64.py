@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from qemu.arch import Arch
-from qemu.build import Image, build
+from qemu.build import VERBOSE_KERNEL, Image, build
 from qemu.vm import VMConfig
 from tests.machine import Machine, boot_times
 from tests.vm.conftest import BOOT_TIMEOUT, TEST_LAYER
@@ -26,8 +26,10 @@ from tests.vm.conftest import BOOT_TIMEOUT, TEST_LAYER
 
 def boot_once(image: Image, workdir: Path) -> tuple[float, float, float]:
     """(host: kernel's first line, host: boot complete, guest: boot complete since kernel start)."""
-    m = Machine(f"bench-{image.arch}", VMConfig(kernel=image.kernel, initrd=image.initrd, cmdline=image.cmdline,
-                                                arch=image.arch), workdir, echo=False)
+    # (the kernel's "Linux version" line is a time point: not quiet)
+    cfg = VMConfig(kernel=image.kernel, initrd=image.initrd, cmdline=f"{image.cmdline} {VERBOSE_KERNEL}",
+                   arch=image.arch)
+    m = Machine(f"bench-{image.arch}", cfg, workdir, echo=False)
     started = time.monotonic()
     with m.running():
         m.wait_for_console_text(r"Linux version", 120)

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from exo_init.pid1.manifest import load_manifest
-from qemu.build import EXO_INIT_PLANE, Image, build
+from qemu.build import EXO_INIT_PLANE, VERBOSE_KERNEL, Image, build
 from qemu.vm import VMConfig, accel
 from tests.machine import HarnessError, Machine, TestFailure, boot_times
 from tests.vm.conftest import BOOT_TIMEOUT, TEST_LAYER
@@ -77,7 +77,9 @@ def guest(m: Machine, command: str, timeout: float = 900.0) -> dict[str, Any]:
 
 def one_boot(image: Image, variant: str, common: list[str], workdir: Path, args: argparse.Namespace, *,
              scale: bool) -> Boot:
-    cmdline = f"{image.cmdline} {args.exo_append}".strip() if variant == "exo_init" else image.cmdline
+    # (the kernel's "Run ... as init process" line is a time point: not quiet, in both variants)
+    cmdline = f"{image.cmdline} {VERBOSE_KERNEL} {args.exo_append}".strip() if variant == "exo_init" \
+        else f"{image.cmdline} {VERBOSE_KERNEL}"
     m = Machine(variant, VMConfig(kernel=image.kernel, initrd=image.initrd, cmdline=cmdline), workdir,
                 global_timeout=4 * 3600, echo=False)
     with m.running():
