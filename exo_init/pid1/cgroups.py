@@ -213,8 +213,13 @@ class CgroupTree:
                         time.sleep(0.01)
 
     def populated(self, name: str) -> bool:
+        """Whether the capsule's cgroup holds processes. Found empty, its cached figures are dropped:
+        read while its processes were leaving, they would show a stopped capsule's last pids."""
         events = _read(f"{self.capsules}/{name}/cgroup.events")
-        return flat_keyed(events).get("populated", 0) == 1
+        if flat_keyed(events).get("populated", 0) == 1:
+            return True
+        self._slow.pop(name, None)
+        return False
 
     def pids(self, name: str) -> list[int]:
         return [int(p) for p in _read(self.path(name) / "cgroup.procs").split()]
