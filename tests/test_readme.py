@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from exo_init.pid1 import early
+
 REPO = Path(__file__).resolve().parent.parent
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
@@ -227,6 +229,20 @@ def test_readme_names_the_two_commands_and_the_cheap_first_step() -> None:
         assert command in first_screen
     # As written, with no sudo: they work as root on a machine without sudo (tests/test_as_root.py).
     assert "sudo " not in "\n".join(split_code(first_screen)[0])
+
+
+SYSCTL = re.compile(r"`((?:kernel|net|vm|fs|dev|user)\.[\w.]+)=([^`]+)`")
+
+
+def test_readme_lists_the_hardening_sysctls_pid1_sets() -> None:
+    """Issue 13: the kernel sysctls PID 1 sets at boot are listed in README, each with its value:
+    the paragraph names exactly early.HARDENING_SYSCTLS, no more, no fewer."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("**Kernel hardening at boot.**")
+    paragraph = text[start:text.index("\n\n", start)]
+    listed = SYSCTL.findall(paragraph)
+    assert len(listed) == len(dict(listed)), f"named twice: {listed}"
+    assert dict(listed) == {name: value for name, value, _required in early.HARDENING_SYSCTLS}
 
 
 # The checkers themselves, on a small repository of their own: each finds what it should.
