@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from exo_init.lib.errors import ApiError
+from exo_init.pid1 import runner
 from tests.exo import ExoInit, host_cgroup_parent
 
 PY = sys.executable
@@ -331,28 +332,34 @@ def test_freeze_and_thaw(exo: Any) -> None:
 def test_a_noisy_capsule_slows_itself_not_pid1(exo: Any) -> None:
     """/usr/bin/yes as a capsule (the hostile case of issue 13): PID 1 reads its output within a
     budget and stops reading beyond it, so the capsule blocks on its own pipe. PID 1 keeps
-    answering, spends little CPU, and the log grows at about the budget, not at yes's speed."""
+    answering, spends little CPU, and what it writes to the log (every byte PID 1 writes, as the
+    kernel counts them) stays within the budget, not at yes's speed: the budget is what the output
+    costs PID 1, a timestamp per line included (yes's 2-byte lines cost 13 times their size; as
+    bytes read, the budget let PID 1 write 13 MiB/s and take a whole CPU under TCG)."""
     e = exo({"noisy": {"argv": ["/usr/bin/yes"]}, "quiet": {"argv": sh("sleep 100")}})
     e.wait_state("noisy", "ready")
     pid1 = psutil.Process(e.proc.pid)
-    cpu0, t0 = pid1.cpu_times(), time.monotonic()
+    cpu0, wrote0, t0 = pid1.cpu_times(), pid1.io_counters().write_chars, time.monotonic()
     worst = 0.0
     while time.monotonic() - t0 < 6.0:
         start = time.monotonic()
         e.call("info")
         worst = max(worst, time.monotonic() - start)
         time.sleep(0.1)
-    cpu1, elapsed = pid1.cpu_times(), time.monotonic() - t0
+    cpu1, wrote, elapsed = pid1.cpu_times(), pid1.io_counters().write_chars - wrote0, time.monotonic() - t0
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed
     log_dir = Path(e.status("noisy")["log"]).parent
     written = sum(p.stat().st_size for p in log_dir.glob("noisy.log*"))
     print(f"\nnoisy capsule: worst info latency {worst * 1000:.1f} ms, PID 1 CPU {cpu * 100:.1f} %, "
-          f"log {written / 1e6:.1f} MB in {elapsed:.1f} s, throttled {e.status('noisy')['log_paused']} times")
+          f"PID 1 wrote {wrote / 2**20:.1f} MiB in {elapsed:.1f} s, log files {written / 2**20:.1f} MiB, "
+          f"throttled {e.status('noisy')['log_paused']} times")
     assert worst < 1.0
     assert cpu < 0.5, f"PID 1 used {cpu * 100:.0f} % of a CPU"
     assert e.status("noisy")["log_paused"] > 0
     assert e.status("quiet")["state"] == "ready"
-    # The budget: a burst of 4 MiB plus 1 MiB/s (rotation keeps at most 4 files of just over 1 MiB).
+    # The budget: the burst plus LOG_RATE a second; 3 MiB for the last chunk's overshoot (64 KiB of
+    # 2-byte lines: 0.8 MiB written) and everything else PID 1 wrote (answers, console lines).
+    assert wrote < runner.LOG_BURST + runner.LOG_RATE * elapsed + 3 * 2**20, f"PID 1 wrote {wrote} bytes"
     assert written < (4 + elapsed + 4) * 2**20
 
 

@@ -4,7 +4,8 @@ PID 1 does this for every capsule, so its cost is per chunk, not per line: a chu
 pipe gets the timestamp prefix on every line by one `bytes.replace` and is written with one
 `write`, and the file size is counted, not `stat`ed. The bytes are the capsule's own (not decoded:
 the readers, exo_init/lib/logfile.py, decode with replacement). How much a capsule may write per
-second is the runner's business (runner.py: a token bucket, backpressure on the capsule's pipe).
+second is the runner's business (runner.py: a token bucket, backpressure on the capsule's pipe),
+counted in what `feed` returns: the bytes written, timestamps included.
 
 Invariants: a partial line is held until its newline, or written as a line of its own once it
 exceeds MAX_LINE; the file is rotated once it exceeds MAX_BYTES (KEEP old files); `last_line`
@@ -32,21 +33,22 @@ class LogSink:
         self._fd: int | None = None
         self._size = 0
 
-    def feed(self, data: bytes) -> None:
-        """Bytes from the capsule's pipe; complete lines are written, a partial line is kept."""
+    def feed(self, data: bytes) -> int:
+        """Bytes from the capsule's pipe; complete lines are written, a partial line is kept.
+        Returns how many bytes were written (a timestamp per line: short lines cost many times
+        their size)."""
         data = self._partial + data
         cut = data.rfind(b"\n")
         if cut < 0:
             self._partial = b""
             if len(data) <= MAX_LINE:
                 self._partial = data
-                return
-            self._lines(data)
-            return
+                return 0
+            return self._lines(data)
         complete, self._partial = data[:cut], data[cut + 1:]
         if len(self._partial) > MAX_LINE:
             complete, self._partial = data, b""
-        self._lines(complete)
+        return self._lines(complete)
 
     def flush_partial(self) -> None:
         if self._partial:
@@ -57,11 +59,14 @@ class LogSink:
         """One line of exo_init's own about the capsule ("[exo_init] main process exited 0")."""
         self._lines(text.encode(errors="replace"))
 
-    def _lines(self, lines: bytes) -> None:
-        """Write `lines` (newline-separated, without the final newline), each timestamped."""
+    def _lines(self, lines: bytes) -> int:
+        """Write `lines` (newline-separated, without the final newline), each timestamped; the
+        bytes written."""
         prefix = timestamp().encode() + b" "
         self.last_line = lines[lines.rfind(b"\n") + 1:][:LAST_LINE].decode(errors="replace")
-        self._write(prefix + lines.replace(b"\n", b"\n" + prefix) + b"\n")
+        data = prefix + lines.replace(b"\n", b"\n" + prefix) + b"\n"
+        self._write(data)
+        return len(data)
 
     def _write(self, data: bytes) -> None:
         try:

@@ -75,7 +75,7 @@ EMPTY_POLL = 0.02
 EMPTY_WAIT = 10.0     # how long killed processes may take to leave the cgroup
 STOP_RESEND = 0.1     # a stop signal sent before a small init's program ran is sent again after this
 LOG_CHUNK = 65536     # one pipe read per wake-up: every capsule's pipe and the control socket get turns
-LOG_RATE = 1 << 20    # bytes per second a capsule's output may cost PID 1 (its token bucket) ...
+LOG_RATE = 1 << 20    # log bytes per second (timestamps included) a capsule's output may cost PID 1 ...
 LOG_BURST = 4 << 20   # ... after a burst of this much; beyond, PID 1 stops reading its pipe for a while
 LOG_DRAIN = 16        # reads of a pipe whose main process exited (what it wrote before it died)
 CPU_WINDOW = 0.5      # seconds: readings closer than this do not replace the CPU % (two pollers)
@@ -410,18 +410,19 @@ class CapsuleRunner:
 
     def on_log(self, fd: int) -> None:
         """The capsule's stdout/stderr is readable: one chunk per wake-up, within its budget. A
-        capsule that writes faster than LOG_RATE (after LOG_BURST) is throttled: PID 1 stops
+        capsule whose output costs more than LOG_RATE (after LOG_BURST) is throttled: PID 1 stops
         reading its pipe until the bucket refills, the pipe fills, and the capsule's own writes
-        block. A noisy capsule slows itself down, never PID 1."""
+        block. The cost is what PID 1 writes for it, a timestamp per line included (yes's 2-byte
+        lines cost 13 times what was read). A noisy capsule slows itself down, never PID 1."""
         data = self.host.read(fd, LOG_CHUNK)
         if data is None:
             return
         if not data:
             self._log_eof(fd)
             return
-        self.log.feed(data)
+        cost = max(len(data), self.log.feed(data))
         now = self.loop.now()
-        self.log_credit = min(LOG_BURST, self.log_credit + (now - self.log_credit_at) * LOG_RATE) - len(data)
+        self.log_credit = min(LOG_BURST, self.log_credit + (now - self.log_credit_at) * LOG_RATE) - cost
         self.log_credit_at = now
         if self.log_credit < 0:
             self.log_paused += 1
