@@ -25,7 +25,7 @@ import pytest
 
 from exo_init.client.control import call
 from exo_init.lib.errors import ApiError
-from exo_init.pid1 import control, early
+from exo_init.pid1 import control, early, readiness
 from tests.exo import ExoInit
 from tests.guest.hostile import parse_report
 
@@ -243,6 +243,38 @@ def test_a_connect_flood(exo: ExoInit) -> None:
         r = hostile(exo, NOBODY, "flood", "4")
         a.check(f"the attacker connected {r['connects']} times; accepted {control.ACCEPTS_PER_TURN} per loop turn")
     assert r["connects"] > 100, r
+
+
+def test_a_notify_flood(exo: ExoInit) -> None:
+    """Two senders as nobody flood the sd_notify socket (mode 0666; each message costs PID 1 a look
+    at the sender's cgroup): PID 1 reads NOTIFY_PER_TURN a turn and serves its clients between."""
+    sock = str(exo.runtime / "notify.sock")
+    with Attack("sd_notify flood, 2 senders, 4 s (nobody)", exo) as a:
+        procs = [subprocess.Popen([SYSTEM_PY, "-c", HOSTILE, sock, "notify", "4"], user=NOBODY,
+                                  stdout=subprocess.PIPE, text=True, cwd="/") for _ in range(2)]
+        out = [parse_report(p.communicate(timeout=60)[0]) for p in procs]
+        a.check(f"read {readiness.NOTIFY_PER_TURN} a turn; {sum(r['sent'] for r in out)} datagrams sent, "
+                "none from a capsule")
+    assert all(r["sent"] > 100 for r in out), out
+
+
+def test_notify_messages_are_read_in_bounded_turns(tmp_path: Path) -> None:
+    """The mechanism: one wake-up reads at most `limit` messages (NOTIFY_PER_TURN in PID 1), in
+    order; the rest are read on the next ones (the loop's selector is level-triggered). (The
+    kernel queues only net.unix.max_dgram_qlen datagrams, 10 by default: the flood above is
+    senders refilling the queue while PID 1 reads it, which a bound per turn is what stops.)"""
+    path = tmp_path / "notify.sock"
+    notify = readiness.NotifySocket(path)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK) as sender:
+            for i in range(8):
+                sender.sendto(f"STATUS={i}".encode(), str(path))
+        turns = [notify.receive(limit=3) for _ in range(4)]
+    finally:
+        notify.close()
+    assert [len(turn) for turn in turns] == [3, 3, 2, 0]
+    assert [fields["STATUS"] for turn in turns for _pid, _uid, fields in turn] == [str(i) for i in range(8)]
+    assert {pid for turn in turns for pid, _uid, _fields in turn} == {os.getpid()}
 
 
 def test_out_of_file_descriptors_pauses_accepting(exo: ExoInit) -> None:

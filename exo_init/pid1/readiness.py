@@ -15,6 +15,9 @@ CLONE_NEWNET = 0x40000000
 SCM_CREDENTIALS = 2
 SO_PASSCRED = 16
 _UCRED = struct.Struct("iII")
+# Messages read per wake-up, then back to the loop: the socket is 0666, and senders flooding it
+# (each message costs PID 1 a look at the sender's cgroup) must not keep PID 1 in this loop.
+NOTIFY_PER_TURN = 64
 
 
 class NotifySocket:
@@ -36,10 +39,11 @@ class NotifySocket:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def receive(self) -> list[tuple[int, int, dict[str, str]]]:
-        """Drain pending messages: [(sender pid, sender uid, {"READY": "1", ...})]."""
+    def receive(self, limit: int = NOTIFY_PER_TURN) -> list[tuple[int, int, dict[str, str]]]:
+        """Pending messages, at most `limit` (the rest wake the loop again):
+        [(sender pid, sender uid, {"READY": "1", ...})]."""
         out: list[tuple[int, int, dict[str, str]]] = []
-        while True:
+        while len(out) < limit:
             try:
                 data, ancdata, _flags, _addr = self.sock.recvmsg(4096, socket.CMSG_SPACE(_UCRED.size))
             except BlockingIOError:
@@ -54,6 +58,7 @@ class NotifySocket:
                 if sep:
                     fields[key.strip()] = value
             out.append((pid, uid, fields))
+        return out
 
     def close(self) -> None:
         self.sock.close()

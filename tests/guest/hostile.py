@@ -8,6 +8,7 @@ any user or from inside a capsule granted `control`; it prints one JSON line of 
     hostile.py SOCKET bad N                  N requests of each bad kind; the answers' error names
     hostile.py SOCKET extra                  a ping followed by more requests on one connection
     hostile.py SOCKET flood SECONDS          connect and close as fast as possible
+    hostile.py NOTIFY notify SECONDS         send sd_notify datagrams to NOTIFY as fast as possible
     hostile.py SOCKET latency SECONDS        `info` every 50 ms; the worst and median round trip
                                              (SIGTERM ends it sooner)
     hostile.py @FILE                         the arguments above from FILE, a JSON list, once it
@@ -276,6 +277,18 @@ def main(argv: list[str]) -> dict[str, object]:
             except OSError as e:
                 errors[errno.errorcode.get(e.errno or 0, str(e))] += 1
         return {"mode": mode, "connects": count, "errors": dict(errors)}
+    if mode == "notify":
+        sent, errors = 0, Counter[str]()
+        end = time.monotonic() + float(args[0])
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as d:
+            d.settimeout(1.0)
+            while time.monotonic() < end:
+                try:
+                    d.sendto(b"STATUS=flood\nWATCHDOG=1\nREADY=1", path)
+                    sent += 1
+                except OSError as e:
+                    errors[errno.errorcode.get(e.errno or 0, str(e))] += 1
+        return {"mode": mode, "sent": sent, "errors": dict(errors)}
     if mode == "latency":
         return latency(path, float(args[0]))
     raise SystemExit(f"hostile.py: unknown mode {mode!r}")

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from exo_init.pid1 import cgroups, control, early, runner
+from exo_init.pid1 import cgroups, control, early, readiness, runner
 from tests.guest.hostile import STARTED, parse_report
 from tests.machine import Machine
 from tests.test_scope import ESCAPE_EXPECTED
@@ -38,6 +38,7 @@ from tests.vm.test_power import assert_clean_end
 
 HOSTILE = "/usr/lib/exosphere/test/hostile.py"
 SOCK = "/run/exosphere/control.sock"
+NOTIFY_SOCK = "/run/exosphere/notify.sock"
 ROOT_SOCK = "/run/exosphere/control.root.sock"  # what root's clients (exoctl) connect to
 USER = "setpriv --reuid=65000 --regid=65000 --clear-groups"
 RSS_BOUND_KIB = 64 * 1024
@@ -226,6 +227,18 @@ def test_bytes_after_a_request(vm: Machine) -> None:
 def test_a_connect_flood(vm: Machine) -> None:
     r, t = from_capsule(vm, "connect/close flood, 5 s (capsule)", "flood", "5")
     t.row(f"the attacker connected {r['connects']} times ({r['errors'] or 'no errors'})")
+
+
+def test_a_notify_flood(vm: Machine) -> None:
+    """The sd_notify socket is 0666 too: two senders as uid 65000 flood it; PID 1 reads
+    NOTIFY_PER_TURN messages a turn and answers its clients between."""
+    cmd = f"{USER} python3 {HOSTILE} {NOTIFY_SOCK} notify 5"
+    with Measured(vm, "sd_notify flood, 2 senders, 5 s (uid 65000)") as t:
+        out = vm.succeed(f"{cmd} > /tmp/notify1.out & {cmd} > /tmp/notify2.out; wait; "
+                         "cat /tmp/notify1.out /tmp/notify2.out", 90)
+    sent = [json.loads(line.split("HOSTILE ", 1)[1])["sent"] for line in out.splitlines() if "HOSTILE " in line]
+    t.row(f"read {readiness.NOTIFY_PER_TURN} a turn; {sum(sent)} datagrams sent by {len(sent)} senders")
+    assert len(sent) == 2 and all(n > 0 for n in sent), out
 
 
 def test_a_noisy_capsule(vm: Machine) -> None:
