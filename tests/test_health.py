@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from exo_init.pid1.manifest import FieldError, HealthAction, HealthKind, parse_capsule
+from exo_init.system import dashboard as dash
 from tests.exo import REPO, ExoInit, manifest_json
+from tests.pixels import SYSTEM_PY
 
 PY = sys.executable
 
@@ -171,9 +173,11 @@ def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
         local = {"argv": ["/bin/sleep", "100"],
                  "health": {"kind": "file", "path": str(up), "interval": 0.2, "threshold": 2, "action": "log"}}
         manifest = tmp_path / "with-sentry.json"
-        manifest.write_text(manifest_json({"sentry": sentry_capsule(e, link), "web": web, "local": local}))
+        network = {"argv": ["/bin/sleep", "100"]}  # (stands for the capsule that writes the link report)
+        manifest.write_text(manifest_json({"sentry": sentry_capsule(e, link), "web": web, "local": local,
+                                           "network": network}))
         e.call("switch", target=str(manifest), **{"try": False})
-        for name in ("sentry", "web", "local"):
+        for name in ("sentry", "web", "local", "network"):
             e.wait_state(name, "ready")
         e.wait_for(lambda: (e.status("web")["health"] or {}).get("state") == "ok", 30, "web ok")
         # The partition: the link report goes offline, and the upstream the check needs is gone.
@@ -186,6 +190,12 @@ def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
         shown = subprocess.run([PY, "-m", "exo_init.client.exoctl", "--socket", str(e.runtime / "control.sock"),
                                 "status"], capture_output=True, text=True, timeout=30, cwd=REPO, check=True).stdout
         assert "degraded: network partition" in next(line for line in shown.splitlines() if line.startswith("web"))
+        # The partition itself: the network capsule is degraded with the link's reason, and the
+        # dashboard's banner names it and the capsules it degraded, whichever rows are on screen.
+        e.wait_for(lambda: e.status("network")["degraded"] == "network partition: test link", 30, "network degraded")
+        snap = dash.collect(e.runtime / "control.sock", names=["local"])
+        assert snap.degraded == (("network", "network partition: test link"), ("web", "network partition")), snap
+        assert dash.banner_text(snap) == "degraded: network (network partition: test link), web (network partition)"
         records = e.call("events")
         partition = [r for r in records if r.get("anomaly") == "network-partition"]
         assert partition and partition[0]["kind"] == "anomaly" and partition[0]["interface"] == "eth0", records
@@ -197,6 +207,9 @@ def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
         e.wait_for(lambda: any(r.get("anomaly") == "network-partition" and r["kind"] == "recovered"
                                for r in e.call("events")), 30, "the partition's end recorded")
         assert e.status("web")["restarts"] == 0
+        e.wait_for(lambda: e.status("network")["degraded"] == "", 30, "network no longer degraded")
+        snap = dash.collect(e.runtime / "control.sock", names=["local"])
+        assert snap.degraded == () and dash.banner_text(snap) == "", snap
     finally:
         e.close()
 
@@ -226,3 +239,32 @@ def test_exec_check_of_an_isolated_capsule_runs_in_its_world(tmp_path: Path) -> 
     finally:
         e.close()
         marker.unlink()
+
+
+BANNER_PROBE = """
+import json, sys
+import cairo
+from exo_init.system import dashboard as dash
+out = []
+for degraded in ((), (("network", "network partition: link down"), ("uplink", "network partition"))):
+    surface = cairo.ImageSurface(cairo.FORMAT_RGB24, 1024, 768)
+    dash.render(cairo.Context(surface), dash.Snapshot("test", 1, (), (), 0.0, degraded=degraded), dash.History(),
+                1024, 768, 1 << 30)
+    surface.flush()
+    data, stride = surface.get_data(), surface.get_stride()
+    x, y = dash.BANNER[0] + 2, dash.BANNER[1] + 2
+    b, g, r = data[y * stride + 4 * x: y * stride + 4 * x + 3]
+    out.append([r, g, b])
+print(json.dumps(out))
+"""
+
+
+def test_the_dashboard_banner_shows_a_partition() -> None:
+    """Drawn by the system's Python (python3-cairo, as the dashboard capsule runs it): the header
+    has the warning banner while a capsule is degraded, and only then."""
+    if subprocess.run([SYSTEM_PY, "-c", "import cairo"], capture_output=True, check=False).returncode != 0:
+        pytest.fail(f"{SYSTEM_PY} with python3-cairo is needed (qemu/setup-host installs it)")
+    proc = subprocess.run([SYSTEM_PY, "-c", BANNER_PROBE], capture_output=True, text=True, timeout=60, check=True,
+                          env={"PYTHONPATH": str(REPO)})
+    quiet, partitioned = (tuple(c) for c in json.loads(proc.stdout))
+    assert quiet == dash.HEADER and partitioned == dash.WARNING, (quiet, partitioned)

@@ -15,6 +15,8 @@ Policy:
   depends on the network (`health.network`) is marked degraded (the `degrade` operation: shown by
   `exoctl status` and the dashboard) and NOT acted on: restarting services because the cable is
   out only makes a restart storm. The partition is one `network-partition` record, its end another;
+  the network capsule itself is marked degraded while it lasts (with the link's reason: what
+  `exoctl status` and the dashboard's banner show);
 - a degraded capsule whose check passes again is cleared; one still failing `grace` seconds after
   the partition ended is acted on as usual (the network came back; it did not).
 """
@@ -30,6 +32,7 @@ from typing import Any
 
 from exo_init.system.network import LINK_STATE
 
+NETWORK = "network"  # the capsule that writes LINK_STATE (exo_init/system/network.py)
 Record = Callable[..., None]
 Act = Callable[[str, str, dict[str, Any], str], None]  # (capsule, anomaly, detail, action)
 Degrade = Callable[[str, str], None]                    # (capsule, reason or "")
@@ -111,14 +114,16 @@ class Liveness:
         now = time.monotonic()
         if not link.online and self.partition_since is None:
             self.partition_since = now
-            self.record(kind="anomaly", anomaly="network-partition", capsule="network", action="degrade",
+            self.record(kind="anomaly", anomaly="network-partition", capsule=NETWORK, action="degrade",
                         interface=link.interface, reason=link.reason)
+            self.degrade(NETWORK, f"network partition: {link.reason or 'offline'}")
             for name, event in self.failing.items():
                 if event.get("network"):
                     self._mark_degraded(name, event)
         elif link.online and self.partition_since is not None:
-            self.record(kind="recovered", anomaly="network-partition", capsule="network", interface=link.interface,
+            self.record(kind="recovered", anomaly="network-partition", capsule=NETWORK, interface=link.interface,
                         reason=link.reason, duration=round(now - self.partition_since, 3))
+            self.degrade(NETWORK, "")
             self.partition_since = None
             self.healed_at = now
 

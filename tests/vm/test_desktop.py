@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from exo_init.system import dashboard as dash
 from exo_init.system.nexquelium.compositor import BAR, BAR_H, TAB, TAB_ACTIVE, TAB_W
-from tests.machine import Machine, TestFailure
-from tests.pixels import Picture, classify, close, load_png
+from tests.machine import Machine
+from tests.pixels import Picture, classify, close, screen, wait_for_screen
 from tests.vm.conftest import MachineFactory
 
 MAGENTA = (0xE0, 0x40, 0xE0)  # tests/guest/viewer.py's default colour
@@ -33,21 +32,6 @@ def desk(make_module_machine: MachineFactory) -> Machine:
     m = make_module_machine("desktop", extra=DEVICES)
     m.wait_for_capsule("dashboard", "ready", 120)
     return m
-
-
-def screen(m: Machine, dest: Path) -> Picture:
-    return load_png(m.screendump(dest))
-
-
-def wait_for_screen(m: Machine, dest: Path, check: Callable[[Picture], bool], timeout: float, what: str) -> Picture:
-    end = time.monotonic() + timeout
-    while True:
-        pic = screen(m, dest)
-        if check(pic):
-            return pic
-        if time.monotonic() > end:
-            raise TestFailure(f"{what}: not on screen within {timeout:g} s (last screendump {dest})")
-        m.execute("sleep 0.5")  # pace the screendumps on the guest's clock (bounded)
 
 
 def keys(m: Machine, *qcodes: str) -> None:
