@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from exo_init.pid1.manifest import FieldError, HealthAction, HealthKind, parse_capsule
 from exo_init.system import dashboard as dash
-from tests.exo import REPO, ExoInit, manifest_json
+from tests.exo import REPO, ExoInit, host_cgroup_parent, manifest_json
 from tests.pixels import SYSTEM_PY
 
 PY = sys.executable
@@ -268,3 +269,125 @@ def test_the_dashboard_banner_shows_a_partition() -> None:
                           env={"PYTHONPATH": str(REPO)})
     quiet, partitioned = (tuple(c) for c in json.loads(proc.stdout))
     assert quiet == dash.HEADER and partitioned == dash.WARNING, (quiet, partitioned)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+LISTEN = ("import os, socket, time\n"
+          "s = socket.socket(); s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen()\n"
+          "time.sleep(1000)\n")
+
+
+def test_tcp_check_reports_failing_and_ok(tmp_path: Path) -> None:
+    """An unconfined capsule's tcp check connects in the host's network: a listener of the test's
+    own makes it pass; closed (refused), the check fails after `threshold` tries; back, it passes."""
+    port = free_port()
+    listener = socket.create_server(("127.0.0.1", port))
+    e = ExoInit(tmp_path / "exo", {"capsules": {
+        "served": {"argv": ["/bin/sleep", "100"],
+                   "health": {"kind": "tcp", "port": port, "interval": 0.2, "threshold": 2}}}}, cgroups=False)
+    try:
+        e.wait_state("served", "ready")
+        e.wait_for(lambda: (e.status("served")["health"] or {}).get("state") == "ok", 10, "served ok")
+        listener.close()
+        e.wait_for(lambda: health_events(e, "served"), 10, "served failing")
+        failing = health_events(e, "served")[0]
+        assert failing["health"] == "failing" and failing["failures"] == 2, failing
+        assert failing["detail"] == f"127.0.0.1:{port} refused", failing
+        listener = socket.create_server(("127.0.0.1", port))
+        e.wait_for(lambda: len(health_events(e, "served")) == 2, 10, "served ok again")
+        assert health_events(e, "served")[1]["health"] == "ok"
+    finally:
+        listener.close()
+        e.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and mounts need root")
+def test_tcp_check_of_an_isolated_capsule_connects_in_its_network(tmp_path: Path) -> None:
+    """An isolated capsule listens on 127.0.0.1 in its own network namespace, where nothing of the
+    host's reaches: its check passes only because it connects there (the host has no listener on
+    that port: the same check from the host is refused)."""
+    port = free_port()
+    e = ExoInit(tmp_path / "exo", {"capsules": {
+        "inside": {"argv": [SYSTEM_PY, "-c", LISTEN], "env": {"PORT": str(port)}, "capabilities": {},
+                   "health": {"kind": "tcp", "port": port, "interval": 0.3, "threshold": 1}}}})
+    try:
+        e.wait_state("inside", "ready")
+        e.wait_for(lambda: (e.status("inside")["health"] or {}).get("checks", 0) >= 8, 20, "eight checks of inside")
+        assert e.status("inside")["health"]["state"] == "ok" and health_events(e, "inside") == [], e.status("inside")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        e.close()
+
+
+@pytest.mark.skipif(host_cgroup_parent() is None, reason="this host has no writable cgroup2 hierarchy (freeze)")
+def test_sentry_applies_each_health_action(tmp_path: Path) -> None:
+    """The manifest's `health.action`, carried out by the real Sentry on a real exo_init: log
+    (recorded, nothing done), freeze (the cgroup frozen), kill (stopped); restart and rollback have
+    tests of their own."""
+    flag = tmp_path / "alive"
+    flag.write_text("")
+    e = ExoInit(tmp_path / "exo", {"capsules": {"base": {"argv": ["/bin/sleep", "100"]}}})
+    try:
+        def checked(action: str) -> dict[str, Any]:
+            return {"argv": ["/bin/sh", "-c", "exec sleep 100"],
+                    "health": {"kind": "file", "path": str(flag), "interval": 0.2, "threshold": 2, "action": action}}
+
+        manifest = tmp_path / "with-sentry.json"
+        manifest.write_text(manifest_json({"sentry": sentry_capsule(e, tmp_path / "link.json"),
+                                           "logged": checked("log"), "frozen": checked("freeze"),
+                                           "killed": checked("kill")}))
+        e.call("switch", target=str(manifest), **{"try": False})
+        for name in ("sentry", "logged", "frozen", "killed"):
+            e.wait_state(name, "ready")
+        e.wait_for(lambda: all((e.status(n)["health"] or {}).get("state") == "ok" for n in ("logged", "frozen",
+                                                                                              "killed")), 30, "ok")
+        flag.unlink()
+
+        def records(name: str) -> list[dict[str, Any]]:
+            return [r for r in e.call("events") if r.get("capsule") == name and r.get("source") == "sentry"]
+
+        e.wait_for(lambda: all(records(n) for n in ("logged", "frozen", "killed")), 20, "the Sentry's records")
+        e.wait_for(lambda: e.status("frozen")["cgroup"]["frozen"], 10, "frozen's cgroup frozen")
+        e.wait_for(lambda: e.status("killed")["state"] == "stopped" and e.status("killed")["wanted"] is False, 20,
+                   "killed stopped")
+        for name, action in (("logged", "log"), ("frozen", "freeze"), ("killed", "kill")):
+            anomaly = next(r for r in records(name) if r["kind"] == "anomaly")
+            assert anomaly["anomaly"] == "unhealthy" and anomaly["action"] == action, anomaly
+        assert [r["kind"] for r in records("logged")] == ["anomaly"], "log: recorded, nothing done"
+        assert e.status("logged")["state"] == "ready" and not e.status("logged")["cgroup"]["frozen"]
+        assert next(r for r in records("frozen") if r["kind"] == "action")["ok"] is True
+    finally:
+        e.close()
+
+
+def test_sentry_rolls_back_a_generation_whose_capsule_fails_its_check(tmp_path: Path) -> None:
+    """`health.action` rollback: generation 3 adds a capsule whose check never passes; the Sentry
+    goes back to generation 2 (where that capsule does not exist)."""
+    e = ExoInit(tmp_path / "exo", {"capsules": {"base": {"argv": ["/bin/sleep", "100"]}}}, cgroups=False)
+    try:
+        sentry = sentry_capsule(e, tmp_path / "link.json")
+        two = tmp_path / "two.json"
+        two.write_text(manifest_json({"base": {"argv": ["/bin/sleep", "100"]}, "sentry": sentry}))
+        e.call("switch", target=str(two), **{"try": False})
+        e.wait_state("sentry", "ready")
+        three = tmp_path / "three.json"
+        three.write_text(manifest_json({
+            "base": {"argv": ["/bin/sleep", "100"]}, "sentry": sentry,
+            "broken": {"argv": ["/bin/sleep", "100"],
+                       "health": {"kind": "file", "path": str(tmp_path / "never"), "interval": 0.2, "threshold": 2,
+                                  "action": "rollback"}}}))
+        assert e.call("switch", target=str(three), **{"try": False})["generation"] == 3
+        e.wait_for(lambda: e.call("generations")["current"] == 2, 30, "the Sentry's rollback to generation 2")
+        e.wait_for(lambda: "broken" not in [s["name"] for s in e.call("status")], 10, "broken removed")
+        e.wait_for(lambda: any(r["kind"] == "action" for r in e.call("events")), 10, "the Sentry's action record")
+        action = [r for r in e.call("events") if r["kind"] == "action"][-1]
+        assert action["action"] == "rollback" and action["capsule"] == "broken" and action["anomaly"] == "unhealthy"
+        assert action["ok"] is True, action
+    finally:
+        e.close()
