@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -389,5 +390,48 @@ def test_sentry_rolls_back_a_generation_whose_capsule_fails_its_check(tmp_path: 
         action = [r for r in e.call("events") if r["kind"] == "action"][-1]
         assert action["action"] == "rollback" and action["capsule"] == "broken" and action["anomaly"] == "unhealthy"
         assert action["ok"] is True, action
+    finally:
+        e.close()
+
+
+def test_a_sentry_restarted_during_a_partition_clears_its_predecessors_marks(tmp_path: Path) -> None:
+    """The Sentry dies during a partition (its crash costs only its own restart): the new one
+    adopts the degraded marks PID 1 still holds, and clears them when the partition ends; else
+    `web` and `network` stayed degraded for good (no health event says anything new to it)."""
+    link = tmp_path / "link.json"
+    up = tmp_path / "upstream"
+    up.write_text("")
+
+    def report(online: bool) -> None:
+        tmp = link.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"online": online, "interface": "eth0", "reason": "test link"}))
+        tmp.replace(link)
+
+    report(True)
+    e = ExoInit(tmp_path / "exo", {"capsules": {"base": {"argv": ["/bin/sleep", "100"]}}}, cgroups=False)
+    try:
+        web = {"argv": ["/bin/sleep", "100"],
+               "health": {"kind": "file", "path": str(up), "interval": 0.2, "threshold": 2, "action": "restart",
+                          "network": True}}
+        manifest = tmp_path / "with-sentry.json"
+        manifest.write_text(manifest_json({"sentry": sentry_capsule(e, link), "web": web,
+                                           "network": {"argv": ["/bin/sleep", "100"]}}))
+        e.call("switch", target=str(manifest), **{"try": False})
+        for name in ("sentry", "web", "network"):
+            e.wait_state(name, "ready")
+        e.wait_for(lambda: (e.status("web")["health"] or {}).get("state") == "ok", 30, "web ok")
+        report(False)
+        up.unlink()
+        e.wait_for(lambda: e.status("web")["degraded"] == "network partition", 30, "web degraded")
+        e.wait_for(lambda: e.status("network")["degraded"] != "", 30, "network degraded")
+        first = e.status("sentry")["pid"]
+        os.kill(first, signal.SIGKILL)
+        e.wait_for(lambda: e.status("sentry")["state"] == "ready" and e.status("sentry")["pid"] != first, 30,
+                   "the Sentry restarted")
+        report(True)
+        up.write_text("")
+        e.wait_for(lambda: e.status("web")["degraded"] == "" and e.status("network")["degraded"] == "", 30,
+                   "the marks cleared by the new Sentry")
+        assert e.status("web")["restarts"] == 0
     finally:
         e.close()

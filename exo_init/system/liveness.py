@@ -18,7 +18,10 @@ Policy:
   the network capsule itself is marked degraded while it lasts (with the link's reason: what
   `exoctl status` and the dashboard's banner show);
 - a degraded capsule whose check passes again is cleared; one still failing `grace` seconds after
-  the partition ended is acted on as usual (the network came back; it did not).
+  the partition ended is acted on as usual (the network came back; it did not);
+- a Sentry restarted during a partition adopts the marks its predecessor left (`adopt`, from PID
+  1's info): they are cleared when the partition it then sees ends, or `grace` seconds after its
+  first look if the link is already back (no health event would come to clear them).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Liveness:
         self.degraded: set[str] = set()
         self.partition_since: float | None = None     # monotonic, while partitioned
         self.healed_at: float | None = None           # monotonic, when the last partition ended
+        self.adopted = False                          # marks of an earlier Sentry's, not seen to end yet
 
     @property
     def partitioned(self) -> bool:
@@ -94,6 +98,14 @@ class Liveness:
                 return
         self._act(name, event)
 
+    def adopt(self, marks: dict[str, str]) -> None:
+        """Degraded marks found at start (PID 1's info): a partition's are ours to clear."""
+        for name, reason in marks.items():
+            if name == NETWORK or reason == "network partition":
+                self.adopted = True
+                if name != NETWORK:
+                    self.degraded.add(name)
+
     def _act(self, name: str, event: dict[str, Any]) -> None:
         self.act(name, "unhealthy", {"failures": event.get("failures"), "detail": event.get("detail", "")},
                  str(event.get("action", "log")))
@@ -113,7 +125,7 @@ class Liveness:
             return
         now = time.monotonic()
         if not link.online and self.partition_since is None:
-            self.partition_since = now
+            self.partition_since, self.adopted = now, False
             self.record(kind="anomaly", anomaly="network-partition", capsule=NETWORK, action="degrade",
                         interface=link.interface, reason=link.reason)
             self.degrade(NETWORK, f"network partition: {link.reason or 'offline'}")
@@ -125,6 +137,10 @@ class Liveness:
                         reason=link.reason, duration=round(now - self.partition_since, 3))
             self.degrade(NETWORK, "")
             self.partition_since = None
+            self.healed_at = now
+        elif link.online and self.adopted:  # the partition an earlier Sentry saw ended while none looked
+            self.adopted = False
+            self.degrade(NETWORK, "")
             self.healed_at = now
 
     def tick(self) -> None:
