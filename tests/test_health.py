@@ -129,6 +129,20 @@ def sentry_capsule(e: ExoInit, link: Path) -> dict[str, Any]:
             "readiness": {"kind": "notify"}, "restart": {"policy": "always"}}
 
 
+def report_link(link: Path, online: bool) -> None:
+    """Write the network capsule's link report as exo_init/system/network.py does (atomically)."""
+    tmp = link.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"online": online, "interface": "eth0", "reason": "test link"}))
+    tmp.replace(link)
+
+
+def file_checked(path: Path, action: str, network: bool = False) -> dict[str, Any]:
+    """A sleeper whose check is that `path` exists (every 0.2 s, failing after 2)."""
+    return {"argv": ["/bin/sleep", "100"],
+            "health": {"kind": "file", "path": str(path), "interval": 0.2, "threshold": 2, "action": action,
+                       "network": network}}
+
+
 def test_sentry_restarts_a_failing_capsule_by_its_manifest(tmp_path: Path) -> None:
     flag = tmp_path / "alive"
     e = ExoInit(tmp_path / "exo", {"capsules": {"base": {"argv": ["/bin/sleep", "100"]}}}, cgroups=False)
@@ -157,23 +171,18 @@ def test_sentry_restarts_a_failing_capsule_by_its_manifest(tmp_path: Path) -> No
 
 
 def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
+    """A partition: the network capsule and the capsules whose check needs the network are marked
+    degraded (shown by exoctl and the dashboard's data), not restarted; the marks go when it ends,
+    also when the Sentry itself died during it."""
     link = tmp_path / "link.json"
     up = tmp_path / "upstream"
     up.write_text("")
 
-    def report(online: bool) -> None:
-        tmp = link.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"online": online, "interface": "eth0", "reason": "test link"}))
-        tmp.replace(link)
-
-    report(True)
+    report_link(link, True)
     e = ExoInit(tmp_path / "exo", {"capsules": {"base": {"argv": ["/bin/sleep", "100"]}}}, cgroups=False)
     try:
-        web = {"argv": ["/bin/sleep", "100"],
-               "health": {"kind": "file", "path": str(up), "interval": 0.2, "threshold": 2, "action": "restart",
-                          "network": True}}
-        local = {"argv": ["/bin/sleep", "100"],
-                 "health": {"kind": "file", "path": str(up), "interval": 0.2, "threshold": 2, "action": "log"}}
+        web = file_checked(up, "restart", network=True)
+        local = file_checked(up, "log")
         manifest = tmp_path / "with-sentry.json"
         network = {"argv": ["/bin/sleep", "100"]}  # (stands for the capsule that writes the link report)
         manifest.write_text(manifest_json({"sentry": sentry_capsule(e, link), "web": web, "local": local,
@@ -183,7 +192,7 @@ def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
             e.wait_state(name, "ready")
         e.wait_for(lambda: (e.status("web")["health"] or {}).get("state") == "ok", 30, "web ok")
         # The partition: the link report goes offline, and the upstream the check needs is gone.
-        report(False)
+        report_link(link, False)
         up.unlink()
         e.wait_for(lambda: e.status("web")["degraded"] == "network partition", 30, "web degraded")
         time.sleep(1.0)  # (the Sentry samples every 0.2 s: several chances to restart web, which it must not)
@@ -203,7 +212,7 @@ def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
         assert partition and partition[0]["kind"] == "anomaly" and partition[0]["interface"] == "eth0", records
         assert not any(r.get("kind") == "action" and r.get("capsule") == "web" for r in records), records
         # The link returns, the check passes: recovered with no action taken.
-        report(True)
+        report_link(link, True)
         up.write_text("")
         e.wait_for(lambda: e.status("web")["degraded"] == "", 30, "web no longer degraded")
         e.wait_for(lambda: any(r.get("anomaly") == "network-partition" and r["kind"] == "recovered"
@@ -212,6 +221,22 @@ def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
         e.wait_for(lambda: e.status("network")["degraded"] == "", 30, "network no longer degraded")
         snap = dash.collect(e.runtime / "control.sock", names=["local"])
         assert snap.degraded == () and dash.banner_text(snap) == "", snap
+        # Another partition, and the Sentry dies in it (its crash costs only its own restart): the
+        # new one adopts the marks PID 1 still holds and clears them when the partition ends (no
+        # health event would tell it anything new of them).
+        report_link(link, False)
+        up.unlink()
+        e.wait_for(lambda: e.status("web")["degraded"] != "" and e.status("network")["degraded"] != "", 30,
+                   "degraded again")
+        first = e.status("sentry")["pid"]
+        os.kill(first, signal.SIGKILL)
+        e.wait_for(lambda: e.status("sentry")["state"] == "ready" and e.status("sentry")["pid"] != first, 30,
+                   "the Sentry restarted")
+        report_link(link, True)
+        up.write_text("")
+        e.wait_for(lambda: e.status("web")["degraded"] == "" and e.status("network")["degraded"] == "", 30,
+                   "the marks cleared by the new Sentry")
+        assert e.status("web")["restarts"] == 0
     finally:
         e.close()
 
@@ -335,14 +360,11 @@ def test_sentry_applies_each_health_action(tmp_path: Path) -> None:
     flag.write_text("")
     e = ExoInit(tmp_path / "exo", {"capsules": {"base": {"argv": ["/bin/sleep", "100"]}}})
     try:
-        def checked(action: str) -> dict[str, Any]:
-            return {"argv": ["/bin/sh", "-c", "exec sleep 100"],
-                    "health": {"kind": "file", "path": str(flag), "interval": 0.2, "threshold": 2, "action": action}}
-
         manifest = tmp_path / "with-sentry.json"
         manifest.write_text(manifest_json({"sentry": sentry_capsule(e, tmp_path / "link.json"),
-                                           "logged": checked("log"), "frozen": checked("freeze"),
-                                           "killed": checked("kill")}))
+                                           "logged": file_checked(flag, "log"),
+                                           "frozen": file_checked(flag, "freeze"),
+                                           "killed": file_checked(flag, "kill")}))
         e.call("switch", target=str(manifest), **{"try": False})
         for name in ("sentry", "logged", "frozen", "killed"):
             e.wait_state(name, "ready")
@@ -393,45 +415,3 @@ def test_sentry_rolls_back_a_generation_whose_capsule_fails_its_check(tmp_path: 
     finally:
         e.close()
 
-
-def test_a_sentry_restarted_during_a_partition_clears_its_predecessors_marks(tmp_path: Path) -> None:
-    """The Sentry dies during a partition (its crash costs only its own restart): the new one
-    adopts the degraded marks PID 1 still holds, and clears them when the partition ends; else
-    `web` and `network` stayed degraded for good (no health event says anything new to it)."""
-    link = tmp_path / "link.json"
-    up = tmp_path / "upstream"
-    up.write_text("")
-
-    def report(online: bool) -> None:
-        tmp = link.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"online": online, "interface": "eth0", "reason": "test link"}))
-        tmp.replace(link)
-
-    report(True)
-    e = ExoInit(tmp_path / "exo", {"capsules": {"base": {"argv": ["/bin/sleep", "100"]}}}, cgroups=False)
-    try:
-        web = {"argv": ["/bin/sleep", "100"],
-               "health": {"kind": "file", "path": str(up), "interval": 0.2, "threshold": 2, "action": "restart",
-                          "network": True}}
-        manifest = tmp_path / "with-sentry.json"
-        manifest.write_text(manifest_json({"sentry": sentry_capsule(e, link), "web": web,
-                                           "network": {"argv": ["/bin/sleep", "100"]}}))
-        e.call("switch", target=str(manifest), **{"try": False})
-        for name in ("sentry", "web", "network"):
-            e.wait_state(name, "ready")
-        e.wait_for(lambda: (e.status("web")["health"] or {}).get("state") == "ok", 30, "web ok")
-        report(False)
-        up.unlink()
-        e.wait_for(lambda: e.status("web")["degraded"] == "network partition", 30, "web degraded")
-        e.wait_for(lambda: e.status("network")["degraded"] != "", 30, "network degraded")
-        first = e.status("sentry")["pid"]
-        os.kill(first, signal.SIGKILL)
-        e.wait_for(lambda: e.status("sentry")["state"] == "ready" and e.status("sentry")["pid"] != first, 30,
-                   "the Sentry restarted")
-        report(True)
-        up.write_text("")
-        e.wait_for(lambda: e.status("web")["degraded"] == "" and e.status("network")["degraded"] == "", 30,
-                   "the marks cleared by the new Sentry")
-        assert e.status("web")["restarts"] == 0
-    finally:
-        e.close()
