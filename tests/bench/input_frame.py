@@ -38,7 +38,7 @@ from tests.vm.conftest import BOOT_TIMEOUT, TEST_LAYER
 
 PACE = 1.0  # seconds (guest clock) between presses
 INPUT_DEVICES = ("-device", "virtio-tablet-pci", "-device", "virtio-keyboard-pci")
-FIGURE = re.compile(r"(\S+) (\d+)/(\d+) ms x(\d+)")
+FIGURE = re.compile(r"(.+) (\d+)/(\d+) ms x(\d+)")
 
 
 def parse_figures(status: str) -> dict[str, tuple[int, int, int]]:

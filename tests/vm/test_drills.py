@@ -107,6 +107,7 @@ def partition_drill(m: Machine) -> None:
     assert m.capsule_status("network")["degraded"] == "network partition: link down", m.capsule_status("network")
     wait_for_screen(m, m.workdir / "drill-partition.png", lambda p: close(p.rgb(*BANNER_AT), dash.WARNING), 60,
                     "the partition's banner on the dashboard")
+    banner = now(m) - t0  # (as coarse as the screendumps: one every 0.5 s and more)
     # A partition of a while: the check keeps failing; nothing may be restarted.
     time.sleep(15)
     during = m.capsule_status("uplink")
@@ -132,7 +133,8 @@ def partition_drill(m: Machine) -> None:
                     detect, recovered["time"] - t1, "nothing (0 restarts)"))
     print(f"\npartition: detected in {detect:.2f} s, uplink degraded after {degraded['time'] - t0:.2f} s, "
           f"link back -> lease renewed in {healed['time'] - t1:.2f} s, "
-          f"uplink healthy in {recovered['time'] - t1:.2f} s; partition lasted {healed['duration']:.1f} s")
+          f"uplink healthy in {recovered['time'] - t1:.2f} s; partition lasted {healed['duration']:.1f} s; "
+          f"the dashboard's banner seen {banner:.1f} s after set_link off")
 
 
 def test_memory_pressure_the_worst_offender_is_stopped(dm: Machine) -> None:
