@@ -206,7 +206,7 @@ def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
         e.wait_for(lambda: e.status("network")["degraded"] == "network partition: test link", 30, "network degraded")
         snap = dash.collect(e.runtime / "control.sock", names=["local"])
         assert snap.degraded == (("network", "network partition: test link"), ("web", "network partition")), snap
-        assert dash.banner_text(snap) == "degraded: network (network partition: test link), web (network partition)"
+        assert dash.banner_lines(snap) == ("degraded: network, web", "network partition: test link")
         records = e.call("events")
         partition = [r for r in records if r.get("anomaly") == "network-partition"]
         assert partition and partition[0]["kind"] == "anomaly" and partition[0]["interface"] == "eth0", records
@@ -220,7 +220,7 @@ def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
         assert e.status("web")["restarts"] == 0
         e.wait_for(lambda: e.status("network")["degraded"] == "", 30, "network no longer degraded")
         snap = dash.collect(e.runtime / "control.sock", names=["local"])
-        assert snap.degraded == () and dash.banner_text(snap) == "", snap
+        assert snap.degraded == () and dash.banner_lines(snap) == (), snap
         # Another partition, and the Sentry dies in it (its crash costs only its own restart): the
         # new one adopts the marks PID 1 still holds and clears them when the partition ends (no
         # health event would tell it anything new of them).

@@ -256,10 +256,15 @@ def capsule_row(status: Mapping[str, Any]) -> CapsuleRow:
         budgets=budgets, budget=budget)
 
 
-def banner_text(snap: Snapshot) -> str:
-    """The header's warning: every degraded capsule and why (a network partition shows as the
-    network capsule's), whether or not its row is on screen; "" when there is none."""
-    return "degraded: " + ", ".join(f"{name} ({why})" for name, why in snap.degraded) if snap.degraded else ""
+def banner_lines(snap: Snapshot) -> tuple[str, ...]:
+    """The header's warning, two lines: every degraded capsule, whether or not its row is on
+    screen, and why (a network partition: the network capsule's reason, which says more than the
+    plain "network partition" of the capsules it degraded); () when there is none."""
+    if not snap.degraded:
+        return ()
+    reasons = list(dict.fromkeys(why for _, why in snap.degraded))
+    reasons = [r for r in reasons if not any(other != r and other.startswith(r) for other in reasons)]
+    return "degraded: " + ", ".join(name for name, _ in snap.degraded), "; ".join(reasons)
 
 
 def event_line(record: Mapping[str, Any]) -> str:
@@ -369,12 +374,13 @@ def render(ctx: Any, snap: Snapshot, history: History, width: int, height: int, 
     _text(ctx, 16, 31, f"{TITLE}  ·  {snap.hostname}", size=20)
     _text(ctx, width - 330, 31, f"generation {gen}   {time.strftime('%H:%M:%S', time.localtime(snap.time))}",
           size=16)
-    banner = banner_text(snap)
+    banner = banner_lines(snap)
     if banner:
         _rgb(ctx, WARNING)
         ctx.rectangle(*BANNER)
         ctx.fill()
-        _text(ctx, BANNER[0] + 8, BANNER[1] + 21, banner[:44], BACKGROUND, 13)
+        for k, line in enumerate(banner):
+            _text(ctx, BANNER[0] + 8, BANNER[1] + 13 + 14 * k, line[:52], BACKGROUND, 11)
     if snap.error:
         _text(ctx, 16, TABLE_TOP + 20, snap.error, STATE_COLOURS["failed"], size=15)
     # The table: swatch, name, state, restarts, CPU vs quota, memory vs quota.
