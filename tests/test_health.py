@@ -230,8 +230,12 @@ def test_partition_marks_degraded_instead_of_restarting(tmp_path: Path) -> None:
                    "degraded again")
         first = e.status("sentry")["pid"]
         os.kill(first, signal.SIGKILL)
-        e.wait_for(lambda: e.status("sentry")["state"] == "ready" and e.status("sentry")["pid"] != first, 30,
-                   "the Sentry restarted")
+
+        def restarted() -> bool:
+            st = e.status("sentry")  # (one look: state and pid of the same run)
+            return bool(st["state"] == "ready" and st["pid"] != first)
+
+        e.wait_for(restarted, 30, "the Sentry restarted")
         report_link(link, True)
         up.write_text("")
         e.wait_for(lambda: e.status("web")["degraded"] == "" and e.status("network")["degraded"] == "", 30,
