@@ -1,4 +1,5 @@
-"""Read PNG files (the compositor's offscreen frames, QMP screendumps) with pycairo's decoder.
+"""Read PNG files (the compositor's offscreen frames, QMP screendumps) with pycairo's decoder, and
+wait for a booted machine's screen to show something (`wait_for_screen`).
 
 pycairo is Debian's python3-cairo, for the system interpreter (the image's and setup-host's), so
 the decoding runs there and the pixels come back as raw bytes."""
@@ -9,9 +10,12 @@ import colorsys
 import re
 import struct
 import subprocess
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.machine import Machine, TestFailure
 
 SYSTEM_PY = "/usr/bin/python3"
 _DECODE = """
@@ -82,3 +86,21 @@ def readme_state_colours(readme: str) -> dict[str, str]:
 def shown_state(colour: tuple[int, int, int], state_colours: Mapping[str, str]) -> str | None:
     """The state whose README colour `colour` is, or None."""
     return next((state for state, name in state_colours.items() if name == colour_name(colour)), None)
+
+
+def screen(machine: Machine, dest: Path) -> Picture:
+    """A QMP screendump of a booted machine, decoded."""
+    return load_png(machine.screendump(dest))
+
+
+def wait_for_screen(machine: Machine, dest: Path, check: Callable[[Picture], bool], timeout: float,
+                    what: str) -> Picture:
+    """Screendumps until `check(picture)` holds (bounded; the last one stays at `dest`)."""
+    end = time.monotonic() + timeout
+    while True:
+        pic = screen(machine, dest)
+        if check(pic):
+            return pic
+        if time.monotonic() > end:
+            raise TestFailure(f"{what}: not on screen within {timeout:g} s (last screendump {dest})")
+        machine.execute("sleep 0.5")  # pace the screendumps on the guest's clock (bounded)

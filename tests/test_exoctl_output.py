@@ -62,8 +62,9 @@ def test_info_is_key_value_lines(tmp_path: Path) -> None:
         assert "{" not in done.stdout and "hostname: test" in [" ".join(line.split()) for line in lines], lines
         assert [" ".join(line.split()) for line in lines if line.startswith("capsules:")] == ["capsules: 1"], lines
         record = json.loads(exoctl(e, "--json", "info").stdout)
-        keys = sorted([k for k, v in record.items() if not isinstance(v, dict)]
+        keys = sorted([k for k, v in record.items() if not (isinstance(v, dict) and v)]
                       + [f"{k}.{inner}" for k, v in record.items() if isinstance(v, dict) for inner in v])
+        assert [" ".join(line.split()) for line in lines if line.startswith("degraded:")] == ["degraded: -"], lines
         assert [line.split(":")[0] for line in lines] == keys
     finally:
         e.close()

@@ -301,7 +301,7 @@ def human(result: Any) -> str:
     if isinstance(result, dict):
         rows = sorted(flat(result))
         width = max((len(k) for k, _ in rows), default=0)
-        return "\n".join(printable(f"{k + ':':<{width + 1}} {'-' if v is None else v}") for k, v in rows)
+        return "\n".join(printable(f"{k + ':':<{width + 1}} {'-' if v is None or v == {} else v}") for k, v in rows)
     return printable(str(result))
 
 

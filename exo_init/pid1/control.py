@@ -510,6 +510,9 @@ class _Capsule(Protocol):
     @property
     def log(self) -> _LogFile | None: ...
 
+    @property
+    def degraded(self) -> str: ...
+
 
 class _Host(Protocol):
     @property
@@ -594,6 +597,7 @@ def make_handler(sup: Supervised, generations: Switcher | None = None) -> Handle
                     "orphans_reaped": sup.orphans_reaped, "shutting_down": sup.shutdown_action,
                     "cgroups": str(sup.host.cgroup_root) if sup.host.cgroup_root else None,
                     "capsules": len(sup.capsules), "capsule_set": sup.capsule_set,
+                    "degraded": {name: r.degraded for name, r in sup.capsules.items() if r.degraded},
                     "generation": generations.running if generations is not None else None}
         if op == "status":
             return status(request)

@@ -13,7 +13,8 @@ it carries out in the event log (the events list below shows it).
 
 Data (`Snapshot`, `collect`, `History`) is separate from drawing (`render`, cairo only) and from
 the Wayland plumbing (`Window`). The layout is fixed so that a test can find things: capsule row
-`i` has its state swatch at (SWATCH_X .. SWATCH_X + SWATCH_W, row_top(i) + 4 ..).
+`i` has its state swatch at (SWATCH_X .. SWATCH_X + SWATCH_W, row_top(i) + 4 ..); while the Sentry
+marks a capsule degraded (a network partition), the header shows a WARNING banner at BANNER.
 """
 
 from __future__ import annotations
@@ -51,12 +52,14 @@ HISTORY = 120           # samples kept per capsule (two minutes at 1 Hz)
 BUTTON_W, BUTTON_H, BUTTON_GAP = 70, 22, 6
 LOG_LINES = 6           # of the selected capsule, in its panel
 SELECTED = (44, 54, 76)  # the selected row's background
+BANNER = (360, 8, 320, 32)  # x, y, w, h: the header's warning (degraded capsules: a network partition)
 
 # Colours (R, G, B), 0-255 -----------------------------------------------------------------------------
 BACKGROUND = (24, 28, 36)
 HEADER = (36, 52, 88)
 TEXT = (230, 233, 240)
 DIM = (150, 156, 170)
+WARNING = (240, 150, 30)  # the banner's background
 STATE_COLOURS: Mapping[str, tuple[int, int, int]] = {
     "ready": (46, 204, 64),
     "starting": (255, 200, 0),
@@ -162,6 +165,7 @@ class Snapshot:
     selected: str | None = None       # the capsule whose panel is shown
     logs: tuple[str, ...] = ()        # its last log lines
     message: str = ""                 # the outcome of the last action
+    degraded: tuple[tuple[str, str], ...] = ()  # capsules the Sentry marked degraded, and why (PID 1's info)
 
 
 @dataclass
@@ -252,6 +256,17 @@ def capsule_row(status: Mapping[str, Any]) -> CapsuleRow:
         budgets=budgets, budget=budget)
 
 
+def banner_lines(snap: Snapshot) -> tuple[str, ...]:
+    """The header's warning, two lines: every degraded capsule, whether or not its row is on
+    screen, and why (a network partition: the network capsule's reason, which says more than the
+    plain "network partition" of the capsules it degraded); () when there is none."""
+    if not snap.degraded:
+        return ()
+    reasons = list(dict.fromkeys(why for _, why in snap.degraded))
+    reasons = [r for r in reasons if not any(other != r and other.startswith(r) for other in reasons)]
+    return "degraded: " + ", ".join(name for name, _ in snap.degraded), "; ".join(reasons)
+
+
 def event_line(record: Mapping[str, Any]) -> str:
     when = time.strftime("%H:%M:%S", time.localtime(float(record.get("time", 0))))
     kind = record.get("anomaly") or record.get("kind") or "?"
@@ -281,8 +296,11 @@ def collect(control: Path, hostname_fallback: str = "exosphere", names: list[str
                                                     timeout=5)["lines"])
         except (OSError, ValueError, ApiError, KeyError, TypeError) as e:
             logs = (f"(logs: {e})",)
+    degraded = info.get("degraded")
     return Snapshot(str(info.get("hostname") or hostname_fallback), info.get("generation"), rows, events, time.time(),
-                    selected=selected, logs=logs)
+                    selected=selected, logs=logs,
+                    degraded=tuple(sorted((str(k), str(v)) for k, v in degraded.items()))
+                    if isinstance(degraded, dict) else ())
 
 
 class Collector:
@@ -356,6 +374,13 @@ def render(ctx: Any, snap: Snapshot, history: History, width: int, height: int, 
     _text(ctx, 16, 31, f"{TITLE}  ·  {snap.hostname}", size=20)
     _text(ctx, width - 330, 31, f"generation {gen}   {time.strftime('%H:%M:%S', time.localtime(snap.time))}",
           size=16)
+    banner = banner_lines(snap)
+    if banner:
+        _rgb(ctx, WARNING)
+        ctx.rectangle(*BANNER)
+        ctx.fill()
+        for k, line in enumerate(banner):
+            _text(ctx, BANNER[0] + 8, BANNER[1] + 13 + 14 * k, line[:52], BACKGROUND, 11)
     if snap.error:
         _text(ctx, 16, TABLE_TOP + 20, snap.error, STATE_COLOURS["failed"], size=15)
     # The table: swatch, name, state, restarts, CPU vs quota, memory vs quota.

@@ -15,8 +15,13 @@ Policy:
   depends on the network (`health.network`) is marked degraded (the `degrade` operation: shown by
   `exoctl status` and the dashboard) and NOT acted on: restarting services because the cable is
   out only makes a restart storm. The partition is one `network-partition` record, its end another;
+  the network capsule itself is marked degraded while it lasts (with the link's reason: what
+  `exoctl status` and the dashboard's banner show);
 - a degraded capsule whose check passes again is cleared; one still failing `grace` seconds after
-  the partition ended is acted on as usual (the network came back; it did not).
+  the partition ended is acted on as usual (the network came back; it did not);
+- a Sentry restarted during a partition adopts the marks its predecessor left (`adopt`, from PID
+  1's info): they are cleared when the partition it then sees ends, or `grace` seconds after its
+  first look if the link is already back (no health event would come to clear them).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 from exo_init.system.network import LINK_STATE
 
+NETWORK = "network"  # the capsule that writes LINK_STATE (exo_init/system/network.py)
 Record = Callable[..., None]
 Act = Callable[[str, str, dict[str, Any], str], None]  # (capsule, anomaly, detail, action)
 Degrade = Callable[[str, str], None]                    # (capsule, reason or "")
@@ -65,6 +71,7 @@ class Liveness:
         self.degraded: set[str] = set()
         self.partition_since: float | None = None     # monotonic, while partitioned
         self.healed_at: float | None = None           # monotonic, when the last partition ended
+        self.adopted = False                          # marks of an earlier Sentry's, not seen to end yet
 
     @property
     def partitioned(self) -> bool:
@@ -91,6 +98,14 @@ class Liveness:
                 return
         self._act(name, event)
 
+    def adopt(self, marks: dict[str, str]) -> None:
+        """Degraded marks found at start (PID 1's info): a partition's are ours to clear."""
+        for name, reason in marks.items():
+            if name == NETWORK or reason == "network partition":
+                self.adopted = True
+                if name != NETWORK:
+                    self.degraded.add(name)
+
     def _act(self, name: str, event: dict[str, Any]) -> None:
         self.act(name, "unhealthy", {"failures": event.get("failures"), "detail": event.get("detail", "")},
                  str(event.get("action", "log")))
@@ -110,16 +125,22 @@ class Liveness:
             return
         now = time.monotonic()
         if not link.online and self.partition_since is None:
-            self.partition_since = now
-            self.record(kind="anomaly", anomaly="network-partition", capsule="network", action="degrade",
+            self.partition_since, self.adopted = now, False
+            self.record(kind="anomaly", anomaly="network-partition", capsule=NETWORK, action="degrade",
                         interface=link.interface, reason=link.reason)
+            self.degrade(NETWORK, f"network partition: {link.reason or 'offline'}")
             for name, event in self.failing.items():
                 if event.get("network"):
                     self._mark_degraded(name, event)
         elif link.online and self.partition_since is not None:
-            self.record(kind="recovered", anomaly="network-partition", capsule="network", interface=link.interface,
+            self.record(kind="recovered", anomaly="network-partition", capsule=NETWORK, interface=link.interface,
                         reason=link.reason, duration=round(now - self.partition_since, 3))
+            self.degrade(NETWORK, "")
             self.partition_since = None
+            self.healed_at = now
+        elif link.online and self.adopted:  # the partition an earlier Sentry saw ended while none looked
+            self.adopted = False
+            self.degrade(NETWORK, "")
             self.healed_at = now
 
     def tick(self) -> None:

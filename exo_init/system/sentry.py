@@ -472,7 +472,11 @@ class Sentry:
         rest: at steady state nothing is read per capsule (a thousand capsules polled through
         `status` cost PID 1 and the sentry a CPU between them)."""
         with Subscription(self.control) as events:
-            root = call(self.control, {"op": "info"}).get("cgroups")
+            info = call(self.control, {"op": "info"})
+            root = info.get("cgroups")
+            marks = info.get("degraded")
+            if isinstance(marks, dict):
+                self.liveness.adopt({str(k): str(v) for k, v in marks.items()})
             watcher = Watcher(CgroupFiles(Path(root) / "capsules")) if root else None
             now = time.monotonic()
             for st in call(self.control, {"op": "status", "stats": False}, timeout=60):

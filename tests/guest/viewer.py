@@ -1,7 +1,9 @@
 """A second Wayland client for the booted desktop tests (capsule `viewer`): one xdg toplevel filled
 with a solid colour (argv[1], RRGGBB; magenta by default) at the size the compositor configures,
 and its keyboard and pointer events printed one per line to its log ("viewer: key 30 1"), so a
-test sees which client the compositor routed input to. Answers pings; exits when the compositor
+test sees which client the compositor routed input to. It answers every key press with a new
+frame at once (the same colour): the floor of the compositor's input-to-frame figure, against
+which tests/bench/input_frame.py puts the dashboard's. Answers pings; exits when the compositor
 goes away."""
 
 from __future__ import annotations
@@ -53,7 +55,13 @@ def main() -> None:
             kb.dispatcher["keymap"] = keymap
             kb.dispatcher["enter"] = lambda *_a: say("enter")
             kb.dispatcher["leave"] = lambda *_a: say("leave")
-            kb.dispatcher["key"] = lambda _k, _serial, _t, key, state: say("key", key, state)
+
+            def on_key(_k: Any, _serial: int, _t: int, key: int, state: int) -> None:
+                say("key", key, state)
+                if state == 1:
+                    draw()
+
+            kb.dispatcher["key"] = on_key
             kb.dispatcher["modifiers"] = lambda *_a: None
             kb.dispatcher["repeat_info"] = lambda *_a: None
             kept.append(kb)
@@ -75,6 +83,9 @@ def main() -> None:
 
     def on_xdg_configure(x: Any, serial: int) -> None:
         x.ack_configure(serial)
+        say("shown", *draw())
+
+    def draw() -> tuple[int, int]:
         w, h = size if size[0] else (640, 480)
         fd = os.memfd_create("viewer", os.MFD_CLOEXEC)
         os.ftruncate(fd, w * h * 4)
@@ -90,7 +101,7 @@ def main() -> None:
         if last:
             last.pop().destroy()  # (the compositor copied it at its commit)
         last.append(buffer)
-        say("shown", w, h)
+        return w, h
 
     top.dispatcher["configure"] = on_configure
     xdg.dispatcher["configure"] = on_xdg_configure

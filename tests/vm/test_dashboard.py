@@ -11,8 +11,8 @@ from pathlib import Path
 
 from exo_init.system import dashboard as dash
 from exo_init.system.nexquelium.compositor import BAR_H
-from tests.machine import Machine, TestFailure, boot_times
-from tests.pixels import Picture, close, load_png, readme_state_colours, shown_state
+from tests.machine import Machine, boot_times
+from tests.pixels import Picture, close, readme_state_colours, shown_state, wait_for_screen
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,22 +28,6 @@ README_COLOURS = readme_state_colours((REPO / "README.md").read_text())
 def swatch_states(pic: Picture, count: int) -> list[str | None]:
     """The state each row's swatch shows, by README's colour for it (not the dashboard's own table)."""
     return [shown_state(pic.rgb(*dash.swatch_centre(i)), README_COLOURS) for i in range(count)]
-
-
-def screen(machine: Machine, dest: Path) -> Picture:
-    return load_png(machine.screendump(dest))
-
-
-def wait_for_screen(machine: Machine, dest: Path, check: object, timeout: float, what: str) -> Picture:
-    """Screendumps until `check(picture)` holds (bounded)."""
-    end = time.monotonic() + timeout
-    while True:
-        pic = screen(machine, dest)
-        if check(pic):  # type: ignore[operator]
-            return pic
-        if time.monotonic() > end:
-            raise TestFailure(f"{what}: not on screen within {timeout:g} s (last screendump {dest})")
-        machine.execute("sleep 0.5")  # pace the screendumps on the guest's clock (bounded)
 
 
 def test_dashboard_shows_capsules_and_follows_state(machine: Machine, artifacts: Path) -> None:

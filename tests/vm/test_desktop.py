@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from exo_init.system import dashboard as dash
 from exo_init.system.nexquelium.compositor import BAR, BAR_H, TAB, TAB_ACTIVE, TAB_W
-from tests.machine import Machine, TestFailure
-from tests.pixels import Picture, classify, close, load_png
+from tests.machine import Machine
+from tests.pixels import Picture, classify, close, screen, wait_for_screen
 from tests.vm.conftest import MachineFactory
 
 MAGENTA = (0xE0, 0x40, 0xE0)  # tests/guest/viewer.py's default colour
@@ -33,21 +32,6 @@ def desk(make_module_machine: MachineFactory) -> Machine:
     m = make_module_machine("desktop", extra=DEVICES)
     m.wait_for_capsule("dashboard", "ready", 120)
     return m
-
-
-def screen(m: Machine, dest: Path) -> Picture:
-    return load_png(m.screendump(dest))
-
-
-def wait_for_screen(m: Machine, dest: Path, check: Callable[[Picture], bool], timeout: float, what: str) -> Picture:
-    end = time.monotonic() + timeout
-    while True:
-        pic = screen(m, dest)
-        if check(pic):
-            return pic
-        if time.monotonic() > end:
-            raise TestFailure(f"{what}: not on screen within {timeout:g} s (last screendump {dest})")
-        m.execute("sleep 0.5")  # pace the screendumps on the guest's clock (bounded)
 
 
 def keys(m: Machine, *qcodes: str) -> None:
@@ -186,18 +170,21 @@ def test_a_keyboard_plugged_in_and_out_while_running(desk: Machine) -> None:
     assert desk.capsule_status("nexquelium")["state"] == "ready"
 
 
-def test_input_to_frame_latency(desk: Machine) -> None:
-    """Arrow keys to the dashboard, which redraws at once on each: the compositor's figure
-    (input event read -> the frame with the client's answer presented), from its status."""
+def test_input_to_frame_is_measured(desk: Machine) -> None:
+    """Arrow keys to the dashboard, which redraws at once on each: the compositor times each
+    answered press (press read -> the frame with the client's answer presented) and names the view
+    in its status. Its figures are tests/bench/input_frame.py's, not this test's."""
     assert dashboard_shown(screen(desk, desk.workdir / "latency.png"))
-    for _ in range(12):
+    for _ in range(4):
         keys(desk, "down")
         desk.execute("sleep 0.4")
-    text = desk.capsule_status("nexquelium")["status_text"]
-    m = re.search(r"input to frame: median (\d+) ms, max (\d+) ms over the last (\d+)", text)
-    assert m, text
-    print(f"\nLATENCY (guest, TCG): input to frame median {m.group(1)} ms, max {m.group(2)} ms "
-          f"over {m.group(3)} inputs answered")
+    pattern = r"input to frame \(median/max\): .*\bdashboard (\d+)/(\d+) ms x(\d+)"
+
+    def reported() -> tuple[bool, str]:
+        text = str(desk.capsule_status("nexquelium")["status_text"])
+        return re.search(pattern, text) is not None, text
+
+    desk.wait_until("the dashboard's answered presses in the compositor's status", reported, 60)
 
 
 def test_virtio_gpu_shows_the_desktop(make_machine: MachineFactory, artifacts: Path) -> None:

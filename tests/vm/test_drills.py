@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
+from exo_init.system import dashboard as dash
 from tests.machine import Machine
+from tests.pixels import close, wait_for_screen
 from tests.vm.conftest import MachineFactory
 from tests.vm.test_generations import STATE_CMDLINE, events, generations, state_disk, write_manifest
 
@@ -35,15 +37,16 @@ class Row:
 
 
 ROWS: list[Row] = []
+BANNER_AT = (dash.BANNER[0] + 2, dash.BANNER[1] + 2)  # a pixel of the dashboard's banner (no text there)
 
 
 def table() -> str:
-    head = f"{'fault':<34} {'the Sentry saw':<30} {'action':<24} {'detect':>7} {'recover':>8}  lost"
+    head = f"{'fault':<34} {'the Sentry saw':<30} {'action':<30} {'detect':>7} {'recover':>8}  lost"
     lines = [head, "-" * len(head)]
     for r in ROWS:
         d = f"{r.detect:.2f}s" if r.detect is not None else "-"
         v = f"{r.recover:.2f}s" if r.recover is not None else "-"
-        lines.append(f"{r.fault:<34} {r.seen:<30} {r.action:<24} {d:>7} {v:>8}  {r.lost}")
+        lines.append(f"{r.fault:<34} {r.seen:<30} {r.action:<30} {d:>7} {v:>8}  {r.lost}")
     return "\n".join(lines)
 
 
@@ -100,6 +103,11 @@ def partition_drill(m: Machine) -> None:
     m.wait_until("uplink degraded", lambda: (m.capsule_status("uplink")["degraded"] == "network partition", ""), 300)
     degraded = wait_record(m, "uplink degraded", lambda r: r.get("capsule") == "uplink" and r.get("action") == "degrade"
                            and r["time"] >= t0, 30)
+    # Shown: the network capsule degraded with the link's reason, and the dashboard's banner.
+    assert m.capsule_status("network")["degraded"] == "network partition: link down", m.capsule_status("network")
+    wait_for_screen(m, m.workdir / "drill-partition.png", lambda p: close(p.rgb(*BANNER_AT), dash.WARNING), 60,
+                    "the partition's banner on the dashboard")
+    banner = now(m) - t0  # (as coarse as the screendumps: one every 0.5 s and more)
     # A partition of a while: the check keeps failing; nothing may be restarted.
     time.sleep(15)
     during = m.capsule_status("uplink")
@@ -113,16 +121,20 @@ def partition_drill(m: Machine) -> None:
     recovered = wait_record(m, "uplink's check passing again", lambda r: r.get("anomaly") == "unhealthy"
                             and r["kind"] == "recovered" and r.get("capsule") == "uplink" and r["time"] >= t1, 240)
     m.wait_until("uplink no longer degraded", lambda: (m.capsule_status("uplink")["degraded"] == "", ""), 120)
+    assert m.capsule_status("network")["degraded"] == "", m.capsule_status("network")
+    wait_for_screen(m, m.workdir / "drill-healed.png", lambda p: close(p.rgb(*BANNER_AT), dash.HEADER), 60,
+                    "the dashboard's header without the banner")
     after = m.capsule_status("uplink")
     assert after["pid"] == before["pid"] and after["restarts"] == before["restarts"], after
     records = events(m)
     assert not [r for r in records if r["kind"] == "action" and r.get("capsule") == "uplink" and r["time"] >= t0]
     assert "lease renew" in healed["reason"], healed  # the lease was renewed (udhcpc, SIGUSR1)
-    ROWS.append(Row("network partition (set_link off)", "network-partition; uplink", "degraded (no restart)",
+    ROWS.append(Row("network partition (set_link off)", "network-partition; uplink", "degraded, banner, no restart",
                     detect, recovered["time"] - t1, "nothing (0 restarts)"))
     print(f"\npartition: detected in {detect:.2f} s, uplink degraded after {degraded['time'] - t0:.2f} s, "
           f"link back -> lease renewed in {healed['time'] - t1:.2f} s, "
-          f"uplink healthy in {recovered['time'] - t1:.2f} s; partition lasted {healed['duration']:.1f} s")
+          f"uplink healthy in {recovered['time'] - t1:.2f} s; partition lasted {healed['duration']:.1f} s; "
+          f"the dashboard's banner seen {banner:.1f} s after set_link off")
 
 
 def test_memory_pressure_the_worst_offender_is_stopped(dm: Machine) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from exo_init.lib.notify import sd_notify
 from exo_init.system.nexquelium.backends import Backend, BackendError, Fbdev, Offscreen
-from exo_init.system.nexquelium.compositor import Compositor, log
+from exo_init.system.nexquelium.compositor import Compositor, latency_summary, log
 from exo_init.system.nexquelium.devices import Watcher
 from exo_init.system.nexquelium.xkb import Keymap, Layout, XkbError
 
@@ -108,11 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     reported = [0.0, 0]  # when the input latency was last put in STATUS, and the sample count then
 
     def on_present(comp: Compositor, shown: bool) -> None:
-        n = len(comp.latencies)
+        n = comp.inputs_answered
         if n and n != reported[1] and time.monotonic() - reported[0] >= 1.0:
-            ms = sorted(v * 1000 for v in comp.latencies)
-            sd_notify(f"STATUS={backend.name} {backend.width}x{backend.height}; input to frame: median "
-                      f"{ms[n // 2]:.0f} ms, max {ms[-1]:.0f} ms over the last {n} inputs answered")
+            sd_notify(f"STATUS={backend.name} {backend.width}x{backend.height}; input to frame (median/max): "
+                      f"{latency_summary(comp.latencies)}")
             reported[:] = [time.monotonic(), n]
         if comp.frames_presented == 1:
             sd_notify(f"READY=1\nSTATUS={backend.name} {backend.width}x{backend.height}")

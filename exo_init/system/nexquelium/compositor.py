@@ -22,7 +22,7 @@ import struct
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,17 @@ class Surface:
         return self.name or self.title or "?"
 
 
+def latency_summary(latencies: Mapping[str, Sequence[float]]) -> str:
+    """Input-to-frame figures per view, for STATUS: "dashboard 45/80 ms x12, viewer 9/14 ms x12"
+    (the median and the max in ms, and how many answered presses they are of)."""
+    parts = []
+    for view, values in sorted(latencies.items()):
+        if values:
+            ms = sorted(v * 1000 for v in values)
+            parts.append(f"{view} {ms[len(ms) // 2]:.0f}/{ms[-1]:.0f} ms x{len(ms)}")
+    return ", ".join(parts)
+
+
 class Compositor:
     def __init__(self, backend: Backend, on_present: Callable[[Compositor, bool], None] | None = None, *,
                  keymap: Keymap | None = None, watcher: devices.Watcher | None = None,
@@ -129,11 +140,12 @@ class Compositor:
         self.last_ping_round = time.monotonic()
         self.ping_interval, self.ping_timeout = ping
         self.disconnected: list[str] = []                  # views dropped for not answering pings
-        # Input-to-frame latency: from an input event reaching the active view's client to the
-        # present of the first frame with a buffer it committed after it (seconds).
+        # Input-to-frame latency: from a key or button press reaching the active view's client to
+        # the present of the first frame with a buffer it committed after it (seconds), per view.
         self.input_at: float | None = None
         self.answered = False
-        self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self.latencies: dict[str, deque[float]] = {}
+        self.inputs_answered = 0  # samples taken (the deques keep the last LATENCY_SAMPLES)
         self.seat.on_input = self._input_delivered
         wlfix.on_destroyed.append(self._forget)
         self.globals = [self._global(WlCompositor, 4, self._bind_compositor),
@@ -409,7 +421,9 @@ class Compositor:
             self._draw_cursor()
         self.backend.present(self.canvas)
         if self.answered and self.input_at is not None:
-            self.latencies.append(time.monotonic() - self.input_at)
+            view = active.label if active is not None else "?"
+            self.latencies.setdefault(view, deque(maxlen=LATENCY_SAMPLES)).append(time.monotonic() - self.input_at)
+            self.inputs_answered += 1
             self.input_at, self.answered = None, False
         self.dirty = False
         self.last_present = time.monotonic()

@@ -50,7 +50,7 @@ class Seat:
     keyboard_focus: Surface | None = None
     pressed: set[int] = field(default_factory=set)   # keys held down and sent to the focused client
     swallowed: set[int] = field(default_factory=set)  # keys of a compositor chord (their release too)
-    on_input: Callable[[], None] | None = None         # called after an event reached a client
+    on_input: Callable[[], None] | None = None         # called after a key or button press reached a client
     events_delivered: int = 0
 
     # --- binding --------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ class Seat:
             sx, sy = self.comp.surface_local(target, self.x, self.y)
             for p in self._of(self.pointers, target):
                 wlfix.post_event(p, 2, time_ms, sx, sy)
-            self._delivered()
+            self._delivered(pressed=False)
 
     # --- input events -----------------------------------------------------------------------------
 
@@ -172,7 +172,7 @@ class Seat:
                     for axis, value in ((0, event.vertical), (1, event.horizontal)):
                         if value:
                             wlfix.post_event(p, 4, t, axis, value)
-                self._delivered()
+                self._delivered(pressed=False)
 
     def _key(self, event: devices.Key, t: int) -> None:
         mods_changed = self.keymap.update_key(event.code, event.pressed)
@@ -197,7 +197,7 @@ class Seat:
             if mods_changed:
                 m = self.keymap.mods
                 wlfix.post_event(kb, 4, self.comp.display.next_serial(), m.depressed, m.latched, m.locked, m.group)
-        self._delivered()
+        self._delivered(event.pressed)
 
     def _button(self, event: devices.Button, t: int) -> None:
         if event.pressed and self.comp.click(self.x, self.y):
@@ -209,9 +209,12 @@ class Seat:
             self.comp.activate(focus)  # click to focus
         for p in self._of(self.pointers, focus):
             wlfix.post_event(p, 3, self.comp.display.next_serial(), t, event.code, 1 if event.pressed else 0)
-        self._delivered()
+        self._delivered(event.pressed)
 
-    def _delivered(self) -> None:
+    def _delivered(self, pressed: bool) -> None:
+        """An event reached a client; a press (key or button) is one it may answer with a frame:
+        the input-to-frame latency is timed from presses only (a release or a motion that nothing
+        redraws for would be answered by whatever frame came next)."""
         self.events_delivered += 1
-        if self.on_input is not None:
+        if pressed and self.on_input is not None:
             self.on_input()
