@@ -360,16 +360,39 @@ def _rel(x: Any, n: int, default: int) -> int:
     return max(0, n + i) if i < 0 else min(i, n)
 
 
+# ECMAScript's WhiteSpace and LineTerminator (what trim removes; Python's isspace differs: it has
+# \x1c-\x1f and \x85 and lacks \ufeff)
+JS_SPACE = "\t\n\v\f\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+           "\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+def _integer(x: Any) -> int:
+    """ToIntegerOrInfinity(x) (undefined and NaN: 0), infinities clipped to +-2**53 (beyond any length)."""
+    f = 0.0 if x is None else to_num(x)
+    return 0 if math.isnan(f) else int(max(min(f, 2.0 ** 53), -2.0 ** 53))
+
+
+def _position(x: Any, n: int, default: int) -> int:
+    """A position argument of the String.prototype search methods: ToIntegerOrInfinity, clamped to
+    [0, n]; `default` when it is undefined."""
+    if x is None:
+        return default
+    f = to_num(x)
+    if math.isnan(f):
+        return 0
+    return int(min(max(f, 0), n))
+
+
 def _str_method(vm: Meter, s: str, name: str, args: tuple[Any, ...]) -> Any:
     a0 = _arg(args, 0)
     if name in ("toUpperCase", "toLowerCase", "trim", "trimStart", "trimEnd"):
         vm.charge(gas.words(len(s)))
         vm.alloc(arena.str_size(s))
-        return {"toUpperCase": s.upper, "toLowerCase": s.lower, "trim": s.strip, "trimStart": s.lstrip,
-                "trimEnd": s.rstrip}[name]()
+        if name.startswith("trim"):
+            return {"trim": s.strip, "trimStart": s.lstrip, "trimEnd": s.rstrip}[name](JS_SPACE)
+        return s.upper() if name == "toUpperCase" else s.lower()
     if name in ("charAt", "charCodeAt", "at"):
-        f = 0.0 if a0 is None else to_num(a0)
-        i = 0 if math.isnan(f) else int(f)
+        i = _integer(a0)
         if name == "at" and i < 0:
             i += len(s)
         if 0 <= i < len(s):
@@ -378,11 +401,16 @@ def _str_method(vm: Meter, s: str, name: str, args: tuple[Any, ...]) -> Any:
     if name in ("indexOf", "includes", "startsWith", "endsWith", "lastIndexOf"):
         sub = to_str(vm, a0)
         vm.charge(gas.words(len(s)) * max(1, len(sub) // gas.WORD_BYTES))
+        n, pos = len(s), _arg(args, 1)
+        if name == "lastIndexOf":  # the last match starting at or before the position (NaN: the end)
+            f = math.nan if pos is None else to_num(pos)
+            return float(s.rfind(sub, 0, _position(pos, n, n) + len(sub) if not math.isnan(f) else n))
+        if name == "endsWith":
+            return s.endswith(sub, 0, _position(pos, n, n))
+        start = _position(pos, n, 0)
         if name == "indexOf":
-            return float(s.find(sub, _rel(_arg(args, 1), len(s), 0) if len(args) > 1 else 0))
-        if name == "lastIndexOf":
-            return float(s.rfind(sub))
-        return sub in s if name == "includes" else s.startswith(sub) if name == "startsWith" else s.endswith(sub)
+            return float(s.find(sub, start))
+        return s.find(sub, start) >= 0 if name == "includes" else s.startswith(sub, start)
     if name in ("slice", "substring"):
         n = len(s)
         if name == "slice":
@@ -399,8 +427,11 @@ def _str_method(vm: Meter, s: str, name: str, args: tuple[Any, ...]) -> Any:
         if a0 is None:
             return [s]
         sep = to_str(vm, a0)
+        limit = _arg(args, 1)
         vm.charge(gas.words(len(s)) + len(s) * gas.CELL)
         parts = list(s) if sep == "" else s.split(sep)
+        if limit is not None:  # ToUint32(limit) parts at most
+            del parts[to_int32(limit) & 0xFFFFFFFF:]
         vm.alloc(arena.list_size(parts) + sum(arena.str_size(p) for p in parts))
         return parts
     if name in ("repeat", "padStart", "padEnd"):
@@ -410,7 +441,7 @@ def _str_method(vm: Meter, s: str, name: str, args: tuple[Any, ...]) -> Any:
                 raise exc("RangeError", f"Invalid count value: {to_str(vm, a0)}")
             size = len(s) * int(count)
         else:
-            size = max(len(s), 0 if math.isnan(count) else int(count))
+            size = max(len(s), _integer(count))
         vm.charge(gas.words(size))
         vm.alloc(arena.str_size(s) + size)
         if name == "repeat":
@@ -447,11 +478,24 @@ def _array_method(vm: Meter, a: list[Any], name: str, args: tuple[Any, ...]) -> 
     if name in ("indexOf", "includes"):
         vm.charge(len(a) * gas.ELEMENT)
         x = _arg(args, 0)
-        for i, y in enumerate(a):
+        for i in range(_rel(_arg(args, 1), len(a), 0), len(a)):  # fromIndex: negative counts from the end
+            y = a[i]
             if strict_eq(x, y) or (name == "includes" and type(x) is float and type(y) is float
                                    and math.isnan(x) and math.isnan(y)):
                 return True if name == "includes" else float(i)
         return False if name == "includes" else -1.0
+    if name == "lastIndexOf":  # fromIndex (default: the last element) counts from the end when negative
+        vm.charge(len(a) * gas.ELEMENT)
+        x = _arg(args, 0)
+        k = len(a) - 1 if len(args) < 2 else _integer(args[1])
+        for i in range(min(k, len(a) - 1) if k >= 0 else max(len(a) + k, -1), -1, -1):
+            if strict_eq(x, a[i]):
+                return float(i)
+        return -1.0
+    if name == "at":
+        i = _integer(_arg(args, 0))
+        i = i + len(a) if i < 0 else i
+        return a[i] if 0 <= i < len(a) else None
     if name == "slice":
         lo, hi = _rel(_arg(args, 0), len(a), 0), _rel(_arg(args, 1), len(a), len(a))
         part = a[lo:hi]
@@ -474,7 +518,7 @@ def _array_method(vm: Meter, a: list[Any], name: str, args: tuple[Any, ...]) -> 
         return a
     if name == "splice":
         lo = _rel(_arg(args, 0), len(a), 0)
-        count = len(a) - lo if len(args) < 2 else max(0, min(len(a) - lo, int(to_num(args[1]) or 0)))
+        count = len(a) - lo if len(args) < 2 else max(0, min(len(a) - lo, _integer(args[1])))
         removed = a[lo:lo + count]
         vm.charge(len(a) * gas.ELEMENT)
         vm.alloc(arena.list_size(removed) + arena.SLOT * max(0, len(args) - 2))
@@ -500,7 +544,7 @@ def method(vm: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if t is list:
         return _array_method(vm, obj, name, rest)
     if t is float and name == "toFixed":
-        digits = int(to_num(_arg(rest, 0)) or 0)
+        digits = _integer(_arg(rest, 0))
         if not 0 <= digits <= 100:
             raise exc("RangeError", "toFixed() digits argument must be between 0 and 100")
         if abs(obj) >= 1e21 or math.isnan(obj):
@@ -508,6 +552,10 @@ def method(vm: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return _to_fixed(obj, digits)
     if t is float and name == "toString":
         return num_str(obj)
+    if t is bool and name == "toString":
+        return "true" if obj else "false"
+    if t is dict and name == "toString" and name not in obj:
+        return "[object Object]"
     if t is dict and callable_value(obj.get(name)):
         return TailCall(obj[name], rest)  # `this` is not in the subset: a plain call of the property
     raise exc("TypeError", f"{to_str(vm, obj) if _primitive(obj) else type_of(obj)}.{name} is not a function")

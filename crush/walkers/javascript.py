@@ -21,7 +21,9 @@ in docs/crush.md ("JavaScript") to CAST. JavaScript's meaning is carried by type
 - Refused, with their position: classes, `this`, `new` (but for Error/TypeError/RangeError/
   Array), destructuring, spread, `var`, `==`/`!=`, getters, generators, async, labels, regular
   expressions, `continue` inside `switch`, `delete`, `in`, `instanceof`, assignment used as a value, `++`/`--`
-  inside an expression.
+  inside an expression; builtins outside the subset (`Math.log`, `Map`, `setTimeout`, `parseInt`
+  as a value, `s.replace(...)`, `n.toString(2)`, `exo.fs.remove(...)`) unless the program binds the
+  name: the VM would raise an error where JavaScript has a value.
 """
 
 from __future__ import annotations
@@ -58,6 +60,34 @@ _CONSTANTS = {("Math", "PI"): 3.141592653589793, ("Math", "E"): 2.71828182845904
               ("Number", "MAX_SAFE_INTEGER"): 9007199254740991.0}
 _CALLBACK_METHODS = ("map", "filter", "forEach", "some", "every", "find", "findIndex", "sort", "reduce")
 _ERRORS = ("Error", "TypeError", "RangeError")
+# construct -> the field holding the name it binds (formal_parameters: each identifier child)
+_BINDING_FIELDS = {"variable_declarator": "name", "function_declaration": "name", "function_expression": "name",
+                   "function": "name", "catch_clause": "parameter", "for_in_statement": "left",
+                   "arrow_function": "parameter", "assignment_pattern": "left"}
+# The builtin objects the subset has some members of (Math.floor(), JSON.stringify(), ...): any other
+# member, or the object itself as a value, is refused when the program does not bind the name.
+_NAMESPACES = frozenset(obj for obj, _ in (*_STATIC, *_CONSTANTS))
+# Standard globals outside the subset (ECMAScript's and node's): read without the program binding
+# them, they are refused where they stand (the VM would raise NameError where JavaScript has a value).
+_OTHER_GLOBALS = frozenset((
+    "Map", "Set", "WeakMap", "WeakSet", "WeakRef", "FinalizationRegistry", "Symbol", "Promise", "Proxy", "Reflect",
+    "Date", "RegExp", "BigInt", "Boolean", "Function", "Intl", "Atomics", "ArrayBuffer", "SharedArrayBuffer",
+    "DataView", "Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array",
+    "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array", "AggregateError",
+    "EvalError", "ReferenceError", "SyntaxError", "URIError", "globalThis", "isFinite", "encodeURI",
+    "encodeURIComponent", "decodeURI", "decodeURIComponent", "escape", "unescape", "setTimeout", "setInterval",
+    "setImmediate", "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "require", "module",
+    "exports", "process", "Buffer", "URL", "TextEncoder", "TextDecoder", "fetch", "performance", "window",
+    "global", "exo", *_GLOBAL_FUNCS, *_ERRORS, *_NAMESPACES))
+# Methods of String, Array, Number, Object and Function.prototype that no value of the subset has:
+# a call `x.NAME(...)` is refused (JavaScript would call the builtin; the VM would raise TypeError).
+_OTHER_METHODS = frozenset((
+    "codePointAt", "isWellFormed", "localeCompare", "match", "matchAll", "normalize", "replace", "replaceAll",
+    "search", "toLocaleLowerCase", "toLocaleUpperCase", "toWellFormed", "substr", "trimLeft", "trimRight",
+    "anchor", "big", "blink", "bold", "fixed", "fontcolor", "fontsize", "italics", "link", "small", "strike", "sub",
+    "sup", "copyWithin", "entries", "findLast", "findLastIndex", "flat", "flatMap", "keys", "reduceRight",
+    "toLocaleString", "toReversed", "toSorted", "toSpliced", "values", "with", "toExponential", "toPrecision",
+    "valueOf", "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable", "apply", "bind", "call"))
 _UNSUPPORTED = {
     "class_declaration": "class", "class": "class", "this": "this", "spread_element": "spread (...)",
     "array_pattern": "destructuring", "object_pattern": "destructuring", "generator_function_declaration":
@@ -167,6 +197,17 @@ def walk(source: str, filename: str) -> dict[str, Any]:
 
 
 @functools.cache
+def _forms(name: str) -> str:
+    """What the subset has of the builtin `name`, for a refusal's message ("" if nothing)."""
+    forms = sorted({f"{obj}.{member}" + ("()" if (obj, member) in _STATIC else "")
+                    for obj, member in (*_STATIC, *_CONSTANTS) if obj == name})
+    if name in _GLOBAL_FUNCS or name in _ERRORS:
+        forms.append(f"{name}(...)")
+    if name in _ERRORS or name == "Array":
+        forms.append(f"new {name}(...)")
+    return f" (the subset has {', '.join(forms)})" if forms else ""
+
+
 def _helpers() -> dict[str, CastNode]:
     """name -> the `std.let NAME (std.fn ...)` of each helper (walked once per process; callers
     copy what they use, so the cached trees are never shared by two documents)."""
@@ -201,17 +242,19 @@ class _Walker(Base):
         return self.finish("javascript", ["std.seq", *prelude, *body])
 
     def _collect_names(self, root: Node) -> None:
-        """Every name the program binds anywhere (a name bound nowhere may be a global builtin).
-        Iterative, with each node's parent carried along (tree-sitter's Node.parent walks down
-        from the root: asking it of every node would be quadratic in the nesting)."""
-        binders = ("variable_declarator", "function_declaration", "formal_parameters", "catch_clause",
-                   "for_in_statement", "arrow_function", "function_expression", "assignment_pattern")
-        stack: list[tuple[Node, str]] = [(root, "")]
+        """Every name the program binds anywhere (a name bound nowhere may be a global builtin): the
+        binding child of each binding construct only (`let x = NaN` binds x, not NaN). Iterative."""
+        stack: list[Node] = [root]
         while stack:
-            node, parent = stack.pop()
-            if node.type == "identifier" and parent in binders:
-                self.declared.add(self.text(node))
-            stack.extend((c, node.type) for c in node.named_children)
+            node = stack.pop()
+            if node.type == "formal_parameters":
+                bound = [c for c in node.named_children if c.type == "identifier"]
+            else:
+                field = _BINDING_FIELDS.get(node.type)
+                child = node.child_by_field_name(field) if field is not None else None
+                bound = [child] if child is not None and child.type == "identifier" else []
+            self.declared.update(self.text(c) for c in bound)
+            stack.extend(node.named_children)
 
     # --- statements ---------------------------------------------------------------------------
 
@@ -538,6 +581,8 @@ class _Walker(Base):
                     return ["std.float", "nan"]
                 if name == "Infinity":
                     return ["std.float", "inf"]
+                if name in _OTHER_GLOBALS:
+                    raise self.fail(node, f"unsupported {name} here{_forms(name)}")
             return self.at(node, ["std.var", name])
         if t == "parenthesized_expression":
             return self.expr(named(node)[0])
@@ -679,6 +724,8 @@ class _Walker(Base):
                 return ["std.float", _CONSTANTS[key]]
             if key in _STATIC:
                 raise self.fail(node, f"unsupported use of {key[0]}.{key[1]} as a value (call it)")
+            if key[0] in _NAMESPACES:
+                raise self.fail(node, f"unsupported {key[0]}.{key[1]}{_forms(key[0])}")
         return self.at(node, ["std.op", "js.get", self.expr(obj), ["std.str", self.text(prop)]])
 
     def args(self, node: Node) -> list[CastNode]:
@@ -695,13 +742,21 @@ class _Walker(Base):
             key = (self.text(obj), self.text(prop))
             if obj.type == "identifier" and key[0] not in self.declared and key in _STATIC:
                 return self.at(node, ["std.op", f"js.{key[0]}.{key[1]}", *args])
+            if obj.type == "identifier" and key[0] not in self.declared and key[0] in _NAMESPACES:
+                raise self.fail(fn, f"unsupported {key[0]}.{key[1]}(){_forms(key[0])}")
             name = self.text(prop)
             cap = self.text(fn)[4:]
-            if self.text(fn).startswith("exo.") and "exo" not in self.declared and cap in CAP_ARITY:
+            if self.text(fn).startswith("exo.") and "exo" not in self.declared:
+                if cap not in CAP_ARITY:
+                    raise self.fail(fn, f"unsupported capability exo.{cap}() (the capabilities: "
+                                        f"{', '.join(f'exo.{c}()' for c in sorted(CAP_ARITY))})")
                 low, high = CAP_ARITY[cap]
                 if not low <= len(args) <= high:
                     raise self.fail(node, f"exo.{cap}() takes {low}..{high} arguments ({len(args)} given)")
                 return self.at(node, ["std.cap", cap, *args])
+            if name in _OTHER_METHODS or (name == "toString" and args):
+                what = "toString with a radix" if name == "toString" else f"method {name}"
+                raise self.fail(prop, f"unsupported {what} (no value of the subset has it)")
             target = self.expr(obj)
             if name in _CALLBACK_METHODS and (name != "sort" or args):
                 helper = f"{_HIDDEN}{name}"
