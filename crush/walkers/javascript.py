@@ -520,6 +520,8 @@ class _Walker(Base):
             return ["std.set", ["std.var", name], value]
         if t == "member_expression":
             prop = self.field(target, "property")
+            if self.text(prop) == "length":
+                raise self.fail(target, "unsupported assignment to length (use push, pop or splice)")
             return ["std.expr", ["std.op", "js.set", self.expr(self.field(target, "object")),
                                  ["std.str", self.text(prop)], value]]
         if t == "subscript_expression":

@@ -73,6 +73,7 @@ def test_both_modes_use_the_same_gas(path: Path) -> None:
     ("let s = 'ab';\nconsole.log(s.replace('a', 'b'));\n", "2:15", "unsupported method replace"),
     ("console.log((255).toString(16));\n", "1:19", "unsupported toString with a radix"),
     ("exo.fs.remove('/x');\n", "1:1", "unsupported capability exo.fs.remove()"),
+    ("let a = [1, 2];\na.length = 1;\n", "2:1", "unsupported assignment to length"),
 ])
 def test_unsupported_constructs_get_one_error_with_line_and_column(source: str, where: str, what: str) -> None:
     with pytest.raises(WalkError) as e:
