@@ -761,14 +761,38 @@ def _minmax(is_max: bool) -> Impl:
     return impl
 
 
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
 def _parse_int(vm: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
-    s = to_str(vm, _arg(args, 0)).strip()
-    m = re.match(r"[+-]?\d+", s)
-    return float(int(m.group())) if m else math.nan
+    """parseInt(string, radix): ECMAScript's white space, a sign, radix 0/undefined is 10 or 16 by a
+    0x prefix (which radix 16 also accepts), a radix outside 2..36 is NaN, then the longest run of
+    digits of the radix, correctly rounded to a double (a run too long for one is Infinity)."""
+    s = to_str(vm, _arg(args, 0)).lstrip(JS_SPACE)
+    vm.charge(gas.words(len(s)))
+    sign = -1.0 if s.startswith("-") else 1.0
+    if s.startswith(("-", "+")):
+        s = s[1:]
+    radix = to_int32(args[1]) if len(args) > 1 else 0
+    if radix not in (0, 16) and not 2 <= radix <= 36:
+        return math.nan
+    if radix in (0, 16) and s[:2] in ("0x", "0X"):
+        s, radix = s[2:], 16
+    radix = radix or 10
+    m = re.match(f"[{_DIGITS[:radix]}]+", s, re.IGNORECASE)
+    if m is None:
+        return math.nan
+    digits = m.group().lstrip("0") or "0"
+    if len(digits) > 1100:  # at least radix**1100 >= 2**1100, beyond the largest double
+        return sign * math.inf
+    try:
+        return sign * float(int(digits, radix))
+    except OverflowError:
+        return sign * math.inf
 
 
 def _parse_float(vm: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
-    m = re.match(r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)", to_str(vm, _arg(args, 0)).strip())
+    m = re.match(r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)", to_str(vm, _arg(args, 0)).lstrip(JS_SPACE))
     return float(m.group().replace("Infinity", "inf")) if m else math.nan
 
 

@@ -618,7 +618,10 @@ class _Walker(Base):
             if ctor.type != "identifier" or name not in (*_ERRORS, "Array") or name in self.declared:
                 raise self.fail(node, "unsupported new (only Error, TypeError, RangeError and Array)")
             args = node.child_by_field_name("arguments")
-            return self.at(node, ["std.op", f"js.{name}", *(self.args(args) if args is not None else [])])
+            values = self.args(args) if args is not None else []
+            if name == "Array":
+                self._array_length(node, values)
+            return self.at(node, ["std.op", f"js.{name}", *values])
         if t in ("arrow_function", "function_expression", "function"):
             return self.function(node, None)
         if t in ("assignment_expression", "augmented_assignment_expression", "update_expression"):
@@ -775,8 +778,21 @@ class _Walker(Base):
         if fn.type == "identifier":
             name = self.text(fn)
             if name not in self.declared and (name in _GLOBAL_FUNCS or name in _ERRORS or name == "Array"):
+                if name == "Array":
+                    self._array_length(node, args)
                 return self.at(node, ["std.op", f"js.{name}", *args])
         return self.at(node, ["std.call", self.expr(fn), args])
+
+    def _array_length(self, node: Node, args: list[CastNode]) -> None:
+        """`Array(n)` / `new Array(n)` makes n holes, which console.log, map, forEach, indexOf, ...
+        treat otherwise than undefined: only `new Array(n).fill(v)` is in the subset (every hole filled
+        at once: no start or end), and `Array(a, b, ...)` with two or more elements."""
+        if len(args) != 1:
+            return
+        member, call = node.parent, node.parent.parent if node.parent is not None else None
+        if member is None or call is None or member.type != "member_expression" or call.type != "call_expression" \
+                or self.text(self.field(member, "property")) != "fill" or len(named(self.field(call, "arguments"))) > 1:
+            raise self.fail(node, "unsupported Array(n) without .fill(value) (JavaScript's array holes)")
 
     def function(self, node: Node, name: str | None, declare: bool = False) -> CastNode:
         if self.text(node).startswith("async"):

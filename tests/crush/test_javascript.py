@@ -74,6 +74,9 @@ def test_both_modes_use_the_same_gas(path: Path) -> None:
     ("console.log((255).toString(16));\n", "1:19", "unsupported toString with a radix"),
     ("exo.fs.remove('/x');\n", "1:1", "unsupported capability exo.fs.remove()"),
     ("let a = [1, 2];\na.length = 1;\n", "2:1", "unsupported assignment to length"),
+    ("let a = new Array(3);\n", "1:9", "unsupported Array(n) without .fill(value)"),
+    ("let b = new Array(3).fill(0);\nlet c = Array(4).map((x) => 1);\n", "2:9", "unsupported Array(n) without"),
+    ("let d = new Array(3).fill(0, 1);\n", "1:9", "unsupported Array(n) without .fill(value)"),
 ])
 def test_unsupported_constructs_get_one_error_with_line_and_column(source: str, where: str, what: str) -> None:
     with pytest.raises(WalkError) as e:
