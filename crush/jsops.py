@@ -110,8 +110,18 @@ def _join(vm: Meter, v: list[Any], sep: str, depth: int) -> str:
     return text
 
 
+# The VM's own errors under the names JavaScript gives the same failures (an unbound name, a
+# recursion past the frame limit); the VM's TypeError is JavaScript's TypeError already.
+_JS_NAMES = {"NameError": "ReferenceError", "RecursionError": "RangeError"}
+
+
+def error_name(e: ExcValue) -> str:
+    """`e.name` of an error as JavaScript code sees it."""
+    return _JS_NAMES.get(e.etype.name, e.etype.name)
+
+
 def _error_text(e: ExcValue) -> str:
-    return f"{e.etype.name}: {e.args[0] if e.args else ''}"
+    return f"{error_name(e)}: {e.args[0] if e.args else ''}"
 
 
 _NUMERIC = re.compile(r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
@@ -316,7 +326,7 @@ def get(vm: Meter, obj: Any, key: Any) -> Any:
         if key == "message":
             return to_str(vm, obj.args[0]) if obj.args else ""
         if key == "name":
-            return obj.etype.name
+            return error_name(obj)
     return None
 
 
