@@ -66,16 +66,19 @@ def _wrap(t: str, v: int) -> int:
 def _int_ops(t: str) -> dict[str, Callable[..., Any]]:
     bits = BITS[t]
 
+    def quotient(a: int, b: int) -> int:  # truncated towards zero, as Rust divides
+        q = abs(a) // abs(b)
+        return q if (a >= 0) == (b >= 0) else -q
+
     def div(a: int, b: int) -> int:
         if b == 0:
             raise panic("attempt to divide by zero")
-        q = abs(a) // abs(b)
-        return _check(t, q if (a >= 0) == (b >= 0) else -q, "divide")
+        return _check(t, quotient(a, b), "divide")
 
     def rem(a: int, b: int) -> int:
         if b == 0:
             raise panic("attempt to calculate the remainder with a divisor of zero")
-        _check(t, div(a, b), "calculate the remainder")
+        _check(t, quotient(a, b), "calculate the remainder")  # MIN % -1 overflows as MIN / -1 does
         r = abs(a) % abs(b)
         return r if a >= 0 else -r
 
@@ -89,11 +92,13 @@ def _int_ops(t: str) -> dict[str, Callable[..., Any]]:
     def pow_(a: int, b: int) -> int:
         if b < 0 or b > 1 << 32:
             raise panic("attempt to multiply with overflow")
+        if a in (0, 1):
+            return a if b > 0 else 1
+        if a == -1:
+            return -1 if b % 2 else 1
         result = 1
-        for _ in range(b):  # bounded: it panics as soon as the value leaves the type's range
+        for _ in range(b):  # bounded: |a| >= 2 leaves the type's range (a panic) within 128 steps
             result = _check(t, result * a, "multiply")
-            if result in (0, 1):
-                break
         return result
 
     def checked(op: Callable[[int, int], int]) -> Callable[[int, int], Any]:
