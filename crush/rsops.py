@@ -310,7 +310,7 @@ def format_value(vm: Meter, v: Any, spec: str) -> str:
     if width > 1 << 16:
         raise panic("format width too large")
     head = sign + prefix
-    if m.group("zero") and numeric and not m.group("align"):
+    if m.group("zero") and numeric:  # the 0 flag pads after the sign, whatever the fill and alignment say
         return head + body.rjust(width - len(head), "0")
     text = head + body
     fill = m.group("fill") or " "
