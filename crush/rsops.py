@@ -141,7 +141,8 @@ def _parse(t: str, s: str) -> int:
     if not m or (s.startswith("-") and t.startswith("u")):
         raise panic(f'called `Result::unwrap()` on an `Err` value: ParseIntError {{ kind: '
                     f'{"Empty" if not s else "InvalidDigit"} }}')
-    v = int(s)
+    digits = s.lstrip("+-").lstrip("0")
+    v = int(s) if len(digits) <= 40 else (-1 if s.startswith("-") else 1) << 130  # past i128 (39 digits) either way
     lo, hi = bounds(t)
     if not lo <= v <= hi:
         raise panic(f"called `Result::unwrap()` on an `Err` value: ParseIntError {{ kind: "
