@@ -171,13 +171,24 @@ def _powf(a: float, b: float) -> float:
         return math.inf if a == 0 else math.nan
 
 
+def _integral(a: float, n: int) -> float:
+    """The integer n that floor/ceil/round/trunc gave for a, as an f64 with a's sign (-0.5's ceil is -0)."""
+    return math.copysign(float(n), a)
+
+
+def _round_half_away(a: float) -> int:
+    """f64::round: to the nearest integer, halves away from zero (a - trunc(a) is exact; a + 0.5 is not)."""
+    t = math.trunc(a)
+    return t + (1 if a > 0 else -1) if abs(a - t) >= 0.5 else t
+
+
 _FLOAT_OPS: dict[str, Callable[..., Any]] = {
     "div": _fdiv, "rem": _frem,
     "sqrt": lambda a: math.sqrt(a) if a >= 0 else math.nan, "abs": abs,
-    "floor": lambda a: float(math.floor(a)) if math.isfinite(a) else a,
-    "ceil": lambda a: float(math.ceil(a)) if math.isfinite(a) else a,
-    "round": lambda a: float(math.floor(abs(a) + 0.5)) * math.copysign(1.0, a) if math.isfinite(a) else a,
-    "trunc": lambda a: float(math.trunc(a)) if math.isfinite(a) else a,
+    "floor": lambda a: _integral(a, math.floor(a)) if math.isfinite(a) else a,
+    "ceil": lambda a: _integral(a, math.ceil(a)) if math.isfinite(a) else a,
+    "round": lambda a: _integral(a, _round_half_away(a)) if math.isfinite(a) else a,
+    "trunc": lambda a: _integral(a, math.trunc(a)) if math.isfinite(a) else a,
     "powi": lambda a, b: _powf(a, float(b)), "powf": _powf,
     "min": lambda a, b: b if math.isnan(a) else a if math.isnan(b) else min(a, b),
     "max": lambda a, b: b if math.isnan(a) else a if math.isnan(b) else max(a, b),
