@@ -767,6 +767,8 @@ def _minmax(is_max: bool) -> Impl:
                 return math.nan
             if (x > best) if is_max else (x < best):
                 best = x
+            elif x == 0 and best == 0 and math.copysign(1.0, x) != math.copysign(1.0, best):
+                best = 0.0 if is_max else -0.0  # -0 is less than +0 here
         return best
     return impl
 

@@ -746,6 +746,8 @@ class _Walker(Base):
             obj, prop = self.field(fn, "object"), self.field(fn, "property")
             key = (self.text(obj), self.text(prop))
             if obj.type == "identifier" and key[0] not in self.declared and key in _STATIC:
+                if key == ("JSON", "stringify") and len(args) != 1:
+                    raise self.fail(node, "unsupported JSON.stringify with a replacer or an indentation")
                 return self.at(node, ["std.op", f"js.{key[0]}.{key[1]}", *args])
             if obj.type == "identifier" and key[0] not in self.declared and key[0] in _NAMESPACES:
                 raise self.fail(fn, f"unsupported {key[0]}.{key[1]}(){_forms(key[0])}")

@@ -77,6 +77,7 @@ def test_both_modes_use_the_same_gas(path: Path) -> None:
     ("let a = new Array(3);\n", "1:9", "unsupported Array(n) without .fill(value)"),
     ("let b = new Array(3).fill(0);\nlet c = Array(4).map((x) => 1);\n", "2:9", "unsupported Array(n) without"),
     ("let d = new Array(3).fill(0, 1);\n", "1:9", "unsupported Array(n) without .fill(value)"),
+    ("let o = {a: 1};\nconsole.log(JSON.stringify(o, null, 2));\n", "2:13", "unsupported JSON.stringify with a"),
 ])
 def test_unsupported_constructs_get_one_error_with_line_and_column(source: str, where: str, what: str) -> None:
     with pytest.raises(WalkError) as e:

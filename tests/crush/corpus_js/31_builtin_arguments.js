@@ -11,3 +11,4 @@ console.log(true.toString(), false.toString(), ({a: 1}).toString(), [1, 2].splic
 let x = NaN;
 const y = Infinity;
 console.log(x, y, [x, y].indexOf(y));
+console.log(Math.min(0, -0), Math.max(-0, 0), Math.min(-0, 0), Math.max(0, -0), Math.min(-0), Math.max(), Math.min(1, NaN, 0));
