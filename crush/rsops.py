@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -231,7 +232,16 @@ def debug_float(x: float) -> str:
     return text if "." in text else text + ".0"
 
 
+# Unicode 14's Other_Grapheme_Extend (PropList.txt; CPython 3.11 and rustc 1.63 to 1.7x carry
+# Unicode 14): with the Mn and Me characters, the Grapheme_Extend characters `{:?}` escapes.
+_OTHER_GRAPHEME_EXTEND = frozenset((
+    0x09BE, 0x09D7, 0x0B3E, 0x0B57, 0x0BBE, 0x0BD7, 0x0CC2, 0x0CD5, 0x0CD6, 0x0D3E, 0x0D57, 0x0DCF, 0x0DDF,
+    0x200C, 0x302E, 0x302F, 0xFF9E, 0xFF9F, 0x1133E, 0x11357, 0x114B0, 0x114BD, 0x115AF, 0x11930,
+    0x1D165, 0x1D16E, 0x1D16F, 0x1D170, 0x1D171, 0x1D172, *range(0xE0020, 0xE0080)))
+
+
 def _escape_debug(s: str) -> str:
+    """str's Debug: the escapes of char::escape_debug, grapheme extenders (combining marks) included."""
     out = []
     for ch in s:
         if ch in "\"\\":
@@ -244,7 +254,7 @@ def _escape_debug(s: str) -> str:
             out.append("\\t")
         elif ch == "\0":
             out.append("\\0")
-        elif not ch.isprintable():
+        elif not ch.isprintable() or unicodedata.category(ch) in ("Mn", "Me") or ord(ch) in _OTHER_GRAPHEME_EXTEND:
             out.append(f"\\u{{{ord(ch):x}}}")
         else:
             out.append(ch)
