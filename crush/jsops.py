@@ -671,9 +671,61 @@ def _group(out: list[str], values: list[Any], indent: int, extra: bool) -> list[
 
 
 def console_log(vm: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    text = " ".join(inspect(vm, a) for a in args) + "\n"
+    """console.log(...): node's util.format (placeholders in a first string argument followed by
+    others), then each other argument inspected (a string as it is), joined by spaces."""
+    parts: list[str] = []
+    rest = 0
+    if args and type(args[0]) is str and len(args) > 1:
+        vm.charge(gas.words(len(args[0])))
+        formatted = _format(vm, args[0], args)
+        if formatted is not None:
+            parts, rest = [formatted[0]], formatted[1] + 1
+    parts += [a if type(a) is str else inspect(vm, a) for a in args[rest:]]
+    text = " ".join(parts) + "\n"
     vm.charge(gas.words(len(text)))
     vm.write(text)
+
+
+def _format(vm: Meter, first: str, args: tuple[Any, ...]) -> tuple[str, int] | None:
+    """util.format's placeholders (%s %d %i %f %j %c %%) in `first`, as node's
+    formatWithOptionsInternal reads them: the text and how many of args[1:] it used (None when
+    it has no placeholder and no %%: `first` prints as it is). %o, %O and %s of an object (util.inspect with other
+    options) are refused with a TypeError."""
+    out: list[str] = []
+    last = used = 0
+    i = 0
+    while i < len(first) - 1:
+        if first[i] == "%":
+            i += 1
+            c = first[i]
+            if used + 1 != len(args) and c in "sdifjoOc":
+                used += 1
+                v = args[used]
+                if c in "oO" or (c == "s" and type(v) in (list, dict, ExcValue, Function, Builtin) and v is not NULL):
+                    raise exc("TypeError", f"unsupported: console.log's %{c} of {type_of(v)}")
+                if c == "s":
+                    text = ("-0" if v == 0 and math.copysign(1.0, v) < 0 else num_str(v)) if type(v) is float \
+                        else to_str(vm, v)
+                elif c in "dif":
+                    n = to_num(v) if c == "d" else _parse_int(vm, (v,), {}) if c == "i" else _parse_float(vm, (v,), {})
+                    text = "-0" if n == 0 and math.copysign(1.0, n) < 0 else num_str(n)
+                elif c == "j":
+                    json_text = stringify(vm, (v,), {})
+                    text = "undefined" if json_text is None else json_text
+                else:
+                    text = ""  # %c: CSS, which a terminal ignores
+                if last != i - 1:
+                    out.append(first[last:i - 1])
+                out.append(text)
+                last = i + 1
+            elif c == "%":
+                out.append(first[last:i])
+                last = i + 1
+        i += 1
+    if last == 0:
+        return None
+    out.append(first[last:])
+    return "".join(out), used
 
 
 # --- JSON.stringify ------------------------------------------------------------------------------
