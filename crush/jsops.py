@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crush import arena, gas
+from crush.rsops import ieee_pow
 from crush.text import Meter
 from crush.values import EXC_TYPES, Builtin, ExcValue, Function, TailCall, exc
 
@@ -236,14 +237,9 @@ def _mod(a: float, b: float) -> float:
 
 
 def _pow(a: float, b: float) -> float:
-    if math.isnan(b) or (abs(a) == 1 and math.isinf(b)):
+    if math.isnan(b) or (abs(a) == 1 and math.isinf(b)):  # where ECMAScript's ** differs from C's pow
         return math.nan
-    try:
-        return float(math.pow(a, b))
-    except (OverflowError, ValueError):
-        if a == 0 and b < 0:
-            return math.inf
-        return math.nan if a < 0 else math.inf
+    return ieee_pow(a, b)
 
 
 def _compare(vm: Meter, a: Any, b: Any, op: Callable[[Any, Any], bool]) -> bool:

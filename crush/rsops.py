@@ -163,13 +163,18 @@ def _frem(a: float, b: float) -> float:
     return a if math.isinf(b) else math.fmod(a, b)
 
 
-def _powf(a: float, b: float) -> float:
+def ieee_pow(a: float, b: float) -> float:
+    """C's pow (IEEE 754), which is Rust's f64::powf (JavaScript's ** on top of it, crush/jsops.py):
+    where Python's math.pow raises, an overflow or a zero to a negative power is an infinity,
+    negative when the base is negative (or -0) and the exponent an odd integer; a negative base to a
+    non-integer power is NaN."""
     try:
         return float(math.pow(a, b))
-    except OverflowError:
-        return math.inf
-    except ValueError:
-        return math.inf if a == 0 else math.nan
+    except (OverflowError, ValueError):
+        if a < 0 and not b.is_integer():
+            return math.nan
+        odd = b.is_integer() and b % 2 == 1
+        return -math.inf if odd and math.copysign(1.0, a) < 0 else math.inf
 
 
 def _integral(a: float, n: int) -> float:
@@ -190,7 +195,7 @@ _FLOAT_OPS: dict[str, Callable[..., Any]] = {
     "ceil": lambda a: _integral(a, math.ceil(a)) if math.isfinite(a) else a,
     "round": lambda a: _integral(a, _round_half_away(a)) if math.isfinite(a) else a,
     "trunc": lambda a: _integral(a, math.trunc(a)) if math.isfinite(a) else a,
-    "powi": lambda a, b: _powf(a, float(b)), "powf": _powf,
+    "powi": lambda a, b: ieee_pow(a, float(b)), "powf": ieee_pow,
     "min": lambda a, b: b if math.isnan(a) else a if math.isnan(b) else min(a, b),
     "max": lambda a, b: b if math.isnan(a) else a if math.isnan(b) else max(a, b),
     "cast": float,

@@ -12,3 +12,4 @@ let x = NaN;
 const y = Infinity;
 console.log(x, y, [x, y].indexOf(y));
 console.log(Math.min(0, -0), Math.max(-0, 0), Math.min(-0, 0), Math.max(0, -0), Math.min(-0), Math.max(), Math.min(1, NaN, 0));
+console.log((-0) ** -1, (-0) ** -2, (-2) ** 1025, (-2) ** 1024, Math.pow(-0, -3), (-2) ** 0.5, 0 ** -1, (-1e300) ** 3);
