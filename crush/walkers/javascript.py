@@ -155,34 +155,63 @@ function __crush_reduce1(a, f) {
   for (let i = 1; i < a.length; i++) { acc = f(acc, a[i], i, a); }
   return acc;
 }
-function __crush_before(x, y, f) {
+function __crush_cmp(x, y, f) {
   if (f === undefined) {
-    if (x === undefined) { return false; }
-    if (y === undefined) { return true; }
-    return String(y) < String(x) ? false : true;
+    const s = String(x);
+    const t = String(y);
+    return s < t ? -1 : (t < s ? 1 : 0);
   }
-  const c = f(x, y);
-  return !(c > 0);
+  const v = Number(f(x, y));
+  return v !== v ? 0 : v;
 }
 function __crush_sort(a, f) {
   __crush_arr(a, "sort");
-  const n = a.length;
-  let src = a.slice(0);
-  let dst = a.slice(0);
-  for (let width = 1; width < n; width = width * 2) {
-    for (let lo = 0; lo < n; lo = lo + 2 * width) {
-      const mid = Math.min(lo + width, n);
-      const hi = Math.min(lo + 2 * width, n);
-      let i = lo;
-      let j = mid;
-      for (let k = lo; k < hi; k++) {
-        if (i < mid && (j >= hi || __crush_before(src[i], src[j], f))) { dst[k] = src[i]; i++; }
-        else { dst[k] = src[j]; j++; }
+  const w = [];
+  for (let i = 0; i < a.length; i++) { if (a[i] !== undefined) { w.push(a[i]); } }
+  const n = w.length;
+  if (n < 64) {
+    if (n >= 2) {
+      let run = 2;
+      const down = __crush_cmp(w[1], w[0], f) < 0;
+      while (run < n) {
+        const order = __crush_cmp(w[run], w[run - 1], f);
+        if (down ? order >= 0 : order < 0) { break; }
+        run++;
+      }
+      if (down) {
+        for (let i = 0; i < Math.floor(run / 2); i++) { const t = w[i]; w[i] = w[run - 1 - i]; w[run - 1 - i] = t; }
+      }
+      for (let start = run; start < n; start++) {
+        const pivot = w[start];
+        let left = 0;
+        let right = start;
+        while (left < right) {
+          const mid = left + ((right - left) >> 1);
+          if (__crush_cmp(pivot, w[mid], f) < 0) { right = mid; } else { left = mid + 1; }
+        }
+        for (let q = start; q > left; q--) { w[q] = w[q - 1]; }
+        w[left] = pivot;
       }
     }
-    const t = src; src = dst; dst = t;
+  } else {
+    let src = w;
+    let dst = w.slice(0);
+    for (let width = 1; width < n; width = width * 2) {
+      for (let lo = 0; lo < n; lo = lo + 2 * width) {
+        const mid = Math.min(lo + width, n);
+        const hi = Math.min(lo + 2 * width, n);
+        let i = lo;
+        let j = mid;
+        for (let k = lo; k < hi; k++) {
+          if (i < mid && (j >= hi || __crush_cmp(src[i], src[j], f) <= 0)) { dst[k] = src[i]; i++; }
+          else { dst[k] = src[j]; j++; }
+        }
+      }
+      const t = src; src = dst; dst = t;
+    }
+    for (let k = 0; k < n; k++) { w[k] = src[k]; }
   }
-  for (let k = 0; k < n; k++) { a[k] = src[k]; }
+  for (let k = 0; k < a.length; k++) { a[k] = k < n ? w[k] : undefined; }
   return a;
 }
 """
@@ -237,7 +266,7 @@ class _Walker(Base):
         helpers = _helpers() if self.used_helpers else {}
         needed = set(self.used_helpers)
         if needed:
-            needed |= {"__crush_arr"} | ({"__crush_before"} if "__crush_sort" in needed else set())
+            needed |= {"__crush_arr"} | ({"__crush_cmp"} if "__crush_sort" in needed else set())
         prelude = [copy.deepcopy(helpers[name]) for name in sorted(needed)]
         return self.finish("javascript", ["std.seq", *prelude, *body])
 
