@@ -443,15 +443,15 @@ def _str_method(vm: Meter, s: str, name: str, args: tuple[Any, ...]) -> Any:
     if name in ("repeat", "padStart", "padEnd"):
         count = to_num(a0)
         if name == "repeat":
-            if math.isnan(count) or count < 0 or math.isinf(count):
+            if math.isinf(count) or _integer(count) < 0:  # NaN and -0.5 are 0 (ToIntegerOrInfinity)
                 raise exc("RangeError", f"Invalid count value: {to_str(vm, a0)}")
-            size = len(s) * int(count)
+            size = len(s) * _integer(count)
         else:
             size = max(len(s), _integer(count))
         vm.charge(gas.words(size))
         vm.alloc(arena.str_size(s) + size)
         if name == "repeat":
-            return s * int(count)
+            return s * _integer(count)
         fill = " " if len(args) < 2 or args[1] is None else to_str(vm, args[1])
         if size <= len(s) or not fill:
             return s

@@ -13,3 +13,6 @@ const y = Infinity;
 console.log(x, y, [x, y].indexOf(y));
 console.log(Math.min(0, -0), Math.max(-0, 0), Math.min(-0, 0), Math.max(0, -0), Math.min(-0), Math.max(), Math.min(1, NaN, 0));
 console.log((-0) ** -1, (-0) ** -2, (-2) ** 1025, (-2) ** 1024, Math.pow(-0, -3), (-2) ** 0.5, 0 ** -1, (-1e300) ** 3);
+console.log(JSON.stringify(["ab".repeat(2.7), "ab".repeat(-0.5), "ab".repeat(NaN), "ab".padStart(5.9, "xy"), "ab".padEnd(NaN), "abc".slice(NaN, 2.5), "abc".substring(-Infinity, 1.9)]));
+try { "a".repeat(-1); } catch (e) { console.log(e.name); }
+try { "a".repeat(Infinity); } catch (e) { console.log(e.name); }
