@@ -2,7 +2,7 @@
 
     crush compile prog.py -o prog.casm         walk and compile (also prog.cast.json: a CAST document)
     crush run prog.casm|prog.py|prog.cast.json [--gas N] [--arena 16M] [--grant fs:/data:ro] [--grant log]
-              [--seed N] [--fast] [--checkpoint-at N --state-out state.json]
+              [--seed N] [--fast] [--native] [--checkpoint-at N --state-out state.json]
     crush link lib.rs util.js main.py -o prog.casm   one program from modules in any language (entry last)
     crush disasm prog.casm                     the text form (the input of run/check/disasm too)
     crush check prog.casm                      run the verifier
@@ -224,7 +224,8 @@ def cmd_check(args: argparse.Namespace) -> Exit:
 
 def cmd_run(args: argparse.Namespace) -> Exit:
     program = load_program(args.program)
-    vm = VM(program, _host(args.grant), gas=args.gas, arena=args.arena, out=_out, seed=args.seed, fast=args.fast)
+    vm = VM(program, _host(args.grant), gas=args.gas, arena=args.arena, out=_out, seed=args.seed, fast=args.fast,
+            native=args.native)
     return _drive(vm, args.checkpoint_at, args.state_out, args.stats)
 
 
@@ -279,6 +280,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--gas", type=_count, default=10 ** 9, help="gas limit (default 1G)")
     r.add_argument("--arena", type=_size, default=16 << 20, help="arena budget in bytes (default 16M)")
     r.add_argument("--seed", type=int, default=0, help="seed of the random capability")
+    r.add_argument("--native", action="store_true", help="native mode: the integer/loop/function subset compiled "
+                   "to WebAssembly and run by wasmtime (crush/wasm.py); the rest in the VM")
     running(r)
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("resume", help="resume a checkpoint saved by --state-out")

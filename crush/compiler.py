@@ -482,6 +482,8 @@ class Compiler:
         b = self.resolver.lets[id(node)]
         value = node[2] if len(node) > 2 else None
         if value is not None:
+            if b.block and b.captured:  # a fresh binding each time the declaration runs (JavaScript's
+                em.emit(Op.MAKE_CELL, b.cell)  # loop bodies): closures made before keep their own
             self.expr(value)
             self._store_binding(b)
         elif b.block:

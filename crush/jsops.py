@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crush import arena, gas
+from crush.rsops import ieee_pow
 from crush.text import Meter
 from crush.values import EXC_TYPES, Builtin, ExcValue, Function, TailCall, exc
 
@@ -110,8 +111,18 @@ def _join(vm: Meter, v: list[Any], sep: str, depth: int) -> str:
     return text
 
 
+# The VM's own errors under the names JavaScript gives the same failures (an unbound name, a
+# recursion past the frame limit); the VM's TypeError is JavaScript's TypeError already.
+_JS_NAMES = {"NameError": "ReferenceError", "RecursionError": "RangeError"}
+
+
+def error_name(e: ExcValue) -> str:
+    """`e.name` of an error as JavaScript code sees it."""
+    return _JS_NAMES.get(e.etype.name, e.etype.name)
+
+
 def _error_text(e: ExcValue) -> str:
-    return f"{e.etype.name}: {e.args[0] if e.args else ''}"
+    return f"{error_name(e)}: {e.args[0] if e.args else ''}"
 
 
 _NUMERIC = re.compile(r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
@@ -226,14 +237,9 @@ def _mod(a: float, b: float) -> float:
 
 
 def _pow(a: float, b: float) -> float:
-    if math.isnan(b) or (abs(a) == 1 and math.isinf(b)):
+    if math.isnan(b) or (abs(a) == 1 and math.isinf(b)):  # where ECMAScript's ** differs from C's pow
         return math.nan
-    try:
-        return float(math.pow(a, b))
-    except (OverflowError, ValueError):
-        if a == 0 and b < 0:
-            return math.inf
-        return math.nan if a < 0 else math.inf
+    return ieee_pow(a, b)
 
 
 def _compare(vm: Meter, a: Any, b: Any, op: Callable[[Any, Any], bool]) -> bool:
@@ -316,7 +322,7 @@ def get(vm: Meter, obj: Any, key: Any) -> Any:
         if key == "message":
             return to_str(vm, obj.args[0]) if obj.args else ""
         if key == "name":
-            return obj.etype.name
+            return error_name(obj)
     return None
 
 
@@ -360,16 +366,39 @@ def _rel(x: Any, n: int, default: int) -> int:
     return max(0, n + i) if i < 0 else min(i, n)
 
 
+# ECMAScript's WhiteSpace and LineTerminator (what trim removes; Python's isspace differs: it has
+# \x1c-\x1f and \x85 and lacks \ufeff)
+JS_SPACE = "\t\n\v\f\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+           "\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+def _integer(x: Any) -> int:
+    """ToIntegerOrInfinity(x) (undefined and NaN: 0), infinities clipped to +-2**53 (beyond any length)."""
+    f = 0.0 if x is None else to_num(x)
+    return 0 if math.isnan(f) else int(max(min(f, 2.0 ** 53), -2.0 ** 53))
+
+
+def _position(x: Any, n: int, default: int) -> int:
+    """A position argument of the String.prototype search methods: ToIntegerOrInfinity, clamped to
+    [0, n]; `default` when it is undefined."""
+    if x is None:
+        return default
+    f = to_num(x)
+    if math.isnan(f):
+        return 0
+    return int(min(max(f, 0), n))
+
+
 def _str_method(vm: Meter, s: str, name: str, args: tuple[Any, ...]) -> Any:
     a0 = _arg(args, 0)
     if name in ("toUpperCase", "toLowerCase", "trim", "trimStart", "trimEnd"):
         vm.charge(gas.words(len(s)))
         vm.alloc(arena.str_size(s))
-        return {"toUpperCase": s.upper, "toLowerCase": s.lower, "trim": s.strip, "trimStart": s.lstrip,
-                "trimEnd": s.rstrip}[name]()
+        if name.startswith("trim"):
+            return {"trim": s.strip, "trimStart": s.lstrip, "trimEnd": s.rstrip}[name](JS_SPACE)
+        return s.upper() if name == "toUpperCase" else s.lower()
     if name in ("charAt", "charCodeAt", "at"):
-        f = 0.0 if a0 is None else to_num(a0)
-        i = 0 if math.isnan(f) else int(f)
+        i = _integer(a0)
         if name == "at" and i < 0:
             i += len(s)
         if 0 <= i < len(s):
@@ -378,11 +407,16 @@ def _str_method(vm: Meter, s: str, name: str, args: tuple[Any, ...]) -> Any:
     if name in ("indexOf", "includes", "startsWith", "endsWith", "lastIndexOf"):
         sub = to_str(vm, a0)
         vm.charge(gas.words(len(s)) * max(1, len(sub) // gas.WORD_BYTES))
+        n, pos = len(s), _arg(args, 1)
+        if name == "lastIndexOf":  # the last match starting at or before the position (NaN: the end)
+            f = math.nan if pos is None else to_num(pos)
+            return float(s.rfind(sub, 0, _position(pos, n, n) + len(sub) if not math.isnan(f) else n))
+        if name == "endsWith":
+            return s.endswith(sub, 0, _position(pos, n, n))
+        start = _position(pos, n, 0)
         if name == "indexOf":
-            return float(s.find(sub, _rel(_arg(args, 1), len(s), 0) if len(args) > 1 else 0))
-        if name == "lastIndexOf":
-            return float(s.rfind(sub))
-        return sub in s if name == "includes" else s.startswith(sub) if name == "startsWith" else s.endswith(sub)
+            return float(s.find(sub, start))
+        return s.find(sub, start) >= 0 if name == "includes" else s.startswith(sub, start)
     if name in ("slice", "substring"):
         n = len(s)
         if name == "slice":
@@ -399,22 +433,25 @@ def _str_method(vm: Meter, s: str, name: str, args: tuple[Any, ...]) -> Any:
         if a0 is None:
             return [s]
         sep = to_str(vm, a0)
+        limit = _arg(args, 1)
         vm.charge(gas.words(len(s)) + len(s) * gas.CELL)
         parts = list(s) if sep == "" else s.split(sep)
+        if limit is not None:  # ToUint32(limit) parts at most
+            del parts[to_int32(limit) & 0xFFFFFFFF:]
         vm.alloc(arena.list_size(parts) + sum(arena.str_size(p) for p in parts))
         return parts
     if name in ("repeat", "padStart", "padEnd"):
         count = to_num(a0)
         if name == "repeat":
-            if math.isnan(count) or count < 0 or math.isinf(count):
+            if math.isinf(count) or _integer(count) < 0:  # NaN and -0.5 are 0 (ToIntegerOrInfinity)
                 raise exc("RangeError", f"Invalid count value: {to_str(vm, a0)}")
-            size = len(s) * int(count)
+            size = len(s) * _integer(count)
         else:
-            size = max(len(s), 0 if math.isnan(count) else int(count))
+            size = max(len(s), _integer(count))
         vm.charge(gas.words(size))
         vm.alloc(arena.str_size(s) + size)
         if name == "repeat":
-            return s * int(count)
+            return s * _integer(count)
         fill = " " if len(args) < 2 or args[1] is None else to_str(vm, args[1])
         if size <= len(s) or not fill:
             return s
@@ -447,11 +484,24 @@ def _array_method(vm: Meter, a: list[Any], name: str, args: tuple[Any, ...]) -> 
     if name in ("indexOf", "includes"):
         vm.charge(len(a) * gas.ELEMENT)
         x = _arg(args, 0)
-        for i, y in enumerate(a):
+        for i in range(_rel(_arg(args, 1), len(a), 0), len(a)):  # fromIndex: negative counts from the end
+            y = a[i]
             if strict_eq(x, y) or (name == "includes" and type(x) is float and type(y) is float
                                    and math.isnan(x) and math.isnan(y)):
                 return True if name == "includes" else float(i)
         return False if name == "includes" else -1.0
+    if name == "lastIndexOf":  # fromIndex (default: the last element) counts from the end when negative
+        vm.charge(len(a) * gas.ELEMENT)
+        x = _arg(args, 0)
+        k = len(a) - 1 if len(args) < 2 else _integer(args[1])
+        for i in range(min(k, len(a) - 1) if k >= 0 else max(len(a) + k, -1), -1, -1):
+            if strict_eq(x, a[i]):
+                return float(i)
+        return -1.0
+    if name == "at":
+        i = _integer(_arg(args, 0))
+        i = i + len(a) if i < 0 else i
+        return a[i] if 0 <= i < len(a) else None
     if name == "slice":
         lo, hi = _rel(_arg(args, 0), len(a), 0), _rel(_arg(args, 1), len(a), len(a))
         part = a[lo:hi]
@@ -474,7 +524,7 @@ def _array_method(vm: Meter, a: list[Any], name: str, args: tuple[Any, ...]) -> 
         return a
     if name == "splice":
         lo = _rel(_arg(args, 0), len(a), 0)
-        count = len(a) - lo if len(args) < 2 else max(0, min(len(a) - lo, int(to_num(args[1]) or 0)))
+        count = len(a) - lo if len(args) < 2 else max(0, min(len(a) - lo, _integer(args[1])))
         removed = a[lo:lo + count]
         vm.charge(len(a) * gas.ELEMENT)
         vm.alloc(arena.list_size(removed) + arena.SLOT * max(0, len(args) - 2))
@@ -500,7 +550,7 @@ def method(vm: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if t is list:
         return _array_method(vm, obj, name, rest)
     if t is float and name == "toFixed":
-        digits = int(to_num(_arg(rest, 0)) or 0)
+        digits = _integer(_arg(rest, 0))
         if not 0 <= digits <= 100:
             raise exc("RangeError", "toFixed() digits argument must be between 0 and 100")
         if abs(obj) >= 1e21 or math.isnan(obj):
@@ -508,6 +558,10 @@ def method(vm: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return _to_fixed(obj, digits)
     if t is float and name == "toString":
         return num_str(obj)
+    if t is bool and name == "toString":
+        return "true" if obj else "false"
+    if t is dict and name == "toString" and name not in obj:
+        return "[object Object]"
     if t is dict and callable_value(obj.get(name)):
         return TailCall(obj[name], rest)  # `this` is not in the subset: a plain call of the property
     raise exc("TypeError", f"{to_str(vm, obj) if _primitive(obj) else type_of(obj)}.{name} is not a function")
@@ -613,9 +667,61 @@ def _group(out: list[str], values: list[Any], indent: int, extra: bool) -> list[
 
 
 def console_log(vm: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    text = " ".join(inspect(vm, a) for a in args) + "\n"
+    """console.log(...): node's util.format (placeholders in a first string argument followed by
+    others), then each other argument inspected (a string as it is), joined by spaces."""
+    parts: list[str] = []
+    rest = 0
+    if args and type(args[0]) is str and len(args) > 1:
+        vm.charge(gas.words(len(args[0])))
+        formatted = _format(vm, args[0], args)
+        if formatted is not None:
+            parts, rest = [formatted[0]], formatted[1] + 1
+    parts += [a if type(a) is str else inspect(vm, a) for a in args[rest:]]
+    text = " ".join(parts) + "\n"
     vm.charge(gas.words(len(text)))
     vm.write(text)
+
+
+def _format(vm: Meter, first: str, args: tuple[Any, ...]) -> tuple[str, int] | None:
+    """util.format's placeholders (%s %d %i %f %j %c %%) in `first`, as node's
+    formatWithOptionsInternal reads them: the text and how many of args[1:] it used (None when
+    it has no placeholder and no %%: `first` prints as it is). %o, %O and %s of an object (util.inspect with other
+    options) are refused with a TypeError."""
+    out: list[str] = []
+    last = used = 0
+    i = 0
+    while i < len(first) - 1:
+        if first[i] == "%":
+            i += 1
+            c = first[i]
+            if used + 1 != len(args) and c in "sdifjoOc":
+                used += 1
+                v = args[used]
+                if c in "oO" or (c == "s" and type(v) in (list, dict, ExcValue, Function, Builtin) and v is not NULL):
+                    raise exc("TypeError", f"unsupported: console.log's %{c} of {type_of(v)}")
+                if c == "s":
+                    text = ("-0" if v == 0 and math.copysign(1.0, v) < 0 else num_str(v)) if type(v) is float \
+                        else to_str(vm, v)
+                elif c in "dif":
+                    n = to_num(v) if c == "d" else _parse_int(vm, (v,), {}) if c == "i" else _parse_float(vm, (v,), {})
+                    text = "-0" if n == 0 and math.copysign(1.0, n) < 0 else num_str(n)
+                elif c == "j":
+                    json_text = stringify(vm, (v,), {})
+                    text = "undefined" if json_text is None else json_text
+                else:
+                    text = ""  # %c: CSS, which a terminal ignores
+                if last != i - 1:
+                    out.append(first[last:i - 1])
+                out.append(text)
+                last = i + 1
+            elif c == "%":
+                out.append(first[last:i])
+                last = i + 1
+        i += 1
+    if last == 0:
+        return None
+    out.append(first[last:])
+    return "".join(out), used
 
 
 # --- JSON.stringify ------------------------------------------------------------------------------
@@ -709,18 +815,44 @@ def _minmax(is_max: bool) -> Impl:
                 return math.nan
             if (x > best) if is_max else (x < best):
                 best = x
+            elif x == 0 and best == 0 and math.copysign(1.0, x) != math.copysign(1.0, best):
+                best = 0.0 if is_max else -0.0  # -0 is less than +0 here
         return best
     return impl
 
 
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
 def _parse_int(vm: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
-    s = to_str(vm, _arg(args, 0)).strip()
-    m = re.match(r"[+-]?\d+", s)
-    return float(int(m.group())) if m else math.nan
+    """parseInt(string, radix): ECMAScript's white space, a sign, radix 0/undefined is 10 or 16 by a
+    0x prefix (which radix 16 also accepts), a radix outside 2..36 is NaN, then the longest run of
+    digits of the radix, correctly rounded to a double (a run too long for one is Infinity)."""
+    s = to_str(vm, _arg(args, 0)).lstrip(JS_SPACE)
+    vm.charge(gas.words(len(s)))
+    sign = -1.0 if s.startswith("-") else 1.0
+    if s.startswith(("-", "+")):
+        s = s[1:]
+    radix = to_int32(args[1]) if len(args) > 1 else 0
+    if radix not in (0, 16) and not 2 <= radix <= 36:
+        return math.nan
+    if radix in (0, 16) and s[:2] in ("0x", "0X"):
+        s, radix = s[2:], 16
+    radix = radix or 10
+    m = re.match(f"[{_DIGITS[:radix]}]+", s, re.IGNORECASE)
+    if m is None:
+        return math.nan
+    digits = m.group().lstrip("0") or "0"
+    if len(digits) > 1100:  # at least radix**1100 >= 2**1100, beyond the largest double
+        return sign * math.inf
+    try:
+        return sign * float(int(digits, radix))
+    except OverflowError:
+        return sign * math.inf
 
 
 def _parse_float(vm: Meter, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
-    m = re.match(r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)", to_str(vm, _arg(args, 0)).strip())
+    m = re.match(r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)", to_str(vm, _arg(args, 0)).lstrip(JS_SPACE))
     return float(m.group().replace("Infinity", "inf")) if m else math.nan
 
 

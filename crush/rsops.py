@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -66,16 +67,19 @@ def _wrap(t: str, v: int) -> int:
 def _int_ops(t: str) -> dict[str, Callable[..., Any]]:
     bits = BITS[t]
 
+    def quotient(a: int, b: int) -> int:  # truncated towards zero, as Rust divides
+        q = abs(a) // abs(b)
+        return q if (a >= 0) == (b >= 0) else -q
+
     def div(a: int, b: int) -> int:
         if b == 0:
             raise panic("attempt to divide by zero")
-        q = abs(a) // abs(b)
-        return _check(t, q if (a >= 0) == (b >= 0) else -q, "divide")
+        return _check(t, quotient(a, b), "divide")
 
     def rem(a: int, b: int) -> int:
         if b == 0:
             raise panic("attempt to calculate the remainder with a divisor of zero")
-        _check(t, div(a, b), "calculate the remainder")
+        _check(t, quotient(a, b), "calculate the remainder")  # MIN % -1 overflows as MIN / -1 does
         r = abs(a) % abs(b)
         return r if a >= 0 else -r
 
@@ -89,11 +93,13 @@ def _int_ops(t: str) -> dict[str, Callable[..., Any]]:
     def pow_(a: int, b: int) -> int:
         if b < 0 or b > 1 << 32:
             raise panic("attempt to multiply with overflow")
+        if a in (0, 1):
+            return a if b > 0 else 1
+        if a == -1:
+            return -1 if b % 2 else 1
         result = 1
-        for _ in range(b):  # bounded: it panics as soon as the value leaves the type's range
+        for _ in range(b):  # bounded: |a| >= 2 leaves the type's range (a panic) within 128 steps
             result = _check(t, result * a, "multiply")
-            if result in (0, 1):
-                break
         return result
 
     def checked(op: Callable[[int, int], int]) -> Callable[[int, int], Any]:
@@ -136,7 +142,8 @@ def _parse(t: str, s: str) -> int:
     if not m or (s.startswith("-") and t.startswith("u")):
         raise panic(f'called `Result::unwrap()` on an `Err` value: ParseIntError {{ kind: '
                     f'{"Empty" if not s else "InvalidDigit"} }}')
-    v = int(s)
+    digits = s.lstrip("+-").lstrip("0")
+    v = int(s) if len(digits) <= 40 else (-1 if s.startswith("-") else 1) << 130  # past i128 (39 digits) either way
     lo, hi = bounds(t)
     if not lo <= v <= hi:
         raise panic(f"called `Result::unwrap()` on an `Err` value: ParseIntError {{ kind: "
@@ -156,23 +163,39 @@ def _frem(a: float, b: float) -> float:
     return a if math.isinf(b) else math.fmod(a, b)
 
 
-def _powf(a: float, b: float) -> float:
+def ieee_pow(a: float, b: float) -> float:
+    """C's pow (IEEE 754), which is Rust's f64::powf (JavaScript's ** on top of it, crush/jsops.py):
+    where Python's math.pow raises, an overflow or a zero to a negative power is an infinity,
+    negative when the base is negative (or -0) and the exponent an odd integer; a negative base to a
+    non-integer power is NaN."""
     try:
         return float(math.pow(a, b))
-    except OverflowError:
-        return math.inf
-    except ValueError:
-        return math.inf if a == 0 else math.nan
+    except (OverflowError, ValueError):
+        if a < 0 and not b.is_integer():
+            return math.nan
+        odd = b.is_integer() and b % 2 == 1
+        return -math.inf if odd and math.copysign(1.0, a) < 0 else math.inf
+
+
+def _integral(a: float, n: int) -> float:
+    """The integer n that floor/ceil/round/trunc gave for a, as an f64 with a's sign (-0.5's ceil is -0)."""
+    return math.copysign(float(n), a)
+
+
+def _round_half_away(a: float) -> int:
+    """f64::round: to the nearest integer, halves away from zero (a - trunc(a) is exact; a + 0.5 is not)."""
+    t = math.trunc(a)
+    return t + (1 if a > 0 else -1) if abs(a - t) >= 0.5 else t
 
 
 _FLOAT_OPS: dict[str, Callable[..., Any]] = {
     "div": _fdiv, "rem": _frem,
     "sqrt": lambda a: math.sqrt(a) if a >= 0 else math.nan, "abs": abs,
-    "floor": lambda a: float(math.floor(a)) if math.isfinite(a) else a,
-    "ceil": lambda a: float(math.ceil(a)) if math.isfinite(a) else a,
-    "round": lambda a: float(math.floor(abs(a) + 0.5)) * math.copysign(1.0, a) if math.isfinite(a) else a,
-    "trunc": lambda a: float(math.trunc(a)) if math.isfinite(a) else a,
-    "powi": lambda a, b: _powf(a, float(b)), "powf": _powf,
+    "floor": lambda a: _integral(a, math.floor(a)) if math.isfinite(a) else a,
+    "ceil": lambda a: _integral(a, math.ceil(a)) if math.isfinite(a) else a,
+    "round": lambda a: _integral(a, _round_half_away(a)) if math.isfinite(a) else a,
+    "trunc": lambda a: _integral(a, math.trunc(a)) if math.isfinite(a) else a,
+    "powi": lambda a, b: ieee_pow(a, float(b)), "powf": ieee_pow,
     "min": lambda a, b: b if math.isnan(a) else a if math.isnan(b) else min(a, b),
     "max": lambda a, b: b if math.isnan(a) else a if math.isnan(b) else max(a, b),
     "cast": float,
@@ -214,7 +237,16 @@ def debug_float(x: float) -> str:
     return text if "." in text else text + ".0"
 
 
+# Unicode 14's Other_Grapheme_Extend (PropList.txt; CPython 3.11 and rustc 1.63 to 1.7x carry
+# Unicode 14): with the Mn and Me characters, the Grapheme_Extend characters `{:?}` escapes.
+_OTHER_GRAPHEME_EXTEND = frozenset((
+    0x09BE, 0x09D7, 0x0B3E, 0x0B57, 0x0BBE, 0x0BD7, 0x0CC2, 0x0CD5, 0x0CD6, 0x0D3E, 0x0D57, 0x0DCF, 0x0DDF,
+    0x200C, 0x302E, 0x302F, 0xFF9E, 0xFF9F, 0x1133E, 0x11357, 0x114B0, 0x114BD, 0x115AF, 0x11930,
+    0x1D165, 0x1D16E, 0x1D16F, 0x1D170, 0x1D171, 0x1D172, *range(0xE0020, 0xE0080)))
+
+
 def _escape_debug(s: str) -> str:
+    """str's Debug: the escapes of char::escape_debug, grapheme extenders (combining marks) included."""
     out = []
     for ch in s:
         if ch in "\"\\":
@@ -227,7 +259,7 @@ def _escape_debug(s: str) -> str:
             out.append("\\t")
         elif ch == "\0":
             out.append("\\0")
-        elif not ch.isprintable():
+        elif not ch.isprintable() or unicodedata.category(ch) in ("Mn", "Me") or ord(ch) in _OTHER_GRAPHEME_EXTEND:
             out.append(f"\\u{{{ord(ch):x}}}")
         else:
             out.append(ch)
@@ -305,7 +337,7 @@ def format_value(vm: Meter, v: Any, spec: str) -> str:
     if width > 1 << 16:
         raise panic("format width too large")
     head = sign + prefix
-    if m.group("zero") and numeric and not m.group("align"):
+    if m.group("zero") and numeric:  # the 0 flag pads after the sign, whatever the fill and alignment say
         return head + body.rjust(width - len(head), "0")
     text = head + body
     fill = m.group("fill") or " "

@@ -258,9 +258,10 @@ def build_base(cache: Path, arch: Arch = Arch.AMD64, extra_packages: Sequence[st
 
 PYWAYLAND = "pywayland==0.4.19"  # the version exo_init.system.nexquelium.wlfix fixes (PYWAYLAND_VERSION)
 WASMTIME = "wasmtime==50.0.1"    # the WebAssembly runtime (exo_init/runtimes/wasm.py); qemu/setup-host pins the same
-# tree-sitter and its Python grammar: `crush compile prog.py` in the image (crush/walkers/python.py;
-# qemu/setup-host pins the same). The image's own CRUSH programs are compiled here, at build time.
-TREE_SITTER = ("tree-sitter==0.26.1", "tree-sitter-python==0.25.0")
+# tree-sitter and its Python, JavaScript and Rust grammars: `crush compile prog.py|.js|.rs` in the image
+# (crush/walkers/; qemu/setup-host pins the same). The image's own CRUSH programs are compiled here, at build time.
+TREE_SITTER = ("tree-sitter==0.26.1", "tree-sitter-python==0.25.0", "tree-sitter-javascript==0.25.0",
+               "tree-sitter-rust==0.24.2")
 WHEELS = (PYWAYLAND, WASMTIME, *TREE_SITTER)  # installed into the image's dist-packages
 # PyPI has no aarch64 wheel of pywayland (and bookworm no python3-pywayland): the arm64 image goes
 # without it, and so without the display capsules that need it (render.nix `display = false`).

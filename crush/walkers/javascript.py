@@ -21,7 +21,9 @@ in docs/crush.md ("JavaScript") to CAST. JavaScript's meaning is carried by type
 - Refused, with their position: classes, `this`, `new` (but for Error/TypeError/RangeError/
   Array), destructuring, spread, `var`, `==`/`!=`, getters, generators, async, labels, regular
   expressions, `continue` inside `switch`, `delete`, `in`, `instanceof`, assignment used as a value, `++`/`--`
-  inside an expression.
+  inside an expression; builtins outside the subset (`Math.log`, `Map`, `setTimeout`, `parseInt`
+  as a value, `s.replace(...)`, `n.toString(2)`, `exo.fs.remove(...)`) unless the program binds the
+  name: the VM would raise an error where JavaScript has a value.
 """
 
 from __future__ import annotations
@@ -58,6 +60,34 @@ _CONSTANTS = {("Math", "PI"): 3.141592653589793, ("Math", "E"): 2.71828182845904
               ("Number", "MAX_SAFE_INTEGER"): 9007199254740991.0}
 _CALLBACK_METHODS = ("map", "filter", "forEach", "some", "every", "find", "findIndex", "sort", "reduce")
 _ERRORS = ("Error", "TypeError", "RangeError")
+# construct -> the field holding the name it binds (formal_parameters: each identifier child)
+_BINDING_FIELDS = {"variable_declarator": "name", "function_declaration": "name", "function_expression": "name",
+                   "function": "name", "catch_clause": "parameter", "for_in_statement": "left",
+                   "arrow_function": "parameter", "assignment_pattern": "left"}
+# The builtin objects the subset has some members of (Math.floor(), JSON.stringify(), ...): any other
+# member, or the object itself as a value, is refused when the program does not bind the name.
+_NAMESPACES = frozenset(obj for obj, _ in (*_STATIC, *_CONSTANTS))
+# Standard globals outside the subset (ECMAScript's and node's): read without the program binding
+# them, they are refused where they stand (the VM would raise NameError where JavaScript has a value).
+_OTHER_GLOBALS = frozenset((
+    "Map", "Set", "WeakMap", "WeakSet", "WeakRef", "FinalizationRegistry", "Symbol", "Promise", "Proxy", "Reflect",
+    "Date", "RegExp", "BigInt", "Boolean", "Function", "Intl", "Atomics", "ArrayBuffer", "SharedArrayBuffer",
+    "DataView", "Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array",
+    "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array", "AggregateError",
+    "EvalError", "ReferenceError", "SyntaxError", "URIError", "globalThis", "isFinite", "encodeURI",
+    "encodeURIComponent", "decodeURI", "decodeURIComponent", "escape", "unescape", "setTimeout", "setInterval",
+    "setImmediate", "clearTimeout", "clearInterval", "queueMicrotask", "structuredClone", "require", "module",
+    "exports", "process", "Buffer", "URL", "TextEncoder", "TextDecoder", "fetch", "performance", "window",
+    "global", "exo", *_GLOBAL_FUNCS, *_ERRORS, *_NAMESPACES))
+# Methods of String, Array, Number, Object and Function.prototype that no value of the subset has:
+# a call `x.NAME(...)` is refused (JavaScript would call the builtin; the VM would raise TypeError).
+_OTHER_METHODS = frozenset((
+    "codePointAt", "isWellFormed", "localeCompare", "match", "matchAll", "normalize", "replace", "replaceAll",
+    "search", "toLocaleLowerCase", "toLocaleUpperCase", "toWellFormed", "substr", "trimLeft", "trimRight",
+    "anchor", "big", "blink", "bold", "fixed", "fontcolor", "fontsize", "italics", "link", "small", "strike", "sub",
+    "sup", "copyWithin", "entries", "findLast", "findLastIndex", "flat", "flatMap", "keys", "reduceRight",
+    "toLocaleString", "toReversed", "toSorted", "toSpliced", "values", "with", "toExponential", "toPrecision",
+    "valueOf", "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable", "apply", "bind", "call"))
 _UNSUPPORTED = {
     "class_declaration": "class", "class": "class", "this": "this", "spread_element": "spread (...)",
     "array_pattern": "destructuring", "object_pattern": "destructuring", "generator_function_declaration":
@@ -125,34 +155,63 @@ function __crush_reduce1(a, f) {
   for (let i = 1; i < a.length; i++) { acc = f(acc, a[i], i, a); }
   return acc;
 }
-function __crush_before(x, y, f) {
+function __crush_cmp(x, y, f) {
   if (f === undefined) {
-    if (x === undefined) { return false; }
-    if (y === undefined) { return true; }
-    return String(y) < String(x) ? false : true;
+    const s = String(x);
+    const t = String(y);
+    return s < t ? -1 : (t < s ? 1 : 0);
   }
-  const c = f(x, y);
-  return !(c > 0);
+  const v = Number(f(x, y));
+  return v !== v ? 0 : v;
 }
 function __crush_sort(a, f) {
   __crush_arr(a, "sort");
-  const n = a.length;
-  let src = a.slice(0);
-  let dst = a.slice(0);
-  for (let width = 1; width < n; width = width * 2) {
-    for (let lo = 0; lo < n; lo = lo + 2 * width) {
-      const mid = Math.min(lo + width, n);
-      const hi = Math.min(lo + 2 * width, n);
-      let i = lo;
-      let j = mid;
-      for (let k = lo; k < hi; k++) {
-        if (i < mid && (j >= hi || __crush_before(src[i], src[j], f))) { dst[k] = src[i]; i++; }
-        else { dst[k] = src[j]; j++; }
+  const w = [];
+  for (let i = 0; i < a.length; i++) { if (a[i] !== undefined) { w.push(a[i]); } }
+  const n = w.length;
+  if (n < 64) {
+    if (n >= 2) {
+      let run = 2;
+      const down = __crush_cmp(w[1], w[0], f) < 0;
+      while (run < n) {
+        const order = __crush_cmp(w[run], w[run - 1], f);
+        if (down ? order >= 0 : order < 0) { break; }
+        run++;
+      }
+      if (down) {
+        for (let i = 0; i < Math.floor(run / 2); i++) { const t = w[i]; w[i] = w[run - 1 - i]; w[run - 1 - i] = t; }
+      }
+      for (let start = run; start < n; start++) {
+        const pivot = w[start];
+        let left = 0;
+        let right = start;
+        while (left < right) {
+          const mid = left + ((right - left) >> 1);
+          if (__crush_cmp(pivot, w[mid], f) < 0) { right = mid; } else { left = mid + 1; }
+        }
+        for (let q = start; q > left; q--) { w[q] = w[q - 1]; }
+        w[left] = pivot;
       }
     }
-    const t = src; src = dst; dst = t;
+  } else {
+    let src = w;
+    let dst = w.slice(0);
+    for (let width = 1; width < n; width = width * 2) {
+      for (let lo = 0; lo < n; lo = lo + 2 * width) {
+        const mid = Math.min(lo + width, n);
+        const hi = Math.min(lo + 2 * width, n);
+        let i = lo;
+        let j = mid;
+        for (let k = lo; k < hi; k++) {
+          if (i < mid && (j >= hi || __crush_cmp(src[i], src[j], f) <= 0)) { dst[k] = src[i]; i++; }
+          else { dst[k] = src[j]; j++; }
+        }
+      }
+      const t = src; src = dst; dst = t;
+    }
+    for (let k = 0; k < n; k++) { w[k] = src[k]; }
   }
-  for (let k = 0; k < n; k++) { a[k] = src[k]; }
+  for (let k = 0; k < a.length; k++) { a[k] = k < n ? w[k] : undefined; }
   return a;
 }
 """
@@ -167,6 +226,17 @@ def walk(source: str, filename: str) -> dict[str, Any]:
 
 
 @functools.cache
+def _forms(name: str) -> str:
+    """What the subset has of the builtin `name`, for a refusal's message ("" if nothing)."""
+    forms = sorted({f"{obj}.{member}" + ("()" if (obj, member) in _STATIC else "")
+                    for obj, member in (*_STATIC, *_CONSTANTS) if obj == name})
+    if name in _GLOBAL_FUNCS or name in _ERRORS:
+        forms.append(f"{name}(...)")
+    if name in _ERRORS or name == "Array":
+        forms.append(f"new {name}(...)")
+    return f" (the subset has {', '.join(forms)})" if forms else ""
+
+
 def _helpers() -> dict[str, CastNode]:
     """name -> the `std.let NAME (std.fn ...)` of each helper (walked once per process; callers
     copy what they use, so the cached trees are never shared by two documents)."""
@@ -196,22 +266,24 @@ class _Walker(Base):
         helpers = _helpers() if self.used_helpers else {}
         needed = set(self.used_helpers)
         if needed:
-            needed |= {"__crush_arr"} | ({"__crush_before"} if "__crush_sort" in needed else set())
+            needed |= {"__crush_arr"} | ({"__crush_cmp"} if "__crush_sort" in needed else set())
         prelude = [copy.deepcopy(helpers[name]) for name in sorted(needed)]
         return self.finish("javascript", ["std.seq", *prelude, *body])
 
     def _collect_names(self, root: Node) -> None:
-        """Every name the program binds anywhere (a name bound nowhere may be a global builtin).
-        Iterative, with each node's parent carried along (tree-sitter's Node.parent walks down
-        from the root: asking it of every node would be quadratic in the nesting)."""
-        binders = ("variable_declarator", "function_declaration", "formal_parameters", "catch_clause",
-                   "for_in_statement", "arrow_function", "function_expression", "assignment_pattern")
-        stack: list[tuple[Node, str]] = [(root, "")]
+        """Every name the program binds anywhere (a name bound nowhere may be a global builtin): the
+        binding child of each binding construct only (`let x = NaN` binds x, not NaN). Iterative."""
+        stack: list[Node] = [root]
         while stack:
-            node, parent = stack.pop()
-            if node.type == "identifier" and parent in binders:
-                self.declared.add(self.text(node))
-            stack.extend((c, node.type) for c in node.named_children)
+            node = stack.pop()
+            if node.type == "formal_parameters":
+                bound = [c for c in node.named_children if c.type == "identifier"]
+            else:
+                field = _BINDING_FIELDS.get(node.type)
+                child = node.child_by_field_name(field) if field is not None else None
+                bound = [child] if child is not None and child.type == "identifier" else []
+            self.declared.update(self.text(c) for c in bound)
+            stack.extend(node.named_children)
 
     # --- statements ---------------------------------------------------------------------------
 
@@ -477,6 +549,8 @@ class _Walker(Base):
             return ["std.set", ["std.var", name], value]
         if t == "member_expression":
             prop = self.field(target, "property")
+            if self.text(prop) == "length":
+                raise self.fail(target, "unsupported assignment to length (use push, pop or splice)")
             return ["std.expr", ["std.op", "js.set", self.expr(self.field(target, "object")),
                                  ["std.str", self.text(prop)], value]]
         if t == "subscript_expression":
@@ -538,6 +612,8 @@ class _Walker(Base):
                     return ["std.float", "nan"]
                 if name == "Infinity":
                     return ["std.float", "inf"]
+                if name in _OTHER_GLOBALS:
+                    raise self.fail(node, f"unsupported {name} here{_forms(name)}")
             return self.at(node, ["std.var", name])
         if t == "parenthesized_expression":
             return self.expr(named(node)[0])
@@ -571,7 +647,10 @@ class _Walker(Base):
             if ctor.type != "identifier" or name not in (*_ERRORS, "Array") or name in self.declared:
                 raise self.fail(node, "unsupported new (only Error, TypeError, RangeError and Array)")
             args = node.child_by_field_name("arguments")
-            return self.at(node, ["std.op", f"js.{name}", *(self.args(args) if args is not None else [])])
+            values = self.args(args) if args is not None else []
+            if name == "Array":
+                self._array_length(node, values)
+            return self.at(node, ["std.op", f"js.{name}", *values])
         if t in ("arrow_function", "function_expression", "function"):
             return self.function(node, None)
         if t in ("assignment_expression", "augmented_assignment_expression", "update_expression"):
@@ -679,6 +758,8 @@ class _Walker(Base):
                 return ["std.float", _CONSTANTS[key]]
             if key in _STATIC:
                 raise self.fail(node, f"unsupported use of {key[0]}.{key[1]} as a value (call it)")
+            if key[0] in _NAMESPACES:
+                raise self.fail(node, f"unsupported {key[0]}.{key[1]}{_forms(key[0])}")
         return self.at(node, ["std.op", "js.get", self.expr(obj), ["std.str", self.text(prop)]])
 
     def args(self, node: Node) -> list[CastNode]:
@@ -694,14 +775,24 @@ class _Walker(Base):
             obj, prop = self.field(fn, "object"), self.field(fn, "property")
             key = (self.text(obj), self.text(prop))
             if obj.type == "identifier" and key[0] not in self.declared and key in _STATIC:
+                if key == ("JSON", "stringify") and len(args) != 1:
+                    raise self.fail(node, "unsupported JSON.stringify with a replacer or an indentation")
                 return self.at(node, ["std.op", f"js.{key[0]}.{key[1]}", *args])
+            if obj.type == "identifier" and key[0] not in self.declared and key[0] in _NAMESPACES:
+                raise self.fail(fn, f"unsupported {key[0]}.{key[1]}(){_forms(key[0])}")
             name = self.text(prop)
             cap = self.text(fn)[4:]
-            if self.text(fn).startswith("exo.") and "exo" not in self.declared and cap in CAP_ARITY:
+            if self.text(fn).startswith("exo.") and "exo" not in self.declared:
+                if cap not in CAP_ARITY:
+                    raise self.fail(fn, f"unsupported capability exo.{cap}() (the capabilities: "
+                                        f"{', '.join(f'exo.{c}()' for c in sorted(CAP_ARITY))})")
                 low, high = CAP_ARITY[cap]
                 if not low <= len(args) <= high:
                     raise self.fail(node, f"exo.{cap}() takes {low}..{high} arguments ({len(args)} given)")
                 return self.at(node, ["std.cap", cap, *args])
+            if name in _OTHER_METHODS or (name == "toString" and args):
+                what = "toString with a radix" if name == "toString" else f"method {name}"
+                raise self.fail(prop, f"unsupported {what} (no value of the subset has it)")
             target = self.expr(obj)
             if name in _CALLBACK_METHODS and (name != "sort" or args):
                 helper = f"{_HIDDEN}{name}"
@@ -718,8 +809,21 @@ class _Walker(Base):
         if fn.type == "identifier":
             name = self.text(fn)
             if name not in self.declared and (name in _GLOBAL_FUNCS or name in _ERRORS or name == "Array"):
+                if name == "Array":
+                    self._array_length(node, args)
                 return self.at(node, ["std.op", f"js.{name}", *args])
         return self.at(node, ["std.call", self.expr(fn), args])
+
+    def _array_length(self, node: Node, args: list[CastNode]) -> None:
+        """`Array(n)` / `new Array(n)` makes n holes, which console.log, map, forEach, indexOf, ...
+        treat otherwise than undefined: only `new Array(n).fill(v)` is in the subset (every hole filled
+        at once: no start or end), and `Array(a, b, ...)` with two or more elements."""
+        if len(args) != 1:
+            return
+        member, call = node.parent, node.parent.parent if node.parent is not None else None
+        if member is None or call is None or member.type != "member_expression" or call.type != "call_expression" \
+                or self.text(self.field(member, "property")) != "fill" or len(named(self.field(call, "arguments"))) > 1:
+            raise self.fail(node, "unsupported Array(n) without .fill(value) (JavaScript's array holes)")
 
     def function(self, node: Node, name: str | None, declare: bool = False) -> CastNode:
         if self.text(node).startswith("async"):

@@ -44,6 +44,10 @@ from crush.walkers.treesitter import Base, CastNode, Node, named, parse, without
 
 __all__ = ["WalkError", "walk", "walk_bytes"]
 
+# char::is_whitespace (Unicode White_Space), what str::trim removes; Python's strip() also removes
+# \x1c-\x1f, which are not White_Space
+RUST_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009" \
+             "\u200a\u2028\u2029\u202f\u205f\u3000"
 _LANGUAGE = tree_sitter.Language(tree_sitter_rust.language())
 INT = "{integer}"  # an integer literal's type before its context decides
 UNIT = "()"
@@ -972,7 +976,7 @@ class _Walker(Base):
             if name in ("to_uppercase", "to_lowercase", "trim") and not args:
                 if name != "trim":
                     return self.at(node, ["py.method", recv, name[3:-4], [], []]), "String"
-                return self.at(node, ["py.method", recv, "strip", [], []]), "String"
+                return self.at(node, ["py.method", recv, "strip", [["std.str", RUST_SPACE]], []]), "String"
             if name in ("contains", "starts_with", "ends_with") and len(args) == 1:
                 arg, at = self.expr(args[0], "String")
                 self.unify(node, "String", at)

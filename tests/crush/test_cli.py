@@ -133,3 +133,18 @@ def test_usage_errors() -> None:
     assert crush("run").returncode == Exit.USAGE
     assert main(["run", "x.py", "--checkpoint-at", "5"]) == Exit.USAGE
     assert main(["run", str(CORPUS[0]), "--grant", "net"]) == Exit.USAGE
+
+
+def test_run_native_runs_the_integer_subset_in_webassembly(tmp_path: Path) -> None:
+    """`--native` (crush/wasm.py): the same output; the loop's function is one native call, so the
+    VM counts a handful of instructions where the interpreter counts hundreds of thousands."""
+    src = tmp_path / "loop.py"
+    src.write_text("def count(n):\n    i = 0\n    s = 0\n    while i < n:\n        s = s + i * i % 7\n"
+                   "        i = i + 1\n    return s\n\nprint(count(20000))\n")
+    runs = {mode: crush("run", str(src), "--stats", *flags) for mode, flags in
+            (("interpreter", ()), ("native", ("--native",)), ("native+fast", ("--native", "--fast")))}
+    steps = {}
+    for mode, r in runs.items():
+        assert (r.returncode, r.stdout) == (0, cpython(src.read_text())), (mode, r.stderr)
+        steps[mode] = int(r.stderr.split(": ")[2].split()[0])
+    assert steps["native"] == steps["native+fast"] < 20 and steps["interpreter"] > 100_000, steps

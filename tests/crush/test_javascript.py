@@ -64,6 +64,20 @@ def test_both_modes_use_the_same_gas(path: Path) -> None:
     ("const k = 1;\n{\n  let k = 2;\n  k = 3;\n}\nk += 1;\n", "6:1", "unsupported assignment to the constant 'k'"),
     ("for (;;) {\n  switch (1) { case 1: continue; }\n}\n", "2:24", "unsupported continue inside switch"),
     ("let s = 'é';\nlet t = é + ;\n", "2:11", "syntax error"),
+    ("let x = 2;\nconsole.log(Math.log(x));\n", "2:13", "unsupported Math.log() (the subset has Math.E, Math.PI, "),
+    ("let r = Math.LN2;\n", "1:9", "unsupported Math.LN2"),
+    ("let m = Map;\n", "1:9", "unsupported Map here"),
+    ("let f = parseInt;\n", "1:9", "unsupported parseInt here (the subset has parseInt(...))"),
+    ("setTimeout(() => 1, 10);\n", "1:1", "unsupported setTimeout here"),
+    ("console.error('x');\n", "1:1", "unsupported console.error()"),
+    ("let s = 'ab';\nconsole.log(s.replace('a', 'b'));\n", "2:15", "unsupported method replace"),
+    ("console.log((255).toString(16));\n", "1:19", "unsupported toString with a radix"),
+    ("exo.fs.remove('/x');\n", "1:1", "unsupported capability exo.fs.remove()"),
+    ("let a = [1, 2];\na.length = 1;\n", "2:1", "unsupported assignment to length"),
+    ("let a = new Array(3);\n", "1:9", "unsupported Array(n) without .fill(value)"),
+    ("let b = new Array(3).fill(0);\nlet c = Array(4).map((x) => 1);\n", "2:9", "unsupported Array(n) without"),
+    ("let d = new Array(3).fill(0, 1);\n", "1:9", "unsupported Array(n) without .fill(value)"),
+    ("let o = {a: 1};\nconsole.log(JSON.stringify(o, null, 2));\n", "2:13", "unsupported JSON.stringify with a"),
 ])
 def test_unsupported_constructs_get_one_error_with_line_and_column(source: str, where: str, what: str) -> None:
     with pytest.raises(WalkError) as e:
@@ -71,6 +85,28 @@ def test_unsupported_constructs_get_one_error_with_line_and_column(source: str, 
     assert str(e.value).startswith(f"bad.js:{where}: "), str(e.value)
     assert what in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_names_the_program_binds_shadow_the_builtins() -> None:
+    """Only a binding construct's own name is bound (`let x = NaN` binds x: NaN stays the number)."""
+    source = ("const Math = {log: (x) => x + 1};\nlet x = NaN;\nfunction Map(Set) { return Set; }\n"
+              "console.log(Math.log(1), x, Map(3));\n")
+    result = run(compile_cast(walk(source)))
+    assert (result.output, result.outcome.error) == ("2 NaN 3\n", None)
+
+
+@pytest.mark.parametrize("value", ["'ab'", "[1, 2]", "1.5", "true", "({})", "(() => 1)"])
+def test_the_refused_methods_are_missing_from_every_value(value: str) -> None:
+    """The walker refuses `x.NAME()` for the methods no value of the subset has (javascript.py
+    _OTHER_METHODS): each of them, called anyway (CAST written by hand), is a TypeError in the VM."""
+    from crush.walkers.javascript import _OTHER_METHODS
+
+    target = walk(f"let v = {value};\n")["body"]
+    for name in sorted(_OTHER_METHODS):
+        call = ["std.expr", ["std.op", "js.method", ["std.var", "v"], ["std.str", name]]]
+        doc = {"cast": 1, "lang": "javascript", "file": "m.js", "body": ["std.seq", target, call]}
+        result = run(compile_cast(doc))
+        assert result.outcome.error is not None and result.outcome.error.etype.name == "TypeError", (name, value)
 
 
 def test_run_time_errors_name_the_js_file_and_line() -> None:

@@ -100,16 +100,34 @@ def test_gas_is_shared_and_a_trap_names_the_module() -> None:
     assert trap.file == "spin.js" and trap.line == 3
 
 
+def crush(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`python3 -m crush ARGS` in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "crush", *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
 def test_the_cli_links_and_runs(tmp_path: Path) -> None:
     out = tmp_path / "prog.casm"
-    r = subprocess.run([sys.executable, "-m", "crush", "link", *map(str, MODULES), "-o", str(out)], cwd=REPO,
-                       capture_output=True, text=True, timeout=300, check=False)
+    r = crush("link", *MODULES, "-o", out)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-m", "crush", "run", str(out)], cwd=REPO, capture_output=True, text=True,
-                       timeout=300, check=False)
+    r = crush("run", out)
     assert r.stdout == expected_output()
     assert r.returncode == Exit.EXCEPTION
     assert 'File "mathlib.rs", line 6, in checked_square' in r.stderr
-    r = subprocess.run([sys.executable, "-m", "crush", "link", str(MODULES[2]), "-o", str(out)], cwd=REPO,
-                       capture_output=True, text=True, timeout=300, check=False)
+    r = crush("link", MODULES[2], "-o", out)
     assert r.returncode == Exit.INPUT and "which no module defines" in r.stderr
+
+
+def test_compiled_casm_modules_link_as_the_sources_do(tmp_path: Path) -> None:
+    """A CASM module imports functions from another: each module compiled on its own (`crush
+    compile`), the .casm files linked, the program runs as the sources linked do, each file's lines kept."""
+    casm = [tmp_path / f"{source.stem}.casm" for source in MODULES]
+    for source, compiled in zip(MODULES, casm, strict=True):
+        r = crush("compile", source, "-o", compiled)
+        assert r.returncode == 0, r.stderr
+    out = tmp_path / "prog.casm"
+    r = crush("link", *casm, "-o", out)
+    assert r.returncode == 0, r.stderr
+    r = crush("run", out)
+    assert (r.stdout, r.returncode) == (expected_output(), Exit.EXCEPTION), r.stderr
+    assert 'File "mathlib.rs", line 6, in checked_square' in r.stderr and 'File "main.py", line 7' in r.stderr

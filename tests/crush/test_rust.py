@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,10 +45,20 @@ def rustc_binary(path: Path) -> Path:
     return binary
 
 
-def rust(path: Path) -> tuple[str, bool]:
-    r = subprocess.run([str(rustc_binary(path))], capture_output=True, timeout=60, check=False)
+def rust(path: Path) -> tuple[str, bool, str]:
+    """The binary's stdout, whether it ended well, and its panic message ("" if none)."""
+    r = subprocess.run([str(rustc_binary(path))], capture_output=True, timeout=60, check=False,
+                       env={**os.environ, "RUST_BACKTRACE": "0"})
     assert r.returncode in (0, 101), r.stderr  # 101: a panic
-    return r.stdout.decode("utf-8"), r.returncode == 0
+    return r.stdout.decode("utf-8"), r.returncode == 0, panic_message(r.stderr.decode("utf-8"))
+
+
+def panic_message(stderr: str) -> str:
+    """The message of `thread 'main' panicked at 'MESSAGE', FILE:L:C` (rustc before 1.73, as
+    Debian's 1.63) or of `... panicked at FILE:L:C:` followed by the MESSAGE line (later ones)."""
+    old = re.search(r"panicked at '(.*)', \S+:\d+:\d+$", stderr, re.M)
+    new = re.search(r"panicked at \S+:\d+:\d+:\n(.*)$", stderr, re.M)
+    return old.group(1) if old else new.group(1) if new else ""
 
 
 def walk(source: str, name: str = "prog.rs") -> dict:  # type: ignore[type-arg]
@@ -62,10 +73,11 @@ def test_the_corpus_has_25_programs() -> None:
 @pytest.mark.parametrize("fast", [False, True], ids=["interpreter", "fast"])
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
 def test_corpus_program_prints_what_the_rustc_binary_prints(path: Path, fast: bool) -> None:
-    expected, ok = rust(path)
+    expected, ok, message = rust(path)
     result = check_corpus_program(path, expected, ok, fast)
     if not ok:
         assert result.outcome.error is not None and result.outcome.error.etype.name == "Panic"
+        assert message and result.outcome.error.args == (message,)
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)

@@ -13,6 +13,7 @@ import re
 import time
 from pathlib import Path
 
+from qemu.build import TREE_SITTER
 from tests.machine import Machine
 
 WASM_DIR = Path(__file__).resolve().parent.parent / "guest" / "wasm"
@@ -24,6 +25,23 @@ def test_wasmtime_imports_in_the_image(machine: Machine) -> None:
     out = machine.succeed("python3 -c 'import importlib.metadata as m, wasmtime; "
                           "print(m.version(\"wasmtime\"), wasmtime.Engine().__class__.__name__)'")
     assert out.split() == ["50.0.1", "Engine"], out
+
+
+def test_the_tree_sitter_wheels_import_in_the_image_and_crush_walks_each_language(machine: Machine) -> None:
+    """The same platform tags brought tree-sitter and its grammars (abi3 manylinux wheels): each
+    imports at the version qemu/build.py pins, and `crush run` walks a program in each language."""
+    pins = [tuple(r.split("==")) for r in TREE_SITTER]
+    names = ", ".join(f'"{name}"' for name, _ in pins)
+    out = machine.succeed("python3 -c 'import importlib.metadata as m, tree_sitter, tree_sitter_python, "
+                          f"tree_sitter_javascript, tree_sitter_rust; [print(n, m.version(n)) for n in ({names})]'")
+    assert [tuple(line.split()) for line in out.splitlines() if line.strip()] == pins, out
+    programs = {"py": ("print(sum([i * i for i in range(10)]))", "285"),
+                "js": ("console.log([1, 2, 3].map((x) => x * x).reduce((a, b) => a + b, 0) / 4);", "3.5"),
+                "rs": ('fn main() {\n    let x: u8 = 255;\n    println!("{}", x.wrapping_add(30));\n}', "29")}
+    for ext, (source, _) in programs.items():
+        machine.succeed(f"cat > /tmp/walk.{ext} <<'EOF'\n{source}\nEOF")
+    seen = {ext: machine.succeed(f"crush run /tmp/walk.{ext}").strip() for ext in programs}
+    assert seen == {ext: want for ext, (_, want) in programs.items()}, seen
 
 
 def test_a_hello_module_ran_at_boot(machine: Machine) -> None:
