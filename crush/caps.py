@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import codecs
 import errno
-import math
 import os
 import select
 import stat as stat_mod
@@ -203,9 +202,9 @@ class ScopedHost:
         if cap == "tty.key":
             assert self.tty is not None
             seconds = args[0]
-            if type(seconds) not in (int, float) or math.isnan(seconds):
+            if type(seconds) not in (int, float):
                 raise exc("TypeError", f"tty.key() needs a number of seconds, not {type_name(seconds)}")
-            if not 0 <= seconds <= MAX_KEY_WAIT:
+            if not 0 <= seconds <= MAX_KEY_WAIT:  # (NaN too)
                 raise exc("ValueError", f"tty.key() waits 0 to {MAX_KEY_WAIT:.0f} seconds, not {seconds}")
             key = self.tty.key(float(seconds))
             vm.alloc(arena.str_size(key))
