@@ -296,7 +296,8 @@ def test_tty_key_refuses_bad_waits_and_is_not_granted_without_a_terminal() -> No
                                 "        print('ValueError', e)\n    except TypeError as e:\n"
                                 "        print('TypeError', e)\n"), host=host)
     assert result.output.splitlines() == [
-        "ValueError tty.key() waits 0 to 86400 seconds, not -1", "ValueError tty.key() waits 0 to 86400 seconds, not nan",
+        "ValueError tty.key() waits 0 to 86400 seconds, not -1",
+        "ValueError tty.key() waits 0 to 86400 seconds, not nan",
         "TypeError tty.key() needs a number of seconds, not str",
         "ValueError tty.key() waits 0 to 86400 seconds, not 1000000"]
     for caps, terminal in (({"tty.key"}, None), (set(), Terminal())):
