@@ -232,8 +232,11 @@ def test_bad_grants_are_refused(grant: str, message: str) -> None:
 
 PROC_LISTER = """
 import exo
-for p in exo.proc.list():
-    print(p['pid'], p['ppid'], p['uid'], p['name'], p['status'], '|'.join(p['cmdline']))
+procs = exo.proc.list()
+print([p['pid'] for p in procs])
+for p in procs:
+    if p['pid'] == WANTED:
+        print(p['ppid'], p['uid'], p['name'], p['status'], p['cmdline'], p['rss'] > 0, p['cpu'] >= 0)
 """
 
 
@@ -241,13 +244,13 @@ def test_proc_list_is_what_proc_shows_when_the_fs_grants_cover_it() -> None:
     sleeper = subprocess.Popen(["sleep", "61.5"])
     try:
         host = ScopedHost.from_grants(["fs:/proc:ro", "proc.list"], proc="/proc")
-        result = run(compile_source(PROC_LISTER), host=host)
+        result = run(compile_source(PROC_LISTER.replace("WANTED", str(sleeper.pid))), host=host)
         assert result.outcome.status == Status.DONE, result.outcome
-        rows = {int(line.split()[0]): line.split() for line in result.output.splitlines()}
-        assert list(rows) == sorted(rows) and os.getpid() in rows
-        _, ppid, uid, name, status, cmdline = rows[sleeper.pid]
-        assert (int(ppid), int(uid), name, cmdline) == (os.getpid(), os.getuid(), "sleep", "sleep|61.5")
-        assert status in ("sleeping", "running")
+        listed, mine = result.output.splitlines()
+        pids = [int(p) for p in listed.strip("[]").split(", ")]
+        assert pids == sorted(pids) and os.getpid() in pids and sleeper.pid in pids
+        assert mine in (f"{os.getpid()} {os.getuid()} sleep {s} ['sleep', '61.5'] True True"
+                        for s in ("sleeping", "running"))
     finally:
         sleeper.kill()
         sleeper.wait()
