@@ -41,6 +41,7 @@ GAS = 10**10
 ARENA = 256 << 20
 FAILED = 1
 CONTROL_TIMEOUT = 10.0
+RUNNER_GLOBALS = ("ARGV", "CWD", "CONTROL_SOCKET")   # what run_crushcap binds before a program runs
 
 
 class WorldHost(ScopedHost):
@@ -110,9 +111,8 @@ def run_crushcap(name: str, argv: list[str]) -> int:
 
     program = load(name)
     vm = VM(program, world_host(), gas=GAS, arena=ARENA, out=out)
-    vm.globals["ARGV"] = list(argv)
-    vm.globals["CWD"] = os.getcwd()
-    vm.globals["CONTROL_SOCKET"] = str(DEFAULT_RUNTIME / CONTROL_SOCKET)
+    vm.globals.update(zip(RUNNER_GLOBALS, (list(argv), os.getcwd(), str(DEFAULT_RUNTIME / CONTROL_SOCKET)),
+                          strict=True))
     saved = termios.tcgetattr(0) if "tty.key" in program.caps and os.isatty(0) else None
     try:
         if saved is not None:

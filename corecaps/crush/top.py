@@ -2,91 +2,18 @@
 # top [-n ITERATIONS] [-d SECONDS] [--socket PATH]; q quits. Needs the capsule's `control` grant.
 # A CoreCap as a CRUSH program (corecaps/crushcap.py runs it for the console shell): ARGV, CWD and
 # CONTROL_SOCKET (the default socket) are given by the runner, errors go to exo.log (the shell's
-# stderr), `status` is the exit status. The table is exoctl's status_table (tests/test_crushcaps.py
-# compares the two on the same rows).
+# stderr), `status` is the exit status. printable, absolute, strerror, fmt_bytes:
+# corecaps/crush/_common.py. The table is exoctl's status_table (tests/test_crushcaps.py compares
+# the two on the same rows).
 import exo
 
 USAGE = "usage: top [-h] [-n N] [-d D] [--socket SOCKET]"
 HELP = (USAGE + "\n\noptions:\n  -h, --help       show this help message and exit\n"
         "  -n N             stop after this many screens (0: until q)\n"
         "  -d D             seconds between screens\n  --socket SOCKET")
-BIDI = (0x061C, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069)
 UNITS = ("count", "bytes", "seconds")
 METRIC_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 status = 0
-
-
-def strip_escapes(text):
-    """exo_init/lib/text.py's escape sequences removed: CSI, OSC, DCS/SOS/PM/APC, ESC + one character,
-    8-bit CSI."""
-    out = []
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        nxt = text[i + 1] if i + 1 < n else ""
-        if ch == "\x9b" or (ch == "\x1b" and nxt == "["):
-            i += 1 if ch == "\x9b" else 2
-            while i < n and "0" <= text[i] <= "?":
-                i += 1
-            while i < n and " " <= text[i] <= "/":
-                i += 1
-            if i < n and "@" <= text[i] <= "~":
-                i += 1
-        elif ch == "\x1b" and nxt == "]":
-            i += 2
-            while i < n and text[i] != "\x07" and text[i] != "\x1b":
-                i += 1
-            if i < n and text[i] == "\x07":
-                i += 1
-            elif text[i:i + 2] == "\x1b\\":
-                i += 2
-        elif ch == "\x1b" and nxt != "" and nxt in "PX^_":
-            i += 2
-            while i < n and text[i] != "\x1b":
-                i += 1
-            if text[i:i + 2] == "\x1b\\":
-                i += 2
-        elif ch == "\x1b":
-            i += 2 if nxt != "" else 1
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
-def printable(text):
-    out = []
-    for ch in strip_escapes(text):
-        n = ord(ch)
-        out.append("?" if (n < 32 and n != 9) or 127 <= n <= 159 or n in BIDI else ch)
-    return "".join(out)
-
-
-def absolute(path):
-    parts = [] if path.startswith("/") else [p for p in CWD.split("/") if p]
-    for p in path.split("/"):
-        if p == "..":
-            if parts:
-                parts.pop()
-        elif p and p != ".":
-            parts.append(p)
-    return "/" + "/".join(parts)
-
-
-def strerror(e):
-    text = str(e)
-    start = text.find("] ")
-    end = text.rfind(": '")
-    return text[start + 2:end] if start >= 0 and end > start else text
-
-
-def fmt_bytes(n):
-    for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return str(n)
 
 
 def fmt_duration(seconds):
