@@ -45,6 +45,8 @@ def strip_escapes(text):
 
 def printable(text):
     """exo_init/lib/text.py's printable: escape sequences removed, other control characters "?"."""
+    if text.isprintable():  # (every character it changes is one str.isprintable refuses: the common case at once)
+        return text
     out = []
     for ch in strip_escapes(text):
         n = ord(ch)
