@@ -1,9 +1,8 @@
 """The console shell (corecaps/sh.py) and the CoreCaps' options on the host, as README promises them:
 `ls -l/-a/-1`, `ps -f`, `top` (one screen, from a real exo_init's control socket; on a terminal, q
-quits), the builtins
-`cd`, `pwd`, `history`, the syntax `<`, `>`, `>>`, `|`, `;`, `$?`, and exit status 127 for an
+quits), the builtins `cd`, `pwd`, `history`, the syntax `<`, `>`, `>>`, `|`, `;`, `$?`, and exit status 127 for an
 unknown command. The real shell runs in its own process (`sh -c LINE`, or lines on its stdin as a
-person types them), with `ls` and `cat` compiled as the image builder compiles them."""
+person types them), with `ls`, `cat`, `ps` and `top` compiled as the image builder compiles them."""
 
 from __future__ import annotations
 
