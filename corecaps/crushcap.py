@@ -1,33 +1,47 @@
-"""CoreCaps as CRUSH programs: the console shell (sh.py) runs `ls` and `cat` as CASM that the image
-builder compiled from corecaps/crush/NAME.py (qemu/build.py), on the CRUSH VM, with capability
-opcodes only (fs.list, fs.stat, fs.read, stdin.read, log).
+"""CoreCaps as CRUSH programs: the console shell (sh.py) runs `ls`, `cat`, `ps` and `top` as CASM
+that the image builder compiled from corecaps/crush/NAME.py (qemu/build.py), on the CRUSH VM, with
+capability opcodes only (fs.list, fs.stat, fs.read, stdin.read, log, proc.list, control.status,
+clock, tty.info, tty.key).
 
 What a program may reach is what the shell's world holds: its grants are the whole of that world
 read-only (`/`, `ro`), which the Scoped HAL already cut down to the shell capsule's grants; no
-fs.write, no control. Paths resolve as they would for the shell: symbolic links are followed
-(the world's root is the boundary, so a link cannot lead out of it), except the last component of
-an fs.stat (lstat, as `ls` needs). The runner gives the program `ARGV` and `CWD` (globals), turns
-its exo.log lines into stderr lines, and its `status` global into the exit status. A trap (out of
-gas, arena, a refused capability) is one line on stderr and exit status 1.
+fs.write. Paths resolve as they would for the shell: symbolic links are followed (the world's root
+is the boundary, so a link cannot lead out of it), except the last component of an fs.stat (lstat,
+as `ls` needs). proc.list reads the world's /proc (granted because the world's root covers it): a
+capsule in its own PID namespace lists its own processes only. control.status asks exo_init's
+control socket in the world (there only when the shell capsule has the `control` grant; a socket
+given to top's --socket must be in the world too). tty.info and tty.key are the shell's terminal
+(its stdin and stdout); a program that declares tty.key has the terminal in cbreak mode while it
+runs (keys come one at a time, as the Python top had it). The runner gives the program `ARGV`,
+`CWD` and `CONTROL_SOCKET` (globals), turns its exo.log lines into stderr lines, and its `status`
+global into the exit status. A trap (out of gas, arena, a refused capability) is one line on stderr
+and exit status 1.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import termios
+import tty
 from pathlib import Path
 from typing import Any
 
-from crush.caps import FsGrant, ScopedHost, os_error, stdin_reader
+from crush.caps import FsGrant, ScopedHost, Terminal, os_error, stdin_reader
 from crush.casm import CasmError, Program, decode
 from crush.cli import traceback_text
 from crush.vm import VM, Status, prelude
+from exo_init.client.control import call
+from exo_init.lib.errors import ApiError
+from exo_init.lib.paths import CONTROL_SOCKET, DEFAULT_RUNTIME
 
 PROGRAMS = Path("/usr/share/exosphere/crush")   # qemu/build.py's CRUSH_PROGRAMS_DIR
-CRUSH_CORECAPS = ("ls", "cat")
+CRUSH_CORECAPS = ("ls", "cat", "ps", "top")
 GAS = 10**10
 ARENA = 256 << 20
 FAILED = 1
+CONTROL_TIMEOUT = 10.0
+RUNNER_GLOBALS = ("ARGV", "CWD", "CONTROL_SOCKET")   # what run_crushcap binds before a program runs
 
 
 class WorldHost(ScopedHost):
@@ -46,14 +60,28 @@ class WorldHost(ScopedHost):
         return super()._check(cap, path)
 
 
+def control_status(name: str | None, socket: str) -> Any:
+    """The control API's status (all capsules, or `name`) from the socket at `socket`; OSError if it
+    cannot be had (the server's own error included)."""
+    request: dict[str, Any] = {"op": "status"} | ({"name": name} if name is not None else {})
+    try:
+        return call(Path(socket), request, timeout=CONTROL_TIMEOUT)
+    except (ApiError, ValueError) as e:
+        raise OSError(str(e)) from None
+
+
 def world_host() -> WorldHost:
     def log(line: str) -> None:
         sys.stdout.flush()
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
-    return WorldHost(caps={"fs.read", "fs.list", "fs.stat", "log", "stdin.read"}, fs=[FsGrant("/")], log=log,
-                     stdin=stdin_reader())
+    default = str(DEFAULT_RUNTIME / CONTROL_SOCKET)
+    return WorldHost(caps={"fs.read", "fs.list", "fs.stat", "log", "stdin.read", "proc.list", "control.status",
+                           "clock", "tty.info", "tty.key"},
+                     fs=[FsGrant("/")], log=log, stdin=stdin_reader(), proc="/proc",
+                     status=lambda name: control_status(name, default), status_at=control_status,
+                     tty=Terminal(0, 1, sys.stdout.flush))
 
 
 _LOADED: dict[str, Program] = {}
@@ -83,11 +111,18 @@ def run_crushcap(name: str, argv: list[str]) -> int:
 
     program = load(name)
     vm = VM(program, world_host(), gas=GAS, arena=ARENA, out=out)
-    vm.globals["ARGV"] = list(argv)
-    vm.globals["CWD"] = os.getcwd()
-    outcome = vm.run()
-    while outcome.status is Status.PAUSED:  # (no step limit given: only the end comes back)
+    vm.globals.update(zip(RUNNER_GLOBALS, (list(argv), os.getcwd(), str(DEFAULT_RUNTIME / CONTROL_SOCKET)),
+                          strict=True))
+    saved = termios.tcgetattr(0) if "tty.key" in program.caps and os.isatty(0) else None
+    try:
+        if saved is not None:
+            tty.setcbreak(0)
         outcome = vm.run()
+        while outcome.status is Status.PAUSED:  # (no step limit given: only the end comes back)
+            outcome = vm.run()
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
     sys.stdout.flush()
     if outcome.status is Status.DONE:
         code = vm.globals.get("status", 0)

@@ -4,9 +4,10 @@ Line editing and history (readline), pipelines (`a | b`), redirections (`<`, `>`
 lists, `$?`, quoting as in POSIX sh (shlex). Commands are, in order: builtins (cd, pwd, echo,
 exit, history, help), the CoreCaps (ls, cat, ps, top, and exoctl), then programs found on PATH in
 the capsule's world. CoreCaps run in a forked child of the shell, not a new interpreter: they start
-at once and live in the shell capsule's world, so they can do no more than its grants allow. `ls`
-and `cat` are CRUSH programs (corecaps/crush/, compiled at image build; corecaps/crushcap.py runs
-them on the CRUSH VM, loaded once in the shell so a command's child starts with it ready).
+at once and live in the shell capsule's world, so they can do no more than its grants allow. `ls`,
+`cat`, `ps` and `top` are CRUSH programs (corecaps/crush/, compiled at image build;
+corecaps/crushcap.py runs them on the CRUSH VM, loaded once in the shell so a command's child
+starts with it ready).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from corecaps.tool import exit_status, run
 from exo_init.lib.errors import ApiError
 from exo_init.lib.paths import CONTROL_SOCKET, DEFAULT_RUNTIME
 
-CORECAPS = {"ps": "corecaps.ps", "top": "corecaps.top"}   # Python CoreCaps; crushcap.CRUSH_CORECAPS: CRUSH ones
 BUILTINS = ("cd", "pwd", "echo", "exit", "history", "help")
 BOOT_WAIT = 600.0  # the longest the first prompt waits for "boot complete" (then it comes anyway)
 OPERATORS = ("|", "<", ">", ">>", ";")
@@ -114,7 +114,7 @@ class Shell:
             return 0
         if name == "help":
             print("builtins: " + " ".join(BUILTINS) + "\ncorecaps: "
-                  + " ".join([*crushcap.CRUSH_CORECAPS, *CORECAPS, "exoctl"])
+                  + " ".join([*crushcap.CRUSH_CORECAPS, "exoctl"])
                   + "\nsyntax:   a | b, < file, > file, >> file, a ; b, $? (last status), # comment")
             return 0
         return None
@@ -125,10 +125,6 @@ class Shell:
         """What runs `name`: a CoreCap's main, a program path, or None (not found)."""
         if name in crushcap.CRUSH_CORECAPS:
             return lambda args: run(name, lambda a: crushcap.run_crushcap(name, a), args)
-        if name in CORECAPS:
-            module = importlib.import_module(CORECAPS[name])
-            main: Callable[[list[str]], int] = module.main
-            return lambda args: run(name, main, args)
         if name == "exoctl":
             from exo_init.client import exoctl  # noqa: PLC0415 -- loaded by warm() in an interactive shell
 
@@ -274,11 +270,10 @@ class Shell:
 
 
 def warm() -> None:
-    """Import the Python CoreCaps and exoctl now, once, in the interactive shell: each command's
-    forked child then finds them loaded (importing exoctl or psutil in every child was most of the
-    time from Enter to first output under TCG: tests/bench/typed.py)."""
-    for module in (*CORECAPS.values(), "exo_init.client.exoctl"):
-        importlib.import_module(module)
+    """Import exoctl now, once, in the interactive shell: each command's forked child then finds it
+    loaded (importing exoctl in every child was most of the time from Enter to first output under
+    TCG: tests/bench/typed.py)."""
+    importlib.import_module("exo_init.client.exoctl")
 
 
 def wait_for_boot(control: Path, timeout: float) -> None:

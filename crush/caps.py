@@ -4,7 +4,8 @@
 capabilities, each backed by something real. `parse_grant` reads the CLI's `--grant` strings:
 
     fs:ROOT:ro | fs:ROOT:rw   fs.read, fs.list, fs.stat (and fs.write for rw) under ROOT
-    log | clock | sleep | yield | random | control.status | stdin   that capability
+    log | clock | sleep | yield | random | control.status | stdin.read | proc.list | tty.info | tty.key
+                              that capability (the last five only where the host has a source for it)
 
 Before a run starts the VM refuses a program that declares a capability not granted (a
 CAPABILITY_DENIED trap, zero instructions executed). At a call, a path outside every granted
@@ -26,15 +27,16 @@ from __future__ import annotations
 import codecs
 import errno
 import os
+import select
 import stat as stat_mod
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from crush import arena, gas
+from crush import arena, gas, procfs
 from crush.cast import CAPABILITIES
-from crush.errors import TrapCode, TrapError
+from crush.errors import GuestError, TrapCode, TrapError
 from crush.text import Meter
 from crush.values import exc, type_name
 
@@ -76,6 +78,36 @@ def stdin_reader(fd: int = 0) -> Callable[[], str]:
     return read
 
 
+MAX_KEY_WAIT = 86400.0
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """tty.info's and tty.key's terminal: the host's `stdin` and `stdout` descriptors. `flush` runs
+    before tty.key waits, so what the program printed is on the screen while it waits."""
+    stdin: int = 0
+    stdout: int = 1
+    flush: Callable[[], None] = lambda: None
+
+    def info(self) -> dict[str, Any]:
+        try:
+            size: os.terminal_size | None = os.get_terminal_size(self.stdout)
+        except OSError:
+            size = None
+        return {"stdin": os.isatty(self.stdin), "stdout": os.isatty(self.stdout),
+                "rows": size.lines if size else None, "columns": size.columns if size else None}
+
+    def key(self, seconds: float) -> str:
+        """What is typed within `seconds` (at most 16 bytes, as text), "" if nothing; when stdin is not
+        a terminal, nothing can be typed: the wait is the whole `seconds` (top's delay)."""
+        self.flush()
+        if not os.isatty(self.stdin):
+            time.sleep(seconds)
+            return ""
+        ready, _, _ = select.select([self.stdin], [], [], seconds)
+        return os.read(self.stdin, 16).decode("utf-8", "replace") if ready else ""
+
+
 def parse_grant(text: str) -> tuple[str, FsGrant | None]:
     """A CLI grant: ("fs", FsGrant) or (capability name, None)."""
     if text.startswith("fs:"):
@@ -104,6 +136,11 @@ class ScopedHost:
     clock: Callable[[], float] = time.time
     status: Callable[[str | None], Any] | None = None
     stdin: Callable[[], str] | None = None   # stdin.read's source (absent: the capability cannot be granted)
+    proc: str | None = None                  # proc.list's /proc directory (absent: cannot be granted)
+    tty: Terminal | None = None              # tty.info's and tty.key's terminal (absent: cannot be granted)
+    # control.status with a socket argument: the status from the control API at that socket, a path the
+    # fs grants must cover (absent: a socket argument is refused)
+    status_at: Callable[[str | None, str], Any] | None = None
 
     @classmethod
     def from_grants(cls, grants: Iterable[str], **kwargs: Any) -> ScopedHost:
@@ -118,8 +155,15 @@ class ScopedHost:
         return host
 
     def granted(self, cap: str) -> bool:
-        if (cap == "control.status" and self.status is None) or (cap == "stdin.read" and self.stdin is None):
+        sources = {"control.status": self.status, "stdin.read": self.stdin, "proc.list": self.proc,
+                   "tty.info": self.tty, "tty.key": self.tty}
+        if cap in sources and sources[cap] is None:
             return False
+        if cap == "proc.list":  # a process listing is a reading of /proc: the fs grants must cover it
+            try:
+                self._check("fs.list", self.proc)
+            except (TrapError, GuestError):
+                return False
         return cap in self.caps
 
     def now(self) -> float:
@@ -145,12 +189,43 @@ class ScopedHost:
             vm.alloc(arena.str_size(chunk))
             return chunk
         if cap == "control.status":
-            assert self.status is not None
-            name = args[0] if args else None
-            if name is not None and type(name) is not str:
-                raise exc("TypeError", f"control.status() argument must be str or None, not {type_name(name)}")
-            return _import_data(vm, self.status(name))
+            return self._control_status(args, vm)
+        if cap == "proc.list":
+            assert self.proc is not None
+            try:
+                return _import_data(vm, procfs.processes(self.proc))
+            except OSError as e:
+                raise os_error(e, self.proc) from None
+        if cap == "tty.info":
+            assert self.tty is not None
+            return _import_data(vm, self.tty.info())
+        if cap == "tty.key":
+            assert self.tty is not None
+            seconds = args[0]
+            if type(seconds) not in (int, float):
+                raise exc("TypeError", f"tty.key() needs a number of seconds, not {type_name(seconds)}")
+            if not 0 <= seconds <= MAX_KEY_WAIT:  # (NaN too)
+                raise exc("ValueError", f"tty.key() waits 0 to {MAX_KEY_WAIT:.0f} seconds, not {seconds}")
+            key = self.tty.key(float(seconds))
+            vm.alloc(arena.str_size(key))
+            return key
         return self._fs(cap, args, vm)
+
+    def _control_status(self, args: tuple[Any, ...], vm: Meter) -> Any:
+        assert self.status is not None
+        name = args[0] if args else None
+        socket = args[1] if len(args) > 1 else None
+        if name is not None and type(name) is not str:
+            raise exc("TypeError", f"control.status() argument must be str or None, not {type_name(name)}")
+        try:
+            if socket is None:
+                return _import_data(vm, self.status(name))
+            self._check("control.status", socket)
+            if self.status_at is None:
+                raise _denied("control.status", socket, "no other control socket is granted")
+            return _import_data(vm, self.status_at(name, socket))
+        except OSError as e:
+            raise os_error(e, socket or "control") from None
 
     # -- the file system ------------------------------------------------------------------------
 
@@ -240,7 +315,9 @@ _ERRORS = {errno.ENOENT: "FileNotFoundError", errno.EEXIST: "FileExistsError", e
 
 def os_error(e: OSError, path: str) -> Exception:
     """The guest's exception for a failed file access (FileNotFoundError, PermissionError, ...)."""
-    name = _ERRORS.get(e.errno or 0, "OSError")
+    if e.errno is None:  # (a timeout, say: no errno)
+        return exc("OSError", str(e))
+    name = _ERRORS.get(e.errno, "OSError")
     return exc(name, f"[Errno {e.errno}] {os.strerror(e.errno or 0)}: {path!r}")
 
 

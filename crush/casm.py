@@ -58,8 +58,8 @@ MAX_COUNT = 1 << 16         # count operands (arguments, items)
 # How many arguments each capability takes (min, max): CAP's COUNT operand must fit.
 CAP_ARITY: dict[str, tuple[int, int]] = {
     "fs.read": (1, 1), "fs.list": (1, 1), "fs.write": (2, 2), "fs.stat": (1, 1), "log": (1, 1),
-    "clock": (0, 0), "sleep": (1, 1), "yield": (0, 0), "random": (0, 0), "control.status": (0, 1),
-    "stdin.read": (0, 0),
+    "clock": (0, 0), "sleep": (1, 1), "yield": (0, 0), "random": (0, 0), "control.status": (0, 2),
+    "stdin.read": (0, 0), "proc.list": (0, 0), "tty.info": (0, 0), "tty.key": (1, 1),
 }
 assert set(CAP_ARITY) == set(CAPABILITIES), "an arity for every capability of the CAST contract"
 

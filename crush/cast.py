@@ -87,8 +87,13 @@ CAPABILITIES: Mapping[str, str] = {
     "sleep": "sleep(seconds) -> None: suspend; the wake time is part of the serialised state",
     "yield": "yield() -> None: a point where the host may pause, checkpoint or reschedule",
     "random": "random() -> float in [0, 1): from a seeded generator whose state is serialised",
-    "control.status": "control.status(name?) -> dict | list: exo_init's capsule status (read-only)",
+    "control.status": "control.status(name?, socket?) -> dict | list: exo_init's capsule status (read-only); "
+                      "socket: another control socket, under a granted root",
     "stdin.read": "stdin.read() -> str: the next chunk of the host's standard input ('' at its end)",
+    "proc.list": "proc.list() -> list[dict]: the processes the host's /proc shows (its PID namespace's), by pid",
+    "tty.info": "tty.info() -> dict: whether stdin and stdout are terminals, and the terminal's rows and columns",
+    "tty.key": "tty.key(seconds) -> str: a key typed on the terminal within `seconds`, '' if none (no terminal: "
+               "waits `seconds`)",
 }
 
 

@@ -22,7 +22,7 @@ CAP_BYTE = 1     # per WORD_BYTES moved through a capability (fs.read/fs.write/l
 CAP_CALL = {     # a capability's cost on top of CAP's static cost
     "fs.read": 200, "fs.list": 200, "fs.write": 400, "fs.stat": 100, "log": 20, "clock": 10,
     "sleep": 10, "yield": 0, "random": 5, "control.status": 200,
-    "stdin.read": 20,
+    "stdin.read": 20, "proc.list": 2000, "tty.info": 20, "tty.key": 20,
 }
 
 

@@ -21,7 +21,7 @@ identical in every module that uses them) are not exports or imports.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from crush.casm import OPS, Const, Function, Instr, Op, Operand, Program, const_key
 
@@ -56,7 +56,9 @@ def globals_of(program: Program) -> tuple[set[str], set[str]]:
     return stored, loaded - stored
 
 
-def link(modules: Sequence[Program]) -> Program:
+def link(modules: Sequence[Program], provided: Collection[str] = ()) -> Program:
+    """One program of `modules` (libraries first, the entry last). `provided`: globals the host
+    binds before the run (a runner's arguments), which a module may read without any defining them."""
     if not modules:
         raise LinkError("nothing to link")
     owner: dict[str, str] = {}
@@ -66,7 +68,7 @@ def link(modules: Sequence[Program]) -> Program:
                 raise LinkError(f"{name!r} is defined by both {owner[name]} and {m.file}")
             owner[name] = m.file
     for m in modules:
-        missing = sorted(globals_of(m)[1] - set(owner))
+        missing = sorted(globals_of(m)[1] - set(owner) - set(provided))
         if missing:
             raise LinkError(f"{m.file} imports {', '.join(map(repr, missing))}, which no module defines")
 

@@ -36,8 +36,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from corecaps.crushcap import RUNNER_GLOBALS
 from crush.casm import encode
 from crush.cli import Failure, load_program
+from crush.link import LinkError, globals_of, link
 from crush.verify import VerifyError, verify
 from crush.vm import prelude
 from exo_init.pid1.manifest import parse_manifest
@@ -334,15 +336,26 @@ def pywayland_dir(cache: Path) -> Path:
 
 def compile_crush_programs(src: Path, dest: Path) -> None:
     """Each `src/*.py` (CRUSH's Python subset) compiled to `dest/NAME.casm` (walker, compiler,
-    verifier: a program the verifier refuses fails the build, naming it)."""
+    verifier: a program the verifier refuses fails the build, naming it). `src/_*.py` are libraries:
+    each is linked (crush/link.py) before every program that reads a name it defines, and is not a
+    program itself; the globals the CoreCaps' runner binds (corecaps/crushcap.py RUNNER_GLOBALS)
+    need no module to define them."""
     dest.mkdir(parents=True, exist_ok=True)
+    try:
+        libraries = [load_program(str(s)) for s in sorted(src.glob("_*.py")) if s.name != "__init__.py"]
+    except Failure as e:
+        raise StepFailed(f"CRUSH library: {e}") from None
     for source in sorted(src.glob("*.py")):
-        if source.name == "__init__.py":
+        if source.name.startswith("_"):
             continue
         try:
             program = load_program(str(source))
+            reads = globals_of(program)[1]
+            used = [lib for lib in libraries if globals_of(lib)[0] & reads]
+            if used:
+                program = link([*used, program], provided=RUNNER_GLOBALS)
             verify(program, prelude().names)
-        except (Failure, VerifyError) as e:
+        except (Failure, VerifyError, LinkError) as e:
             raise StepFailed(f"CRUSH program {source}: {e}") from None
         (dest / f"{source.stem}.casm").write_bytes(encode(program))
 

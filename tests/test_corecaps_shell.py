@@ -1,15 +1,18 @@
 """The console shell (corecaps/sh.py) and the CoreCaps' options on the host, as README promises them:
-`ls -l/-a/-1`, `ps -f`, `top` (one screen, from a real exo_init's control socket), the builtins
-`cd`, `pwd`, `history`, the syntax `<`, `>`, `>>`, `|`, `;`, `$?`, and exit status 127 for an
+`ls -l/-a/-1`, `ps -f`, `top` (one screen, from a real exo_init's control socket; on a terminal, q
+quits), the builtins `cd`, `pwd`, `history`, the syntax `<`, `>`, `>>`, `|`, `;`, `$?`, and exit status 127 for an
 unknown command. The real shell runs in its own process (`sh -c LINE`, or lines on its stdin as a
-person types them), with `ls` and `cat` compiled as the image builder compiles them."""
+person types them), with `ls`, `cat`, `ps` and `top` compiled as the image builder compiles them."""
 
 from __future__ import annotations
 
 import os
 import re
+import select
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,3 +154,29 @@ def test_status_and_unknown_commands(programs: Path, tree: Path) -> None:
     code, out, err = line(programs, tree, "no-such-command-here")
     assert (code, out, err) == (127, "", "sh: no-such-command-here: command not found\n")
     assert line(programs, tree, "echo a ; no-such-command-here ; echo $? b")[:2] == (0, "a\n127 b\n")
+
+
+def test_top_on_a_terminal_clears_the_screen_and_q_quits(programs: Path, tree: Path, exo: ExoInit) -> None:
+    """Interactive top, as at the console: cbreak mode while it runs (q without Enter), restored after."""
+    master, slave = os.openpty()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TZ": "UTC", "HOME": str(tree)}
+    proc = subprocess.Popen([sys.executable, "-c", SHELL, str(programs), "-c",
+                             f"top -d 30 --socket {exo.runtime / 'control.sock'}"], cwd=tree, env=env,
+                            stdin=slave, stdout=slave, stderr=slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"CAPSULE" not in seen:
+            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no screen within 60 s: {seen!r}"
+            seen += os.read(master, 65536)
+        assert seen.startswith(b"\x1b[H\x1b[2Jtop - "), seen
+        os.write(master, b"q")
+        assert proc.wait(timeout=30) == 0, "q (no Enter) ends top at once, not after -d 30"
+        assert termios.tcgetattr(slave)[3] & termios.ICANON, "the terminal's line mode is back"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        os.close(slave)

@@ -1,28 +1,10 @@
 # cat: copy files (or standard input, or "-") to standard output.  cat [FILE ...]
 # A CoreCap as a CRUSH program (corecaps/crushcap.py runs it for the console shell): ARGV and CWD are
 # given by the runner, errors go to exo.log (the shell's stderr), `status` is the exit status.
+# absolute, strerror: corecaps/crush/_common.py.
 import exo
 
 status = 0
-
-
-def absolute(path):
-    parts = [] if path.startswith("/") else [p for p in CWD.split("/") if p]
-    for p in path.split("/"):
-        if p == "..":
-            if parts:
-                parts.pop()
-        elif p and p != ".":
-            parts.append(p)
-    return "/" + "/".join(parts)
-
-
-def strerror(e):
-    text = str(e)
-    start = text.find("] ")
-    end = text.rfind(": '")
-    return text[start + 2:end] if start >= 0 and end > start else text
-
 
 for path in ARGV or ["-"]:
     if path == "-":

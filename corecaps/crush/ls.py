@@ -1,38 +1,12 @@
 # ls: list directory entries.  ls [-a] [-l] [-1] [PATH ...]
 # A CoreCap as a CRUSH program (corecaps/crushcap.py runs it for the console shell): ARGV and CWD are
 # given by the runner, errors go to exo.log (the shell's stderr), `status` is the exit status.
+# printable, absolute, strerror: corecaps/crush/_common.py.
 import exo
 
 MODE_BITS = ((0o400, "r"), (0o200, "w"), (0o100, "x"), (0o040, "r"), (0o020, "w"), (0o010, "x"),
              (0o004, "r"), (0o002, "w"), (0o001, "x"))
-BIDI = (0x061C, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069)
 status = 0
-
-
-def printable(text):
-    out = []
-    for ch in text:
-        n = ord(ch)
-        out.append("?" if (n < 32 and n != 9) or 127 <= n <= 159 or n in BIDI else ch)
-    return "".join(out)
-
-
-def absolute(path):
-    parts = [] if path.startswith("/") else [p for p in CWD.split("/") if p]
-    for p in path.split("/"):
-        if p == "..":
-            if parts:
-                parts.pop()
-        elif p and p != ".":
-            parts.append(p)
-    return "/" + "/".join(parts)
-
-
-def strerror(e):
-    text = str(e)
-    start = text.find("] ")
-    end = text.rfind(": '")
-    return text[start + 2:end] if start >= 0 and end > start else text
 
 
 def filemode(st):

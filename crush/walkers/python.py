@@ -88,7 +88,8 @@ _ANNOTATION_NAMES = frozenset(("int", "float", "str", "bool", "list", "dict", "t
 # exo.NAME(...) -> std.cap: the capability, its argument count (min, max)
 _CAPABILITY_ARITY: dict[str, tuple[int, int]] = {
     "fs.read": (1, 1), "fs.list": (1, 1), "fs.write": (2, 2), "fs.stat": (1, 1), "log": (1, 1), "clock": (0, 0),
-    "sleep": (1, 1), "yield": (0, 0), "random": (0, 0), "control.status": (0, 1), "stdin.read": (0, 0)}
+    "sleep": (1, 1), "yield": (0, 0), "random": (0, 0), "control.status": (0, 2), "stdin.read": (0, 0),
+    "proc.list": (0, 0), "tty.info": (0, 0), "tty.key": (1, 1)}
 assert set(_CAPABILITY_ARITY) == set(cast.CAPABILITIES), "every capability of crush/cast.py has an arity here"
 
 # the constructs refused by the kind of tree-sitter node they are (statements and expressions)

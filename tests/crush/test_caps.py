@@ -4,13 +4,19 @@ yield) are deterministic and survive serialisation."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import struct
+import subprocess
+import termios
+import tty
 from pathlib import Path
 
 import pytest
 
 from crush import state
-from crush.caps import GrantError, ScopedHost, parse_grant
+from crush.caps import FsGrant, GrantError, ScopedHost, Terminal, parse_grant
 from crush.casm import assemble
 from crush.errors import TrapCode
 from crush.verify import VerifyError, verify
@@ -220,3 +226,142 @@ def test_random_sleep_and_yield_survive_serialisation() -> None:
 def test_bad_grants_are_refused(grant: str, message: str) -> None:
     with pytest.raises(GrantError, match=message):
         parse_grant(grant)
+
+
+# --- proc.list, tty.info, tty.key, control.status with a socket (the CoreCaps ps and top) -------------
+
+PROC_LISTER = """
+import exo
+procs = exo.proc.list()
+print([p['pid'] for p in procs])
+for p in procs:
+    if p['pid'] == WANTED:
+        print(p['ppid'], p['uid'], p['name'], p['status'], p['cmdline'], p['rss'] > 0, p['cpu'] >= 0)
+"""
+
+
+def test_proc_list_is_what_proc_shows_when_the_fs_grants_cover_it() -> None:
+    sleeper = subprocess.Popen(["sleep", "61.5"])
+    try:
+        host = ScopedHost.from_grants(["fs:/proc:ro", "proc.list"], proc="/proc")
+        result = run(compile_source(PROC_LISTER.replace("WANTED", str(sleeper.pid))), host=host)
+        assert result.outcome.status == Status.DONE, result.outcome
+        listed, mine = result.output.splitlines()
+        pids = [int(p) for p in listed.strip("[]").split(", ")]
+        assert pids == sorted(pids) and os.getpid() in pids and sleeper.pid in pids
+        assert mine in (f"{os.getpid()} {os.getuid()} sleep {s} ['sleep', '61.5'] True True"
+                        for s in ("sleeping", "running"))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.parametrize("grants, proc", [
+    (["fs:/proc:ro", "proc.list"], None),        # the host has no /proc to give
+    (["fs:/proc:ro"], "/proc"),                  # not granted
+    (["proc.list", "fs:/tmp:ro"], "/proc"),      # granted, but the fs grants do not cover /proc
+])
+def test_proc_list_is_refused_unless_granted_and_covered(grants: list[str], proc: str | None) -> None:
+    program = compile_source(PROC_LISTER)
+    vm = VM(program, ScopedHost.from_grants(grants, proc=proc))
+    outcome = vm.run()
+    assert outcome.trap is not None and outcome.trap.code == TrapCode.CAPABILITY_DENIED, outcome
+    assert "proc.list" in outcome.trap.message and vm.steps == 0
+
+
+def test_tty_info_and_tty_key_on_a_terminal_and_without_one() -> None:
+    source = "import exo\ni = exo.tty.info()\nprint(i['stdin'], i['stdout'], i['rows'], i['columns'])\n" \
+             "print(repr(exo.tty.key(5)), repr(exo.tty.key(0)))\n"
+    master, slave = os.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+        tty.setcbreak(slave)  # (as corecaps/crushcap.py sets it for a program declaring tty.key)
+        os.write(master, b"q")
+        result = run(compile_source(source), host=ScopedHost(caps={"tty.info", "tty.key"}, tty=Terminal(slave, slave)))
+        assert result.output == "True True 33 101\n'q' ''\n"
+    finally:
+        os.close(master)
+        os.close(slave)
+    r, w = os.pipe()
+    try:
+        source = source.replace("key(5)", "key(0.01)")
+        result = run(compile_source(source), host=ScopedHost(caps={"tty.info", "tty.key"}, tty=Terminal(r, w)))
+        assert result.output == "False False None None\n'' ''\n"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_tty_key_refuses_bad_waits_and_is_not_granted_without_a_terminal() -> None:
+    host = ScopedHost(caps={"tty.key"}, tty=Terminal())
+    result = run(compile_source("import exo\nfor s in (-1, float('nan'), 'x', 10**6):\n    try:\n"
+                                "        exo.tty.key(s)\n    except ValueError as e:\n"
+                                "        print('ValueError', e)\n    except TypeError as e:\n"
+                                "        print('TypeError', e)\n"), host=host)
+    assert result.output.splitlines() == [
+        "ValueError tty.key() waits 0 to 86400 seconds, not -1",
+        "ValueError tty.key() waits 0 to 86400 seconds, not nan",
+        "TypeError tty.key() needs a number of seconds, not str",
+        "ValueError tty.key() waits 0 to 86400 seconds, not 1000000"]
+    for caps, terminal in (({"tty.key"}, None), (set(), Terminal())):
+        vm = VM(compile_source("import exo\nexo.tty.key(0)\n"), ScopedHost(caps=caps, tty=terminal))
+        outcome = vm.run()
+        assert outcome.trap is not None and outcome.trap.code == TrapCode.CAPABILITY_DENIED and vm.steps == 0
+
+
+def test_control_status_with_a_socket_under_a_granted_root(tmp_path: Path) -> None:
+    asked: list[tuple[str | None, str]] = []
+
+    def status_at(name: str | None, socket: str) -> object:
+        asked.append((name, socket))
+        if socket.endswith("down.sock"):
+            raise ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
+        return [{"name": "web", "state": "ready"}]
+
+    (tmp_path / "c.sock").write_text("")
+    (tmp_path / "down.sock").write_text("")
+    source = f"""import exo
+print(exo.control.status(None, {str(tmp_path / 'c.sock')!r}))
+try:
+    exo.control.status('web', {str(tmp_path / 'down.sock')!r})
+except OSError as e:
+    print('OSError', e)
+exo.control.status(None, '/run/elsewhere.sock')
+"""
+    host = ScopedHost.from_grants([f"fs:{tmp_path}:ro"], status=lambda name: [], status_at=status_at)
+    host.caps.add("control.status")
+    result = run(compile_source(source), host=host)
+    assert result.output.splitlines() == [
+        "[{'name': 'web', 'state': 'ready'}]",
+        f"OSError [Errno {errno.ECONNREFUSED}] Connection refused: {str(tmp_path / 'down.sock')!r}"]
+    assert result.outcome.trap is not None and result.outcome.trap.code == TrapCode.CAPABILITY_DENIED
+    assert "outside every granted root" in result.outcome.trap.message
+    assert asked == [(None, str(tmp_path / "c.sock")), ("web", str(tmp_path / "down.sock"))]
+    no_other = ScopedHost(caps={"control.status"}, fs=[FsGrant(str(tmp_path))], status=lambda name: [])
+    result = run(compile_source(source), host=no_other)
+    assert result.outcome.trap is not None and "no other control socket is granted" in result.outcome.trap.message
+
+
+@pytest.mark.parametrize("cap, body", [("proc.list", "CAP 1 0"), ("tty.key", "LOAD_CONST 1\n    CAP 1 0"),
+                                       ("tty.info", "CAP 1 0")])
+def test_the_new_capabilities_are_refused_by_the_verifier_when_undeclared_or_misused(cap: str, body: str) -> None:
+    """CAP 1 names the second declared capability: with only `log` declared, it is not declared; with
+    `cap` declared second, tty.key without its argument is the wrong arity."""
+    text = f""".casm 1
+.file "sneaky.py"
+.cap "log"
+{{decl}}
+.const 1
+.func "<module>" "<module>" params=0 defaults=0 ncells=0
+    {body}
+    RETURN
+.end
+"""
+    with pytest.raises(VerifyError, match="capability 1 is not declared"):
+        verify(assemble(text.replace("{decl}", "")), prelude().names)
+    declared = assemble(text.replace("{decl}", f'.cap "{cap}"'))
+    if cap == "tty.key":
+        with pytest.raises(VerifyError, match=r"tty\.key takes 1"):
+            verify(declared, prelude().names)
+    else:
+        verify(declared, prelude().names)

@@ -21,7 +21,7 @@ from crush.cli import Exit, traceback_text
 from crush.compiler import compile_cast
 from crush.link import LinkError, globals_of, link, split_name
 from crush.verify import verify
-from crush.vm import prelude
+from crush.vm import VM, Status, prelude
 from crush.walkers import walk_source
 from tests.crush.support import REPO, run
 
@@ -72,6 +72,19 @@ def test_exports_and_imports() -> None:
 def test_a_missing_import_is_refused() -> None:
     with pytest.raises(LinkError, match=r"main\.py imports 'banner', 'mean', which no module defines"):
         link([module(HERE / "mathlib.rs"), module(HERE / "main.py")])
+    with pytest.raises(LinkError, match=r"main\.py imports 'mean', which no module defines"):
+        link([module(HERE / "mathlib.rs"), module(HERE / "main.py")], provided=("banner",))
+
+
+def test_names_the_host_provides_need_no_module() -> None:
+    """A runner's arguments (corecaps/crushcap.py RUNNER_GLOBALS): bound by the host before the run."""
+    lib = module_of("def shout(text):\n    return text.upper() + SUFFIX\n", "lib.py")
+    main = module_of("print(shout(ARGV[0]))\n", "main.py")
+    program = link([lib, main], provided=("ARGV", "SUFFIX"))
+    out: list[str] = []
+    vm = VM(program, out=out.append)
+    vm.globals.update({"ARGV": ["hi"], "SUFFIX": "!"})
+    assert vm.run().status is Status.DONE and "".join(out) == "HI!\n"
 
 
 def test_a_name_defined_twice_is_refused() -> None:

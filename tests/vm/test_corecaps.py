@@ -29,6 +29,9 @@ def test_console_shell_session_and_escape_attempts(machine: Machine) -> None:
     assert "Debian" in session(machine, "cat /etc/os-release")
     ps = session(machine, "ps")
     assert "PID" in ps and 2 <= sum("python3" in line for line in ps.splitlines()) <= 4, ps  # its own world
+    top = session(machine, "top -n 1")  # (CRUSH: control.status through the control socket in the shell's world)
+    assert re.search(r"^top - \d\d:\d\d:\d\d  capsules: \d+, \d+ ready", top, re.M), top
+    assert re.search(r"^console\s+ready", top, re.M) and "CAPSULE" in top, top
     status = session(machine, "exoctl status")
     assert re.search(r"^agent\s+ready", status, re.M) and re.search(r"^console\s+ready", status, re.M), status
     assert "bin/" in session(machine, "ls /usr | cat").split()
