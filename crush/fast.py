@@ -18,7 +18,9 @@ How the generated code keeps the interpreter's semantics exactly:
 - What is known about locals is computed once per function by a forward data-flow analysis
   over its basic blocks (`_analyse`): which locals are certainly bound (no UnboundLocalError
   test) and which certainly hold an `int` (no type test before small-int arithmetic and
-  comparisons; the range test that keeps big ints on the arena-charging path stays). The
+  comparisons; the range test that keeps big ints on the arena-charging path stays), taking
+  the parameters that were ints at the first call to be ints at the start (tested on entry: a
+  call with others has the function generated again without the assumption). The
   facts at a block are checked whenever a function is entered anywhere but at its start (a
   resumed or crafted state, a return through the trampoline): if they do not hold, the block
   runs in the interpreter's careful mode instead.
@@ -695,17 +697,23 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
         after = _Slots(code.max_depth)
         f.sync_in(at.deeper(extra), after, pc)
 
+    def leave(extra: int, depth: int) -> None:
+        """Hand the frame to the VM after this instruction: its stack (`depth` slots, written
+        to their variables too: if the VM raises, the stack is read from them), locals, pc,
+        steps and gas."""
+        inner = at.deeper(extra)
+        f.flush(inner, sl, depth, pc, keep=True)
+        f.write_back(inner, sl, depth, pc)
+        line(f"frame.pc = {pc + 1}", extra)
+        f.sync_out(inner, pc)
+        line("vm.live = None", extra)
+
     def handled(extra: int = 0, results: int = 1) -> None:
         """Write the state back and let the interpreter's handler run the instruction."""
         hname = f"H{pc}"
         f.names[hname] = SLOW[op]
         f.names[f"A{pc}"] = arg
-        inner = at.deeper(extra)
-        f.flush(inner, sl, d, pc, keep=True)  # (if it raises, the stack is read from the variables)
-        f.write_back(inner, sl, d, pc)
-        line(f"frame.pc = {pc + 1}", extra)
-        f.sync_out(inner, pc)
-        line("vm.live = None", extra)
+        leave(extra, d)
         line(f"{hname}(vm, frame, A{pc})", extra)
         if op in (Op.RETURN, Op.RAISE_CURRENT):  # (RAISE_CURRENT always raises)
             line("return 0", extra)
@@ -737,18 +745,10 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
              "and (size := ARENA.allocated + c.frame_bytes) <= ARENA.budget and c.native is None:")
         # (a native function: VM.call runs it in Wasm)
         line("ARENA.allocated = size", 1)
-        f.flush(at.deeper(1), sl, fpos, pc, keep=True)
-        f.write_back(at.deeper(1), sl, fpos, pc)
-        line(f"frame.pc = {pc + 1}", 1)
-        f.sync_out(at.deeper(1), pc)
-        line("vm.live = None", 1)
+        leave(1, fpos)
         line(f"frames.append(Frame(c, [{''.join(a + ', ' for a in args)}*c.unbound_tail], []))", 1)
         line("else:")
-        f.flush(at.deeper(1), sl, d, pc, keep=True)
-        f.write_back(at.deeper(1), sl, d, pc)
-        line(f"frame.pc = {pc + 1}", 1)
-        f.sync_out(at.deeper(1), pc)
-        line("vm.live = None", 1)
+        leave(1, d)
         line(f"H{pc}(vm, frame, A{pc})", 1)
         continue_after(0, 1)
         real(fpos)
