@@ -5,22 +5,47 @@ until the frame changes (a call, a return), the run stops, or a block cannot be 
 the trampoline dispatches again. Python source is generated only from verified CASM (crush/
 verify.py): every identifier in it is generated (`L3` a local, `S2` a stack slot, `K7` a
 constant, `H12` the handler of instruction 12), and every constant, name, builtin and function
-is passed in the generated code's namespace, never written into its text.
+is passed in the generated code's namespace, never written into its text (the only numbers in
+the text are instruction indices, counts, gas costs and the VM's own bounds).
 
 How the generated code keeps the interpreter's semantics exactly:
 - Guest locals and the operand stack live in Python variables (`L<i>`, `S<depth>`: the
-  verifier proved the stack depth at every instruction, so stack slots have fixed names).
-- Gas and steps are charged per block at its entry, all of the block at once. A block that
-  cannot be paid for in full, or that would cross the step limit, is not entered: the
-  interpreter runs it instruction by instruction, so a trap or a pause happens at exactly the
-  interpreter's instruction. Within a block, work that charges gas dynamically is called with
-  the not-yet-executed rest of the block's static cost credited back, so it sees exactly the
-  gas the interpreter would.
+  verifier proved the stack depth at every instruction, so stack slots have fixed names). A
+  stack slot holding a local or a constant is not copied at all while nothing can observe it
+  (a *virtual* slot: `L3 + K1` is computed directly); before anything that can observe the
+  stack (a helper that may charge, allocate, recount the arena or raise; a write-back; the
+  local being reassigned) the slot is written to its `S<depth>` variable.
+- What is known about locals is computed once per function by a forward data-flow analysis
+  over its basic blocks (`_analyse`): which locals are certainly bound (no UnboundLocalError
+  test) and which certainly hold an `int` (no type test before small-int arithmetic and
+  comparisons; the range test that keeps big ints on the arena-charging path stays), taking
+  the parameters that were ints at the first call to be ints at the start (tested on entry: a
+  call with others has the function generated again without the assumption). The
+  facts at a block are checked whenever a function is entered anywhere but at its start (a
+  resumed or crafted state, a return through the trampoline): if they do not hold, the block
+  runs in the interpreter's careful mode instead.
+- Gas and steps are charged per block at its entry, all of the block at once, with one test.
+  Every instruction costs at least 1 gas, so when the gas left is no more than the steps left
+  before the run's step limit (`limit - steps >= gas`, which the trampoline checks when it
+  enters a function) the step limit cannot be reached before the gas runs out, and the block
+  tests only `gas < cost`; otherwise the function's *checked* variant tests both. Unmetered
+  runs (a benchmark's measure) test only the steps, and only when a step limit is in reach.
+  A block that cannot be paid for in full, or that would cross the step limit, is not
+  entered: the interpreter runs it instruction by instruction, so a trap or a pause happens at
+  exactly the interpreter's instruction. Within a block, work that charges gas dynamically is
+  called with the not-yet-executed rest of the block's static cost credited back, so it sees
+  exactly the gas the interpreter would.
+- Control flow: each block is an arm of a dispatch on `b` with a loop of its own; a jump to the
+  arm's block is a `continue` of that loop, and a block with a single predecessor (or a small
+  block that jumps back to the arm's block) is generated inline where it is reached, so a loop
+  runs without dispatching. Every block keeps its own arm, for entries from outside.
 - An exception inside a block is located by the generated line it came from (each line
   belongs to one instruction): the frame's locals, stack, pc and step count are written back
   as the interpreter would have them, and the VM unwinds it as usual.
 - Instructions that may switch frames (calls, returns, FOR_ITER over map/filter, capabilities,
-  ...) end their block: the state is written back and the interpreter's own handler runs them.
+  ...) end their block: the state is written back and the interpreter's own handler runs them
+  (a guest call with exactly its parameters makes its frame directly); the callee runs nested,
+  a bounded depth deep, and the caller continues in place when it returns.
 - An arena recount during a block reads the running function's variables (vm.live, read by
   crush/vm.py `_live_values`): the same roots the interpreter would present.
 State is therefore serialisable at block boundaries, and, because partial blocks run in the
@@ -30,10 +55,13 @@ one mode resumes in the other.
 
 from __future__ import annotations
 
+import functools
 import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
+from crush import arena as arena_mod
 from crush import ops
 from crush.casm import OPS, Op
 from crush.errors import GuestError, TrapError
@@ -68,6 +96,14 @@ from crush.vm import (
 
 SWITCH = 0      # the generated function returned: re-dispatch on the top frame
 INTERPRET = 1   # ... and the interpreter must run the block at frame.pc
+GENERIC = 2     # ... the code assumed int parameters, the call has others: compile it without the assumption
+NEST = 32       # calls run nested in the caller's generated code up to this depth, then by the trampoline
+UNLIMITED = 1 << 61   # a step limit this far away is out of reach (unmetered runs then test no steps)
+INLINE_LINES = 4000   # no more inlining once a function's generated code has this many lines
+INLINE_INDENT = 40    # ... or at this indentation
+LATCH = 8             # a block of at most this many instructions jumping back to its loop's head is inlined
+IMM = str(IMMEDIATE)  # the small-int bound, as text (ints beyond it are charged to the arena)
+INT = "int"           # what the analysis knows of a stack slot or a local: an int (else None)
 _INT_OPS = {Op.ADD: "+", Op.IADD: "+", Op.SUB: "-", Op.MUL: "*", Op.FLOORDIV: "//", Op.MOD: "%",
             Op.BITAND: "&", Op.BITOR: "|", Op.BITXOR: "^"}
 _COMPARE = {Op.EQ: "==", Op.NE: "!=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
@@ -77,58 +113,260 @@ _BUILDERS = {Op.BUILD_LIST: ("build_list", 1), Op.BUILD_TUPLE: ("build_tuple", 1
 _HANDLED = {Op.CALL, Op.CALL_KW, Op.CALL_METHOD, Op.CALL_METHOD_KW, Op.RETURN, Op.CAP, Op.NEXT, Op.IN, Op.NOT_IN,
             Op.IOR, Op.RAISE_CURRENT}
 
+Fn = Callable[[VM, Frame, int], int]
+
 
 class Compiled:
-    """A function compiled to Python: `fn(vm, frame, limit)` returns SWITCH or INTERPRET."""
-    __slots__ = ("code", "fn", "line2pc", "source", "starts")
+    """A function compiled to Python: `fn(vm, frame, limit)` returns SWITCH, INTERPRET or
+    GENERIC. `fn` tests only gas (metered) or nothing (unmetered) per block and may run only
+    while the step limit is out of reach (`run_fast` checks); `checked()` is the variant that
+    also tests the step limit, made when first needed. `ints`: the parameters the code takes
+    to be ints when it is entered at its start (those of the first call: a call where one is
+    not returns GENERIC, and the function is compiled again without the assumption)."""
+    __slots__ = ("_checked", "code", "fn", "ints", "line2pc", "metering", "source", "starts")
 
-    def __init__(self, code: Code, fn: Callable[[VM, Frame, int], int], source: str, line2pc: list[int],
-                 starts: frozenset[int]) -> None:
+    def __init__(self, code: Code, metering: bool, ints: frozenset[int] = frozenset()) -> None:
         self.code = code
-        self.fn = fn
-        self.source = source
-        self.line2pc = line2pc
-        self.starts = starts
+        self.metering = metering
+        self.ints = ints
+        # the unchecked variant relies on every instruction costing at least 1 gas
+        self._checked: Fn | None = None
+        if metering and not all(c >= 1 for c in code.costs):
+            self.fn, self.source, self.line2pc, self.starts = _generate(code, metering, True, ints)
+            self._checked = self.fn
+        else:
+            self.fn, self.source, self.line2pc, self.starts = _generate(code, metering, False, ints)
+
+    def checked(self) -> Fn:
+        if self._checked is None:
+            self._checked = _generate(self.code, self.metering, True, self.ints)[0]
+        return self._checked
 
 
-NEST = 32      # calls run nested in the caller's generated code up to this depth, then by the trampoline
+def compile_code(code: Code, metering: bool) -> Compiled:
+    return Compiled(code, metering)
+
+
+def _int_params(frame: Frame) -> frozenset[int]:
+    if frame.pc:
+        return frozenset()
+    locals_ = frame.locals
+    return frozenset(i for i in range(frame.code.nparams) if type(locals_[i]) is int)
 
 
 def run_fast(vm: VM, limit: int, floor: int = 0) -> None:
     """Run in fast mode until the run stops, `vm.steps` reaches `limit`, or only `floor`
     frames are left (a call run nested by its caller's generated code returned)."""
     frames = vm.frames
+    metering = vm.metering
     while len(frames) > floor and not vm.halt:
-        if vm.steps >= limit:
+        steps = vm.steps
+        if steps >= limit:
             vm.status = Status.PAUSED
             return
         frame = frames[-1]
         code = frame.code
         compiled = code.fast
         if compiled is None:
-            compiled = code.fast = compile_code(code, vm.metering)
+            compiled = code.fast = Compiled(code, metering, _int_params(frame))
+        fn = compiled.fn if limit - steps >= (vm.gas if metering else UNLIMITED) else compiled.checked()
         try:
-            r = compiled.fn(vm, frame, limit)
+            r = fn(vm, frame, limit)
         except (GuestError, TrapError, *NATIVE_ERRORS) as e:
             vm.fault(e)
             continue
         if r == INTERPRET:
             vm.careful(limit)
+        elif r == GENERIC:
+            code.fast = Compiled(code, metering)
+
+
+def facts_hold(locals_: list[Any], stack: list[Any], facts: tuple[tuple[int, ...], ...]) -> bool:
+    """Whether a frame is as the analysis says it is at a block: locals bound, locals and
+    stack slots holding ints."""
+    bound, ints, int_slots = facts
+    for i in bound:
+        if locals_[i] is UNBOUND:
+            return False
+    return all(type(locals_[i]) is int for i in ints) and all(type(stack[i]) is int for i in int_slots)
+
+
+# ----------------------------------------------------------------------------------------------
+# Analysis
+
+State = tuple[tuple[Any, ...], frozenset[int], frozenset[int]]  # (stack slot types, bound locals, int locals)
+
+
+def _transfer(code: Code, pc: int, state: State) -> State:
+    """The state after instruction pc, where it falls through (a stack slot's type is INT or
+    None: unknown)."""
+    stack, bound, ints = state
+    op, arg = code.instrs[pc][0], code.instrs[pc][1]
+    if op in (Op.LOAD_CONST, Op.LOAD_BUILTIN):
+        return (*stack, INT if type(arg) is int else None), bound, ints
+    if op == Op.LOAD_LOCAL:
+        return (*stack, INT if arg in ints else None), bound | {arg}, ints
+    if op == Op.STORE_LOCAL:
+        return stack[:-1], bound | {arg}, (ints | {arg}) if stack[-1] is INT else ints - {arg}
+    if op == Op.DELETE_LOCAL:
+        return stack, bound - {arg}, ints - {arg}
+    if op == Op.DUP:
+        return (*stack, stack[-1]), bound, ints
+    if op == Op.SWAP:
+        return (*stack[:-2], stack[-1], stack[-2]), bound, ints
+    if op in (Op.POP, Op.JUMP_IF_FALSE, Op.JUMP_IF_TRUE, Op.JUMP_IF_FALSE_OR_POP, Op.JUMP_IF_TRUE_OR_POP):
+        return stack[:-1], bound, ints
+    if op in (Op.NOP, Op.JUMP):
+        return stack, bound, ints
+    if op == Op.FOR_ITER:
+        return (*stack, None), bound, ints
+    if op in _INT_OPS:  # int op int is an int, whichever path computes it
+        return (*stack[:-2], INT if stack[-1] is INT and stack[-2] is INT else None), bound, ints
+    after = code.depths[pc + 1] if pc + 1 < len(code.instrs) else 0
+    return (None,) * max(after, 0), bound, ints
+
+
+def _jumped(code: Code, pc: int, state: State) -> State:
+    """The state after instruction pc (a jump or branch) where it jumps."""
+    stack, bound, ints = state
+    op = code.instrs[pc][0]
+    if op in (Op.JUMP_IF_FALSE, Op.JUMP_IF_TRUE, Op.FOR_ITER):
+        return stack[:-1], bound, ints
+    return stack, bound, ints
+
+
+def _meet(a: State | None, b: State) -> State:
+    if a is None:
+        return b
+    return tuple(x if x == y else None for x, y in zip(a[0], b[0], strict=True)), a[1] & b[1], a[2] & b[2]
+
+
+def _analyse(code: Code, blocks: list[int], ends: dict[int, int], minimal: frozenset[int],
+             int_params: frozenset[int]) -> tuple[list[State | None], dict[int, State]]:
+    """Forward data flow over the blocks: the state before each instruction (and so at each
+    block's entry). Entries from outside the flow (the function's start, exception handlers)
+    know only that the parameters never deleted are bound (and, at the start, that
+    `int_params` are ints: the generated code tests that); states meet by intersection."""
+    pre: list[State | None] = [None] * len(code.instrs)
+    entry: dict[int, State] = {0: ((), minimal, int_params & minimal)}
+    for h in code.handlers:
+        entry[h.target] = ((None,) * code.depths[h.target], minimal, frozenset())
+    work = list(entry)
+    live = set(blocks)
+    while work:
+        s = work.pop()
+        if s not in live:
+            continue
+        state = entry[s]
+        for pc in range(s, ends[s]):
+            pre[pc] = state
+            before, state = state, _transfer(code, pc, state)
+        last = ends[s] - 1
+        flow = OPS[code.instrs[last][0]].flow
+        edges = []
+        if flow in ("jump", "branch"):
+            edges.append((code.instrs[last][1], _jumped(code, last, before)))
+        if flow not in ("jump", "end") and ends[s] < len(code.instrs):
+            edges.append((ends[s], state))
+        for t, out in edges:
+            old = entry.get(t)
+            new = _meet(old, out)
+            if new != old:
+                entry[t] = new
+                work.append(t)
+    return pre, entry
+
+
+def _successors(code: Code, start: int, end: int) -> list[int]:
+    op, arg = code.instrs[end - 1][0], code.instrs[end - 1][1]
+    flow = OPS[op].flow
+    if flow == "end":
+        return []
+    if flow == "jump":
+        return [arg]
+    out = [arg] if flow == "branch" else []
+    if end < len(code.instrs):
+        out.append(end)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
 # Code generation
 
 
-class _Gen:
-    def __init__(self, code: Code, metering: bool) -> None:
+class _Slots:
+    """The operand stack while a block is generated: each slot is in its variable S<i>
+    (None) or virtual: (a side-effect-free expression over locals, constants and the result
+    temporaries R<pc>, the locals it reads)."""
+    __slots__ = ("v",)
+
+    def __init__(self, size: int) -> None:
+        self.v: list[tuple[str, frozenset[int]] | None] = [None] * (size + 1)
+
+    def expr(self, i: int) -> str:
+        e = self.v[i]
+        return f"S{i}" if e is None else e[0]
+
+
+class _At:
+    """Where code is being generated: the indentation, the arm's block (a jump to it is a
+    `continue`), the blocks inlined on the way here, and what the block being generated has
+    paid in advance for the block that follows it (gas, steps)."""
+    __slots__ = ("arm", "ind", "inlined", "owed")
+
+    def __init__(self, ind: int, arm: int, inlined: tuple[int, ...], owed: tuple[int, int] = (0, 0)) -> None:
+        self.ind = ind
+        self.arm = arm
+        self.inlined = inlined
+        self.owed = owed
+
+    def deeper(self, extra: int) -> _At:
+        return _At(self.ind + extra, self.arm, self.inlined, self.owed)
+
+
+def _tuple_of(names: list[str]) -> str:
+    return "(" + "".join(f"{n}, " for n in names) + ")"
+
+
+class _Function:
+    """The Python source of one CASM function (see the module docstring)."""
+
+    def __init__(self, code: Code, metering: bool, checked: bool, ints: frozenset[int]) -> None:
         self.code = code
         self.metering = metering
+        self.checked = checked
         self.names: dict[str, Any] = {}
         self.ids: dict[int, str] = {}
-        self.lines: list[tuple[int, str, int]] = []  # (indent, text, pc)
-        self.deleted = {arg for op, arg, _, _ in code.instrs if op == Op.DELETE_LOCAL}
-        self.after: list[int] = [0] * len(code.instrs)  # instructions after each one in its block
+        self.lines: list[tuple[int, str, int, int]] = []  # (indent, text, pc, steps after it in the frame's count)
+        instrs = code.instrs
+        depths = code.depths
+        n = len(instrs)
+        every = sorted(code.starts)
+        self.blocks = [s for s in every if depths[s] >= 0]  # a block starting unreachable is never entered
+        self.blockset = set(self.blocks)
+        self.ends = dict(zip(every, [*every[1:], n], strict=True))
+        self.succ = {s: _successors(code, s, self.ends[s]) for s in self.blocks}
+        self.npreds: dict[int, int] = {}
+        self.after = [0] * n  # instructions after each one in its block
+        for s in self.blocks:
+            for t in self.succ[s]:
+                self.npreds[t] = self.npreds.get(t, 0) + 1
+            for pc in range(s, self.ends[s]):
+                self.after[pc] = self.ends[s] - 1 - pc
+        # blocks with an arm of their own (never inlined): the start, exception handlers, the
+        # blocks after guest calls (where a return through the trampoline re-enters)
+        self.own_arm = {0, *(h.target for h in code.handlers),
+                        *(pc + 1 for pc, (op, _, _, _) in enumerate(instrs) if op in (Op.CALL, Op.CALL_KW))}
+        self.own_arm &= self.blockset
+        self.pending = sorted(self.own_arm)
+        self.done = 0
+        deleted = {arg for op, arg, _, _ in instrs if op == Op.DELETE_LOCAL}
+        minimal = frozenset(i for i in range(code.nparams) if i not in deleted)
+        self.pre, self.entry = _analyse(code, self.blocks, self.ends, minimal, ints)
+        self.locals_tuple = _tuple_of([f"L{i}" for i in range(code.nlocals)])
+        self.uses = {op for op, _, _, _ in instrs}
+
+    # -- emitting ----------------------------------------------------------------------------
 
     def const(self, value: Any) -> str:
         """The generated name under which `value` is passed to the generated code."""
@@ -138,370 +376,597 @@ class _Gen:
             self.names[name] = value
         return name
 
-    def emit(self, indent: int, text: str, pc: int = -1) -> None:
-        self.lines.append((indent, text, pc))
-
-
-def _slots(first: int, last: int) -> str:
-    return ", ".join(f"S{i}" for i in range(first, last))
-
-
-def _tuple_of(names: list[str]) -> str:
-    return "(" + "".join(f"{n}, " for n in names) + ")"
-
-
-def compile_code(code: Code, metering: bool) -> Compiled:
-    g = _Gen(code, metering)
-    instrs = code.instrs
-    depths = code.depths
-    n = len(instrs)
-    every = sorted(code.starts)
-    blocks = [s for s in every if depths[s] >= 0]  # a block starting unreachable is never entered
-    ends = dict(zip(every, [*every[1:], n], strict=True))
-    for s in blocks:
-        for pc in range(s, ends[s]):
-            g.after[pc] = ends[s] - 1 - pc
-    locals_tuple = _tuple_of([f"L{i}" for i in range(code.nlocals)])
-    max_depth = code.max_depth
-
-    def write_back(ind: int, depth: int, pc: int) -> None:
-        if code.nlocals:
-            g.emit(ind, f"fl[:] = {locals_tuple}", pc)
-        g.emit(ind, f"fs[:] = {_tuple_of([f'S{i}' for i in range(depth)])}", pc)
-
-    g.emit(0, "def fast(vm, frame, limit):")
-    g.emit(1, "fl = frame.locals")
-    g.emit(1, "fs = frame.stack")
-    g.emit(1, "C = frame.cells")
-    g.emit(1, "G = vm.globals")
-    g.emit(1, "frames = vm.frames")
-    g.emit(1, "here = len(frames)")
-    g.emit(1, "ARENA = vm.arena")
-    g.emit(1, "st = vm.steps")
-    if metering:
-        g.emit(1, "gas = vm.gas")
-    if code.nlocals:
-        g.emit(1, f"{_tuple_of([f'L{i}' for i in range(code.nlocals)])} = fl")
-    if max_depth:
-        g.emit(1, "if fs:")
-        g.emit(2, f"{_tuple_of([f'S{i}' for i in range(max_depth)])} = (fs + PAD)[:{max_depth}]")
-        g.emit(1, "else:")
-        g.emit(2, " = ".join(f"S{i}" for i in range(max_depth)) + " = None")
-    g.emit(1, "b = frame.pc")
-    g.emit(1, "if b not in STARTS:")
-    g.emit(2, "return 1")
-    g.emit(1, "live = (frame, _getframe(), LINE2PC)")
-    g.emit(1, "vm.live = live")
-    g.emit(1, "try:")
-    g.emit(2, "while True:")
-
-    def block(start: int, ind: int) -> None:
-        end = ends[start]
-        cost = instrs[start][2]
-        count = end - start
-        if g.metering:
-            g.emit(ind, f"if gas < {cost} or st + {count} > limit:", start)
-            g.emit(ind + 1, "vm.gas = gas", start)
+    def emit(self, at: _At | int, text: str, pc: int = -1) -> None:
+        if isinstance(at, int):
+            self.lines.append((at, text, pc, 0))
         else:
-            g.emit(ind, f"if st + {count} > limit:", start)
-        write_back(ind + 1, depths[start], start)
-        g.emit(ind + 1, f"frame.pc = {start}", start)
-        g.emit(ind + 1, "vm.steps = st", start)
-        g.emit(ind + 1, "return 1", start)
-        if g.metering:
-            g.emit(ind, f"gas -= {cost}", start)
-        g.emit(ind, f"st += {count}", start)
-        for pc in range(start, end):
-            rest = instrs[pc][3]
-            _instruction(g, pc, ind, rest, write_back)
-        if OPS[instrs[end - 1][0]].flow not in ("jump", "end"):
-            g.emit(ind, f"b = {end}", end - 1)
-            g.emit(ind, "continue", end - 1)
+            self.lines.append((at.ind, text, pc, (self.after[pc] if pc >= 0 else 0) + at.owed[1]))
 
-    def tree(lo: int, hi: int, ind: int) -> None:
-        if hi - lo <= 4:
-            for i in range(lo, hi):
-                g.emit(ind, f"{'if' if i == lo else 'elif'} b == {blocks[i]}:")
-                block(blocks[i], ind + 1)
-            g.emit(ind, "else:")
-            g.emit(ind + 1, "raise AssertionError(f'no block at {b}')")
+    def write_back(self, at: _At, sl: _Slots, depth: int, pc: int) -> None:
+        if self.code.nlocals:
+            self.emit(at, f"fl[:] = {self.locals_tuple}", pc)
+        self.emit(at, f"fs[:] = {_tuple_of([sl.expr(i) for i in range(depth)])}", pc)
+
+    def flush(self, at: _At, sl: _Slots, depth: int, pc: int, keep: bool = False) -> None:
+        """Write the virtual slots below `depth` to their variables (`keep`: in a branch only,
+        the slots stay virtual for the code after it)."""
+        for i in range(depth):
+            e = sl.v[i]
+            if e is not None:
+                self.emit(at, f"S{i} = {e[0]}", pc)
+                if not keep:
+                    sl.v[i] = None
+
+    def exit_interpret(self, at: _At, sl: _Slots, depth: int, pc: int, *, resume: int, steps: int) -> None:
+        """Leave for the interpreter's careful mode at `resume`, `steps` fewer steps than `st`
+        counts (vm.gas already set)."""
+        self.write_back(at, sl, depth, pc)
+        self.emit(at, f"frame.pc = {resume}", pc)
+        self.emit(at, f"vm.steps = st - {steps}" if steps else "vm.steps = st", pc)
+        self.emit(at, "return 1", pc)
+
+    def sync_out(self, at: _At, pc: int, gas_extra: int = 0) -> None:
+        """vm.steps and vm.gas as the interpreter has them after instruction pc, the last of
+        its block (what was paid in advance for the next block given back)."""
+        owed_gas, owed_steps = at.owed
+        self.emit(at, f"vm.steps = st - {owed_steps}" if owed_steps else "vm.steps = st", pc)
+        if self.metering:
+            extra = owed_gas + gas_extra
+            self.emit(at, f"vm.gas = gas + {extra}" if extra else "vm.gas = gas", pc)
+
+    def sync_in(self, at: _At, sl: _Slots, pc: int) -> None:
+        """After the VM ran code: read its steps and gas, and pay again for the next block what
+        was paid in advance (or leave for the interpreter at it)."""
+        owed_gas, owed_steps = at.owed
+        self.emit(at, f"st = vm.steps + {owed_steps}" if owed_steps else "st = vm.steps", pc)
+        if self.metering:
+            self.emit(at, f"gas = vm.gas - {owed_gas}" if owed_gas else "gas = vm.gas", pc)
+        tests = (["gas < 0"] if self.metering and owed_gas else []) + \
+            (["st > limit"] if self.checked and owed_steps else [])
+        if tests:
+            nxt = pc + 1
+            self.emit(at, f"if {' or '.join(tests)}:", pc)
+            inner = at.deeper(1)
+            if self.metering:
+                self.emit(inner, f"vm.gas = gas + {owed_gas}", pc)
+            self.exit_interpret(inner, sl, self.code.depths[nxt], pc, resume=nxt, steps=owed_steps)
+
+    def refund(self, at: _At, pc: int) -> None:
+        """Give back what was paid in advance for a block that is not taken."""
+        owed_gas, owed_steps = at.owed
+        if self.metering and owed_gas:
+            self.emit(at, f"gas += {owed_gas}", pc)
+        if owed_steps:
+            self.emit(at, f"st -= {owed_steps}", pc)
+
+    # -- control flow --------------------------------------------------------------------------
+
+    def inlinable(self, target: int, at: _At) -> bool:
+        ends, instrs = self.ends, self.code.instrs
+        small_latch = ends[target] - target <= LATCH and instrs[ends[target] - 1][0] == Op.JUMP \
+            and instrs[ends[target] - 1][1] == at.arm
+        return (target != at.arm and target not in at.inlined and target not in self.own_arm
+                and (self.npreds.get(target) == 1 or small_latch)
+                and at.ind < INLINE_INDENT and self.done + len(self.lines) < INLINE_LINES)
+
+    def goto(self, target: int, at: _At, sl: _Slots, pc: int, *, inline: bool = True, prepaid: bool = False) -> None:
+        """Continue at block `target` (its slots are written to their variables). `prepaid`:
+        this block paid for it in advance (and it is inlined); otherwise anything paid in
+        advance is given back."""
+        self.flush(at, sl, self.code.depths[target], pc, keep=True)
+        if prepaid:
+            self.block(target, _At(at.ind, at.arm, (*at.inlined, target)), prepaid=True)
             return
-        mid = (lo + hi) // 2
-        g.emit(ind, f"if b < {blocks[mid]}:")
-        tree(lo, mid, ind + 1)
-        g.emit(ind, "else:")
-        tree(mid, hi, ind + 1)
+        self.refund(at, pc)
+        if target == at.arm:
+            self.emit(at, "continue", pc)
+        elif inline and self.inlinable(target, at):
+            self.block(target, _At(at.ind, at.arm, (*at.inlined, target)))
+        else:
+            self.pending.append(target)
+            self.emit(at, f"b = {target}", pc)
+            self.emit(at, "break", pc)
 
-    tree(0, len(blocks), 3)
-    g.emit(1, "except (GuestError, TrapError, *NATIVE_ERRORS) as e:")
-    g.emit(2, "pc = LINE2PC[e.__traceback__.tb_lineno]")
-    if code.nlocals:
-        g.emit(2, f"fl[:] = {locals_tuple}")
-    if max_depth:
-        g.emit(2, f"fs[:] = {_tuple_of([f'S{i}' for i in range(max_depth)])}[:DEPTHS[pc]]")
-    else:
-        g.emit(2, "fs.clear()")
-    g.emit(2, "frame.pc = pc + 1")
-    g.emit(2, "vm.steps = st - AFTER[pc]")
-    g.emit(2, "raise")
-    g.emit(1, "finally:")
-    g.emit(2, "vm.live = None")
+    def block(self, start: int, at: _At, prepaid: bool = False) -> None:
+        """Block `start` (`prepaid`: its gas and steps are already paid). It also pays for
+        the block that follows it when that block is generated inline right after it."""
+        code = self.code
+        instrs = code.instrs
+        end = self.ends[start]
+        cost, count = instrs[start][2], end - start
+        last = instrs[end - 1][0]
+        falls = OPS[last].flow not in ("jump", "end")
+        ahead = falls and end in self.blockset and self.inlinable(end, at)
+        next_cost, next_count = (instrs[end][2], self.ends[end] - end) if ahead else (0, 0)
+        gas = (0 if prepaid else cost) + next_cost
+        steps = (0 if prepaid else count) + next_count
+        sl = _Slots(code.max_depth)
+        here = _At(at.ind, at.arm, at.inlined)
+        tests = ([f"gas < {gas}"] if self.metering and gas else []) + \
+            ([f"st + {steps} > limit"] if self.checked and steps else [])
+        if tests:
+            self.emit(here, f"if {' or '.join(tests)}:", start)
+            inner = here.deeper(1)
+            if self.metering:
+                self.emit(inner, f"vm.gas = gas + {cost}" if prepaid and cost else "vm.gas = gas", start)
+            self.exit_interpret(inner, sl, code.depths[start], start, resume=start, steps=count if prepaid else 0)
+        if self.metering and gas:
+            self.emit(here, f"gas -= {gas}", start)
+        if steps:
+            self.emit(here, f"st += {steps}", start)
+        body = _At(at.ind, at.arm, at.inlined, (next_cost, next_count))
+        for pc in range(start, end):
+            _instruction(self, pc, body, sl)
+        if falls:
+            self.goto(end, body, sl, end - 1, prepaid=ahead)
 
-    source_lines = ["    " * ind + text for ind, text, _ in g.lines]
-    source = "\n".join(source_lines) + "\n"
-    line2pc = [-1] + [pc for _, _, pc in g.lines]
+    # -- the function ----------------------------------------------------------------------------
+
+    def source(self) -> tuple[str, list[int], list[int], list[int]]:
+        """(source, line -> pc, line -> steps after, the blocks with an arm)."""
+        code = self.code
+        max_depth = code.max_depth
+        uses = self.uses
+        self.emit(0, "def fast(vm, frame, limit):")
+        self.emit(1, "fl = frame.locals")
+        self.emit(1, "fs = frame.stack")
+        if code.ncells or code.nfree:
+            self.emit(1, "C = frame.cells")
+        if uses & {Op.LOAD_GLOBAL, Op.STORE_GLOBAL}:
+            self.emit(1, "G = vm.globals")
+        self.emit(1, "frames = vm.frames")
+        self.emit(1, "here = len(frames)")
+        if uses & {Op.CALL, Op.CALL_METHOD}:
+            self.emit(1, "ARENA = vm.arena")
+        self.emit(1, "st = vm.steps")
+        if self.metering:
+            self.emit(1, "gas = vm.gas")
+        if code.nlocals:
+            self.emit(1, f"{self.locals_tuple} = fl")
+        if max_depth:
+            self.emit(1, "if fs:")
+            self.emit(2, f"{_tuple_of([f'S{i}' for i in range(max_depth)])} = (fs + PAD)[:{max_depth}]")
+            self.emit(1, "else:")
+            self.emit(2, " = ".join(f"S{i}" for i in range(max_depth)) + " = None")
+        self.emit(1, "b = frame.pc")
+        self.emit(1, "if b:")  # (a state document may say anything: see facts_hold)
+        self.emit(2, "if b not in ARMS or not facts_hold(fl, fs, FACTS[b]):")
+        self.emit(3, "return 1")
+        start_bound, start_ints = sorted(self.entry[0][1]), sorted(self.entry[0][2])
+        if start_bound:
+            self.emit(1, f"elif {' or '.join(f'L{i} is UNBOUND' for i in start_bound)}:")
+            self.emit(2, "return 1")
+        if start_ints:
+            self.emit(1, f"elif {' or '.join(f'type(L{i}) is not int' for i in start_ints)}:")
+            self.emit(2, "return 2")
+        self.emit(1, "live = (frame, _getframe(), LINE2PC)")
+        self.emit(1, "vm.live = live")
+        self.emit(1, "try:")
+        self.emit(2, "while True:")
+        # Arms: the blocks in own_arm and every block some jump does not inline. Entering at
+        # another block start runs that block in the interpreter's careful mode.
+        prologue = self.lines
+        arms: dict[int, list[tuple[int, str, int, int]]] = {}
+        while self.pending:
+            s = self.pending.pop()
+            if s in arms or s not in self.blockset:
+                continue
+            self.lines = []
+            self.block(s, _At(0, s, (s,)))
+            arms[s] = self.lines
+            self.done += len(self.lines)
+        self.lines = prologue
+        entries = sorted(arms)
+
+        def tree(lo: int, hi: int, ind: int) -> None:
+            if hi - lo <= 4:
+                for i in range(lo, hi):
+                    self.emit(ind, f"{'if' if i == lo else 'elif'} b == {entries[i]}:")
+                    self.emit(ind + 1, "while True:")
+                    self.lines.extend((ind + 2 + k, text, pc, after) for k, text, pc, after in arms[entries[i]])
+                self.emit(ind, "else:")
+                self.emit(ind + 1, "raise AssertionError(f'no block at {b}')")
+                return
+            mid = (lo + hi) // 2
+            self.emit(ind, f"if b < {entries[mid]}:")
+            tree(lo, mid, ind + 1)
+            self.emit(ind, "else:")
+            tree(mid, hi, ind + 1)
+
+        tree(0, len(entries), 3)
+        self.emit(1, "except (GuestError, TrapError, *NATIVE_ERRORS) as e:")
+        self.emit(2, "line = e.__traceback__.tb_lineno")
+        self.emit(2, "pc = LINE2PC[line]")
+        if code.nlocals:
+            self.emit(2, f"fl[:] = {self.locals_tuple}")
+        if max_depth:
+            self.emit(2, f"fs[:] = {_tuple_of([f'S{i}' for i in range(max_depth)])}[:DEPTHS[pc]]")
+        else:
+            self.emit(2, "fs.clear()")
+        self.emit(2, "frame.pc = pc + 1")
+        self.emit(2, "vm.steps = st - LINE2AFTER[line]")
+        self.emit(2, "raise")
+        self.emit(1, "finally:")
+        self.emit(2, "vm.live = None")
+        text = "\n".join("    " * ind + t for ind, t, _, _ in self.lines) + "\n"
+        return text, [-1] + [pc for _, _, pc, _ in self.lines], [0] + [a for _, _, _, a in self.lines], entries
+
+
+def _generate(code: Code, metering: bool, checked: bool, ints: frozenset[int]) -> tuple[
+        Fn, str, list[int], frozenset[int]]:
+    f = _Function(code, metering, checked, ints)
+    source, line2pc, line2after, entries = f.source()
+    facts = {s: (tuple(sorted(e[1])), tuple(sorted(e[2])), tuple(i for i, k in enumerate(e[0]) if k is INT))
+             for s in entries for e in [f.entry.get(s, ((), frozenset(), frozenset()))]}
     namespace: dict[str, Any] = {
-        **g.names, "PAD": [None] * max_depth, "STARTS": frozenset(blocks), "LINE2PC": line2pc,
-        "DEPTHS": depths, "AFTER": g.after, "_getframe": sys._getframe, "UNBOUND": UNBOUND,
-        "IMM": IMMEDIATE, "RangeIter": RangeIter, "SeqIter": SeqIter, "GuestError": GuestError,
-        "TrapError": TrapError, "NATIVE_ERRORS": NATIVE_ERRORS, "CODE": code, "unbound_local": unbound_local,
-        "unbound_cell": unbound_cell, "load_global": load_global, "store_global": store_global,
-        "delete_global": delete_global, "make_cell": make_cell, "make_function": make_function,
-        "build_list": build_list, "build_tuple": build_tuple, "build_dict": build_dict,
-        "build_string": build_string, "format_with": format_with, "exc_match": exc_match,
+        **f.names, "PAD": [None] * code.max_depth, "ARMS": frozenset(entries), "LINE2PC": line2pc,
+        "LINE2AFTER": line2after, "FACTS": facts, "facts_hold": facts_hold, "DEPTHS": code.depths,
+        "_getframe": sys._getframe, "UNBOUND": UNBOUND, "RangeIter": RangeIter, "SeqIter": SeqIter,
+        "GuestError": GuestError, "TrapError": TrapError, "NATIVE_ERRORS": NATIVE_ERRORS, "CODE": code,
+        "unbound_local": unbound_local, "unbound_cell": unbound_cell, "load_global": load_global,
+        "store_global": store_global, "delete_global": delete_global, "make_cell": make_cell,
+        "make_function": make_function, "build_list": build_list, "build_tuple": build_tuple,
+        "build_dict": build_dict, "build_string": build_string, "format_with": format_with, "exc_match": exc_match,
         "raise_value": raise_value, "reraise_value": reraise_value, "is_": ops.is_,
         "store_index": ops.store_index, "delete_index": ops.delete_index, "slice_of": ops.slice_of,
         "get_iter": ops.get_iter, "run_fast": run_fast, "NEST": NEST, "Function": Function, "Frame": Frame,
         "MAX_FRAMES": MAX_FRAMES,
     }
-    exec(compile(source, f"<crush fast {code.unit}:{code.qualname}>", "exec"), namespace)  # noqa: S102 - generated from verified CASM only
-    compiled = Compiled(code, namespace["fast"], source, line2pc, frozenset(blocks))
-    return compiled
+    variant = "checked" if checked else "fast"
+    exec(_compile(source, f"<crush {variant} {code.unit}:{code.qualname}>"), namespace)  # noqa: S102 - generated from verified CASM only
+    return namespace["fast"], source, line2pc, frozenset(entries)
 
 
-def _instruction(g: _Gen, pc: int, ind: int, rest: int,  # one arm per opcode
-                 write_back: Callable[[int, int, int], None]) -> None:
-    """Python lines doing instruction `pc` at indentation `ind` (`rest`: the static gas of the
-    block's instructions after it)."""
-    code = g.code
+@functools.lru_cache(maxsize=512)
+def _compile(source: str, filename: str) -> types.CodeType:
+    """CPython's compilation of generated source, kept for the next VM running the same
+    function (the same program run again): compiling is most of what generating costs."""
+    return compile(source, filename, "exec")
+
+
+def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm per opcode
+    """Python lines doing instruction `pc` at `at`, the stack `sl` as it is before it."""
+    code = f.code
     op: Any = code.instrs[pc][0]
     arg = code.instrs[pc][1]
+    rest = code.instrs[pc][3] + at.owed[0]  # the static gas paid for instructions after this one
     d = code.depths[pc]
+    state = f.pre[pc]
+    assert state is not None
+    kinds, bound = state[0], state[1]
+    metering = f.metering
 
     def line(text: str, extra: int = 0) -> None:
-        g.emit(ind + extra, text, pc)
+        f.emit(at.deeper(extra) if extra else at, text, pc)
+
+    def name(i: int) -> str:
+        """Slot i as a name that can be read several times (a compound virtual slot is
+        written to its variable first)."""
+        e = sl.v[i]
+        if e is not None and not e[0].isidentifier():
+            line(f"S{i} = {e[0]}")
+            sl.v[i] = None
+        return sl.expr(i)
+
+    def virtual(i: int, expr: str, deps: frozenset[int]) -> None:
+        sl.v[i] = (expr, deps)
+
+    def real(i: int) -> None:
+        sl.v[i] = None
 
     def helper(target: str | None, call: str, extra: int = 0) -> None:
-        """A call that may charge gas dynamically or raise. It runs with vm.gas set to the
-        interpreter's gas at this instruction (the block's unexecuted rest credited back); if
-        after it the rest cannot be paid, the interpreter takes over at the next instruction
-        (and traps where it would)."""
-        if g.metering:
+        """A call that may charge gas dynamically, allocate or raise, the stack in its
+        variables (flushed by the caller). It runs with vm.gas set to the interpreter's gas at
+        this instruction (what is paid for the instructions after it credited back); if after
+        it they cannot be paid, the interpreter takes over at the next instruction (and traps
+        where it would)."""
+        if metering:
             line(f"vm.gas = gas + {rest}" if rest else "vm.gas = gas", extra)
         line(f"{target} = {call}" if target else call, extra)
-        if g.metering and not call.startswith("raise "):
+        if metering and not call.startswith("raise "):
             line(f"gas = vm.gas - {rest}" if rest else "gas = vm.gas", extra)
             if rest:
                 line("if gas < 0:", extra)
                 line(f"vm.gas = gas + {rest}", extra + 1)
-                write_back(ind + extra + 1, code.depths[pc + 1], pc)
-                line(f"frame.pc = {pc + 1}", extra + 1)
-                line(f"vm.steps = st - {g.after[pc]}", extra + 1)
-                line("return 1", extra + 1)
+                f.exit_interpret(at.deeper(extra + 1), _Slots(code.max_depth), code.depths[pc + 1], pc,
+                                 resume=pc + 1, steps=f.after[pc] + at.owed[1])
 
-    def handled(extra: int = 0) -> None:
-        """Write the state back and let the interpreter's handler run the instruction."""
-        name = f"H{pc}"
-        g.names[name] = SLOW[op]
-        g.names[f"A{pc}"] = arg
-        write_back(ind + extra, d, pc)
-        line(f"frame.pc = {pc + 1}", extra)
-        line("vm.steps = st", extra)
-        if g.metering:
-            line("vm.gas = gas", extra)
-        line("vm.live = None", extra)
-        line(f"{name}(vm, frame, A{pc})", extra)
-        after_call(extra, op != Op.RETURN)
+    def slow(target: str | None, call: str, extra: int) -> None:
+        """The general path in a branch: the slots flushed there only."""
+        f.flush(at.deeper(extra), sl, d, pc, keep=True)
+        helper(target, call, extra)
 
-    def after_call(extra: int, nested: bool) -> None:
-        """After an instruction that may have pushed a frame: run it here (nested) unless the
-        nesting is deep, then continue if this frame is on top again."""
-        if nested:
-            line("if len(frames) > here and vm.fast_nest < NEST and not vm.halt:", extra)
-            line("vm.fast_nest += 1", extra + 1)
-            line("try:", extra + 1)
-            line("run_fast(vm, limit, here)", extra + 2)
-            line("finally:", extra + 1)
-            line("vm.fast_nest -= 1", extra + 2)
-        line("if vm.halt or frames[-1] is not frame:", extra)
+    def continue_after(extra: int, results: int) -> None:
+        """After the interpreter's handler ran the instruction (the state written back): run a
+        frame it pushed here (nested) unless the nesting is deep; continue here if this frame
+        is on top at the next instruction, with its `results` top slots read back."""
+        line("if len(frames) > here and vm.fast_nest < NEST and not vm.halt:", extra)
+        line("vm.fast_nest += 1", extra + 1)
+        line("try:", extra + 1)
+        line("run_fast(vm, limit, here)", extra + 2)
+        line("finally:", extra + 1)
+        line("vm.fast_nest -= 1", extra + 2)
+        line(f"if vm.halt or frames[-1] is not frame or frame.pc != {pc + 1}:", extra)
         line("return 0", extra + 1)
         line("vm.live = live", extra)
-        line("st = vm.steps", extra)
-        if g.metering:
-            line("gas = vm.gas", extra)
-        results = {Op.CALL: arg, Op.CALL_KW: arg[0] if isinstance(arg, tuple) else 0}.get(op)
-        if results is not None and pc + 1 < len(code.instrs) and code.depths[pc + 1] >= 0:
-            # a call's usual end: back at pc + 1 with one value where its operands were
-            line(f"if frame.pc == {pc + 1}:", extra)
-            line(f"S{code.depths[pc + 1] - 1} = fs[-1]", extra + 1)
-            line(f"b = {pc + 1}", extra + 1)
-            line("continue", extra + 1)
-        if code.max_depth:
-            line(f"{_tuple_of([f'S{j}' for j in range(code.max_depth)])} = (fs + PAD)[:{code.max_depth}]", extra)
-        line("b = frame.pc", extra)
-        line("continue", extra)
+        top = code.depths[pc + 1]
+        if results == 1:
+            line(f"S{top - 1} = fs[-1]", extra)
+        elif results:
+            line(f"{_tuple_of([f'S{j}' for j in range(top - results, top)])} = fs[{top - results}:]", extra)
+        after = _Slots(code.max_depth)
+        f.sync_in(at.deeper(extra), after, pc)
 
-    def guest_call(argc: int) -> None:
-        """CALL of a guest function with exactly its parameters and no cells: the frame is made
-        here (as the interpreter's inline CALL does), then run nested."""
-        f = d - argc - 1
-        line(f"f = S{f}")
-        line("if type(f) is Function:")
-        line("c = f.code", 1)
-        line("size = ARENA.allocated + c.frame_bytes", 1)
-        line(f"if c.nparams == {argc} and not c.ncells and not f.cells and len(frames) < MAX_FRAMES "
-             "and size <= ARENA.budget and c.native is None:", 1)  # (a native function: VM.call runs it in Wasm)
-        line("ARENA.allocated = size", 2)
-        write_back(ind + 2, f, pc)
-        line(f"frame.pc = {pc + 1}", 2)
-        line("vm.steps = st", 2)
-        if g.metering:
-            line("vm.gas = gas", 2)
-        line("vm.live = None", 2)
-        args = _tuple_of([f"S{j}" for j in range(f + 1, d)])
-        line(f"frames.append(Frame(c, [*{args}, *c.unbound_tail], []))", 2)
-        after_call(2, True)
-        handled()
+    def leave(extra: int, depth: int) -> None:
+        """Hand the frame to the VM after this instruction: its stack (`depth` slots, written
+        to their variables too: if the VM raises, the stack is read from them), locals, pc,
+        steps and gas."""
+        inner = at.deeper(extra)
+        f.flush(inner, sl, depth, pc, keep=True)
+        f.write_back(inner, sl, depth, pc)
+        line(f"frame.pc = {pc + 1}", extra)
+        f.sync_out(inner, pc)
+        line("vm.live = None", extra)
+
+    def handled(extra: int = 0, results: int = 1) -> None:
+        """Write the state back and let the interpreter's handler run the instruction."""
+        hname = f"H{pc}"
+        f.names[hname] = SLOW[op]
+        f.names[f"A{pc}"] = arg
+        leave(extra, d)
+        line(f"{hname}(vm, frame, A{pc})", extra)
+        if op in (Op.RETURN, Op.RAISE_CURRENT):  # (RAISE_CURRENT always raises)
+            line("return 0", extra)
+            return
+        continue_after(extra, results)
+
+    def small(i: int) -> str | None:
+        """A test that slot i adds nothing to the arena where it is stored (not a str, not a big
+        int), as the interpreter's inline paths test it; None if it is known to hold."""
+        v = sl.expr(i)
+        if v[0] == "K" and v in f.names:  # a constant: decided now
+            c = f.names[v]
+            return None if type(c) is not str and (type(c) is not int or -IMMEDIATE <= c <= IMMEDIATE) else "False"
+        if kinds[i] is INT:
+            return f"-{IMM} <= {v} <= {IMM}"
+        return f"type({v}) is not str and (type({v}) is not int or -{IMM} <= {v} <= {IMM})"
+
+    def int_types(*slots: int) -> list[str]:
+        return list(dict.fromkeys(f"type({sl.expr(i)}) is int" for i in slots if kinds[i] is not INT))
 
     if op == Op.CALL:
-        guest_call(arg)
+        fpos = d - arg - 1
+        callee = name(fpos)
+        args = [sl.expr(j) for j in range(fpos + 1, d)]
+        f.names[f"H{pc}"] = SLOW[op]
+        f.names[f"A{pc}"] = arg
+        line(f"if type({callee}) is Function and (c := {callee}.code).nparams == {arg} and not c.ncells "
+             f"and not {callee}.cells and len(frames) < MAX_FRAMES "
+             "and (size := ARENA.allocated + c.frame_bytes) <= ARENA.budget and c.native is None:")
+        # (a native function: VM.call runs it in Wasm)
+        line("ARENA.allocated = size", 1)
+        leave(1, fpos)
+        line(f"frames.append(Frame(c, [{''.join(a + ', ' for a in args)}*c.unbound_tail], []))", 1)
+        line("else:")
+        leave(1, d)
+        line(f"H{pc}(vm, frame, A{pc})", 1)
+        continue_after(0, 1)
+        real(fpos)
     elif op == Op.RETURN:
         line("if len(frames) > 1:")
         line("frames.pop()", 1)
-        line(f"frames[-1].stack.append(S{d - 1})", 1)
-        line("vm.steps = st", 1)
-        if g.metering:
-            line("vm.gas = gas", 1)
+        line(f"frames[-1].stack.append({sl.expr(d - 1)})", 1)
+        f.sync_out(at.deeper(1), pc)
         line("return 0", 1)
         handled()
+    elif op == Op.CALL_METHOD and arg[0] == "append" and arg[1] == 1 and len(arg) == 2:
+        # as the interpreter's inline path: a list, a value adding nothing to the arena beyond its slot
+        x, v = name(d - 2), name(d - 1)
+        tests = [f"type({x}) is list", f"ARENA.allocated + {arena_mod.SLOT} <= ARENA.budget",
+                 *[f"({t})" for t in filter(None, [small(d - 1)])]]
+        line(f"if {' and '.join(tests)}:")
+        line(f"ARENA.allocated += {arena_mod.SLOT}", 1)
+        line(f"{x}.append({v})", 1)
+        line(f"S{d - 2} = None", 1)
+        line("else:")
+        handled(1)
+        real(d - 2)
     elif op in _HANDLED:
         handled()
+        if op != Op.RAISE_CURRENT:
+            real(code.depths[pc + 1] - 1)
     elif op in (Op.NOP, Op.POP):
-        line("pass")
+        pass
     elif op == Op.DUP:
-        line(f"S{d} = S{d - 1}")
+        if sl.v[d - 1] is not None:
+            sl.v[d] = sl.v[d - 1]
+        else:
+            line(f"S{d} = S{d - 1}")
+            real(d)
     elif op == Op.SWAP:
-        line(f"S{d - 1}, S{d - 2} = S{d - 2}, S{d - 1}")
+        if sl.v[d - 1] is not None and sl.v[d - 2] is not None:
+            sl.v[d - 1], sl.v[d - 2] = sl.v[d - 2], sl.v[d - 1]
+        else:
+            line(f"S{d - 1}, S{d - 2} = {sl.expr(d - 2)}, {sl.expr(d - 1)}")
+            real(d - 1)
+            real(d - 2)
     elif op in (Op.LOAD_CONST, Op.LOAD_BUILTIN):
-        line(f"S{d} = {g.const(arg)}")
+        virtual(d, f.const(arg), frozenset())
     elif op == Op.LOAD_LOCAL:
-        line(f"S{d} = L{arg}")
-        if arg >= code.nparams or arg in g.deleted:
-            line(f"if S{d} is UNBOUND:")
+        if arg not in bound:
+            line(f"if L{arg} is UNBOUND:")
+            f.flush(at.deeper(1), sl, d, pc, keep=True)
             helper(None, f"raise unbound_local(CODE, {arg})", 1)
-    elif op == Op.STORE_LOCAL:
-        line(f"L{arg} = S{d - 1}")
-    elif op == Op.DELETE_LOCAL:
-        line(f"L{arg} = UNBOUND")
+        virtual(d, f"L{arg}", frozenset({arg}))
+    elif op in (Op.STORE_LOCAL, Op.DELETE_LOCAL):
+        top = d - 1 if op == Op.STORE_LOCAL else d
+        for i in range(top):  # slots that read the local's old value keep it
+            e = sl.v[i]
+            if e is not None and arg in e[1]:
+                line(f"S{i} = {e[0]}")
+                real(i)
+        value = sl.expr(d - 1) if op == Op.STORE_LOCAL else "UNBOUND"
+        if value != f"L{arg}":
+            line(f"L{arg} = {value}")
     elif op == Op.LOAD_DEREF:
         line(f"S{d} = C[{arg}].value")
         line(f"if S{d} is UNBOUND:")
+        f.flush(at.deeper(1), sl, d, pc, keep=True)
         helper(None, f"raise unbound_cell(CODE, {arg})", 1)
+        real(d)
     elif op == Op.STORE_DEREF:
-        line(f"C[{arg}].value = S{d - 1}")
+        line(f"C[{arg}].value = {sl.expr(d - 1)}")
     elif op == Op.DELETE_DEREF:
         line(f"C[{arg}].value = UNBOUND")
     elif op == Op.MAKE_CELL:
+        f.flush(at, sl, d, pc)
         helper(None, f"make_cell(vm, C, {arg})")
     elif op == Op.LOAD_CELL:
         line(f"S{d} = C[{arg}]")
+        real(d)
     elif op == Op.LOAD_GLOBAL:
-        name = g.const(arg)
-        line(f"S{d} = G.get({name}, UNBOUND)")
+        k = f.const(arg)
+        line(f"S{d} = G.get({k}, UNBOUND)")
         line(f"if S{d} is UNBOUND:")
-        helper(f"S{d}", f"load_global(vm, {name})", 1)
+        f.flush(at.deeper(1), sl, d, pc, keep=True)
+        helper(f"S{d}", f"load_global(vm, {k})", 1)
+        real(d)
     elif op == Op.STORE_GLOBAL:
-        helper(None, f"store_global(vm, {g.const(arg)}, S{d - 1})")
+        # as the interpreter's inline path: an existing global, a value that adds nothing to the arena
+        k = f.const(arg)
+        v = name(d - 1)
+        tests = [f"{k} in G", *filter(None, [small(d - 1)])]
+        line(f"if {' and '.join(tests)}:")
+        line(f"G[{k}] = {v}", 1)
+        line("else:")
+        slow(None, f"store_global(vm, {k}, S{d - 1})", 1)
     elif op == Op.DELETE_GLOBAL:
-        helper(None, f"delete_global(vm, {g.const(arg)})")
+        f.flush(at, sl, d, pc)
+        helper(None, f"delete_global(vm, {f.const(arg)})")
     elif op == Op.JUMP:
-        line(f"b = {arg}")
-        line("continue")
-    elif op in (Op.JUMP_IF_FALSE, Op.JUMP_IF_FALSE_OR_POP):
-        line(f"if not S{d - 1}:")
-        line(f"b = {arg}", 1)
-        line("continue", 1)
-    elif op in (Op.JUMP_IF_TRUE, Op.JUMP_IF_TRUE_OR_POP):
-        line(f"if S{d - 1}:")
-        line(f"b = {arg}", 1)
-        line("continue", 1)
+        f.goto(arg, at, sl, pc)
+    elif op in (Op.JUMP_IF_FALSE, Op.JUMP_IF_TRUE, Op.JUMP_IF_FALSE_OR_POP, Op.JUMP_IF_TRUE_OR_POP):
+        v = sl.expr(d - 1)
+        test = f"not {v}" if op in (Op.JUMP_IF_FALSE, Op.JUMP_IF_FALSE_OR_POP) else v
+        line(f"if {test}:")
+        f.goto(arg, at.deeper(1), sl, pc)
     elif op == Op.FOR_ITER:
-        line(f"it = S{d - 1}")
-        line("if type(it) is RangeIter and it.left > 0 and -IMM <= it.cur <= IMM:")
-        line(f"S{d} = it.cur", 1)
-        line("it.cur += it.step", 1)
-        line("it.left -= 1", 1)
-        line("elif type(it) is RangeIter and it.left <= 0:")
-        line(f"b = {arg}", 1)
-        line("continue", 1)
-        line("elif type(it) is SeqIter and it.i < len(it.seq):")
-        line(f"S{d} = it.seq[it.i]", 1)
-        line("it.i += 1", 1)
+        it = name(d - 1)
+        line(f"if type({it}) is RangeIter and {it}.left > 0 and -{IMM} <= (S{d} := {it}.cur) <= {IMM}:")
+        line(f"{it}.cur = S{d} + {it}.step", 1)
+        line(f"{it}.left -= 1", 1)
+        line(f"elif type({it}) is SeqIter and (i := {it}.i) < len({it}.seq):")
+        line(f"S{d} = {it}.seq[i]", 1)
+        line(f"{it}.i = i + 1", 1)
+        line(f"elif type({it}) is RangeIter and {it}.left <= 0:")
+        f.goto(arg, at.deeper(1), sl, pc, inline=False)
         line("else:")
         handled(1)
+        real(d)
     elif op in (Op.NOT, Op.TRUTH):
-        line(f"S{d - 1} = {'not' if op == Op.NOT else 'bool'}(S{d - 1})")
+        e = sl.v[d - 1]
+        expr = f"(not {sl.expr(d - 1)})" if op == Op.NOT else f"bool({sl.expr(d - 1)})"
+        if e is not None:
+            virtual(d - 1, expr, e[1])
+        else:
+            line(f"S{d - 1} = {expr}")
     elif op in UNARY_FUNCTIONS:
-        fn = g.const(UNARY_FUNCTIONS[op])
-        helper(f"S{d - 1}", f"{fn}(vm, S{d - 1})")
+        f.flush(at, sl, d, pc)
+        helper(f"S{d - 1}", f"{f.const(UNARY_FUNCTIONS[op])}(vm, S{d - 1})")
     elif op in _INT_OPS:
-        guard = " and y" if op in (Op.FLOORDIV, Op.MOD) else ""
-        line(f"x = S{d - 2}")
-        line(f"y = S{d - 1}")
-        line(f"if type(x) is int and type(y) is int{guard} and -IMM <= (r := x {_INT_OPS[op]} y) <= IMM:")
-        line(f"S{d - 2} = r", 1)
+        a, b = name(d - 2), name(d - 1)
+        tests = int_types(d - 2, d - 1)
+        if op in (Op.FLOORDIV, Op.MOD):
+            tests.append(b)
+        tests.append(f"-{IMM} <= (R{pc} := {a} {_INT_OPS[op]} {b}) <= {IMM}")
+        line(f"if {' and '.join(tests)}:")
+        line("pass", 1)
         line("else:")
         if op == Op.IADD:
             handled(1)
         else:
-            helper(f"S{d - 2}", f"{g.const(BINARY_FUNCTIONS[op])}(vm, x, y)", 1)
+            slow(f"S{d - 2}", f"{f.const(BINARY_FUNCTIONS[op])}(vm, S{d - 2}, S{d - 1})", 1)
+        line(f"R{pc} = S{d - 2}", 1)
+        virtual(d - 2, f"R{pc}", frozenset())  # (R<pc> is assigned only here: the slot cannot outlive it)
     elif op in _COMPARE:
-        line(f"x = S{d - 2}")
-        line(f"y = S{d - 1}")
-        line("if type(x) is int and type(y) is int:")
-        line(f"S{d - 2} = x {_COMPARE[op]} y", 1)
-        line("else:")
-        helper(f"S{d - 2}", f"{g.const(BINARY_FUNCTIONS[op])}(vm, x, y)", 1)
+        ea, eb = sl.v[d - 2], sl.v[d - 1]
+        if kinds[d - 2] is INT and kinds[d - 1] is INT:
+            expr = f"({sl.expr(d - 2)} {_COMPARE[op]} {sl.expr(d - 1)})"
+            if ea is not None and eb is not None:
+                virtual(d - 2, expr, ea[1] | eb[1])
+            else:
+                line(f"S{d - 2} = {expr}")
+                real(d - 2)
+        else:
+            a, b = name(d - 2), name(d - 1)
+            line(f"if {' and '.join(int_types(d - 2, d - 1))}:")
+            line(f"S{d - 2} = {a} {_COMPARE[op]} {b}", 1)
+            line("else:")
+            slow(f"S{d - 2}", f"{f.const(BINARY_FUNCTIONS[op])}(vm, S{d - 2}, S{d - 1})", 1)
+            real(d - 2)
     elif op in (Op.IS, Op.IS_NOT):
-        line(f"S{d - 2} = {'not ' if op == Op.IS_NOT else ''}is_(S{d - 2}, S{d - 1})")
+        line(f"S{d - 2} = {'not ' if op == Op.IS_NOT else ''}is_({sl.expr(d - 2)}, {sl.expr(d - 1)})")
+        real(d - 2)
     elif op == Op.INDEX:
-        line(f"x = S{d - 2}")
-        line(f"y = S{d - 1}")
-        line("if type(x) is list and type(y) is int and -len(x) <= y < len(x):")
-        line(f"S{d - 2} = x[y]", 1)
+        x, k = name(d - 2), name(d - 1)
+        tests = [f"type({x}) is list", *int_types(d - 1), f"0 <= {k} < len({x})"]  # (a negative index: the helper)
+        line(f"if {' and '.join(tests)}:")
+        line(f"S{d - 2} = {x}[{k}]", 1)
         line("else:")
-        helper(f"S{d - 2}", f"{g.const(BINARY_FUNCTIONS[op])}(vm, x, y)", 1)
+        slow(f"S{d - 2}", f"{f.const(BINARY_FUNCTIONS[op])}(vm, S{d - 2}, S{d - 1})", 1)
+        real(d - 2)
+    elif op == Op.STORE_INDEX:
+        # as the interpreter's inline path: a list, an index in range, a value adding nothing to the arena
+        v, x, k = name(d - 3), name(d - 2), name(d - 1)
+        tests = [f"type({x}) is list", *int_types(d - 1), f"0 <= {k} < len({x})",
+                 *[f"({t})" for t in filter(None, [small(d - 3)])]]
+        line(f"if {' and '.join(tests)}:")
+        line(f"{x}[{k}] = {v}", 1)
+        line("else:")
+        slow(None, f"store_index(vm, S{d - 2}, S{d - 1}, S{d - 3})", 1)
     elif op in BINARY_FUNCTIONS:  # TRUEDIV, POW, LSHIFT, RSHIFT, IMUL
-        helper(f"S{d - 2}", f"{g.const(BINARY_FUNCTIONS[op])}(vm, S{d - 2}, S{d - 1})")
+        f.flush(at, sl, d, pc)
+        helper(f"S{d - 2}", f"{f.const(BINARY_FUNCTIONS[op])}(vm, S{d - 2}, S{d - 1})")
     elif op in _BUILDERS:
         fn, per = _BUILDERS[op]
         k = per * arg
-        helper(f"S{d - k}", f"{fn}(vm, [{_slots(d - k, d)}])")
+        f.flush(at, sl, d, pc)
+        helper(f"S{d - k}", f"{fn}(vm, [{', '.join(f'S{i}' for i in range(d - k, d))}])")
+        real(d - k)
     elif op == Op.FORMAT:
-        helper(f"S{d - 1}", f"format_with(vm, {arg[0]}, S{d - 1}, {g.const(arg[1])})")
+        f.flush(at, sl, d, pc)
+        helper(f"S{d - 1}", f"format_with(vm, {arg[0]}, S{d - 1}, {f.const(arg[1])})")
     elif op == Op.FORMAT_SPEC:
+        f.flush(at, sl, d, pc)
         helper(f"S{d - 2}", f"format_with(vm, {arg}, S{d - 2}, S{d - 1})")
-    elif op == Op.STORE_INDEX:
-        helper(None, f"store_index(vm, S{d - 2}, S{d - 1}, S{d - 3})")
     elif op == Op.DELETE_INDEX:
+        f.flush(at, sl, d, pc)
         helper(None, f"delete_index(vm, S{d - 2}, S{d - 1})")
     elif op == Op.SLICE:
+        f.flush(at, sl, d, pc)
         helper(f"S{d - 4}", f"slice_of(vm, S{d - 4}, S{d - 3}, S{d - 2}, S{d - 1})")
     elif op == Op.UNPACK:
-        line(f"x = S{d - 1}")
-        line(f"if (type(x) is tuple or type(x) is list) and len(x) == {arg}:")
+        x = name(d - 1)
+        line(f"if (type({x}) is tuple or type({x}) is list) and len({x}) == {arg}:")
         targets = ", ".join(f"S{d - 1 + j}" for j in range(arg - 1, -1, -1))
-        line(f"{targets}{',' if arg == 1 else ''} = x" if arg else "pass", 1)
+        line(f"{targets}{',' if arg == 1 else ''} = {x}" if arg else "pass", 1)
         line("else:")
-        handled(1)
+        handled(1, arg)
+        for j in range(arg):
+            real(d - 1 + j)
     elif op == Op.MAKE_FUNCTION:
         k = arg.ndefaults + arg.nfree
-        helper(f"S{d - k}", f"make_function(vm, {g.const(arg)}, [{_slots(d - k, d)}])")
+        f.flush(at, sl, d, pc)
+        helper(f"S{d - k}", f"make_function(vm, {f.const(arg)}, [{', '.join(f'S{i}' for i in range(d - k, d))}])")
+        real(d - k)
     elif op == Op.RAISE:
+        f.flush(at, sl, d, pc)
         helper(None, f"raise_value(S{d - 1})")
     elif op == Op.RERAISE:
+        f.flush(at, sl, d, pc)
         helper(None, f"reraise_value(S{d - 1})")
     elif op == Op.EXC_MATCH:
+        f.flush(at, sl, d, pc)
         helper(f"S{d - 1}", f"exc_match(vm, S{d - 2}, S{d - 1})")
     else:  # pragma: no cover - every opcode has an arm above
         raise AssertionError(f"fast mode has no code for {OPS[op].name}")

@@ -116,3 +116,105 @@ def test_generated_code_carries_no_program_text() -> None:
         source = compile_code(code, True).source
         assert "import" not in source and "os.system" not in source and "missing_" not in source
         assert all(c.isascii() for c in source)
+
+
+LOOP = """
+def f(n):
+    i = 0
+    s = 0
+    while i < n:
+        s = s + i * 3
+        i = i + 1
+    return s
+print(f(50))
+"""
+
+
+def _paused_in_f(program: Program, at_start: bool = False) -> dict[str, object]:
+    """A state paused inside f's loop with f's frame at a block start (or at f's start)."""
+    for k in range(1, 400):
+        vm = VM(program, gas=GAS, arena=ARENA, out=lambda s: None)
+        vm.run(max_steps=k)
+        top = vm.frames[-1]
+        if top.code.qualname == "f" and top.pc in top.code.starts and (top.pc == 0) == at_start and not top.stack \
+                and (at_start or k > 60):
+            return state.save(vm)
+    raise AssertionError("no pause in f at a block start")
+
+
+def test_crafted_state_with_an_unbound_parameter_runs_as_in_the_interpreter() -> None:
+    program = compile_source(LOOP)
+    doc = _paused_in_f(program, at_start=True)
+    frames = doc["frames"]
+    assert isinstance(frames, list)
+    frames[-1][4][0] = ["u"]  # f's parameter n, which generated code takes as bound
+    results = []
+    for fast in (False, True):
+        vm = state.restore(doc, program, out=lambda s: None, fast=fast)
+        o = vm.run()
+        assert o.error is not None
+        results.append((o.status, o.gas_used, o.steps, o.error.etype.name, o.error.args))
+    assert results[0] == results[1]
+    assert results[0][3] == "UnboundLocalError"
+
+
+@pytest.mark.parametrize("value", [["u"], "a string", ["i", hex(1 << 70)], None],
+                         ids=["unbound", "str", "big-int", "none"])
+def test_crafted_state_that_breaks_what_fast_mode_assumes_runs_as_in_the_interpreter(value: object) -> None:
+    """Fast mode's generated code assumes what its analysis proved about f's locals (bound,
+    ints); a state document can say otherwise. Resumed in either mode, it must do the same."""
+    program = compile_source(LOOP)
+    doc = _paused_in_f(program)
+    frames = doc["frames"]
+    assert isinstance(frames, list)
+    frames[-1][4][2] = value  # f's `s`, which the analysis knows as a bound int inside the loop
+    results = []
+    for fast in (False, True):
+        out: list[str] = []
+        vm = state.restore(doc, program, out=out.append, fast=fast)
+        o = vm.run()
+        results.append(("".join(out), o.status, o.gas_used, o.steps, o.error and (o.error.etype.name, o.error.args)))
+    assert results[0] == results[1]
+    assert results[0][1] == (Status.DONE if value == ["i", hex(1 << 70)] else Status.ERROR)
+
+
+def test_both_variants_of_generated_code_agree() -> None:
+    """The variant testing only gas (no step limit in reach) and the one also testing steps
+    (a run paused every few instructions) give the interpreter's figures."""
+    program = compile_source(LOOP)
+    reference = run(program)
+    out: list[str] = []
+    vm = VM(program, gas=GAS, arena=ARENA, out=out.append, fast=True)
+    outcome = vm.run(max_steps=7)
+    pauses = 0
+    while outcome.status == Status.PAUSED:
+        pauses += 1
+        assert vm.steps == 7 * pauses
+        outcome = vm.run(max_steps=7)
+    assert ("".join(out), outcome.gas_used, outcome.steps) == \
+        (reference.output, reference.outcome.gas_used, reference.outcome.steps)
+    assert pauses > 100
+    compiled = vm.unit.codes[1].fast
+    assert compiled is not None and compiled.checked() is not compiled.fn
+    assert "limit" not in compiled.source.split("try:")[1].split("except")[0]  # no step tests in the fast variant
+
+
+def test_code_assuming_int_parameters_is_replaced_when_a_call_has_others() -> None:
+    """f is compiled for its first call's int arguments; a later call with lists (whose `+`
+    pays gas per item and arena) must not take the int path."""
+    source = """
+def f(a, b):
+    t = a + b
+    return t + b
+print(f(1, 2), f(3, 4))
+print(f([1, 2, 3], [4, 5, 6, 7, 8]))
+print(f(5, 6), f("abcdefghijklmnop", "q"))
+"""
+    program = compile_source(source)
+    same(run(program), (fast := run(program, fast=True)))
+    compiled = fast.vm.unit.codes[1].fast
+    assert compiled is not None and compiled.ints == frozenset()
+    first = VM(program, gas=GAS, arena=ARENA, out=lambda s: None, fast=True)
+    first.run(max_steps=40)
+    compiled = first.unit.codes[1].fast
+    assert compiled is not None and compiled.ints == frozenset({0, 1})
