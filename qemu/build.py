@@ -275,6 +275,8 @@ def package_dir(cache: Path, requirement: str, arch: Arch) -> Path:
     FROM_SOURCE says, its sdist's with the extension cross-compiled."""
     source = FROM_SOURCE.get(arch, {}).get(requirement)
     return cross.package_dir(cache, source, arch, SUITE) if source else wheel_dir(cache, requirement, arch)
+
+
 # Every platform tag a wheel for the image may carry: bookworm has glibc 2.36, so manylinux_2_36
 # down to manylinux_2_17 and their legacy aliases (manylinux2014/2010/1; aarch64 has no 2010 or 1,
 # pip just finds none). pip accepts a wheel only for a tag it is given: with manylinux_2_34 alone it
