@@ -23,6 +23,7 @@ class Platform:
     arch: Arch
     machine: str                   # `uname -m` in the guest; the manylinux wheel tag's suffix
     triplet: str                   # Debian's multiarch library directory (usr/lib/<triplet>)
+    elf_machine: int               # e_machine of its ELF files (EM_X86_64, EM_AARCH64)
     kernel_package: str
     modules: tuple[str, ...]       # kernel modules shipped for this platform's virtual hardware
     serial: str                    # the serial console's device (kernel console=)
@@ -41,7 +42,8 @@ _COMMON_MODULES = (
 
 PLATFORMS = {
     Arch.AMD64: Platform(
-        arch=Arch.AMD64, machine="x86_64", triplet="x86_64-linux-gnu", kernel_package="linux-image-amd64",
+        arch=Arch.AMD64, machine="x86_64", triplet="x86_64-linux-gnu", elf_machine=62,
+        kernel_package="linux-image-amd64",
         # QEMU's std VGA (bochs), VirtualBox's VMSVGA (vmwgfx) and cirrus; its SATA and e1000 NICs;
         # ext4 asks for crc32c_intel when it mounts a filesystem with metadata checksums.
         modules=(*_COMMON_MODULES, "bochs", "vmwgfx", "cirrus", "drm_vram_helper", "crc32c_intel", "ahci",
@@ -49,7 +51,8 @@ PLATFORMS = {
         serial="ttyS0", qemu="qemu-system-x86_64", qemu_machine="q35", grub_efi="x86_64-efi",
         efi_firmware=Path("/usr/share/OVMF/OVMF_CODE.fd")),
     Arch.ARM64: Platform(
-        arch=Arch.ARM64, machine="aarch64", triplet="aarch64-linux-gnu", kernel_package="linux-image-arm64",
+        arch=Arch.ARM64, machine="aarch64", triplet="aarch64-linux-gnu", elf_machine=183,
+        kernel_package="linux-image-arm64",
         # The virt machine's power button is a GPIO key (PL061, built in), not an ACPI button.
         modules=(*_COMMON_MODULES, "gpio_keys"),
         serial="ttyAMA0", qemu="qemu-system-aarch64", qemu_machine="virt", grub_efi="arm64-efi",

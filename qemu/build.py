@@ -43,8 +43,9 @@ from crush.link import LinkError, globals_of, link
 from crush.verify import VerifyError, verify
 from crush.vm import prelude
 from exo_init.pid1.manifest import parse_manifest
-from qemu import foreign
+from qemu import cross, foreign
 from qemu.arch import Arch, Platform, is_foreign, platform
+from qemu.cross import CffiSource
 from qemu.kmods import load_order, missing_modules
 from qemu.stage1 import ROOT_LABEL, build_root_disk, build_stage1_initrd, unpack
 from qemu.util import StepFailed, cache_dir, die, log, repo_root, run, sha256_of, step, write_cpio
@@ -265,13 +266,20 @@ WASMTIME = "wasmtime==50.0.1"    # the WebAssembly runtime (exo_init/runtimes/wa
 TREE_SITTER = ("tree-sitter==0.26.1", "tree-sitter-python==0.25.0", "tree-sitter-javascript==0.25.0",
                "tree-sitter-rust==0.24.2")
 WHEELS = (PYWAYLAND, WASMTIME, *TREE_SITTER)  # installed into the image's dist-packages
-# PyPI has no aarch64 wheel of pywayland (and bookworm no python3-pywayland): the arm64 image goes
-# without it, and so without the display capsules that need it (render.nix `display = false`).
-FOREIGN_WHEELS = {Arch.ARM64: (WASMTIME, *TREE_SITTER)}
+# Built from their sdists where PyPI has no wheel for the architecture (qemu/cross.py): pywayland's
+# manylinux wheels are x86_64 only, and bookworm has no python3-pywayland. Its extension links
+# Debian's libwayland-client0/-server0 (in PACKAGES) where the x86_64 wheel vendors its own.
+FROM_SOURCE = {Arch.ARM64: {PYWAYLAND: CffiSource(PYWAYLAND, "pywayland/ffi_build.py", "ffi_builder",
+                                                  ("libwayland-dev",))}}
 
 
-def wheels(arch: Arch) -> tuple[str, ...]:
-    return FOREIGN_WHEELS.get(arch, WHEELS)
+def package_dir(cache: Path, requirement: str, arch: Arch) -> Path:
+    """The files of `requirement` for `arch` to copy into dist-packages: its wheel's, or, where
+    FROM_SOURCE says, its sdist's with the extension cross-compiled."""
+    source = FROM_SOURCE.get(arch, {}).get(requirement)
+    return cross.package_dir(cache, source, arch, SUITE) if source else wheel_dir(cache, requirement, arch)
+
+
 # Every platform tag a wheel for the image may carry: bookworm has glibc 2.36, so manylinux_2_36
 # down to manylinux_2_17 and their legacy aliases (manylinux2014/2010/1; aarch64 has no 2010 or 1,
 # pip just finds none). pip accepts a wheel only for a tag it is given: with manylinux_2_34 alone it
@@ -360,13 +368,11 @@ def compile_crush_programs(src: Path, dest: Path) -> None:
         (dest / f"{source.stem}.casm").write_bytes(encode(program))
 
 
-def render_manifest(nix_extra: Sequence[Path], display: bool = True) -> str:
+def render_manifest(nix_extra: Sequence[Path]) -> str:
     """The manifest JSON from the Nix declaration (nixos-modules/render.nix), checked by exo_init's
-    own loader before it goes into the image. `display`: the compositor and the dashboard."""
+    own loader before it goes into the image."""
     render = repo_root() / "nixos-modules" / "render.nix"
     argv: list[str | Path] = ["nix-instantiate", "--store", "dummy://", "--eval", "--strict", "--json", render]
-    if not display:
-        argv += ["--arg", "display", "false"]
     if nix_extra:
         argv += ["--arg", "extra", "[ " + " ".join(str(p.resolve()) for p in nix_extra) + " ]"]
     text = run(argv, capture=True).stdout
@@ -412,8 +418,8 @@ def stage_layer(dest: Path, manifest_json: str, layers: Sequence[Layer], arch: A
             else:
                 shutil.copy2(src, target)
     dist = dest / "usr/lib/python3/dist-packages"  # pywayland (compositor, dashboard), wasmtime (wasm capsules)
-    for requirement in wheels(arch):
-        shutil.copytree(wheel_dir(cache_dir(), requirement, arch), dist, dirs_exist_ok=True,
+    for requirement in WHEELS:
+        shutil.copytree(package_dir(cache_dir(), requirement, arch), dist, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
     # Byte-compile with the host's Python 3.11 (same bytecode as the image's): no compile at boot.
     run([sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", lib, dist])
@@ -511,8 +517,10 @@ def image_key(root: Path, base: Path, manifest_json: str, layers: Sequence[Layer
     """The cache key of an image (cache/image-<key>/): everything its layer is made of, by content.
     Where the repository or a layer's files are does not matter; what they hold, and where in the
     image each goes, does."""
-    return _key(base.name, manifest_json, *wheels(arch), root / "exo_init", root / "corecaps", root / "crush",
-                root / "qemu" / "build.py",
+    from_source = FROM_SOURCE.get(arch, {})
+    return _key(base.name, manifest_json, *WHEELS, *(f"{r} from source" for r in from_source),
+                *([root / "qemu" / "cross.py"] if from_source else []),
+                root / "exo_init", root / "corecaps", root / "crush", root / "qemu" / "build.py",
                 root / DBUS_POLICY, *(root / "qemu" / f for f in ("stage1.py", "stage1-init", "kmods.py")),
                 *(f"{layer.name}:{dst}" for layer in layers for _, dst in layer.files),
                 *(src for layer in layers for src, _ in layer.files), init)
@@ -560,8 +568,7 @@ def _build(cache: Path, layers: Sequence[Layer], iso: bool, disk_root: bool, *, 
                 raise StepFailed(f"the systemd base has another kernel than the base ({', '.join(sorted(kvers))}): "
                                  f"remove {base} to rebuild it from the same packages")
         with step("render manifest (nix-instantiate)"):
-            manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra],
-                                            display=PYWAYLAND in wheels(arch))
+            manifest_json = render_manifest([p for layer in layers for p in layer.nix_extra])
         key = image_key(repo_root(), base, manifest_json, layers, arch=arch, init=init)
         name = ("+".join(["exosphere" + ("-systemd" if systemd else ""), *(layer.name for layer in layers)])
                 + ("" if arch is Arch.AMD64 else f"-{arch}"))

@@ -131,6 +131,16 @@ def test_each_input_changes_the_key(tmp_path: Path) -> None:
         keys[k] = what
 
 
+def test_the_cross_build_is_an_input_of_the_arm64_image_only(tmp_path: Path) -> None:
+    """arm64's pywayland is built by qemu/cross.py (amd64's is PyPI's wheel): a change to it rebuilds
+    the arm64 image, not the amd64 one."""
+    root = copy_repo(tmp_path / "repo")
+    before = {arch: key(root, arch=arch) for arch in Arch}
+    edit("qemu/cross.py")(root)
+    assert key(root, arch=Arch.ARM64) != before[Arch.ARM64]
+    assert key(root, arch=Arch.AMD64) == before[Arch.AMD64]
+
+
 # --- the lock --------------------------------------------------------------------------------------------
 
 BUILDER = ("import sys, time\nfrom pathlib import Path\nfrom qemu.build import build_lock\n"

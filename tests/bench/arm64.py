@@ -4,7 +4,7 @@ qemu-system-x86_64 (TCG forced: EXO_ACCEL=tcg), on the same host, in the same ru
 Boots each RUNS times, alternating, and prints per boot the host's view (QEMU start to the
 kernel's first line and to "boot complete") and the guest's ("boot complete" since kernel start),
 then the medians and the arm64/x86_64 ratio. The two images are the same test layer on the same
-package list; the arm64 one goes without the display capsules (no aarch64 pywayland wheel).
+package list, display capsules included (arm64's pywayland is cross-built: qemu/cross.py).
 Usage: python3 -m tests.bench.arm64 [RUNS]   (needs root: it builds the images)
 """
 

@@ -338,7 +338,7 @@ in
     description = "A Wayland client filling its view with one colour, logging its keyboard and pointer events";
     argv = [ paths.python3 "/usr/lib/exosphere/test/viewer.py" ];
     autostart = false;
-    after = [ "nexquelium" ]; # (not `requires`: the arm64 image has no display capsules, and no viewer test)
+    after = [ "nexquelium" ]; # (started by tests/vm/test_desktop.py once the compositor is up)
     capabilities.display = true;
   };
   # tests/vm/test_promises.py: README's promises, one capsule (or pair) each.

@@ -3,7 +3,8 @@ builder) booted under qemu-system-aarch64 -M virt (TCG) and driven by the same h
 the serial console (PL011), the command channel (virtio-serial) and QMP.
 
 One boot for the module; the checks are the issue's: PID 1, a cgroup v2 quota, the control API,
-the architecture, and the wasmtime aarch64 wheel in use. The power-off test ends the machine.
+the architecture, the wasmtime aarch64 wheel in use, and the display capsules on virtio-gpu (pywayland
+cross-built from its sdist). The power-off test ends the machine.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from exo_init.system import dashboard as dash
+from exo_init.system.nexquelium.compositor import BAR_H
 from qemu.build import Image
 from qemu.vm import VMConfig
 from tests.machine import Machine, boot_times
+from tests.pixels import Picture, close
 from tests.test_scope import ESCAPE_EXPECTED
 from tests.vm.conftest import machines
+from tests.vm.test_dashboard import rows, swatch_states, wait_for_screen
 from tests.vm.test_iso import ISO_BOOT_TIMEOUT
 from tests.vm.test_scope import probe
 
@@ -39,7 +44,7 @@ def test_boots_to_all_capsules_ready_on_aarch64(arm: Machine) -> None:
     assert arm.succeed("uname -m").strip() == "aarch64"
     # (QEMU's virt machine, its device tree; in the kernel log: the console is quiet)
     assert "Machine model: linux,dummy-virt" in arm.succeed("dmesg")
-    for name in ("kmod", "agent", "console", "dbus", "network"):
+    for name in ("kmod", "agent", "console", "dbus", "network", "nexquelium", "dashboard"):
         assert re.search(rf"\[  OK  \] (ready|exited) +{name}\b", arm.console), name
     assert "Traceback" not in arm.console and "Kernel panic" not in arm.console
 
@@ -95,6 +100,53 @@ def test_wasm_capsule_ran_on_the_aarch64_wheel(arm: Machine) -> None:
     st = arm.capsule_status("wasm-hello")
     assert st["state"] == "exited" and st["reason"] == "exited 0", st
     assert "hello from wasm" in arm.succeed("exoctl logs wasm-hello -n 20")
+
+
+def test_display_capsules_draw_the_dashboard_on_virtio_gpu(arm: Machine, artifacts: Path) -> None:
+    """Nexquelium on virtio-gpu's DRM framebuffer (its fbdev emulation) and the Sentry dashboard
+    through it, on pywayland built from its sdist for aarch64 (qemu/cross.py) linking Debian's arm64
+    libwayland: the QMP screendump shows the dashboard's header and a swatch per capsule in the
+    colour of its state (README's table), not a blank or text-console frame."""
+    for name in ("nexquelium", "dashboard"):
+        arm.wait_for_capsule(name, "ready", 180)
+    assert arm.succeed("cat /sys/class/graphics/fb0/name").strip() == "virtio_gpudrmfb"
+    out = arm.succeed("python3 -c 'import pywayland, pywayland._ffi as f; from pywayland import lib; "
+                      "print(pywayland.__version__, f.__file__, callable(lib.wl_display_create))'").split()
+    assert out == ["0.4.19", "/usr/lib/python3/dist-packages/pywayland/_ffi.cpython-311-aarch64-linux-gnu.so",
+                   "True"], out
+    # Every process with the extension mapped: its command line | the libwayland files it has mapped.
+    users = arm.succeed(
+        "for m in /proc/[0-9]*/maps; do grep -q pywayland/_ffi \"$m\" 2>/dev/null || continue; "
+        "printf '%s| %s\\n' \"$(tr '\\0' ' ' < ${m%/maps}/cmdline)\" "
+        "\"$(grep -o '/[^ ]*libwayland-[a-z]*[^ ]*' \"$m\" | sort -u | tr '\\n' ' ')\"; done").splitlines()
+    for module, lib_ in (("exo_init.system.nexquelium", "libwayland-server"), ("exo_init.system.dashboard",
+                                                                                 "libwayland-client")):
+        line = next((u for u in users if module in u.split("|")[0]), "")
+        assert f"/usr/lib/aarch64-linux-gnu/{lib_}.so.0.21.0" in line, users  # (bookworm's, not a vendored copy)
+
+    shot = artifacts / "arm64-dashboard.png"
+
+    def header(pic: Picture) -> bool:
+        return close(pic.rgb(700, 4), dash.HEADER) and close(pic.rgb(700, 200), dash.BACKGROUND)
+
+    pic = wait_for_screen(arm, shot, header, 120, "the dashboard header on virtio-gpu")
+    assert (pic.width, pic.height) == (1280, 800), (pic.width, pic.height)  # (virtio-gpu's default mode)
+    shown = dash.rows_fitting(pic.height - BAR_H)
+    status: list[dict[str, object]] = []
+
+    def swatches_match(p: Picture) -> bool:
+        nonlocal status
+        status = rows(arm)[:shown]
+        return swatch_states(p, len(status)) == [r["state"] for r in status]
+
+    pic = wait_for_screen(arm, shot, swatches_match, 60, "a swatch per capsule in its state's colour")
+    ready = sum(1 for r in status if r["state"] == "ready")
+    assert ready >= 5 and swatch_states(pic, len(status)).count("ready") == ready, status
+    first = re.search(r"first client frame \('Exosphere Sentry'\): ([0-9.]+) s after kernel start",
+                      arm.succeed("exoctl logs nexquelium -n 200"))
+    assert first, "nexquelium logged no first dashboard frame"
+    print(f"\nARM64 DISPLAY (TCG): first dashboard frame {float(first.group(1)):.2f} s after kernel start; "
+          f"{len(status)} swatches in their states' colours")
 
 
 def test_qmp_powerdown_presses_the_gpio_power_key(arm: Machine) -> None:

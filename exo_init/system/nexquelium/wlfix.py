@@ -32,7 +32,6 @@ each upstream bug as shipped and the fix working (fix 1: the same resource witho
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 import traceback
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from pywayland.protocol_core import ArgumentType, Message, Resource
 from pywayland.server.eventloop import EventLoop
 
 PYWAYLAND_VERSION = "0.4.19"
+LIBWAYLAND_SERVER = "libwayland-server.so.0"  # its soname (a pywayland without the wheel's vendored copy links it)
 
 R = TypeVar("R", bound=Resource[Any])
 ffi: Any = _ffi  # (the stubs lack callback, memmove, ...)
@@ -198,13 +198,12 @@ def destroy(resource: Resource[Any]) -> None:
 
 def _libwayland_server() -> ctypes.CDLL:
     """The libwayland-server pywayland's extension is linked to: the wheel's vendored copy
-    (pywayland.libs/), else the system's."""
+    (pywayland.libs/), else the system's by its soname, as the extension names it (the arm64 image's
+    pywayland, built by qemu/cross.py, links Debian's; that image has no ld.so.cache for
+    find_library to read)."""
     vendored = sorted((Path(pywayland.__file__).resolve().parent.parent / "pywayland.libs")
                       .glob("libwayland-server*.so*"))
-    name = str(vendored[0]) if vendored else ctypes.util.find_library("wayland-server")
-    if name is None:
-        raise OSError("libwayland-server not found")
-    return ctypes.CDLL(name)
+    return ctypes.CDLL(str(vendored[0]) if vendored else LIBWAYLAND_SERVER)
 
 
 def event_loop_fd(loop: EventLoop) -> int:
