@@ -21,10 +21,10 @@ from exo_init.system.nexquelium.compositor import BAR_H
 from qemu.build import Image
 from qemu.vm import VMConfig
 from tests.machine import Machine, boot_times
-from tests.pixels import Picture, close
+from tests.pixels import Picture, close, wait_for_screen
 from tests.test_scope import ESCAPE_EXPECTED
 from tests.vm.conftest import machines
-from tests.vm.test_dashboard import rows, swatch_states, wait_for_screen
+from tests.vm.test_dashboard import rows, swatch_states
 from tests.vm.test_iso import ISO_BOOT_TIMEOUT
 from tests.vm.test_scope import probe
 
