@@ -162,8 +162,12 @@ def test_a_gas_rate_throttles_the_run_and_changes_nothing_else(short_dir: Path) 
     """crush.gas_per_period: the same output and gas as an unthrottled run, in at least the whole
     periods its gas needs (a lower bound: a loaded machine only adds to it), waiting, not failed."""
     prog = program(short_dir, "sum.py", SUM_SQUARES)
+    t0 = time.monotonic()
     out, gas = uninterrupted(short_dir, prog)
-    per_period, period = gas // 4 + 1, 0.25          # 4 periods' worth: at least 3 waits
+    # 4 periods' worth: at least 3 waits. A period twice the unthrottled run's time keeps the
+    # program ahead of its allowance on a loaded machine too (it would have to run 8x slower
+    # than that run to use no more than a period's gas in each period, and never wait).
+    per_period, period = gas // 4 + 1, max(0.25, 2 * (time.monotonic() - t0))
     t0 = time.monotonic()
     ran = crush(short_dir, prog, gas_per_period=per_period, period=period)
     took = time.monotonic() - t0
