@@ -175,10 +175,11 @@ class Code:
 
 class Unit:
     """A loaded program: its Codes, its constants, its hash."""
-    __slots__ = ("caps", "codes", "file", "hash", "name", "program")
+    __slots__ = ("caps", "codes", "file", "hash", "metering", "name", "program")
 
-    def __init__(self, name: str, program: Program, codes: list[Code]) -> None:
+    def __init__(self, name: str, program: Program, codes: list[Code], metering: bool) -> None:
         self.name = name
+        self.metering = metering
         self.program = program
         self.codes = codes
         self.file = program.file
@@ -246,7 +247,7 @@ def load(program: Program, name: str, names: Mapping[str, Any], metering: bool =
     """Verify and load a program (raises VerifyError)."""
     facts = verify(program, names)
     codes = [Code(name, i, program.file, fn, facts[i]) for i, fn in enumerate(program.funcs)]
-    unit = Unit(name, program, codes)
+    unit = Unit(name, program, codes, metering)
     _resolve(unit, program, names, metering)
     return unit
 
@@ -310,7 +311,7 @@ class VM:
 
     def __init__(self, program: Program, host: Host | None = None, *, gas: int = 10_000_000,
                  arena: int = 16 << 20, out: Callable[[str], None] | None = None, seed: int = 0,
-                 fast: bool = False, metering: bool = True, native: bool = False) -> None:
+                 fast: bool = False, metering: bool = True, native: bool = False, unit: Unit | None = None) -> None:
         self.program = program
         self.host = host
         self.gas_limit = gas
@@ -338,12 +339,17 @@ class VM:
         self.prelude_unit = pre.unit
         self.prelude: Mapping[str, Function] = pre.functions
         self.refusal: Trap | None = None
-        try:
-            self.unit = load(program, "user", pre.names, metering)
-        except VerifyError as e:
-            self.refusal = Trap(TrapCode.VERIFY_FAILED, str(e), program.file, 0, "", e.pc)
-            self.unit = Unit("user", program, [])
-            return
+        if unit is not None:  # a unit load() made of this program for this metering, reused (verified once)
+            if unit.program is not program or unit.name != "user" or unit.metering != metering:
+                raise ValueError("VM(unit=) takes load(program, 'user', prelude(metering).names, metering)")
+            self.unit = unit
+        else:
+            try:
+                self.unit = load(program, "user", pre.names, metering)
+            except VerifyError as e:
+                self.refusal = Trap(TrapCode.VERIFY_FAILED, str(e), program.file, 0, "", e.pc)
+                self.unit = Unit("user", program, [], metering)
+                return
         for cap in program.caps:
             if host is None or not host.granted(cap):
                 self.refusal = Trap(TrapCode.CAPABILITY_DENIED, f"the program declares {cap!r}, which is not granted",

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crush.errors import TrapCode
-from crush.vm import MAX_FRAMES, Status
-from tests.crush.support import CORPUS, compile_source, cpython, run, run_source
+from crush.vm import MAX_FRAMES, VM, Status, load, prelude
+from tests.crush.support import ARENA, CORPUS, GAS, compile_source, cpython, run, run_source
 
 # The corpus against CPython, in both modes: tests/crush/test_differential.py.
 
@@ -138,6 +138,29 @@ def test_runs_are_deterministic() -> None:
     program = compile_source(Path(CORPUS[0]).read_text())
     a, b = run(program), run(program)
     assert (a.output, a.outcome.gas_used, a.outcome.steps) == (b.output, b.outcome.gas_used, b.outcome.steps)
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["interpreter", "fast"])
+def test_a_unit_loaded_once_runs_again_as_a_fresh_load_does(fast: bool) -> None:
+    """The console shell verifies a CoreCap once and runs it many times (corecaps/crushcap.py):
+    a run must leave nothing in the unit that changes the next run."""
+    program = compile_source(Path(CORPUS[0]).read_text())
+    unit = load(program, "user", prelude().names)
+    fresh = run(program, fast=fast)
+    for _ in range(2):
+        out: list[str] = []
+        vm = VM(program, None, gas=GAS, arena=ARENA, out=out.append, fast=fast, unit=unit)
+        outcome = vm.run()
+        assert ("".join(out), outcome.gas_used, outcome.steps) == (fresh.output, fresh.outcome.gas_used,
+                                                                    fresh.outcome.steps)
+
+
+def test_a_unit_of_another_program_or_metering_is_refused() -> None:
+    a, b = compile_source("print(1)\n"), compile_source("print(2)\n")
+    with pytest.raises(ValueError, match="unit="):
+        VM(a, unit=load(b, "user", prelude().names))
+    with pytest.raises(ValueError, match="unit="):
+        VM(a, unit=load(a, "user", prelude(False).names, False))
 
 
 def test_a_runaway_loop_runs_out_of_gas_at_the_same_instruction_every_time() -> None:
