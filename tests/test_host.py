@@ -71,6 +71,42 @@ def test_launch_runs_the_plan_and_reports_an_exec_failure(tmp_path: Path) -> Non
         os.close(fd)
 
 
+# PID 1 holds two or three fds per running capsule, far above the capsules' conventional soft
+# limit of 1024 once ~500 run (it raises its own: early.raise_fd_limit). The child inherits all of
+# them until exec, so it may lower its limit only when they are closed: before, its first open()
+# failed with EMFILE, and at ~500 capsules every launch did.
+MANY_FDS = r"""
+import os, resource
+from exo_init.pid1.host import OsHost
+from exo_init.pid1.scope import CAPSULE_FD_LIMIT
+from exo_init.pid1.spawn import SpawnPlan
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, max(4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1])))
+null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+held = [os.dup(null) for _ in range(CAPSULE_FD_LIMIT + 100)]
+for fd in held:
+    os.set_inheritable(fd, False)
+plan = SpawnPlan(argv=("/bin/sh", "-c", "ulimit -n; ls /proc/self/fd | wc -l"), env={"PATH": "/usr/bin:/bin"},
+                 uid=os.getuid(), gid=os.getgid(), groups=(), workdir="/")
+host = OsHost(None)
+launched = host.launch("svc", plan)
+os.set_blocking(launched.err_fd, True)
+print(host.spawn_error(launched.err_fd))
+os.waitpid(launched.pid, 0)
+os.set_blocking(launched.log_fd, True)
+print(" ".join(os.read(launched.log_fd, 200).decode().split()))
+"""
+
+
+def test_a_launch_from_a_pid1_holding_more_fds_than_a_capsule_may_succeeds() -> None:
+    out = subprocess.run([sys.executable, "-c", MANY_FDS], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, timeout=60).stdout
+    error, seen = out.splitlines()
+    assert error == "None", out
+    limit, open_fds = seen.split()
+    assert limit == "1024", out        # the capsule's soft limit is the conventional one ...
+    assert int(open_fds) <= 5, out     # ... and none of PID 1's fds reached it (0-2, ls's own)
+
+
 # The child's error pipe gets the 6th free fd number (log pipe, notification pipe, error pipe):
 # a readiness fd of that number must not overwrite it (the exec error would read as success).
 ERR_FD_CLASH = r"""

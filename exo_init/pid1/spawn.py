@@ -108,9 +108,6 @@ def _child(plan: SpawnPlan, wiring: Wiring, err_w: int) -> None:
     # waits for signals would be lost and the stop would take its timeout's SIGKILL. Blocked, it
     # stays pending across exec until dumb-init's sigwait (or nsinit's sigwaitinfo) takes it.
     signal.pthread_sigmask(signal.SIG_SETMASK, set() if plan.scope is None else scope.FORWARDED_SIGNALS)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # (PID 1 raised its own: early.raise_fd_limit)
-    if soft > scope.CAPSULE_FD_LIMIT:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (scope.CAPSULE_FD_LIMIT, hard))
     if wiring.cgroup_procs is not None:
         _step(f"cgroup {wiring.cgroup_procs.parent}", wiring.cgroup_procs.write_text, "0\n")
     os.setsid()
@@ -143,6 +140,12 @@ def _child(plan: SpawnPlan, wiring: Wiring, err_w: int) -> None:
                 pass
     for target in extra:
         os.set_inheritable(target, True)
+    # The conventional soft limit back, now that PID 1's fds are closed: lowered while they were
+    # open (two or three per running capsule), every open() above failed with EMFILE once ~500
+    # capsules ran (PID 1 raised its own: early.raise_fd_limit).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft > scope.CAPSULE_FD_LIMIT:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (scope.CAPSULE_FD_LIMIT, hard))
     if plan.scope is not None:
         _scoped(plan, plan.scope, tuple(extra), err_w)
     elif os.getuid() == 0:
