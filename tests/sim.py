@@ -44,6 +44,15 @@ class SimLoop(Loop):
     def remove_reader(self, fd: int) -> None:
         self.readers.pop(fd, None)
 
+    def turn(self, fds: list[int]) -> None:
+        """One loop turn at the current time: the callbacks of `fds`, then the timers due."""
+        self.turns += 1
+        for fd in fds:
+            callback = self.readers.get(fd)
+            if callback is not None:
+                callback()
+        self.run_timers(self.t)
+
 
 @dataclass
 class SimProc:
@@ -224,15 +233,14 @@ class Sim:
         return parse_manifest({"version": 1, "capsules": host}, "sim")
 
     def settle(self) -> None:
-        """Deliver everything that is ready now (pipes, exits), until nothing changes."""
+        """Deliver everything that is ready now (pipes, exits, timers due now: a loop turn's work),
+        until nothing changes."""
         for _ in range(10_000):
             fds = [fd for fd in list(self.loop.readers) if self.host.readable(fd)]
-            if not fds and not self.host.exits:
+            due = (deadline := self.loop.next_deadline()) is not None and deadline <= self.loop.t
+            if not fds and not self.host.exits and not due:
                 return
-            for fd in fds:
-                callback = self.loop.readers.get(fd)
-                if callback is not None:
-                    callback()
+            self.loop.turn(fds)
             self.sup.reap()
         raise AssertionError("the simulation does not settle")
 
@@ -241,7 +249,7 @@ class Sim:
         end = self.loop.t + seconds
         while (deadline := self.loop.next_deadline()) is not None and deadline <= end:
             self.loop.t = max(self.loop.t, deadline)
-            self.loop.run_timers(self.loop.t)
+            self.loop.turn([])
             self.settle()
         self.loop.t = end
         self.settle()

@@ -16,7 +16,7 @@ import pytest
 from exo_init.lib.runtime import EXIT_DETERMINISTIC, NOTIFY_FAILURE, NOTIFY_METRICS
 from exo_init.pid1.capsule import SETTLED, STARTABLE
 from exo_init.pid1.control import Parts, make_handler
-from exo_init.pid1.supervisor import STOPPABLE, ShutdownAction
+from exo_init.pid1.supervisor import STARTS_PER_TURN, STOPPABLE, ShutdownAction
 from tests.sim import Sim, SimProc
 
 NOTIFY = {"readiness": {"kind": "notify"}}
@@ -533,6 +533,22 @@ def test_a_thousand_capsules_leave_nothing_for_the_scheduler_to_look_at(tmp_path
     sim.settle()
     assert len(sim.sup.capsules) == 10 and sim.sup.candidates == set() and sim.sup.unsettled == set()
     assert_index_consistent(sim)
+
+
+def test_a_thousand_capsules_added_at_once_are_launched_a_batch_per_loop_turn(tmp_path: Path) -> None:
+    """The versus benchmark's switch adding 1,000 capsules held PID 1 in one pass for all their
+    launches; between batches the loop turns (the control socket, reaping, readiness)."""
+    sim = Sim(tmp_path, {"a": {}})
+    done = sim.sup.apply(Sim.manifest({"a": {}, **{f"c{i:04d}": {} for i in range(1000)}}))
+    assert len(done["added"]) == 1000
+    batches = [len(sim.host.procs) - 1]
+    while sim.loop.next_deadline() == sim.loop.t:  # loop turns: the launched capsules' exec results
+        sim.loop.turn([fd for fd in list(sim.loop.readers) if sim.host.readable(fd)])  # (-> ready -> schedule)
+        batches.append(len(sim.host.procs) - 1 - sum(batches))
+    assert batches[0] == STARTS_PER_TURN and max(batches) == STARTS_PER_TURN, batches
+    assert sum(batches) == 1000 and len(batches) == -(-1000 // STARTS_PER_TURN), batches
+    sim.settle()
+    assert set(sim.states().values()) == {"ready"} and sim.sup.boot_reported
 
 
 def test_many_launches_failing_in_one_pass_do_not_recurse(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ class Loop:
         self._timers: list[Timer] = []
         self._seq = itertools.count()
         self._clock = clock
+        self.turns = 0  # loop turns begun: work bounded per turn counts by it (Supervisor.schedule)
 
     def now(self) -> float:
         return self._clock()
@@ -78,6 +79,7 @@ class Loop:
 
     def run_once(self, max_wait: float = 1.0) -> None:
         """Wait for at most `max_wait` seconds (less if a timer is due), then run what is ready."""
+        self.turns += 1
         wait = max_wait
         deadline = self.next_deadline()
         if deadline is not None:
@@ -90,9 +92,12 @@ class Loop:
         self.run_timers(self.now())
 
     def run_timers(self, now: float) -> None:
-        """Run every timer due at `now`, in deadline order."""
+        """Run every timer due at `now`, in deadline order. A timer set by one of them waits for the
+        next turn, even one due at once: work cut into zero-delay steps lets the loop poll between."""
+        due = []
         while self._timers and self._timers[0].deadline <= now:
-            timer = heapq.heappop(self._timers)
+            due.append(heapq.heappop(self._timers))
+        for timer in due:
             if not timer.cancelled:
                 timer.callback()
 

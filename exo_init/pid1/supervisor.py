@@ -51,6 +51,13 @@ if TYPE_CHECKING:
 INTERPRETER = os.path.realpath(sys.executable)  # PID 1's Python: programs on it may run in its fork (zygote.py)
 NOTIFY_SENDERS_MAX = 4096  # sd_notify senders remembered (see Supervisor.notify_senders)
 SHUTDOWN_GRACE = 2.0       # beyond the longest stop timeout
+# Launches in one loop turn; the rest go on in the next. A thousand capsules added at once held
+# PID 1 in one pass for all their launches (15 s on the host, minutes under TCG): the control
+# socket, reaping and readiness waited, and the `switch` that added them timed out.
+# At most STARTS_PER_TURN, and no more once they took STARTS_TIME (a launch costs ~15 ms on the
+# host, ~10x that under TCG: a request needs three turns, so this bounds its wait).
+STARTS_PER_TURN = 16
+STARTS_TIME = 0.05
 STOPPABLE = frozenset({State.STARTING, State.READY, State.BACKOFF})  # stopped by the scheduler once unwanted
 SHUTDOWN_MIN, SHUTDOWN_MAX = 5.0, 120.0
 
@@ -121,6 +128,10 @@ class Supervisor:
         self.capsule_set = 0  # counts additions and removals: a client re-reads the names when it changes
         self.scheduling = False     # a scheduling pass is running (schedule is not re-entered) ...
         self.schedule_again = False  # ... and was asked for again meanwhile
+        self.starts_left = 0         # launches this loop turn may still make (STARTS_PER_TURN) ...
+        self.starts_turn = -1        # ... the turn it is, and when its first launch began
+        self.starts_since = 0.0
+        self.deferred = False        # a pass that ran out of them goes on in the next loop turn
         self.candidates: set[str] = set()
         self.unsettled: set[str] = set()
         self.newly_failed: set[str] = set()  # failed since the last pass: what requires them fails too
@@ -361,6 +372,8 @@ class Supervisor:
             self.schedule_again = True
             return
         self.scheduling = True
+        if self.starts_turn != self.loop.turns:
+            self.starts_turn, self.starts_left, self.starts_since = self.loop.turns, STARTS_PER_TURN, self.loop.now()
         try:
             self.schedule_again = True
             while self.schedule_again:
@@ -382,8 +395,12 @@ class Supervisor:
                     if runner.state is not State.STOPPED and runner.goal is not Goal.AGAIN:
                         continue  # settled (exited or failed): only an explicit start runs it again
                     match self.verdict(runner):
+                        case Ready() if self.starts_left <= 0:
+                            self._go_on_next_turn()
                         case Ready():
                             runner.start()
+                            spent = self.loop.now() - self.starts_since >= STARTS_TIME
+                            self.starts_left = 0 if spent else self.starts_left - 1
                             progress = True
                         case Pull(name):
                             self.capsules[name].goal = Goal.UP
@@ -395,6 +412,15 @@ class Supervisor:
                 elif not runner.wanted and runner.state in STOPPABLE and not self._running_dependents(runner.name):
                     runner.begin_stop("stop requested")
                     progress = True
+
+    def _go_on_next_turn(self) -> None:
+        if not self.deferred:
+            self.deferred = True
+            self.loop.call_later(0.0, self._resume)
+
+    def _resume(self) -> None:
+        self.deferred = False
+        self.schedule()
 
     def _fail_dependents(self) -> bool:
         """A capsule that failed fails the running capsules that require it (`requires`: "fails if
@@ -529,8 +555,15 @@ class Supervisor:
                 if r.pid is not None and r.uid is not None and r.own_uid and r.spec is not None
                 and r.spec.capabilities.display}
 
-    def _write_display_clients(self, _event: Event) -> None:
-        """Keep Config.display_clients true (on every state change; written when it changed)."""
+    def _write_display_clients(self, event: Event) -> None:
+        """Keep Config.display_clients true (on every state change of a capsule that is or was a
+        display client; written when it changed). Other capsules' changes cannot change it, and
+        looking at every capsule on each of them made a thousand capsules' start quadratic."""
+        runner = self.capsules.get(event.capsule)
+        written = self.display_clients_written
+        if written is not None and event.capsule not in written.values() and not (
+                runner is not None and runner.spec is not None and runner.spec.capabilities.display):
+            return
         clients = {str(uid): name for uid, name in sorted(self.display_clients().items())}
         if clients == self.display_clients_written:
             return
