@@ -478,7 +478,7 @@ def test_steady_state_costs_the_host_nothing(tmp_path: Path) -> None:
     assert all(s["state"] == "ready" for s in handle({"op": "status", "stats": False}, 0))
     assert sim.host.queries == [], "status without stats reads no cgroup file"
     some = handle({"op": "status", "names": ["c3", "nope", "c1"]}, 0)
-    assert isinstance(some, Parts)  # (with figures: one capsule per loop turn)
+    assert isinstance(some, Parts)  # (with figures: computed a few at a time, control.PART_TIME per turn)
     assert [part()["name"] for part in some.parts] == ["c1", "c3"]
     assert sim.host.queries == [("stats", "c1"), ("stats", "c3")]
 
@@ -533,6 +533,7 @@ def test_a_thousand_capsules_leave_nothing_for_the_scheduler_to_look_at(tmp_path
     sim.settle()
     assert len(sim.sup.capsules) == 10 and sim.sup.candidates == set() and sim.sup.unsettled == set()
     assert_index_consistent(sim)
+    sim.close()
 
 
 def test_a_thousand_capsules_added_at_once_are_launched_a_batch_per_loop_turn(tmp_path: Path) -> None:
@@ -549,6 +550,7 @@ def test_a_thousand_capsules_added_at_once_are_launched_a_batch_per_loop_turn(tm
     assert sum(batches) == 1000 and len(batches) == -(-1000 // STARTS_PER_TURN), batches
     sim.settle()
     assert set(sim.states().values()) == {"ready"} and sim.sup.boot_reported
+    sim.close()
 
 
 def test_many_launches_failing_in_one_pass_do_not_recurse(tmp_path: Path) -> None:
@@ -559,3 +561,4 @@ def test_many_launches_failing_in_one_pass_do_not_recurse(tmp_path: Path) -> Non
     sim = Sim(tmp_path, caps)
     assert set(sim.states().values()) == {"failed"} and len(sim.sup.capsules) == 1500
     assert all("unknown user" in r.reason for r in sim.sup.capsules.values())
+    sim.close()
