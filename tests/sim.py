@@ -225,6 +225,11 @@ class Sim:
         self.sup.apply(self.manifest(capsules))
         self.settle()
 
+    def close(self) -> None:
+        """Close every runner's log file (a thousand-capsule test holds a thousand of them)."""
+        for runner in self.sup.capsules.values():
+            runner.release()
+
     @staticmethod
     def manifest(capsules: dict[str, Any]) -> Manifest:
         """Unconfined capsules, `/bin/true` unless they say otherwise (a runtime capsule has no argv)."""

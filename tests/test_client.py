@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,27 @@ def test_line_framing_is_bounded() -> None:
     assert lines.feed(b"\n") == [b"f"]
     with pytest.raises(ConnectionError):
         lines.feed(b"x" * 11)
+
+
+# A client process holding many files: the subscription's socket gets an fd number above 1023,
+# which select() refuses ("filedescriptor out of range"); the client waits with poll().
+def test_a_subscription_waits_on_a_socket_numbered_above_1023(tmp_path: Path) -> None:
+    e = ExoInit(tmp_path, {"capsules": {"svc": {"argv": ["/bin/sleep", "100"]}}})
+    try:
+        e.wait_state("svc", "ready")
+        code = ("import fcntl, resource, sys\nfrom pathlib import Path\n"
+                "from exo_init.client.control import Subscription, call\n"
+                "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+                "resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))\n"
+                "held = [fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 0) for _ in range(1100)]\n"
+                "with Subscription(Path(sys.argv[1])) as sub:\n"
+                "    print(sub.sock.fileno() >= 1024)\n"
+                "    call(Path(sys.argv[1]), {'op': 'restart', 'name': 'svc'})\n"
+                "    print(' '.join(sorted({ev['new'] for ev in sub.events(10.0)})))\n")
+        out = subprocess.run([sys.executable, "-c", code, str(e.runtime / "control.sock")], check=False, cwd=REPO,
+                             text=True, capture_output=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert out.returncode == 0, out.stderr
+        high, states = out.stdout.splitlines()
+        assert high == "True" and "stopping" in states.split(), out.stdout
+    finally:
+        e.close()

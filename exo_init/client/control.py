@@ -98,6 +98,14 @@ def call(path: Path, request: dict[str, Any], timeout: float = 10.0) -> Any:
     return _result(reply)
 
 
+def _wait_readable(sock: socket.socket, timeout: float | None) -> bool:
+    """Whether `sock` is readable within `timeout` seconds (None: until it is). poll, not select:
+    select refuses fd numbers from 1024 on, which a client holding many files has."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else timeout * 1000))
+
+
 class Subscription:
     """PID 1's stream of capsule state events. The constructor connects and waits (at most
     `timeout`) for the server's confirmation; then `receive` reads what is there (the socket may be
@@ -145,8 +153,7 @@ class Subscription:
         while True:
             if not self.pending:
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                readable, _, _ = select.select([self.sock], [], [], wait)
-                if not readable:
+                if not _wait_readable(self.sock, wait):
                     return []
             events = self.receive()
             if events or (deadline is not None and time.monotonic() >= deadline):
