@@ -20,7 +20,8 @@ tests/guest/bench_versus.py (the same script under both inits):
 Prints every boot, then medians with their spread and the ratio exo_init / systemd, and writes
 everything measured as JSON. Timings are only ever compared within this run.
 Usage: python3 -m tests.bench.versus [N] [--runs R] [--no-scale] [--scale-scoped S] [--scale-host H]
-                                      [--steady SECONDS] [--only spawn,restart,control,scale] [--json PATH]
+                                      [--steady SECONDS] [--memory MB] [--only spawn,restart,control,scale]
+                                      [--json PATH]
 (needs root: it builds the images)
 """
 
@@ -80,8 +81,8 @@ def one_boot(image: Image, variant: str, common: list[str], workdir: Path, args:
     # (the kernel's "Run ... as init process" line is a time point: not quiet, in both variants)
     cmdline = f"{image.cmdline} {VERBOSE_KERNEL} {args.exo_append}".strip() if variant == "exo_init" \
         else f"{image.cmdline} {VERBOSE_KERNEL}"
-    m = Machine(variant, VMConfig(kernel=image.kernel, initrd=image.initrd, cmdline=cmdline), workdir,
-                global_timeout=4 * 3600, echo=False)
+    m = Machine(variant, VMConfig(kernel=image.kernel, initrd=image.initrd, cmdline=cmdline, memory_mb=args.memory),
+                workdir, global_timeout=4 * 3600, echo=False)
     with m.running():
         m.wait_for_console_text(BOOTED[variant], BOOT_TIMEOUT)
         exec_at = printk_time(m.console, r"Run \S+ as init process")
@@ -228,6 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-scale", action="store_true")
     p.add_argument("--scale-scoped", type=int, default=500)
     p.add_argument("--scale-host", type=int, default=500)
+    p.add_argument("--memory", type=int, default=1024, metavar="MB",
+                   help="each guest's memory (default 1024; 1,000 services need more: ~1.5 MiB each)")
     p.add_argument("--steady", type=float, default=30.0, help="seconds of steady state measured (default 30)")
     p.add_argument("--json", type=Path, default=None, help="write every figure here")
     p.add_argument("--exo-append", default="", metavar="ARGS",
