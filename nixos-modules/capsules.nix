@@ -319,8 +319,10 @@ let
       requires = [ "nexquelium" ];
       # The Wayland socket (WAYLAND_DISPLAY is set by exo_init), exo_init's control socket (it
       # reads status, events and logs; of the mutating operations only the five it offers a
-      # person, through `manage`: PID 1 records each call in the event log) and the font
-      # configuration. An unprivileged dynamic uid, no network.
+      # person, through `manage`: PID 1 records each call in the event log), the font
+      # configuration, and the capsules' cgroup files read-only (it reads the CPU and memory
+      # figures of the rows on screen itself: asked of PID 1 every second, they were most of PID
+      # 1's work). An unprivileged dynamic uid, no network.
       capabilities = {
         display = true;
         control = true;
@@ -332,6 +334,7 @@ let
           "thaw"
         ];
         filesystem."/etc/fonts" = "ro";
+        filesystem."/sys/fs/cgroup/capsules" = "ro";
       };
       readiness.kind = "notify"; # ready once its first frame is committed
       restart.policy = "always";

@@ -648,14 +648,17 @@ def test_dashboard_capsule_shows_every_capsule_in_its_state(desktop: tuple[ExoIn
 
 
 def test_dashboard_asks_for_the_figures_of_the_rows_on_screen_only(tmp_path: Path) -> None:
-    """With more capsules than rows, PID 1 is asked for the figures of the rows shown; the names
-    (no figures) are re-read only when the set of capsules changed."""
-    e = ExoInit(tmp_path / "exo", {"capsules": {f"c{i}": {"argv": ["/bin/sleep", "1000"]} for i in range(6)}})
+    """With more capsules than rows and no cgroup files it can read (no cgroups here), PID 1 is
+    asked for the figures of the rows shown, every snapshot; the names (no figures) are re-read
+    only when the set of capsules changed."""
+    e = ExoInit(tmp_path / "exo", {"capsules": {f"c{i}": {"argv": ["/bin/sleep", "1000"]} for i in range(6)}},
+                cgroups=False)
     try:
         for i in range(6):
             e.wait_state(f"c{i}", "ready", 30)
         collector = dash.Collector(e.runtime / "control.sock", rows=3)
         snap = collector.snapshot()
+        assert collector.files is None
         assert [r.name for r in snap.capsules] == ["c0", "c1", "c2"] and collector.names == [f"c{i}" for i in range(6)]
         names = collector.names
         collector.snapshot()
@@ -664,6 +667,58 @@ def test_dashboard_asks_for_the_figures_of_the_rows_on_screen_only(tmp_path: Pat
         e.call("reload")
         e.wait_for(lambda: "c0" not in [s["name"] for s in e.call("status", stats=False)], 10, "c0 removed")
         assert [r.name for r in collector.snapshot().capsules] == ["c1", "c2", "c3"]
+    finally:
+        e.close()
+
+
+def test_dashboard_reads_the_figures_itself_and_asks_pid1_for_info_only_while_nothing_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where it can read the capsules' cgroup files (here: the host's cgroup2 tree exo_init puts
+    them in), a snapshot at steady state costs PID 1 one `info`; the CPU share comes from the
+    capsule's cpu.stat; an event PID 1 published, and FULL_EVERY, make it read the statuses again."""
+    e = ExoInit(tmp_path / "exo", {"capsules": {
+        "burn": {"argv": ["/bin/sh", "-c", "while :; do :; done"]},
+        "idle": {"argv": ["/bin/sleep", "1000"]},
+        "other": {"argv": ["/bin/sleep", "1000"]}}})
+    asked: list[dict[str, Any]] = []
+    real_call = dash.call
+
+    def recording(control: Path, request: dict[str, Any], **kw: Any) -> Any:
+        asked.append(request)
+        return real_call(control, request, **kw)
+
+    monkeypatch.setattr(dash, "call", recording)
+    clock = [100.0]
+    try:
+        for name in ("burn", "idle", "other"):
+            e.wait_state(name, "ready", 30)
+        collector = dash.Collector(e.runtime / "control.sock", rows=2, clock=lambda: clock[0])
+        collector.snapshot()
+        assert collector.files is not None, f"the cgroup files under {e.cgroup_root} are readable here"
+        status = [r for r in asked if r["op"] == "status" and "names" in r]
+        assert status == [{"op": "status", "names": ["burn", "idle"], "stats": False}], asked
+        time.sleep(1.0)
+        clock[0] += 1.0
+        asked.clear()
+        snap = collector.snapshot()
+        assert [r["op"] for r in asked] == ["info"], f"nothing changed: only info was asked, not {asked}"
+        rows = {r.name: r for r in snap.capsules}
+        assert set(rows) == {"burn", "idle"}
+        # (the share over the last second of this process's clock against the kernel's: a loop
+        # on a shared host gets most of a CPU, a sleeper none)
+        assert rows["burn"].cpu_percent > 20 and rows["idle"].cpu_percent < 5, rows
+        e.call("stop", name="other")  # (not on screen: still an event, the statuses are read again)
+        e.wait_state("other", "stopped", 10)
+        asked.clear()
+        collector.snapshot()
+        assert [r["op"] for r in asked] == ["info", "status", "events"], asked
+        asked.clear()
+        collector.snapshot()
+        assert [r["op"] for r in asked] == ["info"], asked
+        clock[0] += dash.FULL_EVERY
+        asked.clear()
+        collector.snapshot()
+        assert [r["op"] for r in asked] == ["info", "status", "events"], f"FULL_EVERY passed: {asked}"
     finally:
         e.close()
 

@@ -339,7 +339,11 @@ def _bind(bind: Bind, root: str) -> None:
         with open(target, "a"):
             pass
     mount(bind.source, target, None, MS_BIND | MS_REC)
+    # (a source on a noexec mount stays noexec: in the capsule's user namespace the kernel refuses
+    # a remount that would clear that locked flag, e.g. for a grant under the cgroup tree)
     flags = MS_BIND | MS_REMOUNT | MS_NOSUID | (0 if bind.device else MS_NODEV) | (MS_RDONLY if bind.readonly else 0)
+    if os.statvfs(bind.source).f_flag & os.ST_NOEXEC:
+        flags |= MS_NOEXEC
     mount(None, target, None, flags)
 
 

@@ -126,6 +126,7 @@ class Supervisor:
         # made a thousand capsules' start quadratic.
         self.order: dict[str, int] = {}
         self.capsule_set = 0  # counts additions and removals: a client re-reads the names when it changes
+        self.changes = 0      # counts the events published (state and health): a client re-reads statuses when it changes
         self.scheduling = False     # a scheduling pass is running (schedule is not re-entered) ...
         self.schedule_again = False  # ... and was asked for again meanwhile
         self.starts_left = 0         # launches this loop turn may still make (STARTS_PER_TURN) ...
@@ -197,6 +198,7 @@ class Supervisor:
     def publish(self, runner: CapsuleRunner, event: Event) -> None:
         """The event bus: every state change of every capsule."""
         log.debug("%s: %s -> %s %s", event.capsule, event.old, event.new, event.reason)
+        self.changes += 1
         if event.new is State.FAILED:
             self.newly_failed.add(runner.name)
         self._console_line(runner, event)
@@ -234,6 +236,7 @@ class Supervisor:
 
     def publish_health(self, runner: CapsuleRunner, event: HealthEvent) -> None:
         log.info("%s: health %s: %s", runner.name, event.health, event.detail)
+        self.changes += 1
         for listener in list(self.health_listeners):
             try:
                 listener(event)

@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 
 from exo_init.client.control import Subscription, call
 from exo_init.lib import eventlog
-from exo_init.lib.cgroupfmt import flat_keyed, psi_avg10
+from exo_init.lib.cgroupfmt import CgroupFiles, flat_keyed, psi_avg10
 from exo_init.lib.errors import ApiError
 from exo_init.lib.inotify import IN_IGNORED, Inotify
 from exo_init.lib.notify import sd_notify
@@ -140,40 +140,6 @@ class Track:
     pressure_run: int = 0
     backoffs: deque[float] = field(default_factory=deque)
     last_fired: dict[str, float] = field(default_factory=dict)
-
-
-class CgroupFiles:
-    """The capsules' cgroup directories (`info`'s cgroup root + capsules/NAME), read by the sentry
-    itself: asking PID 1 for every capsule's `status` every second made PID 1 read a dozen files
-    per capsule per second for it."""
-
-    def __init__(self, capsules_dir: Path) -> None:
-        self.dir = capsules_dir
-
-    def path(self, name: str, file: str = "") -> str:
-        return f"{self.dir}/{name}/{file}" if name else f"{self.dir}/{file}"
-
-    def read(self, name: str, file: str) -> str | None:
-        try:
-            fd = os.open(self.path(name, file), os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            return os.read(fd, 65536).decode(errors="replace")
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-
-    def counters(self, name: str) -> tuple[int, int] | None:
-        """(memory.events oom_kill, pids.events max), None if the cgroup is not there."""
-        mem, pids = self.read(name, "memory.events"), self.read(name, "pids.events")
-        if mem is None and pids is None:
-            return None
-        return flat_keyed(mem or "").get("oom_kill", 0), flat_keyed(pids or "").get("max", 0)
-
-    def value(self, name: str, file: str) -> str:
-        return (self.read(name, file) or "").strip() or "max"
 
 
 class Watcher:

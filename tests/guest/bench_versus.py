@@ -76,9 +76,16 @@ def ms(t0: float, t1: float) -> float:
     return round((t1 - t0) * 1000, 3)
 
 
+def output(argv: list[str]) -> str:
+    """A command's stdout; one error naming the command, its status and its stderr if it fails."""
+    r = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)[:200]}: exit status {r.returncode}: {r.stderr.strip()[-500:]}")
+    return r.stdout
+
+
 def systemctl_show(names: list[str], props: str) -> dict[str, dict[str, str]]:
-    out = subprocess.run(["systemctl", "show", "-p", f"Id,{props}", *names], capture_output=True, text=True,
-                         check=True).stdout
+    out = output(["systemctl", "show", "-p", f"Id,{props}", *names])
     result: dict[str, dict[str, str]] = {}
     for block in out.strip().split("\n\n"):
         fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
@@ -432,8 +439,7 @@ def scale(scoped: int, host: int, seconds: float) -> dict[str, Any]:
         work = Path("/run/scale-units")
         manifest = Path("/run/scale-manifest.json")
         manifest.write_text(json.dumps({"version": 1, "capsules": caps}))
-        subprocess.run(["exoctl", "export-systemd", str(manifest), "-o", str(work)], check=True,
-                       stdout=subprocess.DEVNULL)
+        output(["exoctl", "export-systemd", str(manifest), "-o", str(work)])
         target = Path("/run/systemd/system")
         target.mkdir(parents=True, exist_ok=True)
         for f in work.glob("exo-scale-*.service"):
@@ -442,7 +448,7 @@ def scale(scoped: int, host: int, seconds: float) -> dict[str, Any]:
         (target / "bench-scale.target").write_text(
             "[Unit]\nDescription=scale benchmark\nWants=" + " ".join(units) + "\nAfter=" + " ".join(units) + "\n")
         t0 = time.perf_counter()
-        subprocess.run(["systemctl", "daemon-reload"], check=True)
+        output(["systemctl", "daemon-reload"])
         start = subprocess.Popen(["systemctl", "start", "bench-scale.target"])
         while start.poll() is None:  # (the same give-up rule as exo_init's side)
             time.sleep(2.0)
@@ -453,8 +459,12 @@ def scale(scoped: int, host: int, seconds: float) -> dict[str, Any]:
                 out["gave_up"] = f"after {time.perf_counter() - t0:.0f} s; MemAvailable {left} MiB"
                 break
         out["all_ready_s"] = round(time.perf_counter() - t0, 3)
-        active = systemctl_show(units, "ActiveState")
-        out["not_active"] = len([u for u, f in active.items() if f.get("ActiveState") != "active"])
+        # (one ListUnitsByPatterns call: `systemctl show` of a thousand units asks for each one's
+        # properties in turn, and ended in exit status 1 in the 4 GiB run of 2026-12-05)
+        listed = output(["systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager",
+                         "exo-scale-*.service"]).splitlines()
+        active = {f[0] for f in (line.split() for line in listed) if len(f) > 2 and f[2] == "active"}
+        out["not_active"] = len(set(units) - active)
         journald = int(systemctl_show(["systemd-journald.service"], "MainPID")["systemd-journald.service"]["MainPID"])
         watched = {"pid1": (1, None), "journald": (journald, "system.slice/systemd-journald.service")}
     out["steady"] = steady(watched, seconds)
