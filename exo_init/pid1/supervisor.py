@@ -126,7 +126,7 @@ class Supervisor:
         # made a thousand capsules' start quadratic.
         self.order: dict[str, int] = {}
         self.capsule_set = 0  # counts additions and removals: a client re-reads the names when it changes
-        self.changes = 0      # counts the events published (state and health): a client re-reads statuses when it changes
+        self.changes = 0      # counts the events published (state, health): a client re-reads statuses when it changes
         self.scheduling = False     # a scheduling pass is running (schedule is not re-entered) ...
         self.schedule_again = False  # ... and was asked for again meanwhile
         self.starts_left = 0         # launches this loop turn may still make (STARTS_PER_TURN) ...
