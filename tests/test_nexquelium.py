@@ -23,6 +23,7 @@ from pywayland.protocol.xdg_shell import XdgToplevel, XdgWmBase
 from pywayland.server.display import Display as ServerDisplay
 from pywayland.server.eventloop import EventLoop
 
+from exo_init.client.control import call as control_call
 from exo_init.pid1.capsule import State
 from exo_init.system import dashboard as dash
 from exo_init.system.nexquelium import backends, devices, wlfix
@@ -681,7 +682,7 @@ def test_dashboard_reads_the_figures_itself_and_asks_pid1_for_info_only_while_no
         "idle": {"argv": ["/bin/sleep", "1000"]},
         "other": {"argv": ["/bin/sleep", "1000"]}}})
     asked: list[dict[str, Any]] = []
-    real_call = dash.call
+    real_call = control_call
 
     def recording(control: Path, request: dict[str, Any], **kw: Any) -> Any:
         asked.append(request)

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from exo_init.lib import eventlog
-from exo_init.system.sentry import CgroupFiles, PolicyError, Sentry, Watcher, over_high, parse_policy
+from exo_init.lib.cgroupfmt import CgroupFiles
+from exo_init.system.sentry import PolicyError, Sentry, Watcher, over_high, parse_policy
 from tests.exo import REPO, ExoInit, manifest_json
 
 PY = sys.executable
