@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -722,6 +723,35 @@ def test_dashboard_reads_the_figures_itself_and_asks_pid1_for_info_only_while_no
         assert [r["op"] for r in asked] == ["info", "status", "events"], f"FULL_EVERY passed: {asked}"
     finally:
         e.close()
+
+
+def test_the_dashboard_stays_connected_while_pid1_does_not_answer(tmp_path: Path) -> None:
+    """A control socket that takes the connection and never answers (PID 1 busy): the dashboard
+    shows its first frame at once and keeps answering the compositor's pings (here: within 2 s,
+    while each of its requests waits 5 s), so it keeps its view."""
+    if subprocess.run([SYSTEM_PY, "-c", "import cairo"], check=False, capture_output=True).returncode != 0:
+        pytest.fail(f"{SYSTEM_PY} with python3-cairo is needed (qemu/setup-host installs it)")
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.bind(str(tmp_path / "control.sock"))
+    silent.listen(64)  # (never accepted: a connection waits in the backlog, unanswered)
+    run = Path(f"/tmp/nqs-{os.getpid()}")
+    running = Running(run, 1024, 768, ping=(0.5, 2.0))
+    dashboard = subprocess.Popen([SYSTEM_PY, "-m", "exo_init.system.dashboard", "--control",
+                                  str(tmp_path / "control.sock"), "--display", str(running.socket)],
+                                 env=dashboard_env(), cwd=REPO)
+    try:
+        wait(lambda: running.comp.canvas.pixel(700, 4) == dash.HEADER, 10, "the dashboard's first frame")
+        time.sleep(8.0)  # (more than one unanswered request, and four ping timeouts)
+        assert [v.title for v in running.comp.views()] == [dash.TITLE], "the dashboard kept its view"
+        assert dashboard.poll() is None
+    finally:
+        dashboard.terminate()
+        dashboard.wait(10)
+        running.close()
+        silent.close()
+        for p in sorted(run.glob("*")):
+            p.unlink()
+        run.rmdir()
 
 
 def test_the_dashboard_is_driven_by_keyboard_and_pointer(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import mmap
 import os
 import selectors
 import sys
+import threading
 import time
 import zlib
 from collections import deque
@@ -734,6 +735,48 @@ class Window:
         return True
 
 
+class Feeder:
+    """Snapshots taken in a thread of their own, so that the Wayland loop never waits for PID 1:
+    under load an answer can take seconds, and the compositor disconnects a client that does not
+    answer its ping within 30 s (seen while 1,000 capsules started: the dashboard, disconnected,
+    then restarted 13 times, not ready within 30 s). The main loop learns of a new snapshot by
+    `fd` becoming readable, takes it with `take`, and asks for one now with `want`."""
+
+    def __init__(self, collector: Collector, controls: Controls, interval: float) -> None:
+        self.collector = collector
+        self.controls = controls
+        self.interval = interval
+        self.latest: Snapshot | None = None
+        self.lock = threading.Lock()
+        self.wanted = threading.Event()
+        self.fd, self._signal = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        threading.Thread(target=self._run, name="snapshots", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            snap = self.collector.snapshot(selected=self.controls.selected)
+            with self.lock:
+                self.latest = snap
+            try:
+                os.write(self._signal, b".")
+            except BlockingIOError:
+                pass  # (the main loop has not read the previous signals: it will see this one too)
+            self.wanted.wait(self.interval)
+            self.wanted.clear()
+
+    def want(self) -> None:
+        self.wanted.set()
+
+    def take(self) -> Snapshot | None:
+        try:
+            os.read(self.fd, 4096)
+        except BlockingIOError:
+            pass
+        with self.lock:
+            snap, self.latest = self.latest, None
+        return snap
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="dashboard", description="The Sentry dashboard (a Wayland client)")
     p.add_argument("--control", default=str(CONTROL), help="PID 1's control socket")
@@ -747,25 +790,31 @@ def main(argv: list[str] | None = None) -> None:
     total = memory_total()
     control = Path(args.control)
     controls = Controls(control)
+    collector = Collector(control, max(1, rows_fitting(window.size[1])))
+    feeder = Feeder(collector, controls, args.interval)
     sel = selectors.DefaultSelector()
     sel.register(window.display.get_fd(), selectors.EVENT_READ)
-    next_frame = time.monotonic()
+    sel.register(feeder.fd, selectors.EVENT_READ)
+    # (the first frame at once, before PID 1 answered: the dashboard is ready when it is shown)
+    snap = Snapshot("exosphere", None, (), (), time.time(), error="waiting for PID 1's first answer")
+    dirty = True
     frames = 0
-    collector = Collector(control, max(1, rows_fitting(window.size[1])))
-    names: list[str] = []
     while not window.closed:
-        now = time.monotonic()
-        if now >= next_frame:
-            collector.rows = max(1, rows_fitting(window.size[1]))
-            snap = replace(collector.snapshot(selected=controls.selected), message=controls.message)
-            names = [r.name for r in snap.capsules]
+        new = feeder.take()
+        if new is not None:
+            snap = new
             history.add(snap)
-            if window.show(lambda ctx, w, h, s=snap: render(ctx, s, history, w, h, total)):
+            dirty = True
+        if dirty:
+            collector.rows = max(1, rows_fitting(window.size[1]))
+            shown = replace(snap, selected=controls.selected, message=controls.message)
+            if window.show(lambda ctx, w, h, s=shown: render(ctx, s, history, w, h, total)):
+                dirty = False
                 frames += 1
                 if frames == 1:
                     sd_notify(f"READY=1\nSTATUS={window.size[0]}x{window.size[1]}")
-            next_frame = max(next_frame + args.interval, now + args.interval / 4)
         window.display.dispatch(block=False)
+        names = [r.name for r in snap.capsules]
         changed = False
         while window.keys:
             changed |= controls.key(window.keys.pop(0), names)
@@ -773,10 +822,12 @@ def main(argv: list[str] | None = None) -> None:
             x, y = window.clicks.pop(0)
             changed |= controls.click(x, y, window.size[0], window.size[1], names)
         if changed:
-            next_frame = time.monotonic()  # show the selection or the action's outcome now
+            dirty = True  # show the selection or the action's outcome now, and its figures soon
+            feeder.want()
             continue
         window.display.flush()
-        if sel.select(max(0.0, next_frame - time.monotonic())) and window.display.dispatch(block=True) < 0:
+        ready = sel.select(args.interval if dirty else None)  # (a skipped frame: tried again)
+        if any(key.fd == window.display.get_fd() for key, _ in ready) and window.display.dispatch(block=True) < 0:
             print("dashboard: the compositor went away", file=sys.stderr, flush=True)
             sys.exit(1)
 
