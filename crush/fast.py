@@ -102,6 +102,8 @@ UNLIMITED = 1 << 61   # a step limit this far away is out of reach (unmetered ru
 INLINE_LINES = 4000   # no more inlining once a function's generated code has this many lines
 INLINE_INDENT = 40    # ... or at this indentation
 LATCH = 8             # a block of at most this many instructions jumping back to its loop's head is inlined
+CHAIN = 64            # a block pays in advance for the blocks that follow it up to this many instructions in all
+UNROLL = 4            # ... including up to this many turns of a loop (its body copied)
 IMM = str(IMMEDIATE)  # the small-int bound, as text (ints beyond it are charged to the arena)
 INT = "int"           # what the analysis knows of a stack slot or a local: an int (else None)
 _INT_OPS = {Op.ADD: "+", Op.IADD: "+", Op.SUB: "-", Op.MUL: "*", Op.FLOORDIV: "//", Op.MOD: "%",
@@ -310,18 +312,23 @@ class _Slots:
 
 class _At:
     """Where code is being generated: the indentation, the arm's block (a jump to it is a
-    `continue`), the blocks inlined on the way here, and what the block being generated has
-    paid in advance for the block that follows it (gas, steps)."""
-    __slots__ = ("arm", "ind", "inlined", "owed")
+    `continue`), the blocks inlined on the way here, the blocks the block being generated has
+    paid for in advance (`chain`: they follow it, generated inline, in this order) and what
+    they cost (`owed`: gas, steps), and which unrolled copy of the arm's loop this is (0: the
+    arm's own code; see `_Function.plan`)."""
+    __slots__ = ("arm", "chain", "copy", "ind", "inlined", "owed")
 
-    def __init__(self, ind: int, arm: int, inlined: tuple[int, ...], owed: tuple[int, int] = (0, 0)) -> None:
+    def __init__(self, ind: int, arm: int, inlined: tuple[int, ...], chain: tuple[int, ...] = (),
+                 owed: tuple[int, int] = (0, 0), copy: int = 0) -> None:
         self.ind = ind
         self.arm = arm
         self.inlined = inlined
+        self.chain = chain
         self.owed = owed
+        self.copy = copy
 
     def deeper(self, extra: int) -> _At:
-        return _At(self.ind + extra, self.arm, self.inlined, self.owed)
+        return _At(self.ind + extra, self.arm, self.inlined, self.chain, self.owed, self.copy)
 
 
 def _tuple_of(names: list[str]) -> str:
@@ -441,64 +448,126 @@ class _Function:
 
     # -- control flow --------------------------------------------------------------------------
 
-    def inlinable(self, target: int, at: _At) -> bool:
+    def inlinable(self, target: int, at: _At, chained: bool = False) -> bool:
+        """Whether block `target` is generated where a jump reaches it (`chained`: the next of
+        a chain of prepaid blocks, see `plan`)."""
         ends, instrs = self.ends, self.code.instrs
         small_latch = ends[target] - target <= LATCH and instrs[ends[target] - 1][0] == Op.JUMP \
             and instrs[ends[target] - 1][1] == at.arm
         return (target != at.arm and target not in at.inlined and target not in self.own_arm
-                and (self.npreds.get(target) == 1 or small_latch)
+                and (small_latch or (self.npreds.get(target) == 1 and (chained or not at.copy)))
                 and at.ind < INLINE_INDENT and self.done + len(self.lines) < INLINE_LINES)
 
-    def goto(self, target: int, at: _At, sl: _Slots, pc: int, *, inline: bool = True, prepaid: bool = False) -> None:
-        """Continue at block `target` (its slots are written to their variables). `prepaid`:
-        this block paid for it in advance (and it is inlined); otherwise anything paid in
-        advance is given back."""
+    def plan(self, start: int, at: _At) -> tuple[int, ...]:
+        """The blocks that block `start` pays for in advance, with one test: those that follow
+        it unconditionally (falling through or a JUMP) where each is generated inline right
+        after the one before, up to CHAIN instructions in all. A jump back to the arm's block
+        continues the chain with a copy of the loop's body (unrolled up to UNROLL times), so a
+        tight loop pays once for several turns. In a copy, only small latches are inlined off
+        the chain: a loop's exit dispatches (its code is not copied UNROLL times)."""
+        ends, instrs = self.ends, self.code.instrs
+        chain: list[int] = []
+        inlined, copy = at.inlined, at.copy
+        size = ends[start] - start
+        cur = start
+        whole = 0  # the chain's length at the last jump back to the arm's block
+        while True:
+            op, arg = instrs[ends[cur] - 1][0], instrs[ends[cur] - 1][1]
+            if OPS[op].flow not in ("jump", "end"):
+                nxt = ends[cur]
+                if nxt not in self.blockset:
+                    break
+            elif op == Op.JUMP:
+                nxt = arg
+            else:
+                break
+            if nxt == at.arm:
+                whole = len(chain)
+            size += ends[nxt] - nxt
+            if size > CHAIN:
+                break
+            if nxt == at.arm:
+                if copy + 1 >= UNROLL or at.ind >= INLINE_INDENT or self.done + len(self.lines) >= INLINE_LINES:
+                    break
+                inlined, copy = (nxt,), copy + 1
+            elif self.inlinable(nxt, _At(at.ind, at.arm, inlined, copy=copy), chained=True):
+                inlined = (*inlined, nxt)
+            else:
+                break
+            chain.append(nxt)
+            cur = nxt
+        # a loop unrolled ends its chain with a whole turn (its last block jumps back: `continue`)
+        return tuple(chain[:whole] if copy > at.copy else chain)
+
+    def cost(self, blocks: tuple[int, ...]) -> tuple[int, int]:
+        """The static gas and the instruction count of these blocks."""
+        return (sum(self.code.instrs[s][2] for s in blocks), sum(self.ends[s] - s for s in blocks))
+
+    def goto(self, target: int, at: _At, sl: _Slots, pc: int, *, inline: bool = True, chained: bool = False) -> None:
+        """Continue at block `target` (its slots are written to their variables). `chained`:
+        the block ends here (falling through or a JUMP), so if the target is the next of the
+        blocks paid for in advance it is generated inline, already paid; otherwise anything
+        paid in advance is given back."""
         self.flush(at, sl, self.code.depths[target], pc, keep=True)
-        if prepaid:
-            self.block(target, _At(at.ind, at.arm, (*at.inlined, target)), prepaid=True)
+        if chained and at.chain:
+            assert at.chain[0] == target, (at.chain, target)
+            rest = at.chain[1:]
+            if target == at.arm:  # the loop comes round: the next copy of its body
+                inner = _At(at.ind, at.arm, (target,), rest, self.cost(rest), at.copy + 1)
+            else:
+                inner = _At(at.ind, at.arm, (*at.inlined, target), rest, self.cost(rest), at.copy)
+            self.block(target, inner, prepaid=True)
             return
-        self.refund(at, pc)
         if target == at.arm:
+            self.refund(at, pc)
             self.emit(at, "continue", pc)
         elif inline and self.inlinable(target, at):
-            self.block(target, _At(at.ind, at.arm, (*at.inlined, target)))
+            self.block(target, _At(at.ind, at.arm, (*at.inlined, target), copy=at.copy), credit=at.owed)
         else:
+            self.refund(at, pc)
             self.pending.append(target)
             self.emit(at, f"b = {target}", pc)
             self.emit(at, "break", pc)
 
-    def block(self, start: int, at: _At, prepaid: bool = False) -> None:
-        """Block `start` (`prepaid`: its gas and steps are already paid). It also pays for
-        the block that follows it when that block is generated inline right after it."""
+    def block(self, start: int, at: _At, prepaid: bool = False, credit: tuple[int, int] = (0, 0)) -> None:
+        """Block `start` (`prepaid`: its gas and steps are already paid, and `at.chain` are
+        the blocks paid for after it). A block that is not prepaid pays, with one test, for
+        itself and the blocks `plan` chains after it; `credit` is what the code before it paid
+        in advance for blocks not taken, given back here first (with no test when it covers
+        the payment: the gas and steps it stands for were already tested)."""
         code = self.code
         instrs = code.instrs
         end = self.ends[start]
-        cost, count = instrs[start][2], end - start
-        last = instrs[end - 1][0]
-        falls = OPS[last].flow not in ("jump", "end")
-        ahead = falls and end in self.blockset and self.inlinable(end, at)
-        next_cost, next_count = (instrs[end][2], self.ends[end] - end) if ahead else (0, 0)
-        gas = (0 if prepaid else cost) + next_cost
-        steps = (0 if prepaid else count) + next_count
         sl = _Slots(code.max_depth)
-        here = _At(at.ind, at.arm, at.inlined)
-        tests = ([f"gas < {gas}"] if self.metering and gas else []) + \
-            ([f"st + {steps} > limit"] if self.checked and steps else [])
-        if tests:
-            self.emit(here, f"if {' or '.join(tests)}:", start)
-            inner = here.deeper(1)
-            if self.metering:
-                self.emit(inner, f"vm.gas = gas + {cost}" if prepaid and cost else "vm.gas = gas", start)
-            self.exit_interpret(inner, sl, code.depths[start], start, resume=start, steps=count if prepaid else 0)
-        if self.metering and gas:
-            self.emit(here, f"gas -= {gas}", start)
-        if steps:
-            self.emit(here, f"st += {steps}", start)
-        body = _At(at.ind, at.arm, at.inlined, (next_cost, next_count))
+        if prepaid:
+            body = at
+        else:
+            chain = self.plan(start, at)
+            owed = self.cost(chain)
+            gas, steps = instrs[start][2] + owed[0], end - start + owed[1]
+            here = _At(at.ind, at.arm, at.inlined, copy=at.copy)
+            tests = ([f"gas < {gas}"] if self.metering and gas else []) + \
+                ([f"st + {steps} > limit"] if self.checked and steps else [])
+            if credit[0] >= gas and credit[1] >= steps:
+                tests = []
+                gas, steps = gas - credit[0], steps - credit[1]
+            else:
+                self.refund(_At(at.ind, at.arm, at.inlined, owed=credit), start)
+            if tests:
+                self.emit(here, f"if {' or '.join(tests)}:", start)
+                inner = here.deeper(1)
+                if self.metering:
+                    self.emit(inner, "vm.gas = gas", start)
+                self.exit_interpret(inner, sl, code.depths[start], start, resume=start, steps=0)
+            if self.metering and gas:
+                self.emit(here, f"gas -= {gas}" if gas > 0 else f"gas += {-gas}", start)
+            if steps:
+                self.emit(here, f"st += {steps}" if steps > 0 else f"st -= {-steps}", start)
+            body = _At(at.ind, at.arm, at.inlined, chain, owed, at.copy)
         for pc in range(start, end):
             _instruction(self, pc, body, sl)
-        if falls:
-            self.goto(end, body, sl, end - 1, prepaid=ahead)
+        if OPS[instrs[end - 1][0]].flow not in ("jump", "end"):
+            self.goto(end, body, sl, end - 1, chained=True)
 
     # -- the function ----------------------------------------------------------------------------
 
@@ -844,7 +913,7 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
         f.flush(at, sl, d, pc)
         helper(None, f"delete_global(vm, {f.const(arg)})")
     elif op == Op.JUMP:
-        f.goto(arg, at, sl, pc)
+        f.goto(arg, at, sl, pc, chained=True)
     elif op in (Op.JUMP_IF_FALSE, Op.JUMP_IF_TRUE, Op.JUMP_IF_FALSE_OR_POP, Op.JUMP_IF_TRUE_OR_POP):
         v = sl.expr(d - 1)
         test = f"not {v}" if op in (Op.JUMP_IF_FALSE, Op.JUMP_IF_FALSE_OR_POP) else v
