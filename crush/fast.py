@@ -35,6 +35,17 @@ How the generated code keeps the interpreter's semantics exactly:
   exactly the interpreter's instruction. Within a block, work that charges gas dynamically is
   called with the not-yet-executed rest of the block's static cost credited back, so it sees
   exactly the gas the interpreter would.
+- A block also pays in advance, in the same test, for a chain of the blocks generated inline
+  after it that it falls through or jumps to (`_Function.plan`); a jump back to the arm's
+  block continues the chain with a copy of the loop's body, so a tight loop is unrolled up to
+  UNROLL turns and pays once for them. A branch leaving the chain gives back what was paid for
+  the rest of it (or hands it to the block inlined there, which then needs no test of its own
+  if it is covered). Every figure written back (a helper's gas, an exit, an exception's steps)
+  counts what was paid in advance as not yet spent, so it stays the interpreter's.
+- The generated code tests and subtracts a window of the gas (`gas`, at most WINDOW, a one-digit
+  Python int: a budget like 10**12 would make every subtraction a multi-digit one); the rest is
+  in `gb`, added back whenever vm.gas is written. A test that fails only for the window leaves
+  for the interpreter, which is exact, and the function starts again with a new window.
 - Control flow: each block is an arm of a dispatch on `b` with a loop of its own; a jump to the
   arm's block is a `continue` of that loop, and a block with a single predecessor (or a small
   block that jumps back to the arm's block) is generated inline where it is reached, so a loop
@@ -74,6 +85,7 @@ from crush.vm import (
     SLOW,
     UNARY_FUNCTIONS,
     VM,
+    WINDOW,
     Code,
     Frame,
     Status,
@@ -318,7 +330,7 @@ class _At:
     arm's own code; see `_Function.plan`)."""
     __slots__ = ("arm", "chain", "copy", "ind", "inlined", "owed")
 
-    def __init__(self, ind: int, arm: int, inlined: tuple[int, ...], chain: tuple[int, ...] = (),
+    def __init__(self, ind: int, arm: int, inlined: tuple[int, ...], chain: tuple[int, ...] = (), *,
                  owed: tuple[int, int] = (0, 0), copy: int = 0) -> None:
         self.ind = ind
         self.arm = arm
@@ -328,7 +340,19 @@ class _At:
         self.copy = copy
 
     def deeper(self, extra: int) -> _At:
-        return _At(self.ind + extra, self.arm, self.inlined, self.chain, self.owed, self.copy)
+        return _At(self.ind + extra, self.arm, self.inlined, self.chain, owed=self.owed, copy=self.copy)
+
+
+def _put_gas(extra: int) -> str:
+    """vm.gas set from the generated code's window on it (`gas`, what is above it in `gb`:
+    see WINDOW) and `extra` more."""
+    return f"vm.gas = gas + gb + {extra}" if extra else "vm.gas = gas + gb"
+
+
+def _get_gas(extra: int) -> str:
+    """The generated code's window on the gas read back from vm.gas, `extra` less (below 0
+    when a call spent more than the window: the next test leaves for the interpreter)."""
+    return f"gas = vm.gas - gb - {extra}" if extra else "gas = vm.gas - gb"
 
 
 def _tuple_of(names: list[str]) -> str:
@@ -419,7 +443,7 @@ class _Function:
         self.emit(at, f"vm.steps = st - {owed_steps}" if owed_steps else "vm.steps = st", pc)
         if self.metering:
             extra = owed_gas + gas_extra
-            self.emit(at, f"vm.gas = gas + {extra}" if extra else "vm.gas = gas", pc)
+            self.emit(at, _put_gas(extra), pc)
 
     def sync_in(self, at: _At, sl: _Slots, pc: int) -> None:
         """After the VM ran code: read its steps and gas, and pay again for the next block what
@@ -427,7 +451,7 @@ class _Function:
         owed_gas, owed_steps = at.owed
         self.emit(at, f"st = vm.steps + {owed_steps}" if owed_steps else "st = vm.steps", pc)
         if self.metering:
-            self.emit(at, f"gas = vm.gas - {owed_gas}" if owed_gas else "gas = vm.gas", pc)
+            self.emit(at, _get_gas(owed_gas), pc)
         tests = (["gas < 0"] if self.metering and owed_gas else []) + \
             (["st > limit"] if self.checked and owed_steps else [])
         if tests:
@@ -435,7 +459,7 @@ class _Function:
             self.emit(at, f"if {' or '.join(tests)}:", pc)
             inner = at.deeper(1)
             if self.metering:
-                self.emit(inner, f"vm.gas = gas + {owed_gas}", pc)
+                self.emit(inner, _put_gas(owed_gas), pc)
             self.exit_interpret(inner, sl, self.code.depths[nxt], pc, resume=nxt, steps=owed_steps)
 
     def refund(self, at: _At, pc: int) -> None:
@@ -513,9 +537,9 @@ class _Function:
             assert at.chain[0] == target, (at.chain, target)
             rest = at.chain[1:]
             if target == at.arm:  # the loop comes round: the next copy of its body
-                inner = _At(at.ind, at.arm, (target,), rest, self.cost(rest), at.copy + 1)
+                inner = _At(at.ind, at.arm, (target,), rest, owed=self.cost(rest), copy=at.copy + 1)
             else:
-                inner = _At(at.ind, at.arm, (*at.inlined, target), rest, self.cost(rest), at.copy)
+                inner = _At(at.ind, at.arm, (*at.inlined, target), rest, owed=self.cost(rest), copy=at.copy)
             self.block(target, inner, prepaid=True)
             return
         if target == at.arm:
@@ -533,8 +557,8 @@ class _Function:
         """Block `start` (`prepaid`: its gas and steps are already paid, and `at.chain` are
         the blocks paid for after it). A block that is not prepaid pays, with one test, for
         itself and the blocks `plan` chains after it; `credit` is what the code before it paid
-        in advance for blocks not taken, given back here first (with no test when it covers
-        the payment: the gas and steps it stands for were already tested)."""
+        in advance for blocks not taken, given back here (only the difference is tested and
+        paid: the gas and steps the credit stands for were tested already)."""
         code = self.code
         instrs = code.instrs
         end = self.ends[start]
@@ -544,26 +568,22 @@ class _Function:
         else:
             chain = self.plan(start, at)
             owed = self.cost(chain)
-            gas, steps = instrs[start][2] + owed[0], end - start + owed[1]
+            gas = instrs[start][2] + owed[0] - credit[0]
+            steps = end - start + owed[1] - credit[1]
             here = _At(at.ind, at.arm, at.inlined, copy=at.copy)
-            tests = ([f"gas < {gas}"] if self.metering and gas else []) + \
-                ([f"st + {steps} > limit"] if self.checked and steps else [])
-            if credit[0] >= gas and credit[1] >= steps:
-                tests = []
-                gas, steps = gas - credit[0], steps - credit[1]
-            else:
-                self.refund(_At(at.ind, at.arm, at.inlined, owed=credit), start)
+            tests = ([f"gas < {gas}"] if self.metering and gas > 0 else []) + \
+                ([f"st + {steps} > limit"] if self.checked and steps > 0 else [])
             if tests:
                 self.emit(here, f"if {' or '.join(tests)}:", start)
                 inner = here.deeper(1)
                 if self.metering:
-                    self.emit(inner, "vm.gas = gas", start)
-                self.exit_interpret(inner, sl, code.depths[start], start, resume=start, steps=0)
+                    self.emit(inner, _put_gas(credit[0]), start)
+                self.exit_interpret(inner, sl, code.depths[start], start, resume=start, steps=credit[1])
             if self.metering and gas:
                 self.emit(here, f"gas -= {gas}" if gas > 0 else f"gas += {-gas}", start)
             if steps:
                 self.emit(here, f"st += {steps}" if steps > 0 else f"st -= {-steps}", start)
-            body = _At(at.ind, at.arm, at.inlined, chain, owed, at.copy)
+            body = _At(at.ind, at.arm, at.inlined, chain, owed=owed, copy=at.copy)
         for pc in range(start, end):
             _instruction(self, pc, body, sl)
         if OPS[instrs[end - 1][0]].flow not in ("jump", "end"):
@@ -590,6 +610,11 @@ class _Function:
         self.emit(1, "st = vm.steps")
         if self.metering:
             self.emit(1, "gas = vm.gas")
+            self.emit(1, f"if gas > {WINDOW}:")
+            self.emit(2, f"gb = gas - {WINDOW}")
+            self.emit(2, f"gas = {WINDOW}")
+            self.emit(1, "else:")
+            self.emit(2, "gb = 0")
         if code.nlocals:
             self.emit(1, f"{self.locals_tuple} = fl")
         if max_depth:
@@ -730,13 +755,13 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
         it they cannot be paid, the interpreter takes over at the next instruction (and traps
         where it would)."""
         if metering:
-            line(f"vm.gas = gas + {rest}" if rest else "vm.gas = gas", extra)
+            line(_put_gas(rest), extra)
         line(f"{target} = {call}" if target else call, extra)
         if metering and not call.startswith("raise "):
-            line(f"gas = vm.gas - {rest}" if rest else "gas = vm.gas", extra)
+            line(_get_gas(rest), extra)
             if rest:
                 line("if gas < 0:", extra)
-                line(f"vm.gas = gas + {rest}", extra + 1)
+                line(_put_gas(rest), extra + 1)
                 f.exit_interpret(at.deeper(extra + 1), _Slots(code.max_depth), code.depths[pc + 1], pc,
                                  resume=pc + 1, steps=f.after[pc] + at.owed[1])
 
