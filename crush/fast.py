@@ -74,10 +74,11 @@ from typing import Any
 
 from crush import arena as arena_mod
 from crush import ops
+from crush.builtins import METHODS
 from crush.casm import OPS, Op
 from crush.errors import GuestError, TrapError
 from crush.ops import IMMEDIATE
-from crush.values import UNBOUND, Function, RangeIter, SeqIter
+from crush.values import UNBOUND, Function, RangeIter, SeqIter, TailCall
 from crush.vm import (
     BINARY_FUNCTIONS,
     MAX_FRAMES,
@@ -102,6 +103,7 @@ from crush.vm import (
     raise_value,
     reraise_value,
     store_global,
+    tail_call,
     unbound_cell,
     unbound_local,
 )
@@ -704,7 +706,7 @@ def _generate(code: Code, metering: bool, checked: bool, ints: frozenset[int]) -
         "raise_value": raise_value, "reraise_value": reraise_value, "is_": ops.is_,
         "store_index": ops.store_index, "delete_index": ops.delete_index, "slice_of": ops.slice_of,
         "get_iter": ops.get_iter, "run_fast": run_fast, "NEST": NEST, "Function": Function, "Frame": Frame,
-        "MAX_FRAMES": MAX_FRAMES,
+        "MAX_FRAMES": MAX_FRAMES, "METHODS": METHODS, "TailCall": TailCall, "tail_call": tail_call,
     }
     variant = "checked" if checked else "fast"
     exec(_compile(source, f"<crush {variant} {code.unit}:{code.qualname}>"), namespace)  # noqa: S102 - generated from verified CASM only
@@ -865,6 +867,39 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
         line("else:")
         handled(1)
         real(d - 2)
+    elif op == Op.CALL_METHOD and len(arg) == 2:
+        # a method of a builtin type (no keywords), called as crush/vm.py _call_method calls it: the
+        # method directly, as a helper; one that continues in prelude code (TailCall) goes on
+        # as the interpreter's handler does, from the state written back
+        first = d - arg[1] - 1
+        f.flush(at, sl, d, pc)
+        obj, method = f"S{first}", f.const(arg[0])
+        line(f"if (mt := METHODS.get(type({obj}))) is not None and (impl := mt.get({method})) is not None:")
+        if metering:
+            line(_put_gas(rest), 1)
+        line(f"R{pc} = impl(vm, {obj}, {_tuple_of([f'S{j}' for j in range(first + 1, d)])}, {{}})", 1)
+        line(f"if type(R{pc}) is TailCall:", 1)
+        inner = at.deeper(2)
+        f.write_back(inner, sl, d, pc)
+        line(f"frame.pc = {pc + 1}", 2)
+        owed_steps = at.owed[1]
+        line(f"vm.steps = st - {owed_steps}" if owed_steps else "vm.steps = st", 2)
+        line("vm.live = None", 2)
+        line(f"tail_call(vm, frame, R{pc}, {first})", 2)  # (with the gas the method left)
+        continue_after(2, 1)
+        line("else:", 1)
+        if metering:
+            line(_get_gas(rest), 2)
+            if rest:
+                line("if gas < 0:", 2)
+                line(_put_gas(rest), 3)
+                line(f"S{first} = R{pc}", 3)
+                f.exit_interpret(at.deeper(3), _Slots(code.max_depth), code.depths[pc + 1], pc,
+                                 resume=pc + 1, steps=f.after[pc] + at.owed[1])
+        line(f"S{first} = R{pc}", 2)
+        line("else:")
+        handled(1)
+        real(first)
     elif op in _HANDLED:
         handled()
         if op != Op.RAISE_CURRENT:

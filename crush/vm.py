@@ -1380,15 +1380,27 @@ def _call_kw(vm: VM, f: Frame, arg: Any) -> None:
 
 def _call_method(vm: VM, f: Frame, arg: Any) -> None:
     name, argc = arg[0], arg[1]
-    names: tuple[str, ...] = arg[2] if len(arg) == 3 else ()
     s = f.stack
     n = len(s) - argc
-    values = s[n:]
-    k = len(names)
-    r = bi.call_method(vm, s[n - 1], name, tuple(values[:argc - k]), dict(zip(names, values[argc - k:], strict=True)))
+    if len(arg) == 2:  # no keyword arguments
+        obj = s[n - 1]
+        table = bi.METHODS.get(type(obj))
+        impl = table.get(name) if table is not None else None
+        r = impl(vm, obj, tuple(s[n:]), {}) if impl is not None else bi.call_method(vm, obj, name, tuple(s[n:]), {})
+    else:
+        names: tuple[str, ...] = arg[2]
+        values = s[n:]
+        k = len(names)
+        r = bi.call_method(vm, s[n - 1], name, tuple(values[:argc - k]),
+                           dict(zip(names, values[argc - k:], strict=True)))
     if type(r) is TailCall:
         r = vm.call(r.fn, r.args, r.kwargs)
     _finish_call(s, n - 1, r)
+
+
+def tail_call(vm: VM, f: Frame, r: TailCall, first: int) -> None:
+    """The rest of _call_method after a method returned a TailCall (fast mode's direct call)."""
+    _finish_call(f.stack, first, vm.call(r.fn, r.args, r.kwargs))
 
 
 def _return(vm: VM, f: Frame, arg: Any) -> None:
