@@ -42,9 +42,9 @@ How the generated code keeps the interpreter's semantics exactly:
   the rest of it (or hands it to the block inlined there, which then needs no test of its own
   if it is covered). Every figure written back (a helper's gas, an exit, an exception's steps)
   counts what was paid in advance as not yet spent, so it stays the interpreter's.
-- The generated code tests and subtracts a window of the gas (`gas`, at most WINDOW, a one-digit
-  Python int: a budget like 10**12 would make every subtraction a multi-digit one); the rest is
-  in `gb`, added back whenever vm.gas is written. A test that fails only for the window leaves
+- A function with a loop tests and subtracts a window of the gas (`gas`, at most WINDOW, a
+  one-digit Python int: a budget like 10**12 would make every subtraction a multi-digit one); the
+  rest is in `gb`, added back whenever vm.gas is written. A test that fails only for the window leaves
   for the interpreter, which is exact, and the function starts again with a new window.
 - Control flow: each block is an arm of a dispatch on `b` with a loop of its own; a jump to the
   arm's block is a `continue` of that loop, and a block with a single predecessor (or a small
@@ -345,18 +345,6 @@ class _At:
         return _At(self.ind + extra, self.arm, self.inlined, self.chain, owed=self.owed, copy=self.copy)
 
 
-def _put_gas(extra: int) -> str:
-    """vm.gas set from the generated code's window on it (`gas`, what is above it in `gb`:
-    see WINDOW) and `extra` more."""
-    return f"vm.gas = gas + gb + {extra}" if extra else "vm.gas = gas + gb"
-
-
-def _get_gas(extra: int) -> str:
-    """The generated code's window on the gas read back from vm.gas, `extra` less (below 0
-    when a call spent more than the window: the next test leaves for the interpreter)."""
-    return f"gas = vm.gas - gb - {extra}" if extra else "gas = vm.gas - gb"
-
-
 def _tuple_of(names: list[str]) -> str:
     return "(" + "".join(f"{n}, " for n in names) + ")"
 
@@ -398,8 +386,24 @@ class _Function:
         self.pre, self.entry = _analyse(code, self.blocks, self.ends, minimal, ints)
         self.locals_tuple = _tuple_of([f"L{i}" for i in range(code.nlocals)])
         self.uses = {op for op, _, _, _ in instrs}
+        # a function with a loop keeps its gas in a window (one-digit ints in its loops); one
+        # without runs each block at most once a call: the window would cost more than it saves
+        self.window = metering and any(OPS[op].flow in ("jump", "branch") and arg <= pc
+                                       for pc, (op, arg, _, _) in enumerate(instrs))
 
     # -- emitting ----------------------------------------------------------------------------
+
+    def put_gas(self, extra: int) -> str:
+        """vm.gas set from the generated code's gas, `extra` more (in a function with a loop, the
+        code keeps a window of the gas, `gas`, what is above it in `gb`: see WINDOW)."""
+        gb = " + gb" if self.window else ""
+        return f"vm.gas = gas{gb} + {extra}" if extra else f"vm.gas = gas{gb}"
+
+    def get_gas(self, extra: int) -> str:
+        """The generated code's gas read back from vm.gas, `extra` less (a window: below 0 when
+        a call spent more than it, and the next test leaves for the interpreter)."""
+        gb = " - gb" if self.window else ""
+        return f"gas = vm.gas{gb} - {extra}" if extra else f"gas = vm.gas{gb}"
 
     def const(self, value: Any) -> str:
         """The generated name under which `value` is passed to the generated code."""
@@ -445,7 +449,7 @@ class _Function:
         self.emit(at, f"vm.steps = st - {owed_steps}" if owed_steps else "vm.steps = st", pc)
         if self.metering:
             extra = owed_gas + gas_extra
-            self.emit(at, _put_gas(extra), pc)
+            self.emit(at, self.put_gas(extra), pc)
 
     def sync_in(self, at: _At, sl: _Slots, pc: int) -> None:
         """After the VM ran code: read its steps and gas, and pay again for the next block what
@@ -453,7 +457,7 @@ class _Function:
         owed_gas, owed_steps = at.owed
         self.emit(at, f"st = vm.steps + {owed_steps}" if owed_steps else "st = vm.steps", pc)
         if self.metering:
-            self.emit(at, _get_gas(owed_gas), pc)
+            self.emit(at, self.get_gas(owed_gas), pc)
         tests = (["gas < 0"] if self.metering and owed_gas else []) + \
             (["st > limit"] if self.checked and owed_steps else [])
         if tests:
@@ -461,7 +465,7 @@ class _Function:
             self.emit(at, f"if {' or '.join(tests)}:", pc)
             inner = at.deeper(1)
             if self.metering:
-                self.emit(inner, _put_gas(owed_gas), pc)
+                self.emit(inner, self.put_gas(owed_gas), pc)
             self.exit_interpret(inner, sl, self.code.depths[nxt], pc, resume=nxt, steps=owed_steps)
 
     def refund(self, at: _At, pc: int) -> None:
@@ -579,7 +583,7 @@ class _Function:
                 self.emit(here, f"if {' or '.join(tests)}:", start)
                 inner = here.deeper(1)
                 if self.metering:
-                    self.emit(inner, _put_gas(credit[0]), start)
+                    self.emit(inner, self.put_gas(credit[0]), start)
                 self.exit_interpret(inner, sl, code.depths[start], start, resume=start, steps=credit[1])
             if self.metering and gas:
                 self.emit(here, f"gas -= {gas}" if gas > 0 else f"gas += {-gas}", start)
@@ -612,11 +616,12 @@ class _Function:
         self.emit(1, "st = vm.steps")
         if self.metering:
             self.emit(1, "gas = vm.gas")
-            self.emit(1, f"if gas > {WINDOW}:")
-            self.emit(2, f"gb = gas - {WINDOW}")
-            self.emit(2, f"gas = {WINDOW}")
-            self.emit(1, "else:")
-            self.emit(2, "gb = 0")
+            if self.window:
+                self.emit(1, f"if gas > {WINDOW}:")
+                self.emit(2, f"gb = gas - {WINDOW}")
+                self.emit(2, f"gas = {WINDOW}")
+                self.emit(1, "else:")
+                self.emit(2, "gb = 0")
         if code.nlocals:
             self.emit(1, f"{self.locals_tuple} = fl")
         if max_depth:
@@ -757,13 +762,13 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
         it they cannot be paid, the interpreter takes over at the next instruction (and traps
         where it would)."""
         if metering:
-            line(_put_gas(rest), extra)
+            line(f.put_gas(rest), extra)
         line(f"{target} = {call}" if target else call, extra)
         if metering and not call.startswith("raise "):
-            line(_get_gas(rest), extra)
+            line(f.get_gas(rest), extra)
             if rest:
                 line("if gas < 0:", extra)
-                line(_put_gas(rest), extra + 1)
+                line(f.put_gas(rest), extra + 1)
                 f.exit_interpret(at.deeper(extra + 1), _Slots(code.max_depth), code.depths[pc + 1], pc,
                                  resume=pc + 1, steps=f.after[pc] + at.owed[1])
 
@@ -876,7 +881,7 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
         obj, method = f"S{first}", f.const(arg[0])
         line(f"if (mt := METHODS.get(type({obj}))) is not None and (impl := mt.get({method})) is not None:")
         if metering:
-            line(_put_gas(rest), 1)
+            line(f.put_gas(rest), 1)
         line(f"R{pc} = impl(vm, {obj}, {_tuple_of([f'S{j}' for j in range(first + 1, d)])}, {{}})", 1)
         line(f"if type(R{pc}) is TailCall:", 1)
         inner = at.deeper(2)
@@ -889,10 +894,10 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
         continue_after(2, 1)
         line("else:", 1)
         if metering:
-            line(_get_gas(rest), 2)
+            line(f.get_gas(rest), 2)
             if rest:
                 line("if gas < 0:", 2)
-                line(_put_gas(rest), 3)
+                line(f.put_gas(rest), 3)
                 line(f"S{first} = R{pc}", 3)
                 f.exit_interpret(at.deeper(3), _Slots(code.max_depth), code.depths[pc + 1], pc,
                                  resume=pc + 1, steps=f.after[pc] + at.owed[1])
