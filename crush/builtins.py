@@ -613,10 +613,12 @@ def _method_args(name: str, args: Args, lo: int, hi: int) -> None:
 def _m(name: str, lo: int, hi: int, kw: tuple[str, ...] = ()) -> Callable[[MethodImpl], MethodImpl]:
     def wrap(fn: MethodImpl) -> MethodImpl:
         def impl(vm: Meter, obj: Any, args: Args, kwargs: Kwargs) -> Any:
-            if kwargs and not kw:
-                raise TypeError(f"{name}() takes no keyword arguments")
-            _kw(name, kwargs, kw)
-            _method_args(name, args, lo, hi)
+            if kwargs:
+                if not kw:
+                    raise TypeError(f"{name}() takes no keyword arguments")
+                _kw(name, kwargs, kw)
+            if not lo <= len(args) <= hi:
+                _method_args(name, args, lo, hi)
             return fn(vm, obj, args, kwargs)
         return impl
     return wrap

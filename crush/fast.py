@@ -35,6 +35,17 @@ How the generated code keeps the interpreter's semantics exactly:
   exactly the interpreter's instruction. Within a block, work that charges gas dynamically is
   called with the not-yet-executed rest of the block's static cost credited back, so it sees
   exactly the gas the interpreter would.
+- A block also pays in advance, in the same test, for a chain of the blocks generated inline
+  after it that it falls through or jumps to (`_Function.plan`); a jump back to the arm's
+  block continues the chain with a copy of the loop's body, so a tight loop is unrolled up to
+  UNROLL turns and pays once for them. A branch leaving the chain gives back what was paid for
+  the rest of it (or hands it to the block inlined there, which then needs no test of its own
+  if it is covered). Every figure written back (a helper's gas, an exit, an exception's steps)
+  counts what was paid in advance as not yet spent, so it stays the interpreter's.
+- A function with a loop tests and subtracts a window of the gas (`gas`, at most WINDOW, a
+  one-digit Python int: a budget like 10**12 would make every subtraction a multi-digit one); the
+  rest is in `gb`, added back whenever vm.gas is written. A test that fails only for the window leaves
+  for the interpreter, which is exact, and the function starts again with a new window.
 - Control flow: each block is an arm of a dispatch on `b` with a loop of its own; a jump to the
   arm's block is a `continue` of that loop, and a block with a single predecessor (or a small
   block that jumps back to the arm's block) is generated inline where it is reached, so a loop
@@ -63,10 +74,11 @@ from typing import Any
 
 from crush import arena as arena_mod
 from crush import ops
+from crush.builtins import METHODS
 from crush.casm import OPS, Op
 from crush.errors import GuestError, TrapError
 from crush.ops import IMMEDIATE
-from crush.values import UNBOUND, Function, RangeIter, SeqIter
+from crush.values import UNBOUND, Function, RangeIter, SeqIter, TailCall
 from crush.vm import (
     BINARY_FUNCTIONS,
     MAX_FRAMES,
@@ -74,6 +86,7 @@ from crush.vm import (
     SLOW,
     UNARY_FUNCTIONS,
     VM,
+    WINDOW,
     Code,
     Frame,
     Status,
@@ -90,6 +103,7 @@ from crush.vm import (
     raise_value,
     reraise_value,
     store_global,
+    tail_call,
     unbound_cell,
     unbound_local,
 )
@@ -102,6 +116,8 @@ UNLIMITED = 1 << 61   # a step limit this far away is out of reach (unmetered ru
 INLINE_LINES = 4000   # no more inlining once a function's generated code has this many lines
 INLINE_INDENT = 40    # ... or at this indentation
 LATCH = 8             # a block of at most this many instructions jumping back to its loop's head is inlined
+CHAIN = 64            # a block pays in advance for the blocks that follow it up to this many instructions in all
+UNROLL = 4            # ... including up to this many turns of a loop (its body copied)
 IMM = str(IMMEDIATE)  # the small-int bound, as text (ints beyond it are charged to the arena)
 INT = "int"           # what the analysis knows of a stack slot or a local: an int (else None)
 _INT_OPS = {Op.ADD: "+", Op.IADD: "+", Op.SUB: "-", Op.MUL: "*", Op.FLOORDIV: "//", Op.MOD: "%",
@@ -310,18 +326,23 @@ class _Slots:
 
 class _At:
     """Where code is being generated: the indentation, the arm's block (a jump to it is a
-    `continue`), the blocks inlined on the way here, and what the block being generated has
-    paid in advance for the block that follows it (gas, steps)."""
-    __slots__ = ("arm", "ind", "inlined", "owed")
+    `continue`), the blocks inlined on the way here, the blocks the block being generated has
+    paid for in advance (`chain`: they follow it, generated inline, in this order) and what
+    they cost (`owed`: gas, steps), and which unrolled copy of the arm's loop this is (0: the
+    arm's own code; see `_Function.plan`)."""
+    __slots__ = ("arm", "chain", "copy", "ind", "inlined", "owed")
 
-    def __init__(self, ind: int, arm: int, inlined: tuple[int, ...], owed: tuple[int, int] = (0, 0)) -> None:
+    def __init__(self, ind: int, arm: int, inlined: tuple[int, ...], chain: tuple[int, ...] = (), *,
+                 owed: tuple[int, int] = (0, 0), copy: int = 0) -> None:
         self.ind = ind
         self.arm = arm
         self.inlined = inlined
+        self.chain = chain
         self.owed = owed
+        self.copy = copy
 
     def deeper(self, extra: int) -> _At:
-        return _At(self.ind + extra, self.arm, self.inlined, self.owed)
+        return _At(self.ind + extra, self.arm, self.inlined, self.chain, owed=self.owed, copy=self.copy)
 
 
 def _tuple_of(names: list[str]) -> str:
@@ -365,8 +386,24 @@ class _Function:
         self.pre, self.entry = _analyse(code, self.blocks, self.ends, minimal, ints)
         self.locals_tuple = _tuple_of([f"L{i}" for i in range(code.nlocals)])
         self.uses = {op for op, _, _, _ in instrs}
+        # a function with a loop keeps its gas in a window (one-digit ints in its loops); one
+        # without runs each block at most once a call: the window would cost more than it saves
+        self.window = metering and any(OPS[op].flow in ("jump", "branch") and arg <= pc
+                                       for pc, (op, arg, _, _) in enumerate(instrs))
 
     # -- emitting ----------------------------------------------------------------------------
+
+    def put_gas(self, extra: int) -> str:
+        """vm.gas set from the generated code's gas, `extra` more (in a function with a loop, the
+        code keeps a window of the gas, `gas`, what is above it in `gb`: see WINDOW)."""
+        gb = " + gb" if self.window else ""
+        return f"vm.gas = gas{gb} + {extra}" if extra else f"vm.gas = gas{gb}"
+
+    def get_gas(self, extra: int) -> str:
+        """The generated code's gas read back from vm.gas, `extra` less (a window: below 0 when
+        a call spent more than it, and the next test leaves for the interpreter)."""
+        gb = " - gb" if self.window else ""
+        return f"gas = vm.gas{gb} - {extra}" if extra else f"gas = vm.gas{gb}"
 
     def const(self, value: Any) -> str:
         """The generated name under which `value` is passed to the generated code."""
@@ -412,7 +449,7 @@ class _Function:
         self.emit(at, f"vm.steps = st - {owed_steps}" if owed_steps else "vm.steps = st", pc)
         if self.metering:
             extra = owed_gas + gas_extra
-            self.emit(at, f"vm.gas = gas + {extra}" if extra else "vm.gas = gas", pc)
+            self.emit(at, self.put_gas(extra), pc)
 
     def sync_in(self, at: _At, sl: _Slots, pc: int) -> None:
         """After the VM ran code: read its steps and gas, and pay again for the next block what
@@ -420,7 +457,7 @@ class _Function:
         owed_gas, owed_steps = at.owed
         self.emit(at, f"st = vm.steps + {owed_steps}" if owed_steps else "st = vm.steps", pc)
         if self.metering:
-            self.emit(at, f"gas = vm.gas - {owed_gas}" if owed_gas else "gas = vm.gas", pc)
+            self.emit(at, self.get_gas(owed_gas), pc)
         tests = (["gas < 0"] if self.metering and owed_gas else []) + \
             (["st > limit"] if self.checked and owed_steps else [])
         if tests:
@@ -428,7 +465,7 @@ class _Function:
             self.emit(at, f"if {' or '.join(tests)}:", pc)
             inner = at.deeper(1)
             if self.metering:
-                self.emit(inner, f"vm.gas = gas + {owed_gas}", pc)
+                self.emit(inner, self.put_gas(owed_gas), pc)
             self.exit_interpret(inner, sl, self.code.depths[nxt], pc, resume=nxt, steps=owed_steps)
 
     def refund(self, at: _At, pc: int) -> None:
@@ -441,64 +478,122 @@ class _Function:
 
     # -- control flow --------------------------------------------------------------------------
 
-    def inlinable(self, target: int, at: _At) -> bool:
+    def inlinable(self, target: int, at: _At, chained: bool = False) -> bool:
+        """Whether block `target` is generated where a jump reaches it (`chained`: the next of
+        a chain of prepaid blocks, see `plan`)."""
         ends, instrs = self.ends, self.code.instrs
         small_latch = ends[target] - target <= LATCH and instrs[ends[target] - 1][0] == Op.JUMP \
             and instrs[ends[target] - 1][1] == at.arm
         return (target != at.arm and target not in at.inlined and target not in self.own_arm
-                and (self.npreds.get(target) == 1 or small_latch)
+                and (small_latch or (self.npreds.get(target) == 1 and (chained or not at.copy)))
                 and at.ind < INLINE_INDENT and self.done + len(self.lines) < INLINE_LINES)
 
-    def goto(self, target: int, at: _At, sl: _Slots, pc: int, *, inline: bool = True, prepaid: bool = False) -> None:
-        """Continue at block `target` (its slots are written to their variables). `prepaid`:
-        this block paid for it in advance (and it is inlined); otherwise anything paid in
-        advance is given back."""
+    def plan(self, start: int, at: _At) -> tuple[int, ...]:
+        """The blocks that block `start` pays for in advance, with one test: those that follow
+        it unconditionally (falling through or a JUMP) where each is generated inline right
+        after the one before, up to CHAIN instructions in all. A jump back to the arm's block
+        continues the chain with a copy of the loop's body (unrolled up to UNROLL times), so a
+        tight loop pays once for several turns. In a copy, only small latches are inlined off
+        the chain: a loop's exit dispatches (its code is not copied UNROLL times)."""
+        ends, instrs = self.ends, self.code.instrs
+        chain: list[int] = []
+        inlined, copy = at.inlined, at.copy
+        size = ends[start] - start
+        cur = start
+        whole = 0  # the chain's length at the last jump back to the arm's block
+        while True:
+            op, arg = instrs[ends[cur] - 1][0], instrs[ends[cur] - 1][1]
+            if OPS[op].flow not in ("jump", "end"):
+                nxt = ends[cur]
+                if nxt not in self.blockset:
+                    break
+            elif op == Op.JUMP:
+                nxt = arg
+            else:
+                break
+            if nxt == at.arm:
+                whole = len(chain)
+            size += ends[nxt] - nxt
+            if size > CHAIN:
+                break
+            if nxt == at.arm:
+                if copy + 1 >= UNROLL or at.ind >= INLINE_INDENT or self.done + len(self.lines) >= INLINE_LINES:
+                    break
+                inlined, copy = (nxt,), copy + 1
+            elif self.inlinable(nxt, _At(at.ind, at.arm, inlined, copy=copy), chained=True):
+                inlined = (*inlined, nxt)
+            else:
+                break
+            chain.append(nxt)
+            cur = nxt
+        # a loop unrolled ends its chain with a whole turn (its last block jumps back: `continue`)
+        return tuple(chain[:whole] if copy > at.copy else chain)
+
+    def cost(self, blocks: tuple[int, ...]) -> tuple[int, int]:
+        """The static gas and the instruction count of these blocks."""
+        return (sum(self.code.instrs[s][2] for s in blocks), sum(self.ends[s] - s for s in blocks))
+
+    def goto(self, target: int, at: _At, sl: _Slots, pc: int, *, inline: bool = True, chained: bool = False) -> None:
+        """Continue at block `target` (its slots are written to their variables). `chained`:
+        the block ends here (falling through or a JUMP), so if the target is the next of the
+        blocks paid for in advance it is generated inline, already paid; otherwise anything
+        paid in advance is given back."""
         self.flush(at, sl, self.code.depths[target], pc, keep=True)
-        if prepaid:
-            self.block(target, _At(at.ind, at.arm, (*at.inlined, target)), prepaid=True)
+        if chained and at.chain:
+            assert at.chain[0] == target, (at.chain, target)
+            rest = at.chain[1:]
+            if target == at.arm:  # the loop comes round: the next copy of its body
+                inner = _At(at.ind, at.arm, (target,), rest, owed=self.cost(rest), copy=at.copy + 1)
+            else:
+                inner = _At(at.ind, at.arm, (*at.inlined, target), rest, owed=self.cost(rest), copy=at.copy)
+            self.block(target, inner, prepaid=True)
             return
-        self.refund(at, pc)
         if target == at.arm:
+            self.refund(at, pc)
             self.emit(at, "continue", pc)
         elif inline and self.inlinable(target, at):
-            self.block(target, _At(at.ind, at.arm, (*at.inlined, target)))
+            self.block(target, _At(at.ind, at.arm, (*at.inlined, target), copy=at.copy), credit=at.owed)
         else:
+            self.refund(at, pc)
             self.pending.append(target)
             self.emit(at, f"b = {target}", pc)
             self.emit(at, "break", pc)
 
-    def block(self, start: int, at: _At, prepaid: bool = False) -> None:
-        """Block `start` (`prepaid`: its gas and steps are already paid). It also pays for
-        the block that follows it when that block is generated inline right after it."""
+    def block(self, start: int, at: _At, prepaid: bool = False, credit: tuple[int, int] = (0, 0)) -> None:
+        """Block `start` (`prepaid`: its gas and steps are already paid, and `at.chain` are
+        the blocks paid for after it). A block that is not prepaid pays, with one test, for
+        itself and the blocks `plan` chains after it; `credit` is what the code before it paid
+        in advance for blocks not taken, given back here (only the difference is tested and
+        paid: the gas and steps the credit stands for were tested already)."""
         code = self.code
         instrs = code.instrs
         end = self.ends[start]
-        cost, count = instrs[start][2], end - start
-        last = instrs[end - 1][0]
-        falls = OPS[last].flow not in ("jump", "end")
-        ahead = falls and end in self.blockset and self.inlinable(end, at)
-        next_cost, next_count = (instrs[end][2], self.ends[end] - end) if ahead else (0, 0)
-        gas = (0 if prepaid else cost) + next_cost
-        steps = (0 if prepaid else count) + next_count
         sl = _Slots(code.max_depth)
-        here = _At(at.ind, at.arm, at.inlined)
-        tests = ([f"gas < {gas}"] if self.metering and gas else []) + \
-            ([f"st + {steps} > limit"] if self.checked and steps else [])
-        if tests:
-            self.emit(here, f"if {' or '.join(tests)}:", start)
-            inner = here.deeper(1)
-            if self.metering:
-                self.emit(inner, f"vm.gas = gas + {cost}" if prepaid and cost else "vm.gas = gas", start)
-            self.exit_interpret(inner, sl, code.depths[start], start, resume=start, steps=count if prepaid else 0)
-        if self.metering and gas:
-            self.emit(here, f"gas -= {gas}", start)
-        if steps:
-            self.emit(here, f"st += {steps}", start)
-        body = _At(at.ind, at.arm, at.inlined, (next_cost, next_count))
+        if prepaid:
+            body = at
+        else:
+            chain = self.plan(start, at)
+            owed = self.cost(chain)
+            gas = instrs[start][2] + owed[0] - credit[0]
+            steps = end - start + owed[1] - credit[1]
+            here = _At(at.ind, at.arm, at.inlined, copy=at.copy)
+            tests = ([f"gas < {gas}"] if self.metering and gas > 0 else []) + \
+                ([f"st + {steps} > limit"] if self.checked and steps > 0 else [])
+            if tests:
+                self.emit(here, f"if {' or '.join(tests)}:", start)
+                inner = here.deeper(1)
+                if self.metering:
+                    self.emit(inner, self.put_gas(credit[0]), start)
+                self.exit_interpret(inner, sl, code.depths[start], start, resume=start, steps=credit[1])
+            if self.metering and gas:
+                self.emit(here, f"gas -= {gas}" if gas > 0 else f"gas += {-gas}", start)
+            if steps:
+                self.emit(here, f"st += {steps}" if steps > 0 else f"st -= {-steps}", start)
+            body = _At(at.ind, at.arm, at.inlined, chain, owed=owed, copy=at.copy)
         for pc in range(start, end):
             _instruction(self, pc, body, sl)
-        if falls:
-            self.goto(end, body, sl, end - 1, prepaid=ahead)
+        if OPS[instrs[end - 1][0]].flow not in ("jump", "end"):
+            self.goto(end, body, sl, end - 1, chained=True)
 
     # -- the function ----------------------------------------------------------------------------
 
@@ -521,6 +616,12 @@ class _Function:
         self.emit(1, "st = vm.steps")
         if self.metering:
             self.emit(1, "gas = vm.gas")
+            if self.window:
+                self.emit(1, f"if gas > {WINDOW}:")
+                self.emit(2, f"gb = gas - {WINDOW}")
+                self.emit(2, f"gas = {WINDOW}")
+                self.emit(1, "else:")
+                self.emit(2, "gb = 0")
         if code.nlocals:
             self.emit(1, f"{self.locals_tuple} = fl")
         if max_depth:
@@ -610,7 +711,7 @@ def _generate(code: Code, metering: bool, checked: bool, ints: frozenset[int]) -
         "raise_value": raise_value, "reraise_value": reraise_value, "is_": ops.is_,
         "store_index": ops.store_index, "delete_index": ops.delete_index, "slice_of": ops.slice_of,
         "get_iter": ops.get_iter, "run_fast": run_fast, "NEST": NEST, "Function": Function, "Frame": Frame,
-        "MAX_FRAMES": MAX_FRAMES,
+        "MAX_FRAMES": MAX_FRAMES, "METHODS": METHODS, "TailCall": TailCall, "tail_call": tail_call,
     }
     variant = "checked" if checked else "fast"
     exec(_compile(source, f"<crush {variant} {code.unit}:{code.qualname}>"), namespace)  # noqa: S102 - generated from verified CASM only
@@ -661,13 +762,13 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
         it they cannot be paid, the interpreter takes over at the next instruction (and traps
         where it would)."""
         if metering:
-            line(f"vm.gas = gas + {rest}" if rest else "vm.gas = gas", extra)
+            line(f.put_gas(rest), extra)
         line(f"{target} = {call}" if target else call, extra)
         if metering and not call.startswith("raise "):
-            line(f"gas = vm.gas - {rest}" if rest else "gas = vm.gas", extra)
+            line(f.get_gas(rest), extra)
             if rest:
                 line("if gas < 0:", extra)
-                line(f"vm.gas = gas + {rest}", extra + 1)
+                line(f.put_gas(rest), extra + 1)
                 f.exit_interpret(at.deeper(extra + 1), _Slots(code.max_depth), code.depths[pc + 1], pc,
                                  resume=pc + 1, steps=f.after[pc] + at.owed[1])
 
@@ -771,6 +872,39 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
         line("else:")
         handled(1)
         real(d - 2)
+    elif op == Op.CALL_METHOD and len(arg) == 2:
+        # a method of a builtin type (no keywords), called as crush/vm.py _call_method calls it: the
+        # method directly, as a helper; one that continues in prelude code (TailCall) goes on
+        # as the interpreter's handler does, from the state written back
+        first = d - arg[1] - 1
+        f.flush(at, sl, d, pc)
+        obj, method = f"S{first}", f.const(arg[0])
+        line(f"if (mt := METHODS.get(type({obj}))) is not None and (impl := mt.get({method})) is not None:")
+        if metering:
+            line(f.put_gas(rest), 1)
+        line(f"R{pc} = impl(vm, {obj}, {_tuple_of([f'S{j}' for j in range(first + 1, d)])}, {{}})", 1)
+        line(f"if type(R{pc}) is TailCall:", 1)
+        inner = at.deeper(2)
+        f.write_back(inner, sl, d, pc)
+        line(f"frame.pc = {pc + 1}", 2)
+        owed_steps = at.owed[1]
+        line(f"vm.steps = st - {owed_steps}" if owed_steps else "vm.steps = st", 2)
+        line("vm.live = None", 2)
+        line(f"tail_call(vm, frame, R{pc}, {first})", 2)  # (with the gas the method left)
+        continue_after(2, 1)
+        line("else:", 1)
+        if metering:
+            line(f.get_gas(rest), 2)
+            if rest:
+                line("if gas < 0:", 2)
+                line(f.put_gas(rest), 3)
+                line(f"S{first} = R{pc}", 3)
+                f.exit_interpret(at.deeper(3), _Slots(code.max_depth), code.depths[pc + 1], pc,
+                                 resume=pc + 1, steps=f.after[pc] + at.owed[1])
+        line(f"S{first} = R{pc}", 2)
+        line("else:")
+        handled(1)
+        real(first)
     elif op in _HANDLED:
         handled()
         if op != Op.RAISE_CURRENT:
@@ -844,7 +978,7 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
         f.flush(at, sl, d, pc)
         helper(None, f"delete_global(vm, {f.const(arg)})")
     elif op == Op.JUMP:
-        f.goto(arg, at, sl, pc)
+        f.goto(arg, at, sl, pc, chained=True)
     elif op in (Op.JUMP_IF_FALSE, Op.JUMP_IF_TRUE, Op.JUMP_IF_FALSE_OR_POP, Op.JUMP_IF_TRUE_OR_POP):
         v = sl.expr(d - 1)
         test = f"not {v}" if op in (Op.JUMP_IF_FALSE, Op.JUMP_IF_FALSE_OR_POP) else v

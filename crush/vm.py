@@ -70,6 +70,11 @@ from crush.values import (
 )
 from crush.verify import Facts, VerifyError, verify
 
+# the interpreter and fast mode keep the gas in a local window of at most this much (a one-digit
+# Python int, cheap to test and subtract; a budget like 10**12 would make each subtraction a
+# multi-digit one), the rest apart: a block the window alone cannot pay runs in careful mode
+# (exact), and the loop takes a new window
+WINDOW = (1 << 30) - 1
 MAX_FRAMES = 1000          # deeper guest recursion raises RecursionError (CPython's default limit)
 
 
@@ -131,8 +136,8 @@ class Pending:
 
 class Code:
     """A verified CASM function, ready to run."""
-    __slots__ = ("cellnames", "costs", "depths", "fast", "file", "frame_bytes", "handlers", "handling", "index",
-                 "instrs", "lines", "max_depth", "name", "native", "ncells", "ndefaults", "nfree", "nlocals",
+    __slots__ = ("blocks", "cellnames", "costs", "depths", "fast", "file", "frame_bytes", "handlers", "handling",
+                 "index", "instrs", "lines", "max_depth", "name", "native", "ncells", "ndefaults", "nfree", "nlocals",
                  "nparams", "param_index", "qualname", "remain", "starts", "unbound_tail", "unit", "varnames")
 
     def __init__(self, unit: str, index: int, file: str, fn: Any, facts: Facts) -> None:
@@ -160,6 +165,8 @@ class Code:
         self.costs: list[int] = []          # each instruction's static gas
         self.starts: frozenset[int] = frozenset()
         self.remain: list[int] = []         # prepaid gas from pc to its block's end (0 at a block's start)
+        # at each block's start (else None): (its cost, its length, its (pc + 1, op, operand, rest)s)
+        self.blocks: list[Any] = []
         self.fast: Any = None  # crush/fast.py's compiled form, made on first use
         self.native: Any = None  # crush/wasm.py's entry (VM(native=True)): the call, run in WebAssembly
         self.unbound_tail = [UNBOUND] * (self.nlocals - self.nparams)
@@ -231,6 +238,11 @@ def _blocks(code: Code, fn: Any) -> None:
         first = pc in code.starts
         code.instrs[pc] = (op, arg, remain[pc] if first else 0, remain[pc] - code.costs[pc])
     code.remain = [0 if pc in code.starts else remain[pc] for pc in range(n)]
+    code.blocks = [None] * n
+    bounds = sorted(code.starts)
+    for s, e in zip(bounds, [*bounds[1:], n], strict=True):
+        code.blocks[s] = (remain[s], e - s, tuple((pc + 1, code.instrs[pc][0], code.instrs[pc][1], code.instrs[pc][3])
+                                                  for pc in range(s, e)))
 
 
 def _operand(kind: Operand, v: int, consts: tuple[Any, ...]) -> Any:
@@ -452,10 +464,11 @@ class VM:
     def interpret(self, limit: int) -> None:
         """The interpreter loop: run until `self.steps` reaches `limit` or the run stops.
 
-        Gas is charged per basic block (crush/vm.py `_blocks`): a block's first instruction
-        pays for the whole block, the others pay nothing, which costs one test per instruction.
-        A block that cannot be paid in full runs in `careful` mode (each instruction paying
-        its own cost, so a trap happens at exactly the instruction that cannot pay); a slow
+        The loop runs a basic block (crush/vm.py `_blocks`) at a time: its instructions are a
+        tuple iterated in an inner loop, and gas and steps are charged for the whole block at
+        its start, with one test each. A block that cannot be paid in full, or in which the
+        step limit falls, runs in `careful` mode (each instruction paying its own cost, so a
+        trap or a pause happens at exactly the instruction where it would one at a time); a slow
         handler runs with the block's unexecuted rest credited back (so dynamic charges see
         exactly the per-instruction gas), and so is the gas at a pause, a trap or an exception:
         every observable gas figure is the one per-instruction charging would give.
@@ -477,293 +490,302 @@ class VM:
                     return
                 self.careful(limit)
                 continue
-            code = frame.code.instrs
+            blocks = frame.code.blocks
             locs = frame.locals
             stack = frame.stack
             push = stack.append
             pop = stack.pop
             pc = frame.pc
+            # the gas in a window of at most WINDOW (a one-digit Python int, cheap to subtract),
+            # the rest in gb: a block the window cannot pay runs carefully, then a new window
             gas = self.gas
-            n = start = self.steps
-            if start >= limit:
-                self.status = Status.PAUSED
-                return
+            gb = 0
+            if gas > WINDOW:
+                gb = gas - WINDOW
+                gas = WINDOW
+            n = self.steps  # the steps before the block at pc
+            base = n - pc   # ... and in a block, base + pc is the count after the instruction before pc
             try:
-                for n in range(start, limit):
-                    op, arg, cost, rest = code[pc]
+                while True:
+                    cost, size, block = blocks[pc]
+                    if n + size > limit:  # the step limit falls in this block: run it instruction by instruction
+                        frame.pc = pc
+                        self.gas = gas + gb
+                        self.steps = n
+                        self.careful(limit)
+                        break
                     if cost:
                         gas -= cost
                         if gas < 0:  # the block cannot be paid whole: run it instruction by instruction
                             frame.pc = pc
-                            self.gas = gas + cost
+                            self.gas = gas + cost + gb
                             self.steps = n
                             self.careful(limit)
                             break
-                    pc += 1
-                    if op < 17:  # ----------------------------------------------- stack, variables
-                        if op == 5:  # LOAD_LOCAL
-                            v = locs[arg]
-                            if v is not UNBOUND:
-                                push(v)
+                    base = n - pc
+                    n += size
+                    for pc, op, arg, rest in block:  # (pc: the instruction after this one)
+                        if op < 17:  # ----------------------------------------------- stack, variables
+                            if op == 5:  # LOAD_LOCAL
+                                v = locs[arg]
+                                if v is not UNBOUND:
+                                    push(v)
+                                    continue
+                            elif op == 4:  # LOAD_CONST
+                                push(arg)
                                 continue
-                        elif op == 4:  # LOAD_CONST
-                            push(arg)
-                            continue
-                        elif op == 6:  # STORE_LOCAL
-                            locs[arg] = pop()
-                            continue
-                        elif op == 13:  # LOAD_GLOBAL
-                            v = globals_.get(arg, UNBOUND)
-                            if v is not UNBOUND:
-                                push(v)
+                            elif op == 6:  # STORE_LOCAL
+                                locs[arg] = pop()
                                 continue
-                        elif op == 14:  # STORE_GLOBAL
-                            v = stack[-1]
-                            t = type(v)
-                            if arg in globals_ and t is not str and (t is not int or -IMMEDIATE <= v <= IMMEDIATE):
-                                globals_[arg] = pop()
+                            elif op == 13:  # LOAD_GLOBAL
+                                v = globals_.get(arg, UNBOUND)
+                                if v is not UNBOUND:
+                                    push(v)
+                                    continue
+                            elif op == 14:  # STORE_GLOBAL
+                                v = stack[-1]
+                                t = type(v)
+                                if arg in globals_ and t is not str and (t is not int or -IMMEDIATE <= v <= IMMEDIATE):
+                                    globals_[arg] = pop()
+                                    continue
+                            elif op == 16:  # LOAD_BUILTIN
+                                push(arg)
                                 continue
-                        elif op == 16:  # LOAD_BUILTIN
-                            push(arg)
-                            continue
-                        elif op == 8:  # LOAD_DEREF
-                            v = frame.cells[arg].value
-                            if v is not UNBOUND:
-                                push(v)
+                            elif op == 8:  # LOAD_DEREF
+                                v = frame.cells[arg].value
+                                if v is not UNBOUND:
+                                    push(v)
+                                    continue
+                            elif op == 9:  # STORE_DEREF
+                                frame.cells[arg].value = pop()
                                 continue
-                        elif op == 9:  # STORE_DEREF
-                            frame.cells[arg].value = pop()
-                            continue
-                        elif op == 1:  # POP
-                            pop()
-                            continue
-                        elif op == 2:  # DUP
-                            push(stack[-1])
-                            continue
-                    elif op < 25:  # ---------------------------------------------- jumps, iteration
-                        if op == 18:  # JUMP_IF_FALSE
-                            if not pop():
-                                pc = arg
-                            continue
-                        if op == 17:  # JUMP
-                            pc = arg
-                            continue
-                        if op == 23:  # FOR_ITER
-                            it = stack[-1]
-                            t = type(it)
-                            if t is RangeIter:
-                                if it.left > 0:
-                                    v = it.cur
-                                    if -IMMEDIATE <= v <= IMMEDIATE:
-                                        it.cur = v + it.step
-                                        it.left -= 1
-                                        push(v)
+                            elif op == 1:  # POP
+                                pop()
+                                continue
+                            elif op == 2:  # DUP
+                                push(stack[-1])
+                                continue
+                        elif op < 25:  # ---------------------------------------------- jumps, iteration
+                            if op == 18:  # JUMP_IF_FALSE
+                                if not pop():
+                                    pc = arg  # noqa: PLW2901 - a jump: the block's loop ends here
+                                continue
+                            if op == 17:  # JUMP
+                                pc = arg  # noqa: PLW2901 - a jump: the block's loop ends here
+                                continue
+                            if op == 23:  # FOR_ITER
+                                it = stack[-1]
+                                t = type(it)
+                                if t is RangeIter:
+                                    if it.left > 0:
+                                        v = it.cur
+                                        if -IMMEDIATE <= v <= IMMEDIATE:
+                                            it.cur = v + it.step
+                                            it.left -= 1
+                                            push(v)
+                                            continue
+                                    else:
+                                        pop()
+                                        pc = arg  # noqa: PLW2901 - a jump: the block's loop ends here
                                         continue
+                                elif t is SeqIter:
+                                    seq = it.seq
+                                    i = it.i
+                                    if i < len(seq):
+                                        it.i = i + 1
+                                        push(seq[i])
+                                        continue
+                            elif op == 19:  # JUMP_IF_TRUE
+                                if pop():
+                                    pc = arg  # noqa: PLW2901 - a jump: the block's loop ends here
+                                continue
+                            elif op == 20:  # JUMP_IF_FALSE_OR_POP
+                                if stack[-1]:
+                                    pop()
+                                else:
+                                    pc = arg  # noqa: PLW2901 - a jump: the block's loop ends here
+                                continue
+                            elif op == 21:  # JUMP_IF_TRUE_OR_POP
+                                if stack[-1]:
+                                    pc = arg  # noqa: PLW2901 - a jump: the block's loop ends here
                                 else:
                                     pop()
-                                    pc = arg
+                                continue
+                        elif op < 30:  # ----------------------------------------------------------- unary
+                            if op == 28:  # NOT
+                                stack[-1] = not stack[-1]
+                                continue
+                        elif op < 53:  # ---------------------------------------- arithmetic, comparisons
+                            b = stack[-1]
+                            a = stack[-2]
+                            ta = type(a)
+                            if ta is int and type(b) is int:
+                                if op == 30 or op == 42:  # ADD, IADD  # noqa: PLR1714 - two compares beat a set lookup
+                                    r = a + b
+                                elif op == 45:  # LT
+                                    pop()
+                                    stack[-1] = a < b
                                     continue
-                            elif t is SeqIter:
-                                seq = it.seq
-                                i = it.i
-                                if i < len(seq):
-                                    it.i = i + 1
-                                    push(seq[i])
+                                elif op == 31:  # SUB
+                                    r = a - b
+                                elif op == 43:  # EQ
+                                    pop()
+                                    stack[-1] = a == b
                                     continue
-                        elif op == 19:  # JUMP_IF_TRUE
-                            if pop():
-                                pc = arg
-                            continue
-                        elif op == 20:  # JUMP_IF_FALSE_OR_POP
-                            if stack[-1]:
-                                pop()
-                            else:
-                                pc = arg
-                            continue
-                        elif op == 21:  # JUMP_IF_TRUE_OR_POP
-                            if stack[-1]:
-                                pc = arg
-                            else:
-                                pop()
-                            continue
-                    elif op < 30:  # ----------------------------------------------------------- unary
-                        if op == 28:  # NOT
-                            stack[-1] = not stack[-1]
-                            continue
-                    elif op < 53:  # ---------------------------------------- arithmetic, comparisons
-                        b = stack[-1]
-                        a = stack[-2]
-                        ta = type(a)
-                        if ta is int and type(b) is int:
-                            if op == 30 or op == 42:  # ADD, IADD  # noqa: PLR1714 - two compares beat a set lookup
-                                r = a + b
-                            elif op == 45:  # LT
-                                pop()
-                                stack[-1] = a < b
-                                continue
-                            elif op == 31:  # SUB
-                                r = a - b
-                            elif op == 43:  # EQ
-                                pop()
-                                stack[-1] = a == b
-                                continue
-                            elif op == 35:  # MOD
-                                r = a % b if b else IMMEDIATE + 1  # (x % 0 raises on the slow path)
-                            elif op == 46:  # LE
-                                pop()
-                                stack[-1] = a <= b
-                                continue
-                            elif op == 47:  # GT
-                                pop()
-                                stack[-1] = a > b
-                                continue
-                            elif op == 48:  # GE
-                                pop()
-                                stack[-1] = a >= b
-                                continue
-                            elif op == 44:  # NE
-                                pop()
-                                stack[-1] = a != b
-                                continue
-                            elif op == 32:  # MUL
-                                r = a * b
-                            elif op == 34:  # FLOORDIV
-                                r = a // b if b else IMMEDIATE + 1
-                            elif op == 39:  # BITAND
-                                r = a & b
-                            elif op == 40:  # BITOR
-                                r = a | b
-                            elif op == 41:  # BITXOR
-                                r = a ^ b
-                            else:
-                                r = IMMEDIATE + 1
-                            if -IMMEDIATE <= r <= IMMEDIATE:
-                                pop()
-                                stack[-1] = r
-                                continue
-                        elif ta is float and type(b) is float:
-                            if op == 30 or op == 42:  # ADD, IADD  # noqa: PLR1714
-                                pop()
-                                stack[-1] = a + b
-                                continue
-                            if op == 31:  # SUB
-                                pop()
-                                stack[-1] = a - b
-                                continue
-                            if op == 32:  # MUL
-                                pop()
-                                stack[-1] = a * b
-                                continue
-                            if op == 45:  # LT
-                                pop()
-                                stack[-1] = a < b
-                                continue
-                            if op == 47:  # GT
-                                pop()
-                                stack[-1] = a > b
-                                continue
-                        elif ta is str and type(b) is str:
-                            if op == 43 and len(a) <= 32:  # EQ
-                                pop()
-                                stack[-1] = a == b
-                                continue
-                            if op == 44 and len(a) <= 32:  # NE
-                                pop()
-                                stack[-1] = a != b
-                                continue
-                    elif op < 63:  # ------------------------------------------------------ containers
-                        if op == 58:  # INDEX
-                            k = stack[-1]
-                            x = stack[-2]
-                            if type(x) is list and type(k) is int and -len(x) <= k < len(x):
-                                pop()
-                                stack[-1] = x[k]
-                                continue
-                        elif op == 59:  # STORE_INDEX
-                            k = stack[-1]
-                            x = stack[-2]
-                            v = stack[-3]
-                            t = type(v)
-                            if type(x) is list and type(k) is int and -len(x) <= k < len(x) and (
-                                    t is not str and (t is not int or -IMMEDIATE <= v <= IMMEDIATE)):
-                                x[k] = v
-                                del stack[-3:]
-                                continue
-                        elif op == 62:  # UNPACK
-                            x = stack[-1]
-                            if type(x) is tuple and len(x) == arg:
-                                pop()
-                                stack.extend(x[::-1])
-                                continue
-                    elif op == 64:  # ------------------------------------------------------- calls
-                        fn = stack[-arg - 1]
-                        if type(fn) is Function:
-                            callee = fn.code
-                            size = arena.allocated + callee.frame_bytes
-                            if (callee.nparams == arg and not callee.ncells and not fn.cells
-                                    and len(frames) < MAX_FRAMES and size <= arena.budget and callee.native is None):
-                                arena.allocated = size
-                                new_locals = stack[len(stack) - arg:]
-                                del stack[len(stack) - arg - 1:]
-                                if callee.nlocals > arg:
-                                    new_locals.extend(callee.unbound_tail)
-                                frame.pc = pc
-                                frame = Frame(callee, new_locals, [])
-                                frames.append(frame)  # (pc 0 starts a block)
-                                code = callee.instrs
-                                locs = new_locals
+                                elif op == 35:  # MOD
+                                    r = a % b if b else IMMEDIATE + 1  # (x % 0 raises on the slow path)
+                                elif op == 46:  # LE
+                                    pop()
+                                    stack[-1] = a <= b
+                                    continue
+                                elif op == 47:  # GT
+                                    pop()
+                                    stack[-1] = a > b
+                                    continue
+                                elif op == 48:  # GE
+                                    pop()
+                                    stack[-1] = a >= b
+                                    continue
+                                elif op == 44:  # NE
+                                    pop()
+                                    stack[-1] = a != b
+                                    continue
+                                elif op == 32:  # MUL
+                                    r = a * b
+                                elif op == 34:  # FLOORDIV
+                                    r = a // b if b else IMMEDIATE + 1
+                                elif op == 39:  # BITAND
+                                    r = a & b
+                                elif op == 40:  # BITOR
+                                    r = a | b
+                                elif op == 41:  # BITXOR
+                                    r = a ^ b
+                                else:
+                                    r = IMMEDIATE + 1
+                                if -IMMEDIATE <= r <= IMMEDIATE:
+                                    pop()
+                                    stack[-1] = r
+                                    continue
+                            elif ta is float and type(b) is float:
+                                if op == 30 or op == 42:  # ADD, IADD  # noqa: PLR1714
+                                    pop()
+                                    stack[-1] = a + b
+                                    continue
+                                if op == 31:  # SUB
+                                    pop()
+                                    stack[-1] = a - b
+                                    continue
+                                if op == 32:  # MUL
+                                    pop()
+                                    stack[-1] = a * b
+                                    continue
+                                if op == 45:  # LT
+                                    pop()
+                                    stack[-1] = a < b
+                                    continue
+                                if op == 47:  # GT
+                                    pop()
+                                    stack[-1] = a > b
+                                    continue
+                            elif ta is str and type(b) is str:
+                                if op == 43 and len(a) <= 32:  # EQ
+                                    pop()
+                                    stack[-1] = a == b
+                                    continue
+                                if op == 44 and len(a) <= 32:  # NE
+                                    pop()
+                                    stack[-1] = a != b
+                                    continue
+                        elif op < 63:  # ------------------------------------------------------ containers
+                            if op == 58:  # INDEX
+                                k = stack[-1]
+                                x = stack[-2]
+                                if type(x) is list and type(k) is int and -len(x) <= k < len(x):
+                                    pop()
+                                    stack[-1] = x[k]
+                                    continue
+                            elif op == 59:  # STORE_INDEX
+                                k = stack[-1]
+                                x = stack[-2]
+                                v = stack[-3]
+                                t = type(v)
+                                if type(x) is list and type(k) is int and -len(x) <= k < len(x) and (
+                                        t is not str and (t is not int or -IMMEDIATE <= v <= IMMEDIATE)):
+                                    x[k] = v
+                                    del stack[-3:]
+                                    continue
+                            elif op == 62:  # UNPACK
+                                x = stack[-1]
+                                if type(x) is tuple and len(x) == arg:
+                                    pop()
+                                    stack.extend(x[::-1])
+                                    continue
+                        elif op == 64:  # ------------------------------------------------------- calls
+                            fn = stack[-arg - 1]
+                            if type(fn) is Function:
+                                callee = fn.code
+                                size = arena.allocated + callee.frame_bytes
+                                if (callee.nparams == arg and not callee.ncells and not fn.cells
+                                        and len(frames) < MAX_FRAMES and size <= arena.budget
+                                        and callee.native is None):
+                                    arena.allocated = size
+                                    new_locals = stack[len(stack) - arg:]
+                                    del stack[len(stack) - arg - 1:]
+                                    if callee.nlocals > arg:
+                                        new_locals.extend(callee.unbound_tail)
+                                    frame.pc = pc
+                                    frame = Frame(callee, new_locals, [])
+                                    frames.append(frame)  # (pc 0 starts a block)
+                                    blocks = callee.blocks
+                                    locs = new_locals
+                                    stack = frame.stack
+                                    push = stack.append
+                                    pop = stack.pop
+                                    pc = 0  # noqa: PLW2901 - a jump: the block's loop ends here
+                                    continue
+                        elif op == 68:  # RETURN
+                            if len(frames) > 1 and frames[-2].pc in frames[-2].code.starts:
+                                v = stack[-1]
+                                frames.pop()
+                                frame = frames[-1]
+                                blocks = frame.code.blocks
+                                locs = frame.locals
                                 stack = frame.stack
                                 push = stack.append
                                 pop = stack.pop
-                                pc = 0
+                                push(v)
+                                pc = frame.pc  # noqa: PLW2901 - a jump: the block's loop ends here
                                 continue
-                    elif op == 68:  # RETURN
-                        if len(frames) > 1 and frames[-2].pc in frames[-2].code.starts:
+                        elif op == 66 and arg[0] == "append" and arg[1] == 1:  # CALL_METHOD
                             v = stack[-1]
-                            frames.pop()
-                            frame = frames[-1]
-                            code = frame.code.instrs
-                            locs = frame.locals
-                            stack = frame.stack
-                            push = stack.append
-                            pop = stack.pop
-                            push(v)
-                            pc = frame.pc
-                            continue
-                    elif op == 66 and arg[0] == "append" and arg[1] == 1:  # CALL_METHOD
-                        v = stack[-1]
-                        x = stack[-2]
-                        t = type(v)
-                        if type(x) is list and arena.allocated + arena_mod.SLOT <= arena.budget and (
-                                t is not str and (t is not int or -IMMEDIATE <= v <= IMMEDIATE)):
-                            arena.allocated += arena_mod.SLOT
-                            x.append(v)
-                            pop()
-                            stack[-1] = None
-                            continue
-                    # the complete semantics of the instruction (the block's unexecuted rest credited)
-                    frame.pc = pc
-                    self.gas = gas + rest
-                    self.steps = n + 1
-                    slow[op](self, frame, arg)
-                    if self.halt:
-                        return
-                    gas = self.gas - rest
-                    if gas < 0:  # a dynamic charge left too little for the rest of the block
-                        self.gas = gas + rest
-                        break
-                    if frames[-1] is not frame:
-                        self.gas = gas
-                        break  # (the new frame may continue mid-block: the outer loop looks)
-                    pc = frame.pc
-                else:
-                    frame.pc = pc
-                    self.gas = gas + frame.code.remain[pc]  # refund what is prepaid past the pause
-                    self.steps = limit
-                    self.status = Status.PAUSED
-                    return
+                            x = stack[-2]
+                            t = type(v)
+                            if type(x) is list and arena.allocated + arena_mod.SLOT <= arena.budget and (
+                                    t is not str and (t is not int or -IMMEDIATE <= v <= IMMEDIATE)):
+                                arena.allocated += arena_mod.SLOT
+                                x.append(v)
+                                pop()
+                                stack[-1] = None
+                                continue
+                        # the complete semantics of the instruction (the block's unexecuted rest credited)
+                        frame.pc = pc
+                        self.gas = gas + rest + gb
+                        self.steps = base + pc
+                        slow[op](self, frame, arg)
+                        if self.halt:
+                            return
+                        gas = self.gas - gb - rest
+                        if gas < 0:  # a dynamic charge left too little for the rest of the block
+                            self.gas = gas + rest + gb
+                            break
+                        if frames[-1] is not frame or frame.pc != pc:
+                            self.gas = gas + gb
+                            break  # (the new frame may continue mid-block: the outer loop looks)
+                    else:
+                        continue
+                    break
             except (GuestError, TrapError, *NATIVE_ERRORS) as e:
-                self._sync_after_error(frame, pc, gas, n)
+                self._sync_after_error(frame, pc, gas + gb, base + pc - 1)
                 self.fault(e)
                 if self.halt:
                     return
@@ -1358,15 +1380,27 @@ def _call_kw(vm: VM, f: Frame, arg: Any) -> None:
 
 def _call_method(vm: VM, f: Frame, arg: Any) -> None:
     name, argc = arg[0], arg[1]
-    names: tuple[str, ...] = arg[2] if len(arg) == 3 else ()
     s = f.stack
     n = len(s) - argc
-    values = s[n:]
-    k = len(names)
-    r = bi.call_method(vm, s[n - 1], name, tuple(values[:argc - k]), dict(zip(names, values[argc - k:], strict=True)))
+    if len(arg) == 2:  # no keyword arguments
+        obj = s[n - 1]
+        table = bi.METHODS.get(type(obj))
+        impl = table.get(name) if table is not None else None
+        r = impl(vm, obj, tuple(s[n:]), {}) if impl is not None else bi.call_method(vm, obj, name, tuple(s[n:]), {})
+    else:
+        names: tuple[str, ...] = arg[2]
+        values = s[n:]
+        k = len(names)
+        r = bi.call_method(vm, s[n - 1], name, tuple(values[:argc - k]),
+                           dict(zip(names, values[argc - k:], strict=True)))
     if type(r) is TailCall:
         r = vm.call(r.fn, r.args, r.kwargs)
     _finish_call(s, n - 1, r)
+
+
+def tail_call(vm: VM, f: Frame, r: TailCall, first: int) -> None:
+    """The rest of _call_method after a method returned a TailCall (fast mode's direct call)."""
+    _finish_call(f.stack, first, vm.call(r.fn, r.args, r.kwargs))
 
 
 def _return(vm: VM, f: Frame, arg: Any) -> None:
