@@ -78,7 +78,7 @@ from crush.builtins import METHODS
 from crush.casm import OPS, Op
 from crush.errors import GuestError, TrapError
 from crush.ops import IMMEDIATE
-from crush.values import UNBOUND, Function, RangeIter, SeqIter, TailCall
+from crush.values import UNBOUND, Builtin, Function, RangeIter, SeqIter, TailCall
 from crush.vm import (
     BINARY_FUNCTIONS,
     MAX_FRAMES,
@@ -821,6 +821,33 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
             return
         continue_after(extra, results)
 
+    def direct(first: int, call: str, extra: int) -> None:
+        """A builtin function or method called directly, as a helper; its value replaces the
+        stack from `first` (the stack flushed by the caller). One that continues in prelude code
+        (TailCall) goes on as the interpreter's handler does, from the state written back."""
+        if metering:
+            line(f.put_gas(rest), extra)
+        line(f"R{pc} = {call}", extra)
+        line(f"if type(R{pc}) is TailCall:", extra)
+        inner = at.deeper(extra + 1)
+        f.write_back(inner, sl, d, pc)
+        line(f"frame.pc = {pc + 1}", extra + 1)
+        owed_steps = at.owed[1]
+        line(f"vm.steps = st - {owed_steps}" if owed_steps else "vm.steps = st", extra + 1)
+        line("vm.live = None", extra + 1)
+        line(f"tail_call(vm, frame, R{pc}, {first})", extra + 1)  # (with the gas the call left)
+        continue_after(extra + 1, 1)
+        line("else:", extra)
+        if metering:
+            line(f.get_gas(rest), extra + 1)
+            if rest:
+                line("if gas < 0:", extra + 1)
+                line(f.put_gas(rest), extra + 2)
+                line(f"S{first} = R{pc}", extra + 2)
+                f.exit_interpret(at.deeper(extra + 2), _Slots(code.max_depth), code.depths[pc + 1], pc,
+                                 resume=pc + 1, steps=f.after[pc] + at.owed[1])
+        line(f"S{first} = R{pc}", extra + 1)
+
     def small(i: int) -> str | None:
         """A test that slot i adds nothing to the arena where it is stored (not a str, not a big
         int), as the interpreter's inline paths test it; None if it is known to hold."""
@@ -835,7 +862,14 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
     def int_types(*slots: int) -> list[str]:
         return list(dict.fromkeys(f"type({sl.expr(i)}) is int" for i in slots if kinds[i] is not INT))
 
-    if op == Op.CALL:
+    if op == Op.CALL and type(f.names.get(sl.expr(d - arg - 1))) is Builtin:
+        # a builtin function (LOAD_BUILTIN's constant), called as VM.call calls it: directly
+        fpos = d - arg - 1
+        impl = f.const(f.names[sl.expr(fpos)].impl)
+        f.flush(at, sl, d, pc)
+        direct(fpos, f"{impl}(vm, {_tuple_of([f'S{j}' for j in range(fpos + 1, d)])}, {{}})", 0)
+        real(fpos)
+    elif op == Op.CALL:
         fpos = d - arg - 1
         callee = name(fpos)
         args = [sl.expr(j) for j in range(fpos + 1, d)]
@@ -869,39 +903,20 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
         line(f"ARENA.allocated += {arena_mod.SLOT}", 1)
         line(f"{x}.append({v})", 1)
         line(f"S{d - 2} = None", 1)
+        line(f"elif type({x}) is list:")  # (a value the arena counts: the method, directly)
+        f.flush(at.deeper(1), sl, d, pc, keep=True)
+        direct(d - 2, f"{f.const(METHODS[list]['append'])}(vm, S{d - 2}, (S{d - 1}, ), {{}})", 1)
         line("else:")
         handled(1)
         real(d - 2)
     elif op == Op.CALL_METHOD and len(arg) == 2:
         # a method of a builtin type (no keywords), called as crush/vm.py _call_method calls it: the
-        # method directly, as a helper; one that continues in prelude code (TailCall) goes on
-        # as the interpreter's handler does, from the state written back
+        # method directly (see direct)
         first = d - arg[1] - 1
         f.flush(at, sl, d, pc)
         obj, method = f"S{first}", f.const(arg[0])
         line(f"if (mt := METHODS.get(type({obj}))) is not None and (impl := mt.get({method})) is not None:")
-        if metering:
-            line(f.put_gas(rest), 1)
-        line(f"R{pc} = impl(vm, {obj}, {_tuple_of([f'S{j}' for j in range(first + 1, d)])}, {{}})", 1)
-        line(f"if type(R{pc}) is TailCall:", 1)
-        inner = at.deeper(2)
-        f.write_back(inner, sl, d, pc)
-        line(f"frame.pc = {pc + 1}", 2)
-        owed_steps = at.owed[1]
-        line(f"vm.steps = st - {owed_steps}" if owed_steps else "vm.steps = st", 2)
-        line("vm.live = None", 2)
-        line(f"tail_call(vm, frame, R{pc}, {first})", 2)  # (with the gas the method left)
-        continue_after(2, 1)
-        line("else:", 1)
-        if metering:
-            line(f.get_gas(rest), 2)
-            if rest:
-                line("if gas < 0:", 2)
-                line(f.put_gas(rest), 3)
-                line(f"S{first} = R{pc}", 3)
-                f.exit_interpret(at.deeper(3), _Slots(code.max_depth), code.depths[pc + 1], pc,
-                                 resume=pc + 1, steps=f.after[pc] + at.owed[1])
-        line(f"S{first} = R{pc}", 2)
+        direct(first, f"impl(vm, {obj}, {_tuple_of([f'S{j}' for j in range(first + 1, d)])}, {{}})", 1)
         line("else:")
         handled(1)
         real(first)

@@ -3,7 +3,7 @@
 For each program (Python sources below, and the whole tests/crush/corpus run one after another):
 - the interpreter's instructions per second (target >= 3 million/s) and its time / CPython's;
 - fast mode's time / CPython's (target within 3x), and that of its first run, which also
-  generates and compiles its Python code (the runs after it reuse the compiled code);
+  loads (verifies) the program and generates and compiles its Python code;
 - what gas metering costs: each mode with metering and with the benchmark-only switch
   VM(metering=False) (target <= 10 %);
 then checkpoint times (a state whose arena holds about 1 MB: target <= 1 s; a small state:
@@ -12,7 +12,10 @@ target <= 50 ms; save and restore each), and walker + compiler source lines per 
 
 Times are the best of a few runs, in CPU seconds of this process (time.process_time), so other
 load on a shared machine counts less; every figure is also given as a ratio to a baseline
-measured in the same run. Usage: python3 -m tests.bench.crush [RUNS]
+measured in the same run. As CPython's source is compiled once before its timed runs, each
+program is loaded (verified: crush.vm.load) once per mode before them, and the timed runs reuse
+that unit (VM(unit=)), with the Python code fast mode generated in the first. Usage:
+python3 -m tests.bench.crush [RUNS]
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from crush import arena, state
 from crush import fast as fast_mode
 from crush.casm import Program
 from crush.compiler import compile_cast
-from crush.vm import VM, Status
+from crush.vm import VM, Status, Unit, load, prelude
 from crush.walkers.python import walk
 from tests.bench.crush_walker import best_of, generated
 from tests.crush.cpython import corpus_programs
@@ -91,8 +94,8 @@ print(len(rows))
 """
 
 
-def crush_run(program: Program, fast: bool, metering: bool) -> tuple[int, int]:
-    vm = VM(program, gas=10 ** 12, arena=1 << 30, out=lambda s: None, fast=fast, metering=metering)
+def crush_run(program: Program, fast: bool, metering: bool, unit: Unit | None = None) -> tuple[int, int]:
+    vm = VM(program, gas=10 ** 12, arena=1 << 30, out=lambda s: None, fast=fast, metering=metering, unit=unit)
     outcome = vm.run()
     assert outcome.status == Status.DONE, outcome
     return outcome.steps, outcome.gas_used
@@ -115,7 +118,7 @@ def row(name: str, sources: list[str], runs: int) -> dict[str, float]:
     # fast mode's first run generates and compiles Python code (kept for the runs after it, as
     # CPython's own bytecode is compiled before its timed runs): measured apart
     fast_mode._compile.cache_clear()
-    t["fast-first"] = best_of(1, runner(programs, True, True))
+    t["fast-first"] = best_of(1, runner(programs, True, True, reuse=False))
     for label, fast, metering in (("interp", False, True), ("interp-off", False, False), ("fast", True, True),
                                   ("fast-off", True, False)):
         t[label] = best_of(runs, runner(programs, fast, metering))
@@ -126,10 +129,14 @@ def row(name: str, sources: list[str], runs: int) -> dict[str, float]:
     return t
 
 
-def runner(programs: list[Program], fast: bool, metering: bool) -> Callable[[], None]:
+def runner(programs: list[Program], fast: bool, metering: bool, reuse: bool = True) -> Callable[[], None]:
+    """The programs run one after another: each with its unit loaded before (`reuse`), or
+    loaded in the run."""
+    units = [load(p, "user", prelude(metering).names, metering) if reuse else None for p in programs]
+
     def work() -> None:
-        for p in programs:
-            crush_run(p, fast, metering)
+        for p, unit in zip(programs, units, strict=True):
+            crush_run(p, fast, metering, unit)
     return work
 
 

@@ -218,3 +218,38 @@ print(f(5, 6), f("abcdefghijklmnop", "q"))
     first.run(max_steps=40)
     compiled = first.unit.codes[1].fast
     assert compiled is not None and compiled.ints == frozenset({0, 1})
+
+
+DIRECT_CALLS = """
+def sq(x):
+    return x * x
+words = []
+total = 0
+for i in range(12):
+    w = str(i) * (i % 4)
+    words.append(w)
+    words.append(len(w))
+    try:
+        n = int(w + "x")
+    except ValueError as e:
+        n = len(str(e))
+    total = total + max([i, n, 3]) + sum(map(sq, range(i)))
+    words.append(list(map(sq, [i, n])))
+print(len(words), total, words[-1], min(words[1], 9))
+"""
+
+
+def test_builtins_and_methods_called_directly_stop_where_the_interpreter_stops() -> None:
+    """Fast mode calls builtin functions (`str`, `int`, `max`) and list.append of a value the
+    arena counts directly, not through the interpreter's handler; one that continues in
+    prelude code (`sum(map(...))`, `list(map(...))`) goes on there. At every gas budget up to
+    the whole run, and with arenas that recount and trap, both modes stop at the same
+    instruction with the same gas, output and arena."""
+    program = compile_source(DIRECT_CALLS)
+    whole = run(program)
+    assert whole.outcome.status == Status.DONE and whole.output
+    same(whole, run(program, fast=True))
+    for gas in range(1, whole.outcome.gas_used + 1, 11):
+        same(run(program, gas=gas), run(program, gas=gas, fast=True))
+    for budget in (2_000, 4_000, 8_000):
+        same(run(program, arena=budget), run(program, arena=budget, fast=True))
