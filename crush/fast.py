@@ -881,7 +881,18 @@ def _instruction(f: _Function, pc: int, at: _At, sl: _Slots) -> None:  # one arm
         # (a native function: VM.call runs it in Wasm)
         line("ARENA.allocated = size", 1)
         leave(1, fpos)
-        line(f"frames.append(Frame(c, [{''.join(a + ', ' for a in args)}*c.unbound_tail], []))", 1)
+        line(f"frames.append(nf := Frame(c, [{''.join(a + ', ' for a in args)}*c.unbound_tail], []))", 1)
+        # the callee's generated code entered here, not through run_fast: the variant this one is
+        # (the unchecked one stays valid: gas falls at least as fast as the steps rise). What it
+        # leaves (a block for the interpreter, frames, a fault) is run_fast's, just below.
+        line("if (cf := c.fast) is not None and vm.fast_nest < NEST:", 1)
+        line("vm.fast_nest += 1", 2)
+        line("try:", 2)
+        line(f"cf.{'checked()' if f.checked else 'fn'}(vm, nf, limit)", 3)
+        line("except (GuestError, TrapError, *NATIVE_ERRORS) as e:", 2)
+        line("vm.fault(e)", 3)
+        line("finally:", 2)
+        line("vm.fast_nest -= 1", 3)
         line("else:")
         leave(1, d)
         line(f"H{pc}(vm, frame, A{pc})", 1)
